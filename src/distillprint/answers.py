@@ -1,0 +1,191 @@
+"""Answer logs: answers a model already gave, as JSONL or AlpacaEval JSON (optionally gzipped).
+
+JSONL (the project's export format): one object per line with at least ``prompt`` and
+``response``; ``model``, ``probe_id``, ``category`` and ``sample_index`` are optional.
+AlpacaEval JSON: a list of ``{"instruction", "output", "generator"}`` objects.
+Every error names the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distillprint.errors import InputError
+
+ANSWER_LOG_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    prompt: str
+    response: str
+    probe_id: str | None = None
+    category: str | None = None
+    sample_index: int = 0
+
+
+@dataclass(frozen=True)
+class AnswerLog:
+    model: str
+    path: Path
+    records: tuple[AnswerRecord, ...]
+
+    def by_prompt(self) -> dict[str, AnswerRecord]:
+        """First sample per prompt: how logs are joined across models."""
+        joined: dict[str, AnswerRecord] = {}
+        for record in self.records:
+            joined.setdefault(record.prompt, record)
+        return joined
+
+
+def is_answer_log(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(ANSWER_LOG_SUFFIXES)
+
+
+def model_name_from_path(path: Path) -> str:
+    name = path.name
+    for suffix in sorted(ANSWER_LOG_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def read_text(path: Path) -> str:
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read file ({exc})", path=path) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path, line=line) from None
+
+
+def _require_str(obj: dict[str, Any], key: str, path: Path, line: int) -> str:
+    if key not in obj:
+        raise InputError("missing required field", path=path, line=line, field=key)
+    value = obj[key]
+    if not isinstance(value, str):
+        raise InputError(
+            f"expected a string, got {type(value).__name__}", path=path, line=line, field=key
+        )
+    return value
+
+
+def _optional_str(obj: dict[str, Any], key: str, path: Path, line: int) -> str | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise InputError(
+        f"expected a string, got {type(value).__name__}", path=path, line=line, field=key
+    )
+
+
+def _sample_index(obj: dict[str, Any], path: Path, line: int) -> int:
+    value = obj.get("sample_index", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(
+            "expected a non-negative integer", path=path, line=line, field="sample_index"
+        )
+    return value
+
+
+def _iter_jsonl(text: str, path: Path) -> Iterator[tuple[int, Any]]:
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield line_number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"invalid JSON ({exc.msg})", path=path, line=line_number) from None
+
+
+def _iter_json_array(text: str, path: Path) -> Iterator[tuple[int, Any]]:
+    """Decode a JSON list element by element so each element keeps its line number."""
+    decoder = json.JSONDecoder()
+    position = len(text) - len(text.lstrip())
+    if not text[position:].startswith("["):
+        raise InputError("expected a JSON list of answer objects", path=path, line=1)
+    position += 1
+    while True:
+        while position < len(text) and text[position] in " \t\r\n,":
+            position += 1
+        if position >= len(text):
+            raise InputError(
+                "file ends before the JSON list is closed (truncated?)",
+                path=path,
+                line=text.count("\n") + 1,
+            )
+        if text[position] == "]":
+            return
+        line = text.count("\n", 0, position) + 1
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"invalid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+        yield line, value
+
+
+def _record(obj: Any, path: Path, line: int, alpaca: bool) -> AnswerRecord:
+    if not isinstance(obj, dict):
+        raise InputError(f"expected an object, got {type(obj).__name__}", path=path, line=line)
+    if alpaca:
+        return AnswerRecord(
+            prompt=_require_str(obj, "instruction", path, line),
+            response=_require_str(obj, "output", path, line),
+            probe_id=_optional_str(obj, "probe_id", path, line),
+            category=_optional_str(obj, "dataset", path, line),
+        )
+    return AnswerRecord(
+        prompt=_require_str(obj, "prompt", path, line),
+        response=_require_str(obj, "response", path, line),
+        probe_id=_optional_str(obj, "probe_id", path, line),
+        category=_optional_str(obj, "category", path, line),
+        sample_index=_sample_index(obj, path, line),
+    )
+
+
+def load_answer_log(path: str | Path, model: str | None = None) -> AnswerLog:
+    """Read a whole log or fail without side effects, naming file, line and field."""
+    path = Path(path)
+    text = read_text(path)
+    if not text.strip():
+        raise InputError("empty answer log", path=path, line=1)
+    alpaca = text.lstrip().startswith("[")
+    rows = _iter_json_array(text, path) if alpaca else _iter_jsonl(text, path)
+    records: list[AnswerRecord] = []
+    names: set[str] = set()
+    for line, obj in rows:
+        records.append(_record(obj, path, line, alpaca))
+        if isinstance(obj, dict):
+            name = obj.get("generator" if alpaca else "model")
+            if isinstance(name, str) and name:
+                names.add(name)
+    if not records:
+        raise InputError("answer log holds no answers", path=path, line=1)
+    resolved = model or (names.pop() if len(names) == 1 else model_name_from_path(path))
+    return AnswerLog(model=resolved, path=path, records=tuple(records))
+
+
+def load_answer_dirs(directories: list[Path]) -> dict[str, AnswerLog]:
+    """One model per file; the model's name is the file name without its suffixes."""
+    logs: dict[str, AnswerLog] = {}
+    for directory in directories:
+        if not directory.is_dir():
+            raise InputError("not a directory", path=directory)
+        for path in sorted(directory.iterdir()):
+            if not is_answer_log(path):
+                continue
+            name = model_name_from_path(path)
+            if name in logs:
+                raise InputError(f"model '{name}' appears in two folders", path=path)
+            logs[name] = load_answer_log(path, model=name)
+    return logs

@@ -1,0 +1,62 @@
+"""Spec strings (``prefix:rest``) to backends, importing each backend's module only when used."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from distillprint.errors import InputError
+
+if TYPE_CHECKING:
+    from distillprint.backends.base import Backend, BackendOptions
+
+BackendFactory = Callable[[str, "BackendOptions"], "Backend"]
+
+# prefix -> "module:function"; modules load lazily so an optional SDK is imported only when used.
+_BUILTIN: dict[str, str] = {
+    "hf": "distillprint.backends.hf:create_hf_backend",
+    "gguf": "distillprint.backends.hf:create_gguf_backend",
+    "packaged": "distillprint.backends.packaged:create_packaged_backend",
+    "openai": "distillprint.backends.openai_compat:create_openai_backend",
+    "anthropic": "distillprint.backends.anthropic:create_anthropic_backend",
+    "file": "distillprint.backends.files:create_file_backend",
+}
+_REGISTERED: dict[str, BackendFactory] = {}
+
+BACKEND_PREFIXES: tuple[str, ...] = tuple(_BUILTIN)
+
+
+def register_backend(prefix: str, factory: BackendFactory) -> None:
+    """Add a backend (a plugin, or a fake one in tests) under a new prefix."""
+    _REGISTERED[prefix] = factory
+
+
+def _known_prefixes() -> list[str]:
+    return [*_BUILTIN, *_REGISTERED]
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    prefix, sep, rest = spec.partition(":")
+    known = _known_prefixes()
+    if not sep or prefix not in known or not rest:
+        guess = difflib.get_close_matches(prefix if sep else spec, known, n=1, cutoff=0.4)
+        hint = f"; did you mean '{guess[0]}:{rest if sep else spec}'?" if guess else ""
+        raise InputError(
+            f"unknown model spec '{spec}': expected PREFIX:NAME with PREFIX one of "
+            f"{', '.join(known)}{hint}",
+            field="model spec",
+        )
+    return prefix, rest
+
+
+def create_backend(spec: str, options: BackendOptions | None = None) -> Backend:
+    from distillprint.backends.base import BackendOptions
+
+    prefix, rest = split_spec(spec)
+    factory = _REGISTERED.get(prefix)
+    if factory is None:
+        module_name, _, function_name = _BUILTIN[prefix].partition(":")
+        factory = getattr(importlib.import_module(module_name), function_name)
+    return factory(rest, options or BackendOptions())

@@ -1,0 +1,182 @@
+"""The ``distillprint`` command line: thin wrappers over the library, errors without tracebacks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from distillprint import __version__
+from distillprint.errors import DistillprintError
+
+app = typer.Typer(
+    help="Decide, with evidence, whether a language model was distilled from a teacher.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+probes_app = typer.Typer(help="Inspect and validate probe sets.", no_args_is_help=True)
+models_app = typer.Typer(help="Packaged local models.", no_args_is_help=True)
+responses_app = typer.Typer(help="Stored responses.", no_args_is_help=True)
+app.add_typer(probes_app, name="probes")
+app.add_typer(models_app, name="models")
+app.add_typer(responses_app, name="responses")
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+StoreOption = Annotated[Path, typer.Option("--store", help="SQLite response store.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"distillprint {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """distillprint: probe, embed, score and report model distillation."""
+
+
+@probes_app.command("list")
+def probes_list() -> None:
+    """List the built-in probe sets."""
+    from distillprint.probes import builtin_probe_sets, load_probe_set
+
+    table = Table("name", "version", "probes", "categories", "path")
+    for name, path in builtin_probe_sets().items():
+        probe_set = load_probe_set(path)
+        table.add_row(
+            name, probe_set.version, str(len(probe_set.probes)),
+            str(len(probe_set.categories)), str(path),
+        )
+    out.print(table)
+
+
+@probes_app.command("show")
+def probes_show(
+    probes: Annotated[str, typer.Argument(help="Set name or file.")],
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+) -> None:
+    """Print a probe set's probes with their rationale."""
+    from distillprint.probes import load_probe_set
+
+    probe_set = load_probe_set(probes)
+    out.print(f"[bold]{probe_set.name}[/bold] {probe_set.version}: {len(probe_set.probes)} probes")
+    for probe in probe_set.probes:
+        if category and probe.category != category:
+            continue
+        out.print(f"[cyan]{probe.id}[/cyan] [{probe.category}] {probe.user_prompt!r}")
+        out.print(f"    [dim]{probe.rationale}[/dim]")
+
+
+@probes_app.command("validate")
+def probes_validate(
+    paths: Annotated[list[str], typer.Argument(help="Probe set files or names.")],
+) -> None:
+    """Check probe sets against the schema; the first error names file, line and field."""
+    from distillprint.probes import load_probe_set
+
+    for path in paths:
+        probe_set = load_probe_set(path)
+        out.print(
+            f"ok {path}: {probe_set.name} {probe_set.version}, {len(probe_set.probes)} probes "
+            f"in {len(probe_set.categories)} categories"
+        )
+
+
+@app.command()
+def collect(
+    model: Annotated[str, typer.Option("--model", help="Model spec, e.g. packaged:NAME.")],
+    store: StoreOption,
+    probes: Annotated[str, typer.Option(help="Probe set name or file.")] = "core-v1",
+    samples: Annotated[int, typer.Option(min=1, help="Samples per probe.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent requests.")] = 8,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Override temperature.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Override max tokens.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Local model batch size.")] = None,
+    timeout: Annotated[float, typer.Option(help="Request timeout, seconds.")] = 120.0,
+) -> None:
+    """Query a model with a probe set; reruns send only what the store lacks."""
+    from distillprint.collect_run import CollectOptions, run_collect
+
+    summary = run_collect(
+        CollectOptions(
+            model=model, store=store, probes=probes, samples=samples,
+            concurrency=concurrency, base_url=base_url, temperature=temperature,
+            max_tokens=max_tokens, batch_size=batch_size, timeout_s=timeout,
+        ),
+        console=console,
+    )
+    if not summary.complete:
+        raise typer.Exit(code=3)
+
+
+@responses_app.command("export")
+def responses_export(
+    store: StoreOption,
+    out_path: Annotated[Path, typer.Option("--out", help="Output .jsonl or .parquet file.")],
+    probe_set: Annotated[str | None, typer.Option("--probe-set", help="Only this set.")] = None,
+) -> None:
+    """Export stored responses as JSONL (one object per line) or a Parquet table."""
+    from distillprint.errors import InputError
+    from distillprint.export import write_jsonl, write_parquet
+    from distillprint.store import ResponseStore
+
+    if not store.exists():
+        raise InputError("no such store", path=store)
+    with ResponseStore(store) as db:
+        records = db.responses(probe_set=probe_set)
+        if out_path.suffix == ".parquet":
+            count = write_parquet(records, out_path)
+        else:
+            count = write_jsonl(records, out_path)
+    console.print(f"exported {count} responses to {out_path}")
+
+
+@responses_app.command("models")
+def responses_models(store: StoreOption) -> None:
+    """Models in a store, with their response counts."""
+    from distillprint.store import ResponseStore
+
+    table = Table("model", "revision", "base url", "responses")
+    with ResponseStore(store) as db:
+        for identity, count in db.models():
+            table.add_row(identity.label, identity.revision, identity.base_url, str(count))
+    out.print(table)
+
+
+def _configure_logging() -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    from distillprint.secrets import RedactingFilter
+
+    handler = RichHandler(console=console, show_path=False)
+    handler.addFilter(RedactingFilter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
+
+
+def main() -> None:
+    """Console entry point: user errors print one clear line and exit 2, never a traceback."""
+    from distillprint.secrets import known_secrets, redact
+
+    _configure_logging()
+    try:
+        app()
+    except DistillprintError as exc:
+        console.print(f"error: {redact(str(exc), known_secrets())}", markup=False, highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted: everything answered so far is stored; rerun to resume")
+        sys.exit(130)

@@ -1,0 +1,124 @@
+"""Resumable collection: send only what the store lacks, store each answer as it arrives.
+
+The collector owns concurrency, batching, retries and progress so that backends stay simple.
+An answer is committed the moment it arrives: a run killed at any point loses at most the
+requests in flight, and a rerun asks only for what is still missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from distillprint.backends.base import AnswerNotAvailable, Backend
+from distillprint.errors import RetryableError
+from distillprint.probes import ProbeSet
+from distillprint.retry import RetryEvent, RetryPolicy, call_with_retries
+from distillprint.store import ProbeContext, ResponseStore, store_key
+from distillprint.types import GenerationRequest, SamplingParams
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass
+class CollectionSummary:
+    model: str
+    requested: int
+    already_stored: int
+    stored_now: int = 0
+    duplicates: int = 0
+    unavailable: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.failed == 0
+
+
+@dataclass(frozen=True)
+class CollectionPlan:
+    missing: list[GenerationRequest]
+    requested: int
+    already_stored: int
+
+
+def plan_collection(
+    backend: Backend,
+    probe_set: ProbeSet,
+    store: ResponseStore,
+    samples: int,
+    base: SamplingParams | None = None,
+) -> CollectionPlan:
+    requests = list(probe_set.requests(samples, base))
+    keys = [store_key(backend.identity, request) for request in requests]
+    stored = store.stored_keys(keys)
+    missing = [request for request, key in zip(requests, keys, strict=True) if key not in stored]
+    return CollectionPlan(missing, len(requests), len(requests) - len(missing))
+
+
+def _batches(requests: Sequence[GenerationRequest], size: int) -> list[list[GenerationRequest]]:
+    return [list(requests[start : start + size]) for start in range(0, len(requests), size)]
+
+
+async def collect(
+    backend: Backend,
+    probe_set: ProbeSet,
+    store: ResponseStore,
+    *,
+    samples: int = 1,
+    concurrency: int = 8,
+    base: SamplingParams | None = None,
+    retry: RetryPolicy | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> CollectionSummary:
+    """Collect every (probe, sample) the store lacks; transient failures are retried."""
+    plan = plan_collection(backend, probe_set, store, samples, base)
+    summary = CollectionSummary(backend.identity.label, plan.requested, plan.already_stored)
+    context = ProbeContext(
+        probe_set.name,
+        probe_set.version,
+        {probe.id: probe.category for probe in probe_set.probes},
+    )
+    limit = max(1, min(concurrency, backend.max_concurrency or concurrency))
+    gate = asyncio.Semaphore(limit)
+    policy = retry or RetryPolicy()
+
+    async def run_batch(batch: list[GenerationRequest]) -> None:
+        async with gate:
+            try:
+                generations = await call_with_retries(
+                    lambda: backend.generate(batch), policy, on_retry=_log_retry
+                )
+            except AnswerNotAvailable:
+                summary.unavailable += len(batch)
+            except RetryableError as exc:
+                summary.failed += len(batch)
+                summary.errors.append(str(exc))
+            else:
+                for request, generation in zip(batch, generations, strict=True):
+                    if store.add(backend.identity, request, generation, context):
+                        summary.stored_now += 1
+                    else:
+                        summary.duplicates += 1
+            if on_progress is not None:
+                on_progress(len(batch))
+
+    batch_size = max(1, backend.max_batch_size)
+    tasks = [asyncio.create_task(run_batch(b)) for b in _batches(plan.missing, batch_size)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+    return summary
+
+
+def _log_retry(event: RetryEvent) -> None:
+    log.warning(
+        "attempt %d failed (%s); retrying in %.1f s", event.attempt, event.error, event.delay_s
+    )

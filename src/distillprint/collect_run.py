@@ -1,0 +1,78 @@
+"""``distillprint collect`` as a function: validate every input before the store is opened."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from tqdm import tqdm
+
+from distillprint.backends import Backend, BackendOptions, create_backend
+from distillprint.collect import CollectionSummary, collect, plan_collection
+from distillprint.probes import ProbeSet, load_probe_set
+from distillprint.store import ResponseStore
+from distillprint.types import SamplingParams
+
+
+@dataclass(frozen=True)
+class CollectOptions:
+    model: str
+    store: Path
+    probes: str = "core-v1"
+    samples: int = 1
+    concurrency: int = 8
+    base_url: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    batch_size: int | None = None
+    timeout_s: float = 120.0
+
+    def sampling_overrides(self) -> dict[str, Any]:
+        overrides = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        return {key: value for key, value in overrides.items() if value is not None}
+
+
+def run_collect(options: CollectOptions, console: Console) -> CollectionSummary:
+    # Parse the probe set and the spec first: bad input must fail before the store is touched.
+    probe_set = load_probe_set(options.probes)
+    if options.sampling_overrides():
+        probe_set = probe_set.with_sampling(options.sampling_overrides())
+    backend = create_backend(
+        options.model,
+        BackendOptions(
+            base_url=options.base_url, timeout_s=options.timeout_s, batch_size=options.batch_size
+        ),
+    )
+    return asyncio.run(_collect(backend, probe_set, options, console))
+
+
+async def _collect(
+    backend: Backend, probe_set: ProbeSet, options: CollectOptions, console: Console
+) -> CollectionSummary:
+    try:
+        with ResponseStore(options.store) as store:
+            plan = plan_collection(backend, probe_set, store, options.samples, SamplingParams())
+            console.print(
+                f"{backend.identity.label}: {plan.requested} requests for {probe_set.name} "
+                f"{probe_set.version}, {plan.already_stored} already stored, "
+                f"{len(plan.missing)} to send"
+            )
+            with tqdm(total=len(plan.missing), desc=backend.identity.model, unit="resp",
+                      dynamic_ncols=True) as bar:
+                summary = await collect(
+                    backend, probe_set, store, samples=options.samples,
+                    concurrency=options.concurrency, base=SamplingParams(),
+                    on_progress=bar.update,
+                )
+    finally:
+        await backend.aclose()
+    console.print(
+        f"{summary.model}: stored {summary.stored_now} new, {summary.already_stored} already "
+        f"stored, {summary.unavailable} not in the log, {summary.failed} failed"
+    )
+    for error in summary.errors[:5]:
+        console.print(f"  failed: {error}", markup=False)
+    return summary

@@ -1,0 +1,56 @@
+"""Errors that reach users: each names where the problem is, never a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DistillprintError(Exception):
+    """Base class for errors the CLI reports without a traceback."""
+
+
+class InputError(DistillprintError):
+    """Bad user input, located by file, line and field where known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = []
+        if self.path is not None:
+            where.append(self.path if line is None else f"{self.path}:{line}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class BackendError(DistillprintError):
+    """A backend failed in a way retries cannot fix."""
+
+
+class RetryableError(DistillprintError):
+    """A transient failure (429, 5xx, timeout, unparseable body); ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class MissingSecretError(DistillprintError):
+    """An API key is required but its environment variable is unset."""
+
+    def __init__(self, variable: str, backend: str) -> None:
+        super().__init__(
+            f"{backend} needs an API key: set the environment variable {variable} "
+            "(keys are read from the environment only)"
+        )
+        self.variable = variable

@@ -1,0 +1,201 @@
+"""Probe sets: versioned, declarative prompts that elicit a model's idiosyncrasies.
+
+A set is a YAML file (see probes/README.md) or any AlpacaEval-format prompt list, which turns
+existing answer logs into passive probes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from distillprint.answers import load_answer_log, read_text
+from distillprint.errors import InputError
+from distillprint.types import ChatMessage, GenerationRequest, SamplingParams
+from distillprint.yamlio import LocatedDict, load_yaml, validate_located
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplingOverrides(BaseModel):
+    model_config = _STRICT
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=32768)
+    seed: int | None = None
+
+    def as_overrides(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class ProbeMessage(BaseModel):
+    model_config = _STRICT
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(min_length=1)
+
+
+class Probe(BaseModel):
+    model_config = _STRICT
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=120)
+    category: str = Field(min_length=1)
+    prompt: str | None = Field(default=None, min_length=1)
+    messages: tuple[ProbeMessage, ...] | None = None
+    rationale: str = Field(min_length=1)
+    sampling: SamplingOverrides | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Probe:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' or 'messages'")
+        if self.messages is not None and (not self.messages or self.messages[-1].role != "user"):
+            raise ValueError("'messages' must end with a user turn")
+        return self
+
+    def chat(self) -> tuple[ChatMessage, ...]:
+        if self.messages is None:
+            return (ChatMessage("user", self.prompt or ""),)
+        return tuple(ChatMessage(m.role, m.content) for m in self.messages)
+
+    @property
+    def user_prompt(self) -> str:
+        return self.chat()[-1].content
+
+
+class ProbeSet(BaseModel):
+    model_config = _STRICT
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: str = Field(min_length=1)
+    description: str = ""
+    defaults: SamplingOverrides = SamplingOverrides()
+    probes: tuple[Probe, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ProbeSet:
+        seen: set[str] = set()
+        for index, probe in enumerate(self.probes):
+            if probe.id in seen:
+                raise ValueError(f"duplicate probe id '{probe.id}' at probes[{index}]")
+            seen.add(probe.id)
+        return self
+
+    @cached_property
+    def by_id(self) -> dict[str, Probe]:
+        return {probe.id: probe for probe in self.probes}
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({probe.category for probe in self.probes})
+
+    def sampling_for(self, probe: Probe, base: SamplingParams) -> SamplingParams:
+        params = base.merged(self.defaults.as_overrides())
+        return params.merged(probe.sampling.as_overrides() if probe.sampling else None)
+
+    def with_sampling(self, overrides: dict[str, Any]) -> ProbeSet:
+        """Settings given on the command line win over the set's defaults and per-probe values."""
+        if not overrides:
+            return self
+        probes = tuple(
+            probe.model_copy(
+                update={"sampling": SamplingOverrides(**{
+                    **(probe.sampling.as_overrides() if probe.sampling else {}), **overrides
+                })}
+            )
+            for probe in self.probes
+        )
+        defaults = SamplingOverrides(**{**self.defaults.as_overrides(), **overrides})
+        return self.model_copy(update={"defaults": defaults, "probes": probes})
+
+    def requests(
+        self, samples: int, base: SamplingParams | None = None
+    ) -> Iterator[GenerationRequest]:
+        base = base or SamplingParams()
+        for probe in self.probes:
+            params = self.sampling_for(probe, base)
+            for sample_index in range(samples):
+                yield GenerationRequest(probe.chat(), params, sample_index, probe.id)
+
+
+def builtin_probe_dirs() -> list[Path]:
+    """Installed wheels carry the sets as package data; a source checkout keeps them in probes/."""
+    packaged = Path(str(resources.files("distillprint"))) / "_probes"
+    source = Path(__file__).resolve().parents[2] / "probes"
+    return [path for path in (packaged, source) if path.is_dir()]
+
+
+def builtin_probe_sets() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for directory in builtin_probe_dirs():
+        for path in sorted(directory.glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def load_probe_set(name_or_path: str | Path) -> ProbeSet:
+    """A built-in set by name, a YAML file, or an AlpacaEval JSON prompt list."""
+    path = Path(name_or_path)
+    if not path.exists():
+        builtin = builtin_probe_sets()
+        if str(name_or_path) not in builtin:
+            names = ", ".join(builtin) or "none installed"
+            raise InputError(
+                f"no probe set named '{name_or_path}' and no such file (built-in sets: {names})",
+                field="probes",
+            )
+        path = builtin[str(name_or_path)]
+    if path.name.endswith((".yaml", ".yml")):
+        return _load_yaml_set(path)
+    return _load_alpaca_set(path)
+
+
+def _load_yaml_set(path: Path) -> ProbeSet:
+    data = load_yaml(path)
+    if not isinstance(data, LocatedDict):
+        raise InputError("a probe set is a mapping with a 'probes' list", path=path, line=1)
+    return validate_located(ProbeSet, data, path)
+
+
+def _load_alpaca_set(path: Path) -> ProbeSet:
+    """AlpacaEval lists (answered or not) and JSONL answer logs become passive probes."""
+    text = read_text(path)
+    if not text.lstrip().startswith("["):
+        log = load_answer_log(path)
+        probes = {
+            record.prompt: Probe(
+                id=record.probe_id or f"log-{index}",
+                category=record.category or "log",
+                prompt=record.prompt,
+                rationale="passive probe taken from an answer log",
+            )
+            for index, record in reversed(list(enumerate(log.records)))
+        }
+        return ProbeSet(name=log.model, version="log", probes=tuple(reversed(probes.values())))
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    if not isinstance(items, list) or not items:
+        raise InputError("expected a non-empty JSON list of {'instruction': ...}", path=path)
+    probes_list = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("instruction"), str):
+            raise InputError(f"item {index} has no string value", path=path, field="instruction")
+        probes_list.append(
+            Probe(
+                id=f"alpaca-{index}",
+                category=str(item.get("dataset") or "alpaca"),
+                prompt=item["instruction"],
+                rationale="passive probe from an AlpacaEval-format prompt list",
+            )
+        )
+    name = path.name.split(".")[0]
+    return ProbeSet(name=name, version="list", probes=tuple(probes_list))

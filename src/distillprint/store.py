@@ -1,0 +1,242 @@
+"""Append-only SQLite store of responses, keyed by everything that changes an answer.
+
+WAL mode lets several collectors write one store at once; ``INSERT OR IGNORE`` on the key
+means a request answered twice is still stored once, and triggers refuse updates and
+deletes so evidence cannot be rewritten in place.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from distillprint import __version__
+from distillprint.errors import InputError
+from distillprint.types import (
+    ChatMessage,
+    Generation,
+    GenerationRequest,
+    ModelIdentity,
+    SamplingParams,
+    request_key,
+    text_sha256,
+)
+
+RECORD_SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    schema_version INTEGER NOT NULL,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    base_url TEXT NOT NULL,
+    messages TEXT NOT NULL,
+    params TEXT NOT NULL,
+    sample_index INTEGER NOT NULL,
+    probe_id TEXT NOT NULL,
+    probe_set TEXT NOT NULL,
+    probe_set_version TEXT NOT NULL,
+    category TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    response TEXT NOT NULL,
+    response_sha256 TEXT NOT NULL,
+    finish_reason TEXT NOT NULL,
+    latency_s REAL NOT NULL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    created_at TEXT NOT NULL,
+    package_version TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_by_model ON responses (backend, model, revision, base_url);
+CREATE INDEX IF NOT EXISTS responses_by_probe_set ON responses (probe_set, probe_set_version);
+CREATE TRIGGER IF NOT EXISTS responses_no_update BEFORE UPDATE ON responses
+BEGIN SELECT RAISE(ABORT, 'the response store is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS responses_no_delete BEFORE DELETE ON responses
+BEGIN SELECT RAISE(ABORT, 'the response store is append-only'); END;
+"""
+
+
+def public_url(url: str) -> str:
+    """A base URL without user info, query or fragment: those may carry credentials."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def stored_identity(identity: ModelIdentity) -> ModelIdentity:
+    return replace(identity, base_url=public_url(identity.base_url))
+
+
+def store_key(identity: ModelIdentity, request: GenerationRequest) -> str:
+    return request_key(stored_identity(identity), request)
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    key: str
+    schema_version: int
+    backend: str
+    model: str
+    revision: str
+    base_url: str
+    messages: tuple[ChatMessage, ...]
+    params: SamplingParams
+    sample_index: int
+    probe_id: str
+    probe_set: str
+    probe_set_version: str
+    category: str
+    prompt: str
+    response: str
+    response_sha256: str
+    finish_reason: str
+    latency_s: float
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    created_at: str
+    package_version: str
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(self.backend, self.model, self.revision, self.base_url)
+
+    def export_row(self) -> dict[str, object]:
+        row = asdict(self)
+        row["messages"] = [asdict(message) for message in self.messages]
+        row["params"] = self.params.as_dict()
+        row["model"] = self.identity.label
+        return row
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """Where a request came from; stored beside the answer."""
+
+    probe_set: str
+    probe_set_version: str
+    categories: dict[str, str]
+
+
+class ResponseStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('record_schema_version', ?)",
+                (str(RECORD_SCHEMA_VERSION),),
+            )
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"not a distillprint response store ({exc})", path=self.path) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ResponseStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def stored_keys(self, keys: Iterable[str]) -> set[str]:
+        wanted = list(keys)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT key FROM responses WHERE key IN ({marks})", chunk)
+            found.update(row[0] for row in rows)
+        return found
+
+    def add(
+        self,
+        identity: ModelIdentity,
+        request: GenerationRequest,
+        generation: Generation,
+        context: ProbeContext,
+    ) -> bool:
+        """Store one answer at once (so a killed run loses nothing); False if already stored."""
+        identity = stored_identity(identity)
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO responses VALUES "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                request_key(identity, request),
+                RECORD_SCHEMA_VERSION,
+                identity.backend,
+                identity.model,
+                identity.revision,
+                identity.base_url,
+                json.dumps([asdict(m) for m in request.messages], ensure_ascii=False),
+                json.dumps(request.params.as_dict(), sort_keys=True),
+                request.sample_index,
+                request.probe_id,
+                context.probe_set,
+                context.probe_set_version,
+                context.categories.get(request.probe_id, ""),
+                request.prompt,
+                generation.text,
+                text_sha256(generation.text),
+                generation.finish_reason,
+                generation.latency_s,
+                generation.usage.prompt_tokens,
+                generation.usage.completion_tokens,
+                datetime.now(UTC).isoformat(timespec="milliseconds"),
+                __version__,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def responses(
+        self,
+        *,
+        identity: ModelIdentity | None = None,
+        probe_set: str | None = None,
+    ) -> Iterator[StoredResponse]:
+        clauses: list[str] = []
+        args: list[object] = []
+        if identity is not None:
+            identity = stored_identity(identity)
+            clauses.append("backend=? AND model=? AND revision=? AND base_url=?")
+            args += [identity.backend, identity.model, identity.revision, identity.base_url]
+        if probe_set is not None:
+            clauses.append("probe_set=?")
+            args.append(probe_set)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT * FROM responses{where} ORDER BY model, probe_id, sample_index, created_at"
+        for row in self._db.execute(query, args):
+            yield _row_to_record(row)
+
+    def models(self) -> list[tuple[ModelIdentity, int]]:
+        rows = self._db.execute(
+            "SELECT backend, model, revision, base_url, COUNT(*) FROM responses "
+            "GROUP BY backend, model, revision, base_url ORDER BY backend, model"
+        )
+        return [(ModelIdentity(r[0], r[1], r[2], r[3]), int(r[4])) for r in rows]
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+def _row_to_record(row: sqlite3.Row) -> StoredResponse:
+    fields = {name: row[name] for name in row.keys()}  # noqa: SIM118 - sqlite3.Row is not a dict
+    messages = json.loads(row["messages"])
+    fields["messages"] = tuple(ChatMessage(m["role"], m["content"]) for m in messages)
+    fields["params"] = SamplingParams(**json.loads(row["params"]))
+    return StoredResponse(**fields)

@@ -1,0 +1,93 @@
+"""YAML loading that remembers where each mapping came from, so errors can name the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from distillprint.errors import InputError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class LocatedDict(dict[str, Any]):
+    """A YAML mapping with the 1-based line of the mapping and of each of its keys."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _LocatingLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_located_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> LocatedDict:
+    mapping = LocatedDict(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {
+        str(key_node.value): key_node.start_mark.line + 1 for key_node, _ in node.value
+    }
+    return mapping
+
+
+_LocatingLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_located_mapping
+)
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", path=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"invalid UTF-8 at byte {exc.start}", path=path, line=raw[: exc.start].count(b"\n") + 1
+        ) from None
+    try:
+        # A SafeLoader subclass: builds plain data only, never arbitrary objects.
+        return yaml.load(text, Loader=_LocatingLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise InputError(f"invalid YAML: {exc.problem or exc}", path=path, line=line) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}", path=path) from None
+
+
+def locate(data: Any, loc: tuple[int | str, ...]) -> int | None:
+    """The most specific line known for a pydantic error location inside ``data``."""
+    line = data.line if isinstance(data, LocatedDict) else None
+    node = data
+    for part in loc:
+        if isinstance(node, LocatedDict):
+            line = node.key_lines.get(str(part), line)
+            node = node.get(str(part))
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            if isinstance(node, LocatedDict):
+                line = node.line
+        else:
+            break
+    return line
+
+
+def validate_located(model: type[ModelT], data: Any, path: Path) -> ModelT:
+    """Validate YAML data, turning the first pydantic error into a located InputError."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        field = ".".join(str(part) for part in loc) or None
+        raise InputError(
+            f"{first['msg']} ({len(exc.errors())} error(s) in total)",
+            path=path,
+            line=locate(data, loc),
+            field=field,
+        ) from None

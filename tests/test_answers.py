@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from distillprint.answers import load_answer_dirs, load_answer_log
+from distillprint.errors import InputError
+
+
+def test_jsonl_and_alpaca_gz(tmp_path: Path) -> None:
+    jsonl = tmp_path / "m1.jsonl"
+    jsonl.write_text(
+        json.dumps({"prompt": "p", "response": "r", "probe_id": "a", "model": "x"}) + "\n\n"
+        + json.dumps({"prompt": "q", "response": "s", "sample_index": 1}) + "\n",
+        encoding="utf-8",
+    )
+    log = load_answer_log(jsonl)
+    assert log.model == "x" and [r.prompt for r in log.records] == ["p", "q"]
+    assert log.records[1].sample_index == 1
+    alpaca = tmp_path / "m2.json.gz"
+    alpaca.write_bytes(gzip.compress(json.dumps(
+        [{"instruction": "i", "output": "o", "generator": "g", "dataset": "d"}]
+    ).encode()))
+    assert load_answer_log(alpaca).records[0].category == "d"
+    assert set(load_answer_dirs([tmp_path])) == {"m1", "m2"}
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "field", "message"),
+    [
+        ('{"prompt": "p", "response": "r"}\n{"prompt": "p"}\n', 2, "response", "missing"),
+        ('{"prompt": "p", "response": 3}\n', 1, "response", "expected a string"),
+        ('{"prompt": "p", "response": "r"}\n{"prompt": \n', 2, None, "invalid JSON"),
+        ('[\n{"instruction": "i", "output": "o"},\n{"instruction": "j"}\n]', 3, "output", "missing"),
+        ('[\n{"instruction": "i", "output": "o"},\n', 3, None, "truncated"),
+        ("", 1, None, "empty"),
+    ],
+)
+def test_errors_name_line_and_field(
+    tmp_path: Path, content: str, line: int, field: str | None, message: str
+) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=message) as info:
+        load_answer_log(path)
+    assert info.value.path == str(path)
+    assert info.value.line == line
+    assert info.value.field == field
+
+
+def test_invalid_utf8_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"prompt": "p", "response": "r"}\n{"prompt": "\xff"}\n')
+    with pytest.raises(InputError, match="UTF-8") as info:
+        load_answer_log(path)
+    assert info.value.line == 2
+
+
+def test_real_alpaca_eval_log(alpaca_outputs: Path) -> None:
+    log = load_answer_log(alpaca_outputs / "vicuna-7b.json.gz")
+    assert len(log.records) == 805
+    assert log.model == "vicuna-7b"

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distillprint.collect import collect
+from distillprint.errors import BackendError
+from distillprint.probes import Probe, ProbeSet
+from distillprint.retry import RetryPolicy
+from distillprint.store import ResponseStore
+
+from fakes import FakeBackend
+
+FAST = RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0)
+
+
+def probe_set(n: int = 5) -> ProbeSet:
+    probes = tuple(
+        Probe(id=f"p{i}", category="c", prompt=f"prompt {i}", rationale="r") for i in range(n)
+    )
+    return ProbeSet(name="t", version="1", probes=probes)
+
+
+async def test_resume_sends_only_what_is_missing(tmp_path: Path) -> None:
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        first = FakeBackend(batch_size=2)
+        summary = await collect(first, probe_set(3), store, samples=2, retry=FAST)
+        assert (summary.stored_now, summary.already_stored) == (6, 0)
+        assert [len(call) for call in first.calls] == [2, 2, 2]
+        again = FakeBackend(batch_size=2)
+        summary = await collect(again, probe_set(4), store, samples=2, retry=FAST)
+        assert (summary.stored_now, summary.already_stored) == (2, 6)
+        assert sorted(r.probe_id for call in again.calls for r in call) == ["p3", "p3"]
+        assert store.count() == 8
+
+
+async def test_transient_failures_are_retried(tmp_path: Path) -> None:
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        backend = FakeBackend(transient_failures=2)
+        summary = await collect(backend, probe_set(2), store, retry=FAST, concurrency=1)
+        assert summary.stored_now == 2 and summary.failed == 0
+
+
+async def test_exhausted_retries_are_reported_not_stored(tmp_path: Path) -> None:
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        backend = FakeBackend(transient_failures=100)
+        summary = await collect(backend, probe_set(2), store, retry=FAST, concurrency=1)
+        assert summary.failed == 2 and not summary.complete
+        assert store.count() == 0
+
+
+async def test_fatal_error_keeps_what_was_stored(tmp_path: Path) -> None:
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        backend = FakeBackend(fatal_after=2)
+        with pytest.raises(BackendError):
+            await collect(backend, probe_set(5), store, retry=FAST, concurrency=1)
+        assert store.count() == 2
+        summary = await collect(FakeBackend(), probe_set(5), store, retry=FAST)
+        assert (summary.stored_now, summary.already_stored) == (3, 2)

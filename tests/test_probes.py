@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distillprint.errors import InputError
+from distillprint.probes import load_probe_set
+from distillprint.types import SamplingParams
+
+VALID = """\
+name: mini
+version: "1.0.0"
+defaults:
+  temperature: 0.5
+  max_tokens: 64
+probes:
+  - id: identity-who
+    category: identity
+    prompt: Who are you?
+    rationale: self-description
+  - id: persona-sys
+    category: persona
+    messages:
+      - {role: system, content: "You are Bob."}
+      - {role: user, content: "What is your name?"}
+    rationale: persona resistance
+    sampling: {temperature: 1.0}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "set.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_valid_set_and_sampling_precedence(tmp_path: Path) -> None:
+    probe_set = load_probe_set(write(tmp_path, VALID))
+    assert [p.id for p in probe_set.probes] == ["identity-who", "persona-sys"]
+    requests = list(probe_set.requests(samples=2, base=SamplingParams(max_tokens=256)))
+    assert len(requests) == 4
+    assert requests[0].params.temperature == 0.5 and requests[0].params.max_tokens == 64
+    assert requests[2].params.temperature == 1.0
+    assert requests[2].messages[0].role == "system"
+    assert [r.sample_index for r in requests] == [0, 1, 0, 1]
+
+
+def test_cli_overrides_win(tmp_path: Path) -> None:
+    probe_set = load_probe_set(write(tmp_path, VALID)).with_sampling({"temperature": 0.0})
+    assert all(r.params.temperature == 0.0 for r in probe_set.requests(1))
+
+
+@pytest.mark.parametrize(
+    ("mutation", "line", "field"),
+    [
+        ("    prompt: Who are you?\n", 7, "probes.0"),  # neither prompt nor messages
+        ("    category: identity\n", 7, "probes.0.category"),  # missing: the probe's own line
+    ],
+)
+def test_invalid_probe_names_line_and_field(
+    tmp_path: Path, mutation: str, line: int, field: str
+) -> None:
+    path = write(tmp_path, VALID.replace(mutation, "", 1))
+    with pytest.raises(InputError) as info:
+        load_probe_set(path)
+    assert info.value.path == str(path)
+    assert info.value.field == field
+    assert info.value.line == line
+
+
+def test_unknown_key_and_duplicate_id(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as info:
+        load_probe_set(write(tmp_path, VALID.replace("rationale: self", "colour: red\n    rationale: self")))
+    assert info.value.field == "probes.0.colour"
+    assert info.value.line == 10
+    dup = VALID.replace("id: persona-sys", "id: identity-who")
+    with pytest.raises(InputError, match="duplicate probe id"):
+        load_probe_set(write(tmp_path, dup))
+
+
+def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as info:
+        load_probe_set(write(tmp_path, VALID + "  - id: [unclosed\n"))
+    assert info.value.line is not None and info.value.line == 19
+
+
+def test_messages_must_end_with_user(tmp_path: Path) -> None:
+    bad = VALID.replace('{role: user, content: "What is your name?"}', "{role: assistant, content: Hi}")
+    with pytest.raises(InputError, match="end with a user turn"):
+        load_probe_set(write(tmp_path, bad))
+
+
+def test_alpaca_json_is_a_probe_set(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[{"instruction": "Say hi", "dataset": "x"}, {"instruction": "Count", "output": "1 2"}]',
+        "prompts.json",
+    )
+    probe_set = load_probe_set(path)
+    assert [p.id for p in probe_set.probes] == ["alpaca-0", "alpaca-1"]
+    assert probe_set.probes[0].category == "x"
+
+
+def test_unknown_name_lists_builtins() -> None:
+    with pytest.raises(InputError, match="no probe set named 'nope'"):
+        load_probe_set("nope")
+
+
+def test_core_v1_meets_the_brief() -> None:
+    probe_set = load_probe_set("core-v1")
+    assert len(probe_set.probes) >= 150
+    assert len(probe_set.categories) >= 10
+    assert sum(1 for p in probe_set.probes if p.messages) >= 10

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from distillprint.errors import InputError
+from distillprint.export import write_jsonl, write_parquet
+from distillprint.store import ProbeContext, ResponseStore, store_key
+from distillprint.types import (
+    ChatMessage,
+    Generation,
+    GenerationRequest,
+    ModelIdentity,
+    SamplingParams,
+    Usage,
+)
+
+CTX = ProbeContext("set", "1.0", {"p1": "identity"})
+
+
+def request(index: int = 0, temperature: float = 0.7, content: str = "hi") -> GenerationRequest:
+    return GenerationRequest(
+        (ChatMessage("user", content),), SamplingParams(temperature=temperature), index, "p1"
+    )
+
+
+def test_key_covers_everything_that_changes_an_answer() -> None:
+    ident = ModelIdentity("openai", "m", "", "http://h/v1")
+    base = store_key(ident, request())
+    assert base != store_key(ident, request(index=1))
+    assert base != store_key(ident, request(temperature=0.0))
+    assert base != store_key(ident, request(content="hello"))
+    assert base != store_key(ModelIdentity("openai", "m", "r2", "http://h/v1"), request())
+    assert base != store_key(ModelIdentity("openai", "m", "", "http://other/v1"), request())
+    # Credentials in a URL are not part of what answered.
+    assert base == store_key(ModelIdentity("openai", "m", "", "http://user:pw@h/v1?k=1"), request())
+
+
+def test_append_only_and_idempotent(tmp_path: Path) -> None:
+    ident = ModelIdentity("fake", "m")
+    generation = Generation("answer", "stop", Usage(1, 2), 0.5)
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        assert store.add(ident, request(), generation, CTX)
+        assert not store.add(ident, request(), Generation("other"), CTX)
+        assert store.count() == 1
+        record = next(store.responses(identity=ident))
+        assert record.response == "answer" and record.category == "identity"
+        assert record.completion_tokens == 2 and record.schema_version == 1
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE responses SET response='forged'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM responses")
+
+
+def test_not_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(InputError, match="not a distillprint response store"):
+        ResponseStore(path)
+
+
+def test_exports(tmp_path: Path) -> None:
+    ident = ModelIdentity("fake", "m")
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        for index in range(3):
+            store.add(ident, request(index), Generation(f"a{index}"), CTX)
+        assert write_jsonl(store.responses(), tmp_path / "out.jsonl") == 3
+        assert write_parquet(store.responses(), tmp_path / "out.parquet") == 3
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert {"model", "probe_id", "prompt", "response", "sample_index"} <= set(rows[0])
+    assert rows[0]["model"] == "fake:m" and rows[2]["sample_index"] == 2
+    from datasets import Dataset
+
+    table = Dataset.from_parquet(str(tmp_path / "out.parquet"))
+    assert table.num_rows == 3 and table[1]["response"] == "a1"
