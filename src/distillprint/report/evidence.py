@@ -1,0 +1,23 @@
+"""How the renderers order evidence, shared so HTML, Markdown and plots agree."""
+
+from __future__ import annotations
+
+from distillprint.report.schema import CategoryEvidence, Echo
+
+
+def category_excess(item: CategoryEvidence) -> float:
+    """Suspect-teacher similarity above the background mean.
+
+    A raw difference, not a z-score: with few background models a tiny standard deviation
+    would put a category with a negligible gap at the top.
+    """
+    return item.suspect_teacher - item.background_mean
+
+
+def rank_categories(categories: list[CategoryEvidence]) -> list[CategoryEvidence]:
+    return sorted(categories, key=category_excess, reverse=True)
+
+
+def ranked_echoes(echoes: list[Echo]) -> list[Echo]:
+    """Strongest echo first: closeness to the teacher beyond closeness to the background."""
+    return sorted(echoes, key=lambda e: e.similarity - e.background_mean, reverse=True)

@@ -1,0 +1,88 @@
+"""JUnit XML for CI gates: one test case per teacher scored, failing above a probability."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from distillprint.report.render_html import format_p_value
+from distillprint.report.schema import ScoreReport
+
+SUITE_NAME = "distillprint"
+FAILURE_TYPE = "DistillationThresholdExceeded"
+# XML 1.0 forbids these characters even when escaped; labels and reasons may carry them.
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _safe(text: str) -> str:
+    return _XML_ILLEGAL.sub("\ufffd", text)
+
+
+def is_failure(report: ScoreReport, fail_above: float) -> bool:
+    return report.probability > fail_above
+
+
+def _summary(report: ScoreReport) -> str:
+    return (
+        f"P(distilled) = {report.probability:.3f}, p-value = {format_p_value(report.p_value)} "
+        f"(alpha = {report.alpha}), verdict: {report.verdict}"
+    )
+
+
+def _testcase(suite: ET.Element, report: ScoreReport, fail_above: float) -> None:
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        {
+            "classname": _safe(f"{SUITE_NAME}.{report.suspect}"),
+            "name": _safe(report.teacher),
+            "time": "0",
+        },
+    )
+    if is_failure(report, fail_above):
+        failure = ET.SubElement(
+            case,
+            "failure",
+            {
+                "type": FAILURE_TYPE,
+                "message": _safe(
+                    f"{report.suspect} looks distilled from {report.teacher}: "
+                    f"P(distilled) = {report.probability:.3f} > {fail_above}"
+                ),
+            },
+        )
+        failure.text = _safe(f"{_summary(report)}\n{report.verdict_reason}")
+    out = ET.SubElement(case, "system-out")
+    out.text = _safe(
+        f"{_summary(report)}\nreason: {report.verdict_reason}\n"
+        f"manifest sha256: {report.manifest.manifest_sha256}"
+    )
+
+
+def render_junit(reports: Sequence[ScoreReport], fail_above: float) -> str:
+    """JUnit XML with one ``testsuite`` named "distillprint"; a failure per report above
+    ``fail_above``."""
+    failures = sum(is_failure(report, fail_above) for report in reports)
+    counts = {
+        "tests": str(len(reports)),
+        "failures": str(failures),
+        "errors": "0",
+        "skipped": "0",
+        "time": "0",
+    }
+    root = ET.Element("testsuites", {"name": SUITE_NAME, **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, **counts})
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", {"name": "fail_above", "value": str(fail_above)})
+    for report in reports:
+        _testcase(suite, report, fail_above)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_junit(reports: Sequence[ScoreReport], fail_above: float, path: str | Path) -> Path:
+    target = Path(path)
+    target.write_text(render_junit(reports, fail_above), encoding="utf-8")
+    return target

@@ -1,0 +1,48 @@
+"""Read and write score reports: JSON files, or the JSON block embedded in an HTML report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from distillprint.errors import InputError
+from distillprint.report.render_html import REPORT_DATA_ID
+from distillprint.report.schema import ScoreReport
+
+_DATA_BLOCK = re.compile(
+    rf'<script type="application/json" id="{REPORT_DATA_ID}">(.*?)</script>', re.DOTALL
+)
+
+
+def write_report_json(report: ScoreReport, path: str | Path) -> Path:
+    target = Path(path)
+    target.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return target
+
+
+def parse_report(text: str, *, source: str | Path = "<report>") -> ScoreReport:
+    """Parse a report from JSON text or from an HTML page made by ``render_html``."""
+    if text.lstrip().startswith("<"):
+        match = _DATA_BLOCK.search(text)
+        if match is None:
+            raise InputError("no embedded distillprint report found in this HTML", path=source)
+        text = match.group(1)
+    try:
+        return ScoreReport.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise InputError(
+            f"not a valid score report: {first['msg']}", path=source, field=field
+        ) from exc
+
+
+def read_report(path: str | Path) -> ScoreReport:
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read report: {exc}", path=source) from exc
+    return parse_report(text, source=source)

@@ -1,0 +1,171 @@
+"""Evidence manifest: build it from what a score used, and verify it later against the store.
+
+A response digest is the SHA-256 of the response text in UTF-8, so anyone can recompute it
+with standard tools. The manifest hash covers every other manifest field in canonical JSON;
+it detects accidental or careless edits, not a forger who recomputes it (that needs a
+signature, which is out of scope here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict
+
+from distillprint.report.schema import (
+    ComponentVersion,
+    Manifest,
+    ModelEntry,
+    ResponseDigest,
+    utc_now_iso,
+)
+from distillprint.secrets import REDACTED, known_secrets, redact
+from distillprint.types import canonical_json, text_sha256
+
+# Query parameters whose names say they carry credentials.
+_SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|auth|signature|sig)", re.I)
+_URL = re.compile(r"[a-z][a-z0-9+.\-]*://\S+", re.I)
+
+
+class DigestKey(NamedTuple):
+    model: str
+    probe_id: str
+    sample_index: int
+
+
+class DigestChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    probe_id: str
+    sample_index: int
+    expected: str
+    found: list[str]
+
+
+class VerifyResult(BaseModel):
+    """Outcome of ``verify_manifest``; ``ok`` only when nothing changed, vanished or appeared."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ok: bool
+    manifest_intact: bool
+    changed: list[DigestChange]
+    missing: list[ResponseDigest]
+    added: list[ResponseDigest]
+
+
+def response_digest(model: str, probe_id: str, sample_index: int, text: str) -> ResponseDigest:
+    return ResponseDigest(
+        model=model, probe_id=probe_id, sample_index=sample_index, sha256=text_sha256(text)
+    )
+
+
+def redact_spec(spec: str, secrets: Iterable[str] = ()) -> str:
+    """Remove credentials from a model spec: known secret values, provider key shapes,
+    URL user info and the values of secret-named query parameters."""
+    return _URL.sub(lambda match: _redact_url(match.group(0)), redact(spec, secrets))
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = parts.query
+    if any(_SECRET_PARAM.search(name) for name, _ in pairs):
+        query = urlencode(
+            [(name, REDACTED if _SECRET_PARAM.search(name) else value) for name, value in pairs],
+            safe="[]",
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def manifest_hash(manifest: Manifest) -> str:
+    """SHA-256 of the canonical JSON of every manifest field except the hash itself."""
+    body = manifest.model_dump(mode="json", exclude={"manifest_sha256"})
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def _unique_sorted(digests: Iterable[ResponseDigest]) -> list[ResponseDigest]:
+    by_key: dict[DigestKey, ResponseDigest] = {}
+    for digest in digests:
+        key = _key(digest)
+        previous = by_key.setdefault(key, digest)
+        if previous.sha256 != digest.sha256:
+            raise ValueError(f"two different responses for the same key {key}")
+    return [by_key[key] for key in sorted(by_key)]
+
+
+def build_manifest(
+    *,
+    probe_set: str,
+    probe_set_version: str,
+    models: Sequence[ModelEntry],
+    responses: Iterable[ResponseDigest],
+    classifier: ComponentVersion,
+    embedder: ComponentVersion,
+    package_version: str,
+    created_at: str | None = None,
+    secrets: Iterable[str] | None = None,
+) -> Manifest:
+    """Assemble and seal a manifest: specs redacted, digests de-duplicated and sorted.
+
+    ``secrets`` defaults to the values of key-like environment variables.
+    """
+    hidden = known_secrets() if secrets is None else list(secrets)
+    clean_models = [
+        entry.model_copy(update={"spec": redact_spec(entry.spec, hidden)}) for entry in models
+    ]
+    draft = Manifest(
+        probe_set=probe_set,
+        probe_set_version=probe_set_version,
+        models=clean_models,
+        responses=_unique_sorted(responses),
+        classifier=classifier,
+        embedder=embedder,
+        package_version=package_version,
+        created_at=created_at or utc_now_iso(),
+        manifest_sha256="0" * 64,
+    )
+    return draft.model_copy(update={"manifest_sha256": manifest_hash(draft)})
+
+
+def _key(digest: ResponseDigest) -> DigestKey:
+    return DigestKey(digest.model, digest.probe_id, digest.sample_index)
+
+
+def verify_manifest(manifest: Manifest, current_digests: Iterable[ResponseDigest]) -> VerifyResult:
+    """Compare the manifest with digests recomputed now.
+
+    ``current_digests`` should cover the same models and probe set as the report (the store may
+    hold more); a key present now but absent from the manifest is reported as ``added``.
+    """
+    current: dict[DigestKey, set[str]] = {}
+    for digest in current_digests:
+        current.setdefault(_key(digest), set()).add(digest.sha256)
+    recorded = {_key(d): d for d in manifest.responses}
+    changed = [
+        DigestChange(**key._asdict(), expected=digest.sha256, found=sorted(current[key]))
+        for key, digest in recorded.items()
+        if key in current and current[key] != {digest.sha256}
+    ]
+    missing = [digest for key, digest in recorded.items() if key not in current]
+    added = [
+        ResponseDigest(**key._asdict(), sha256=sha)
+        for key in sorted(current.keys() - recorded.keys())
+        for sha in sorted(current[key])
+    ]
+    intact = manifest_hash(manifest) == manifest.manifest_sha256
+    return VerifyResult(
+        ok=intact and not (changed or missing or added),
+        manifest_intact=intact,
+        changed=changed,
+        missing=missing,
+        added=added,
+    )

@@ -1,0 +1,112 @@
+"""One self-contained HTML page per score report, for readers who are not engineers.
+
+Responses are untrusted text: the template autoescapes everything, and a Content-Security-
+Policy forbids scripts and remote loads so a missed escape still cannot run or phone home.
+The full report is embedded as a JSON data block, so the page alone can be verified later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from distillprint.report.evidence import rank_categories, ranked_echoes
+from distillprint.report.plots import render_plots
+from distillprint.report.schema import Manifest, ScoreReport
+
+REPORT_DATA_ID = "distillprint-report"
+MAX_ECHO_CHARS = 4000
+MAX_LISTED_DIGESTS = 2000
+
+VERDICT_STYLE = {"distilled": "bad", "not distilled": "good", "inconclusive": "warn"}
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    label: str
+    role: str
+    spec: str
+    n_responses: int
+    combined_sha256: str
+
+
+@dataclass(frozen=True)
+class BackgroundStanding:
+    """Where the teacher falls among the background: the plain-language headline figure."""
+
+    closer_than: int
+    total: int
+    nearest: str | None
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("distillprint.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pct"] = lambda value: f"{100 * value:.1f}%"
+    env.filters["pval"] = format_p_value
+    env.filters["num"] = lambda value: f"{value:.3f}"
+    env.filters["clip"] = clip
+    return env
+
+
+def format_p_value(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… [{len(text) - limit} more characters not shown]"
+
+
+def model_summaries(manifest: Manifest) -> list[ModelSummary]:
+    """Per model: response count and one SHA-256 over its sorted digests, for quick checks."""
+    summaries = []
+    for entry in manifest.models:
+        digests = sorted(
+            f"{d.probe_id}\t{d.sample_index}\t{d.sha256}"
+            for d in manifest.responses
+            if d.model == entry.label
+        )
+        combined = hashlib.sha256("\n".join(digests).encode("utf-8")).hexdigest()
+        summaries.append(ModelSummary(entry.label, entry.role, entry.spec, len(digests), combined))
+    return summaries
+
+
+def background_standing(report: ScoreReport) -> BackgroundStanding:
+    background = report.similarity.background
+    closer = sum(1 for value in background.values() if report.similarity.teacher > value)
+    nearest = max(background, key=lambda name: background[name]) if background else None
+    return BackgroundStanding(closer_than=closer, total=len(background), nearest=nearest)
+
+
+def _context(report: ScoreReport) -> dict[str, Any]:
+    return {
+        "r": report,
+        "verdict_style": VERDICT_STYLE[report.verdict],
+        "plots": render_plots(report),
+        "standing": background_standing(report),
+        "categories": rank_categories(report.per_category),
+        "echoes": ranked_echoes(report.echoes),
+        "attribution": sorted(report.attribution or [], key=lambda a: -a.probability),
+        "features": sorted(report.features.items()),
+        "models": model_summaries(report.manifest),
+        "list_digests": len(report.manifest.responses) <= MAX_LISTED_DIGESTS,
+        "report_data": report.model_dump(mode="json"),
+        "report_data_id": REPORT_DATA_ID,
+        "max_echo_chars": MAX_ECHO_CHARS,
+    }
+
+
+def render_html(report: ScoreReport) -> str:
+    return _environment().get_template("report.html.j2").render(**_context(report))

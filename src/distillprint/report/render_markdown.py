@@ -1,0 +1,108 @@
+"""Markdown summary of a score report, sized for a pull-request comment.
+
+Model answers are untrusted: they go into code spans on one line, where Markdown renders no
+links, images, HTML or @-mentions, so a hostile answer cannot ping people or inject content.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from distillprint.report.evidence import rank_categories, ranked_echoes
+from distillprint.report.render_html import format_p_value
+from distillprint.report.schema import CategoryEvidence, Echo, ScoreReport
+
+TOP_CATEGORIES = 5
+TOP_ECHOES = 3
+ECHO_CHARS = 160
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]()#!|~@]")
+VERDICT_MARK = {"distilled": "🔴", "not distilled": "🟢", "inconclusive": "🟡"}
+
+
+def code_span(text: str, limit: int = ECHO_CHARS) -> str:
+    """Untrusted text as a single-line inline code span, truncated to ``limit`` characters."""
+    flat = " ".join(text.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    if not flat:
+        return "*(empty)*"
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat[0] in "` " or flat[-1] in "` " else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def plain(text: str) -> str:
+    """Scorer-written prose on one line with Markdown and HTML syntax neutralised."""
+    flat = html.escape(" ".join(text.split()), quote=False)
+    return _MARKDOWN_SYNTAX.sub(r"\\\g<0>", flat)
+
+
+def _cell(text: str) -> str:
+    # GFM splits table cells on "|" even inside code spans unless it is escaped.
+    return code_span(text, limit=60).replace("|", "\\|")
+
+
+def _summary_lines(report: ScoreReport) -> list[str]:
+    mark = VERDICT_MARK[report.verdict]
+    return [
+        f"## distillprint: {mark} {report.verdict}",
+        "",
+        f"Suspect {_cell(report.suspect)} vs teacher {_cell(report.teacher)}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Verdict | **{report.verdict}** |",
+        f"| Probability of distillation | {100 * report.probability:.1f}% |",
+        f"| p-value | {format_p_value(report.p_value)} (α = {report.alpha}) |",
+        f"| Probe set | {_cell(f'{report.probe_set} v{report.probe_set_version}')}, "
+        f"{report.n_prompts} prompts, {len(report.background)} background models |",
+        "",
+        f"**Why:** {plain(report.verdict_reason)}",
+    ]
+
+
+def _category_lines(categories: list[CategoryEvidence]) -> list[str]:
+    if not categories:
+        return []
+    lines = [
+        "",
+        "### Top categories",
+        "",
+        "| Category | Probes | Suspect vs teacher | Background mean ± std |",
+        "|---|---:|---:|---:|",
+    ]
+    for c in rank_categories(categories)[:TOP_CATEGORIES]:
+        lines.append(
+            f"| {_cell(c.category)} | {c.n} | {c.suspect_teacher:.3f} | "
+            f"{c.background_mean:.3f} ± {c.background_std:.3f} |"
+        )
+    return lines
+
+
+def _echo_lines(echoes: list[Echo]) -> list[str]:
+    if not echoes:
+        return []
+    lines = ["", "### Where the suspect echoes the teacher most", ""]
+    for rank, e in enumerate(ranked_echoes(echoes)[:TOP_ECHOES], start=1):
+        lines += [
+            f"{rank}. {_cell(e.category)} probe {_cell(e.probe_id)}: similarity "
+            f"{e.similarity:.3f} (background mean {e.background_mean:.3f})",
+            f"   - Prompt: {code_span(e.prompt)}",
+            f"   - Teacher: {code_span(e.teacher_response)}",
+            f"   - Suspect: {code_span(e.suspect_response)}",
+        ]
+    return lines
+
+
+def render_markdown(report: ScoreReport) -> str:
+    lines = _summary_lines(report) + _category_lines(report.per_category)
+    lines += _echo_lines(report.echoes)
+    lines += [
+        "",
+        f"Manifest SHA-256: `{report.manifest.manifest_sha256}` "
+        f"({len(report.manifest.responses)} response digests)",
+        "",
+    ]
+    return "\n".join(lines)

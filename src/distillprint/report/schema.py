@@ -1,0 +1,189 @@
+"""The score report: one versioned, strict schema behind the HTML, Markdown, JSON and JUnit outputs.
+
+Every model rejects unknown keys and non-finite numbers, so a report that loads is a report
+that every renderer can draw and that round-trips through JSON unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+REPORT_SCHEMA_VERSION: Final = "1.0"
+SCHEMA_FILE_NAME = "score_report.schema.json"
+
+Verdict = Literal["distilled", "not distilled", "inconclusive"]
+Role = Literal["teacher", "suspect", "background", "candidate"]
+
+
+def _check_utc_timestamp(value: str) -> str:
+    # Timestamps enter the manifest hash, so one unambiguous form is required: ISO 8601 in UTC.
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO 8601 timestamp: {value!r}") from exc
+    if parsed.utcoffset() != timedelta(0):
+        raise ValueError(f"timestamp must be in UTC (end in 'Z' or '+00:00'): {value!r}")
+    return value
+
+
+UtcTimestamp = Annotated[str, AfterValidator(_check_utc_timestamp)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Label = Annotated[str, Field(min_length=1)]
+
+
+def utc_now_iso() -> str:
+    """Current time as ``YYYY-MM-DDTHH:MM:SSZ``, the form every report timestamp uses."""
+    return datetime.now(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class ComponentVersion(_Strict):
+    """A named, versioned artifact (classifier, embedder) whose output the report depends on."""
+
+    name: Label
+    version: Label
+
+
+class ModelEntry(_Strict):
+    """A model the report used: its label (as in digests and plots), role and backend spec.
+
+    ``spec`` is what the user typed (``openai:gpt-4o``, ``file:teacher.jsonl``) with any secret
+    removed; ``build_manifest`` does the removal.
+    """
+
+    label: Label
+    role: Role
+    spec: str
+
+
+class ResponseDigest(_Strict):
+    """SHA-256 of one stored response text (UTF-8), keyed by model, probe and sample."""
+
+    model: Label
+    probe_id: Label
+    sample_index: int = Field(ge=0)
+    sha256: Sha256Hex
+
+
+class Manifest(_Strict):
+    """Tamper-evident record of the inputs; ``manifest_sha256`` covers every other field."""
+
+    probe_set: Label
+    probe_set_version: str
+    models: list[ModelEntry]
+    responses: list[ResponseDigest]
+    classifier: ComponentVersion
+    embedder: ComponentVersion
+    package_version: str
+    created_at: UtcTimestamp
+    manifest_sha256: Sha256Hex
+
+    @model_validator(mode="after")
+    def _digests_name_known_models(self) -> Manifest:
+        labels = {entry.label for entry in self.models}
+        if len(labels) != len(self.models):
+            raise ValueError("model labels in the manifest must be unique")
+        unknown = sorted({d.model for d in self.responses} - labels)
+        if unknown:
+            raise ValueError(f"digests name models missing from 'models': {unknown[:5]}")
+        return self
+
+
+class SimilarityDistribution(_Strict):
+    """Similarity of the suspect to the teacher and to each background model."""
+
+    teacher: float
+    background: dict[str, float]
+
+
+class CategoryEvidence(_Strict):
+    category: Label
+    n: int = Field(ge=0)
+    suspect_teacher: float
+    background_mean: float
+    background_std: float = Field(ge=0.0)
+
+
+class Echo(_Strict):
+    """A probe where the suspect's answer is unusually close to the teacher's."""
+
+    probe_id: str
+    category: str
+    prompt: str
+    teacher_response: str
+    suspect_response: str
+    similarity: float
+    background_mean: float
+
+
+class MapPoint(_Strict):
+    model: Label
+    x: float
+    y: float
+    role: Role
+
+
+class Attribution(_Strict):
+    """One candidate teacher (or "none of these") and its probability."""
+
+    teacher: Label
+    probability: Probability
+
+
+class ScoreReport(_Strict):
+    schema_version: Literal["1.0"] = REPORT_SCHEMA_VERSION
+    created_at: UtcTimestamp
+    package_version: str
+    teacher: Label
+    suspect: Label
+    probe_set: Label
+    probe_set_version: str
+    n_prompts: int = Field(ge=0)
+    probability: Probability
+    p_value: Probability
+    alpha: float = Field(gt=0.0, lt=1.0)
+    verdict: Verdict
+    verdict_reason: str
+    thresholds: dict[str, float]
+    features: dict[str, float]
+    background: list[str]
+    similarity: SimilarityDistribution
+    per_category: list[CategoryEvidence]
+    echoes: list[Echo]
+    fingerprint_map: list[MapPoint]
+    attribution: list[Attribution] | None = None
+    manifest: Manifest
+
+    @model_validator(mode="after")
+    def _manifest_matches(self) -> ScoreReport:
+        if (self.manifest.probe_set, self.manifest.probe_set_version) != (
+            self.probe_set,
+            self.probe_set_version,
+        ):
+            raise ValueError("the manifest names a different probe set or version than the report")
+        return self
+
+
+def report_json_schema() -> dict[str, Any]:
+    schema = ScoreReport.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$comment": f"distillprint score report, schema version {REPORT_SCHEMA_VERSION}",
+        **schema,
+    }
+
+
+def export_json_schema(path: str | Path) -> Path:
+    """Write the report's JSON Schema; the committed copy is checked against this by a test."""
+    target = Path(path)
+    target.write_text(json.dumps(report_json_schema(), indent=2, sort_keys=True) + "\n")
+    return target

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from distillprint.report.junit import FAILURE_TYPE, render_junit, write_junit
+from report_fixtures import sample_report
+
+
+def _suite(xml_text: str) -> ET.Element:
+    root = ET.fromstring(xml_text.encode("utf-8"))
+    suites = root.findall("testsuite")
+    assert len(suites) == 1 and suites[0].get("name") == "distillprint"
+    return suites[0]
+
+
+def test_one_case_per_teacher_and_failure_above_threshold() -> None:
+    reports = [
+        sample_report(teacher="teacher-a", probability=0.93),
+        sample_report(teacher="teacher-b", probability=0.10, verdict="not distilled"),
+    ]
+    suite = _suite(render_junit(reports, fail_above=0.5))
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["teacher-a", "teacher-b"]
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failure = cases[0].find("failure")
+    assert failure is not None and failure.get("type") == FAILURE_TYPE
+    assert "0.930 > 0.5" in (failure.get("message") or "")
+    assert cases[1].find("failure") is None
+
+
+def test_probability_equal_to_threshold_passes(tmp_path: Path) -> None:
+    path = write_junit([sample_report(probability=0.5)], 0.5, tmp_path / "junit.xml")
+    suite = _suite(path.read_text(encoding="utf-8"))
+    assert suite.get("failures") == "0"
+
+
+def test_control_characters_do_not_break_the_xml() -> None:
+    report = sample_report(teacher="bad\x00\x1bname")
+    report = report.model_copy(update={"verdict_reason": "reason with \x07 bell"})
+    suite = _suite(render_junit([report], fail_above=0.1))
+    case = suite.find("testcase")
+    assert case is not None and case.get("name") == "bad\ufffd\ufffdname"

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import pytest
+
+from distillprint.report.manifest import (
+    REDACTED,
+    build_manifest,
+    manifest_hash,
+    redact_spec,
+    response_digest,
+    verify_manifest,
+)
+from distillprint.report.schema import ComponentVersion, ModelEntry, ResponseDigest
+from report_fixtures import SUSPECT, TEACHER, sample_report, sample_responses
+
+
+def _current(texts: dict[tuple[str, str, int], str]) -> list[ResponseDigest]:
+    return [response_digest(*key, text) for key, text in texts.items()]
+
+
+def test_unchanged_store_verifies() -> None:
+    result = verify_manifest(sample_report().manifest, _current(sample_responses()))
+    assert result.ok and result.manifest_intact
+    assert (result.changed, result.missing, result.added) == ([], [], [])
+
+
+def test_changed_missing_and_added_digests_are_detected() -> None:
+    texts = sample_responses()
+    texts[(SUSPECT, "probe-003", 0)] = "An edited answer."
+    del texts[(TEACHER, "probe-007", 0)]
+    texts[(SUSPECT, "probe-999", 0)] = "A new answer."
+    result = verify_manifest(sample_report().manifest, _current(texts))
+    assert not result.ok
+    assert [(c.model, c.probe_id) for c in result.changed] == [(SUSPECT, "probe-003")]
+    assert result.changed[0].found == [
+        response_digest(SUSPECT, "probe-003", 0, "An edited answer.").sha256
+    ]
+    assert [(m.model, m.probe_id) for m in result.missing] == [(TEACHER, "probe-007")]
+    assert [(a.model, a.probe_id) for a in result.added] == [(SUSPECT, "probe-999")]
+
+
+def test_two_conflicting_current_answers_count_as_changed() -> None:
+    current = _current(sample_responses())
+    current.append(response_digest(TEACHER, "probe-000", 0, "A second, different answer."))
+    result = verify_manifest(sample_report().manifest, current)
+    assert not result.ok
+    assert len(result.changed) == 1 and len(result.changed[0].found) == 2
+
+
+def test_edited_manifest_fails_its_own_hash() -> None:
+    manifest = sample_report().manifest
+    forged = manifest.model_copy(update={"probe_set_version": "0.9"})
+    result = verify_manifest(forged, _current(sample_responses()))
+    assert result.manifest_intact is False and result.ok is False
+    assert manifest_hash(manifest) == manifest.manifest_sha256
+
+
+def test_manifest_is_deterministic_and_order_free() -> None:
+    digests = _current(sample_responses(4))
+    models = [
+        ModelEntry(label=m, role="background", spec="file:x") for m in {d.model for d in digests}
+    ]
+    common = {
+        "probe_set": "core",
+        "probe_set_version": "1",
+        "models": models,
+        "classifier": ComponentVersion(name="c", version="1"),
+        "embedder": ComponentVersion(name="e", version="1"),
+        "package_version": "0.1.0",
+        "created_at": "2025-01-01T00:00:00Z",
+    }
+    forward = build_manifest(responses=digests, **common)  # type: ignore[arg-type]
+    backward = build_manifest(responses=digests[::-1] + digests[:3], **common)  # type: ignore[arg-type]
+    assert forward == backward
+
+
+def test_conflicting_digests_cannot_enter_a_manifest() -> None:
+    digests = [response_digest("m", "p", 0, "one"), response_digest("m", "p", 0, "two")]
+    with pytest.raises(ValueError, match="two different responses"):
+        build_manifest(
+            probe_set="core",
+            probe_set_version="1",
+            models=[ModelEntry(label="m", role="suspect", spec="file:m.jsonl")],
+            responses=digests,
+            classifier=ComponentVersion(name="c", version="1"),
+            embedder=ComponentVersion(name="e", version="1"),
+            package_version="0.1.0",
+        )
+
+
+def test_digests_must_name_listed_models() -> None:
+    with pytest.raises(ValueError, match="missing from 'models'"):
+        build_manifest(
+            probe_set="core",
+            probe_set_version="1",
+            models=[],
+            responses=[response_digest("ghost", "p", 0, "x")],
+            classifier=ComponentVersion(name="c", version="1"),
+            embedder=ComponentVersion(name="e", version="1"),
+            package_version="0.1.0",
+        )
+
+
+@pytest.mark.parametrize(
+    ("spec", "secret"),
+    [
+        ("openai:gpt-4o@https://user:hunter2@api.example.com/v1", "hunter2"),
+        ("openai:gpt-4o@https://api.example.com/v1?api_key=abc123xyz&region=eu", "abc123xyz"),
+        ("openai:sk-proj-ABCDEFGHijklmnop1234", "sk-proj-ABCDEFGHijklmnop1234"),
+        ("hf:org/model?token=hf_abcdefghijklmnop", "hf_abcdefghijklmnop"),
+    ],
+)
+def test_specs_lose_their_secrets(spec: str, secret: str) -> None:
+    cleaned = redact_spec(spec)
+    assert secret not in cleaned
+    assert REDACTED in cleaned
+
+
+def test_known_secret_values_are_removed_and_plain_specs_kept() -> None:
+    assert redact_spec("file:CANARY-42.jsonl", ["CANARY-42"]) == f"file:{REDACTED}.jsonl"
+    plain = "openai:llama-3@http://127.0.0.1:8000/v1?region=eu#frag"
+    assert redact_spec(plain) == plain
+    manifest = build_manifest(
+        probe_set="core",
+        probe_set_version="1",
+        models=[ModelEntry(label="s", role="suspect", spec="openai:m?key=CANARY-42")],
+        responses=[],
+        classifier=ComponentVersion(name="c", version="1"),
+        embedder=ComponentVersion(name="e", version="1"),
+        package_version="0.1.0",
+        secrets=["CANARY-42"],
+    )
+    assert "CANARY-42" not in manifest.model_dump_json()
+
+
+def test_keys_from_the_environment_are_redacted_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISTILLPRINT_CANARY_API_KEY", "canary-7f3a9c")
+    manifest = build_manifest(
+        probe_set="core",
+        probe_set_version="1",
+        models=[ModelEntry(label="s", role="suspect", spec="openai:m@http://h/v1?x=canary-7f3a9c")],
+        responses=[],
+        classifier=ComponentVersion(name="c", version="1"),
+        embedder=ComponentVersion(name="e", version="1"),
+        package_version="0.1.0",
+    )
+    assert "canary-7f3a9c" not in manifest.model_dump_json()

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import re
+
+from distillprint.report.render_markdown import TOP_ECHOES, code_span, plain, render_markdown
+from report_fixtures import sample_report
+
+
+def test_summary_has_the_verdict_numbers_and_hash() -> None:
+    report = sample_report()
+    text = render_markdown(report)
+    assert "**distilled**" in text
+    assert "93.0%" in text and "0.004" in text
+    assert report.manifest.manifest_sha256 in text
+    assert "### Top categories" in text
+
+
+def test_only_top_echoes_appear_strongest_first() -> None:
+    text = render_markdown(sample_report())
+    ranks = re.findall(r"^(\d+)\. .*probe `(probe-\d+)`", text, re.MULTILINE)
+    assert ranks == [("1", "probe-000"), ("2", "probe-001"), ("3", "probe-002")][:TOP_ECHOES]
+
+
+def test_hostile_answers_stay_inside_code_spans() -> None:
+    text = render_markdown(sample_report())
+    line = next(line for line in text.splitlines() if "alert(1)" in line)
+    value = line.split("Suspect: ", 1)[1]
+    assert value.startswith("`") and value.endswith("`")
+    assert value.count("`") == 2
+
+
+def test_code_span_handles_backticks_newlines_and_length() -> None:
+    assert code_span("a ``b`` c") == "```a ``b`` c```"
+    assert code_span("`x`") == "`` `x` ``"
+    assert code_span("line one\n\nline two") == "`line one line two`"
+    assert code_span("y" * 500, limit=10) == "`" + "y" * 9 + "…`"
+    assert code_span("  ") == "*(empty)*"
+
+
+def test_plain_prose_is_neutralised() -> None:
+    assert plain("see [x](http://e) @bob <b>") == "see \\[x\\]\\(http://e\\) \\@bob &lt;b&gt;"
+
+
+def test_inconclusive_report_says_so() -> None:
+    text = render_markdown(sample_report(verdict="inconclusive", probability=0.55, p_value=0.2))
+    assert text.startswith("## distillprint: 🟡 inconclusive")

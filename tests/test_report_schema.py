@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from distillprint.errors import InputError
+from distillprint.report.load import parse_report, read_report, write_report_json
+from distillprint.report.schema import (
+    REPORT_SCHEMA_VERSION,
+    SCHEMA_FILE_NAME,
+    ScoreReport,
+    export_json_schema,
+    report_json_schema,
+    utc_now_iso,
+)
+from report_fixtures import sample_report
+
+
+def test_json_round_trip_is_lossless(tmp_path: Path) -> None:
+    report = sample_report()
+    path = write_report_json(report, tmp_path / "report.json")
+    loaded = read_report(path)
+    assert loaded == report
+    assert loaded.schema_version == REPORT_SCHEMA_VERSION
+    assert json.loads(path.read_text())["verdict"] == "distilled"
+
+
+def test_unknown_keys_are_rejected() -> None:
+    data = sample_report().model_dump(mode="json")
+    data["surprise"] = 1
+    with pytest.raises(ValidationError, match="surprise"):
+        ScoreReport.model_validate(data)
+    data = sample_report().model_dump(mode="json")
+    data["echoes"][0]["extra"] = "x"
+    with pytest.raises(ValidationError):
+        ScoreReport.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("probability", 1.5),
+        ("p_value", -0.1),
+        ("alpha", 0.0),
+        ("verdict", "guilty"),
+        ("created_at", "2025-01-02T03:04:05+02:00"),
+        ("created_at", "yesterday"),
+        ("schema_version", "0.9"),
+    ],
+)
+def test_invalid_values_are_rejected(field: str, value: object) -> None:
+    data = sample_report().model_dump(mode="json")
+    data[field] = value
+    with pytest.raises(ValidationError):
+        ScoreReport.model_validate(data)
+
+
+def test_non_finite_numbers_are_rejected() -> None:
+    data = sample_report().model_dump()
+    data["features"] = {"broken": float("nan")}
+    with pytest.raises(ValidationError):
+        ScoreReport.model_validate(data)
+
+
+def test_manifest_must_name_the_same_probe_set() -> None:
+    data = sample_report().model_dump(mode="json")
+    data["probe_set_version"] = "2.0"
+    with pytest.raises(ValidationError, match="probe set"):
+        ScoreReport.model_validate(data)
+
+
+def test_utc_now_iso_is_accepted_by_the_schema() -> None:
+    stamp = utc_now_iso()
+    report = sample_report().model_copy(update={"created_at": stamp})
+    assert ScoreReport.model_validate(report.model_dump()).created_at == stamp
+    assert stamp.endswith("Z")
+
+
+def test_committed_json_schema_is_current(tmp_path: Path) -> None:
+    committed = resources.files("distillprint.report").joinpath(SCHEMA_FILE_NAME).read_text()
+    fresh = export_json_schema(tmp_path / SCHEMA_FILE_NAME).read_text()
+    assert committed == fresh, (
+        "refresh it: python -c 'from distillprint.report.schema import export_json_schema; "
+        'export_json_schema("src/distillprint/report/score_report.schema.json")\''
+    )
+    schema = report_json_schema()
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) >= {"verdict", "probability", "p_value", "manifest"}
+
+
+def test_parse_report_names_the_bad_field() -> None:
+    data = sample_report().model_dump(mode="json")
+    data["probability"] = "high"
+    with pytest.raises(InputError) as info:
+        parse_report(json.dumps(data), source="r.json")
+    assert info.value.field == "probability"
+    assert info.value.path == "r.json"
+
+
+def test_read_report_rejects_html_without_data(tmp_path: Path) -> None:
+    page = tmp_path / "other.html"
+    page.write_text("<html><body>hello</body></html>")
+    with pytest.raises(InputError, match="no embedded distillprint report"):
+        read_report(page)
