@@ -22,6 +22,8 @@ _BUILTIN: dict[str, str] = {
     "openai": "distillprint.backends.openai_compat:create_openai_backend",
     "anthropic": "distillprint.backends.anthropic:create_anthropic_backend",
     "file": "distillprint.backends.files:create_file_backend",
+    # Deterministic text from a hash of the request: a diagnostic model for serve and tests.
+    "echo": "distillprint.backends.echo:create_echo_backend",
 }
 _REGISTERED: dict[str, BackendFactory] = {}
 

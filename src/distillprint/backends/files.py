@@ -1,0 +1,64 @@
+"""Answers already collected, served as a model: spec ``file:<path>``.
+
+The log is JSONL or AlpacaEval JSON, optionally gzipped (see ``distillprint.answers``). A
+request is answered by the record with the same probe id, else by the record whose prompt
+equals the request's last user turn exactly; in both cases the sample index must match too,
+so a log with one answer per prompt never passes its sample 0 off as sample 1. When several
+records share a key the first one wins, as in ``AnswerLog.by_prompt``. No match raises
+``AnswerNotAvailable``. Logs do not say why an answer ended, so the finish reason is
+``"unknown"``. The revision is a hash of the file's bytes: editing the log changes every key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from distillprint.answers import AnswerLog, AnswerRecord, load_answer_log
+from distillprint.backends.base import AnswerNotAvailable, Backend, BackendOptions
+from distillprint.errors import InputError
+from distillprint.types import Generation, GenerationRequest, ModelIdentity
+
+_REVISION_HEX_CHARS = 16
+
+
+class FileBackend(Backend):
+    """One request per call, so a missing answer fails only its own request, not a batch."""
+
+    max_batch_size = 1
+
+    def __init__(self, log: AnswerLog, revision: str) -> None:
+        self.identity = ModelIdentity("file", log.model, revision=revision)
+        self.path = log.path
+        self._by_probe: dict[tuple[str, int], AnswerRecord] = {}
+        self._by_prompt: dict[tuple[str, int], AnswerRecord] = {}
+        for record in log.records:
+            if record.probe_id:
+                self._by_probe.setdefault((record.probe_id, record.sample_index), record)
+            self._by_prompt.setdefault((record.prompt, record.sample_index), record)
+
+    def lookup(self, request: GenerationRequest) -> AnswerRecord:
+        index = request.sample_index
+        record = self._by_probe.get((request.probe_id, index)) if request.probe_id else None
+        record = record or self._by_prompt.get((request.prompt, index))
+        if record is None:
+            what = f"probe '{request.probe_id}'" if request.probe_id else "this prompt"
+            raise AnswerNotAvailable(
+                f"{self.path}: no logged answer for {what} (sample {index}); "
+                f"prompt starts {request.prompt[:60]!r}"
+            )
+        return record
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        return [Generation(text=self.lookup(r).response, finish_reason="unknown") for r in requests]
+
+
+def create_file_backend(path: str, options: BackendOptions) -> Backend:
+    file_path = Path(path).expanduser()
+    log = load_answer_log(file_path, model=options.extra.get("model"))
+    try:
+        digest = hashlib.sha256(file_path.read_bytes()).hexdigest()
+    except OSError as exc:  # the file vanished between the two reads
+        raise InputError(f"cannot read file ({exc})", path=file_path) from None
+    return FileBackend(log, digest[:_REVISION_HEX_CHARS])

@@ -1,0 +1,276 @@
+"""Local causal language models through transformers: ``hf:<hub-id-or-dir>`` and ``gguf:<file>``.
+
+Requests are rendered with the tokenizer's chat template. A model without one (a base model
+such as Gemma-3-270M) gets a plain transcript instead::
+
+    <system text, if any>
+    User: <first user turn>
+    Assistant: <earlier answer>
+    User: <last user turn>
+    Assistant:
+
+and its answer is cut at the next ``\\nUser:`` turn marker. Generation is batched with left
+padding and runs in a worker thread, so the event loop stays responsive; one batch runs at a
+time (``max_concurrency = 1``) because a batch already uses every CPU core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import cast
+
+import torch
+from jinja2 import TemplateError
+from transformers import (
+    GenerationMixin,
+    LogitsProcessorList,
+    PreTrainedTokenizerBase,
+    StoppingCriteriaList,
+)
+
+from distillprint.backends.base import Backend, BackendOptions
+from distillprint.backends.hf_generation import RowSampler, RowStopper, row_seed
+from distillprint.backends.hf_loading import (
+    LoadedModel,
+    dir_fingerprint,
+    file_fingerprint,
+    load_gguf,
+    load_pretrained,
+)
+from distillprint.errors import InputError
+from distillprint.types import ChatMessage, Generation, GenerationRequest, ModelIdentity, Usage
+
+DEFAULT_BATCH_SIZE = 16
+TURN_MARKER = "\nUser:"
+# GGUF metadata sometimes names a different end-of-sequence token than the one that closes a
+# chat turn; stopping only at the former would let chat models run on into a new turn
+_END_OF_TURN_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>")
+
+
+def render_plain(messages: Sequence[ChatMessage]) -> str:
+    """The transcript format for models without a chat template (see the module docstring)."""
+    lines = [m.content for m in messages if m.role == "system"]
+    for message in messages:
+        if message.role != "system":
+            speaker = "User" if message.role == "user" else "Assistant"
+            lines.append(f"{speaker}: {message.content}")
+    lines.append("Assistant:")
+    return "\n".join(lines)
+
+
+def render_chat(tokenizer: PreTrainedTokenizerBase, messages: Sequence[ChatMessage]) -> str:
+    """The chat template's prompt; templates that reject a system turn get it folded into the
+    first user turn instead."""
+    turns = [{"role": m.role, "content": m.content} for m in messages]
+    try:
+        return str(tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
+    except TemplateError:
+        system = "\n\n".join(t["content"] for t in turns if t["role"] == "system")
+        rest = [t for t in turns if t["role"] != "system"]
+        if not system or not rest:
+            raise
+        rest[0] = {**rest[0], "content": f"{system}\n\n{rest[0]['content']}"}
+        return str(tokenizer.apply_chat_template(rest, tokenize=False, add_generation_prompt=True))
+
+
+def _end_token_ids(loaded: LoadedModel, templated: bool) -> list[int]:
+    configured = loaded.model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured])
+    ids.add(loaded.tokenizer.eos_token_id)
+    if templated:
+        vocab = loaded.tokenizer.get_vocab()
+        ids.update(vocab[token] for token in _END_OF_TURN_TOKENS if token in vocab)
+    return sorted(i for i in ids if i is not None)
+
+
+def _length_key(request: GenerationRequest) -> tuple[int, int]:
+    return request.params.max_tokens, sum(len(m.content) for m in request.messages)
+
+
+class HFBackend(Backend):
+    """A transformers model and tokenizer, loaded on first use (a rerun that finds every answer
+    stored never loads it)."""
+
+    max_concurrency = 1
+
+    def __init__(
+        self,
+        identity: ModelIdentity,
+        loader: Callable[[], LoadedModel],
+        *,
+        max_batch_size: int = DEFAULT_BATCH_SIZE,
+        threads: int | None = None,
+    ) -> None:
+        self.identity = identity
+        self.max_batch_size = max_batch_size
+        self._threads = threads
+        self._loader = loader
+        self._loaded: LoadedModel | None = None
+        self._load_lock = threading.Lock()
+        # one batch at a time even if a caller ignores max_concurrency: batches share the model
+        self._run_lock = threading.Lock()
+
+    def load(self) -> LoadedModel:
+        with self._load_lock:
+            if self._loaded is None:
+                if self._threads:
+                    # process-wide: on a shared or small machine fewer threads than cores can be
+                    # several times faster, because idle OpenMP workers spin instead of sleeping
+                    torch.set_num_threads(self._threads)
+                loaded = self._loader()
+                tokenizer = loaded.tokenizer
+                tokenizer.padding_side = "left"
+                if tokenizer.pad_token is None:
+                    tokenizer.pad_token = tokenizer.eos_token
+                self._loaded = loaded
+            return self._loaded
+
+    @property
+    def uses_chat_template(self) -> bool:
+        return self.load().tokenizer.chat_template is not None
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        if not requests:
+            return []
+        return await asyncio.to_thread(self.generate_sync, list(requests))
+
+    def generate_sync(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """Blocking generation, in request order; batches group similar lengths to cut padding."""
+        for request in requests:
+            if request.params.max_tokens < 1:
+                raise InputError("max_tokens must be at least 1", field="max_tokens")
+        order = sorted(range(len(requests)), key=lambda i: _length_key(requests[i]))
+        results: dict[int, Generation] = {}
+        loaded = self.load()
+        with self._run_lock:
+            for start in range(0, len(order), self.max_batch_size):
+                chunk = order[start : start + self.max_batch_size]
+                batch = self._run_batch(loaded, [requests[i] for i in chunk])
+                results.update(zip(chunk, batch, strict=True))
+        return [results[i] for i in range(len(requests))]
+
+    def _run_batch(self, loaded: LoadedModel, batch: list[GenerationRequest]) -> list[Generation]:
+        tokenizer = loaded.tokenizer
+        templated = tokenizer.chat_template is not None
+        prompts = [
+            render_chat(tokenizer, r.messages) if templated else render_plain(r.messages)
+            for r in batch
+        ]
+        # a chat template writes its own special tokens; the plain transcript needs BOS
+        encoded = tokenizer(
+            prompts, return_tensors="pt", padding=True, add_special_tokens=not templated
+        ).to(loaded.model.device)
+        width = int(encoded["input_ids"].shape[1])
+        limits = [r.params.max_tokens for r in batch]
+        end_ids = _end_token_ids(loaded, templated)
+        stopper = RowStopper(
+            prompt_width=width,
+            limits=limits,
+            eos_ids=end_ids,
+            markers=() if templated else (TURN_MARKER,),
+            tokenizer=tokenizer,
+        )
+        sampler = RowSampler(
+            [r.params for r in batch], [row_seed(r.params.seed, r.sample_index) for r in batch]
+        )
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = cast(GenerationMixin, loaded.model).generate(
+                **encoded,
+                do_sample=False,
+                max_new_tokens=max(limits),
+                eos_token_id=end_ids,
+                pad_token_id=tokenizer.pad_token_id,
+                logits_processor=LogitsProcessorList([sampler]),
+                stopping_criteria=StoppingCriteriaList([stopper]),
+            )
+        latency = time.perf_counter() - started
+        prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
+        generated = output[:, width:]
+        return [
+            self._finish(
+                tokenizer, generated[i], stopper, i, int(prompt_tokens[i]), latency, templated
+            )
+            for i in range(len(batch))
+        ]
+
+    @staticmethod
+    def _finish(
+        tokenizer: PreTrainedTokenizerBase,
+        ids: torch.Tensor,
+        stopper: RowStopper,
+        index: int,
+        prompt_tokens: int,
+        latency: float,
+        templated: bool,
+    ) -> Generation:
+        outcome = stopper.outcome(index, int(ids.shape[0]))
+        kept = ids[: outcome.generated - (1 if outcome.reason == "eos" else 0)]
+        text = str(tokenizer.decode(kept, skip_special_tokens=True))
+        if outcome.reason == "marker":
+            text = text[: text.find(TURN_MARKER)] if TURN_MARKER in text else text
+        if not templated:
+            # the transcript puts a space after "Assistant:" that belongs to the format
+            text = text.strip()
+        return Generation(
+            text=text,
+            finish_reason="length" if outcome.reason == "length" else "stop",
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=outcome.generated),
+            latency_s=latency,
+        )
+
+    async def aclose(self) -> None:
+        with self._load_lock:
+            self._loaded = None
+
+    @classmethod
+    def from_options(
+        cls, identity: ModelIdentity, loader: Callable[[], LoadedModel], options: BackendOptions
+    ) -> HFBackend:
+        """Batch size from ``options.batch_size``, torch threads from ``extra["threads"]``."""
+        batch = options.batch_size if options.batch_size and options.batch_size > 0 else None
+        threads = options.extra.get("threads")
+        if threads is not None and not threads.isdigit():
+            raise InputError(f"threads must be a whole number, got '{threads}'", field="threads")
+        return cls(
+            identity,
+            loader,
+            max_batch_size=batch or DEFAULT_BATCH_SIZE,
+            threads=int(threads) if threads else None,
+        )
+
+
+def create_hf_backend(spec_rest: str, options: BackendOptions) -> Backend:
+    """``hf:<dir>`` loads a local checkpoint, ``hf:<file.gguf>`` a GGUF file and anything else
+    a hub id (pin ``--revision`` for hub ids: the store key then names the exact weights)."""
+    path = Path(spec_rest).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return create_gguf_backend(spec_rest, options)
+    if path.is_dir():
+        resolved = path.resolve()
+        identity = ModelIdentity("hf", str(resolved), options.revision or dir_fingerprint(resolved))
+        loader = partial(load_pretrained, str(resolved), device=options.device)
+        return HFBackend.from_options(identity, loader, options)
+    if spec_rest.startswith((".", "/", "~")) or path.exists():
+        raise InputError(f"no model directory at '{spec_rest}'", field="model spec")
+    identity = ModelIdentity("hf", spec_rest, options.revision or "")
+    loader = partial(load_pretrained, spec_rest, revision=options.revision, device=options.device)
+    return HFBackend.from_options(identity, loader, options)
+
+
+def create_gguf_backend(spec_rest: str, options: BackendOptions) -> Backend:
+    """``gguf:<file.gguf>``; converted once to a cached safetensors checkpoint (hf_loading)."""
+    path = Path(spec_rest).expanduser()
+    if not path.is_file():
+        raise InputError(f"no GGUF file at '{spec_rest}'", field="model spec")
+    resolved = path.resolve()
+    fingerprint = file_fingerprint(resolved)
+    identity = ModelIdentity("gguf", str(resolved), options.revision or fingerprint)
+    key = f"{resolved.stem}-{fingerprint}"
+    loader = partial(load_gguf, key, lambda _workdir: resolved, device=options.device)
+    return HFBackend.from_options(identity, loader, options)

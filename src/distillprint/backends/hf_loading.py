@@ -1,0 +1,156 @@
+"""Loading causal language models for the ``hf``, ``gguf`` and ``packaged`` backends.
+
+GGUF files load through transformers, which de-quantises them to float32 on every load (tens of
+seconds, plus a slow GGUF tokenizer conversion). The first load therefore writes the
+de-quantised weights, config and tokenizer as an ordinary safetensors checkpoint under
+``model_cache_dir()/converted/<key>``; later loads read that in about a second. The checkpoint
+holds exactly the de-quantised weights, and every run (the converting one included) generates
+from the reloaded checkpoint, so answers do not depend on whether the cache was warm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from distillprint.errors import BackendError
+from distillprint.models_catalog import model_cache_dir
+
+logger = logging.getLogger(__name__)
+
+#: bump when the conversion changes, so stale checkpoints are rebuilt rather than reused
+CONVERSION_FORMAT = 1
+_MARKER = "distillprint-conversion.json"
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+
+
+def file_fingerprint(path: Path) -> str:
+    """A short content id for a large file: its first MiB and its size."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        digest.update(handle.read(1 << 20))
+    digest.update(str(path.stat().st_size).encode())
+    return digest.hexdigest()[:12]
+
+
+def dir_fingerprint(path: Path) -> str:
+    """A short content id for a checkpoint directory: config.json plus every file's size."""
+    digest = hashlib.sha256()
+    config = path / "config.json"
+    if config.is_file():
+        digest.update(config.read_bytes())
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{item.relative_to(path)}:{item.stat().st_size}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+def _clean_generation_config(model: PreTrainedModel) -> None:
+    """Keep only token ids: model-card defaults (sampling, repetition penalty) would otherwise
+    fill every parameter we leave unset, and the store key would not describe the answer."""
+    original = model.generation_config
+    model.generation_config = GenerationConfig(
+        bos_token_id=original.bos_token_id,
+        eos_token_id=original.eos_token_id,
+        pad_token_id=original.pad_token_id,
+    )
+
+
+def load_pretrained(
+    source: str, *, revision: str | None = None, device: str = "cpu"
+) -> LoadedModel:
+    """A transformers checkpoint from a local directory or a hub id (float32 on CPU)."""
+    dtype: Any = torch.float32 if device == "cpu" else "auto"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=dtype)
+    except OSError as exc:
+        offline = (
+            " (HF_HUB_OFFLINE is set: hub ids must already be cached)"
+            if os.environ.get("HF_HUB_OFFLINE")
+            else ""
+        )
+        raise BackendError(f"cannot load model '{source}'{offline}: {exc}") from exc
+    torch.nn.Module.to(model, device)
+    model.eval()
+    _clean_generation_config(model)
+    return LoadedModel(model, tokenizer)
+
+
+def _write_checkpoint(gguf: Path, target: Path) -> None:
+    """De-quantise ``gguf`` into a safetensors checkpoint at ``target`` (atomically)."""
+    from safetensors.torch import save_model
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
+    # a GGUF-loaded model refuses save_pretrained because of its quantization_config; the
+    # weights are plain float32 already, so save them with a config that drops it
+    config_dict = model.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = type(model.config).from_dict(config_dict)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        config.save_pretrained(staging)
+        model.generation_config.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        # save_model drops the duplicate of tied embeddings, which save_file would reject
+        save_model(model, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        source = {"gguf": gguf.name, "fingerprint": file_fingerprint(gguf)}
+        (staging / _MARKER).write_text(json.dumps({"format": CONVERSION_FORMAT, **source}))
+        if (target / _MARKER).is_file():  # another process finished the same conversion first
+            return
+        shutil.rmtree(target, ignore_errors=True)  # without its marker a checkpoint is partial
+        os.replace(staging, target)
+    except OSError:
+        if target.joinpath(_MARKER).is_file():  # another process finished the same conversion
+            return
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def converted_checkpoint(key: str, gguf: Callable[[Path], Path]) -> Path:
+    """The cached checkpoint for ``key``, converting ``gguf(workdir)`` on first use.
+
+    ``gguf`` receives a scratch directory that is deleted afterwards, so multi-part models can
+    be joined there without keeping a second copy of the file.
+    """
+    target = model_cache_dir() / "converted" / f"{key}-f{CONVERSION_FORMAT}"
+    if (target / _MARKER).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".gguf-", dir=target.parent) as scratch:
+        source = gguf(Path(scratch))
+        logger.info(
+            "converting %s to a safetensors checkpoint in %s (first use only)", source, target
+        )
+        _write_checkpoint(source, target)
+    return target
+
+
+def load_gguf(key: str, gguf: Callable[[Path], Path], *, device: str = "cpu") -> LoadedModel:
+    return load_pretrained(str(converted_checkpoint(key, gguf)), device=device)

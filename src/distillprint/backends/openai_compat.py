@@ -1,0 +1,103 @@
+"""Any OpenAI-compatible ``/chat/completions`` endpoint: OpenAI, vLLM, DeepSeek, Moonshot...
+
+Spec ``openai:<model>``. The base URL comes from ``--base-url``, else ``OPENAI_BASE_URL``,
+else ``https://api.openai.com/v1``; a URL with no path gets ``/v1``. The key comes from the
+environment only (``OPENAI_API_KEY`` or ``options.api_key_env``); a loopback server may run
+without one.
+
+An empty completion is a valid answer, returned with its finish reason: models really do
+answer some probes with nothing, and that is part of their fingerprint. A ``null`` content
+(content filters, refusals) is stored as empty text for the same reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from distillprint.backends._http import (
+    JsonApi,
+    json_object,
+    normalise_base_url,
+    optional_int,
+    resolve_key,
+)
+from distillprint.backends.base import Backend, BackendOptions
+from distillprint.types import Generation, GenerationRequest, ModelIdentity, Usage
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+def sample_seed(request: GenerationRequest) -> int:
+    """Seed sent for one sample: servers that honour seeds would otherwise repeat sample 0."""
+    return request.params.seed + request.sample_index
+
+
+class OpenAIBackend(Backend):
+    """One request per ``generate`` call; concurrency and retries belong to the collector."""
+
+    max_batch_size = 1
+
+    def __init__(self, model: str, options: BackendOptions) -> None:
+        base_url = normalise_base_url(
+            options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
+            default_path="/v1",
+        )
+        key_env = options.api_key_env or DEFAULT_KEY_ENV
+        key = resolve_key(key_env, base_url, "openai backend")
+        headers = {"Authorization": f"Bearer {key.reveal()}"} if key is not None else {}
+        self.identity = ModelIdentity("openai", model, options.revision or "", base_url)
+        self._url = f"{base_url}/chat/completions"
+        # Newer OpenAI reasoning models accept only ``max_completion_tokens``.
+        self._max_tokens_field = options.extra.get("max_tokens_field", "max_tokens")
+        self._api = JsonApi(f"openai:{model}", options.timeout_s, headers, key)
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend({self.identity.model!r}, base_url={self.identity.base_url!r})"
+
+    def payload(self, request: GenerationRequest) -> dict[str, Any]:
+        params = request.params
+        return {
+            "model": self.identity.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            self._max_tokens_field: params.max_tokens,
+            "seed": sample_seed(request),
+        }
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        return [await self._generate_one(request) for request in requests]
+
+    async def _generate_one(self, request: GenerationRequest) -> Generation:
+        reply = await self._api.post(self._url, self.payload(request))
+        body = reply.body
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise self._api.malformed("choices[0]", body)
+        message = choices[0].get("message")
+        if not isinstance(message, dict) or "content" not in message:
+            raise self._api.malformed("choices[0].message.content", body)
+        content = message["content"]
+        if content is not None and not isinstance(content, str):
+            raise self._api.malformed("a text choices[0].message.content", body)
+        finish = choices[0].get("finish_reason")
+        usage = json_object(body.get("usage"))
+        return Generation(
+            text=content or "",
+            finish_reason=finish if isinstance(finish, str) else "unknown",
+            usage=Usage(
+                prompt_tokens=optional_int(usage.get("prompt_tokens")),
+                completion_tokens=optional_int(usage.get("completion_tokens")),
+            ),
+            latency_s=reply.latency_s,
+        )
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+
+def create_openai_backend(model: str, options: BackendOptions) -> Backend:
+    return OpenAIBackend(model, options)

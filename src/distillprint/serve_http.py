@@ -1,0 +1,282 @@
+"""The HTTP side of ``distillprint serve``: OpenAI request parsing, responses and faults."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import hmac
+import json
+import logging
+import math
+import socket
+import struct
+import time
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+
+from distillprint.backends.base import AnswerNotAvailable
+from distillprint.errors import BackendError, InputError, RetryableError
+from distillprint.serve_faults import Fault
+from distillprint.types import ChatMessage, Generation, GenerationRequest, Role, SamplingParams
+
+if TYPE_CHECKING:
+    from distillprint.serve import ServeState
+
+logger = logging.getLogger("distillprint.serve")
+
+CHAT_PATH = "/v1/chat/completions"
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_ROLES: dict[str, Role] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
+_HTML_ERROR = b"<html><body><h1>502 Bad Gateway</h1>upstream hiccup</body></html>"
+
+
+class RequestRejected(Exception):
+    """A client error, answered with ``status`` and an OpenAI-style error body."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+
+
+def _content_text(content: Any, index: int) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: keep the text ones
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        texts = [p for p in parts if isinstance(p, str)]
+        if len(texts) == len(parts):
+            return "".join(texts)
+    raise RequestRejected(400, f"messages[{index}].content must be text")
+
+
+def _number(payload: dict[str, Any], key: str, default: float) -> float:
+    value = payload.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RequestRejected(400, f"'{key}' must be a number")
+    return float(value)
+
+
+def _integer(payload: dict[str, Any], key: str, default: int) -> int:
+    value = payload.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestRejected(400, f"'{key}' must be an integer")
+    return value
+
+
+def parse_chat_request(payload: Any) -> list[GenerationRequest]:
+    """One request per choice asked for; absent parameters take OpenAI's defaults."""
+    if not isinstance(payload, dict):
+        raise RequestRejected(400, "the body must be a JSON object")
+    raw = payload.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise RequestRejected(400, "'messages' must be a non-empty list")
+    messages = []
+    for index, item in enumerate(raw):
+        role = _ROLES.get(str(item.get("role"))) if isinstance(item, dict) else None
+        if role is None:
+            raise RequestRejected(400, f"messages[{index}].role must be one of {sorted(_ROLES)}")
+        messages.append(ChatMessage(role, _content_text(item.get("content"), index)))
+    # Newer OpenAI clients send max_completion_tokens instead of max_tokens.
+    tokens_key = "max_completion_tokens" if "max_completion_tokens" in payload else "max_tokens"
+    params = SamplingParams(
+        temperature=_number(payload, "temperature", 1.0),
+        top_p=_number(payload, "top_p", 1.0),
+        max_tokens=_integer(payload, tokens_key, SamplingParams().max_tokens),
+        seed=_integer(payload, "seed", 0),
+    )
+    n = _integer(payload, "n", 1)
+    if not 1 <= n <= 128:
+        raise RequestRejected(400, "'n' must be between 1 and 128")
+    return [GenerationRequest(tuple(messages), params, sample_index=i) for i in range(n)]
+
+
+def completion_body(state: ServeState, generations: list[Generation]) -> dict[str, Any]:
+    def total(field: str) -> int:
+        return sum(getattr(g.usage, field) or 0 for g in generations)
+
+    prompt_tokens = generations[0].usage.prompt_tokens or 0
+    return {
+        "id": state.next_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": state.model_name,
+        "choices": [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": g.text},
+                "finish_reason": g.finish_reason,
+            }
+            for i, g in enumerate(generations)
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": total("completion_tokens"),
+            "total_tokens": prompt_tokens + total("completion_tokens"),
+        },
+    }
+
+
+def _error_for(exc: BaseException) -> RequestRejected:
+    """Backend failures as HTTP errors a client's retry logic understands."""
+    if isinstance(exc, AnswerNotAvailable):
+        return RequestRejected(404, str(exc), "not_found_error")
+    if isinstance(exc, InputError):
+        return RequestRejected(400, str(exc))
+    if isinstance(exc, RetryableError | concurrent.futures.CancelledError):
+        return RequestRejected(503, str(exc) or "server stopping", "overloaded_error")
+    if isinstance(exc, BackendError):
+        return RequestRejected(502, str(exc), "upstream_error")
+    logger.exception("backend failed", exc_info=exc)
+    return RequestRejected(500, f"internal error ({type(exc).__name__})", "server_error")
+
+
+def _retry_after_header(exc: BaseException) -> dict[str, str] | None:
+    if isinstance(exc, RetryableError):
+        return {"Retry-After": str(math.ceil(exc.retry_after or 1.0))}
+    return None
+
+
+class ChatHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as clients' connection pools expect
+    timeout = 60  # seconds a socket may sit idle; each open connection holds a thread
+    server_version = "distillprint-serve"
+
+    @property
+    def state(self) -> ServeState:
+        return self.server.state  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.client_address[0], *args)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        declared_length: int | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header(
+            "Content-Length", str(len(body) if declared_length is None else declared_length)
+        )
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> int:
+        self._send(status, json.dumps(obj).encode("utf-8"), headers=headers)
+        return status
+
+    def _reject(self, error: RequestRejected, headers: dict[str, str] | None = None) -> int:
+        body = {"error": {"message": str(error), "type": error.kind, "code": error.status}}
+        return self._send_json(error.status, body, headers)
+
+    def _drop_connection(self) -> None:
+        # SO_LINGER 0 makes close() send RST: the client sees a reset, not a clean close.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+    def _authorised(self) -> bool:
+        key = self.state.api_key
+        if key is None:
+            return True
+        sent = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(sent.encode(), key.reveal().encode())
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise RequestRejected(411, "a Content-Length header is required")
+        if int(length) > MAX_BODY_BYTES:
+            raise RequestRejected(413, "request body too large")
+        return self.rfile.read(int(length))
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        entry = self.state.log.begin("GET", self.path)
+        if self.path == "/health":
+            status = self._send_json(200, {"status": "ok"})
+        elif not self._authorised():
+            status = self._reject(RequestRejected(401, "invalid API key", "authentication_error"))
+        elif self.path == "/v1/models":
+            model = {"id": self.state.model_name, "object": "model", "owned_by": "distillprint"}
+            status = self._send_json(200, {"object": "list", "data": [model]})
+        else:
+            status = self._reject(RequestRejected(404, f"no route {self.path}", "not_found_error"))
+        entry.finish(status)
+
+    def do_POST(self) -> None:
+        entry = self.state.log.begin("POST", self.path)
+        status = None
+        try:
+            body = self._read_body()
+            entry.body_sha256 = hashlib.sha256(body).hexdigest()
+            if self.path != CHAT_PATH:
+                raise RequestRejected(404, f"no route {self.path}", "not_found_error")
+            if not self._authorised():
+                raise RequestRejected(401, "invalid API key", "authentication_error")
+            fault = self.state.faults.decide(body)
+            entry.fault = fault.value if fault else None
+            status = self._chat(body, fault)
+        except RequestRejected as error:
+            self.close_connection = True  # the body may be unread; never reuse this socket
+            status = self._reject(error)
+        finally:
+            entry.finish(status)
+
+    def _chat(self, body: bytes, fault: Fault | None) -> int | None:
+        plan = self.state.faults.plan
+        if self.state.stopping.wait(plan.latency_s) or fault is Fault.RESET:
+            self._drop_connection()
+            return None
+        if fault is Fault.RATE_LIMIT:
+            headers = {"Retry-After": plan.retry_after} if plan.retry_after else {}
+            error = RequestRejected(429, "rate limit reached (injected)", "rate_limit_error")
+            return self._reject(error, headers)
+        if fault in (Fault.ERROR_500, Fault.ERROR_502, Fault.ERROR_503):
+            return self._reject(RequestRejected(int(fault), "injected failure", "server_error"))
+        if fault is Fault.NON_JSON:
+            self._send(200, _HTML_ERROR, content_type="text/html")
+            return 200
+        if fault is Fault.STALL and self.state.stopping.wait(plan.stall_s):
+            self._drop_connection()
+            return None
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RequestRejected(400, "the body is not valid JSON") from None
+        requests = parse_chat_request(payload)
+        try:
+            generations = self.state.batcher.generate(requests)
+        except Exception as exc:
+            return self._reject(_error_for(exc), _retry_after_header(exc))
+        if fault is Fault.EMPTY:
+            generations = [Generation("", "stop", g.usage, g.latency_s) for g in generations]
+        return self._answer(completion_body(self.state, generations), fault)
+
+    def _answer(self, response: dict[str, Any], fault: Fault | None) -> int:
+        data = json.dumps(response).encode("utf-8")
+        if fault is Fault.TRUNCATED:
+            self._send(200, data[: len(data) // 2])
+        elif fault is Fault.CUT:
+            self._send(200, data[: len(data) // 2], declared_length=len(data))
+            self.close_connection = True
+        else:
+            self._send(200, data)
+        return 200

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from distillprint.backends import AnswerNotAvailable, BackendOptions, create_backend
+from distillprint.backends.files import FileBackend, create_file_backend
+from distillprint.errors import InputError
+from distillprint.types import ChatMessage, GenerationRequest, SamplingParams
+
+JSONL_ROWS = [
+    {"model": "teacher-7b", "probe_id": "id-1", "prompt": "Who are you?", "response": "I am T."},
+    {
+        "model": "teacher-7b",
+        "probe_id": "id-1",
+        "prompt": "Who are you?",
+        "response": "T here.",
+        "sample_index": 1,
+    },
+    {"model": "teacher-7b", "prompt": "Pick a colour.", "response": "Blue."},
+]
+ALPACA_ROWS = [
+    {"instruction": "Name a fruit.", "output": "Apple.", "generator": "gpt-x", "dataset": "oasst"},
+    {"instruction": "Count to 3.", "output": "1, 2, 3", "generator": "gpt-x", "dataset": "koala"},
+]
+
+
+def ask(prompt: str, *, probe_id: str = "", sample_index: int = 0) -> GenerationRequest:
+    return GenerationRequest(
+        (ChatMessage("system", "ignored for matching"), ChatMessage("user", prompt)),
+        SamplingParams(),
+        sample_index=sample_index,
+        probe_id=probe_id,
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode("utf-8")))
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def jsonl(path: Path) -> Path:
+    return write(path, "".join(json.dumps(row) + "\n" for row in JSONL_ROWS))
+
+
+async def answer(backend: FileBackend, request: GenerationRequest) -> str:
+    return (await backend.generate([request]))[0].text
+
+
+def load(path: Path) -> FileBackend:
+    backend = create_file_backend(str(path), BackendOptions())
+    assert isinstance(backend, FileBackend)
+    return backend
+
+
+@pytest.mark.parametrize("name", ["teacher.jsonl", "teacher.jsonl.gz"])
+async def test_jsonl_by_probe_id_prompt_and_sample(tmp_path: Path, name: str) -> None:
+    path = jsonl(tmp_path / name)
+    backend = load(path)
+    assert await answer(backend, ask("reworded, but same probe", probe_id="id-1")) == "I am T."
+    assert await answer(backend, ask("Who are you?", sample_index=1)) == "T here."
+    assert await answer(backend, ask("Pick a colour.", probe_id="unknown-id")) == "Blue."
+    generation = (await backend.generate([ask("Pick a colour.")]))[0]
+    assert generation.finish_reason == "unknown"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert backend.identity.model == "teacher-7b" and backend.identity.revision == digest
+
+
+async def test_missing_answers_are_not_invented(tmp_path: Path) -> None:
+    backend = load(jsonl(tmp_path / "t.jsonl"))
+    with pytest.raises(AnswerNotAvailable, match="sample 1"):
+        await answer(backend, ask("Pick a colour.", sample_index=1))  # only sample 0 logged
+    with pytest.raises(AnswerNotAvailable, match="probe 'nope'"):
+        await answer(backend, ask("Not in the log", probe_id="nope"))
+    with pytest.raises(AnswerNotAvailable):
+        await answer(backend, ask("pick a colour."))  # exact match only
+
+
+@pytest.mark.parametrize("name", ["gpt-x.json", "gpt-x.json.gz"])
+async def test_alpaca_eval_json(tmp_path: Path, name: str) -> None:
+    backend = load(write(tmp_path / name, json.dumps(ALPACA_ROWS, indent=1)))
+    assert await answer(backend, ask("Count to 3.")) == "1, 2, 3"
+    assert backend.identity.model == "gpt-x"
+
+
+def test_revision_follows_the_bytes_and_registry_spec(tmp_path: Path) -> None:
+    plain = jsonl(tmp_path / "a.jsonl")
+    zipped = jsonl(tmp_path / "a.jsonl.gz")
+    via_registry = create_backend(f"file:{plain}")
+    assert via_registry.identity.backend == "file"
+    assert via_registry.identity.revision == load(plain).identity.revision
+    assert load(zipped).identity.revision != load(plain).identity.revision
+    plain.write_text(
+        plain.read_text() + json.dumps(ALPACA_ROWS[0] | {"prompt": "p", "response": "r"}) + "\n"
+    )
+    assert load(plain).identity.revision != via_registry.identity.revision
+
+
+def test_bad_logs_fail_with_location(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="file not found"):
+        load(tmp_path / "absent.jsonl")
+    broken = write(tmp_path / "broken.jsonl", '{"prompt": "a", "response": "b"}\n{"prompt": 1}\n')
+    with pytest.raises(InputError, match=r"broken.jsonl:2"):
+        load(broken)
+
+
+async def test_real_alpaca_eval_log(alpaca_outputs: Path) -> None:
+    path = sorted(alpaca_outputs.glob("*.json.gz"))[0]
+    backend = load(path)
+    first = json.loads(gzip.decompress(path.read_bytes()))[0]
+    assert await answer(backend, ask(first["instruction"])) == first["output"]

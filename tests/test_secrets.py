@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from distillprint.secrets import (
+    REDACTED,
+    RedactingFilter,
+    Secret,
+    known_secrets,
+    read_secret,
+    redact,
+)
+
+
+def test_redact_known_values_and_key_shapes() -> None:
+    text = "key=my-own-secret-value, other=sk-proj-AbCdEf123456789, hf=hf_abcdefghijklmnopqrstu"
+    cleaned = redact(text, ["my-own-secret-value"])
+    assert cleaned == f"key={REDACTED}, other={REDACTED}, hf={REDACTED}"
+    assert redact("a short one: abc", ["abc", None, ""]) == "a short one: abc"  # too short
+
+
+def test_secret_hides_itself() -> None:
+    secret = Secret("sk-canary-hidden-999")
+    assert (
+        "canary" not in repr(secret) and "canary" not in str(secret) and "canary" not in f"{secret}"
+    )
+    assert secret.reveal() == "sk-canary-hidden-999"
+    assert redact("x sk-canary-hidden-999 y", [secret]) == f"x {REDACTED} y"
+
+
+def test_read_and_known_secrets() -> None:
+    env = {"OPENAI_API_KEY": "  value-123456 ", "EMPTY_API_KEY": " ", "HOME": "/home/x-123456"}
+    assert read_secret("OPENAI_API_KEY", env).reveal() == "value-123456"  # type: ignore[union-attr]
+    assert read_secret("EMPTY_API_KEY", env) is None and read_secret("NOPE", env) is None
+    assert known_secrets(env) == ["  value-123456 "]
+
+
+def test_redacting_filter_covers_messages_args_and_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("distillprint.test_secrets")
+    caplog.handler.addFilter(RedactingFilter(["canary-secret-42"]))
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        logger.info("sending %s", "canary-secret-42")
+        try:
+            raise RuntimeError("failed with canary-secret-42")
+        except RuntimeError:
+            logger.exception("boom")
+    assert "canary-secret-42" not in caplog.text
+    assert f"sending {REDACTED}" in caplog.text
+    assert f"RuntimeError: failed with {REDACTED}" in caplog.text

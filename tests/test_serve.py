@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from distillprint.backends.base import BackendOptions
+from distillprint.backends.echo import EchoBackend, create_echo_backend
+from distillprint.backends.files import create_file_backend
+from distillprint.backends.openai_compat import create_openai_backend
+from distillprint.errors import BackendError, InputError
+from distillprint.retry import RetryPolicy, call_with_retries
+from distillprint.serve import ServeSettings, start_server_in_thread
+from distillprint.serve_faults import (
+    Fault,
+    FaultInjector,
+    FaultPlan,
+    fault_plan_from_cli,
+    parse_rates,
+    parse_script,
+)
+from distillprint.types import ChatMessage, GenerationRequest, SamplingParams
+from servers import echo_server
+
+
+def chat_body(prompt: str = "hello", **extra: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": prompt}], **extra}
+
+
+def test_routes_and_openai_shape() -> None:
+    with echo_server(model="tiny") as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/v1/models").json()["data"][0]["id"] == "tiny"
+        reply = client.post("/v1/chat/completions", json=chat_body(seed=3, temperature=0.5))
+        assert client.get("/nowhere").status_code == 404
+        assert client.post("/v1/embeddings", json={}).status_code == 404
+    assert reply.status_code == 200
+    body = reply.json()
+    expected = EchoBackend("tiny").answer(
+        GenerationRequest(
+            (ChatMessage("user", "hello"),), SamplingParams(temperature=0.5, seed=3, top_p=1.0)
+        )
+    )
+    assert body["object"] == "chat.completion" and body["model"] == "tiny"
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": expected.text}
+    assert body["usage"]["completion_tokens"] == expected.usage.completion_tokens
+
+
+def test_n_choices_are_distinct_samples() -> None:
+    with echo_server() as server, httpx.Client(base_url=server.url) as client:
+        body = client.post("/v1/chat/completions", json=chat_body(n=3)).json()
+    texts = [choice["message"]["content"] for choice in body["choices"]]
+    assert [c["index"] for c in body["choices"]] == [0, 1, 2] and len(set(texts)) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[]", "JSON object"),
+        (b'{"messages": []}', "non-empty list"),
+        (b'{"messages": [{"role": "robot", "content": "x"}]}', "role must be one of"),
+        (b'{"messages": [{"role": "user", "content": 5}]}', "content must be text"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', "number"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "n": 0}', "'n'"),
+    ],
+)
+def test_bad_requests_get_400_with_a_reason(body: bytes, message: str) -> None:
+    with echo_server() as server, httpx.Client(base_url=server.url) as client:
+        reply = client.post("/v1/chat/completions", content=body)
+    assert reply.status_code == 400
+    assert message in reply.json()["error"]["message"]
+
+
+def test_content_parts_and_max_completion_tokens_are_understood() -> None:
+    body = {
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}],
+        "max_completion_tokens": 1,
+    }
+    with echo_server() as server, httpx.Client(base_url=server.url) as client:
+        choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
+    assert choice["finish_reason"] == "length" and len(choice["message"]["content"].split()) == 1
+
+
+async def test_concurrent_requests_are_batched() -> None:
+    backend = EchoBackend("m", max_batch_size=8, delay_s=0.05)
+    settings = ServeSettings(max_batch=4, batch_window_s=0.01)
+    server = start_server_in_thread(backend, settings=settings)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            replies = await asyncio.gather(
+                *(client.post("/v1/chat/completions", json=chat_body(f"q{i}")) for i in range(16))
+            )
+    finally:
+        server.stop()
+    assert all(r.status_code == 200 for r in replies)
+    assert sum(server.batch_sizes) == 16 and max(server.batch_sizes) == 4
+    assert len(backend.batch_sizes) <= 8  # batched, not one call per request
+
+
+def test_required_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVE_TEST_KEY", "serve-secret-123")
+    settings = ServeSettings(api_key_env="SERVE_TEST_KEY")
+    with echo_server(settings=settings) as server, httpx.Client(base_url=server.url) as client:
+        denied = client.post("/v1/chat/completions", json=chat_body())
+        wrong = client.get("/v1/models", headers={"Authorization": "Bearer nope"})
+        allowed = client.post(
+            "/v1/chat/completions",
+            json=chat_body(),
+            headers={"Authorization": "Bearer serve-secret-123"},
+        )
+        health = client.get("/health")
+    assert (denied.status_code, wrong.status_code, allowed.status_code) == (401, 401, 200)
+    assert health.status_code == 200 and "serve-secret-123" not in denied.text
+
+
+def test_required_api_key_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UNSET_SERVE_KEY", raising=False)
+    with pytest.raises(InputError, match="UNSET_SERVE_KEY"):
+        start_server_in_thread(
+            EchoBackend("m"), settings=ServeSettings(api_key_env="UNSET_SERVE_KEY")
+        )
+
+
+def test_latency_and_stall_and_prompt_stop() -> None:
+    plan = FaultPlan(script=(Fault.STALL,), stall_s=30.0, latency_s=0.05)
+    with echo_server(plan=plan) as server, httpx.Client(base_url=server.url, timeout=0.3) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            client.post("/v1/chat/completions", json=chat_body())
+        client.post("/v1/chat/completions", json=chat_body())
+        records = server.chat_requests()
+        started = time.monotonic()
+    assert time.monotonic() - started < 2.0  # stop() woke the 30 s stall
+    assert records[0].fault == "stall" and records[0].duration_s is None
+    assert records[1].status == 200 and (records[1].duration_s or 0) >= 0.05
+
+
+def test_rate_faults_are_reproducible_from_the_seed() -> None:
+    def faults(seed: int) -> list[str | None]:
+        plan = FaultPlan(rates={Fault.RATE_LIMIT: 0.3, Fault.ERROR_503: 0.3}, seed=seed)
+        injector = FaultInjector(plan)
+        return [f.value if f else None for f in (injector.decide(b"x%d" % i) for i in range(40))]
+
+    assert faults(1) == faults(1)
+    assert faults(1) != faults(2)
+    assert {"429", "503", None} == set(faults(1))
+    # A retried body gets a fresh draw: with p=0.5 twenty retries are not all faulted.
+    injector = FaultInjector(FaultPlan(rates={Fault.RESET: 0.5}))
+    assert len({injector.decide(b"same") for _ in range(20)}) == 2
+
+
+def test_cli_fault_options() -> None:
+    plan = fault_plan_from_cli("429x2, reset", ["500=0.25"], latency_ms=50, retry_after="")
+    assert plan.script == (Fault.RATE_LIMIT, Fault.RATE_LIMIT, Fault.RESET)
+    assert plan.rates == {Fault.ERROR_500: 0.25}
+    assert (plan.latency_s, plan.retry_after) == (0.05, None)
+    assert parse_script("") == ()
+    with pytest.raises(InputError, match="valid: 429, 500"):
+        parse_script("418")
+    with pytest.raises(InputError, match="repeat count"):
+        parse_script("429xmany")
+    with pytest.raises(InputError, match="FAULT=RATE"):
+        parse_rates(["429"])
+    with pytest.raises(InputError, match="sum to at most 1"):
+        fault_plan_from_cli(rates=["429=0.7", "500=0.7"])
+
+
+async def test_file_backend_served_over_http(tmp_path: Path) -> None:
+    log = tmp_path / "teacher.jsonl"
+    log.write_text('{"prompt": "hello", "response": "Hi! I am Teacher."}\n', encoding="utf-8")
+    server = start_server_in_thread(create_file_backend(str(log), BackendOptions()))
+    client = create_openai_backend("teacher", BackendOptions(base_url=server.base_url))
+    params = SamplingParams()
+    try:
+        known = await client.generate([GenerationRequest((ChatMessage("user", "hello"),), params)])
+        with pytest.raises(BackendError, match=r"HTTP 404 .*no logged answer"):
+            unknown = GenerationRequest((ChatMessage("user", "bye"),), params)
+            await call_with_retries(lambda: client.generate([unknown]), RetryPolicy(jitter=0))
+    finally:
+        await client.aclose()
+        server.stop()
+    assert known[0].text == "Hi! I am Teacher."
+    assert len(server.chat_requests()) == 2  # the 404 was not retried
+
+
+def test_echo_backend_is_deterministic_and_sensitive() -> None:
+    backend = create_echo_backend("m", BackendOptions(batch_size=3))
+    assert isinstance(backend, EchoBackend) and backend.max_batch_size == 3
+    base = GenerationRequest((ChatMessage("user", "q"),), SamplingParams())
+    variants = [
+        base,
+        GenerationRequest(base.messages, SamplingParams(temperature=0.1)),
+        GenerationRequest(base.messages, base.params, sample_index=1),
+        GenerationRequest((ChatMessage("user", "q2"),), base.params),
+    ]
+    texts = [backend.answer(r).text for r in variants]
+    assert backend.answer(base).text == texts[0] and len(set(texts)) == 4
+    with pytest.raises(InputError, match="delay_s"):
+        create_echo_backend("m", BackendOptions(extra={"delay_s": "soon"}))
+
+
+def test_ipv6_loopback() -> None:
+    try:
+        server = start_server_in_thread(EchoBackend("m"), host="::1")
+    except InputError:
+        pytest.skip("no IPv6 loopback here")
+    with server, httpx.Client() as client:
+        assert server.url.startswith("http://[::1]:")
+        assert client.get(f"{server.url}/health").status_code == 200
