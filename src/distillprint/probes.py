@@ -58,6 +58,8 @@ class Probe(BaseModel):
             raise ValueError("give exactly one of 'prompt' or 'messages'")
         if self.messages is not None and (not self.messages or self.messages[-1].role != "user"):
             raise ValueError("'messages' must end with a user turn")
+        if self.messages is not None and any(m.role == "system" for m in self.messages[1:]):
+            raise ValueError("a system message may only come first")
         return self
 
     def chat(self) -> tuple[ChatMessage, ...]:
