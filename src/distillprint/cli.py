@@ -12,6 +12,7 @@ from rich.table import Table
 
 from distillprint import __version__
 from distillprint.errors import DistillprintError
+from distillprint.score_run import ModelSpec, RunSettings
 
 app = typer.Typer(
     help="Decide, with evidence, whether a language model was distilled from a teacher.",
@@ -26,7 +27,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(responses_app, name="responses")
 
 console = Console(stderr=True, soft_wrap=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 StoreOption = Annotated[Path, typer.Option("--store", help="SQLite response store.")]
 
@@ -153,6 +154,133 @@ def responses_models(store: StoreOption) -> None:
         for identity, count in db.models():
             table.add_row(identity.label, identity.revision, identity.base_url, str(count))
     out.print(table)
+
+
+ProbesOption = Annotated[str, typer.Option(help="Probe set name or file.")]
+BackgroundOption = Annotated[
+    list[str] | None,
+    typer.Option("--background", help="Background model spec (repeatable): unrelated models."),
+]
+BackgroundDirOption = Annotated[
+    list[Path] | None,
+    typer.Option("--background-dir", help="Folder of answer logs used as background (repeatable)."),
+]
+SamplesOption = Annotated[int, typer.Option(min=1, help="Samples per probe.")]
+ConcurrencyOption = Annotated[int, typer.Option(min=1, help="Concurrent requests.")]
+TemperatureOption = Annotated[float | None, typer.Option(help="Override temperature.")]
+MaxTokensOption = Annotated[int | None, typer.Option(help="Override max tokens.")]
+ScoringModelOption = Annotated[
+    Path | None, typer.Option("--scoring-model", help="Scoring model JSON (default: shipped).")
+]
+
+
+def _run_settings(
+    probes: str, store: Path, samples: int, concurrency: int, temperature: float | None,
+    max_tokens: int | None, background_dirs: list[Path] | None,
+) -> RunSettings:
+    from distillprint.score_run import RunSettings
+
+    return RunSettings(
+        probes=probes, store=store, samples=samples, concurrency=concurrency,
+        temperature=temperature, max_tokens=max_tokens,
+        background_dirs=tuple(background_dirs or ()),
+    )
+
+
+@app.command()
+def score(
+    teacher: Annotated[str, typer.Option(help="Teacher model spec.")],
+    suspect: Annotated[str, typer.Option(help="Suspect model spec.")],
+    store: Annotated[Path, typer.Option(help="SQLite response store.")] = Path("distillprint.sqlite"),
+    probes: ProbesOption = "core-v1",
+    background: BackgroundOption = None,
+    background_dir: BackgroundDirOption = None,
+    base_url: Annotated[str | None, typer.Option(help="Suspect's base URL (openai:).")] = None,
+    teacher_base_url: Annotated[str | None, typer.Option(help="Teacher's base URL.")] = None,
+    samples: SamplesOption = 1,
+    concurrency: ConcurrencyOption = 8,
+    temperature: TemperatureOption = None,
+    max_tokens: MaxTokensOption = None,
+    alpha: Annotated[float, typer.Option(help="Significance level of the test.")] = 0.05,
+    scoring_model: ScoringModelOption = None,
+    report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write a Markdown summary.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+    fail_above: Annotated[
+        float | None, typer.Option(help="Exit 1 when P(distilled) is above this.")
+    ] = None,
+    fail_inconclusive: Annotated[
+        bool, typer.Option(help="With --fail-above, also exit 1 when no probability results.")
+    ] = False,
+) -> None:
+    """Collect what is missing, then score how likely SUSPECT was distilled from TEACHER."""
+    from distillprint.score_cmd import score_command
+
+    code = score_command(
+        teacher=ModelSpec(teacher, "teacher", teacher_base_url),
+        suspect=ModelSpec(suspect, "suspect", base_url),
+        background=[ModelSpec(spec, "background") for spec in background or []],
+        settings=_run_settings(probes, store, samples, concurrency, temperature, max_tokens,
+                               background_dir),
+        alpha=alpha, scoring_model=scoring_model, html=report, json_path=json_out,
+        markdown=markdown, junit=junit, fail_above=fail_above,
+        fail_inconclusive=fail_inconclusive, console=console, out=out,
+    )
+    raise typer.Exit(code=code)
+
+
+@app.command()
+def attribute(
+    suspect: Annotated[str, typer.Option(help="Suspect model spec.")],
+    teacher: Annotated[list[str], typer.Option(help="Candidate teacher spec (repeatable).")],
+    store: Annotated[Path, typer.Option(help="SQLite response store.")] = Path("distillprint.sqlite"),
+    probes: ProbesOption = "core-v1",
+    background: BackgroundOption = None,
+    background_dir: BackgroundDirOption = None,
+    base_url: Annotated[str | None, typer.Option(help="Suspect's base URL (openai:).")] = None,
+    samples: SamplesOption = 1,
+    concurrency: ConcurrencyOption = 8,
+    temperature: TemperatureOption = None,
+    max_tokens: MaxTokensOption = None,
+    scoring_model: ScoringModelOption = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+) -> None:
+    """Rank candidate teachers for a suspect, including 'none of these'."""
+    from distillprint.score_cmd import attribute_command
+
+    attribute_command(
+        suspect=ModelSpec(suspect, "suspect", base_url),
+        teachers=[ModelSpec(spec, "candidate") for spec in teacher],
+        background=[ModelSpec(spec, "background") for spec in background or []],
+        settings=_run_settings(probes, store, samples, concurrency, temperature, max_tokens,
+                               background_dir),
+        scoring_model=scoring_model, json_path=json_out, out=out, console=console,
+    )
+
+
+@app.command()
+def verify(
+    report: Annotated[Path, typer.Argument(help="Report (.json or .html).")],
+    store: StoreOption,
+) -> None:
+    """Recompute the report's evidence hashes from the store; exit 1 if anything changed."""
+    from distillprint.verify_run import verify_report
+
+    result = verify_report(report, store)
+    if result.ok:
+        out.print(f"ok: all evidence in {report} matches {store}")
+        return
+    if not result.manifest_intact:
+        out.print("the manifest itself was edited (its hash does not match)", markup=False)
+    problems = [("changed", c.model, c.probe_id, c.sample_index) for c in result.changed]
+    problems += [("missing", d.model, d.probe_id, d.sample_index) for d in result.missing]
+    for kind, model, probe_id, sample_index in problems[:20]:
+        out.print(f"{kind}: {model} {probe_id} #{sample_index}", markup=False)
+    if len(problems) > 20:
+        out.print(f"... and {len(problems) - 20} more", markup=False)
+    out.print(f"{len(result.changed)} changed, {len(result.missing)} missing answers")
+    raise typer.Exit(code=1)
 
 
 @app.command()

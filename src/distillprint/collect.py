@@ -75,9 +75,10 @@ async def collect(
     base: SamplingParams | None = None,
     retry: RetryPolicy | None = None,
     on_progress: ProgressCallback | None = None,
+    plan: CollectionPlan | None = None,
 ) -> CollectionSummary:
     """Collect every (probe, sample) the store lacks; transient failures are retried."""
-    plan = plan_collection(backend, probe_set, store, samples, base)
+    plan = plan or plan_collection(backend, probe_set, store, samples, base)
     summary = CollectionSummary(backend.identity.label, plan.requested, plan.already_stored)
     context = ProbeContext(
         probe_set.name,

@@ -54,21 +54,36 @@ async def _collect(
 ) -> CollectionSummary:
     try:
         with ResponseStore(options.store) as store:
-            plan = plan_collection(backend, probe_set, store, options.samples, SamplingParams())
-            console.print(
-                f"{backend.identity.label}: {plan.requested} requests for {probe_set.name} "
-                f"{probe_set.version}, {plan.already_stored} already stored, "
-                f"{len(plan.missing)} to send"
+            return await collect_with_progress(
+                backend, probe_set, store, samples=options.samples,
+                concurrency=options.concurrency, console=console,
             )
-            with tqdm(total=len(plan.missing), desc=backend.identity.model, unit="resp",
-                      dynamic_ncols=True) as bar:
-                summary = await collect(
-                    backend, probe_set, store, samples=options.samples,
-                    concurrency=options.concurrency, base=SamplingParams(),
-                    on_progress=bar.update,
-                )
     finally:
         await backend.aclose()
+
+
+async def collect_with_progress(
+    backend: Backend,
+    probe_set: ProbeSet,
+    store: ResponseStore,
+    *,
+    samples: int,
+    concurrency: int,
+    console: Console,
+) -> CollectionSummary:
+    """Collect what is missing with a progress bar, then say what happened."""
+    plan = plan_collection(backend, probe_set, store, samples, SamplingParams())
+    console.print(
+        f"{backend.identity.label}: {plan.requested} requests for {probe_set.name} "
+        f"{probe_set.version}, {plan.already_stored} already stored, "
+        f"{len(plan.missing)} to send"
+    )
+    with tqdm(total=len(plan.missing), desc=backend.identity.model, unit="resp",
+              dynamic_ncols=True, disable=not plan.missing) as bar:
+        summary = await collect(
+            backend, probe_set, store, samples=samples, concurrency=concurrency,
+            base=SamplingParams(), on_progress=bar.update, plan=plan,
+        )
     console.print(
         f"{summary.model}: stored {summary.stored_now} new, {summary.already_stored} already "
         f"stored, {summary.unavailable} not in the log, {summary.failed} failed"

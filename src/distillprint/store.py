@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from distillprint import __version__
@@ -155,14 +156,21 @@ class ResponseStore:
         self.close()
 
     def stored_keys(self, keys: Iterable[str]) -> set[str]:
+        return set(self._select_by_keys("key", keys))
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, StoredResponse]:
+        """The stored records among ``keys``; absent keys are simply missing."""
+        records = (_row_to_record(row) for row in self._select_by_keys("*", keys))
+        return {record.key: record for record in records}
+
+    def _select_by_keys(self, columns: str, keys: Iterable[str]) -> Iterator[Any]:
         wanted = list(keys)
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):
+        for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT key FROM responses WHERE key IN ({marks})", chunk)
-            found.update(row[0] for row in rows)
-        return found
+            query = f"SELECT {columns} FROM responses WHERE key IN ({marks})"
+            for row in self._db.execute(query, chunk):
+                yield row[0] if columns == "key" else row
 
     def add(
         self,

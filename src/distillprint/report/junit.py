@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from distillprint.report.render_html import format_p_value
+from distillprint.report.render_html import format_p_value, format_percent
 from distillprint.report.schema import ScoreReport
 
 SUITE_NAME = "distillprint"
@@ -21,12 +21,13 @@ def _safe(text: str) -> str:
 
 
 def is_failure(report: ScoreReport, fail_above: float) -> bool:
-    return report.probability > fail_above
+    """A report without a probability never crosses the threshold; callers decide about it."""
+    return report.probability is not None and report.probability > fail_above
 
 
 def _summary(report: ScoreReport) -> str:
     return (
-        f"P(distilled) = {report.probability:.3f}, p-value = {format_p_value(report.p_value)} "
+        f"P(distilled) = {format_percent(report.probability)}, p-value = {format_p_value(report.p_value)} "
         f"(alpha = {report.alpha}), verdict: {report.verdict}"
     )
 

@@ -52,15 +52,21 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["pct"] = lambda value: f"{100 * value:.1f}%"
+    env.filters["pct"] = format_percent
     env.filters["pval"] = format_p_value
     env.filters["num"] = lambda value: f"{value:.3f}"
     env.filters["clip"] = clip
     return env
 
 
-def format_p_value(value: float) -> str:
+def format_p_value(value: float | None) -> str:
+    if value is None:
+        return "n/a"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def format_percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:

@@ -10,7 +10,7 @@ import html
 import re
 
 from distillprint.report.evidence import rank_categories, ranked_echoes
-from distillprint.report.render_html import format_p_value
+from distillprint.report.render_html import format_p_value, format_percent
 from distillprint.report.schema import CategoryEvidence, Echo, ScoreReport
 
 TOP_CATEGORIES = 5
@@ -54,7 +54,7 @@ def _summary_lines(report: ScoreReport) -> list[str]:
         "| | |",
         "|---|---|",
         f"| Verdict | **{report.verdict}** |",
-        f"| Probability of distillation | {100 * report.probability:.1f}% |",
+        f"| Probability of distillation | {format_percent(report.probability)} |",
         f"| p-value | {format_p_value(report.p_value)} (α = {report.alpha}) |",
         f"| Probe set | {_cell(f'{report.probe_set} v{report.probe_set_version}')}, "
         f"{report.n_prompts} prompts, {len(report.background)} background models |",

@@ -148,8 +148,9 @@ class ScoreReport(_Strict):
     probe_set: Label
     probe_set_version: str
     n_prompts: int = Field(ge=0)
-    probability: Probability
-    p_value: Probability
+    # None when the evidence cannot support a number (e.g. too small a background).
+    probability: Probability | None
+    p_value: Probability | None
     alpha: float = Field(gt=0.0, lt=1.0)
     verdict: Verdict
     verdict_reason: str

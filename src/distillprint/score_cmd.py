@@ -1,0 +1,117 @@
+"""The ``score`` and ``attribute`` commands: evidence in, verdict and report out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from distillprint.report.junit import is_failure, write_junit
+from distillprint.score.api import attribute, score_pair
+from distillprint.score.model import ScoringModel, default_model
+from distillprint.score.stats import VerdictPolicy
+from distillprint.score_report import build_report, write_outputs
+from distillprint.score_run import Evidence, ModelSpec, RunSettings, gather_evidence
+
+
+def _background_labels(evidence: Evidence, named: Sequence[str]) -> list[str]:
+    return [label for label in evidence.answers if label not in named]
+
+
+def _scoring(path: Path | None) -> ScoringModel:
+    return ScoringModel.load(path) if path is not None else default_model()
+
+
+def score_command(
+    *,
+    teacher: ModelSpec,
+    suspect: ModelSpec,
+    background: Sequence[ModelSpec],
+    settings: RunSettings,
+    alpha: float,
+    scoring_model: Path | None,
+    html: Path | None,
+    json_path: Path | None,
+    markdown: Path | None,
+    junit: Path | None,
+    fail_above: float | None,
+    fail_inconclusive: bool,
+    console: Console,
+    out: Console,
+) -> int:
+    """Returns the exit code: 1 when the CI gate (``fail_above``) is crossed."""
+    scoring = _scoring(scoring_model)
+    evidence = gather_evidence([teacher, suspect, *background], settings, console)
+    teacher_label, suspect_label = list(evidence.answers)[:2]
+    background_labels = _background_labels(evidence, [teacher_label, suspect_label])
+    console.print(
+        f"scoring {suspect_label} against {teacher_label} "
+        f"with {len(background_labels)} background models"
+    )
+    pair = score_pair(
+        evidence.answers[teacher_label],
+        evidence.answers[suspect_label],
+        [evidence.answers[label] for label in background_labels],
+        model=scoring,
+        policy=VerdictPolicy(alpha=alpha),
+    )
+    report = build_report(pair, evidence, scoring, background_labels)
+    for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
+        console.print(f"wrote {path}")
+    if junit is not None:
+        write_junit([report], fail_above if fail_above is not None else 1.0, junit)
+        console.print(f"wrote {junit}")
+    probability = "n/a" if report.probability is None else f"{report.probability:.3f}"
+    p_value = "n/a" if report.p_value is None else f"{report.p_value:.4f}"
+    out.print(
+        f"verdict: {report.verdict}  P(distilled) = {probability}  p-value = {p_value}  "
+        f"({report.n_prompts} prompts, {len(background_labels)} background models)",
+        markup=False,
+    )
+    out.print(f"reason: {report.verdict_reason}", markup=False)
+    if fail_above is None:
+        return 0
+    if is_failure(report, fail_above):
+        return 1
+    return 1 if fail_inconclusive and report.verdict == "inconclusive" else 0
+
+
+def attribute_command(
+    *,
+    suspect: ModelSpec,
+    teachers: Sequence[ModelSpec],
+    background: Sequence[ModelSpec],
+    settings: RunSettings,
+    scoring_model: Path | None,
+    json_path: Path | None,
+    out: Console,
+    console: Console,
+) -> None:
+    scoring = _scoring(scoring_model)
+    evidence = gather_evidence([suspect, *teachers, *background], settings, console)
+    labels = list(evidence.answers)
+    suspect_label, teacher_labels = labels[0], labels[1 : 1 + len(teachers)]
+    background_labels = _background_labels(evidence, [suspect_label, *teacher_labels])
+    result = attribute(
+        evidence.answers[suspect_label],
+        [evidence.answers[label] for label in teacher_labels],
+        [evidence.answers[label] for label in background_labels],
+        model=scoring,
+    )
+    table = Table("rank", "candidate teacher", "posterior", "P(distilled)", "p-value",
+                  title=f"Who taught {suspect_label}?")
+    for rank, candidate in enumerate(result.candidates, start=1):
+        table.add_row(
+            str(rank), candidate.teacher, f"{candidate.posterior:.3f}",
+            "n/a" if candidate.pair_probability is None else f"{candidate.pair_probability:.3f}",
+            "n/a" if candidate.p_value is None else f"{candidate.p_value:.4f}",
+        )
+    table.add_row("-", "none of these", f"{result.none_of_these:.3f}", "", "")
+    out.print(table)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        console.print(f"wrote {json_path}")

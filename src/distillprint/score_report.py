@@ -1,0 +1,94 @@
+"""Turn the scorer's results into the versioned report that every renderer reads."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+from distillprint import __version__
+from distillprint.report import schema
+from distillprint.report.load import write_report_json
+from distillprint.report.render_html import render_html
+from distillprint.report.render_markdown import render_markdown
+from distillprint.report.schema import ComponentVersion, ScoreReport
+from distillprint.score.api import Attribution, PairScore
+from distillprint.score.model import ScoringModel
+from distillprint.score_run import Evidence
+
+
+def classifier_version(scoring: ScoringModel) -> ComponentVersion:
+    name = str(scoring.metadata.get("name", "distillprint-default"))
+    return ComponentVersion(name=name, version=str(scoring.metadata.get("version", __version__)))
+
+
+def _finite(values: dict[str, float | None]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
+
+
+def build_report(
+    pair: PairScore,
+    evidence: Evidence,
+    scoring: ScoringModel,
+    background: list[str],
+    attribution: Attribution | None = None,
+) -> ScoreReport:
+    labels = [pair.teacher, pair.suspect, *background]
+    if attribution is not None:
+        labels += [c.teacher for c in attribution.candidates]
+    return ScoreReport(
+        created_at=schema.utc_now_iso(),
+        package_version=__version__,
+        teacher=pair.teacher,
+        suspect=pair.suspect,
+        probe_set=evidence.probe_set.name,
+        probe_set_version=evidence.probe_set.version,
+        n_prompts=pair.n_prompts,
+        probability=pair.probability,
+        p_value=pair.p_value,
+        alpha=pair.alpha,
+        verdict=pair.verdict,  # type: ignore[arg-type]  # the scorer's verdicts are the schema's
+        verdict_reason="; ".join(pair.reasons),
+        thresholds=_finite(dict(pair.thresholds)),
+        features=_finite(pair.features),
+        background=background,
+        similarity=schema.SimilarityDistribution(
+            teacher=pair.similarity_to_teacher or 0.0,
+            background=_finite(pair.background_similarities),
+        ),
+        per_category=[schema.CategoryEvidence(**asdict(c)) for c in pair.categories],
+        echoes=[schema.Echo(**asdict(e)) for e in pair.echoes],
+        fingerprint_map=[schema.MapPoint(**asdict(p)) for p in pair.fingerprint_map],
+        attribution=_attribution(attribution),
+        manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
+    )
+
+
+def _attribution(attribution: Attribution | None) -> list[schema.Attribution] | None:
+    if attribution is None:
+        return None
+    rows = [schema.Attribution(teacher=c.teacher, probability=c.posterior)
+            for c in attribution.candidates]
+    rows.append(schema.Attribution(teacher="none of these", probability=attribution.none_of_these))
+    return rows
+
+
+def write_outputs(
+    report: ScoreReport,
+    *,
+    html: Path | None = None,
+    json_path: Path | None = None,
+    markdown: Path | None = None,
+) -> list[Path]:
+    written = []
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_html(report), encoding="utf-8")
+        written.append(html)
+    if json_path is not None:
+        written.append(write_report_json(report, json_path))
+    if markdown is not None:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(render_markdown(report), encoding="utf-8")
+        written.append(markdown)
+    return written

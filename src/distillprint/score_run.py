@@ -1,0 +1,153 @@
+"""``distillprint score`` and ``attribute``: collect what is missing, score, write the report.
+
+Every model goes through the store, answer logs in ``--background-dir`` folders included (as
+``file:`` specs joined to the probe set by prompt text), so every answer a report cites can be
+re-hashed later by ``distillprint verify``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from distillprint import __version__
+from distillprint.answers import is_answer_log
+from distillprint.backends import Backend, BackendOptions, create_backend
+from distillprint.collect_run import collect_with_progress
+from distillprint.errors import InputError
+from distillprint.probes import ProbeSet, load_probe_set
+from distillprint.report.manifest import build_manifest, response_digest
+from distillprint.report.schema import ComponentVersion, Manifest, ModelEntry, ResponseDigest
+from distillprint.score.answers import ModelAnswers
+from distillprint.store import ResponseStore, StoredResponse, store_key
+from distillprint.types import SamplingParams
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    spec: str
+    role: str
+    base_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    probes: str
+    store: Path
+    samples: int = 1
+    concurrency: int = 8
+    timeout_s: float = 120.0
+    batch_size: int | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    background_dirs: tuple[Path, ...] = ()
+
+    def probe_set(self) -> ProbeSet:
+        overrides = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        return load_probe_set(self.probes).with_sampling(
+            {key: value for key, value in overrides.items() if value is not None}
+        )
+
+
+@dataclass
+class Evidence:
+    """Everything a score used: answers per model and the digests that pin them."""
+
+    probe_set: ProbeSet
+    answers: dict[str, ModelAnswers] = field(default_factory=dict)
+    entries: list[ModelEntry] = field(default_factory=list)
+    digests: list[ResponseDigest] = field(default_factory=list)
+
+    def manifest_for(self, labels: Sequence[str], classifier: ComponentVersion) -> Manifest:
+        wanted = set(labels)
+        return build_manifest(
+            probe_set=self.probe_set.name,
+            probe_set_version=self.probe_set.version,
+            models=[entry for entry in self.entries if entry.label in wanted],
+            responses=[digest for digest in self.digests if digest.model in wanted],
+            classifier=classifier,
+            embedder=ComponentVersion(name="lexical-views", version=__version__),
+            package_version=__version__,
+        )
+
+
+def gather_evidence(
+    specs: Sequence[ModelSpec], settings: RunSettings, console: Console
+) -> Evidence:
+    """Validate every input first, then collect what the store lacks for each spec."""
+    probe_set = settings.probe_set()
+    specs = [*specs, *_log_specs(settings.background_dirs)]
+    backends = [
+        (spec, create_backend(spec.spec, BackendOptions(
+            base_url=spec.base_url, timeout_s=settings.timeout_s, batch_size=settings.batch_size
+        )))
+        for spec in specs
+    ]
+    evidence = Evidence(probe_set)
+    with ResponseStore(settings.store) as store:
+        for spec, backend in backends:
+            records = asyncio.run(_collect_one(backend, probe_set, store, settings, console))
+            _add_stored(evidence, spec, backend.identity.label, records)
+    return evidence
+
+
+def _log_specs(directories: Sequence[Path]) -> list[ModelSpec]:
+    """Each answer log in the folders is one background model, read like any ``file:`` spec."""
+    specs = []
+    for directory in directories:
+        if not directory.is_dir():
+            raise InputError("not a directory", path=directory, field="background-dir")
+        specs += [ModelSpec(f"file:{path}", "background")
+                  for path in sorted(directory.iterdir()) if is_answer_log(path)]
+    return specs
+
+
+async def _collect_one(
+    backend: Backend,
+    probe_set: ProbeSet,
+    store: ResponseStore,
+    settings: RunSettings,
+    console: Console,
+) -> list[StoredResponse]:
+    try:
+        await collect_with_progress(
+            backend, probe_set, store, samples=settings.samples,
+            concurrency=settings.concurrency, console=console,
+        )
+    finally:
+        await backend.aclose()
+    keys = [store_key(backend.identity, r) for r in probe_set.requests(settings.samples,
+                                                                        SamplingParams())]
+    found = store.get_many(keys)
+    return [found[key] for key in keys if key in found]
+
+
+def _add_stored(
+    evidence: Evidence, spec: ModelSpec, label: str, records: list[StoredResponse]
+) -> None:
+    if label in evidence.answers:
+        raise InputError(f"model '{label}' is named twice", field=spec.role)
+    responses: dict[str, list[str]] = {}
+    for record in sorted(records, key=lambda r: (r.probe_id, r.sample_index)):
+        responses.setdefault(record.probe_id, []).append(record.response)
+        evidence.digests.append(
+            response_digest(label, record.probe_id, record.sample_index, record.response)
+        )
+    evidence.answers[label] = _model_answers(label, responses, evidence.probe_set)
+    evidence.entries.append(ModelEntry(label=label, role=spec.role, spec=spec.spec))
+
+
+def _model_answers(
+    label: str, responses: dict[str, list[str]], probe_set: ProbeSet
+) -> ModelAnswers:
+    probes = probe_set.by_id
+    return ModelAnswers(
+        label,
+        responses,
+        {pid: probes[pid].category for pid in responses if pid in probes},
+        {pid: probes[pid].user_prompt for pid in responses if pid in probes},
+    )
