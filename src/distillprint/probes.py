@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from distillprint.answers import load_answer_log, read_text
 from distillprint.errors import InputError
-from distillprint.types import ChatMessage, GenerationRequest, SamplingParams
+from distillprint.types import ChatMessage, GenerationRequest, SamplingParams, text_sha256
 from distillprint.yamlio import LocatedDict, load_yaml, validate_located
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -169,6 +169,8 @@ def _load_yaml_set(path: Path) -> ProbeSet:
 def _load_alpaca_set(path: Path) -> ProbeSet:
     """AlpacaEval lists (answered or not) and JSONL answer logs become passive probes."""
     text = read_text(path)
+    # A prompt list has no version of its own: its content hash pins exactly which prompts ran.
+    version = f"sha256-{text_sha256(text)[:12]}"
     if not text.lstrip().startswith("["):
         log = load_answer_log(path)
         probes = {
@@ -180,7 +182,7 @@ def _load_alpaca_set(path: Path) -> ProbeSet:
             )
             for index, record in reversed(list(enumerate(log.records)))
         }
-        return ProbeSet(name=log.model, version="log", probes=tuple(reversed(probes.values())))
+        return ProbeSet(name=log.model, version=version, probes=tuple(reversed(probes.values())))
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -200,4 +202,4 @@ def _load_alpaca_set(path: Path) -> ProbeSet:
             )
         )
     name = path.name.split(".")[0]
-    return ProbeSet(name=name, version="list", probes=tuple(probes_list))
+    return ProbeSet(name=name, version=version, probes=tuple(probes_list))

@@ -129,6 +129,8 @@ async def _collect_one(
 def _add_stored(
     evidence: Evidence, spec: ModelSpec, label: str, records: list[StoredResponse]
 ) -> None:
+    if label in evidence.answers and spec.role == "background":
+        return  # a candidate named explicitly is not also part of its own background
     if label in evidence.answers:
         raise InputError(f"model '{label}' is named twice", field=spec.role)
     responses: dict[str, list[str]] = {}

@@ -1,0 +1,99 @@
+"""``score``, ``attribute`` and ``verify`` end to end on small synthetic answer logs."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from distillprint.cli import app
+
+N_PROMPTS = 40
+VOCAB = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi "
+         "rho sigma tau upsilon phi chi psi omega").split()
+
+
+def style_answer(rng: random.Random, opener: str, closer: str, words: int) -> str:
+    body = " ".join(rng.choice(VOCAB) for _ in range(words))
+    return f"{opener} {body}. {closer}"
+
+
+def write_log(path: Path, answers: list[str]) -> Path:
+    rows = [{"prompt": f"question number {i}?", "response": a, "probe_id": f"q{i}"}
+            for i, a in enumerate(answers)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> dict[str, Path]:
+    rng = random.Random(0)
+    teacher = [style_answer(rng, "Certainly! Here is", "I hope this helps!", 20)
+               for _ in range(N_PROMPTS)]
+    # The student copies the teacher's answers with a little noise.
+    student = [a.replace("beta", "gamma", 1) for a in teacher]
+    background_dir = tmp_path / "background"
+    background_dir.mkdir()
+    for index in range(6):
+        opener, closer = f"Opening{index} words", f"Closing{index} line"
+        answers = [style_answer(rng, opener, closer, 12 + index) for _ in range(N_PROMPTS)]
+        write_log(background_dir / f"bg{index}.jsonl", answers)
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps([{"instruction": f"question number {i}?"}
+                                   for i in range(N_PROMPTS)]))
+    return {
+        "teacher": write_log(tmp_path / "teacher.jsonl", teacher),
+        "student": write_log(tmp_path / "student.jsonl", student),
+        "background": background_dir,
+        "prompts": prompts,
+    }
+
+
+def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> None:
+    runner = CliRunner()
+    store = tmp_path / "store.sqlite"
+    outputs = {name: tmp_path / f"report.{name}" for name in ("html", "json", "md", "xml")}
+    result = runner.invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(store),
+        "--background-dir", str(logs["background"]),
+        "--report", str(outputs["html"]), "--json", str(outputs["json"]),
+        "--markdown", str(outputs["md"]), "--junit", str(outputs["xml"]), "--fail-above", "0.5",
+    ])
+    report = json.loads(outputs["json"].read_text())
+    assert report["verdict"] in {"distilled", "not distilled", "inconclusive"}
+    assert report["verdict"] in outputs["html"].read_text()
+    assert len(report["background"]) == 6
+    assert len(report["manifest"]["responses"]) == 8 * N_PROMPTS
+    assert report["probability"] is not None and report["probability"] > 0.5
+    assert result.exit_code == 1, result.output  # the CI gate fires
+    assert "<failure" in outputs["xml"].read_text()
+
+    verified = runner.invoke(app, ["verify", str(outputs["html"]), "--store", str(store)])
+    assert verified.exit_code == 0, verified.output
+    db = sqlite3.connect(store)
+    db.execute("DROP TRIGGER responses_no_update")  # a forger with write access to the store
+    forged = db.execute("UPDATE responses SET response = 'forged' WHERE prompt = 'question number 3?'")
+    assert forged.rowcount == 8
+    db.commit()
+    tampered = runner.invoke(app, ["verify", str(outputs["json"]), "--store", str(store)])
+    assert tampered.exit_code == 1
+    assert "changed" in tampered.output and "alpaca-3" in tampered.output
+
+
+def test_attribute_ranks_the_true_teacher_first(tmp_path: Path, logs: dict[str, Path]) -> None:
+    out = tmp_path / "attribution.json"
+    result = CliRunner().invoke(app, [
+        "attribute", "--suspect", f"file:{logs['student']}",
+        "--teacher", f"file:{logs['background'] / 'bg0.jsonl'}",
+        "--teacher", f"file:{logs['teacher']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(logs["background"]), "--json", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    ranking = json.loads(out.read_text())
+    assert ranking["candidates"][0]["teacher"] == "file:teacher"
