@@ -115,18 +115,19 @@ def _iter_json_array(text: str, path: Path) -> Iterator[tuple[int, Any]]:
     if not text[position:].startswith("["):
         raise InputError("expected a JSON list of answer objects", path=path, line=1)
     position += 1
+    # Lines are counted incrementally: recounting from the start per element is quadratic.
+    line, counted_to = 1, 0
     while True:
         while position < len(text) and text[position] in " \t\r\n,":
             position += 1
+        line += text.count("\n", counted_to, position)
+        counted_to = position
         if position >= len(text):
             raise InputError(
-                "file ends before the JSON list is closed (truncated?)",
-                path=path,
-                line=text.count("\n") + 1,
+                "file ends before the JSON list is closed (truncated?)", path=path, line=line
             )
         if text[position] == "]":
             return
-        line = text.count("\n", 0, position) + 1
         try:
             value, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:

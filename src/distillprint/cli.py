@@ -25,6 +25,8 @@ responses_app = typer.Typer(help="Stored responses.", no_args_is_help=True)
 app.add_typer(probes_app, name="probes")
 app.add_typer(models_app, name="models")
 app.add_typer(responses_app, name="responses")
+benchmark_app = typer.Typer(help="Benchmarks on labelled answer logs.", no_args_is_help=True)
+app.add_typer(benchmark_app, name="benchmark")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -256,6 +258,48 @@ def attribute(
         settings=_run_settings(probes, store, samples, concurrency, temperature, max_tokens,
                                background_dir),
         scoring_model=scoring_model, json_path=json_out, out=out, console=console,
+    )
+
+
+@benchmark_app.command("lineage")
+def benchmark_lineage(
+    pairs: Annotated[Path, typer.Option(help="CSV with teacher,suspect,relation,label.")],
+    responses: Annotated[list[Path], typer.Option(help="Folder of answer logs (repeatable).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Result JSON.")],
+    seed: Annotated[int, typer.Option(help="Seed for background and budget draws.")] = 0,
+    max_background: Annotated[
+        str, typer.Option(help="Background models to use (a number, or 'all').")
+    ] = "50",
+    classifier: Annotated[
+        str, typer.Option(help="auto | cv (retrain out-of-fold) | artifact (shipped model).")
+    ] = "auto",
+    artifact: Annotated[Path | None, typer.Option(help="Scoring model for 'artifact'.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache of similarity cubes.")] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Also write a Markdown table and plots here.")
+    ] = None,
+) -> None:
+    """Detection, calibration, attribution and query-budget metrics with baselines side by side."""
+    from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
+    from distillprint.bench.lineage_report import write_lineage_report
+
+    config = LineageConfig(
+        seed=seed,
+        max_background=None if max_background == "all" else int(max_background),
+        classifier=classifier,  # type: ignore[arg-type]  # validated by the config model
+        artifact=artifact,
+        cache_dir=cache_dir,
+    )
+    result = run_lineage_benchmark(pairs, responses, out_path, config=config,
+                                   log=lambda message: console.print(message, markup=False))
+    if report_dir is not None:
+        for path in write_lineage_report(result, report_dir):
+            console.print(f"wrote {path}")
+    out.print(
+        f"AUROC {result['auroc']:.3f}  TPR@5%FPR {result['tpr_at_5pct_fpr']:.3f}  "
+        f"ECE {result['ece']:.3f}  attribution {result['attribution_correct']}/"
+        f"{result['attribution_total']}  -> {out_path}",
+        markup=False,
     )
 
 

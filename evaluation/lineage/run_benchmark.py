@@ -1,0 +1,47 @@
+"""Reproduce the committed lineage-benchmark results (JSON, Markdown table, plots).
+
+    python evaluation/lineage/run_benchmark.py [--cache-dir .cache/score]
+
+Equivalent to ``distillprint benchmark lineage --pairs ../shared/data/alpaca_eval/lineage_dev.csv
+--responses ../shared/data/alpaca_eval/outputs --out evaluation/lineage/results.json`` followed
+by rendering the table and plots next to the JSON. Run from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
+from distillprint.bench.lineage_report import write_lineage_report
+
+DATA = Path("../shared/data/alpaca_eval")
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=Path, default=DATA / "lineage_dev.csv")
+    parser.add_argument("--responses", type=Path, action="append")
+    parser.add_argument("--out-dir", type=Path, default=HERE)
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--classifier", choices=["auto", "cv", "artifact"], default="auto")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    config = LineageConfig(cache_dir=args.cache_dir, classifier=args.classifier)
+    result = run_lineage_benchmark(
+        args.pairs,
+        args.responses or [DATA / "outputs"],
+        args.out_dir / "results.json",
+        config=config,
+        log=lambda msg: print(f"[{time.perf_counter() - started:6.1f}s] {msg}", flush=True),
+    )
+    for path in write_lineage_report(result, args.out_dir):
+        print("wrote", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Turn pair scores into benchmark numbers: detection metrics and closed-set attribution."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from distillprint.bench.metrics import auroc, expected_calibration_error, tpr_at_fpr
+from distillprint.score.pairs import LabelledPair
+
+Grid = Mapping[tuple[str, str], float]  # (teacher, suspect) -> score, larger = more distilled
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 4)
+
+
+def detection_metrics(
+    pairs: Sequence[LabelledPair], scores: Grid, probabilities: Grid | None = None
+) -> dict[str, Any]:
+    """AUROC and TPR at 1%/5% FPR over labelled pairs (ECE when probabilities are given).
+
+    A pair whose score is undefined counts as the least suspicious score, so a method cannot
+    improve its numbers by declining to score hard pairs.
+    """
+    labelled = [p for p in pairs if p.label is not None]
+    y = np.array([p.label for p in labelled], dtype=int)
+    raw = np.array([scores.get((p.teacher, p.suspect), math.nan) for p in labelled], dtype=float)
+    floor = np.nanmin(raw) - 1.0 if np.isfinite(raw).any() else 0.0
+    s = np.where(np.isfinite(raw), raw, floor)
+    out: dict[str, Any] = {
+        "auroc": _round(auroc(y, s)),
+        "tpr_at_1pct_fpr": _round(tpr_at_fpr(y, s, 0.01)),
+        "tpr_at_5pct_fpr": _round(tpr_at_fpr(y, s, 0.05)),
+        "n_positive": int((y == 1).sum()),
+        "n_negative": int((y == 0).sum()),
+        "n_unscored": int((~np.isfinite(raw)).sum()),
+    }
+    if probabilities is not None:
+        p = np.array([probabilities.get((q.teacher, q.suspect), math.nan) for q in labelled])
+        ok = np.isfinite(p)
+        out["ece"] = _round(expected_calibration_error(y[ok], p[ok])) if ok.any() else None
+    return out
+
+
+@dataclass(frozen=True)
+class AttributionCase:
+    suspect: str
+    true_teachers: tuple[str, ...]
+    predicted: str | None
+    correct: bool
+    scores: dict[str, float | None]
+
+
+def attribution_cases(pairs: Sequence[LabelledPair], scores: Grid) -> list[AttributionCase]:
+    """Each suspect with a positive pair, attributed among every teacher in the pairs file."""
+    teachers = sorted({p.teacher for p in pairs})
+    truth: dict[str, set[str]] = {}
+    for p in pairs:
+        if p.label == 1:
+            truth.setdefault(p.suspect, set()).add(p.teacher)
+    cases = []
+    for suspect in sorted(truth):
+        candidates = [t for t in teachers if t != suspect]
+        values = {t: scores.get((t, suspect), math.nan) for t in candidates}
+        finite = {t: v for t, v in values.items() if math.isfinite(v)}
+        predicted = max(finite, key=lambda t: finite[t]) if finite else None
+        cases.append(
+            AttributionCase(
+                suspect=suspect,
+                true_teachers=tuple(sorted(truth[suspect])),
+                predicted=predicted,
+                correct=predicted in truth[suspect],
+                scores={t: _round(v) for t, v in values.items()},
+            )
+        )
+    return cases
+
+
+def attribution_summary(cases: Sequence[AttributionCase]) -> dict[str, Any]:
+    return {
+        "attribution_correct": sum(c.correct for c in cases),
+        "attribution_total": len(cases),
+    }

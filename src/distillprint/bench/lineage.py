@@ -1,0 +1,357 @@
+"""``distillprint benchmark lineage``: score labelled teacher/suspect pairs, with baselines.
+
+Every file in the response folders is one model's answers; models in no pair are the
+background. Nothing depends on model or file names beyond joining pairs to files, so the
+benchmark runs unchanged on folders and teachers it has never seen.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from distillprint import __version__
+from distillprint.bench import baselines as bl
+from distillprint.bench.evaluate import attribution_cases, attribution_summary, detection_metrics
+from distillprint.bench.predict import (
+    GridPredictions,
+    finite_or_none,
+    grid_rows,
+    predict_cross_validated,
+    predict_with_artifact,
+)
+from distillprint.bench.query_budget import query_budget_curve
+from distillprint.score.answers import (
+    ModelAnswers,
+    shared_prompt_ids,
+)
+from distillprint.score.cube_cache import cached_cube
+from distillprint.score.model import ScoringModel, default_model
+from distillprint.score.pairs import Comparison, LabelledPair, load_comparison, read_pairs_csv
+from distillprint.score.pairwise import PairFeatures, pair_features
+from distillprint.score.stats import VerdictPolicy, decide
+from distillprint.score.train import ClassifierParams
+
+RESULT_SCHEMA_VERSION = 1
+Log = Callable[[str], None]
+BaselineName = Literal["tfidf_cosine", "pos_template", "mmd"]
+
+
+class LineageConfig(BaseModel):
+    """Everything that changes the benchmark's numbers; recorded in the result file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    max_background: int | None = Field(default=50, ge=0)
+    classifier: Literal["auto", "cv", "artifact"] = "auto"
+    artifact: Path | None = None  # None: the scoring model shipped in the package
+    C: float = Field(default=1.0, gt=0)
+    positive: bool = True
+    calibration_cv: int = Field(default=5, ge=0)
+    calibration_C: float = Field(default=30.0, gt=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    distilled_above: float = 0.8
+    not_distilled_below: float = 0.2
+    min_prompts: int = 16
+    budgets: list[int] = [8, 16, 32, 64, 128]
+    budget_seeds: int = Field(default=3, ge=1)
+    baselines: list[BaselineName] = ["tfidf_cosine", "pos_template", "mmd"]
+    pos_prompts: int = Field(default=100, ge=4)
+    mmd_prompts: int = Field(default=200, ge=4)
+    mmd_permutations: int = Field(default=200, ge=1)
+    cache_dir: Path | None = None
+
+    def policy(self) -> VerdictPolicy:
+        return VerdictPolicy(
+            self.alpha, self.distilled_above, self.not_distilled_below, self.min_prompts
+        )
+
+    def params(self) -> ClassifierParams:
+        return ClassifierParams(
+            C=self.C,
+            positive=self.positive,
+            calibration_cv=self.calibration_cv,
+            calibration_C=self.calibration_C,
+            random_state=self.seed,
+        )
+
+
+def git_commit() -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _resolve_mode(cfg: LineageConfig, scoring: ScoringModel, pairs: list[LabelledPair]) -> str:
+    if cfg.classifier != "auto":
+        return cfg.classifier
+    labelled = {(p.teacher, p.suspect) for p in pairs if p.label is not None}
+    # Scoring pairs the artifact was trained on would leak: refit by cross-validation then.
+    return "cv" if labelled & scoring.training_pairs() else "artifact"
+
+
+def _scorer(
+    mode: str, scoring: ScoringModel, pairs: list[LabelledPair], cfg: LineageConfig
+) -> Callable[[PairFeatures], GridPredictions]:
+    if mode == "artifact":
+        return lambda feats: predict_with_artifact(feats, pairs, scoring)
+    return lambda feats: predict_cross_validated(feats, pairs, scoring.features, cfg.params())
+
+
+def _pair_records(
+    pairs: list[LabelledPair],
+    preds: GridPredictions,
+    feats: PairFeatures,
+    cfg: LineageConfig,
+    names: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    index = {m: i for i, m in enumerate(feats.models)}
+    n_bg = int(feats.background.sum())
+    records = []
+    for p in pairs:
+        key = (p.teacher, p.suspect)
+        prob, pval = preds.probability.get(key), preds.p_value.get(key)
+        s, t = index[p.suspect], index[p.teacher]
+        decision = decide(
+            finite_or_none(prob),
+            finite_or_none(pval),
+            int(feats.shared_prompts[s, t]),
+            n_bg,
+            cfg.policy(),
+        )
+        records.append(
+            {
+                "teacher": p.teacher,
+                "suspect": p.suspect,
+                "relation": p.relation,
+                "label": p.label,
+                "probability": finite_or_none(prob),
+                "p_value": finite_or_none(pval),
+                "background_p_value": finite_or_none(preds.background_p_value.get(key)),
+                "verdict": decision.verdict.value,
+                "reasons": list(decision.reasons),
+                "features": {n: finite_or_none(float(feats.values[n][s, t])) for n in names},
+            }
+        )
+    return records
+
+
+def _p_value_rates(records: list[dict[str, Any]], field: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for alpha in (0.01, 0.05, 0.1):
+        for label, name in ((0, "fpr"), (1, "tpr")):
+            values = [r[field] for r in records if r["label"] == label]
+            hits = [v is not None and v <= alpha for v in values]
+            out[f"{name}_at_{alpha}"] = round(float(np.mean(hits)), 4) if hits else None
+    return out
+
+
+def _baselines(
+    cfg: LineageConfig,
+    answers: dict[str, ModelAnswers],
+    pairs: list[LabelledPair],
+    background: list[str],
+    cube: Any,
+    log: Log,
+) -> dict[str, Any]:
+    keys = [(t, s) for t, s, _ in grid_rows(pairs)]
+    teachers = sorted({p.teacher for p in pairs})
+    rng = np.random.default_rng(cfg.seed)
+    prompts = list(cube.prompt_ids)
+    out: dict[str, Any] = {}
+    for name in cfg.baselines:
+        started = time.perf_counter()
+        try:
+            scores, extra = _run_baseline(
+                name, cfg, answers, teachers, background, keys, cube, prompts, rng
+            )
+        except (ImportError, OSError) as exc:
+            out[name] = {"skipped": f"{type(exc).__name__}: {exc}"}
+            continue
+        cases = attribution_cases(pairs, scores)
+        labelled = [p for p in pairs if p.label is not None]
+        out[name] = {
+            **detection_metrics(pairs, scores),
+            **attribution_summary(cases),
+            **extra,
+            "seconds": round(time.perf_counter() - started, 1),
+            "pair_scores": [
+                [p.teacher, p.suspect, finite_or_none(scores.get((p.teacher, p.suspect)))]
+                for p in labelled
+            ],
+        }
+        log(f"baseline {name}: AUROC {out[name]['auroc']}")
+    return out
+
+
+def _run_baseline(
+    name: str,
+    cfg: LineageConfig,
+    answers: dict[str, ModelAnswers],
+    teachers: list[str],
+    background: list[str],
+    keys: list[tuple[str, str]],
+    cube: Any,
+    prompts: list[str],
+    rng: np.random.Generator,
+) -> tuple[dict[tuple[str, str], float], dict[str, Any]]:
+    if name == "tfidf_cosine":
+        if "word" not in cube.views:
+            raise ImportError("the scoring model has no 'word' view")
+        return bl.tfidf_cosine(cube, keys), {}
+    if name == "pos_template":
+        chosen = [prompts[i] for i in rng.permutation(len(prompts))[: cfg.pos_prompts]]
+        pool = [background[i] for i in rng.permutation(len(background))[:10]]
+        cache = bl.PosTagCache(cfg.cache_dir / "pos-tags.json" if cfg.cache_dir else None)
+        scores = bl.pos_template(answers, teachers, pool, keys, chosen, cache)
+        return scores, {"n_prompts": len(chosen), "background_pool": len(pool)}
+    chosen = [prompts[i] for i in rng.permutation(len(prompts))[: cfg.mmd_prompts]]
+    names = sorted({m for key in keys for m in key})
+    vectors = bl.stylometric_vectors(answers, names, chosen)
+    scores, _ = bl.mmd_two_sample(vectors, keys, cfg.mmd_permutations, cfg.seed)
+    return scores, {"n_prompts": len(chosen), "permutations": cfg.mmd_permutations}
+
+
+def _scored(
+    pairs: list[LabelledPair],
+    preds: GridPredictions,
+    feats: PairFeatures,
+    cfg: LineageConfig,
+    scoring: ScoringModel,
+) -> dict[str, Any]:
+    """Headline metrics, per-pair records and attribution cases of the method itself."""
+    records = _pair_records(pairs, preds, feats, cfg, scoring.features)
+    cases = attribution_cases(pairs, preds.attribution_score)
+    verdicts = ("distilled", "not distilled", "inconclusive")
+    return {
+        **detection_metrics(pairs, preds.probability, preds.probability),
+        **attribution_summary(cases),
+        "p_value": _p_value_rates(records, "p_value"),
+        "background_p_value": _p_value_rates(records, "background_p_value"),
+        "verdicts": {v: sum(r["verdict"] == v for r in records) for v in verdicts},
+        "method": {
+            "mode": preds.mode,
+            "views": list(scoring.views),
+            "features": list(scoring.features),
+            "artifact": scoring.metadata.get("name"),
+            "notes": preds.notes,
+        },
+        "pairs": records,
+        "attribution": [vars(c) | {"true_teachers": list(c.true_teachers)} for c in cases],
+    }
+
+
+def _provenance(
+    cfg: LineageConfig,
+    comparison: Comparison,
+    n_prompts: int,
+    pairs_csv: Path,
+    response_dirs: list[Path],
+) -> dict[str, Any]:
+    return {
+        "data": {
+            "pairs_csv": str(pairs_csv),
+            "response_dirs": [str(d) for d in response_dirs],
+            "n_models": comparison.n_available,
+            "n_models_used": len(comparison.answers),
+            "n_prompts": n_prompts,
+            "background": comparison.background,
+        },
+        "config": cfg.model_dump(mode="json"),
+        "seeds": {
+            "background": cfg.seed,
+            "classifier": cfg.seed,
+            "query_budget": list(range(cfg.seed, cfg.seed + cfg.budget_seeds)),
+        },
+        "package_version": __version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+    }
+
+
+def _with_overrides(
+    config: LineageConfig | None, seed: int | None, max_background: int | str | None
+) -> LineageConfig:
+    updates: dict[str, Any] = {} if seed is None else {"seed": seed}
+    if max_background != "config":
+        updates["max_background"] = max_background
+    return (config or LineageConfig()).model_copy(update=updates)
+
+
+def run_lineage_benchmark(
+    pairs_csv: Path,
+    response_dirs: list[Path],
+    out: Path | None,
+    *,
+    seed: int | None = None,
+    max_background: int | Literal["config"] | None = "config",
+    config: LineageConfig | None = None,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark, write the result JSON to ``out`` (if given) and return it.
+
+    ``seed`` and ``max_background`` override the config's values when given (``None`` for
+    ``max_background`` means the whole background).
+    """
+    cfg = _with_overrides(config, seed, max_background)
+    say = log or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        timings[f"{name}_s"] = round(time.perf_counter() - clock, 1)
+        clock = time.perf_counter()
+
+    pairs = read_pairs_csv(pairs_csv)
+    comparison = load_comparison(pairs, response_dirs, cfg.max_background, cfg.seed, pairs_csv)
+    scoring = ScoringModel.load(cfg.artifact) if cfg.artifact else default_model()
+    mode = _resolve_mode(cfg, scoring, pairs)
+    lap("load")
+    say(f"{len(pairs)} pairs, {len(comparison.background)} background models, mode {mode}")
+    models = comparison.ordered(pairs)
+    prompts = shared_prompt_ids(models)
+    cube = cached_cube(models, scoring.make_views(), prompts, cfg.cache_dir)
+    lap("cube")
+    say(f"similarity cube: {len(models)} models x {len(prompts)} prompts")
+    bg_mask = np.isin(np.array(cube.models), comparison.background)
+    scorer = _scorer(mode, scoring, pairs, cfg)
+    feats = pair_features(cube, bg_mask)
+    scored = _scored(pairs, scorer(feats), feats, cfg, scoring)
+    lap("score")
+    base = _baselines(cfg, comparison.answers, pairs, comparison.background, cube, say)
+    lap("baselines")
+    budgets = (cfg.budgets, cfg.budget_seeds, cfg.seed)
+    budget = query_budget_curve(cube, bg_mask, pairs, scorer, *budgets)
+    lap("query_budget")
+    result = {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "kind": "lineage_benchmark",
+        **scored,
+        "baselines": base,
+        "query_budget": budget,
+        **_provenance(cfg, comparison, len(prompts), pairs_csv, response_dirs),
+        "timings": timings,
+    }
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=1) + "\n")
+    return result

@@ -1,0 +1,181 @@
+"""Render a lineage-benchmark result: a Markdown table and ROC / calibration / budget plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHOD_LABEL = "distillprint scorer"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _method_rows(result: dict[str, Any]) -> list[str]:
+    rows = [
+        f"| {METHOD_LABEL} ({result['method']['mode']}) | {_cell(result['auroc'])} | "
+        f"{_cell(result['tpr_at_1pct_fpr'])} | {_cell(result['tpr_at_5pct_fpr'])} | "
+        f"{_cell(result.get('ece'))} | "
+        f"{result['attribution_correct']}/{result['attribution_total']} |"
+    ]
+    for name, base in result["baselines"].items():
+        if "skipped" in base:
+            rows.append(f"| {name} | skipped: {base['skipped']} | | | | |")
+            continue
+        rows.append(
+            f"| {name} | {_cell(base['auroc'])} | {_cell(base['tpr_at_1pct_fpr'])} | "
+            f"{_cell(base['tpr_at_5pct_fpr'])} | n/a | "
+            f"{base['attribution_correct']}/{base['attribution_total']} |"
+        )
+    return rows
+
+
+def markdown_summary(result: dict[str, Any]) -> str:
+    data = result["data"]
+    lines = [
+        "# Lineage benchmark",
+        "",
+        f"{data['n_models']} models in the folders, {len(data['background'])} of them "
+        f"background, {data['n_prompts']} prompts. Verdicts: {result['verdicts']}.",
+        "",
+        "| method | AUROC | TPR@1%FPR | TPR@5%FPR | ECE | attribution |",
+        "|---|---|---|---|---|---|",
+        *_method_rows(result),
+        "",
+        "## p-values (share of pairs with p <= alpha)",
+        "",
+        "| p-value | FPR@0.01 | FPR@0.05 | FPR@0.1 | TPR@0.01 | TPR@0.05 | TPR@0.1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for field in ("p_value", "background_p_value"):
+        r = result[field]
+        lines.append(
+            f"| {field} | "
+            + " | ".join(_cell(r[f"{k}_at_{a}"]) for k in ("fpr", "tpr") for a in (0.01, 0.05, 0.1))
+            + " |"
+        )
+    lines += [
+        "",
+        "## Query budget",
+        "",
+        "| prompts | AUROC mean | AUROC min | TPR@5% mean | attribution mean |",
+        "|---|---|---|---|---|",
+    ]
+    for s in result["query_budget"]["summary"]:
+        lines.append(
+            f"| {s['n_prompts']} | {_cell(s['auroc_mean'])} | {_cell(s['auroc_min'])} | "
+            f"{_cell(s['tpr_at_5pct_fpr_mean'])} | "
+            f"{s['attribution_correct_mean']}/{s['attribution_total']} |"
+        )
+    lines += [
+        "",
+        "## Attribution",
+        "",
+        "| suspect | true | predicted | correct |",
+        "|---|---|---|---|",
+    ]
+    for case in result["attribution"]:
+        lines.append(
+            f"| {case['suspect']} | {', '.join(case['true_teachers'])} | {case['predicted']} | "
+            f"{'yes' if case['correct'] else 'no'} |"
+        )
+    lines += ["", f"Timings (s): {result['timings']}.", ""]
+    return "\n".join(lines)
+
+
+def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-scores, kind="stable")
+    y = labels[order]
+    tpr = np.concatenate([[0.0], np.cumsum(y) / max(y.sum(), 1)])
+    fpr = np.concatenate([[0.0], np.cumsum(1 - y) / max((1 - y).sum(), 1)])
+    return fpr, tpr
+
+
+def _labelled_scores(rows: list[list[Any]], labels: dict[tuple[str, str], int]) -> tuple[Any, Any]:
+    kept = [(labels[(t, s)], v) for t, s, v in rows if (t, s) in labels and v is not None]
+    return np.array([k for k, _ in kept]), np.array([v for _, v in kept], dtype=float)
+
+
+def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labelled = [p for p in result["pairs"] if p["label"] is not None]
+    labels = {(p["teacher"], p["suspect"]): int(p["label"]) for p in labelled}
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    methods = {METHOD_LABEL: [[p["teacher"], p["suspect"], p["probability"]] for p in labelled]}
+    methods |= {n: b["pair_scores"] for n, b in result["baselines"].items() if "pair_scores" in b}
+    for name, rows in methods.items():
+        y, s = _labelled_scores(rows, labels)
+        if len(set(y.tolist())) == 2:
+            ax.plot(*_roc(y, s), label=name)
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC")
+    ax.legend(loc="lower right", fontsize=8)
+    paths.append(_save(fig, out_dir / "roc.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    y, p = _labelled_scores(methods[METHOD_LABEL], labels)
+    bins = np.clip((p * 5).astype(int), 0, 4)
+    for b in sorted(set(bins.tolist())):
+        inside = bins == b
+        x_mean, y_mean = p[inside].mean(), y[inside].mean()
+        ax.scatter(x_mean, y_mean, s=30 + 6 * inside.sum(), color="tab:blue", alpha=0.7)
+        ax.annotate(
+            f"n={inside.sum()}",
+            (x_mean, y_mean),
+            textcoords="offset points",
+            xytext=(8, -12),
+            fontsize=8,
+        )
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    ax.set(
+        xlabel="predicted P(distilled), 5 bins",
+        ylabel="observed share distilled",
+        xlim=(-0.05, 1.05),
+        ylim=(-0.05, 1.1),
+        title=f"Calibration (ECE {result.get('ece')})",
+    )
+    paths.append(_save(fig, out_dir / "calibration.png"))
+
+    summary = result["query_budget"]["summary"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = [s["n_prompts"] for s in summary]
+    ax.plot(x, [s["auroc_mean"] for s in summary], marker="o", label="AUROC (mean)")
+    ax.plot(x, [s["auroc_min"] for s in summary], ls="--", label="AUROC (min over seeds)")
+    total = max(summary[0]["attribution_total"], 1) if summary else 1
+    accuracy = [s["attribution_correct_mean"] / total for s in summary]
+    ax.plot(x, accuracy, marker="s", label="attribution accuracy")
+    ax.axhline(0.95, ls=":", color="grey", lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="prompts", ylim=(0, 1.02), title="Query budget")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out_dir / "query_budget.png"))
+    return paths
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def write_lineage_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    """``results.md`` plus ``roc.png``, ``calibration.png``, ``query_budget.png``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = out_dir / "results.md"
+    md.write_text(markdown_summary(result))
+    return [md, *write_plots(result, out_dir)]

@@ -1,0 +1,69 @@
+"""Binary-detection metrics used by the lineage benchmark: AUROC, TPR at a fixed FPR, ECE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+
+def _as_arrays(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels, dtype=int)
+    s = np.asarray(scores, dtype=float)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError("labels and scores must be 1-D arrays of the same length")
+    return y, s
+
+
+def auroc(labels: ArrayLike, scores: ArrayLike) -> float | None:
+    """Mann-Whitney AUROC with ties counted half; None when one class is missing."""
+    y, s = _as_arrays(labels, scores)
+    pos, neg = s[y == 1], s[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+def tpr_at_fpr(labels: ArrayLike, scores: ArrayLike, max_fpr: float) -> float | None:
+    """Best TPR over thresholds whose FPR stays at or below ``max_fpr``.
+
+    Thresholds sit at observed scores, so a tie between a positive and a negative counts both
+    as flagged: the metric never credits a threshold that splits tied scores.
+    """
+    y, s = _as_arrays(labels, scores)
+    pos, neg = s[y == 1], s[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    best = 0.0
+    for threshold in np.unique(s):
+        fpr = float(np.mean(neg >= threshold))
+        if fpr <= max_fpr + 1e-12:
+            best = max(best, float(np.mean(pos >= threshold)))
+    return best
+
+
+def expected_calibration_error(
+    labels: ArrayLike, probabilities: ArrayLike, n_bins: int = 10
+) -> float | None:
+    """Equal-width-bin ECE: weighted mean |observed rate - mean predicted probability|."""
+    y, p = _as_arrays(labels, probabilities)
+    if len(y) == 0:
+        return None
+    bins = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            total += mask.mean() * abs(float(y[mask].mean()) - float(p[mask].mean()))
+    return float(total)
+
+
+def false_positive_rate(labels: Sequence[int], flagged: Sequence[bool]) -> float | None:
+    """Share of negatives flagged (e.g. p-value at or below alpha)."""
+    negatives = [f for y, f in zip(labels, flagged, strict=True) if y == 0]
+    if not negatives:
+        return None
+    return float(np.mean(negatives))

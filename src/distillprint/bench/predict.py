@@ -1,0 +1,122 @@
+"""Scores for every (teacher, suspect) combination of a pairs file, honestly out of sample.
+
+Two modes. ``artifact``: a pretrained scoring model scores every pair (right when none of the
+pairs was in its training set: the lineages are new to it). ``cv``: the classifier is refitted
+on the file's own labels, leave-one-teacher-out for detection (no teacher is ever scored by a
+model that saw its pairs) and leave-one-suspect-out for attribution (attribution compares
+teachers for one suspect, so all of them must be scored by the same classifier).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from distillprint.score.classifier import DistillationClassifier
+from distillprint.score.model import ScoringModel
+from distillprint.score.pairs import LabelledPair
+from distillprint.score.pairwise import PairFeatures
+from distillprint.score.stats import background_rank_p_value
+from distillprint.score.train import ClassifierParams, Design, design, grouped_predictions
+
+Key = tuple[str, str]  # (teacher, suspect)
+
+
+@dataclass
+class GridPredictions:
+    mode: str
+    probability: dict[Key, float] = field(default_factory=dict)
+    p_value: dict[Key, float] = field(default_factory=dict)
+    background_p_value: dict[Key, float | None] = field(default_factory=dict)
+    attribution_score: dict[Key, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def grid_rows(pairs: list[LabelledPair]) -> list[tuple[str, str, int | None]]:
+    """Every teacher against every suspect of the file, labels where the file gives one."""
+    labels = {(p.teacher, p.suspect): p.label for p in pairs}
+    teachers = sorted({p.teacher for p in pairs})
+    suspects = sorted({p.suspect for p in pairs})
+    return [(t, s, labels.get((t, s))) for t in teachers for s in suspects if t != s]
+
+
+def _background_p(
+    classifier: DistillationClassifier, feats: PairFeatures, names: list[str], key: Key
+) -> float | None:
+    index = {m: i for i, m in enumerate(feats.models)}
+    t, s = index[key[0]], index[key[1]]
+    bg = [int(b) for b in np.flatnonzero(feats.background)]
+
+    def decisions(rows: list[tuple[int, int]]) -> np.ndarray:
+        x = feats.matrix(rows, names)
+        out = np.full(len(rows), np.nan)
+        ok = ~np.isnan(x).any(axis=1) if len(rows) else np.zeros(0, bool)
+        if ok.any():
+            out[ok] = classifier.decision_function(x[ok])
+        return out
+
+    observed = decisions([(s, t)])[0]
+    return background_rank_p_value(
+        float(observed), decisions([(s, b) for b in bg]), decisions([(b, t) for b in bg])
+    )
+
+
+def predict_with_artifact(
+    feats: PairFeatures, pairs: list[LabelledPair], scoring: ScoringModel
+) -> GridPredictions:
+    rows = grid_rows(pairs)
+    data = design(feats, rows, scoring.features)
+    prob, pval = scoring.predict(data.X)
+    out = GridPredictions(mode="artifact")
+    for i, (t, s, _) in enumerate(rows):
+        out.probability[(t, s)] = float(prob[i])
+        out.p_value[(t, s)] = float(pval[i])
+        out.attribution_score[(t, s)] = float(prob[i])
+        out.background_p_value[(t, s)] = _background_p(
+            scoring.classifier, feats, list(scoring.features), (t, s)
+        )
+    return out
+
+
+def _fill(out: GridPredictions, data: Design, prob: np.ndarray, pval: np.ndarray) -> None:
+    for i, key in enumerate(zip(data.teachers, data.suspects, strict=True)):
+        out.probability[key] = float(prob[i])
+        out.p_value[key] = float(pval[i])
+
+
+def predict_cross_validated(
+    feats: PairFeatures,
+    pairs: list[LabelledPair],
+    features: tuple[str, ...],
+    params: ClassifierParams,
+) -> GridPredictions:
+    data = design(feats, grid_rows(pairs), features)
+    by_teacher = grouped_predictions(data, data.teachers, params)
+    by_suspect = grouped_predictions(data, data.suspects, params)
+    out = GridPredictions(mode="cv")
+    _fill(out, data, by_teacher.probability, by_teacher.p_value)
+    if by_teacher.skipped_groups:
+        # A teacher whose removal leaves one class: fall back to leave-one-suspect-out there.
+        out.notes.append(
+            "leave-one-teacher-out impossible for "
+            f"{list(by_teacher.skipped_groups)}; scored leave-one-suspect-out instead"
+        )
+        for i, key in enumerate(zip(data.teachers, data.suspects, strict=True)):
+            if key[0] in by_teacher.skipped_groups:
+                out.probability[key] = float(by_suspect.probability[i])
+                out.p_value[key] = float(by_suspect.p_value[i])
+    for i, key in enumerate(zip(data.teachers, data.suspects, strict=True)):
+        out.attribution_score[key] = float(by_suspect.probability[i])
+        model = by_teacher.models.get(key[0]) or by_suspect.models.get(key[1])
+        out.background_p_value[key] = (
+            _background_p(model, feats, list(features), key) if model is not None else None
+        )
+    if by_suspect.skipped_groups:
+        out.notes.append(f"no attribution model for suspects {list(by_suspect.skipped_groups)}")
+    return out
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)

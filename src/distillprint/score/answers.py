@@ -1,0 +1,81 @@
+"""ModelAnswers: one model's responses keyed by prompt id, the unit every scorer consumes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distillprint.answers import AnswerLog, is_answer_log, load_answer_log, model_name_from_path
+from distillprint.errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelAnswers:
+    """A model's answers: prompt id -> samples, plus optional category and prompt text.
+
+    Prompt ids are how models are joined; for answer logs without probe ids the prompt text
+    itself is the id (AlpacaEval logs are joined on the instruction).
+    """
+
+    name: str
+    responses: Mapping[str, Sequence[str]]
+    categories: Mapping[str, str] = field(default_factory=dict)
+    prompts: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_log(cls, log: AnswerLog, name: str | None = None) -> ModelAnswers:
+        responses: dict[str, list[str]] = {}
+        categories: dict[str, str] = {}
+        prompts: dict[str, str] = {}
+        for record in sorted(log.records, key=lambda r: r.sample_index):
+            key = record.probe_id or record.prompt
+            responses.setdefault(key, []).append(record.response)
+            prompts.setdefault(key, record.prompt)
+            if record.category:
+                categories.setdefault(key, record.category)
+        return cls(name or log.model, responses, categories, prompts)
+
+    def restricted(self, prompt_ids: Sequence[str]) -> ModelAnswers:
+        """The same model on a subset of prompts (query-budget experiments)."""
+        keep = [p for p in prompt_ids if p in self.responses]
+        return ModelAnswers(
+            self.name,
+            {p: self.responses[p] for p in keep},
+            {p: self.categories[p] for p in keep if p in self.categories},
+            {p: self.prompts[p] for p in keep if p in self.prompts},
+        )
+
+
+def shared_prompt_ids(models: Sequence[ModelAnswers], min_models: int = 2) -> list[str]:
+    """Prompt ids answered (non-empty) by at least ``min_models`` of the models, sorted."""
+    counts: dict[str, int] = {}
+    for model in models:
+        for key, samples in model.responses.items():
+            if any(s.strip() for s in samples):
+                counts[key] = counts.get(key, 0) + 1
+    return sorted(k for k, n in counts.items() if n >= min_models)
+
+
+def answer_files(directories: Sequence[Path]) -> dict[str, Path]:
+    """Model name (file name without suffixes) -> answer file, across the folders."""
+    files: dict[str, Path] = {}
+    for directory in directories:
+        if not Path(directory).is_dir():
+            raise InputError("not a directory", path=directory)
+        for path in sorted(Path(directory).iterdir()):
+            if not is_answer_log(path):
+                continue
+            name = model_name_from_path(path)
+            if name in files:
+                raise InputError(f"model '{name}' appears in two folders", path=path)
+            files[name] = path
+    return files
+
+
+def load_model_answers(files: Mapping[str, Path]) -> dict[str, ModelAnswers]:
+    """Parse the given answer files (only those: parsing is the slow part of a benchmark)."""
+    return {
+        name: ModelAnswers.from_log(load_answer_log(path, model=name), name)
+        for name, path in files.items()
+    }

@@ -1,0 +1,233 @@
+"""Scoring API: one (teacher, suspect) pair, or a suspect against candidate teachers.
+
+Both work on arbitrary answer sets (live probes, stored logs) and any background, down to none:
+with fewer than three background models no background-relative feature is defined, so the
+result carries raw similarities and evidence but the verdict is 'inconclusive'.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from distillprint.score.answers import ModelAnswers, shared_prompt_ids
+from distillprint.score.cube import SimilarityCube, build_cube
+from distillprint.score.evidence import (
+    UNCATEGORISED,
+    CategoryEvidence,
+    Echo,
+    MapPoint,
+    category_evidence,
+    fingerprint_map,
+    top_echoes,
+)
+from distillprint.score.model import ScoringModel, default_model
+from distillprint.score.pairwise import PairFeatures, pair_features
+from distillprint.score.stats import (
+    VerdictPolicy,
+    attribution_posterior,
+    background_rank_p_value,
+    decide,
+)
+
+PAIR_SCORE_SCHEMA_VERSION = 1
+DEFAULT_POLICY = VerdictPolicy()
+
+
+def _clean(value: Any) -> Any:
+    """NaN and infinities become None so results are strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _opt(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class PairScore:
+    teacher: str
+    suspect: str
+    probability: float | None
+    p_value: float | None
+    background_p_value: float | None
+    verdict: str
+    reasons: tuple[str, ...]
+    alpha: float
+    thresholds: dict[str, float]
+    n_prompts: int
+    n_background: int
+    features: dict[str, float | None]
+    evidence_view: str
+    similarity_to_teacher: float | None  # mean per-prompt cosine under evidence_view
+    background_similarities: dict[str, float | None]  # suspect vs each background model
+    categories: tuple[CategoryEvidence, ...]
+    echoes: tuple[Echo, ...]
+    fingerprint_map: tuple[MapPoint, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _clean(asdict(self))
+        data["schema_version"] = PAIR_SCORE_SCHEMA_VERSION
+        return data
+
+
+@dataclass(frozen=True)
+class TeacherCandidate:
+    teacher: str
+    pair_probability: float | None
+    posterior: float
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class Attribution:
+    suspect: str
+    candidates: tuple[TeacherCandidate, ...]  # best first
+    none_of_these: float
+    n_background: int
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _clean(asdict(self))
+        return data
+
+
+def compare(
+    models: Sequence[ModelAnswers],
+    background: Sequence[str],
+    scoring: ScoringModel,
+    prompt_ids: Sequence[str] | None = None,
+) -> tuple[SimilarityCube, PairFeatures]:
+    """The cube and all ordered-pair features for a set of models and a background."""
+    cube = build_cube(models, scoring.make_views(), prompt_ids)
+    mask = np.array([name in set(background) for name in cube.models])
+    return cube, pair_features(cube, mask)
+
+
+def _decisions(
+    scoring: ScoringModel, feats: PairFeatures, pairs: list[tuple[int, int]]
+) -> np.ndarray:
+    rows = feats.matrix(pairs, list(scoring.features))
+    out = np.full(len(pairs), np.nan)
+    ok = ~np.isnan(rows).any(axis=1) if len(pairs) else np.zeros(0, bool)
+    if ok.any():
+        out[ok] = scoring.classifier.decision_function(rows[ok])
+    return out
+
+
+def _categories(
+    teacher: ModelAnswers, suspect: ModelAnswers, prompt_ids: Sequence[str]
+) -> list[str]:
+    return [
+        suspect.categories.get(p) or teacher.categories.get(p) or UNCATEGORISED for p in prompt_ids
+    ]
+
+
+def pair_score_from_features(
+    cube: SimilarityCube,
+    feats: PairFeatures,
+    scoring: ScoringModel,
+    teacher: ModelAnswers,
+    suspect: ModelAnswers,
+    policy: VerdictPolicy = DEFAULT_POLICY,
+    n_echoes: int = 5,
+) -> PairScore:
+    s, t = cube.index(suspect.name), cube.index(teacher.name)
+    bg = np.flatnonzero(feats.background)
+    vector = feats.vector(s, t, list(scoring.features))
+    prob, pval = (float(v[0]) for v in scoring.predict(vector))
+    observed = _decisions(scoring, feats, [(s, t)])[0]
+    null_s = _decisions(scoring, feats, [(s, int(b)) for b in bg])
+    null_t = _decisions(scoring, feats, [(int(b), t) for b in bg])
+    n_prompts = int(feats.shared_prompts[s, t])
+    decision = decide(_opt(prob), _opt(pval), n_prompts, len(bg), policy)
+    view = cube.views[0]
+    raw = feats.raw[view]
+    roles = {teacher.name: "teacher", suspect.name: "suspect"}
+    return PairScore(
+        teacher=teacher.name,
+        suspect=suspect.name,
+        probability=_opt(prob),
+        p_value=_opt(pval),
+        background_p_value=background_rank_p_value(observed, null_s, null_t),
+        verdict=decision.verdict.value,
+        reasons=decision.reasons,
+        alpha=policy.alpha,
+        thresholds={k: float(v) for k, v in asdict(policy).items()},
+        n_prompts=n_prompts,
+        n_background=len(bg),
+        features={n: _opt(float(v)) for n, v in zip(scoring.features, vector, strict=True)},
+        evidence_view=view,
+        similarity_to_teacher=_opt(float(raw[s, t])),
+        background_similarities={cube.models[b]: _opt(float(raw[s, b])) for b in bg},
+        categories=tuple(
+            category_evidence(
+                cube.sims[view],
+                s,
+                t,
+                feats.background,
+                _categories(teacher, suspect, cube.prompt_ids),
+            )
+        ),
+        echoes=tuple(top_echoes(cube, view, teacher, suspect, feats.background, n_echoes)),
+        fingerprint_map=tuple(fingerprint_map(cube, view, roles)),
+    )
+
+
+def _check_distinct(models: Sequence[ModelAnswers]) -> None:
+    names = [m.name for m in models]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"model names must be distinct; repeated: {duplicates}")
+
+
+def score_pair(
+    teacher: ModelAnswers,
+    suspect: ModelAnswers,
+    background: Sequence[ModelAnswers],
+    *,
+    model: ScoringModel | None = None,
+    policy: VerdictPolicy = DEFAULT_POLICY,
+    n_echoes: int = 5,
+) -> PairScore:
+    """P(suspect distilled from teacher), p-values, verdict and evidence, on shared prompts."""
+    scoring = model or default_model()
+    models = [teacher, suspect, *background]
+    _check_distinct(models)
+    prompts = shared_prompt_ids([teacher, suspect])
+    cube, feats = compare(models, [b.name for b in background], scoring, prompts)
+    return pair_score_from_features(cube, feats, scoring, teacher, suspect, policy, n_echoes)
+
+
+def attribute(
+    suspect: ModelAnswers,
+    teachers: Sequence[ModelAnswers],
+    background: Sequence[ModelAnswers],
+    *,
+    model: ScoringModel | None = None,
+) -> Attribution:
+    """Rank candidate teachers by posterior, with the probability of 'none of these'."""
+    scoring = model or default_model()
+    models = [suspect, *teachers, *background]
+    _check_distinct(models)
+    prompts = [p for p in shared_prompt_ids(models, 1) if p in suspect.responses]
+    cube, feats = compare(models, [b.name for b in background], scoring, prompts)
+    s = cube.index(suspect.name)
+    names = [t.name for t in teachers]
+    rows = np.array([feats.vector(s, cube.index(n), list(scoring.features)) for n in names])
+    probs, pvals = scoring.predict(rows) if names else (np.zeros(0), np.zeros(0))
+    posterior = attribution_posterior(names, [float(p) for p in probs])
+    candidates = [
+        TeacherCandidate(n, _opt(float(p)), post, _opt(float(pv)))
+        for n, p, post, pv in zip(names, probs, posterior.probabilities, pvals, strict=True)
+    ]
+    candidates.sort(key=lambda c: -c.posterior)
+    return Attribution(suspect.name, tuple(candidates), posterior.none_of_these, len(background))

@@ -1,0 +1,144 @@
+"""The similarity cube: per prompt, the cosine between every two models' answers, per view.
+
+Everything the scorer concludes is read off this cube, so it is computed once per comparison
+(teacher(s), suspect(s) and background together): ``sims[view][p, i, j]`` is the cosine of
+model i's and model j's answers to prompt p, NaN where either did not answer. Model
+fingerprints (mean answer vectors) give a second, prompt-free similarity for the 2-D map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from distillprint.score.answers import ModelAnswers, shared_prompt_ids
+from distillprint.score.views import Matrix, View
+
+
+@dataclass(frozen=True)
+class SimilarityCube:
+    models: tuple[str, ...]
+    prompt_ids: tuple[str, ...]
+    sims: dict[str, np.ndarray]  # view -> (P, M, M) float32, NaN where missing
+    fingerprint_sims: dict[str, np.ndarray]  # view -> (M, M) cosine of mean answer vectors
+    present: np.ndarray  # (M, P) bool: model answered prompt
+
+    def index(self, name: str) -> int:
+        return self.models.index(name)
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return tuple(self.sims)
+
+    def subset_prompts(self, keep: np.ndarray) -> SimilarityCube:
+        """The cube on a subset of prompts (query-budget curves); fingerprints are kept."""
+        return SimilarityCube(
+            self.models,
+            tuple(self.prompt_ids[i] for i in keep),
+            {v: s[keep] for v, s in self.sims.items()},
+            self.fingerprint_sims,
+            self.present[:, keep],
+        )
+
+
+@dataclass(frozen=True)
+class _Flat:
+    texts: list[str]
+    cell_of_text: np.ndarray  # cell index (model * P + prompt) of each text
+    n_cells: int
+
+
+def _flatten(models: Sequence[ModelAnswers], prompt_ids: Sequence[str]) -> _Flat:
+    texts: list[str] = []
+    cells: list[int] = []
+    n_prompts = len(prompt_ids)
+    for m, model in enumerate(models):
+        for p, key in enumerate(prompt_ids):
+            for sample in model.responses.get(key, ()):
+                if sample.strip():
+                    texts.append(sample)
+                    cells.append(m * n_prompts + p)
+    return _Flat(texts, np.asarray(cells, dtype=np.int64), len(models) * n_prompts)
+
+
+def _dense_rows(matrix: Matrix) -> Matrix:
+    """Dense encoder outputs are column-standardised so no single feature rules the cosine."""
+    if sp.issparse(matrix):
+        return sp.csr_matrix(matrix, dtype=np.float32)
+    values = np.asarray(matrix, dtype=np.float64)
+    std = values.std(axis=0)
+    values = (values - values.mean(axis=0)) / np.where(std > 1e-12, std, 1.0)
+    return np.asarray(values, dtype=np.float32)
+
+
+def _cell_vectors(view: View, flat: _Flat) -> Matrix:
+    """Fit the view on every text, then average samples of one (model, prompt) cell."""
+    view.fit(flat.texts)
+    rows = _dense_rows(view.transform(flat.texts))
+    counts = np.bincount(flat.cell_of_text, minlength=flat.n_cells).astype(np.float64)
+    weights = 1.0 / counts[flat.cell_of_text]
+    averager = sp.csr_matrix(
+        (weights, (flat.cell_of_text, np.arange(len(flat.texts)))),
+        shape=(flat.n_cells, len(flat.texts)),
+    )
+    cells = averager @ rows
+    return normalize(cells) if sp.issparse(cells) else normalize(np.asarray(cells))
+
+
+def _per_prompt_sims(cells: Matrix, n_models: int, present: np.ndarray) -> np.ndarray:
+    n_prompts = present.shape[1]
+    out = np.full((n_prompts, n_models, n_models), np.nan, dtype=np.float32)
+    for p in range(n_prompts):
+        block = cells[np.arange(n_models) * n_prompts + p]
+        gram = block @ block.T
+        gram = gram.toarray() if sp.issparse(gram) else np.asarray(gram)
+        mask = present[:, p]
+        out[p][np.ix_(mask, mask)] = gram[np.ix_(mask, mask)]
+    return out
+
+
+def _fingerprint_sims(cells: Matrix, n_models: int, present: np.ndarray) -> np.ndarray:
+    n_prompts = present.shape[1]
+    weights = present.astype(np.float64) / np.maximum(present.sum(axis=1, keepdims=True), 1)
+    rows = np.repeat(np.arange(n_models), n_prompts)
+    averager = sp.csr_matrix((weights.ravel(), (rows, np.arange(n_models * n_prompts))))
+    fingerprints = averager @ cells
+    fingerprints = (
+        normalize(fingerprints)
+        if sp.issparse(fingerprints)
+        else normalize(np.asarray(fingerprints))
+    )
+    gram = fingerprints @ fingerprints.T
+    return np.asarray(gram.toarray() if sp.issparse(gram) else gram, dtype=np.float32)
+
+
+def build_cube(
+    models: Sequence[ModelAnswers],
+    views: Sequence[View],
+    prompt_ids: Sequence[str] | None = None,
+) -> SimilarityCube:
+    """Vectorise every answer under every view and compare all models prompt by prompt."""
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ValueError("model names in one comparison must be unique")
+    keys = list(prompt_ids) if prompt_ids is not None else shared_prompt_ids(models)
+    present = np.array(
+        [[any(s.strip() for s in m.responses.get(k, ())) for k in keys] for m in models],
+        dtype=bool,
+    ).reshape(len(models), len(keys))
+    flat = _flatten(models, keys)
+    sims: dict[str, np.ndarray] = {}
+    fingerprints: dict[str, np.ndarray] = {}
+    for view in views:
+        if not flat.texts:
+            sims[view.name] = np.full((len(keys), len(models), len(models)), np.nan, np.float32)
+            fingerprints[view.name] = np.eye(len(models), dtype=np.float32)
+            continue
+        cells = _cell_vectors(view, flat)
+        sims[view.name] = _per_prompt_sims(cells, len(models), present)
+        fingerprints[view.name] = _fingerprint_sims(cells, len(models), present)
+    return SimilarityCube(tuple(names), tuple(keys), sims, fingerprints, present)

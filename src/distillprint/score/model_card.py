@@ -1,0 +1,60 @@
+"""The model card that ships next to a scoring-model artifact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distillprint.score.model import ScoringModel
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value}"
+
+
+def model_card(model: ScoringModel) -> str:
+    meta = model.metadata
+    data = meta.get("training_data", {})
+    metrics = meta.get("cv_metrics", {})
+    clf = model.classifier
+    weights = ", ".join(f"`{n}` {w:+.3f}" for n, w in zip(model.features, clf.coef_, strict=True))
+    licences = "\n".join(f"- {item}" for item in data.get("licences", [])) or "- (none given)"
+    return f"""# Scoring model `{meta.get("name", "unnamed")}`
+
+Decides whether a suspect model was trained on a teacher's outputs from background-relative
+pair features (see `distillprint.score.pairwise`): views {", ".join(model.views)}; features
+{", ".join(f"`{f}`" for f in model.features)}.
+
+## Model
+Logistic regression on standardised features, coefficients constrained to be non-negative,
+Platt-recalibrated on out-of-fold scores (`DistillationClassifier`). Standardised weights:
+{weights}; intercept {clf.intercept_:+.3f}; Platt slope/offset {clf.platt_[0]:.3f} /
+{clf.platt_[1]:+.3f}. p-values are conformal against {len(clf.null_scores_)} out-of-fold
+scores of the non-distilled training pairs (minimum attainable p =
+{1 / (1 + len(clf.null_scores_)):.3f}).
+
+## Training data
+- labelled pairs: `{_fmt(data.get("pairs"))}` ({len(meta.get("training_pairs", []))} pairs used)
+- answers: {", ".join(f"`{r}`" for r in data.get("responses", []))}
+- background: {_fmt(data.get("n_background"))} unlabelled models (seed {_fmt(meta.get("seed"))}),
+  {_fmt(data.get("n_prompts"))} prompts
+
+Licences of the training data:
+{licences}
+
+## Cross-validated metrics ({_fmt(metrics.get("protocol"))})
+| AUROC | TPR@1%FPR | TPR@5%FPR | ECE | attribution |
+|---|---|---|---|---|
+| {_fmt(metrics.get("auroc"))} | {_fmt(metrics.get("tpr_at_1pct_fpr"))} | \
+{_fmt(metrics.get("tpr_at_5pct_fpr"))} | {_fmt(metrics.get("ece"))} | \
+{_fmt(metrics.get("attribution_correct"))}/{_fmt(metrics.get("attribution_total"))} |
+
+## Limits
+- Trained on {len(meta.get("training_pairs", []))} development pairs from one teacher vendor plus
+  one other-vendor teacher; its negatives are other-vendor and human-data pairs. Sibling
+  fine-tunes of one base model or one dataset also score high: the features measure shared
+  training lineage, not the direction of distillation.
+- Probabilities are calibrated on that label mix; a population with different base rates
+  needs recalibration.
+
+Package version {_fmt(meta.get("package_version"))}.
+"""

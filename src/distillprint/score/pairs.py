@@ -1,0 +1,100 @@
+"""Labelled lineage pairs (``teacher,suspect,relation,label``) and the background they imply."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from distillprint.errors import InputError
+from distillprint.score.answers import ModelAnswers, answer_files, load_model_answers
+
+REQUIRED_COLUMNS = ("teacher", "suspect", "relation", "label")
+
+
+@dataclass(frozen=True)
+class LabelledPair:
+    teacher: str
+    suspect: str
+    relation: str
+    label: int | None  # None: ambiguous (e.g. same_vendor), kept for attribution only
+
+
+def read_pairs_csv(path: Path) -> list[LabelledPair]:
+    """Read and validate a pairs CSV; errors name the file, line and column."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("pairs file not found", path=path) from None
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError(f"missing column(s) {missing}", path=path, line=1)
+    pairs: list[LabelledPair] = []
+    for line, row in enumerate(reader, start=2):
+        teacher, suspect = (row["teacher"] or "").strip(), (row["suspect"] or "").strip()
+        if not teacher or not suspect:
+            raise InputError("teacher and suspect must be non-empty", path=path, line=line)
+        raw = (row["label"] or "").strip()
+        if raw not in ("", "0", "1"):
+            raise InputError("label must be 0, 1 or empty", path=path, line=line, field="label")
+        pairs.append(
+            LabelledPair(
+                teacher, suspect, (row["relation"] or "").strip(), int(raw) if raw else None
+            )
+        )
+    if not pairs:
+        raise InputError("pairs file holds no rows", path=path)
+    return pairs
+
+
+def pair_models(pairs: list[LabelledPair]) -> set[str]:
+    return {p.teacher for p in pairs} | {p.suspect for p in pairs}
+
+
+def choose_background(
+    available: list[str], pairs: list[LabelledPair], max_background: int | None, seed: int
+) -> list[str]:
+    """Models in no pair form the background; a seeded sample of them if capped."""
+    candidates = sorted(set(available) - pair_models(pairs))
+    if max_background is None or len(candidates) <= max_background:
+        return candidates
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(candidates), size=max_background, replace=False)
+    return sorted(candidates[i] for i in picked)
+
+
+def check_pairs_have_answers(pairs: list[LabelledPair], available: set[str], source: Path) -> None:
+    missing = sorted(pair_models(pairs) - available)
+    if missing:
+        raise InputError(f"pairs name models with no answer file: {missing[:10]}", path=source)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The answers a lineage run needs: every pair model plus the chosen background."""
+
+    answers: dict[str, ModelAnswers]
+    background: list[str]
+    n_available: int  # answer files found in the folders
+
+    def ordered(self, pairs: list[LabelledPair]) -> list[ModelAnswers]:
+        return [self.answers[n] for n in sorted(pair_models(pairs)) + self.background]
+
+
+def load_comparison(
+    pairs: list[LabelledPair],
+    directories: list[Path],
+    max_background: int | None,
+    seed: int,
+    source: Path,
+) -> Comparison:
+    """Pick the background from file names first, then parse only the files needed."""
+    files = answer_files(directories)
+    check_pairs_have_answers(pairs, set(files), source)
+    background = choose_background(list(files), pairs, max_background, seed)
+    wanted = pair_models(pairs) | set(background)
+    answers = load_model_answers({n: p for n, p in files.items() if n in wanted})
+    return Comparison(answers, background, len(files))

@@ -1,0 +1,122 @@
+"""Statistics on top of the classifier: background rank tests, verdicts, attribution posteriors.
+
+Two p-values answer two questions, and the report shows both:
+
+* ``p_value`` (conformal, from the classifier): among known non-distilled pairs (the training
+  negatives, scored out of fold), how many score at least as high as this pair? Exact when an
+  unrelated pair is exchangeable with those negatives. The verdict uses it.
+* ``background_p_value`` (rank test against the background): treating every background model as
+  a stand-in teacher for the suspect and as a stand-in suspect for the teacher, how many of
+  those 2|B| pairs score at least as high? Exact under exchangeability with the background, but
+  weak whenever the background holds the suspect's siblings or the teacher's other versions
+  (the development population is full of both), so it is reported as specificity evidence,
+  not used to decide.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+
+class Verdict(StrEnum):
+    DISTILLED = "distilled"
+    NOT_DISTILLED = "not distilled"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class VerdictPolicy:
+    """When to commit to a verdict; everything in between is 'inconclusive'."""
+
+    alpha: float = 0.05
+    distilled_above: float = 0.8
+    not_distilled_below: float = 0.2
+    min_prompts: int = 16
+    min_background: int = 3
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reasons: tuple[str, ...]
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or math.isnan(value)
+
+
+def decide(
+    probability: float | None,
+    p_value: float | None,
+    n_prompts: int,
+    n_background: int,
+    policy: VerdictPolicy | None = None,
+) -> Decision:
+    """Distilled only when probability and p-value agree; abstain when evidence is thin."""
+    policy = policy or VerdictPolicy()
+    thin: list[str] = []
+    if n_background < policy.min_background:
+        thin.append(
+            f"background of {n_background} model(s) is too small to judge "
+            f"(need at least {policy.min_background})"
+        )
+    if n_prompts < policy.min_prompts:
+        thin.append(f"only {n_prompts} shared prompt(s) (need at least {policy.min_prompts})")
+    if thin or _missing(probability) or _missing(p_value):
+        return Decision(Verdict.INCONCLUSIVE, tuple(thin or ["features undefined"]))
+    assert probability is not None and p_value is not None
+    if probability >= policy.distilled_above and p_value <= policy.alpha:
+        reasons = (
+            f"P(distilled) {probability:.2f} >= {policy.distilled_above}",
+            f"p = {p_value:.3g} <= alpha {policy.alpha}",
+        )
+        return Decision(Verdict.DISTILLED, reasons)
+    if probability <= policy.not_distilled_below and p_value > policy.alpha:
+        reasons = (
+            f"P(distilled) {probability:.2f} <= {policy.not_distilled_below}",
+            f"p = {p_value:.3g} > alpha {policy.alpha}",
+        )
+        return Decision(Verdict.NOT_DISTILLED, reasons)
+    if (probability >= 0.5) != (p_value <= policy.alpha):
+        return Decision(Verdict.INCONCLUSIVE, ("probability and p-value disagree",))
+    return Decision(Verdict.INCONCLUSIVE, (f"P(distilled) {probability:.2f} in the middle band",))
+
+
+def background_rank_p_value(
+    pair_score: float, suspect_vs_background: np.ndarray, background_vs_teacher: np.ndarray
+) -> float | None:
+    """(1 + #{null >= observed}) / (1 + #null) over background stand-ins on both sides."""
+    null = np.concatenate([suspect_vs_background, background_vs_teacher])
+    null = null[~np.isnan(null)]
+    if len(null) == 0 or math.isnan(pair_score):
+        return None
+    return float((1 + np.sum(null >= pair_score)) / (1 + len(null)))
+
+
+@dataclass(frozen=True)
+class AttributionPosterior:
+    teachers: tuple[str, ...]
+    probabilities: tuple[float, ...]  # posterior that each candidate is the teacher
+    none_of_these: float
+
+
+def attribution_posterior(teachers: list[str], pair_probs: list[float]) -> AttributionPosterior:
+    """At most one candidate is the teacher; each pair probability is independent evidence.
+
+    With odds o_k = p_k / (1 - p_k) against a 'none' baseline of 1, the posterior for candidate
+    k is o_k / (1 + sum o) and for 'none of these' 1 / (1 + sum o). Undefined pair probabilities
+    contribute nothing (odds 0).
+    """
+    odds = []
+    for p in pair_probs:
+        if _missing(p):
+            odds.append(0.0)
+            continue
+        clipped = min(max(p, 1e-6), 1 - 1e-6)
+        odds.append(clipped / (1 - clipped))
+    total = 1.0 + sum(odds)
+    return AttributionPosterior(tuple(teachers), tuple(o / total for o in odds), 1.0 / total)

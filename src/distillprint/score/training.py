@@ -1,0 +1,114 @@
+"""Train a scoring model from a YAML config: labelled pairs + answer folders -> artifact.
+
+The cross-validated metrics written into the model card come from the same
+leave-one-teacher-out procedure as ``distillprint benchmark lineage`` in ``cv`` mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distillprint import __version__
+from distillprint.errors import InputError
+from distillprint.score.answers import shared_prompt_ids
+from distillprint.score.cube_cache import cached_cube
+from distillprint.score.model import ScoringModel
+from distillprint.score.pairs import load_comparison, read_pairs_csv
+from distillprint.score.pairwise import PairFeatures, pair_features
+from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
+from distillprint.score.views import make_views
+
+
+class ClassifierTrainConfig(BaseModel):
+    """``configs/classifier/*.yaml``; relative paths resolve against the working directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "default"
+    pairs: Path
+    responses: list[Path] = Field(min_length=1)
+    views: list[str] = ["word", "template", "stylometry"]
+    features: list[str] = ["mean.glob", "mean.srank", "mean.trank"]
+    max_background: int | None = 50
+    seed: int = 0
+    C: float = Field(default=1.0, gt=0)
+    positive: bool = True
+    calibration_cv: int = Field(default=5, ge=0)
+    calibration_C: float = Field(default=30.0, gt=0)
+    out: Path
+    cache_dir: Path | None = None
+    data_licences: list[str] = []
+
+    def params(self) -> ClassifierParams:
+        return ClassifierParams(
+            C=self.C,
+            positive=self.positive,
+            calibration_cv=self.calibration_cv,
+            calibration_C=self.calibration_C,
+            random_state=self.seed,
+        )
+
+
+def load_train_config(path: Path) -> ClassifierTrainConfig:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError("config not found", path=path) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML ({exc})", path=path) from None
+    try:
+        return ClassifierTrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or None
+        raise InputError(f"invalid config: {first['msg']}", path=path, field=where) from None
+
+
+def training_features(cfg: ClassifierTrainConfig) -> tuple[PairFeatures, list[Any], list[str]]:
+    """Features of every model in the training comparison, the labelled rows, the background."""
+    pairs = read_pairs_csv(cfg.pairs)
+    comparison = load_comparison(pairs, cfg.responses, cfg.max_background, cfg.seed, cfg.pairs)
+    background = comparison.background
+    models = comparison.ordered(pairs)
+    cube = cached_cube(models, make_views(cfg.views), shared_prompt_ids(models), cfg.cache_dir)
+    mask = np.array([n in set(background) for n in cube.models])
+    return pair_features(cube, mask), pairs, background
+
+
+def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[str, Any]]:
+    """Fit on every labelled pair; return the model and its leave-one-teacher-out metrics."""
+    from distillprint.bench.evaluate import (
+        attribution_cases,
+        attribution_summary,
+        detection_metrics,
+    )
+    from distillprint.bench.predict import predict_cross_validated
+
+    feats, pairs, background = training_features(cfg)
+    preds = predict_cross_validated(feats, pairs, tuple(cfg.features), cfg.params())
+    metrics = {
+        **detection_metrics(pairs, preds.probability, preds.probability),
+        **attribution_summary(attribution_cases(pairs, preds.attribution_score)),
+        "protocol": "leave-one-teacher-out (detection), leave-one-suspect-out (attribution)",
+    }
+    data = design(feats, labelled_rows(pairs), cfg.features)
+    metadata = {
+        "name": cfg.name,
+        "package_version": __version__,
+        "training_data": {
+            "pairs": str(cfg.pairs),
+            "responses": [str(r) for r in cfg.responses],
+            "n_background": len(background),
+            "n_prompts": int(feats.shared_prompts.max()) if len(background) else 0,
+            "licences": cfg.data_licences,
+        },
+        "seed": cfg.seed,
+        "cv_metrics": metrics,
+    }
+    model = fit_scoring_model(data, cfg.views, cfg.features, cfg.params(), metadata)
+    return model, metrics

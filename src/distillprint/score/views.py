@@ -1,0 +1,206 @@
+"""Views: ways to turn a response into a vector, so that responses can be compared.
+
+A view is fitted without labels on the texts of every model in a comparison (teacher, suspect
+and background alike) and then maps texts to rows; the cube L2-normalises them (after
+standardising dense columns), so a dot product is a cosine. Any object with ``name``,
+``fit(texts)`` and ``transform(texts)`` is a view, so the style embedder's views
+(``distillprint.embed``: stylometry, PoS templates, sentence encoders) plug in unchanged, and
+:class:`EncoderView` wraps a bare ``texts -> array`` function.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeAlias, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+Matrix: TypeAlias = np.ndarray | sp.csr_matrix
+
+# Long answers add little style evidence past a few thousand characters but cost linear time.
+DEFAULT_MAX_CHARS = 4000
+
+
+@runtime_checkable
+class View(Protocol):
+    """Fitted on unlabelled texts; ``transform`` returns one row per text."""
+
+    @property
+    def name(self) -> str: ...
+
+    def fit(self, texts: Sequence[str]) -> View: ...
+
+    def transform(self, texts: Sequence[str]) -> Matrix: ...
+
+
+def _clip(texts: Sequence[str], max_chars: int) -> list[str]:
+    return [t[:max_chars] for t in texts]
+
+
+class WordTfidfView:
+    """Word uni- and bigrams, sublinear TF-IDF: lexical choices and stock phrases."""
+
+    def __init__(
+        self, max_features: int = 100_000, min_df: int = 2, max_chars: int = DEFAULT_MAX_CHARS
+    ) -> None:
+        self.name = "word"
+        self.max_chars = max_chars
+        self._vectorizer = TfidfVectorizer(
+            ngram_range=(1, 2),
+            min_df=min_df,
+            max_features=max_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+
+    def fit(self, texts: Sequence[str]) -> WordTfidfView:
+        self._vectorizer.set_params(min_df=_effective_min_df(self._vectorizer, len(texts)))
+        self._vectorizer.fit(_clip(texts, self.max_chars))
+        return self
+
+    def transform(self, texts: Sequence[str]) -> Matrix:
+        return sp.csr_matrix(self._vectorizer.transform(_clip(texts, self.max_chars)))
+
+
+_TOKEN = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+|[^\sA-Za-z\d]")
+# Function words plus the discourse markers chat models lean on; everything else is reduced
+# to its shape so the view sees sentence templates, not topics.
+_KEEP = frozenset(ENGLISH_STOP_WORDS) | {
+    "i",
+    "sure",
+    "certainly",
+    "however",
+    "here",
+    "overall",
+    "additionally",
+    "conclusion",
+    "note",
+    "hope",
+    "sorry",
+    "ai",
+    "language",
+    "model",
+}
+
+
+def template_tokens(text: str) -> str:
+    """Function words kept, content words reduced to <W>/<w>, numbers to <d>, punctuation kept."""
+    out = []
+    for token in _TOKEN.findall(text):
+        lower = token.lower()
+        if lower in _KEEP:
+            out.append(lower)
+        elif token[0].isdigit():
+            out.append("<d>")
+        elif token[0].isalpha():
+            out.append("<W>" if token[0].isupper() else "<w>")
+        else:
+            out.append(token)
+    return " ".join(out)
+
+
+class TemplateView:
+    """Function-word/shape n-grams (1-4): a fast, tagger-free stand-in for PoS templates."""
+
+    def __init__(
+        self, max_features: int = 100_000, min_df: int = 2, max_chars: int = DEFAULT_MAX_CHARS
+    ) -> None:
+        self.name = "template"
+        self.max_chars = max_chars
+        self._vectorizer = TfidfVectorizer(
+            token_pattern=r"\S+",
+            lowercase=False,
+            ngram_range=(1, 4),
+            min_df=min_df,
+            max_features=max_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        return [template_tokens(t) for t in _clip(texts, self.max_chars)]
+
+    def fit(self, texts: Sequence[str]) -> TemplateView:
+        self._vectorizer.set_params(min_df=_effective_min_df(self._vectorizer, len(texts)))
+        self._vectorizer.fit(self._prepare(texts))
+        return self
+
+    def transform(self, texts: Sequence[str]) -> Matrix:
+        return sp.csr_matrix(self._vectorizer.transform(self._prepare(texts)))
+
+
+class CharTfidfView:
+    """Character 3-5-grams within word boundaries: spelling, punctuation, markup habits."""
+
+    def __init__(self, max_features: int = 100_000, min_df: int = 2, max_chars: int = 2000) -> None:
+        self.name = "char"
+        self.max_chars = max_chars
+        self._vectorizer = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(3, 5),
+            min_df=min_df,
+            max_features=max_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+
+    def fit(self, texts: Sequence[str]) -> CharTfidfView:
+        self._vectorizer.set_params(min_df=_effective_min_df(self._vectorizer, len(texts)))
+        self._vectorizer.fit(_clip(texts, self.max_chars))
+        return self
+
+    def transform(self, texts: Sequence[str]) -> Matrix:
+        return sp.csr_matrix(self._vectorizer.transform(_clip(texts, self.max_chars)))
+
+
+class EncoderView:
+    """Adapter for a stateless ``texts -> (n, d) array`` function (a sentence encoder, a
+    feature extractor). Dense outputs are column-standardised by the cube before the cosine."""
+
+    def __init__(self, name: str, encode: Callable[[Sequence[str]], np.ndarray]) -> None:
+        self.name = name
+        self._encode = encode
+
+    def fit(self, texts: Sequence[str]) -> EncoderView:
+        return self
+
+    def transform(self, texts: Sequence[str]) -> Matrix:
+        return np.asarray(self._encode(texts), dtype=np.float32)
+
+
+def _stylometry_view() -> View:
+    """The style embedder's interpretable stylometric features (imported only when used)."""
+    from distillprint.embed.stylometry import StylometricFeatures
+
+    view: View = StylometricFeatures()
+    return view
+
+
+def _effective_min_df(vectorizer: TfidfVectorizer, n_texts: int) -> int:
+    """Tiny comparisons (a handful of answers) keep every term rather than an empty vocabulary."""
+    wanted = int(vectorizer.get_params()["min_df"])
+    return wanted if n_texts >= 50 * wanted else 1
+
+
+VIEW_FACTORIES: dict[str, Callable[[], View]] = {
+    "word": WordTfidfView,
+    "template": TemplateView,
+    "char": CharTfidfView,
+    "stylometry": _stylometry_view,
+}
+
+
+def _embedder_view(name: str) -> View:
+    """Any style-embedder spec (``minilm``, ``pos``, ``encoder:<path>``, ...) as a view."""
+    from distillprint.embed.registry import build_embedder
+
+    view: View = build_embedder(name)
+    return view
+
+
+def make_views(names: Sequence[str]) -> list[View]:
+    """Views by name: the scorer's own, else anything the style embedder's registry builds."""
+    return [VIEW_FACTORIES[n]() if n in VIEW_FACTORIES else _embedder_view(n) for n in names]

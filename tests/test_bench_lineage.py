@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
+from distillprint.bench.synthetic import synthetic_zoo
+from distillprint.errors import InputError
+from distillprint.score.api import compare
+from distillprint.score.model import ScoringModel
+from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
+
+VIEWS = ("word", "template")
+FEATURES = ("mean.glob", "mean.srank", "mean.trank")
+
+
+def _write_zoo(root: Path, seed: int = 0) -> tuple[Path, Path]:
+    models, pairs = synthetic_zoo(n_prompts=40, n_background=8, seed=seed)
+    answers = root / "answers"
+    answers.mkdir()
+    for name, model in models.items():
+        lines = [
+            json.dumps(
+                {
+                    "prompt": model.prompts[k],
+                    "response": v[0],
+                    "probe_id": k,
+                    "category": model.categories[k],
+                }
+            )
+            for k, v in model.responses.items()
+        ]
+        (answers / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    pairs_csv = root / "pairs.csv"
+    with pairs_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["teacher", "suspect", "relation", "label"])
+        for p in pairs:
+            writer.writerow([p.teacher, p.suspect, p.relation, "" if p.label is None else p.label])
+    return pairs_csv, answers
+
+
+def _artifact(root: Path) -> Path:
+    models, pairs = synthetic_zoo(n_prompts=40, n_background=8, seed=7)
+    blank = ScoringModel(VIEWS, FEATURES, ClassifierParams().make())
+    background = [n for n in models if n.startswith("background")]
+    _, feats = compare(list(models.values()), background, blank)
+    data = design(feats, labelled_rows(pairs), FEATURES)
+    model = fit_scoring_model(data, VIEWS, FEATURES, ClassifierParams(calibration_cv=3), {})
+    path = root / "synthetic.json"
+    model.save(path)
+    return path
+
+
+def _config(tmp_path: Path, **overrides: object) -> LineageConfig:
+    base = {
+        "artifact": _artifact(tmp_path),
+        "budgets": [8, 16],
+        "budget_seeds": 2,
+        "baselines": ["tfidf_cosine", "mmd"],
+        "mmd_permutations": 20,
+        "calibration_cv": 3,
+    }
+    return LineageConfig.model_validate(base | overrides)
+
+
+def test_cross_validated_benchmark_writes_the_documented_fields(tmp_path: Path) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    out = tmp_path / "result.json"
+    cfg = _config(tmp_path, classifier="cv")
+    result = run_lineage_benchmark(pairs_csv, [answers], out, config=cfg, max_background=6)
+    on_disk = json.loads(out.read_text())
+    assert on_disk["auroc"] == result["auroc"]
+    for key in (
+        "auroc",
+        "tpr_at_1pct_fpr",
+        "tpr_at_5pct_fpr",
+        "ece",
+        "attribution_correct",
+        "attribution_total",
+        "pairs",
+        "baselines",
+        "query_budget",
+        "config",
+        "seeds",
+        "package_version",
+        "git_commit",
+    ):
+        assert key in result
+    assert result["method"]["mode"] == "cv"
+    assert len(result["data"]["background"]) == 6
+    assert result["auroc"] >= 0.9 and result["attribution_total"] == 4
+    assert {"teacher", "suspect", "probability", "p_value", "verdict"} <= set(result["pairs"][0])
+    assert result["baselines"]["tfidf_cosine"]["auroc"] is not None
+    assert result["baselines"]["mmd"]["auroc"] is not None
+    budgets = [s["n_prompts"] for s in result["query_budget"]["summary"]]
+    assert budgets == [8, 16, 40]
+
+
+def test_artifact_mode_is_deterministic(tmp_path: Path) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    cfg = _config(tmp_path, classifier="artifact", baselines=["tfidf_cosine"], budgets=[])
+    first = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg, seed=3)
+    second = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg, seed=3)
+    assert first["method"]["mode"] == "artifact"
+    assert first["pairs"] == second["pairs"]
+    assert first["auroc"] >= 0.9
+
+
+def test_auto_mode_refits_when_the_artifact_saw_the_pairs(tmp_path: Path) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)  # same pair names as the artifact's training set
+    cfg = _config(tmp_path, baselines=[], budgets=[])
+    result = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
+    assert result["method"]["mode"] == "cv"
+
+
+def test_missing_model_is_reported(tmp_path: Path) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    (answers / "student_a1.jsonl").unlink()
+    with pytest.raises(InputError, match="student_a1"):
+        run_lineage_benchmark(pairs_csv, [answers], None, config=_config(tmp_path))
+
+
+@pytest.mark.integration
+def test_benchmark_on_a_small_alpaca_subset(tmp_path: Path, alpaca_outputs: Path) -> None:
+    """Real answers: 4 pairs' models + 8 background models, 50 prompts, artifact mode."""
+    import gzip
+    import random
+
+    keep = [
+        "gpt-3.5-turbo-0301",
+        "gpt4_0314",
+        "vicuna-13b",
+        "openchat-13b",
+        "guanaco-7b",
+        "llama-2-7b-chat-hf",
+    ]
+    names = sorted(p.name.removesuffix(".json.gz") for p in alpaca_outputs.glob("*.json.gz"))
+    background = random.Random(0).sample([n for n in names if n not in keep], 8)
+    prompts: list[str] | None = None
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    for name in keep + background:
+        rows = json.loads(gzip.decompress((alpaca_outputs / f"{name}.json.gz").read_bytes()))
+        prompts = prompts or sorted(r["instruction"] for r in rows)[:50]
+        chosen = [r for r in rows if r["instruction"] in set(prompts)]
+        (folder / f"{name}.json").write_text(json.dumps(chosen))
+    pairs_csv = tmp_path / "pairs.csv"
+    pairs_csv.write_text(
+        "teacher,suspect,relation,label\n"
+        "gpt-3.5-turbo-0301,vicuna-13b,primary,1\ngpt4_0314,openchat-13b,primary,1\n"
+        "gpt-3.5-turbo-0301,guanaco-7b,human_data,0\ngpt4_0314,llama-2-7b-chat-hf,human_data,0\n"
+    )
+    cfg = LineageConfig(
+        classifier="artifact", baselines=["tfidf_cosine"], budgets=[16], budget_seeds=1
+    )
+    result = run_lineage_benchmark(pairs_csv, [folder], tmp_path / "r.json", config=cfg)
+    assert result["method"]["mode"] == "artifact"
+    assert result["data"]["n_prompts"] == 50
+    assert result["auroc"] == 1.0 and result["attribution_correct"] == 2
+    assert result["verdicts"]["distilled"] >= 1

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distillprint.bench.synthetic import synthetic_zoo
+from distillprint.score.answers import ModelAnswers
+from distillprint.score.api import attribute, compare, score_pair
+from distillprint.score.model import ScoringModel
+from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
+
+VIEWS = ("word", "template")
+FEATURES = ("mean.glob", "mean.srank", "mean.trank")
+
+
+@pytest.fixture(scope="module")
+def zoo() -> tuple[dict[str, ModelAnswers], list[ModelAnswers], ScoringModel]:
+    models, pairs = synthetic_zoo(n_prompts=40, n_background=8, seed=1)
+    background = [m for n, m in models.items() if n.startswith("background")]
+    blank = ScoringModel(VIEWS, FEATURES, ClassifierParams().make())
+    _, feats = compare(list(models.values()), [b.name for b in background], blank)
+    params = ClassifierParams(calibration_cv=3)
+    data = design(feats, labelled_rows(pairs), FEATURES)
+    scoring = fit_scoring_model(data, VIEWS, FEATURES, params, {"name": "synthetic"})
+    return models, background, scoring
+
+
+def test_student_scores_higher_than_unrelated_suspect(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    student = score_pair(models["teacher_a"], models["student_a2"], background, model=scoring)
+    other = score_pair(models["teacher_a"], models["human_1"], background, model=scoring)
+    assert student.probability is not None and other.probability is not None
+    assert student.probability > 0.8 > 0.2 > other.probability
+    assert other.verdict == "not distilled"
+    assert student.n_prompts == 40 and student.n_background == 8
+    assert set(student.background_similarities) == {b.name for b in background}
+    assert student.echoes and student.echoes[0].teacher_response
+    assert {c.category for c in student.categories} == {"cat0", "cat1", "cat2"}
+    assert len(student.fingerprint_map) == 2 + len(background)
+
+
+def test_result_is_strict_json(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    result = score_pair(models["teacher_b"], models["student_b1"], background, model=scoring)
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert data["verdict"] in {"distilled", "not distilled", "inconclusive"}
+    assert set(data["features"]) == set(FEATURES)
+
+
+@pytest.mark.parametrize("n_background", [0, 1, 2])
+def test_tiny_background_still_returns_an_inconclusive_result(zoo, n_background) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    result = score_pair(
+        models["teacher_a"], models["student_a1"], background[:n_background], model=scoring
+    )
+    assert result.verdict == "inconclusive"
+    assert result.probability is None and "background" in result.reasons[0]
+    assert result.similarity_to_teacher is not None
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_no_shared_prompts_is_inconclusive(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    stranger = ModelAnswers("stranger", {"elsewhere": ["a different question entirely"]})
+    result = score_pair(models["teacher_a"], stranger, background, model=scoring)
+    assert result.verdict == "inconclusive" and result.n_prompts == 0
+
+
+def test_attribution_ranks_the_true_teacher_first(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    teachers = [models[t] for t in ("teacher_a", "teacher_b", "teacher_c")]
+    result = attribute(models["student_b2"], teachers, background, model=scoring)
+    assert result.candidates[0].teacher == "teacher_b"
+    total = sum(c.posterior for c in result.candidates) + result.none_of_these
+    assert abs(total - 1) < 1e-9
+    unrelated = attribute(models["human_2"], teachers, background, model=scoring)
+    assert unrelated.none_of_these > 0.5
+
+
+def test_duplicate_names_are_rejected(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    with pytest.raises(ValueError, match="distinct"):
+        score_pair(models["teacher_a"], models["teacher_a"], background, model=scoring)

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import numpy as np
+
+from distillprint.bench.synthetic import synthetic_zoo
+from distillprint.score.cube import SimilarityCube, build_cube
+from distillprint.score.pairwise import pair_features, reference_percentiles
+from distillprint.score.views import WordTfidfView, make_views, template_tokens
+
+
+def _brute_force(sims: np.ndarray, background: np.ndarray) -> np.ndarray:
+    n_prompts, n_models, _ = sims.shape
+    out = np.full((n_models, n_models), np.nan)
+    for i in range(n_models):
+        for j in range(n_models):
+            shares = []
+            for p in range(n_prompts):
+                x = sims[p, i, j]
+                refs = [sims[p, i, k] for k in np.flatnonzero(background) if k not in (i, j)]
+                refs = [r for r in refs if not np.isnan(r)]
+                if np.isnan(x) or not refs:
+                    continue
+                below = sum(r < x for r in refs) + 0.5 * sum(r == x for r in refs)
+                shares.append(below / len(refs))
+            if shares:
+                out[i, j] = np.mean(shares)
+    return out
+
+
+def test_reference_percentiles_match_brute_force_with_missing_answers() -> None:
+    rng = np.random.default_rng(0)
+    sims = rng.uniform(size=(7, 6, 6)).astype(np.float32)
+    sims = (sims + sims.transpose(0, 2, 1)) / 2
+    sims[2, 4, :] = sims[2, :, 4] = np.nan  # model 4 skipped prompt 2
+    background = np.array([False, False, True, True, True, True])
+    np.testing.assert_allclose(
+        reference_percentiles(sims, background), _brute_force(sims, background), atol=1e-9
+    )
+
+
+def _cube() -> tuple[SimilarityCube, np.ndarray]:
+    models, _ = synthetic_zoo(n_prompts=40, n_background=6)
+    cube = build_cube(list(models.values()), make_views(["word", "template"]))
+    background = np.array([n.startswith("background") for n in cube.models])
+    return cube, background
+
+
+def test_cube_is_symmetric_with_unit_diagonal() -> None:
+    cube, _ = _cube()
+    sims = cube.sims["word"]
+    np.testing.assert_allclose(sims, sims.transpose(0, 2, 1), atol=1e-5)
+    np.testing.assert_allclose(np.einsum("pii->pi", sims), 1.0, atol=1e-5)
+
+
+def test_students_score_higher_than_unrelated_models_on_every_feature_kind() -> None:
+    cube, background = _cube()
+    feats = pair_features(cube, background)
+    s, t = cube.index("student_a1"), cube.index("teacher_a")
+    unrelated = [cube.index(n) for n in ("student_b1", "human_1", "human_2")]
+    for kind in ("glob", "srank", "trank"):
+        values = feats.values[f"mean.{kind}"]
+        assert all(values[s, t] > values[u, t] for u in unrelated), kind
+
+
+def test_features_undefined_without_enough_background() -> None:
+    cube, background = _cube()
+    tiny = background & (np.cumsum(background) <= 2)
+    feats = pair_features(cube, tiny)
+    assert np.isnan(feats.values["mean.srank"]).all()
+    assert np.isnan(feats.values["mean.glob"]).all()
+    assert not np.isnan(feats.raw["word"]).all()
+
+
+def test_template_tokens_keep_function_words_and_drop_topics() -> None:
+    assert template_tokens("Certainly! The Eiffel tower is 330 m tall.") == (
+        "certainly ! the <W> <w> is <d> <w> <w> ."
+    )
+
+
+def test_word_view_handles_a_handful_of_texts() -> None:
+    view = WordTfidfView().fit(["one answer", "another answer"])
+    assert view.transform(["one more answer"]).shape[0] == 1

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from distillprint.score.stats import (
+    Verdict,
+    VerdictPolicy,
+    attribution_posterior,
+    background_rank_p_value,
+    decide,
+)
+
+
+@pytest.mark.parametrize(
+    ("prob", "p", "expected"),
+    [
+        (0.95, 0.01, Verdict.DISTILLED),
+        (0.05, 0.5, Verdict.NOT_DISTILLED),
+        (0.5, 0.2, Verdict.INCONCLUSIVE),  # middle band
+        (0.95, 0.3, Verdict.INCONCLUSIVE),  # probability and p-value disagree
+        (0.05, 0.01, Verdict.INCONCLUSIVE),
+    ],
+)
+def test_verdict_needs_probability_and_p_value_to_agree(
+    prob: float, p: float, expected: Verdict
+) -> None:
+    assert decide(prob, p, n_prompts=100, n_background=20).verdict is expected
+
+
+def test_thin_evidence_abstains_with_a_reason() -> None:
+    small_bg = decide(0.99, 0.001, n_prompts=500, n_background=2)
+    few_prompts = decide(0.99, 0.001, n_prompts=5, n_background=40)
+    undefined = decide(None, None, n_prompts=500, n_background=40)
+    assert {d.verdict for d in (small_bg, few_prompts, undefined)} == {Verdict.INCONCLUSIVE}
+    assert "background" in small_bg.reasons[0] and "prompt" in few_prompts.reasons[0]
+
+
+def test_policy_thresholds_are_used() -> None:
+    strict = VerdictPolicy(alpha=0.001)
+    assert decide(0.99, 0.01, 100, 20, strict).verdict is Verdict.INCONCLUSIVE
+
+
+def test_background_rank_p_value_is_exact_rank() -> None:
+    assert background_rank_p_value(5.0, np.array([1.0, 2.0]), np.array([3.0, 6.0])) == 2 / 5
+    assert background_rank_p_value(9.0, np.array([1.0]), np.array([np.nan])) == 1 / 2
+    assert background_rank_p_value(1.0, np.array([]), np.array([])) is None
+
+
+def test_background_rank_p_value_is_uniform_under_exchangeability() -> None:
+    rng = np.random.default_rng(0)
+    ps = [
+        background_rank_p_value(float(x[0]), x[1:20], x[20:]) for x in rng.normal(size=(4000, 39))
+    ]
+    for alpha in (0.05, 0.1, 0.25):
+        assert np.mean([p is not None and p <= alpha for p in ps]) <= alpha + 0.015
+
+
+def test_attribution_posterior_sums_to_one_and_orders_candidates() -> None:
+    post = attribution_posterior(["a", "b", "c"], [0.9, 0.5, math.nan])
+    assert math.isclose(sum(post.probabilities) + post.none_of_these, 1.0)
+    assert post.probabilities[0] > post.probabilities[1] > post.probabilities[2] == 0.0
+    nobody = attribution_posterior(["a"], [0.01])
+    assert nobody.none_of_these > 0.98

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from distillprint.bench.synthetic import synthetic_zoo
+from distillprint.errors import InputError
+from distillprint.score.model import ScoringModel, default_model
+from distillprint.score.training import load_train_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train_main() -> object:
+    spec = importlib.util.spec_from_file_location(
+        "train_classifier", ROOT / "training" / "train_classifier.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def _zoo_files(root: Path) -> tuple[Path, Path]:
+    models, pairs = synthetic_zoo(n_prompts=30, n_background=6, seed=2)
+    answers = root / "answers"
+    answers.mkdir()
+    for name, model in models.items():
+        rows = [
+            {"instruction": model.prompts[k], "output": v[0]} for k, v in model.responses.items()
+        ]
+        (answers / f"{name}.json").write_text(json.dumps(rows))
+    pairs_csv = root / "pairs.csv"
+    with pairs_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["teacher", "suspect", "relation", "label"])
+        writer.writerows([p.teacher, p.suspect, p.relation, p.label] for p in pairs)
+    return pairs_csv, answers
+
+
+def _config(root: Path, **extra: object) -> Path:
+    pairs_csv, answers = _zoo_files(root)
+    body = {
+        "name": "synthetic",
+        "pairs": str(pairs_csv),
+        "responses": [str(answers)],
+        "views": ["word", "template"],
+        "calibration_cv": 3,
+        "out": str(root / "artifact" / "model.json"),
+        "data_licences": ["synthetic, CC0"],
+        **extra,
+    }
+    path = root / "config.yaml"
+    path.write_text(json.dumps(body))  # JSON is valid YAML
+    return path
+
+
+def test_training_script_writes_artifact_and_model_card(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    assert _train_main()(["--config", str(config)]) == 0  # type: ignore[operator]
+    model = ScoringModel.load(tmp_path / "artifact" / "model.json")
+    assert model.views == ("word", "template")
+    assert (model.classifier.coef_ >= 0).all()
+    card = (tmp_path / "artifact" / "MODEL_CARD.md").read_text()
+    assert "synthetic, CC0" in card and "Cross-validated metrics" in card
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["auroc"] >= 0.9 and printed["attribution_total"] == 4
+
+
+def test_unknown_config_keys_are_rejected(tmp_path: Path) -> None:
+    config = _config(tmp_path, learning_rate=0.1)
+    with pytest.raises(InputError, match=r"learning_rate|Extra"):
+        load_train_config(config)
+    assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
+
+
+def test_shipped_artifact_loads_and_names_its_data() -> None:
+    model = default_model()
+    assert model.features and model.views
+    assert len(model.training_pairs()) > 0
+    licences = model.metadata["training_data"]["licences"]
+    assert any("CC BY-NC 4.0" in item for item in licences)

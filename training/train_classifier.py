@@ -1,0 +1,36 @@
+"""Train the pair classifier: ``python training/train_classifier.py --config CONFIG.yaml``.
+
+Reads a validated YAML config (``configs/classifier/*.yaml``), fits the scoring model on the
+labelled pairs, and writes the JSON artifact plus ``MODEL_CARD.md`` next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from distillprint.errors import DistillprintError
+from distillprint.score.model_card import model_card
+from distillprint.score.training import load_train_config, train_scoring_model
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_train_config(args.config)
+        model, metrics = train_scoring_model(cfg)
+    except DistillprintError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model.save(cfg.out)
+    (cfg.out.parent / "MODEL_CARD.md").write_text(model_card(model))
+    print(json.dumps({"artifact": str(cfg.out), **metrics}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
