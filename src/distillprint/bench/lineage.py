@@ -145,6 +145,7 @@ def _pair_records(
                 "label": p.label,
                 "probability": finite_or_none(prob),
                 "p_value": finite_or_none(pval),
+                "conformal_p_value": finite_or_none(preds.conformal_p_value.get(key)),
                 "background_p_value": finite_or_none(preds.background_p_value.get(key)),
                 "verdict": decision.verdict.value,
                 "reasons": list(decision.reasons),
@@ -156,7 +157,7 @@ def _pair_records(
 
 def _p_value_rates(records: list[dict[str, Any]], field: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for alpha in (0.01, 0.05, 0.1):
+    for alpha in (0.001, 0.01, 0.05, 0.1):
         for label, name in ((0, "fpr"), (1, "tpr")):
             values = [r[field] for r in records if r["label"] == label]
             hits = [v is not None and v <= alpha for v in values]
@@ -245,6 +246,7 @@ def _scored(
         **detection_metrics(pairs, preds.probability, preds.probability),
         **attribution_summary(cases),
         "p_value": _p_value_rates(records, "p_value"),
+        "conformal_p_value": _p_value_rates(records, "conformal_p_value"),
         "background_p_value": _p_value_rates(records, "background_p_value"),
         "verdicts": {v: sum(r["verdict"] == v for r in records) for v in verdicts},
         "method": {

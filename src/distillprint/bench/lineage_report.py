@@ -49,16 +49,17 @@ def markdown_summary(result: dict[str, Any]) -> str:
         "",
         "## p-values (share of pairs with p <= alpha)",
         "",
-        "| p-value | FPR@0.01 | FPR@0.05 | FPR@0.1 | TPR@0.01 | TPR@0.05 | TPR@0.1 |",
-        "|---|---|---|---|---|---|---|",
+        "| p-value | FPR@0.001 | FPR@0.01 | FPR@0.05 | FPR@0.1 "
+        "| TPR@0.001 | TPR@0.01 | TPR@0.05 | TPR@0.1 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for field in ("p_value", "background_p_value"):
-        r = result[field]
-        lines.append(
-            f"| {field} | "
-            + " | ".join(_cell(r[f"{k}_at_{a}"]) for k in ("fpr", "tpr") for a in (0.01, 0.05, 0.1))
-            + " |"
-        )
+    alphas = (0.001, 0.01, 0.05, 0.1)
+    for field in ("p_value", "conformal_p_value", "background_p_value"):
+        r = result.get(field)
+        if r is None:
+            continue
+        cells = [_cell(r.get(f"{k}_at_{a}")) for k in ("fpr", "tpr") for a in alphas]
+        lines.append(f"| {field} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "## Query budget",

@@ -19,7 +19,13 @@ from distillprint.score.model import ScoringModel
 from distillprint.score.pairs import LabelledPair
 from distillprint.score.pairwise import PairFeatures
 from distillprint.score.stats import background_rank_p_value
-from distillprint.score.train import ClassifierParams, Design, design, grouped_predictions
+from distillprint.score.train import (
+    ClassifierParams,
+    Design,
+    GroupedPredictions,
+    design,
+    grouped_predictions,
+)
 
 Key = tuple[str, str]  # (teacher, suspect)
 
@@ -29,6 +35,7 @@ class GridPredictions:
     mode: str
     probability: dict[Key, float] = field(default_factory=dict)
     p_value: dict[Key, float] = field(default_factory=dict)
+    conformal_p_value: dict[Key, float] = field(default_factory=dict)
     background_p_value: dict[Key, float | None] = field(default_factory=dict)
     attribution_score: dict[Key, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -73,6 +80,9 @@ def predict_with_artifact(
     for i, (t, s, _) in enumerate(rows):
         out.probability[(t, s)] = float(prob[i])
         out.p_value[(t, s)] = float(pval[i])
+        out.conformal_p_value[(t, s)] = float(
+            scoring.classifier.null_p_values(data.X[i : i + 1])[0]
+        )
         out.attribution_score[(t, s)] = float(prob[i])
         out.background_p_value[(t, s)] = _background_p(
             scoring.classifier, feats, list(scoring.features), (t, s)
@@ -80,10 +90,12 @@ def predict_with_artifact(
     return out
 
 
-def _fill(out: GridPredictions, data: Design, prob: np.ndarray, pval: np.ndarray) -> None:
-    for i, key in enumerate(zip(data.teachers, data.suspects, strict=True)):
-        out.probability[key] = float(prob[i])
-        out.p_value[key] = float(pval[i])
+def _fill(out: GridPredictions, data: Design, preds: GroupedPredictions, rows: np.ndarray) -> None:
+    for i in rows:
+        key = (data.teachers[i], data.suspects[i])
+        out.probability[key] = float(preds.probability[i])
+        out.p_value[key] = float(preds.p_value[i])
+        out.conformal_p_value[key] = float(preds.conformal_p_value[i])
 
 
 def predict_cross_validated(
@@ -96,17 +108,15 @@ def predict_cross_validated(
     by_teacher = grouped_predictions(data, data.teachers, params)
     by_suspect = grouped_predictions(data, data.suspects, params)
     out = GridPredictions(mode="cv")
-    _fill(out, data, by_teacher.probability, by_teacher.p_value)
+    _fill(out, data, by_teacher, np.arange(len(data.y)))
     if by_teacher.skipped_groups:
         # A teacher whose removal leaves one class: fall back to leave-one-suspect-out there.
         out.notes.append(
             "leave-one-teacher-out impossible for "
             f"{list(by_teacher.skipped_groups)}; scored leave-one-suspect-out instead"
         )
-        for i, key in enumerate(zip(data.teachers, data.suspects, strict=True)):
-            if key[0] in by_teacher.skipped_groups:
-                out.probability[key] = float(by_suspect.probability[i])
-                out.p_value[key] = float(by_suspect.p_value[i])
+        skipped = np.isin(np.asarray(data.teachers), list(by_teacher.skipped_groups))
+        _fill(out, data, by_suspect, np.flatnonzero(skipped))
     for i, key in enumerate(zip(data.teachers, data.suspects, strict=True)):
         out.attribution_score[key] = float(by_suspect.probability[i])
         model = by_teacher.models.get(key[0]) or by_suspect.models.get(key[1])

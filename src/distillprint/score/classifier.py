@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
+from scipy.stats import t as student_t
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.multiclass import type_of_target
@@ -127,6 +128,29 @@ class DistillationClassifier(ClassifierMixin, BaseEstimator):
         null = self.null_scores_
         at_least = len(null) - np.searchsorted(null, scores, side="left")
         return np.asarray((1.0 + at_least) / (1.0 + len(null)))
+
+    def tail_p_values(self, X: Any) -> np.ndarray:
+        """The conformal p-value, refined beyond the largest null score, where ranks run out.
+
+        Within the null's range this is exactly :meth:`null_p_values`, so its false-positive
+        rate at any alpha >= 1 / (1 + n) is the conformal one. A score above every null score
+        gets ``1 / (1 + n)`` times the chance, under a Student-t predictive fit to the null
+        scores, of exceeding this score given that the largest null score is exceeded: the
+        tail is extrapolated from the null instead of stopping at the rank floor.
+        """
+        scores = self.decision_function(X)
+        conformal = self.null_p_values(X)
+        null = self.null_scores_
+        if len(null) < 3 or float(np.std(null)) <= _EPS:
+            return conformal
+        n = len(null)
+        scale = float(np.std(null, ddof=1)) * np.sqrt(1.0 + 1.0 / n)
+        tail = student_t(df=n - 1, loc=float(np.mean(null)), scale=scale)
+        beyond = scores > null[-1]
+        ratio = tail.sf(scores[beyond]) / max(float(tail.sf(null[-1])), 1e-300)
+        out = np.array(conformal, dtype=np.float64)
+        out[beyond] = np.clip(ratio, 1e-12, 1.0) / (1.0 + n)
+        return out
 
     def decision_function(self, X: Any) -> np.ndarray:
         check_is_fitted(self)

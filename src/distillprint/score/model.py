@@ -38,14 +38,15 @@ class ScoringModel:
         return {(t, s) for t, s in self.metadata.get("training_pairs", [])}
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities and conformal p-values per row; NaN where a feature is undefined."""
+        """Probabilities and p-values (conformal, tail-extrapolated beyond the null's
+        largest score) per row; NaN where a feature is undefined."""
         features = np.atleast_2d(np.asarray(features, dtype=np.float64))
         prob = np.full(len(features), np.nan)
         pval = np.full(len(features), np.nan)
         ok = ~np.isnan(features).any(axis=1)
         if ok.any():
             prob[ok] = self.classifier.predict_proba(features[ok])[:, 1]
-            pval[ok] = self.classifier.null_p_values(features[ok])
+            pval[ok] = self.classifier.tail_p_values(features[ok])
         return prob, pval
 
     def to_dict(self) -> dict[str, Any]:

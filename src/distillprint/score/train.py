@@ -74,7 +74,8 @@ def fit_scoring_model(
 @dataclass(frozen=True)
 class GroupedPredictions:
     probability: np.ndarray
-    p_value: np.ndarray
+    p_value: np.ndarray  # conformal with the extrapolated tail (the one verdicts use)
+    conformal_p_value: np.ndarray  # plain conformal rank, floored at 1 / (1 + n negatives)
     skipped_groups: tuple[str, ...]  # held-out groups whose training folds lacked a class
     models: dict[str, DistillationClassifier]  # the classifier that scored each group
 
@@ -87,6 +88,7 @@ def grouped_predictions(
     usable = data.labelled & ~np.isnan(data.X).any(axis=1)
     prob = np.full(len(data.y), np.nan)
     pval = np.full(len(data.y), np.nan)
+    conformal = np.full(len(data.y), np.nan)
     skipped: list[str] = []
     models: dict[str, DistillationClassifier] = {}
     for group in sorted(set(groups)):
@@ -100,5 +102,6 @@ def grouped_predictions(
         classifier = params.make().fit(data.X[train], data.y[train])
         models[group] = classifier
         prob[test] = classifier.predict_proba(data.X[test])[:, 1]
-        pval[test] = classifier.null_p_values(data.X[test])
-    return GroupedPredictions(prob, pval, tuple(skipped), models)
+        pval[test] = classifier.tail_p_values(data.X[test])
+        conformal[test] = classifier.null_p_values(data.X[test])
+    return GroupedPredictions(prob, pval, conformal, tuple(skipped), models)
