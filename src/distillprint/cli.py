@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -148,6 +149,7 @@ def collect(
     max_tokens: Annotated[int | None, typer.Option(help="Override max tokens.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Local model batch size.")] = None,
     timeout: Annotated[float, typer.Option(help="Request timeout, seconds.")] = 120.0,
+    threads: Annotated[int | None, typer.Option(help="Torch threads for local models.")] = None,
 ) -> None:
     """Query a model with a probe set; reruns send only what the store lacks."""
     from distillprint.collect_run import CollectOptions, run_collect
@@ -156,7 +158,7 @@ def collect(
         CollectOptions(
             model=model, store=store, probes=probes, samples=samples,
             concurrency=concurrency, base_url=base_url, temperature=temperature,
-            max_tokens=max_tokens, batch_size=batch_size, timeout_s=timeout,
+            max_tokens=max_tokens, batch_size=batch_size, timeout_s=timeout, threads=threads,
         ),
         console=console,
     )
@@ -430,10 +432,13 @@ def _configure_logging() -> None:
     handler = RichHandler(console=console, show_path=False)
     handler.addFilter(RedactingFilter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
+    logging.getLogger("distillprint").setLevel(logging.INFO)
 
 
 def main() -> None:
     """Console entry point: user errors print one clear line and exit 2, never a traceback."""
+    # Before torch loads: busy-waiting OpenMP threads starve each other on shared cores.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from distillprint.secrets import known_secrets, redact
 
     _configure_logging()

@@ -29,6 +29,7 @@ class CollectOptions:
     max_tokens: int | None = None
     batch_size: int | None = None
     timeout_s: float = 120.0
+    threads: int | None = None
 
     def sampling_overrides(self) -> dict[str, Any]:
         overrides = {"temperature": self.temperature, "max_tokens": self.max_tokens}
@@ -43,7 +44,8 @@ def run_collect(options: CollectOptions, console: Console) -> CollectionSummary:
     backend = create_backend(
         options.model,
         BackendOptions(
-            base_url=options.base_url, timeout_s=options.timeout_s, batch_size=options.batch_size
+            base_url=options.base_url, timeout_s=options.timeout_s, batch_size=options.batch_size,
+            extra={"threads": str(options.threads)} if options.threads else {},
         ),
     )
     return asyncio.run(_collect(backend, probe_set, options, console))

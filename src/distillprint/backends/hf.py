@@ -9,9 +9,10 @@ such as Gemma-3-270M) gets a plain transcript instead::
     User: <last user turn>
     Assistant:
 
-and its answer is cut at the next ``\\nUser:`` turn marker. Generation is batched with left
-padding and runs in a worker thread, so the event loop stays responsive; one batch runs at a
-time (``max_concurrency = 1``) because a batch already uses every CPU core.
+and its answer is cut where it starts a new turn (``\\nUser:`` or ``\\nAssistant:``).
+Generation is batched with left padding and runs in a worker thread, so the event loop stays
+responsive; one batch runs at a time (``max_concurrency = 1``) because a batch already uses
+every CPU core.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from distillprint.errors import InputError
 from distillprint.types import ChatMessage, Generation, GenerationRequest, ModelIdentity, Usage
 
 DEFAULT_BATCH_SIZE = 16
-TURN_MARKER = "\nUser:"
+#: a base model that starts a new transcript turn has finished its answer
+TURN_MARKERS = ("\nUser:", "\nAssistant:")
 # GGUF metadata sometimes names a different end-of-sequence token than the one that closes a
 # chat turn; stopping only at the former would let chat models run on into a new turn
 _END_OF_TURN_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>")
@@ -61,6 +63,12 @@ def render_plain(messages: Sequence[ChatMessage]) -> str:
             lines.append(f"{speaker}: {message.content}")
     lines.append("Assistant:")
     return "\n".join(lines)
+
+
+def cut_at_turn_marker(text: str) -> str:
+    """The answer before the first new transcript turn, if the model started one."""
+    cuts = [text.find(marker) for marker in TURN_MARKERS if marker in text]
+    return text[: min(cuts)] if cuts else text
 
 
 def render_chat(tokenizer: PreTrainedTokenizerBase, messages: Sequence[ChatMessage]) -> str:
@@ -172,7 +180,7 @@ class HFBackend(Backend):
             prompt_width=width,
             limits=limits,
             eos_ids=end_ids,
-            markers=() if templated else (TURN_MARKER,),
+            markers=() if templated else TURN_MARKERS,
             tokenizer=tokenizer,
         )
         sampler = RowSampler(
@@ -213,7 +221,7 @@ class HFBackend(Backend):
         kept = ids[: outcome.generated - (1 if outcome.reason == "eos" else 0)]
         text = str(tokenizer.decode(kept, skip_special_tokens=True))
         if outcome.reason == "marker":
-            text = text[: text.find(TURN_MARKER)] if TURN_MARKER in text else text
+            text = cut_at_turn_marker(text)
         if not templated:
             # the transcript puts a space after "Assistant:" that belongs to the format
             text = text.strip()

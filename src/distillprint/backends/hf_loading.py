@@ -124,6 +124,7 @@ def _write_checkpoint(gguf: Path, target: Path) -> None:
         if (target / _MARKER).is_file():  # another process finished the same conversion first
             return
         shutil.rmtree(target, ignore_errors=True)  # without its marker a checkpoint is partial
+        staging.chmod(0o755)  # mkdtemp makes it private; the checkpoint itself is not secret
         os.replace(staging, target)
     except OSError:
         if target.joinpath(_MARKER).is_file():  # another process finished the same conversion

@@ -1,0 +1,309 @@
+"""The transformers backend on tiny models built in code: no downloads, a few seconds in all."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers  # noqa: E402
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
+
+from distillprint.backends import BackendOptions, create_backend  # noqa: E402
+from distillprint.backends.hf import HFBackend, cut_at_turn_marker, render_chat, render_plain  # noqa: E402
+from distillprint.backends.hf_generation import _inverse_cdf, row_seed  # noqa: E402
+from distillprint.errors import InputError  # noqa: E402
+from distillprint.types import (  # noqa: E402
+    ChatMessage,
+    Generation,
+    GenerationRequest,
+    SamplingParams,
+)
+
+SPECIALS = ["<s>", "</s>", "<pad>"]
+TEMPLATE = (
+    "{{ '<s>' }}{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}[assistant]{% endif %}"
+)
+
+
+def _tokenizer(chat_template: str | None) -> PreTrainedTokenizerFast:
+    """Byte-level tokenizer with no merges: one token per byte, plus three specials."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {symbol: index for index, symbol in enumerate(alphabet)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.add_special_tokens(SPECIALS)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
+    tokenizer.add_bos_token = True
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+def _config(vocab_size: int, eos_id: int) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=vocab_size - 3,
+        eos_token_id=eos_id,
+        pad_token_id=vocab_size - 1,
+        tie_word_embeddings=False,
+    )
+
+
+def _save(path: Path, tokenizer: PreTrainedTokenizerFast, model: LlamaForCausalLM) -> Path:
+    tokenizer.save_pretrained(path)
+    model.save_pretrained(path)
+    return path
+
+
+def _random_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(_config(len(tokenizer), tokenizer.eos_token_id))
+    with torch.no_grad():  # never end early, so lengths are predictable
+        model.lm_head.weight[tokenizer.eos_token_id].fill_(0.0)
+    return model
+
+
+def _scripted_model(tokenizer: PreTrainedTokenizerFast, chain: dict[str, str]) -> LlamaForCausalLM:
+    """A bigram machine: the residual stream carries the current token's one-hot embedding
+    (attention and MLP outputs are zeroed), and the head maps each token to its successor."""
+    size = len(tokenizer)
+    config = _config(size, tokenizer.eos_token_id)
+    config.hidden_size = size
+    config.num_attention_heads, config.num_key_value_heads, config.head_dim = 1, 1, 8
+    model = LlamaForCausalLM(config)
+
+    def token_id(text: str) -> int:
+        return int(tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text) or [text])[0])
+
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.embed_tokens.weight.copy_(torch.eye(size))
+        head = torch.zeros(size, size)
+        for current, following in chain.items():
+            head[token_id(following), token_id(current)] = 50.0
+        model.lm_head.weight.copy_(head)
+    return model
+
+
+@pytest.fixture(scope="module")
+def chat_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tokenizer = _tokenizer(TEMPLATE)
+    return _save(tmp_path_factory.mktemp("chat"), tokenizer, _random_model(tokenizer))
+
+
+@pytest.fixture(scope="module")
+def chat_backend(chat_model_dir: Path) -> HFBackend:
+    backend = create_backend(f"hf:{chat_model_dir}", BackendOptions(batch_size=4))
+    assert isinstance(backend, HFBackend)
+    return backend
+
+
+def _request(prompt: str, **params: float) -> GenerationRequest:
+    sample_index = int(params.pop("sample_index", 0))
+    return GenerationRequest(
+        (ChatMessage("user", prompt),),
+        SamplingParams(**{"temperature": 0.0, "max_tokens": 6, **params}),  # type: ignore[arg-type]
+        sample_index=sample_index,
+    )
+
+
+def _generate(backend: HFBackend, requests: list[GenerationRequest]) -> list[Generation]:
+    return asyncio.run(backend.generate(requests))
+
+
+def test_identity_names_directory_and_content(
+    chat_model_dir: Path, chat_backend: HFBackend
+) -> None:
+    assert chat_backend.identity.backend == "hf"
+    assert chat_backend.identity.model == str(chat_model_dir.resolve())
+    assert len(chat_backend.identity.revision) == 12
+    pinned = create_backend(f"hf:{chat_model_dir}", BackendOptions(revision="v1"))
+    assert pinned.identity.revision == "v1"
+    assert chat_backend.max_batch_size == 4 and chat_backend.max_concurrency == 1
+
+
+def test_chat_template_renders_prompt_and_counts_tokens(chat_backend: HFBackend) -> None:
+    tokenizer = chat_backend.load().tokenizer
+    messages = (ChatMessage("system", "be brief"), ChatMessage("user", "hi"))
+    prompt = render_chat(tokenizer, messages)
+    assert prompt == "<s>[system]be brief\n[user]hi\n[assistant]"
+    request = GenerationRequest(messages, SamplingParams(temperature=0.0, max_tokens=3))
+    (generation,) = _generate(chat_backend, [request])
+    # one token per byte plus <s>: the template's own BOS is not doubled
+    assert generation.usage.prompt_tokens == 1 + len(prompt) - len("<s>")
+
+
+def test_length_limit_sets_finish_reason_and_usage(chat_backend: HFBackend) -> None:
+    short, long = _generate(
+        chat_backend, [_request("a", max_tokens=3), _request("b", max_tokens=7)]
+    )
+    assert (short.finish_reason, short.usage.completion_tokens) == ("length", 3)
+    assert (long.finish_reason, long.usage.completion_tokens) == ("length", 7)
+    assert short.latency_s > 0
+
+
+def test_batched_greedy_matches_one_at_a_time(chat_backend: HFBackend) -> None:
+    prompts = ["hi", "a much longer prompt than the first", "mid-size prompt"]
+    alone = [_generate(chat_backend, [_request(p)])[0].text for p in prompts]
+    together = [g.text for g in _generate(chat_backend, [_request(p) for p in prompts])]
+    assert together == alone
+    assert len(set(alone)) > 1  # the prompts really steer the model
+
+
+def test_batches_larger_than_max_batch_size_keep_request_order(chat_backend: HFBackend) -> None:
+    prompts = [f"prompt number {n}" + "!" * n for n in range(9)]
+    requests = [_request(p, max_tokens=2 + n % 3) for n, p in enumerate(prompts)]
+    generations = _generate(chat_backend, requests)
+    assert [g.usage.completion_tokens for g in generations] == [2 + n % 3 for n in range(9)]
+    assert generations[4].text == _generate(chat_backend, [requests[4]])[0].text
+
+
+def test_sampling_is_reproducible_per_seed_and_independent_of_batch(
+    chat_backend: HFBackend,
+) -> None:
+    sampled = _request("tell me", temperature=1.0, max_tokens=12, seed=7)
+    other = _request("something else entirely", temperature=1.0, max_tokens=12, seed=7)
+    first = _generate(chat_backend, [sampled])[0].text
+    assert _generate(chat_backend, [sampled])[0].text == first
+    assert _generate(chat_backend, [other, sampled])[1].text == first
+    next_sample = _request("tell me", temperature=1.0, max_tokens=12, seed=7, sample_index=1)
+    other_seed = _request("tell me", temperature=1.0, max_tokens=12, seed=8)
+    assert _generate(chat_backend, [next_sample])[0].text != first
+    assert _generate(chat_backend, [other_seed])[0].text != first
+    greedy = _generate(chat_backend, [_request("tell me", max_tokens=12)])[0].text
+    assert greedy != first
+
+
+def test_top_p_near_zero_is_greedy(chat_backend: HFBackend) -> None:
+    greedy = _generate(chat_backend, [_request("x", max_tokens=10)])[0].text
+    nucleus = _request("x", temperature=1.5, top_p=1e-6, max_tokens=10, seed=3)
+    assert _generate(chat_backend, [nucleus])[0].text == greedy
+
+
+def test_row_seed_separates_seed_and_sample_index() -> None:
+    assert row_seed(0, 1) != row_seed(1, 0)
+    assert row_seed(5, 2) == row_seed(5, 2)
+    assert 0 <= row_seed(2**40, 3) < 2**63
+
+
+def test_inverse_cdf_follows_weights_and_never_picks_zero_weight() -> None:
+    weights = torch.zeros(4, 1300)  # not a multiple of the block size: padding is exercised
+    weights[0, 1299] = 1.0
+    weights[1, 0] = 1.0
+    weights[2, 512], weights[2, 700] = 2.0, 2.0
+    weights[3, 511] = 5.0
+    assert _inverse_cdf(weights, torch.tensor([0.0, 1.0, 0.49, 0.0])).tolist() == [
+        1299,
+        0,
+        512,
+        511,
+    ]
+    assert _inverse_cdf(weights, torch.tensor([1.0, 0.0, 0.51, 1.0])).tolist() == [
+        1299,
+        0,
+        700,
+        511,
+    ]
+    torch.manual_seed(0)
+    draws = _inverse_cdf(torch.tensor([[0.0, 1.0, 0.0, 3.0]]).repeat(4000, 1), torch.rand(4000))
+    counts = torch.bincount(draws, minlength=4).tolist()
+    assert counts[0] == counts[2] == 0
+    assert 0.2 < counts[1] / 4000 < 0.3
+
+
+def test_zero_max_tokens_is_rejected(chat_backend: HFBackend) -> None:
+    with pytest.raises(InputError, match="max_tokens"):
+        _generate(chat_backend, [_request("x", max_tokens=0)])
+
+
+def test_plain_transcript_format() -> None:
+    messages = (
+        ChatMessage("system", "You are terse."),
+        ChatMessage("user", "Hi"),
+        ChatMessage("assistant", "Hello."),
+        ChatMessage("user", "Name a colour."),
+    )
+    assert render_plain(messages) == (
+        "You are terse.\nUser: Hi\nAssistant: Hello.\nUser: Name a colour.\nAssistant:"
+    )
+
+
+def test_answers_end_where_a_new_turn_starts() -> None:
+    assert cut_at_turn_marker(" Bonjour,\nAssistant: Bonjour,\nUser: hi") == " Bonjour,"
+    assert cut_at_turn_marker("a\nUser: b\nAssistant: c") == "a"
+    assert cut_at_turn_marker("User: is fine mid-line") == "User: is fine mid-line"
+
+
+@pytest.fixture(scope="module")
+def eos_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """No chat template; after the transcript's final ':' it says ' ok' and ends."""
+    tokenizer = _tokenizer(None)
+    chain = {":": " ", " ": "o", "o": "k", "k": "</s>"}
+    return _save(tmp_path_factory.mktemp("eos"), tokenizer, _scripted_model(tokenizer, chain))
+
+
+@pytest.fixture(scope="module")
+def rambling_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """No chat template; answers ' yo' and then starts a new user turn, forever."""
+    tokenizer = _tokenizer(None)
+    chain = {":": " ", " ": "y", "y": "o", "o": "\n", "\n": "U", "U": "s", "s": "e", "e": "r"}
+    chain["r"] = ":"
+    return _save(tmp_path_factory.mktemp("ramble"), tokenizer, _scripted_model(tokenizer, chain))
+
+
+def test_no_template_model_stops_at_end_token(eos_model_dir: Path) -> None:
+    backend = create_backend(f"hf:{eos_model_dir}", BackendOptions())
+    assert isinstance(backend, HFBackend) and not backend.uses_chat_template
+    (generation,) = _generate(backend, [_request("Say ok", max_tokens=20)])
+    assert generation.text == "ok"
+    assert generation.finish_reason == "stop"
+    assert generation.usage.completion_tokens == 4  # ' ', 'o', 'k', '</s>'
+    # BOS + "User: Say ok\nAssistant:" one token per byte
+    assert generation.usage.prompt_tokens == 1 + len("User: Say ok\nAssistant:")
+
+
+def test_no_template_model_stops_at_next_user_turn(rambling_model_dir: Path) -> None:
+    backend = create_backend(f"hf:{rambling_model_dir}", BackendOptions())
+    assert isinstance(backend, HFBackend)
+    requests = [_request("Well?", max_tokens=30), _request("Short", max_tokens=3)]
+    turn, cut = _generate(backend, requests)
+    assert (turn.text, turn.finish_reason) == ("yo", "stop")
+    assert turn.usage.completion_tokens == len(" yo\nUser:")
+    assert (cut.text, cut.finish_reason) == ("yo", "length")
+
+
+def test_bad_specs_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no model directory"):
+        create_backend(f"hf:{tmp_path / 'missing'}")
+    with pytest.raises(InputError, match="no GGUF file"):
+        create_backend(f"gguf:{tmp_path / 'missing.gguf'}")
+
+
+def test_threads_option_must_be_a_number(chat_model_dir: Path) -> None:
+    with pytest.raises(InputError, match="threads"):
+        create_backend(f"hf:{chat_model_dir}", BackendOptions(extra={"threads": "two"}))
+
+
+def test_hub_ids_are_accepted_without_loading() -> None:
+    backend = create_backend(
+        "hf:HuggingFaceTB/SmolLM2-135M-Instruct", BackendOptions(revision="abc")
+    )
+    assert backend.identity.model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert backend.identity.revision == "abc"
