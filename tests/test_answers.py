@@ -34,7 +34,10 @@ def test_jsonl_and_alpaca_gz(tmp_path: Path) -> None:
         ('{"prompt": "p", "response": "r"}\n{"prompt": "p"}\n', 2, "response", "missing"),
         ('{"prompt": "p", "response": 3}\n', 1, "response", "expected a string"),
         ('{"prompt": "p", "response": "r"}\n{"prompt": \n', 2, None, "invalid JSON"),
-        ('[\n{"instruction": "i", "output": "o"},\n{"instruction": "j"}\n]', 3, "output", "missing"),
+        (
+            '[\n{"instruction": "i", "output": "o"},\n{"instruction": "j"}\n]',
+            3, "output", "missing",
+        ),
         ('[\n{"instruction": "i", "output": "o"},\n', 3, None, "truncated"),
         ("", 1, None, "empty"),
     ],

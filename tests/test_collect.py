@@ -9,7 +9,6 @@ from distillprint.errors import BackendError
 from distillprint.probes import Probe, ProbeSet
 from distillprint.retry import RetryPolicy
 from distillprint.store import ResponseStore
-
 from fakes import FakeBackend
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0)

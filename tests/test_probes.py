@@ -71,7 +71,8 @@ def test_invalid_probe_names_line_and_field(
 
 def test_unknown_key_and_duplicate_id(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
-        load_probe_set(write(tmp_path, VALID.replace("rationale: self", "colour: red\n    rationale: self")))
+        unknown_key = VALID.replace("rationale: self", "colour: red\n    rationale: self")
+        load_probe_set(write(tmp_path, unknown_key))
     assert info.value.field == "probes.0.colour"
     assert info.value.line == 10
     dup = VALID.replace("id: persona-sys", "id: identity-who")
@@ -86,7 +87,8 @@ def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
 
 
 def test_messages_must_end_with_user(tmp_path: Path) -> None:
-    bad = VALID.replace('{role: user, content: "What is your name?"}', "{role: assistant, content: Hi}")
+    last_turn = '{role: user, content: "What is your name?"}'
+    bad = VALID.replace(last_turn, "{role: assistant, content: Hi}")
     with pytest.raises(InputError, match="end with a user turn"):
         load_probe_set(write(tmp_path, bad))
 

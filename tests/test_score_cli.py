@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 from distillprint.cli import app
 
 N_PROMPTS = 40
-VOCAB = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi "
-         "rho sigma tau upsilon phi chi psi omega").split()
+VOCAB = [f"word{index}" for index in range(24)]
 
 
 def style_answer(rng: random.Random, opener: str, closer: str, words: int) -> str:
@@ -77,7 +76,9 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert verified.exit_code == 0, verified.output
     db = sqlite3.connect(store)
     db.execute("DROP TRIGGER responses_no_update")  # a forger with write access to the store
-    forged = db.execute("UPDATE responses SET response = 'forged' WHERE prompt = 'question number 3?'")
+    forged = db.execute(
+        "UPDATE responses SET response = 'forged' WHERE prompt = 'question number 3?'"
+    )
     assert forged.rowcount == 8
     db.commit()
     tampered = runner.invoke(app, ["verify", str(outputs["json"]), "--store", str(store)])

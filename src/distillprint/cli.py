@@ -33,6 +33,8 @@ console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 StoreOption = Annotated[Path, typer.Option("--store", help="SQLite response store.")]
+DefaultStoreOption = Annotated[Path, typer.Option(help="SQLite response store.")]
+DEFAULT_STORE = Path("distillprint.sqlite")
 
 
 def _version(value: bool) -> None:
@@ -240,7 +242,7 @@ def _run_settings(
 def score(
     teacher: Annotated[str, typer.Option(help="Teacher model spec.")],
     suspect: Annotated[str, typer.Option(help="Suspect model spec.")],
-    store: Annotated[Path, typer.Option(help="SQLite response store.")] = Path("distillprint.sqlite"),
+    store: DefaultStoreOption = DEFAULT_STORE,
     probes: ProbesOption = "core-v1",
     background: BackgroundOption = None,
     background_dir: BackgroundDirOption = None,
@@ -285,7 +287,7 @@ def score(
 def attribute(
     suspect: Annotated[str, typer.Option(help="Suspect model spec.")],
     teacher: Annotated[list[str], typer.Option(help="Candidate teacher spec (repeatable).")],
-    store: Annotated[Path, typer.Option(help="SQLite response store.")] = Path("distillprint.sqlite"),
+    store: DefaultStoreOption = DEFAULT_STORE,
     probes: ProbesOption = "core-v1",
     background: BackgroundOption = None,
     background_dir: BackgroundDirOption = None,

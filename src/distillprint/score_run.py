@@ -12,6 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 
@@ -27,11 +28,13 @@ from distillprint.score.answers import ModelAnswers
 from distillprint.store import ResponseStore, StoredResponse, store_key
 from distillprint.types import SamplingParams
 
+Role = Literal["teacher", "suspect", "background", "candidate"]
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     spec: str
-    role: str
+    role: Role
     base_url: str | None = None
 
 

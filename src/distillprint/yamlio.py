@@ -25,7 +25,7 @@ class _LocatingLoader(yaml.SafeLoader):
 
 
 def _construct_located_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> LocatedDict:
-    mapping = LocatedDict(loader.construct_mapping(node, deep=True))
+    mapping = LocatedDict({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {
         str(key_node.value): key_node.start_mark.line + 1 for key_node, _ in node.value

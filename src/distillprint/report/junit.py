@@ -27,7 +27,8 @@ def is_failure(report: ScoreReport, fail_above: float) -> bool:
 
 def _summary(report: ScoreReport) -> str:
     return (
-        f"P(distilled) = {format_percent(report.probability)}, p-value = {format_p_value(report.p_value)} "
+        f"P(distilled) = {format_percent(report.probability)}, "
+        f"p-value = {format_p_value(report.p_value)} "
         f"(alpha = {report.alpha}), verdict: {report.verdict}"
     )
 
