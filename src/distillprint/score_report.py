@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from distillprint import __version__
 from distillprint.report import schema
@@ -20,6 +21,16 @@ from distillprint.score_run import Evidence
 def classifier_version(scoring: ScoringModel) -> ComponentVersion:
     name = str(scoring.metadata.get("name", "distillprint-default"))
     return ComponentVersion(name=name, version=str(scoring.metadata.get("version", __version__)))
+
+
+def _evidence_fields(item: Any, has_background: bool) -> dict[str, Any]:
+    """Undefined evidence (NaN, or background statistics without a background) becomes None."""
+    fields = asdict(item)
+    for key, value in fields.items():
+        undefined = isinstance(value, float) and not math.isfinite(value)
+        if undefined or (key.startswith("background_") and not has_background):
+            fields[key] = None
+    return fields
 
 
 def _finite(values: dict[str, float | None]) -> dict[str, float]:
@@ -56,8 +67,13 @@ def build_report(
             teacher=pair.similarity_to_teacher or 0.0,
             background=_finite(pair.background_similarities),
         ),
-        per_category=[schema.CategoryEvidence(**asdict(c)) for c in pair.categories],
-        echoes=[schema.Echo(**asdict(e)) for e in pair.echoes],
+        per_category=[
+            schema.CategoryEvidence.model_validate(_evidence_fields(c, bool(background)))
+            for c in pair.categories
+        ],
+        echoes=[
+            schema.Echo.model_validate(_evidence_fields(e, bool(background))) for e in pair.echoes
+        ],
         fingerprint_map=[schema.MapPoint(**asdict(p)) for p in pair.fingerprint_map],
         attribution=_attribution(attribution),
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),

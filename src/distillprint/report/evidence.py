@@ -11,7 +11,7 @@ def category_excess(item: CategoryEvidence) -> float:
     A raw difference, not a z-score: with few background models a tiny standard deviation
     would put a category with a negligible gap at the top.
     """
-    return item.suspect_teacher - item.background_mean
+    return item.suspect_teacher - (item.background_mean or 0.0)
 
 
 def rank_categories(categories: list[CategoryEvidence]) -> list[CategoryEvidence]:
@@ -20,4 +20,4 @@ def rank_categories(categories: list[CategoryEvidence]) -> list[CategoryEvidence
 
 def ranked_echoes(echoes: list[Echo]) -> list[Echo]:
     """Strongest echo first: closeness to the teacher beyond closeness to the background."""
-    return sorted(echoes, key=lambda e: e.similarity - e.background_mean, reverse=True)
+    return sorted(echoes, key=lambda e: e.similarity - (e.background_mean or 0.0), reverse=True)

@@ -135,9 +135,9 @@ def category_plot(report: ScoreReport) -> str | None:
     )
     ax.barh(
         [r - height / 2 for r in rows],
-        [c.background_mean for c in ranked],
+        [c.background_mean or 0.0 for c in ranked],
         height,
-        xerr=[c.background_std for c in ranked],
+        xerr=[c.background_std or 0.0 for c in ranked],
         color=ROLE_STYLE["background"][0],
         error_kw={"ecolor": "#333333", "capsize": 3},
         label="suspect vs background (mean ± std)",

@@ -54,7 +54,7 @@ def _environment() -> Environment:
     )
     env.filters["pct"] = format_percent
     env.filters["pval"] = format_p_value
-    env.filters["num"] = lambda value: f"{value:.3f}"
+    env.filters["num"] = format_number
     env.filters["clip"] = clip
     return env
 
@@ -63,6 +63,10 @@ def format_p_value(value: float | None) -> str:
     if value is None:
         return "n/a"
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def format_number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def format_percent(value: float | None) -> str:

@@ -10,7 +10,7 @@ import html
 import re
 
 from distillprint.report.evidence import rank_categories, ranked_echoes
-from distillprint.report.render_html import format_p_value, format_percent
+from distillprint.report.render_html import format_number, format_p_value, format_percent
 from distillprint.report.schema import CategoryEvidence, Echo, ScoreReport
 
 TOP_CATEGORIES = 5
@@ -76,7 +76,7 @@ def _category_lines(categories: list[CategoryEvidence]) -> list[str]:
     for c in rank_categories(categories)[:TOP_CATEGORIES]:
         lines.append(
             f"| {_cell(c.category)} | {c.n} | {c.suspect_teacher:.3f} | "
-            f"{c.background_mean:.3f} ± {c.background_std:.3f} |"
+            f"{format_number(c.background_mean)} ± {format_number(c.background_std)} |"
         )
     return lines
 
@@ -88,7 +88,7 @@ def _echo_lines(echoes: list[Echo]) -> list[str]:
     for rank, e in enumerate(ranked_echoes(echoes)[:TOP_ECHOES], start=1):
         lines += [
             f"{rank}. {_cell(e.category)} probe {_cell(e.probe_id)}: similarity "
-            f"{e.similarity:.3f} (background mean {e.background_mean:.3f})",
+            f"{e.similarity:.3f} (background mean {format_number(e.background_mean)})",
             f"   - Prompt: {code_span(e.prompt)}",
             f"   - Teacher: {code_span(e.teacher_response)}",
             f"   - Suspect: {code_span(e.suspect_response)}",

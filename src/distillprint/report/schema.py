@@ -109,8 +109,9 @@ class CategoryEvidence(_Strict):
     category: Label
     n: int = Field(ge=0)
     suspect_teacher: float
-    background_mean: float
-    background_std: float = Field(ge=0.0)
+    # None when the score had no background models to compare with.
+    background_mean: float | None
+    background_std: float | None = Field(ge=0.0)
 
 
 class Echo(_Strict):
@@ -122,7 +123,7 @@ class Echo(_Strict):
     teacher_response: str
     suspect_response: str
     similarity: float
-    background_mean: float
+    background_mean: float | None
 
 
 class MapPoint(_Strict):
