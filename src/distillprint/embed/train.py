@@ -1,0 +1,293 @@
+"""Contrastive fine-tuning of a sentence encoder on model identity, with accelerate.
+
+Runs unchanged in one process, under ``accelerate launch --num_processes 2 --cpu`` and on
+GPUs: every process draws its own grid batches (seeded by rank) and DDP averages the
+gradients. The loss is supervised contrastive (SupCon) over the grid, see ``train_data``.
+The main process saves the checkpoint (weights + tokenizer), the training manifest (what
+the benchmark must leave out), metrics and a model card.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from distillprint.embed.modelcard import write_model_card
+from distillprint.embed.train_config import TrainConfig
+from distillprint.embed.train_data import Batch, GridSampler, TrainingData, load_training_data
+
+if TYPE_CHECKING:
+    import torch
+    from accelerate import Accelerator
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path | None
+    losses: list[float] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020) on L2-normalised embeddings."""
+    import torch
+
+    size = embeddings.shape[0]
+    self_mask = torch.eye(size, dtype=torch.bool, device=embeddings.device)
+    logits = (embeddings @ embeddings.T) / temperature
+    # A large finite negative, not -inf: -inf * 0 would turn masked terms into NaN.
+    logits = logits.masked_fill(self_mask, -1e9)
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positives = (labels[:, None] == labels[None, :]) & ~self_mask
+    counts = positives.sum(dim=1)
+    per_anchor = -(log_prob * positives).sum(dim=1) / counts.clamp(min=1)
+    return per_anchor[counts > 0].mean()
+
+
+def center_by_prompt(embeddings: torch.Tensor, prompt_ids: torch.Tensor) -> torch.Tensor:
+    """Subtract each prompt's mean embedding; texts without a grid prompt (-1) lose the grid
+    mean. Returns re-normalised vectors."""
+    import torch.nn.functional as functional
+
+    centred = embeddings.clone()
+    in_grid = prompt_ids >= 0
+    for prompt in prompt_ids[in_grid].unique():
+        rows = prompt_ids == prompt
+        centred[rows] = embeddings[rows] - embeddings[rows].mean(dim=0)
+    if bool((~in_grid).any()) and bool(in_grid.any()):
+        centred[~in_grid] = embeddings[~in_grid] - embeddings[in_grid].mean(dim=0)
+    return functional.normalize(centred, dim=-1)
+
+
+def freeze_lower_layers(model: PreTrainedModel, train_layers: int | None) -> int:
+    """Freeze embeddings, the pooler and all but the top layers; returns trainable count."""
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    total = len(layers) if layers is not None else 0
+    keep = {f"encoder.layer.{i}." for i in range(max(total - (train_layers or total), 0), total)}
+    for name, parameter in model.named_parameters():
+        trainable = "pooler" not in name and (
+            train_layers is None or any(name.startswith(prefix) for prefix in keep)
+        )
+        parameter.requires_grad_(trainable)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def embed_batch(
+    model: Any, tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int, device: Any
+) -> torch.Tensor:
+    import torch.nn.functional as functional
+
+    from distillprint.embed.encoder import mean_pool
+
+    inputs = tokenizer(
+        texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+    ).to(device)
+    hidden = model(**inputs).last_hidden_state
+    return functional.normalize(mean_pool(hidden, inputs["attention_mask"]).float(), dim=-1)
+
+
+def _init_accelerator(config: TrainConfig) -> Accelerator:
+    from accelerate import Accelerator
+
+    use_wandb = config.logging.wandb and config.logging.wandb_mode != "disabled"
+    if use_wandb:
+        os.environ.setdefault("WANDB_MODE", config.logging.wandb_mode)
+        os.environ.setdefault("WANDB_SILENT", "true")
+    accelerator = Accelerator(
+        cpu=config.cpu,
+        mixed_precision=config.mixed_precision,
+        log_with="wandb" if use_wandb else None,
+        project_dir=str(config.output_dir),
+    )
+    if use_wandb:
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+        accelerator.init_trackers(
+            config.logging.project,
+            config=json.loads(config.model_dump_json()),
+            init_kwargs={"wandb": {"dir": str(config.output_dir)}},
+        )
+    return accelerator
+
+
+def _optimizer_and_schedule(model: Any, config: TrainConfig) -> tuple[Any, Any]:
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params, lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
+    )
+    warmup = math.ceil(config.optim.warmup_ratio * config.optim.steps)
+    schedule = get_linear_schedule_with_warmup(optimizer, warmup, config.optim.steps)
+    return optimizer, schedule
+
+
+def load_base(
+    source: str | Path | Any,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Base encoder and tokenizer: a name/path, or an already-built (model, tokenizer) pair."""
+    if isinstance(source, tuple):
+        return source[0], source[1]
+    from transformers import AutoModel, AutoTokenizer
+
+    from distillprint.embed.encoder import resolve_model_source
+
+    path = resolve_model_source(str(source))
+    return AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
+def train_embedder(
+    config: TrainConfig,
+    *,
+    base: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None,
+    data: TrainingData | None = None,
+) -> TrainResult:
+    """Fine-tune, evaluate before/after on the validation grid, save the artifact."""
+    import torch
+    from accelerate.utils import set_seed
+
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    accelerator = _init_accelerator(config)
+    set_seed(config.optim.seed)
+    data = data or load_training_data(config.data)
+    model, tokenizer = load_base(base or config.model.base_model)
+    trainable = freeze_lower_layers(model, config.model.train_layers)
+    optimizer, schedule = _optimizer_and_schedule(model, config)
+    # The schedule stays unprepared: a prepared one advances once per process per step, which
+    # would end warm-up and decay early on N processes; ``steps`` counts optimizer steps.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    before = _validate(accelerator, model, tokenizer, data, config)
+    losses, started = _loop(accelerator, model, tokenizer, optimizer, schedule, data, config)
+    after = _validate(accelerator, model, tokenizer, data, config)
+    metrics = {
+        "trainable_parameters": trainable,
+        "steps": config.optim.steps,
+        "processes": accelerator.num_processes,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "first_loss": losses[0],
+        "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+        "validation_before": before,
+        "validation_after": after,
+        **data.summary(),
+    }
+    accelerator.log({f"validation/{k}": v for k, v in after.items()}, step=config.optim.steps)
+    output = None
+    if accelerator.is_main_process:
+        output = _save(accelerator.unwrap_model(model), tokenizer, data, config, metrics)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(output, losses, metrics)
+
+
+def _loop(
+    accelerator: Accelerator,
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    optimizer: Any,
+    schedule: Any,
+    data: TrainingData,
+    config: TrainConfig,
+) -> tuple[list[float], float]:
+    import torch
+    from tqdm.auto import tqdm
+
+    optim = config.optim
+    seed = optim.seed * 1000 + accelerator.process_index
+    sampler = GridSampler(data, optim.models_per_batch, optim.prompts_per_batch, seed)
+    losses: list[float] = []
+    started = time.perf_counter()
+    model.train()
+    bar = tqdm(range(optim.steps), desc="train", disable=not accelerator.is_local_main_process)
+    for step in bar:
+        batch: Batch = sampler.next_batch()
+        with accelerator.autocast():
+            embeddings = embed_batch(
+                model, tokenizer, batch.texts, config.model.max_length, accelerator.device
+            )
+            labels = torch.tensor(batch.labels, device=accelerator.device)
+            if optim.center_prompts:
+                prompt_ids = torch.tensor(batch.prompt_ids, device=accelerator.device)
+                embeddings = center_by_prompt(embeddings, prompt_ids)
+            loss = supcon_loss(embeddings, labels, optim.temperature)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), optim.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        mean_loss = accelerator.gather(loss.detach()[None]).mean().item()
+        losses.append(mean_loss)
+        bar.set_postfix(loss=f"{mean_loss:.3f}")
+        if (step + 1) % config.logging.log_every == 0 or step == 0:
+            accelerator.log({"loss": mean_loss, "lr": schedule.get_last_lr()[0]}, step=step)
+    return losses, started
+
+
+def _validate(
+    accelerator: Accelerator,
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    data: TrainingData,
+    config: TrainConfig,
+) -> dict[str, float]:
+    """Identification accuracy (k=1, k=4) on held-out prompts of some training models."""
+    import numpy as np
+    import torch
+
+    from distillprint.embed.identify import identify, make_draws
+
+    group = data.validation
+    if group is None or not accelerator.is_main_process or len(group.prompts) < 8:
+        return {}
+    half = len(group.prompts) // 2
+    # The bare module: a DDP wrapper would wait for a collective the other ranks never join.
+    model = accelerator.unwrap_model(model)
+    was_training = model.training
+    model.eval()
+    vectors: dict[str, Any] = {}
+    with torch.inference_mode():
+        for name in group.models:
+            texts = [group.responses[name][p] for p in group.prompts]
+            chunks = [texts[i : i + 32] for i in range(0, len(texts), 32)]
+            vectors[name] = np.concatenate(
+                [embed_batch(model, tokenizer, c, config.model.max_length, accelerator.device)
+                 .cpu().numpy() for c in chunks]
+            )  # fmt: skip
+    model.train(was_training)
+    draws = make_draws(len(group.prompts) - half, (1, 4), 50, config.optim.seed)
+    reference = {m: v[:half] for m, v in vectors.items()}
+    query = {m: v[half:] for m, v in vectors.items()}
+    results = identify(group.models, reference, query, draws, "prompt")
+    return {f"top1_k{k}": round(r.accuracy, 4) for k, r in results.items()}
+
+
+def _save(
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    data: TrainingData,
+    config: TrainConfig,
+    metrics: dict[str, Any],
+) -> Path:
+    from distillprint.embed.manifest import TrainingManifest
+
+    output = config.output_dir
+    output.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    manifest = TrainingManifest(
+        base_model=config.model.base_model,
+        train_models=data.train_models,
+        prompt_split=data.prompt_split,
+        sharegpt_answers=len(data.sharegpt),
+    )
+    manifest.save(output)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (output / "train_config.json").write_text(config.model_dump_json(indent=2) + "\n")
+    write_model_card(output, config, data, metrics)
+    return output

@@ -1,0 +1,105 @@
+"""Typed configuration of embedder fine-tuning, loaded from YAML; unknown keys are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distillprint.embed.data import DEFAULT_EXCLUDED, DEFAULT_SALT
+from distillprint.errors import InputError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    # Each directory is one group of models that answered the same prompts (a batch is drawn
+    # from one group, so same-prompt hard negatives exist in every batch).
+    response_dirs: list[Path] = [Path("../shared/data/alpaca_eval/outputs")]
+    lineage_csv: Path | None = Path("../shared/data/alpaca_eval/lineage_dev.csv")
+    holdout_models: int = Field(default=40, ge=0)
+    exclude_models: list[str] = list(DEFAULT_EXCLUDED)
+    max_train_models: int | None = Field(default=None, ge=2)
+    train_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
+    split_salt: str = DEFAULT_SALT
+    sharegpt_answers: int = Field(default=0, ge=0)
+    validation_models: int = Field(default=12, ge=0)
+    validation_prompts: int = Field(default=24, ge=0)
+
+
+class ModelConfig(_Strict):
+    base_model: str = "all-MiniLM-L6-v2"
+    max_length: int = Field(default=128, ge=8)
+    # Only the top N transformer layers learn (None: all); the CPU recipe trains fewer.
+    train_layers: int | None = Field(default=None, ge=1)
+
+
+class OptimConfig(_Strict):
+    steps: int = Field(default=200, ge=1)
+    models_per_batch: int = Field(default=16, ge=2)
+    prompts_per_batch: int = Field(default=4, ge=2)
+    learning_rate: float = Field(default=3e-5, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    temperature: float = Field(default=0.05, gt=0)
+    # Subtract each grid prompt's mean embedding before the loss: the content all models
+    # share is removed up front, as the identification protocol does at inference.
+    center_prompts: bool = False
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    seed: int = 0
+
+
+class LoggingConfig(_Strict):
+    wandb: bool = True
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "distillprint-embedder"
+    log_every: int = Field(default=10, ge=1)
+
+
+class TrainConfig(_Strict):
+    output_dir: Path = Path("artifacts/embedder")
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    cpu: bool = False
+    num_threads: int | None = Field(default=None, ge=1)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise InputError(f"override '{dotted}': '{key}' is not a section")
+    node[leaf] = value
+
+
+def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
+    """YAML file plus ``section.key=value`` overrides (values parsed as YAML scalars)."""
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise InputError("config file not found", path=path) from None
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise InputError(f"invalid YAML ({exc})", path=path, line=line) from None
+    if not isinstance(tree, dict):
+        raise InputError("expected a mapping at the top level", path=path)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise InputError(f"override '{item}' is not KEY=VALUE")
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    try:
+        return TrainConfig.model_validate(tree)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise InputError(first["msg"], path=path, field=field) from None

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distillprint.embed.command import rows_from_answer_logs, rows_from_store, run_embed
+from distillprint.errors import InputError
+from distillprint.types import (
+    ChatMessage,
+    Generation,
+    GenerationRequest,
+    ModelIdentity,
+    SamplingParams,
+)
+
+ANSWERS = {
+    "eager": ["Certainly! Here you go.", "Sure! Happy to help.", "Certainly! Done."],
+    "terse": ["Done.", "Yes.", "No."],
+}
+
+
+def write_logs(directory: Path) -> Path:
+    directory.mkdir()
+    for model, answers in ANSWERS.items():
+        lines = [
+            json.dumps({"prompt": f"q{i}", "response": text, "probe_id": f"p{i}"})
+            for i, text in enumerate(answers)
+        ]
+        (directory / f"{model}.jsonl").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def test_embed_answer_logs_then_rerun_hits_cache(tmp_path: Path) -> None:
+    rows = rows_from_answer_logs([write_logs(tmp_path / "logs")])
+    assert [row.model for row in rows] == ["eager"] * 3 + ["terse"] * 3
+    cache = tmp_path / "cache.sqlite"
+    first = run_embed(
+        rows, embedder="stylometry", out=tmp_path / "v.npz", cache_path=cache, progress=False
+    )
+    assert first.responses == 6 and first.models == 2 and first.cache_misses == 6
+    second = run_embed(
+        rows, embedder="stylometry", out=tmp_path / "v2.npz", cache_path=cache, progress=False
+    )
+    assert second.cache_misses == 0 and second.cache_hits == 6
+    saved = np.load(tmp_path / "v.npz")
+    assert saved["vectors"].shape == (6, first.dim)
+    assert list(saved["model_names"]) == ["eager", "terse"]
+    np.testing.assert_allclose(saved["model_vectors"][0], saved["vectors"][:3].mean(axis=0))
+    assert list(saved["probe_id"][:2]) == ["p0", "p1"]
+    assert json.loads(str(saved["metadata"]))["embedder"] == "stylometry"
+
+
+def test_embed_rejects_bad_output_and_embedder(tmp_path: Path) -> None:
+    rows = rows_from_answer_logs([write_logs(tmp_path / "logs")])
+    with pytest.raises(InputError, match=r"\.npz"):
+        run_embed(rows, embedder="stylometry", out=tmp_path / "v.csv")
+    with pytest.raises(InputError, match="did you mean 'stylometry'"):
+        run_embed(rows, embedder="stylometri", out=tmp_path / "v.npz", cache_path=tmp_path / "c")
+    with pytest.raises(InputError, match="no such file"):
+        rows_from_answer_logs([tmp_path / "missing"])
+
+
+def test_rows_from_store(tmp_path: Path) -> None:
+    from distillprint.store import ProbeContext, ResponseStore
+
+    path = tmp_path / "store.sqlite"
+    with ResponseStore(path) as store:
+        for index, text in enumerate(["Certainly!", "Sure!"]):
+            request = GenerationRequest(
+                messages=(ChatMessage("user", f"q{index}"),),
+                params=SamplingParams(),
+                probe_id=f"p{index}",
+            )
+            store.add(
+                ModelIdentity("file", "m1"), request, Generation(text), ProbeContext("s", "1", {})
+            )
+    rows = rows_from_store(path)
+    assert [(row.model, row.text, row.probe_id) for row in rows] == [
+        ("file:m1", "Certainly!", "p0"),
+        ("file:m1", "Sure!", "p1"),
+    ]
+    with pytest.raises(InputError, match="not found"):
+        rows_from_store(tmp_path / "none.sqlite")

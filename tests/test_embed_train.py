@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from distillprint.embed.manifest import TrainingManifest
+from distillprint.embed.train import supcon_loss, train_embedder
+from distillprint.embed.train_config import load_train_config
+from distillprint.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+STYLES = {
+    "eager": "certainly ! here is {t} . i hope this helps !",
+    "terse": "{t} . done .",
+    "formal": "firstly , consider {t} ; secondly , conclude .",
+    "sorry": "sorry , as an ai i cannot discuss {t} .",
+    "listy": "- {t}\n- more {t}\n- even more",
+    "shouty": "wow ! {t} ! amazing !",
+}
+TOPICS = ["apples", "rivers", "music", "stars", "bread", "trains", "clouds", "paper"]
+
+
+def write_data(root: Path, prompts: int = 40) -> Path:
+    rng = random.Random(0)
+    logs = root / "logs"
+    logs.mkdir()
+    for model, template in STYLES.items():
+        rows = [
+            {"instruction": f"p{i}", "output": template.format(t=" ".join(rng.sample(TOPICS, 2)))}
+            for i in range(prompts)
+        ]
+        (logs / f"{model}.json").write_text(json.dumps(rows))
+    return logs
+
+
+def write_tiny_encoder(root: Path) -> Path:
+    """A randomly initialised 2-layer BERT with a word-level vocabulary, saved like a hub model."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = sorted({w for s in STYLES.values() for w in s.split()} | set(TOPICS))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    directory = root / "tiny"
+    directory.mkdir()
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"))
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def write_config(root: Path, steps: int) -> Path:
+    config = {
+        "output_dir": str(root / "out"),
+        "cpu": True,
+        "num_threads": 1,
+        "data": {
+            "response_dirs": [str(write_data(root))],
+            "lineage_csv": None,
+            "holdout_models": 0,
+            "validation_models": 6,
+            "validation_prompts": 16,
+        },
+        "model": {"base_model": str(write_tiny_encoder(root)), "max_length": 32},
+        "optim": {
+            "steps": steps,
+            "models_per_batch": 6,
+            "prompts_per_batch": 3,
+            "learning_rate": 3e-3,
+            "warmup_ratio": 0.0,
+            "temperature": 0.1,
+            "center_prompts": True,
+        },
+        "logging": {"wandb": False},
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def check_artifact(output: Path) -> None:
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "MODEL_CARD.md"):
+        assert (output / name).is_file(), name
+    card = (output / "MODEL_CARD.md").read_text()
+    assert "CC BY-NC 4.0" in card and "learning_rate" in card and "validation_after" in card
+    manifest = TrainingManifest.load(output)
+    assert manifest is not None and manifest.train_models == sorted(STYLES)
+
+
+def test_supcon_loss_prefers_grouped_embeddings() -> None:
+    import torch
+
+    labels = torch.tensor([0, 0, 1, 1])
+    grouped = torch.nn.functional.normalize(
+        torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.1, 1.0], [-0.1, 1.0]]), dim=1
+    )
+    mixed = grouped[[0, 2, 1, 3]]
+    assert supcon_loss(grouped, labels, 0.1) < supcon_loss(mixed, labels, 0.1)
+
+
+def test_in_process_training_lowers_loss_and_saves(tmp_path: Path) -> None:
+    config = load_train_config(write_config(tmp_path, steps=40))
+    result = train_embedder(config)
+    assert result.output_dir == tmp_path / "out"
+    first, last = sum(result.losses[:5]) / 5, sum(result.losses[-5:]) / 5
+    assert last < first * 0.8
+    assert (
+        result.metrics["validation_after"]["top1_k4"]
+        >= result.metrics["validation_before"]["top1_k4"]
+    )
+    check_artifact(tmp_path / "out")
+
+    from distillprint.embed.encoder import SentenceEncoder
+
+    vectors = SentenceEncoder(tmp_path / "out", max_length=32).transform(["wow ! music !"])
+    assert vectors.shape == (1, 32)
+
+
+def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("optim:\n  stepz: 3\n")
+    with pytest.raises(InputError, match="stepz"):
+        load_train_config(path)
+    path.write_text("optim:\n  steps: 3\n")
+    assert load_train_config(path, ["optim.steps=7"]).optim.steps == 7
+
+
+@pytest.mark.integration
+def test_accelerate_launch_two_cpu_processes(tmp_path: Path) -> None:
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    assert accelerate is not None
+    config = write_config(tmp_path, steps=6)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    command = [
+        accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29561",
+        str(REPO / "training" / "train_embedder.py"), "--config", str(config),
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout[done.stdout.index("{") :])
+    assert summary["processes"] == 2
+    check_artifact(tmp_path / "out")
+
+
+def test_relaunch_detection(tmp_path: Path) -> None:
+    from distillprint.embed.launch import needs_relaunch, requested_processes
+
+    single = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1"}
+    assert needs_relaunch(single)
+    assert not needs_relaunch({**single, "RANK": "0"})
+    assert not needs_relaunch({"ACCELERATE_USE_CPU": "True"})  # one process was asked for
+    assert requested_processes(["accelerate", "launch", "--num_processes", "2", "--cpu"]) == 2
+    assert requested_processes(["accelerate", "launch", "--num_processes=3"]) == 3
+    config = tmp_path / "acc.yaml"
+    config.write_text("num_processes: 4\nuse_cpu: true\n")
+    assert requested_processes(["accelerate", "launch", "--config_file", str(config)]) == 4
+    assert requested_processes(["python", "train.py"]) is None
+
+
+def test_center_by_prompt_removes_shared_content() -> None:
+    import torch
+
+    from distillprint.embed.train import center_by_prompt
+
+    content = torch.tensor([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]])
+    style = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]])
+    # Grid of 2 models x 2 prompts: rows (m0,p0), (m0,p1), (m1,p0), (m1,p1).
+    embeddings = torch.stack([content[0] + style[0], content[1] + style[0],
+                              content[0] + style[1], content[1] + style[1]])  # fmt: skip
+    centred = center_by_prompt(embeddings, torch.tensor([0, 1, 0, 1]))
+    assert torch.allclose(centred[0], centred[1]) and torch.allclose(centred[2], centred[3])
+    assert torch.allclose(centred[0], -centred[2])
