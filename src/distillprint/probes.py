@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from distillprint.answers import load_answer_log, read_text
+from distillprint.answers import load_answer_log, model_name_from_path, read_text
 from distillprint.errors import InputError
 from distillprint.types import ChatMessage, GenerationRequest, SamplingParams, text_sha256
 from distillprint.yamlio import LocatedDict, load_yaml, validate_located
@@ -201,5 +201,4 @@ def _load_alpaca_set(path: Path) -> ProbeSet:
                 rationale="passive probe from an AlpacaEval-format prompt list",
             )
         )
-    name = path.name.split(".")[0]
-    return ProbeSet(name=name, version=version, probes=tuple(probes_list))
+    return ProbeSet(name=model_name_from_path(path), version=version, probes=tuple(probes_list))
