@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from distillprint import __version__
 from distillprint.bench import baselines as bl
@@ -38,33 +38,28 @@ from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import Comparison, LabelledPair, load_comparison, read_pairs_csv
 from distillprint.score.pairwise import PairFeatures, pair_features
 from distillprint.score.stats import VerdictPolicy, decide
-from distillprint.score.train import ClassifierParams
+from distillprint.score.training import ClassifierHyperparameters
 
 RESULT_SCHEMA_VERSION = 1
 Log = Callable[[str], None]
 BaselineName = Literal["tfidf_cosine", "pos_template", "mmd"]
 
 
-class LineageConfig(BaseModel):
+class LineageConfig(ClassifierHyperparameters):
     """Everything that changes the benchmark's numbers; recorded in the result file."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    seed: int = 0
     max_background: int | None = Field(default=50, ge=0)
     classifier: Literal["auto", "cv", "artifact"] = "auto"
     artifact: Path | None = None  # None: the scoring model shipped in the package
-    C: float = Field(default=1.0, gt=0)
-    positive: bool = True
-    calibration_cv: int = Field(default=5, ge=0)
-    calibration_C: float = Field(default=30.0, gt=0)
     alpha: float = Field(default=0.05, gt=0, lt=1)
     distilled_above: float = 0.8
     not_distilled_below: float = 0.2
     min_prompts: int = 16
-    budgets: list[int] = [8, 16, 32, 64, 128]
+    budgets: list[int] = Field(default_factory=lambda: [8, 16, 32, 64, 128])
     budget_seeds: int = Field(default=3, ge=1)
-    baselines: list[BaselineName] = ["tfidf_cosine", "pos_template", "mmd"]
+    baselines: list[BaselineName] = Field(
+        default_factory=lambda: ["tfidf_cosine", "pos_template", "mmd"]
+    )
     pos_prompts: int = Field(default=100, ge=4)
     mmd_prompts: int = Field(default=200, ge=4)
     mmd_permutations: int = Field(default=200, ge=1)
@@ -73,15 +68,6 @@ class LineageConfig(BaseModel):
     def policy(self) -> VerdictPolicy:
         return VerdictPolicy(
             self.alpha, self.distilled_above, self.not_distilled_below, self.min_prompts
-        )
-
-    def params(self) -> ClassifierParams:
-        return ClassifierParams(
-            C=self.C,
-            positive=self.positive,
-            calibration_cv=self.calibration_cv,
-            calibration_C=self.calibration_C,
-            random_state=self.seed,
         )
 
 

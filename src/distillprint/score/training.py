@@ -24,25 +24,16 @@ from distillprint.score.train import ClassifierParams, design, fit_scoring_model
 from distillprint.score.views import make_views
 
 
-class ClassifierTrainConfig(BaseModel):
-    """``configs/classifier/*.yaml``; relative paths resolve against the working directory."""
+class ClassifierHyperparameters(BaseModel):
+    """The classifier's settings, shared by training configs and the lineage benchmark."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "default"
-    pairs: Path
-    responses: list[Path] = Field(min_length=1)
-    views: list[str] = ["word", "template", "stylometry"]
-    features: list[str] = ["mean.glob", "mean.srank", "mean.trank"]
-    max_background: int | None = 50
     seed: int = 0
     C: float = Field(default=1.0, gt=0)
     positive: bool = True
     calibration_cv: int = Field(default=5, ge=0)
     calibration_C: float = Field(default=30.0, gt=0)
-    out: Path
-    cache_dir: Path | None = None
-    data_licences: list[str] = []
 
     def params(self) -> ClassifierParams:
         return ClassifierParams(
@@ -52,6 +43,20 @@ class ClassifierTrainConfig(BaseModel):
             calibration_C=self.calibration_C,
             random_state=self.seed,
         )
+
+
+class ClassifierTrainConfig(ClassifierHyperparameters):
+    """``configs/classifier/*.yaml``; relative paths resolve against the working directory."""
+
+    name: str = "default"
+    pairs: Path
+    responses: list[Path] = Field(min_length=1)
+    views: list[str] = ["word", "template", "stylometry"]
+    features: list[str] = ["mean.glob", "mean.srank", "mean.trank"]
+    max_background: int | None = 50
+    out: Path
+    cache_dir: Path | None = None
+    data_licences: list[str] = []
 
 
 def load_train_config(path: Path) -> ClassifierTrainConfig:
