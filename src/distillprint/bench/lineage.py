@@ -45,6 +45,9 @@ Log = Callable[[str], None]
 BaselineName = Literal["tfidf_cosine", "pos_template", "mmd"]
 
 
+DEFAULT_BASELINES: tuple[BaselineName, ...] = ("tfidf_cosine", "pos_template", "mmd")
+
+
 class LineageConfig(ClassifierHyperparameters):
     """Everything that changes the benchmark's numbers; recorded in the result file."""
 
@@ -57,9 +60,7 @@ class LineageConfig(ClassifierHyperparameters):
     min_prompts: int = 16
     budgets: list[int] = Field(default_factory=lambda: [8, 16, 32, 64, 128])
     budget_seeds: int = Field(default=3, ge=1)
-    baselines: list[BaselineName] = Field(
-        default_factory=lambda: ["tfidf_cosine", "pos_template", "mmd"]
-    )
+    baselines: list[BaselineName] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
     pos_prompts: int = Field(default=100, ge=4)
     mmd_prompts: int = Field(default=200, ge=4)
     mmd_permutations: int = Field(default=200, ge=1)
