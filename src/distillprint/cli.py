@@ -356,6 +356,59 @@ def benchmark_lineage(
     )
 
 
+@benchmark_app.command("identify")
+def benchmark_identify(
+    responses: Annotated[list[Path], typer.Option(help="Folder of answer logs (repeatable).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Result JSON (+ .md and .png).")],
+    models: Annotated[int, typer.Option(help="Models to identify among.")] = 32,
+    prompts: Annotated[int, typer.Option(help="Prompts per model (half fingerprint).")] = 256,
+    k: Annotated[list[int] | None, typer.Option(help="Responses per query (repeatable).")] = None,
+    finetuned: Annotated[Path | None, typer.Option(help="Fine-tuned encoder directory.")] = None,
+    exclude_lineage: Annotated[
+        Path | None, typer.Option(help="Leave out models named in this lineage CSV.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for model and prompt draws.")] = 0,
+) -> None:
+    """Top-1 identification of a response's source model, every encoder side by side."""
+    from distillprint.embed.identify_command import IdentifyOptions, run_identify_command
+
+    options = IdentifyOptions(
+        models=models, prompts=prompts, ks=tuple(k or (1, 8, 32)), seed=seed,
+        finetuned=finetuned, exclude_lineage=exclude_lineage,
+    )
+    report = run_identify_command(responses, out_path, options)
+    for label, result in report["results"].items():
+        out.print(f"{label}: {result['prompt']['accuracy']}", markup=False)
+
+
+@app.command()
+def embed(
+    out_path: Annotated[Path, typer.Option("--out", help="Output .npz of style vectors.")],
+    store: Annotated[Path | None, typer.Option(help="Embed the responses in this store.")] = None,
+    responses: Annotated[
+        list[Path] | None, typer.Option(help="Answer-log files or folders (repeatable).")
+    ] = None,
+    embedder: Annotated[
+        str, typer.Option(help="minilm|encoder:<path>|stylometry|pos|style|tfidf|combined")
+    ] = "combined",
+    probe_set: Annotated[str | None, typer.Option(help="Only this probe set (store).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Embedding cache (SQLite).")] = None,
+) -> None:
+    """Style vectors for stored responses or answer logs, cached by text hash and embedder."""
+    from distillprint.embed.command import rows_from_answer_logs, rows_from_store, run_embed
+    from distillprint.errors import InputError
+
+    if (store is None) == (not responses):
+        raise InputError("give exactly one of --store or --responses", field="embed")
+    rows = rows_from_store(store, probe_set) if store else rows_from_answer_logs(responses or [])
+    summary = run_embed(rows, embedder=embedder, out=out_path, cache_path=cache)
+    out.print(
+        f"{summary.responses} responses of {summary.models} models -> {summary.out} "
+        f"({summary.dim}-d, {summary.cache_hits} cached, {summary.seconds:.1f} s)",
+        markup=False,
+    )
+
+
 @app.command()
 def verify(
     report: Annotated[Path, typer.Argument(help="Report (.json or .html).")],

@@ -1,0 +1,67 @@
+"""Command-line behaviour: clear errors for bad input, exit codes, nothing written on failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "distillprint.cli", *args],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+
+
+def test_unknown_spec_lists_prefixes_and_nearest(tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    result = run_cli("collect", "--model", "hff:org/model", "--store", str(store))
+    assert result.returncode == 2
+    assert "hf, gguf, packaged, openai, anthropic, file" in result.stderr
+    assert "did you mean 'hf:org/model'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not store.exists()
+
+
+def test_invalid_probe_file_leaves_store_untouched(tmp_path: Path) -> None:
+    probes = tmp_path / "bad.yaml"
+    probes.write_text("name: x\nversion: '1'\nprobes:\n  - id: a\n    category: c\n", "utf-8")
+    store = tmp_path / "s.sqlite"
+    result = run_cli("collect", "--model", "echo:m", "--probes", str(probes), "--store", str(store))
+    assert result.returncode == 2
+    assert f"{probes}:4" in result.stderr and "probes.0" in result.stderr
+    assert not store.exists()
+
+
+def test_missing_key_names_the_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    result = run_cli(
+        "collect", "--model", "openai:gpt-x", "--base-url", "https://api.example.invalid/v1",
+        "--store", str(tmp_path / "s.sqlite"), env=env,
+    )
+    assert result.returncode == 2
+    assert "OPENAI_API_KEY" in result.stderr
+
+
+def test_collect_export_and_embed(tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    assert run_cli("collect", "--model", "echo:m", "--store", str(store)).returncode == 0
+    rerun = run_cli("collect", "--model", "echo:m", "--store", str(store))
+    assert "179 already stored, 0 to send" in rerun.stderr
+    exported = tmp_path / "out.jsonl"
+    export = run_cli("responses", "export", "--store", str(store), "--out", str(exported))
+    assert export.returncode == 0
+    rows = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert len(rows) == 179 and rows[0]["model"] == "echo:m"
+    vectors = tmp_path / "v.npz"
+    embedded = run_cli("embed", "--store", str(store), "--embedder", "stylometry",
+                       "--out", str(vectors), "--cache", str(tmp_path / "c.sqlite"))
+    assert embedded.returncode == 0, embedded.stderr
+    with np.load(vectors) as data:
+        shapes = {name: data[name].shape for name in data.files}
+    assert (179,) in {shape[:1] for shape in shapes.values()}, shapes
