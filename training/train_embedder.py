@@ -1,11 +1,15 @@
-"""Fine-tune the style embedder on model identity.
+"""Fine-tune the style embedder on model identity (logic: distillprint.embed.train).
 
+One CPU process, two CPU processes (DDP over gloo), or all GPUs of a machine:
     accelerate launch --config_file configs/accelerate/cpu-1proc.yaml \
         training/train_embedder.py --config configs/embedder/cpu-small.yaml
-    python training/train_embedder.py --config configs/embedder/cpu-small.yaml \
-        --set optim.steps=20 --set logging.wandb=false
-
-Paths in the config are relative to the working directory (run from the repository root).
+    accelerate launch --num_processes 2 --cpu \
+        training/train_embedder.py --config configs/embedder/cpu-small.yaml
+    accelerate launch --config_file configs/accelerate/multi-gpu.yaml \
+        training/train_embedder.py --config configs/embedder/gpu.yaml
+Plain `python training/train_embedder.py ...` runs one process. Override settings with
+`--set optim.steps=20 --set logging.wandb=false`. Paths in the config are relative to the
+working directory (run from the repository root). wandb logs offline unless told otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from distillprint.errors import DistillprintError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(description="fine-tune the style embedder")
     parser.add_argument("--config", type=Path, required=True, help="configs/embedder/<name>.yaml")
     parser.add_argument(
         "--set",

@@ -2,8 +2,8 @@
 
 Per model, a fingerprint (mean style vector) is built from the reference half of the prompts;
 then k responses drawn from the other half are averaged and matched to the nearest
-fingerprint by cosine. Both sides are centred on the population mean of the reference
-vectors first: raw cosine is dominated by what all chat models share. Every encoder variant
+fingerprint by cosine. Vectors are centred first (per prompt by default, see
+``center_vectors``): raw cosine is dominated by what all chat models share. Every variant
 sees the same models, prompts and draws, so their accuracies compare side by side. Models
 and prompts that trained a fine-tuned variant are left out (read from its manifest).
 """
