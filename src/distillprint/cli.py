@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from distillprint import __version__
@@ -80,8 +81,9 @@ def probes_show(
     for probe in probe_set.probes:
         if category and probe.category != category:
             continue
-        out.print(f"[cyan]{probe.id}[/cyan] [{probe.category}] {probe.user_prompt!r}")
-        out.print(f"    [dim]{probe.rationale}[/dim]")
+        # Probe text may hold brackets (chat-template markup): never read it as rich markup.
+        out.print(f"[cyan]{probe.id}[/cyan] {escape(f'[{probe.category}] {probe.user_prompt!r}')}")
+        out.print(f"    [dim]{escape(probe.rationale)}[/dim]")
 
 
 @probes_app.command("validate")
