@@ -235,8 +235,10 @@ class ChatHandler(BaseHTTPRequestHandler):
             entry.fault = fault.value if fault else None
             status = self._chat(body, fault)
         except RequestRejected as error:
-            self.close_connection = True  # the body may be unread; never reuse this socket
-            status = self._reject(error)
+            # The body may be unread: never reuse this socket, and say so, or a keep-alive
+            # client sends its next request into a connection the server is closing.
+            self.close_connection = True
+            status = self._reject(error, {"Connection": "close"})
         finally:
             entry.finish(status)
 
