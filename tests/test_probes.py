@@ -47,7 +47,7 @@ def test_valid_set_and_sampling_precedence(tmp_path: Path) -> None:
 
 
 def test_cli_overrides_win(tmp_path: Path) -> None:
-    probe_set = load_probe_set(write(tmp_path, VALID)).with_sampling({"temperature": 0.0})
+    probe_set = load_probe_set(write(tmp_path, VALID)).with_sampling(temperature=0.0)
     assert all(r.params.temperature == 0.0 for r in probe_set.requests(1))
 
 

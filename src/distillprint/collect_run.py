@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from tqdm import tqdm
@@ -31,16 +30,12 @@ class CollectOptions:
     timeout_s: float = 120.0
     threads: int | None = None
 
-    def sampling_overrides(self) -> dict[str, Any]:
-        overrides = {"temperature": self.temperature, "max_tokens": self.max_tokens}
-        return {key: value for key, value in overrides.items() if value is not None}
-
 
 def run_collect(options: CollectOptions, console: Console) -> CollectionSummary:
     # Parse the probe set and the spec first: bad input must fail before the store is touched.
-    probe_set = load_probe_set(options.probes)
-    if options.sampling_overrides():
-        probe_set = probe_set.with_sampling(options.sampling_overrides())
+    probe_set = load_probe_set(options.probes).with_sampling(
+        temperature=options.temperature, max_tokens=options.max_tokens
+    )
     backend = create_backend(
         options.model,
         BackendOptions(

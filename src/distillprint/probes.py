@@ -102,8 +102,13 @@ class ProbeSet(BaseModel):
         params = base.merged(self.defaults.as_overrides())
         return params.merged(probe.sampling.as_overrides() if probe.sampling else None)
 
-    def with_sampling(self, overrides: dict[str, Any]) -> ProbeSet:
-        """Settings given on the command line win over the set's defaults and per-probe values."""
+    def with_sampling(
+        self, *, temperature: float | None = None, max_tokens: int | None = None
+    ) -> ProbeSet:
+        """Settings given on the command line win over the set's defaults and per-probe values;
+        ``None`` leaves a setting as the set has it."""
+        given = {"temperature": temperature, "max_tokens": max_tokens}
+        overrides = {key: value for key, value in given.items() if value is not None}
         if not overrides:
             return self
         probes = tuple(

@@ -54,9 +54,8 @@ class RunSettings:
     seed: int = 0
 
     def probe_set(self) -> ProbeSet:
-        overrides = {"temperature": self.temperature, "max_tokens": self.max_tokens}
         return load_probe_set(self.probes).with_sampling(
-            {key: value for key, value in overrides.items() if value is not None}
+            temperature=self.temperature, max_tokens=self.max_tokens
         )
 
 
