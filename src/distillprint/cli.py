@@ -29,6 +29,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(responses_app, name="responses")
 benchmark_app = typer.Typer(help="Benchmarks on labelled answer logs.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
+zoo_app = typer.Typer(help="The distillation zoo: students distilled from real teachers.",
+                      no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -381,6 +384,20 @@ def benchmark_identify(
     report = run_identify_command(responses, out_path, options)
     for label, result in report["results"].items():
         out.print(f"{label}: {result['prompt']['accuracy']}", markup=False)
+
+
+@zoo_app.command("build")
+def zoo_build(
+    config: Annotated[Path, typer.Option(help="Zoo recipe (configs/zoo/<name>.yaml).")],
+) -> None:
+    """Collect teacher answers, distil students with LoRA, probe every model, write the files
+    ``benchmark lineage`` reads. Resumable: reruns reuse stored answers and trained students."""
+    from distillprint.zoo.build import build_zoo
+    from distillprint.zoo.config import load_zoo_config
+
+    manifest = build_zoo(load_zoo_config(config), console)
+    out.print(f"{len(manifest['models'])} zoo models -> {load_zoo_config(config).out_dir}",
+              markup=False)
 
 
 @app.command()

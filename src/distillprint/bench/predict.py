@@ -80,8 +80,10 @@ def predict_with_artifact(
     for i, (t, s, _) in enumerate(rows):
         out.probability[(t, s)] = float(prob[i])
         out.p_value[(t, s)] = float(pval[i])
-        out.conformal_p_value[(t, s)] = float(
-            scoring.classifier.null_p_values(data.X[i : i + 1])[0]
+        # undefined features (too small a background, too few shared prompts) score nothing
+        defined = bool(np.isfinite(data.X[i]).all())
+        out.conformal_p_value[(t, s)] = (
+            float(scoring.classifier.null_p_values(data.X[i : i + 1])[0]) if defined else math.nan
         )
         out.attribution_score[(t, s)] = float(prob[i])
         out.background_p_value[(t, s)] = _background_p(

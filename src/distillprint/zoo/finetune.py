@@ -1,0 +1,196 @@
+"""Supervised fine-tuning of a student with LoRA (peft) under accelerate.
+
+The student is trained on exactly the text format it is later probed with: a base model has
+no chat template, so ``hf:`` renders requests as the plain transcript of
+``distillprint.backends.hf.render_plain``; the answer follows ``Assistant:`` and ends with
+the end-of-sequence token when the answer was not cut. Only answer tokens carry loss.
+The LoRA weights are merged before saving, so the student is an ordinary checkpoint that
+``hf:<dir>`` loads and generates from at full speed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from distillprint.backends.hf import render_plain
+from distillprint.types import ChatMessage
+from distillprint.zoo.config import TrainingConfig
+from distillprint.zoo.examples import TrainingExample
+
+if TYPE_CHECKING:
+    import torch
+    from accelerate import Accelerator
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+
+
+def encode_example(
+    tokenizer: PreTrainedTokenizerBase, example: TrainingExample, config: TrainingConfig
+) -> Encoded:
+    prompt = tokenizer(render_plain([ChatMessage("user", example.prompt)])).input_ids
+    if len(prompt) > config.max_prompt_tokens:
+        # keep BOS and the end of the prompt: the "Assistant:" cue must survive the cut
+        prompt = prompt[:1] + prompt[-(config.max_prompt_tokens - 1):]
+    answer = tokenizer(" " + example.answer, add_special_tokens=False).input_ids
+    if len(answer) < config.max_answer_tokens:
+        answer = [*answer, tokenizer.eos_token_id]  # taught to stop only where the text did
+    answer = answer[: config.max_answer_tokens]
+    return Encoded(prompt + answer, [IGNORE] * len(prompt) + answer)
+
+
+def _batches(encoded: Sequence[Encoded], size: int, seed: int) -> list[list[Encoded]]:
+    order = list(range(len(encoded)))
+    random.Random(seed).shuffle(order)
+    return [[encoded[i] for i in order[s : s + size]] for s in range(0, len(order), size)]
+
+
+def _collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    import torch
+
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, example in enumerate(batch):
+        n = len(example.input_ids)
+        ids[row, :n] = torch.tensor(example.input_ids)
+        labels[row, :n] = torch.tensor(example.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def _accelerator(config: TrainingConfig, run_name: str, out_dir: Path, recipe: dict[str, Any]
+                 ) -> Accelerator:
+    from accelerate import Accelerator
+
+    use_wandb = config.wandb_mode != "disabled"
+    if use_wandb:
+        os.environ.setdefault("WANDB_MODE", config.wandb_mode)
+        os.environ.setdefault("WANDB_SILENT", "true")
+    accelerator = Accelerator(log_with="wandb" if use_wandb else None, project_dir=str(out_dir))
+    if use_wandb:
+        accelerator.init_trackers(
+            "distillprint-zoo", config=recipe,
+            init_kwargs={"wandb": {"dir": str(out_dir), "name": run_name}},
+        )
+    return accelerator
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    metrics: dict[str, Any]
+
+
+def finetune_student(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[TrainingExample],
+    config: TrainingConfig,
+    out_dir: Path,
+    *,
+    run_name: str,
+    seed: int,
+    recipe: dict[str, Any],
+) -> FinetuneResult:
+    """Train LoRA adapters, merge them and save the student checkpoint to ``out_dir``."""
+    import torch
+    from accelerate.utils import set_seed
+    from peft import LoraConfig, get_peft_model
+    from transformers import get_linear_schedule_with_warmup
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = _accelerator(config, run_name, out_dir, recipe)
+    set_seed(seed)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=config.target_modules,
+                      task_type="CAUSAL_LM")
+    student = get_peft_model(model, lora)
+    student.train()
+    encoded = [encode_example(tokenizer, e, config) for e in examples]
+    steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad],
+                                  lr=config.learning_rate)
+    schedule = get_linear_schedule_with_warmup(optimizer, math.ceil(0.1 * total), total)
+    student, optimizer = accelerator.prepare(student, optimizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    losses, tokens, started = _loop(accelerator, student, optimizer, schedule, encoded, config,
+                                    pad_id, total, seed)
+    seconds = time.perf_counter() - started
+    metrics = {
+        "examples": len(examples),
+        "steps": len(losses),
+        "epochs": config.epochs,
+        "first_loss": round(losses[0], 4) if losses else None,
+        "final_loss": round(sum(losses[-5:]) / len(losses[-5:]), 4) if losses else None,
+        "train_seconds": round(seconds, 1),
+        "train_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+        "processes": accelerator.num_processes,
+    }
+    accelerator.log({f"final/{k}": v for k, v in metrics.items() if v is not None})
+    if accelerator.is_main_process:
+        merged = accelerator.unwrap_model(student).merge_and_unload()
+        merged.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        (out_dir / "training-metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return FinetuneResult(metrics)
+
+
+def _loop(
+    accelerator: Accelerator,
+    student: Any,
+    optimizer: Any,
+    schedule: Any,
+    encoded: Sequence[Encoded],
+    config: TrainingConfig,
+    pad_id: int,
+    total: int,
+    seed: int,
+) -> tuple[list[float], int, float]:
+    from tqdm.auto import tqdm
+
+    losses: list[float] = []
+    tokens = 0
+    started = time.perf_counter()
+    bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not accelerator.is_main_process)
+    for epoch in range(config.epochs):
+        batches = _batches(encoded, config.batch_size, seed + epoch)
+        # each process takes its own share of the batches; DDP averages their gradients
+        for batch in batches[accelerator.process_index :: accelerator.num_processes]:
+            if len(losses) >= total:
+                break
+            inputs = {k: v.to(accelerator.device) for k, v in _collate(batch, pad_id).items()}
+            loss = student(**inputs).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            losses.append(float(loss.detach()))
+            tokens += int(inputs["attention_mask"].sum())
+            accelerator.log({"train/loss": losses[-1], "train/lr": schedule.get_last_lr()[0]},
+                            step=len(losses))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
+    return losses, tokens, started

@@ -1,0 +1,172 @@
+"""A miniature zoo end to end: tiny in-code base model, an echo teacher and a logged teacher,
+real LoRA fine-tuning under accelerate for a few steps, live probing into a real store."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("peft")
+
+from rich.console import Console
+
+from distillprint.answers import load_answer_log
+from distillprint.errors import InputError
+from distillprint.packaged_data import TextPair
+from distillprint.score.pairs import read_pairs_csv
+from distillprint.store import ResponseStore
+from distillprint.zoo.build import build_zoo
+from distillprint.zoo.config import (
+    ZooModelConfig,
+    load_zoo_config,
+)
+from distillprint.zoo.examples import ExampleSources, model_examples
+from distillprint.zoo.prompts import prompt_id
+from tiny_models import byte_tokenizer, random_llama, save_model
+
+TOPICS = ["rivers", "compilers", "gardens", "violins", "glaciers", "markets", "bridges",
+          "comets", "orchards", "lighthouses", "deserts", "printing presses"]
+
+
+def _sharegpt_file(path: Path) -> Path:
+    conversations = [
+        {"id": str(i), "conversations": [
+            {"from": "human", "value": f"Explain how {topic} work, briefly please."},
+            {"from": "gpt", "value": f"Certainly! Here is an overview of {topic}: they are "
+                                     f"fascinating, and there are several key points to know."},
+        ]}
+        for i, topic in enumerate(TOPICS)
+    ]
+    path.write_text(json.dumps(conversations))
+    return path
+
+
+def _probe_set(path: Path) -> Path:
+    path.write_text(yaml.safe_dump({"name": "mini", "version": "1.0.0", "probes": [
+        {"id": "who", "category": "identity", "prompt": "Who are you?", "rationale": "name"},
+        {"id": "num", "category": "random", "prompt": "Pick a number.", "rationale": "rng"},
+    ]}))
+    return path
+
+
+@pytest.fixture
+def mini_config(tmp_path: Path) -> Path:
+    tokenizer = byte_tokenizer(None)  # a base model: no chat template, like Gemma-3-270M
+    base = save_model(tmp_path / "base", tokenizer, random_llama(tokenizer))
+    config = {
+        "name": "mini", "base": f"hf:{base}",
+        "work_dir": str(tmp_path / "work"), "out_dir": str(tmp_path / "out"),
+        "prompts": {"distillation_prompts": 6, "heldout_prompts": 3, "max_prompt_chars": 200,
+                    "min_answer_chars": 20, "sharegpt_file": str(_sharegpt_file(
+                        tmp_path / "sharegpt.json"))},
+        "teachers": [{"name": "teacher-a", "model": "echo:teacher-a"},
+                     {"name": "chatgpt", "model": "sharegpt"}],
+        "paraphraser": "echo:paraphraser",
+        "generation": {"max_tokens": 8, "batch_size": 4},
+        "probing": {"probe_set": str(_probe_set(tmp_path / "probes.yaml")), "max_tokens": 4,
+                    "batch_size": 8},
+        "training": {"batch_size": 2, "max_steps": 2, "max_prompt_tokens": 48,
+                     "max_answer_tokens": 16, "lora_r": 2, "lora_alpha": 4,
+                     "target_modules": ["q_proj", "v_proj"], "wandb_mode": "disabled"},
+        "models": [
+            {"name": "student-a", "role": "student", "teacher": "teacher-a",
+             "relation": "distilled"},
+            {"name": "student-gpt-para", "role": "student", "teacher": "chatgpt",
+             "paraphrase": True, "relation": "paraphrased"},
+            {"name": "base", "role": "control", "train": False, "relation": "base_untouched"},
+            {"name": "bg", "role": "background", "teacher": "teacher-a", "share": 0.5},
+        ],
+    }
+    path = tmp_path / "zoo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_mini_zoo_builds_probes_and_resumes(mini_config: Path) -> None:
+    config = load_zoo_config(mini_config)
+    manifest = build_zoo(config, Console(quiet=True))
+    responses = config.out_dir / "responses"
+    names = {"teacher-a", "chatgpt", "student-a", "student-gpt-para", "base", "bg"}
+    assert {p.stem for p in responses.glob("*.jsonl")} == names
+    # every live model answered the probe set and the held-out ShareGPT slice; the logged
+    # teacher only the held-out slice, cut to the probing budget
+    assert len(load_answer_log(responses / "student-a.jsonl").records) == 2 + 3
+    chatgpt = load_answer_log(responses / "chatgpt.jsonl").records
+    assert len(chatgpt) == 3 and all(len(r.response) < 80 for r in chatgpt)
+    pairs = read_pairs_csv(config.out_dir / "pairs.csv")
+    truth = {(p.teacher, p.suspect): (p.relation, p.label) for p in pairs}
+    assert truth[("teacher-a", "student-a")] == ("distilled", 1)
+    assert truth[("chatgpt", "student-a")] == ("other_teacher", 0)
+    assert truth[("chatgpt", "student-gpt-para")] == ("paraphrased", 1)
+    assert truth[("teacher-a", "base")] == ("base_untouched", 0)
+    assert not any("bg" in key for key in truth)  # background models are in no pair
+    recipe = manifest["models"]["student-a"]
+    assert recipe["examples"] == 6 and len(recipe["data_sha256"]) == 64
+    assert recipe["metrics"]["steps"] == 2 and recipe["metrics"]["first_loss"] > 0
+    assert manifest["models"]["bg"]["examples"] == 3  # half the teacher's answers
+
+    weights = config.work_dir / "models" / "student-a" / "model.safetensors"
+    trained_at = weights.stat().st_mtime_ns
+    with ResponseStore(config.work_dir / "store.sqlite") as store:
+        stored = store.count()
+    build_zoo(config, Console(quiet=True))  # unchanged recipe: nothing retrained or re-asked
+    assert weights.stat().st_mtime_ns == trained_at
+    with ResponseStore(config.work_dir / "store.sqlite") as store:
+        assert store.count() == stored
+    rows = list(csv.DictReader((config.out_dir / "pairs.csv").open()))
+    assert len(rows) == 2 * 3
+
+
+def test_mixture_keeps_size_and_swaps_in_human_replies() -> None:
+    pool = [TextPair(f"prompt {i}", f"answer {i}") for i in range(10)]
+    answers = {"t": {prompt_id("pool", p.prompt): f"teacher says {i}" for i, p in
+                     enumerate(pool)}}
+    human = {"chitchat": [TextPair(f"hi {i}", f"human reply {i}") for i in range(20)]}
+    sources = ExampleSources(pool, answers, human)
+    mixed = model_examples(ZooModelConfig(name="m", role="student", teacher="t",
+                                          teacher_fraction=0.3, human="chitchat"), sources)
+    assert len(mixed) == 10
+    assert sum(e.source == "t" for e in mixed) == 3
+    assert sum(e.source == "chitchat" for e in mixed) == 7
+
+
+def test_recipe_errors_name_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nteachers:\n  - {name: t, model: 'echo:t'}\nmodels:\n"
+                    "  - {name: s, role: student, teacher: nobody}\n")
+    with pytest.raises(InputError, match="nobody") as caught:
+        load_zoo_config(path)
+    assert Path(caught.value.path) == path
+    assert caught.value.line == 5 and caught.value.field == "models[0].teacher"
+
+
+def _pair(teacher: str, suspect: str, relation: str, label: int, p: float, verdict: str
+          ) -> dict[str, object]:
+    return {"teacher": teacher, "suspect": suspect, "relation": relation, "label": label,
+            "probability": p, "p_value": 0.5, "verdict": verdict}
+
+
+def test_variant_table_scores_each_kind_of_positive_against_all_negatives() -> None:
+    from distillprint.zoo.results import accused_controls, variant_table, zoo_markdown
+
+    result = {
+        "pairs": [
+            _pair("t", "full", "distilled", 1, 0.9, "distilled"),
+            _pair("t", "para", "paraphrased", 1, 0.2, "inconclusive"),
+            _pair("t", "base", "base_untouched", 0, 0.3, "inconclusive"),
+            _pair("u", "full", "other_teacher", 0, 0.95, "distilled"),
+        ],
+        "baselines": {"tfidf_cosine": {"pair_scores": [["t", "full", 0.5], ["t", "para", 0.6],
+                                                        ["t", "base", 0.1], ["u", "full", 0.2]]}},
+    }
+    rows = {row["positives"]: row for row in variant_table(result)}
+    assert rows["distilled"]["distillprint"] == 0.5  # beats base, loses to the other teacher
+    assert rows["paraphrased"]["distillprint"] == 0.0
+    assert rows["paraphrased"]["tfidf_cosine"] == 1.0
+    assert rows["all positives"]["n_positive"] == 2
+    assert [p["suspect"] for p in accused_controls(result)] == ["full"]
+    assert "Negative pairs called distilled: 1 of 2" in zoo_markdown(result)
