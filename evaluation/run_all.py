@@ -21,6 +21,7 @@ BENCHMARKS: list[list[str]] = [
     [str(HERE / "lineage" / "run_benchmark.py"), "--pairs", str(DATA / "lineage_dev.csv"),
      "--responses", str(DATA / "outputs")],
     [str(HERE / "zoo" / "run.py")],
+    [str(HERE / "reliability" / "faults.py")],
     [str(HERE / "perf" / "local_generation.py"), "--model", "packaged:smollm2-135m-instruct",
      "--threads", "2"],
     [str(HERE / "identify" / "run.py"), "--responses", str(DATA / "outputs"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,9 @@ from typing import Any
 from distillprint.errors import InputError
 
 ANSWER_LOG_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+# JSON's "\ud800" escapes decode to lone surrogates, which cannot be written back as UTF-8:
+# they would crash hashing and the store long after the log was accepted.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -60,13 +65,24 @@ def read_text(path: Path) -> str:
         raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read file ({exc})", path=path) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path, line=line) from None
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """True when ``text`` cannot be encoded as UTF-8 (a ``\\ud800``-style escape decoded)."""
+    return _SURROGATE.search(text) is not None
+
+
+def _text(value: str, key: str, path: Path, line: int) -> str:
+    if has_lone_surrogate(value):
+        raise InputError("unpaired surrogate escape in text", path=path, line=line, field=key)
+    return value
 
 
 def _require_str(obj: dict[str, Any], key: str, path: Path, line: int) -> str:
@@ -77,13 +93,15 @@ def _require_str(obj: dict[str, Any], key: str, path: Path, line: int) -> str:
         raise InputError(
             f"expected a string, got {type(value).__name__}", path=path, line=line, field=key
         )
-    return value
+    return _text(value, key, path, line)
 
 
 def _optional_str(obj: dict[str, Any], key: str, path: Path, line: int) -> str | None:
     value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _text(value, key, path, line)
     raise InputError(
         f"expected a string, got {type(value).__name__}", path=path, line=line, field=key
     )
@@ -99,13 +117,17 @@ def _sample_index(obj: dict[str, Any], path: Path, line: int) -> int:
 
 
 def _iter_jsonl(text: str, path: Path) -> Iterator[tuple[int, Any]]:
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a record: ``splitlines`` would also split at U+2028 or U+0085, which
+    # JSON writers (``ensure_ascii=False``) leave raw inside strings.
+    for line_number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             yield line_number, json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON ({exc.msg})", path=path, line=line_number) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply", path=path, line=line_number) from None
 
 
 def _iter_json_array(text: str, path: Path) -> Iterator[tuple[int, Any]]:
@@ -132,6 +154,8 @@ def _iter_json_array(text: str, path: Path) -> Iterator[tuple[int, Any]]:
             value, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply", path=path, line=line) from None
         yield line, value
 
 
@@ -167,9 +191,10 @@ def load_answer_log(path: str | Path, model: str | None = None) -> AnswerLog:
     for line, obj in rows:
         records.append(_record(obj, path, line, alpaca))
         if isinstance(obj, dict):
-            name = obj.get("generator" if alpaca else "model")
+            key = "generator" if alpaca else "model"
+            name = obj.get(key)
             if isinstance(name, str) and name:
-                names.add(name)
+                names.add(_text(name, key, path, line))
     if not records:
         raise InputError("answer log holds no answers", path=path, line=1)
     resolved = model or (names.pop() if len(names) == 1 else model_name_from_path(path))

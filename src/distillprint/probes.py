@@ -13,9 +13,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from distillprint.answers import load_answer_log, model_name_from_path, read_text
+from distillprint.answers import (
+    AnswerLog,
+    has_lone_surrogate,
+    load_answer_log,
+    model_name_from_path,
+    read_text,
+)
 from distillprint.errors import InputError
 from distillprint.types import ChatMessage, GenerationRequest, SamplingParams, text_sha256
 from distillprint.yamlio import LocatedDict, load_yaml, validate_located
@@ -176,32 +182,57 @@ def _load_alpaca_set(path: Path) -> ProbeSet:
     text = read_text(path)
     # A prompt list has no version of its own: its content hash pins exactly which prompts ran.
     version = f"sha256-{text_sha256(text)[:12]}"
-    if not text.lstrip().startswith("["):
-        log = load_answer_log(path)
-        probes = {
-            record.prompt: Probe(
-                id=record.probe_id or f"log-{index}",
-                category=record.category or "log",
-                prompt=record.prompt,
-                rationale="passive probe taken from an answer log",
-            )
-            for index, record in reversed(list(enumerate(log.records)))
-        }
-        return ProbeSet(name=log.model, version=version, probes=tuple(reversed(probes.values())))
+    try:
+        if not text.lstrip().startswith("["):
+            return _probes_from_log(load_answer_log(path), version)
+        return _probes_from_prompt_list(_json_list(text, path), path, version)
+    except ValidationError as exc:
+        # Names, ids and prompts come from the file: one that breaks the probe schema is bad
+        # input in that file, not a bug.
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise InputError(f"not usable as a probe set: {first['msg']}", path=path,
+                         field=field) from None
+
+
+def _probes_from_log(log: AnswerLog, version: str) -> ProbeSet:
+    probes = {
+        record.prompt: Probe(
+            id=record.probe_id or f"log-{index}",
+            category=record.category or "log",
+            prompt=record.prompt,
+            rationale="passive probe taken from an answer log",
+        )
+        for index, record in reversed(list(enumerate(log.records)))
+    }
+    return ProbeSet(name=log.model, version=version, probes=tuple(reversed(probes.values())))
+
+
+def _json_list(text: str, path: Path) -> list[Any]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply", path=path) from None
     if not isinstance(items, list) or not items:
         raise InputError("expected a non-empty JSON list of {'instruction': ...}", path=path)
+    return items
+
+
+def _probes_from_prompt_list(items: list[Any], path: Path, version: str) -> ProbeSet:
     probes_list = []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("instruction"), str):
             raise InputError(f"item {index} has no string value", path=path, field="instruction")
+        category = str(item.get("dataset") or "alpaca")
+        if has_lone_surrogate(item["instruction"] + category):
+            raise InputError(f"item {index} holds an unpaired surrogate escape", path=path,
+                             field="instruction")
         probes_list.append(
             Probe(
                 id=f"alpaca-{index}",
-                category=str(item.get("dataset") or "alpaca"),
+                category=category,
                 prompt=item["instruction"],
                 rationale="passive probe from an AlpacaEval-format prompt list",
             )

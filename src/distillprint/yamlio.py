@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,6 +13,10 @@ from distillprint.errors import InputError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+# ``"\ud800"`` escapes decode to lone surrogates: Python strings that cannot be written as
+# UTF-8, so they would crash hashing and SQLite far from the file that held them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 class LocatedDict(dict[str, Any]):
     """A YAML mapping with the 1-based line of the mapping and of each of its keys."""
@@ -21,7 +26,13 @@ class LocatedDict(dict[str, Any]):
 
 
 class _LocatingLoader(yaml.SafeLoader):
-    pass
+    def construct_scalar(self, node: yaml.ScalarNode | yaml.MappingNode) -> Any:
+        value = super().construct_scalar(node)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a string holds an unpaired surrogate escape", node.start_mark
+            )
+        return value
 
 
 def _construct_located_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> LocatedDict:
@@ -43,6 +54,8 @@ def load_yaml(path: Path) -> Any:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror or exc})", path=path) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -58,6 +71,8 @@ def load_yaml(path: Path) -> Any:
         raise InputError(f"invalid YAML: {exc.problem or exc}", path=path, line=line) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", path=path) from None
+    except RecursionError:
+        raise InputError("invalid YAML: nested too deeply", path=path) from None
 
 
 def locate(data: Any, loc: tuple[int | str, ...]) -> int | None:

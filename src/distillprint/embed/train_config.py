@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from distillprint.embed.data import DEFAULT_EXCLUDED, DEFAULT_SALT
 from distillprint.errors import InputError
+from distillprint.yamlio import load_yaml, validate_located
 
 
 class _Strict(BaseModel):
@@ -83,23 +84,17 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
     """YAML file plus ``section.key=value`` overrides (values parsed as YAML scalars)."""
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise InputError("config file not found", path=path) from None
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise InputError(f"invalid YAML ({exc})", path=path, line=line) from None
+    tree = load_yaml(path) or {}
     if not isinstance(tree, dict):
-        raise InputError("expected a mapping at the top level", path=path)
+        raise InputError("expected a mapping at the top level", path=path, line=1)
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         if not sep:
             raise InputError(f"override '{item}' is not KEY=VALUE")
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
-    try:
-        return TrainConfig.model_validate(tree)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise InputError(first["msg"], path=path, field=field) from None
+        try:
+            value = yaml.safe_load(raw)
+        except (yaml.YAMLError, RecursionError):
+            raise InputError(f"override '{item}': the value is not valid YAML",
+                             field=key.strip()) from None
+        _set_dotted(tree, key.strip(), value)
+    return validate_located(TrainConfig, tree, path)

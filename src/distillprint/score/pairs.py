@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,29 +27,44 @@ class LabelledPair:
 def read_pairs_csv(path: Path) -> list[LabelledPair]:
     """Read and validate a pairs CSV; errors name the file, line and column."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # Bytes, decoded without newline translation (the csv module handles line ends, and
+        # quoted fields keep theirs); utf-8-sig because spreadsheet exports start with a BOM.
+        text = Path(path).read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError("pairs file not found", path=path) from None
-    reader = csv.DictReader(text.splitlines())
-    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise InputError(f"missing column(s) {missing}", path=path, line=1)
-    pairs: list[LabelledPair] = []
-    for line, row in enumerate(reader, start=2):
-        teacher, suspect = (row["teacher"] or "").strip(), (row["suspect"] or "").strip()
-        if not teacher or not suspect:
-            raise InputError("teacher and suspect must be non-empty", path=path, line=line)
-        raw = (row["label"] or "").strip()
-        if raw not in ("", "0", "1"):
-            raise InputError("label must be 0, 1 or empty", path=path, line=line, field="label")
-        pairs.append(
-            LabelledPair(
-                teacher, suspect, (row["relation"] or "").strip(), int(raw) if raw else None
-            )
-        )
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror or exc})", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path) from None
+    # newline="" as the csv module asks: quoted fields may hold line breaks, and
+    # ``line_num`` then counts physical lines, which is what an error should name.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            line = max(1, reader.line_num)  # 0 for an empty file
+            raise InputError(f"missing column(s) {missing}", path=path, line=line)
+        pairs = [_pair(row, path, reader.line_num) for row in reader]
+    except csv.Error as exc:
+        # DictReader updates its own ``line_num`` only after a good row; its reader's is current.
+        line = reader.reader.line_num
+        raise InputError(f"malformed CSV ({exc})", path=path, line=line) from None
     if not pairs:
         raise InputError("pairs file holds no rows", path=path)
     return pairs
+
+
+def _pair(row: dict[Any, Any], path: Path, line: int) -> LabelledPair:
+    teacher, suspect = (row["teacher"] or "").strip(), (row["suspect"] or "").strip()
+    if not teacher or not suspect:
+        field = "suspect" if teacher else "teacher"
+        raise InputError("teacher and suspect must be non-empty", path=path, line=line,
+                         field=field)
+    raw = (row["label"] or "").strip()
+    if raw not in ("", "0", "1"):
+        raise InputError("label must be 0, 1 or empty", path=path, line=line, field="label")
+    relation = (row["relation"] or "").strip()
+    return LabelledPair(teacher, suspect, relation, int(raw) if raw else None)
 
 
 def pair_models(pairs: list[LabelledPair]) -> set[str]:

@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from distillprint import __version__
-from distillprint.errors import InputError
 from distillprint.score.answers import shared_prompt_ids
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel
@@ -22,6 +20,7 @@ from distillprint.score.pairs import load_comparison, read_pairs_csv
 from distillprint.score.pairwise import PairFeatures, pair_features
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
 from distillprint.score.views import make_views
+from distillprint.yamlio import load_yaml, validate_located
 
 
 class ClassifierHyperparameters(BaseModel):
@@ -60,18 +59,9 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
 
 
 def load_train_config(path: Path) -> ClassifierTrainConfig:
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError("config not found", path=path) from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"invalid YAML ({exc})", path=path) from None
-    try:
-        return ClassifierTrainConfig.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or None
-        raise InputError(f"invalid config: {first['msg']}", path=path, field=where) from None
+    # The shared YAML reader turns unreadable, non-UTF-8 and malformed files into located
+    # InputErrors, and validation errors name the offending key's line.
+    return validate_located(ClassifierTrainConfig, load_yaml(Path(path)), Path(path))
 
 
 def training_features(cfg: ClassifierTrainConfig) -> tuple[PairFeatures, list[Any], list[str]]:
