@@ -8,7 +8,6 @@ embedder, and a hash-chosen set of unlabelled models is held out for evaluation.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -75,9 +74,10 @@ def labelled_models(lineage_csv: Path | None) -> set[str]:
     """Every teacher and suspect named in a lineage file: never training data."""
     if lineage_csv is None:
         return set()
-    with open(lineage_csv, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    return {row["teacher"] for row in rows} | {row["suspect"] for row in rows}
+    # the benchmark's own reader: a bad file fails with its line, not a KeyError
+    from distillprint.score.pairs import pair_models, read_pairs_csv
+
+    return pair_models(read_pairs_csv(lineage_csv))
 
 
 @dataclass(frozen=True)
