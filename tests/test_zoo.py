@@ -170,3 +170,25 @@ def test_variant_table_scores_each_kind_of_positive_against_all_negatives() -> N
     assert rows["all positives"]["n_positive"] == 2
     assert [p["suspect"] for p in accused_controls(result)] == ["full"]
     assert "Negative pairs called distilled: 1 of 2" in zoo_markdown(result)
+
+
+def test_answer_only_loss_equals_the_models_own_loss_per_token() -> None:
+    import torch
+
+    from distillprint.zoo.config import TrainingConfig
+    from distillprint.zoo.examples import TrainingExample
+    from distillprint.zoo.finetune import IGNORE, _collate, answer_loss, encode_example
+
+    tokenizer = byte_tokenizer(None)
+    model = random_llama(tokenizer)
+    config = TrainingConfig(max_prompt_tokens=40, max_answer_tokens=20)
+    encoded = [encode_example(tokenizer, TrainingExample(p, a, "t"), config) for p, a in
+               [("What is a river?", "Water that flows."), ("Hi", "Hello there, how are you?")]]
+    batched = answer_loss(model, _collate(encoded, tokenizer.pad_token_id)).item()
+    total, count = 0.0, 0
+    for example in encoded:  # unpadded, full logits, the model's own loss
+        labels = torch.tensor([example.labels])
+        loss = model(input_ids=torch.tensor([example.input_ids]), labels=labels).loss.item()
+        n = int((labels[:, 1:] != IGNORE).sum())
+        total, count = total + loss * n, count + n
+    assert batched == pytest.approx(total / count, rel=1e-5)
