@@ -43,7 +43,7 @@ def write_data(root: Path, prompts: int = 40) -> Path:
 
 def write_tiny_encoder(root: Path) -> Path:
     """A randomly initialised 2-layer BERT with a word-level vocabulary, saved like a hub model."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
 
     words = sorted({w for s in STYLES.values() for w in s.split()} | set(TOPICS))
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]

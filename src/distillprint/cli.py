@@ -421,6 +421,8 @@ def embed(
         raise InputError("give exactly one of --store or --responses", field="embed")
     rows = rows_from_store(store, probe_set) if store else rows_from_answer_logs(responses or [])
     summary = run_embed(rows, embedder=embedder, out=out_path, cache_path=cache)
+    if not summary.main_process:  # under accelerate, one summary line, from the main process
+        return
     out.print(
         f"{summary.responses} responses of {summary.models} models -> {summary.out} "
         f"({summary.dim}-d, {summary.cache_hits} cached, {summary.seconds:.1f} s)",

@@ -8,6 +8,7 @@ refit view gets a new version, and old vectors are never served for it.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +32,29 @@ CREATE TABLE IF NOT EXISTS vectors (
 """
 # SQLite caps the number of bound parameters per statement.
 LOOKUP_CHUNK = 500
+OPEN_TIMEOUT_S = 60.0
+
+
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Switch a (possibly new) cache file to WAL, waiting out other processes.
+
+    Processes that open one new cache at once (``accelerate launch`` ranks, parallel CLI runs)
+    race to switch it: the switch needs an exclusive lock, and while another connection holds a
+    write lock on the still rollback-journal file SQLite fails at once with "database is
+    locked" instead of calling the busy handler. Retrying until the switch succeeds (WAL is
+    stored in the file, so it lasts) or the open timeout passes fixes that.
+    """
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    delay = 0.01
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 class EmbeddingCache:
@@ -39,8 +63,8 @@ class EmbeddingCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(self.path, timeout=OPEN_TIMEOUT_S)
+        _enable_wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(SCHEMA)
         self._db.commit()

@@ -4,26 +4,39 @@ The CLI calls ``rows_from_store`` or ``rows_from_answer_logs`` and then ``run_em
 output is an ``.npz`` file: one row per response (``vectors``, ``model``, ``probe_id``,
 ``sample_index``, ``text_sha256``), one per model (``model_names``, ``model_vectors``: the
 mean style vector), and ``metadata`` (JSON: embedder name and version, schema, package).
+
+Under ``accelerate launch --num_processes N`` every process embeds its share of the distinct
+texts (``split_between_processes``) through its cache; the shares are gathered on the main
+process, which stores them in its cache, assembles the output from there and writes it.
+Unsupervised fits (TF-IDF vocabulary, the combined embedder's scaling) still see all texts,
+so the vectors equal a one-process run's up to float rounding. Encoders run on the CPU in
+every process (``EncoderOptions`` has no device yet), also under a multi-GPU launch.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from distillprint import __version__
 from distillprint.answers import is_answer_log, load_answer_log
-from distillprint.embed.base import text_sha256
+from distillprint.embed.base import Embedder, FloatArray, text_sha256
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
+from distillprint.embed.combined import CombinedEmbedder
 from distillprint.embed.registry import EncoderOptions, build_embedder
 from distillprint.errors import InputError
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
 
 OUTPUT_SCHEMA = 1
 
@@ -47,6 +60,21 @@ class EmbedSummary:
     cache_hits: int
     cache_misses: int
     seconds: float
+    processes: int = 1
+    # Only the main process writes ``out``; the CLI should report once, from it.
+    main_process: bool = True
+
+
+@dataclass(frozen=True)
+class Share:
+    """What one process embedded for one leaf view: vectors keyed by text hash."""
+
+    process: int
+    leaf: int
+    keys: list[str]
+    vectors: FloatArray
+    hits: int
+    misses: int
 
 
 def default_cache_path() -> Path:
@@ -91,6 +119,73 @@ def rows_from_store(path: Path, probe_set: str | None = None) -> list[ResponseRo
     return rows
 
 
+def process_state() -> PartialState | None:
+    """The accelerate process group when launched as several processes, else ``None``.
+
+    Plain runs import nothing from torch here. Accelerate's CPU launcher may have started a
+    single process for an N-process request; ``relaunch_multi_cpu`` re-executes the command
+    under torchrun in that case (as the training script does), so it never returns there.
+    """
+    from distillprint.embed.launch import needs_relaunch, relaunch_multi_cpu
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not needs_relaunch(os.environ):
+        return None
+    relaunch_multi_cpu(sys.argv)
+    import torch
+    from accelerate import PartialState
+
+    # PartialState does not read the launcher's --cpu flag itself (Accelerator does); without
+    # it a CPU launch would look like N independent single-process runs.
+    on_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"true", "1"}
+    state = PartialState(cpu=on_cpu or not torch.cuda.is_available())
+    return state if state.num_processes > 1 else None
+
+
+def leaf_embedders(embedder: Embedder) -> list[Embedder]:
+    """The views the cache stores vectors for: a combined embedder's views, recursively."""
+    if isinstance(embedder, CombinedEmbedder):
+        return [leaf for view in embedder.views for leaf in leaf_embedders(view.embedder)]
+    return [embedder]
+
+
+def embed_shares(
+    texts: Sequence[str],
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    state: PartialState,
+    progress: bool = False,
+) -> list[Share]:
+    """Each process embeds its part of the distinct texts for every leaf view; every process
+    gets all shares back. Leaves are fitted on all texts first, so fitted leaves agree."""
+    from accelerate.utils import gather_object
+
+    unique = list(dict.fromkeys(texts))
+    shares: list[Share] = []
+    with state.split_between_processes(unique) as mine:
+        for index, leaf in enumerate(leaf_embedders(embedder)):
+            leaf.fit(texts)  # as fit_embedder does: duplicates count in fitted statistics
+            hits, misses = cache.hits, cache.misses
+            bar = progress and state.is_local_main_process
+            vectors = embed_texts(mine, leaf, cache, progress=bar)
+            keys = [text_sha256(text) for text in mine]
+            shares.append(
+                Share(state.process_index, index, keys, vectors,
+                      cache.hits - hits, cache.misses - misses)
+            )  # fmt: skip
+    gathered: list[Share] = gather_object(shares)
+    return gathered
+
+
+def store_shares(shares: Sequence[Share], embedder: Embedder, cache: EmbeddingCache) -> None:
+    """Put the other processes' vectors into this process's cache (it may be another file)."""
+    leaves = leaf_embedders(embedder)
+    for share in shares:
+        if share.keys:
+            leaf = leaves[share.leaf]
+            items = zip(share.keys, share.vectors, strict=True)
+            cache.put_many(items, leaf.name, leaf.version)
+
+
 def run_embed(
     rows: Sequence[ResponseRow],
     *,
@@ -100,23 +195,66 @@ def run_embed(
     options: EncoderOptions | None = None,
     progress: bool = True,
 ) -> EmbedSummary:
-    """Embed every row (fitting unsupervised views on these texts first), write ``out``."""
+    """Embed every row (fitting unsupervised views on these texts first), write ``out``.
+
+    Under a multi-process launch every process must call this with the same rows; the work
+    is shared and only the main process writes ``out``. Every process gets the summary."""
     if out.suffix != ".npz":
         raise InputError("the output must be an .npz file", path=out)
     started = time.perf_counter()
     model = build_embedder(embedder, options or EncoderOptions())
     texts = [row.text for row in rows]
+    state = process_state()
+    summary = None
     with EmbeddingCache(cache_path or default_cache_path()) as cache:
-        fit_embedder(model, texts, cache)
-        vectors = embed_texts(texts, model, cache, progress=progress)
-        hits, misses = cache.hits, cache.misses
+        shares = [] if state is None else embed_shares(texts, model, cache, state, progress)
+        if state is None or state.is_main_process:
+            store_shares([s for s in shares if s.process != 0], model, cache)
+            fit_embedder(model, texts, cache)
+            fitted = (cache.hits, cache.misses)
+            vectors = embed_texts(texts, model, cache, progress=progress)
+            counts = _first_lookups(model, shares, fitted, (cache.hits, cache.misses))
+            summary = _write_output(rows, model, embedder, vectors, out, counts)
+    if state is not None:
+        summary = _broadcast_summary(summary, state)
+    assert summary is not None
+    return replace(summary, seconds=round(time.perf_counter() - started, 2))
+
+
+def _first_lookups(
+    model: Embedder, shares: Sequence[Share], fitted: tuple[int, int], final: tuple[int, int]
+) -> tuple[int, int]:
+    """Cache (hits, misses) of each view's first lookup of the texts, so a first run on an
+    empty cache reports 0 hits: later passes only read back vectors this run stored (the
+    shares, or a combined embedder's fit, which already looked every view up)."""
+    if shares:
+        return sum(s.hits for s in shares), sum(s.misses for s in shares)
+    return fitted if isinstance(model, CombinedEmbedder) else final
+
+
+def _broadcast_summary(summary: EmbedSummary | None, state: PartialState) -> EmbedSummary:
+    from accelerate.utils import broadcast_object_list
+
+    box = broadcast_object_list([summary], from_process=0)
+    shared: EmbedSummary = box[0]
+    return replace(shared, processes=state.num_processes, main_process=state.is_main_process)
+
+
+def _write_output(
+    rows: Sequence[ResponseRow],
+    model: Embedder,
+    spec: str,
+    vectors: FloatArray,
+    out: Path,
+    counts: tuple[int, int],
+) -> EmbedSummary:
     names = sorted({row.model for row in rows})
     labels = np.array([row.model for row in rows])
     means = np.stack([vectors[labels == name].mean(axis=0) for name in names])
     metadata = {
         "schema": OUTPUT_SCHEMA,
         "embedder": model.name,
-        "embedder_spec": embedder,
+        "embedder_spec": spec,
         "version": model.version,
         "package_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -128,7 +266,7 @@ def run_embed(
         model=labels,
         probe_id=np.array([row.probe_id for row in rows]),
         sample_index=np.array([row.sample_index for row in rows]),
-        text_sha256=np.array([text_sha256(text) for text in texts]),
+        text_sha256=np.array([text_sha256(row.text) for row in rows]),
         model_names=np.array(names),
         model_vectors=means.astype(np.float32),
         metadata=np.array(json.dumps(metadata)),
@@ -140,7 +278,7 @@ def run_embed(
         responses=len(rows),
         models=len(names),
         dim=int(vectors.shape[1]),
-        cache_hits=hits,
-        cache_misses=misses,
-        seconds=round(time.perf_counter() - started, 2),
+        cache_hits=counts[0],
+        cache_misses=counts[1],
+        seconds=0.0,
     )

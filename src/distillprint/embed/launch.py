@@ -71,7 +71,8 @@ def relaunch_multi_cpu(argv: Sequence[str]) -> None:
         f"--nproc_per_node={processes}",
         f"--master_addr={os.environ['MASTER_ADDR']}",
         f"--master_port={os.environ.get('MASTER_PORT', '29500')}",
-        *argv,
+        # "--": torchrun would otherwise take a script option that abbreviates one of its own
+        "--", *argv,
     ]  # fmt: skip
     sys.stdout.flush()
     os.execv(sys.executable, command)
