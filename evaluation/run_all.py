@@ -22,6 +22,8 @@ BENCHMARKS: list[list[str]] = [
      "--responses", str(DATA / "outputs")],
     [str(HERE / "zoo" / "run.py")],
     [str(HERE / "reliability" / "faults.py")],
+    [str(HERE / "perf" / "collection_throughput.py")],
+    [str(HERE / "perf" / "scoring_latency.py"), "--responses", str(DATA / "outputs")],
     [str(HERE / "perf" / "embedding_throughput.py"), "--threads", "1", "--repeats", "3"],
     [str(HERE / "perf" / "local_generation.py"), "--model", "packaged:smollm2-135m-instruct",
      "--threads", "2"],

@@ -108,7 +108,7 @@ def test_sigkill_mid_run_then_resume(
 def test_two_collectors_on_one_store(
     tmp_path: Path, flaky_server: tuple[RunningServer, RecordingEcho]
 ) -> None:
-    server, _ = flaky_server
+    server, backend = flaky_server
     store = tmp_path / "store.sqlite"
     procs = [subprocess.Popen(collect_command(server, store), stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -117,3 +117,5 @@ def test_two_collectors_on_one_store(
         assert proc.returncode == 0, err
     after = stored_prompts(store)
     assert len(after) == len(PROBES.probes) == len(set(after))
+    # they split the work: without the per-batch store check each asked for all of it
+    assert len(backend.prompts) < 1.5 * len(PROBES.probes)

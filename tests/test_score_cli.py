@@ -72,6 +72,20 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert result.exit_code == 1, result.output  # the CI gate fires
     assert "<failure" in outputs["xml"].read_text()
 
+    # a second score reads the similarity cube cached beside the store, same verdict
+    cubes = list((tmp_path / "store.sqlite.cubes").glob("cube-*.npz"))
+    assert len(cubes) == 1
+    cached_at = cubes[0].stat().st_mtime_ns
+    again = runner.invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(store),
+        "--background-dir", str(logs["background"]), "--json", str(tmp_path / "again.json"),
+    ])
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "again.json").read_text())["probability"] == pytest.approx(
+        report["probability"])
+    assert cubes[0].stat().st_mtime_ns == cached_at
+
     verified = runner.invoke(app, ["verify", str(outputs["html"]), "--store", str(store)])
     assert verified.exit_code == 0, verified.output
     db = sqlite3.connect(store)

@@ -10,7 +10,7 @@ from rich.console import Console
 from tqdm import tqdm
 
 from distillprint.backends import Backend, BackendOptions, create_backend
-from distillprint.collect import CollectionSummary, collect, plan_collection
+from distillprint.collect import CollectionPlan, CollectionSummary, collect, plan_collection
 from distillprint.probes import ProbeSet, load_probe_set
 from distillprint.store import ResponseStore
 from distillprint.types import SamplingParams
@@ -67,9 +67,10 @@ async def collect_with_progress(
     samples: int,
     concurrency: int,
     console: Console,
+    plan: CollectionPlan | None = None,
 ) -> CollectionSummary:
     """Collect what is missing with a progress bar, then say what happened."""
-    plan = plan_collection(backend, probe_set, store, samples, SamplingParams())
+    plan = plan or plan_collection(backend, probe_set, store, samples, SamplingParams())
     console.print(
         f"{backend.identity.label}: {plan.requested} requests for {probe_set.name} "
         f"{probe_set.version}, {plan.already_stored} already stored, "
@@ -82,8 +83,9 @@ async def collect_with_progress(
             base=SamplingParams(), on_progress=bar.update, plan=plan,
         )
     console.print(
-        f"{summary.model}: stored {summary.stored_now} new, {summary.already_stored} already "
-        f"stored, {summary.unavailable} not in the log, {summary.failed} failed"
+        f"{summary.model}: stored {summary.stored_now} new, "
+        f"{summary.already_stored + summary.stored_elsewhere} already stored, "
+        f"{summary.unavailable} not in the log, {summary.failed} failed"
     )
     for error in summary.errors[:5]:
         console.print(f"  failed: {error}", markup=False)

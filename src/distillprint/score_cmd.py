@@ -57,6 +57,7 @@ def score_command(
         [evidence.answers[label] for label in background_labels],
         model=scoring,
         policy=VerdictPolicy(alpha=alpha),
+        cache_dir=settings.cube_cache,
     )
     report = build_report(pair, evidence, scoring, background_labels)
     for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
@@ -100,6 +101,7 @@ def attribute_command(
         [evidence.answers[label] for label in teacher_labels],
         [evidence.answers[label] for label in background_labels],
         model=scoring,
+        cache_dir=settings.cube_cache,
     )
     table = Table("rank", "candidate teacher", "posterior", "P(distilled)", "p-value",
                   title=f"Who taught {suspect_label}?")

@@ -19,13 +19,14 @@ from rich.console import Console
 from distillprint import __version__
 from distillprint.answers import is_answer_log
 from distillprint.backends import Backend, BackendOptions, create_backend
+from distillprint.collect import plan_collection
 from distillprint.collect_run import collect_with_progress
 from distillprint.errors import InputError
 from distillprint.probes import ProbeSet, load_probe_set
 from distillprint.report.manifest import build_manifest, response_digest
 from distillprint.report.schema import ComponentVersion, Manifest, ModelEntry, ResponseDigest
 from distillprint.score.answers import ModelAnswers
-from distillprint.store import ResponseStore, StoredResponse, store_key
+from distillprint.store import ResponseStore, StoredResponse
 from distillprint.types import SamplingParams
 
 Role = Literal["teacher", "suspect", "background", "candidate"]
@@ -52,6 +53,11 @@ class RunSettings:
     #: draw this many logs from the background folders (seeded); None takes them all
     max_background: int | None = None
     seed: int = 0
+
+    @property
+    def cube_cache(self) -> Path:
+        """Similarity cubes of earlier runs, beside the store that holds their answers."""
+        return self.store.with_name(self.store.name + ".cubes")
 
     def probe_set(self) -> ProbeSet:
         return load_probe_set(self.probes).with_sampling(
@@ -122,17 +128,17 @@ async def _collect_one(
     settings: RunSettings,
     console: Console,
 ) -> list[StoredResponse]:
+    # One plan serves collection and lookup, so each request's key is hashed once, not twice.
+    plan = plan_collection(backend, probe_set, store, settings.samples, SamplingParams())
     try:
         await collect_with_progress(
             backend, probe_set, store, samples=settings.samples,
-            concurrency=settings.concurrency, console=console,
+            concurrency=settings.concurrency, console=console, plan=plan,
         )
     finally:
         await backend.aclose()
-    keys = [store_key(backend.identity, r) for r in probe_set.requests(settings.samples,
-                                                                        SamplingParams())]
-    found = store.get_many(keys)
-    return [found[key] for key in keys if key in found]
+    found = store.get_many(plan.keys)
+    return [found[key] for key in plan.keys if key in found]
 
 
 def _add_stored(

@@ -89,8 +89,20 @@ class JsonReply:
     latency_s: float
 
 
+#: concurrent requests one ``httpx.AsyncClient`` carries before another client is opened.
+REQUESTS_PER_CLIENT = 2
+
+
 class JsonApi:
-    """One ``httpx.AsyncClient`` per backend; headers may hold the key, messages never do."""
+    """``httpx`` clients for one backend; headers may hold the key, messages never do.
+
+    The collector's semaphore bounds concurrency. One client would not do at high
+    concurrency: httpcore's pool scans every connection (and polls every idle socket) each
+    time a request starts or ends, which is quadratic in the pool size (at 64 connections
+    the scans cost more than the requests), and its default limits open and close a
+    connection per request above 20. So requests go to the least busy client, and a new
+    client is opened only when every client already carries ``REQUESTS_PER_CLIENT``.
+    """
 
     def __init__(
         self, label: str, timeout_s: float, headers: Mapping[str, str], key: Secret | None
@@ -98,17 +110,39 @@ class JsonApi:
         self.label = label
         self.timeout_s = timeout_s
         self._secrets = [key] if key is not None else []
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s), headers=dict(headers), verify=_tls_context()
+        self._headers = dict(headers)
+        self._clients: list[httpx.AsyncClient] = []
+        self._in_flight: list[int] = []
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout_s),
+            headers=self._headers,
+            verify=_tls_context(),
+            limits=httpx.Limits(
+                max_connections=REQUESTS_PER_CLIENT, max_keepalive_connections=REQUESTS_PER_CLIENT
+            ),
         )
+
+    def _lease(self) -> int:
+        """The index of the least busy client, opening one when all are full."""
+        loads = self._in_flight
+        index = min(range(len(loads)), key=loads.__getitem__, default=-1)
+        if index < 0 or loads[index] >= REQUESTS_PER_CLIENT:
+            self._clients.append(self._new_client())
+            loads.append(0)
+            index = len(loads) - 1
+        loads[index] += 1
+        return index
 
     def clean(self, text: str) -> str:
         return excerpt(text, self._secrets)
 
     async def post(self, url: str, payload: dict[str, Any]) -> JsonReply:
+        index = self._lease()
         started = time.perf_counter()
         try:
-            response = await self._client.post(url, json=payload)
+            response = await self._clients[index].post(url, json=payload)
         except httpx.TimeoutException:
             raise RetryableError(
                 f"{self.label}: no answer from {self.clean(url)} within {self.timeout_s:g} s"
@@ -119,6 +153,8 @@ class JsonApi:
             raise RetryableError(
                 self.clean(f"{self.label}: request to {url} failed ({type(exc).__name__}: {exc})")
             ) from None
+        finally:
+            self._in_flight[index] -= 1
         latency = time.perf_counter() - started
         if not 200 <= response.status_code < 300:
             raise self._status_error(url, response)
@@ -149,4 +185,5 @@ class JsonApi:
         return BackendError(message)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()

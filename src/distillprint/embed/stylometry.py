@@ -136,9 +136,12 @@ def _size_features() -> dict[str, Feature]:
         "words_per_paragraph": lambda p: len(p.words) / max(p.paragraphs, 1),
         "mean_word_length": lambda p: sum(map(len, p.words)) / max(len(p.words), 1),
         "type_token_ratio": lambda p: len(p.word_counts) / max(len(p.words), 1),
-        "uppercase_ratio": lambda p: sum(c.isupper() for c in p.text) / max(len(p.text), 1),
-        "digit_ratio": lambda p: sum(c.isdigit() for c in p.text) / max(len(p.text), 1),
-        "non_ascii_ratio": lambda p: sum(ord(c) > 127 for c in p.text) / max(len(p.text), 1),
+        # map over str methods and an ASCII encode: same counts as per-character generator
+        # expressions at about a third of the time (these ran on every answer of a score)
+        "uppercase_ratio": lambda p: sum(map(str.isupper, p.text)) / max(len(p.text), 1),
+        "digit_ratio": lambda p: sum(map(str.isdigit, p.text)) / max(len(p.text), 1),
+        "non_ascii_ratio": lambda p: (len(p.text) - len(p.text.encode("ascii", "ignore")))
+        / max(len(p.text), 1),
         "empty": lambda p: float(not p.text.strip()),
     }
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from distillprint.score.answers import ModelAnswers, shared_prompt_ids
-from distillprint.score.cube import SimilarityCube, build_cube
+from distillprint.score.cube import SimilarityCube
+from distillprint.score.cube_cache import cached_cube
 from distillprint.score.evidence import (
     UNCATEGORISED,
     CategoryEvidence,
@@ -105,9 +107,15 @@ def compare(
     background: Sequence[str],
     scoring: ScoringModel,
     prompt_ids: Sequence[str] | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[SimilarityCube, PairFeatures]:
-    """The cube and all ordered-pair features for a set of models and a background."""
-    cube = build_cube(models, scoring.make_views(), prompt_ids)
+    """The cube and all ordered-pair features for a set of models and a background.
+
+    With ``cache_dir``, a cube computed before on the same answers, prompts and views is
+    read back instead of recomputed (vectorising every answer is most of a score's time).
+    """
+    prompts = list(prompt_ids) if prompt_ids is not None else shared_prompt_ids(models)
+    cube = cached_cube(models, scoring.make_views(), prompts, cache_dir)
     mask = np.array([name in set(background) for name in cube.models])
     return cube, pair_features(cube, mask)
 
@@ -197,13 +205,14 @@ def score_pair(
     model: ScoringModel | None = None,
     policy: VerdictPolicy = DEFAULT_POLICY,
     n_echoes: int = 5,
+    cache_dir: Path | None = None,
 ) -> PairScore:
     """P(suspect distilled from teacher), p-values, verdict and evidence, on shared prompts."""
     scoring = model or default_model()
     models = [teacher, suspect, *background]
     _check_distinct(models)
     prompts = shared_prompt_ids([teacher, suspect])
-    cube, feats = compare(models, [b.name for b in background], scoring, prompts)
+    cube, feats = compare(models, [b.name for b in background], scoring, prompts, cache_dir)
     return pair_score_from_features(cube, feats, scoring, teacher, suspect, policy, n_echoes)
 
 
@@ -213,13 +222,14 @@ def attribute(
     background: Sequence[ModelAnswers],
     *,
     model: ScoringModel | None = None,
+    cache_dir: Path | None = None,
 ) -> Attribution:
     """Rank candidate teachers by posterior, with the probability of 'none of these'."""
     scoring = model or default_model()
     models = [suspect, *teachers, *background]
     _check_distinct(models)
     prompts = [p for p in shared_prompt_ids(models, 1) if p in suspect.responses]
-    cube, feats = compare(models, [b.name for b in background], scoring, prompts)
+    cube, feats = compare(models, [b.name for b in background], scoring, prompts, cache_dir)
     s = cube.index(suspect.name)
     names = [t.name for t in teachers]
     rows = np.array([feats.vector(s, cube.index(n), list(scoring.features)) for n in names])

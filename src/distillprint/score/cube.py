@@ -75,10 +75,18 @@ def _dense_rows(matrix: Matrix) -> Matrix:
     return np.asarray(values, dtype=np.float32)
 
 
+def _fit_transform(view: View, texts: list[str]) -> Matrix:
+    """One pass where the view offers it: TF-IDF views would otherwise count every text twice."""
+    combined = getattr(view, "fit_transform", None)
+    if callable(combined):
+        rows: Matrix = combined(texts)
+        return rows
+    return view.fit(texts).transform(texts)
+
+
 def _cell_vectors(view: View, flat: _Flat) -> Matrix:
     """Fit the view on every text, then average samples of one (model, prompt) cell."""
-    view.fit(flat.texts)
-    rows = _dense_rows(view.transform(flat.texts))
+    rows = _dense_rows(_fit_transform(view, flat.texts))
     counts = np.bincount(flat.cell_of_text, minlength=flat.n_cells).astype(np.float64)
     weights = 1.0 / counts[flat.cell_of_text]
     averager = sp.csr_matrix(

@@ -16,7 +16,11 @@ from typing import Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.feature_extraction.text import (
+    ENGLISH_STOP_WORDS,
+    CountVectorizer,
+    TfidfTransformer,
+)
 
 Matrix: TypeAlias = np.ndarray | sp.csr_matrix
 
@@ -40,29 +44,55 @@ def _clip(texts: Sequence[str], max_chars: int) -> list[str]:
     return [t[:max_chars] for t in texts]
 
 
-class WordTfidfView:
-    """Word uni- and bigrams, sublinear TF-IDF: lexical choices and stock phrases."""
+class _TfidfView:
+    """Sublinear TF-IDF over n-grams, fitted on the texts of one comparison.
+
+    Counting n-grams is the slow part (scikit-learn builds them in Python), so
+    ``fit_transform`` counts each text once where ``fit`` then ``transform`` counts it twice.
+    Counts are kept in sorted column order, the order ``transform`` produces, so both ways
+    give bit-identical rows (the L2 norm sums a row in storage order).
+    """
+
+    name: str
+
+    def __init__(self, counter: CountVectorizer, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self._counter = counter
+        self._tfidf = TfidfTransformer(sublinear_tf=True)
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        return _clip(texts, self.max_chars)
+
+    def _fit_counts(self, texts: Sequence[str]) -> sp.csr_matrix:
+        self._counter.set_params(min_df=_effective_min_df(self._counter, len(texts)))
+        counts = sp.csr_matrix(self._counter.fit_transform(self._prepare(texts)))
+        counts.sort_indices()
+        self._tfidf.fit(counts)
+        return counts
+
+    def fit(self, texts: Sequence[str]) -> _TfidfView:
+        self._fit_counts(texts)
+        return self
+
+    def transform(self, texts: Sequence[str]) -> Matrix:
+        counts = self._counter.transform(self._prepare(texts))
+        return sp.csr_matrix(self._tfidf.transform(counts))
+
+    def fit_transform(self, texts: Sequence[str]) -> Matrix:
+        return sp.csr_matrix(self._tfidf.transform(self._fit_counts(texts)))
+
+
+class WordTfidfView(_TfidfView):
+    """Word uni- and bigrams: lexical choices and stock phrases."""
 
     def __init__(
         self, max_features: int = 100_000, min_df: int = 2, max_chars: int = DEFAULT_MAX_CHARS
     ) -> None:
         self.name = "word"
-        self.max_chars = max_chars
-        self._vectorizer = TfidfVectorizer(
-            ngram_range=(1, 2),
-            min_df=min_df,
-            max_features=max_features,
-            sublinear_tf=True,
-            dtype=np.float32,
+        counter = CountVectorizer(
+            ngram_range=(1, 2), min_df=min_df, max_features=max_features, dtype=np.float32
         )
-
-    def fit(self, texts: Sequence[str]) -> WordTfidfView:
-        self._vectorizer.set_params(min_df=_effective_min_df(self._vectorizer, len(texts)))
-        self._vectorizer.fit(_clip(texts, self.max_chars))
-        return self
-
-    def transform(self, texts: Sequence[str]) -> Matrix:
-        return sp.csr_matrix(self._vectorizer.transform(_clip(texts, self.max_chars)))
+        super().__init__(counter, max_chars)
 
 
 _TOKEN = re.compile(r"[A-Za-z]+(?:'[a-z]+)?|\d+|[^\sA-Za-z\d]")
@@ -102,58 +132,40 @@ def template_tokens(text: str) -> str:
     return " ".join(out)
 
 
-class TemplateView:
+class TemplateView(_TfidfView):
     """Function-word/shape n-grams (1-4): a fast, tagger-free stand-in for PoS templates."""
 
     def __init__(
         self, max_features: int = 100_000, min_df: int = 2, max_chars: int = DEFAULT_MAX_CHARS
     ) -> None:
         self.name = "template"
-        self.max_chars = max_chars
-        self._vectorizer = TfidfVectorizer(
+        counter = CountVectorizer(
             token_pattern=r"\S+",
             lowercase=False,
             ngram_range=(1, 4),
             min_df=min_df,
             max_features=max_features,
-            sublinear_tf=True,
             dtype=np.float32,
         )
+        super().__init__(counter, max_chars)
 
     def _prepare(self, texts: Sequence[str]) -> list[str]:
         return [template_tokens(t) for t in _clip(texts, self.max_chars)]
 
-    def fit(self, texts: Sequence[str]) -> TemplateView:
-        self._vectorizer.set_params(min_df=_effective_min_df(self._vectorizer, len(texts)))
-        self._vectorizer.fit(self._prepare(texts))
-        return self
 
-    def transform(self, texts: Sequence[str]) -> Matrix:
-        return sp.csr_matrix(self._vectorizer.transform(self._prepare(texts)))
-
-
-class CharTfidfView:
+class CharTfidfView(_TfidfView):
     """Character 3-5-grams within word boundaries: spelling, punctuation, markup habits."""
 
     def __init__(self, max_features: int = 100_000, min_df: int = 2, max_chars: int = 2000) -> None:
         self.name = "char"
-        self.max_chars = max_chars
-        self._vectorizer = TfidfVectorizer(
+        counter = CountVectorizer(
             analyzer="char_wb",
             ngram_range=(3, 5),
             min_df=min_df,
             max_features=max_features,
-            sublinear_tf=True,
             dtype=np.float32,
         )
-
-    def fit(self, texts: Sequence[str]) -> CharTfidfView:
-        self._vectorizer.set_params(min_df=_effective_min_df(self._vectorizer, len(texts)))
-        self._vectorizer.fit(_clip(texts, self.max_chars))
-        return self
-
-    def transform(self, texts: Sequence[str]) -> Matrix:
-        return sp.csr_matrix(self._vectorizer.transform(_clip(texts, self.max_chars)))
+        super().__init__(counter, max_chars)
 
 
 class EncoderView:
@@ -179,7 +191,7 @@ def _stylometry_view() -> View:
     return view
 
 
-def _effective_min_df(vectorizer: TfidfVectorizer, n_texts: int) -> int:
+def _effective_min_df(vectorizer: CountVectorizer, n_texts: int) -> int:
     """Tiny comparisons (a handful of answers) keep every term rather than an empty vocabulary."""
     wanted = int(vectorizer.get_params()["min_df"])
     return wanted if n_texts >= 50 * wanted else 1
