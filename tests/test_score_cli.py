@@ -112,3 +112,17 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path, logs: dict[str, 
     assert result.exit_code == 0, result.output
     ranking = json.loads(out.read_text())
     assert ranking["candidates"][0]["teacher"] == "file:teacher"
+
+
+def test_a_copy_of_the_suspect_in_the_background_is_left_out(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    (logs["background"] / "student-copy.jsonl").write_bytes(logs["student"].read_bytes())
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "store.sqlite"),
+        "--background-dir", str(logs["background"]), "--json", str(out),
+    ])
+    assert "left out" in result.output, result.output
+    assert len(json.loads(out.read_text())["background"]) == 6  # the 6 real ones only

@@ -103,8 +103,34 @@ def gather_evidence(
     with ResponseStore(settings.store) as store:
         for spec, backend in backends:
             records = asyncio.run(_collect_one(backend, probe_set, store, settings, console))
+            if spec.role == "background" and _repeats_a_candidate(evidence, records, console,
+                                                                  backend.identity.label):
+                continue
             _add_stored(evidence, spec, backend.identity.label, records)
     return evidence
+
+
+#: a background log this much identical to a teacher's or suspect's answers is that model
+DUPLICATE_SHARE = 0.5
+
+
+def _repeats_a_candidate(
+    evidence: Evidence, records: list[StoredResponse], console: Console, label: str
+) -> bool:
+    """A copy of the suspect (or teacher) in the background folder would hide the very
+    similarity the score measures; leave it out, loudly."""
+    answers = {(r.probe_id, r.sample_index): r.response for r in records}
+    named = [entry.label for entry in evidence.entries if entry.role != "background"]
+    for name in named:
+        model = evidence.answers[name]
+        shared = [(pid, i) for pid, samples in model.responses.items()
+                  for i, _ in enumerate(samples) if (pid, i) in answers]
+        same = sum(model.responses[pid][i] == answers[(pid, i)] for pid, i in shared)
+        if shared and same >= DUPLICATE_SHARE * len(shared):
+            console.print(f"background {label} left out: {same} of {len(shared)} answers are "
+                          f"identical to {name}'s", markup=False)
+            return True
+    return False
 
 
 def _log_specs(
