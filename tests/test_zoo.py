@@ -45,6 +45,13 @@ def _sharegpt_file(path: Path) -> Path:
     return path
 
 
+def _other_models_log(path: Path) -> Path:
+    rows = [{"prompt": f"Describe {topic} in one line.", "response": f"{topic}: a short, "
+             f"plain description written by another model."} for topic in TOPICS]
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    return path
+
+
 def _probe_set(path: Path) -> Path:
     path.write_text(yaml.safe_dump({"name": "mini", "version": "1.0.0", "probes": [
         {"id": "who", "category": "identity", "prompt": "Who are you?", "rationale": "name"},
@@ -79,6 +86,8 @@ def mini_config(tmp_path: Path) -> Path:
              "paraphrase": True, "relation": "paraphrased"},
             {"name": "base", "role": "control", "train": False, "relation": "base_untouched"},
             {"name": "bg", "role": "background", "teacher": "teacher-a", "share": 0.5},
+            {"name": "bg-log", "role": "background", "human_examples": 3,
+             "answer_log": str(_other_models_log(tmp_path / "other.jsonl"))},
         ],
     }
     path = tmp_path / "zoo.yaml"
@@ -90,7 +99,7 @@ def test_mini_zoo_builds_probes_and_resumes(mini_config: Path) -> None:
     config = load_zoo_config(mini_config)
     manifest = build_zoo(config, Console(quiet=True))
     responses = config.out_dir / "responses"
-    names = {"teacher-a", "chatgpt", "student-a", "student-gpt-para", "base", "bg"}
+    names = {"teacher-a", "chatgpt", "student-a", "student-gpt-para", "base", "bg", "bg-log"}
     assert {p.stem for p in responses.glob("*.jsonl")} == names
     # every live model answered the probe set and the held-out ShareGPT slice; the logged
     # teacher only the held-out slice, cut to the probing budget
@@ -108,6 +117,8 @@ def test_mini_zoo_builds_probes_and_resumes(mini_config: Path) -> None:
     assert recipe["examples"] == 6 and len(recipe["data_sha256"]) == 64
     assert recipe["metrics"]["steps"] == 2 and recipe["metrics"]["first_loss"] > 0
     assert manifest["models"]["bg"]["examples"] == 3  # half the teacher's answers
+    assert manifest["models"]["bg-log"]["examples"] == 3
+    assert manifest["models"]["bg-log"]["sources"] == [f"log:{config.models[-1].answer_log}"]
 
     weights = config.work_dir / "models" / "student-a" / "model.safetensors"
     trained_at = weights.stat().st_mtime_ns

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from distillprint import __version__
+from distillprint.answers import load_answer_log
 from distillprint.backends import BackendOptions, create_backend
 from distillprint.backends.hf import HFBackend
 from distillprint.packaged_data import TextPair, chitchat_pairs, wiki_pairs
@@ -24,7 +25,7 @@ from distillprint.store import StoredResponse
 from distillprint.types import text_sha256
 from distillprint.zoo.collection import Collector, texts
 from distillprint.zoo.config import TeacherConfig, ZooConfig, ZooModelConfig
-from distillprint.zoo.examples import ExampleSources, examples_sha256, model_examples
+from distillprint.zoo.examples import ExampleSources, corpus_name, examples_sha256, model_examples
 from distillprint.zoo.finetune import finetune_student
 from distillprint.zoo.outputs import pair_rows, write_answers, write_pairs
 from distillprint.zoo.paraphrase import paraphrase_answers
@@ -32,6 +33,9 @@ from distillprint.zoo.prompts import ZooPrompts, select_prompts
 from distillprint.zoo.teachers import logged_teacher_file
 
 HUMAN_CORPORA = {"chitchat": chitchat_pairs, "wiki": wiki_pairs}
+#: model options added after students were first built enter a recipe only when set, so a new
+#: option never invalidates (and retrains) students that were built before it existed
+RECIPE_FIELDS_ADDED_LATER = ("answer_log",)
 
 
 @dataclass
@@ -54,8 +58,14 @@ def _all_probe_prompts(extra: Iterable[ProbeSet]) -> list[str]:
     return [probe.user_prompt for s in sets for probe in s.probes]
 
 
-def _human_corpus(name: str, min_chars: int = 40) -> list[TextPair]:
-    return [p for p in HUMAN_CORPORA[name]() if len(p.answer) >= min_chars and len(p.prompt) >= 8]
+def _corpus(name: str, min_chars: int = 40) -> list[TextPair]:
+    """A human corpus by name, or ``log:<path>``: another model's answer log."""
+    if name.startswith("log:"):
+        log = load_answer_log(Path(name.removeprefix("log:")))
+        pairs = [TextPair(r.prompt, r.response.strip()) for r in log.records if r.sample_index == 0]
+    else:
+        pairs = list(HUMAN_CORPORA[name]())
+    return [p for p in pairs if len(p.answer) >= min_chars and len(p.prompt) >= 8]
 
 
 def _base_loaded(config: ZooConfig) -> Any:
@@ -100,8 +110,9 @@ def _train(build: ZooBuild, model: ZooModelConfig, sources: ExampleSources) -> s
     """Train (or reuse) one student; returns its revision: the recipe's hash."""
     cfg = build.config
     examples = model_examples(model, sources)
+    unset_new = {name for name in RECIPE_FIELDS_ADDED_LATER if getattr(model, name) is None}
     recipe = {
-        "model": model.model_dump(mode="json"),
+        "model": model.model_dump(mode="json", exclude=unset_new),
         "base": cfg.base,
         "training": cfg.training.model_dump(mode="json", exclude={"threads", "wandb_mode"}),
         "data_sha256": examples_sha256(examples),
@@ -156,9 +167,10 @@ def build_zoo(config: ZooConfig, console: Console) -> dict[str, Any]:
     build.lap("teachers", started)
 
     started = time.perf_counter()
-    needed = {m.human for m in config.models if m.human}
+    needed: set[str] = {corpus_name(m) for m in config.models if m.teacher is None and m.train}
+    needed |= {m.human for m in config.models if m.human}
     sources = ExampleSources(prompts.pool, teacher_answers,
-                             {name: _human_corpus(name) for name in sorted(needed)})
+                             {name: _corpus(name) for name in sorted(needed)})
     specs: dict[str, tuple[str, str | None]] = {}
     for model in config.models:
         if model.train:

@@ -83,6 +83,10 @@ class ZooModelConfig(_Strict):
     teacher_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
     paraphrase: bool = False
     human: Literal["chitchat", "wiki"] | None = None
+    #: another model's answer log (AlpacaEval JSON or JSONL): a student of a teacher outside
+    #: the pairs, the kind of model a realistic background holds
+    answer_log: Path | None = None
+    #: examples for a model trained on ``human`` or ``answer_log`` data alone (0: pool size)
     human_examples: int = Field(default=0, ge=0)
     train: bool = True
     seed: int = 0
@@ -93,8 +97,11 @@ class ZooModelConfig(_Strict):
             raise ValueError("a student needs a 'teacher'")
         if self.teacher_fraction < 1.0 and self.human is None:
             raise ValueError("a mixture needs 'human' to name the other data")
-        if self.train and self.teacher is None and self.human is None:
-            raise ValueError("a trained model needs a 'teacher' or 'human' data")
+        sources = [x for x in (self.teacher, self.human, self.answer_log) if x is not None]
+        if self.train and not sources:
+            raise ValueError("a trained model needs a 'teacher', 'human' data or an 'answer_log'")
+        if self.teacher is None and len(sources) > 1:
+            raise ValueError("give one of 'human' or 'answer_log'")
         return self
 
 

@@ -20,6 +20,13 @@ class TrainingExample:
     source: str  # teacher name, "<teacher>+paraphrase" or the human corpus
 
 
+def corpus_name(model: ZooModelConfig) -> str:
+    """The key a model's own training corpus has in ``ExampleSources.human``."""
+    if model.answer_log is not None:
+        return f"log:{model.answer_log}"
+    return model.human or ""
+
+
 def examples_sha256(examples: Sequence[TrainingExample]) -> str:
     return text_sha256(json.dumps([asdict(e) for e in examples], ensure_ascii=False))
 
@@ -60,9 +67,9 @@ def model_examples(model: ZooModelConfig, sources: ExampleSources) -> list[Train
     replies, so the teacher share is the only thing that changes."""
     seed = f"{model.seed}:{model.name}:human"
     if model.teacher is None:
-        assert model.human is not None
+        corpus = model.human or corpus_name(model)
         count = model.human_examples or len(sources.pool)
-        return _human_examples(model.human, count, seed, sources)
+        return _human_examples(corpus, count, seed, sources)
     teacher = _teacher_examples(model, sources)
     if model.teacher_fraction >= 1.0 or model.human is None:
         return teacher
