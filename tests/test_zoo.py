@@ -203,3 +203,25 @@ def test_answer_only_loss_equals_the_models_own_loss_per_token() -> None:
         n = int((labels[:, 1:] != IGNORE).sum())
         total, count = total + loss * n, count + n
     assert batched == pytest.approx(total / count, rel=1e-5)
+
+
+def test_students_train_on_the_format_they_are_probed_with() -> None:
+    from distillprint.backends.hf import render_chat, render_plain
+    from distillprint.types import ChatMessage
+    from distillprint.zoo.config import TrainingConfig
+    from distillprint.zoo.examples import TrainingExample
+    from distillprint.zoo.finetune import IGNORE, encode_example
+
+    template = ("{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
+                "{% if add_generation_prompt %}[assistant]{% endif %}")
+    example = TrainingExample("Who are you?", "A model.", "t")
+    config = TrainingConfig(max_prompt_tokens=200, max_answer_tokens=40)
+    messages = [ChatMessage("user", example.prompt)]
+    plain, templated = byte_tokenizer(None), byte_tokenizer(template)
+    for tokenizer, expected in ((plain, render_plain(messages)),
+                                (templated, render_chat(templated, messages))):
+        encoded = encode_example(tokenizer, example, config)
+        prompt_ids = [i for i, label in zip(encoded.input_ids, encoded.labels, strict=True)
+                      if label == IGNORE]
+        assert tokenizer.decode(prompt_ids, skip_special_tokens=True) == expected
+        assert encoded.input_ids[-1] == tokenizer.eos_token_id  # a complete answer stops

@@ -111,10 +111,13 @@ def _train(build: ZooBuild, model: ZooModelConfig, sources: ExampleSources) -> s
     cfg = build.config
     examples = model_examples(model, sources)
     unset_new = {name for name in RECIPE_FIELDS_ADDED_LATER if getattr(model, name) is None}
+    # precision changes the weights, so it is part of the recipe once it is not the default
+    unset_training_new = {"mixed_precision"} if cfg.training.mixed_precision == "no" else set()
     recipe = {
         "model": model.model_dump(mode="json", exclude=unset_new),
         "base": cfg.base,
-        "training": cfg.training.model_dump(mode="json", exclude={"threads", "wandb_mode"}),
+        "training": cfg.training.model_dump(
+            mode="json", exclude={"threads", "wandb_mode", *unset_training_new}),
         "data_sha256": examples_sha256(examples),
         "examples": len(examples),
         "sources": sorted({e.source for e in examples}),
@@ -159,7 +162,8 @@ def _probe(build: ZooBuild, collector: Collector, name: str, spec: str, sets: li
 def build_zoo(config: ZooConfig, console: Console) -> dict[str, Any]:
     build = ZooBuild(config, console)
     config.work_dir.mkdir(parents=True, exist_ok=True)
-    collector = Collector(build.store, console, threads=config.training.threads)
+    collector = Collector(build.store, console, threads=config.training.threads,
+                          device=config.device)
     started = time.perf_counter()
     probing_sets_raw = [load_probe_set(config.probing.probe_set)]
     prompts = select_prompts(config.prompts, config.seed, _all_probe_prompts(probing_sets_raw))

@@ -29,6 +29,7 @@ class Collector:
     store: Path
     console: Console
     threads: int | None = None
+    device: str = "cpu"
 
     def answers(
         self, spec: str, probe_set: ProbeSet, *, batch_size: int, revision: str | None = None
@@ -47,7 +48,8 @@ class Collector:
         """Several probe sets through one backend, so a local model loads once."""
         extra = {"threads": str(self.threads)} if self.threads else {}
         backend = create_backend(
-            spec, BackendOptions(batch_size=batch_size, revision=revision, extra=extra)
+            spec, BackendOptions(batch_size=batch_size, revision=revision, extra=extra,
+                                 device=self.device)
         )
         summaries = asyncio.run(self._collect(backend, probe_sets))
         failed = [s for s in summaries if s.failed]

@@ -67,6 +67,7 @@ class TrainingConfig(_Strict):
     max_answer_tokens: int = Field(default=96, ge=4)
     max_steps: int | None = Field(default=None, ge=1)  # cap for smoke tests
     threads: int | None = Field(default=None, ge=1)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
 
 
@@ -110,6 +111,9 @@ class ZooConfig(_Strict):
     seed: int = 0
     #: backend spec of the student base model (a base model without a chat template)
     base: str = "packaged:gemma3-270m"
+    #: where local teachers, paraphrasers and students generate ("cuda" on a GPU machine);
+    #: training goes wherever accelerate puts it
+    device: str = "cpu"
     work_dir: Path = Path("artifacts/zoo")
     out_dir: Path = Path("evaluation/zoo")
     prompts: PromptPoolConfig = PromptPoolConfig()

@@ -1,9 +1,9 @@
 """Supervised fine-tuning of a student with LoRA (peft) under accelerate.
 
-The student is trained on exactly the text format it is later probed with: a base model has
-no chat template, so ``hf:`` renders requests as the plain transcript of
-``distillprint.backends.hf.render_plain``; the answer follows ``Assistant:`` and ends with
-the end-of-sequence token when the answer was not cut. Only answer tokens carry loss.
+The student is trained on exactly the text format it is later probed with: its chat template
+when it has one, else (a base model such as Gemma-3-270M) the plain transcript of
+``distillprint.backends.hf.render_plain``; the answer ends with the end-of-sequence token
+when it was not cut. Only answer tokens carry loss.
 The LoRA weights are merged before saving, so the student is an ordinary checkpoint that
 ``hf:<dir>`` loads and generates from at full speed.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distillprint.backends.hf import render_plain
+from distillprint.backends.hf import render_chat, render_plain
 from distillprint.types import ChatMessage
 from distillprint.zoo.config import TrainingConfig
 from distillprint.zoo.examples import TrainingExample
@@ -42,7 +42,12 @@ class Encoded:
 def encode_example(
     tokenizer: PreTrainedTokenizerBase, example: TrainingExample, config: TrainingConfig
 ) -> Encoded:
-    prompt = tokenizer(render_plain([ChatMessage("user", example.prompt)])).input_ids
+    # exactly what ``hf:`` sends the student later: its chat template if it has one (adding
+    # no special tokens of its own), else the plain transcript after BOS
+    messages = [ChatMessage("user", example.prompt)]
+    templated = tokenizer.chat_template is not None
+    text = render_chat(tokenizer, messages) if templated else render_plain(messages)
+    prompt = tokenizer(text, add_special_tokens=not templated).input_ids
     if len(prompt) > config.max_prompt_tokens:
         # keep BOS and the end of the prompt: the "Assistant:" cue must survive the cut
         prompt = prompt[:1] + prompt[-(config.max_prompt_tokens - 1):]
@@ -107,7 +112,8 @@ def _accelerator(config: TrainingConfig, run_name: str, out_dir: Path, recipe: d
     if use_wandb:
         os.environ.setdefault("WANDB_MODE", config.wandb_mode)
         os.environ.setdefault("WANDB_SILENT", "true")
-    accelerator = Accelerator(log_with="wandb" if use_wandb else None, project_dir=str(out_dir))
+    accelerator = Accelerator(log_with="wandb" if use_wandb else None, project_dir=str(out_dir),
+                              mixed_precision=config.mixed_precision)
     if use_wandb:
         accelerator.init_trackers(
             "distillprint-zoo", config=recipe,
