@@ -77,3 +77,29 @@ def test_exports(tmp_path: Path) -> None:
 
     table = Dataset.from_parquet(str(tmp_path / "out.parquet"))
     assert table.num_rows == 3 and table[1]["response"] == "a1"
+
+
+def test_claims_keep_two_collectors_off_each_others_requests(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "store.sqlite"
+    with ResponseStore(path) as store:
+        assert store.claim(["a", "b"]) == {"a", "b"}
+        assert store.claim(["a", "b"]) == {"a", "b"}  # a process never races itself
+    # another live process holding claims: it gets only what is unclaimed
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from distillprint.store import ResponseStore\n"
+        f"s = ResponseStore({str(path)!r}); print(sorted(s.claim(['c', 'd'])), flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "['c', 'd']"
+        with ResponseStore(path) as store:
+            assert store.claim(["c", "d", "e"]) == {"e"}
+            assert store.claim(["c"], lease_s=0.0) == {"c"}  # an expired lease is free
+    finally:
+        holder.kill()
+        holder.wait()
+    with ResponseStore(path) as store:  # the holder died: its claims are abandoned
+        assert store.claim(["d"]) == {"d"}

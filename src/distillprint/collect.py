@@ -32,7 +32,7 @@ class CollectionSummary:
     already_stored: int
     stored_now: int = 0
     duplicates: int = 0
-    #: planned, then found stored by another collector before being sent
+    #: planned, then found stored or being requested by another collector before being sent
     stored_elsewhere: int = 0
     unavailable: int = 0
     failed: int = 0
@@ -95,11 +95,11 @@ async def collect(
     policy = retry or RetryPolicy()
 
     async def run_batch(planned: list[GenerationRequest]) -> None:
-        # Another collector on the same store may have stored some of these since we planned:
-        # asking again would pay for an answer we already have.
+        # Another collector on the same store may have stored, or be requesting, some of these
+        # since we planned: claiming them first means no answer is ever paid for twice.
         keyed = [(store_key(backend.identity, r), r) for r in planned]
-        stored = store.stored_keys(key for key, _ in keyed)
-        batch = [r for key, r in keyed if key not in stored]
+        mine = store.claim([key for key, _ in keyed])
+        batch = [r for key, r in keyed if key in mine]
         summary.stored_elsewhere += len(planned) - len(batch)
         if not batch:
             if on_progress is not None:

@@ -7,9 +7,13 @@ deletes so evidence cannot be rewritten in place.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import socket
 import sqlite3
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +33,30 @@ from distillprint.types import (
 )
 
 RECORD_SCHEMA_VERSION = 1
+#: a claim older than this is free again even if its process may live (another host, a hang)
+CLAIM_LEASE_S = 900.0
+# hashed: the store is evidence that may be shared, the machine's name need not be in it
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:16]
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def _claim_is_free(
+    held: tuple[str, int, float], host: str, pid: int, now: float, lease_s: float
+) -> bool:
+    holder_host, holder_pid, claimed_at = held
+    if now - claimed_at > lease_s:
+        return True
+    # one process never races itself; a dead process's claims are abandoned
+    return holder_host == host and (holder_pid == pid or not _process_alive(holder_pid))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,6 +86,9 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE INDEX IF NOT EXISTS responses_by_model ON responses (backend, model, revision, base_url);
 CREATE INDEX IF NOT EXISTS responses_by_probe_set ON responses (probe_set, probe_set_version);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, claimed_at REAL NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS responses_no_update BEFORE UPDATE ON responses
 BEGIN SELECT RAISE(ABORT, 'the response store is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS responses_no_delete BEFORE DELETE ON responses
@@ -158,17 +189,41 @@ class ResponseStore:
     def stored_keys(self, keys: Iterable[str]) -> set[str]:
         return set(self._select_by_keys("key", keys))
 
+    def claim(self, keys: Sequence[str], lease_s: float = CLAIM_LEASE_S) -> set[str]:
+        """The keys this process may request now: not stored, and not being requested by
+        another live collector. Claims are taken in one write transaction, so two collectors
+        on one store never both send a request; a claim whose process died (same host) or
+        whose lease ran out is taken over, so a killed run's rerun collects everything."""
+        now, host, pid = time.time(), _HOST, os.getpid()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            stored = self.stored_keys(keys)
+            held = {row[0]: (row[1], int(row[2]), float(row[3]))
+                    for row in self._select_by_keys("key, host, pid, claimed_at", keys,
+                                                    table="claims")}
+            mine = [key for key in keys if key not in stored
+                    and (key not in held or _claim_is_free(held[key], host, pid, now, lease_s))]
+            self._db.executemany("INSERT OR REPLACE INTO claims VALUES (?,?,?,?)",
+                                 [(key, host, pid, now) for key in mine])
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return set(mine)
+
     def get_many(self, keys: Iterable[str]) -> dict[str, StoredResponse]:
         """The stored records among ``keys``; absent keys are simply missing."""
         records = (_row_to_record(row) for row in self._select_by_keys("*", keys))
         return {record.key: record for record in records}
 
-    def _select_by_keys(self, columns: str, keys: Iterable[str]) -> Iterator[Any]:
+    def _select_by_keys(
+        self, columns: str, keys: Iterable[str], table: str = "responses"
+    ) -> Iterator[Any]:
         wanted = list(keys)
         for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT {columns} FROM responses WHERE key IN ({marks})"
+            query = f"SELECT {columns} FROM {table} WHERE key IN ({marks})"
             for row in self._db.execute(query, chunk):
                 yield row[0] if columns == "key" else row
 
