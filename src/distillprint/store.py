@@ -2,7 +2,9 @@
 
 WAL mode lets several collectors write one store at once; ``INSERT OR IGNORE`` on the key
 means a request answered twice is still stored once, and triggers refuse updates and
-deletes so evidence cannot be rewritten in place.
+deletes so evidence cannot be rewritten in place. A separate ``claims`` table (the only
+mutable one) records which process is requesting which key, so collectors sharing a store
+split the work instead of paying twice for an answer.
 """
 
 from __future__ import annotations
