@@ -103,8 +103,10 @@ def gather_evidence(
     with ResponseStore(settings.store) as store:
         for spec, backend in backends:
             records = asyncio.run(_collect_one(backend, probe_set, store, settings, console))
-            if spec.role == "background" and _repeats_a_candidate(evidence, records, console,
-                                                                  backend.identity.label):
+            label = backend.identity.label
+            # a log of a model named explicitly is skipped in ``_add_stored``, silently
+            if (spec.role == "background" and label not in evidence.answers
+                    and _repeats_a_candidate(evidence, records, console, label)):
                 continue
             _add_stored(evidence, spec, backend.identity.label, records)
     return evidence
