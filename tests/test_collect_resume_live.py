@@ -30,6 +30,9 @@ pytestmark = pytest.mark.integration
 PROBES = load_probe_set("core-v1")
 
 
+STALL_S = 3.0
+
+
 class RecordingEcho(EchoBackend):
     """Remembers every prompt that reached the model, across server threads."""
 
@@ -51,7 +54,7 @@ def flaky_server() -> Iterator[tuple[RunningServer, RecordingEcho]]:
         script=("429", "429", "500", "truncated", "reset"),
         rates={"429": 0.05, "500": 0.03, "502": 0.02, "truncated": 0.03, "non-json": 0.02,
                "reset": 0.02, "stall": 0.01},
-        retry_after="0", stall_s=3.0, latency_s=0.03, seed=7,
+        retry_after="0", stall_s=STALL_S, latency_s=0.03, seed=7,
     )
     server = start_server_in_thread(backend, plan)
     try:
@@ -91,6 +94,10 @@ def test_sigkill_mid_run_then_resume(
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
+    # A stalled request the killed client had already retried is still answered (and
+    # recorded) by the server up to STALL_S later: let it land before counting, or it would
+    # look like a request sent after its answer was stored.
+    time.sleep(STALL_S + 0.5)
     before = set(stored_prompts(store))
     assert 30 <= len(before) < len(PROBES.probes), "the kill must land mid-run"
     sent_before = len(backend.prompts)
