@@ -183,7 +183,17 @@ def train_embedder(
         output = _save(accelerator.unwrap_model(model), tokenizer, data, config, metrics)
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    _destroy_process_group()
     return TrainResult(output, losses, metrics)
+
+
+def _destroy_process_group() -> None:
+    """Tear the process group down before exit, as PyTorch asks: a Gloo group left to the
+    interpreter's shutdown can abort a rank (SIGABRT) after training has finished."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _loop(
