@@ -395,9 +395,9 @@ def zoo_build(
     from distillprint.zoo.build import build_zoo
     from distillprint.zoo.config import load_zoo_config
 
-    manifest = build_zoo(load_zoo_config(config), console)
-    out.print(f"{len(manifest['models'])} zoo models -> {load_zoo_config(config).out_dir}",
-              markup=False)
+    recipe = load_zoo_config(config)
+    manifest = build_zoo(recipe, console)
+    out.print(f"{len(manifest['models'])} zoo models -> {recipe.out_dir}", markup=False)
 
 
 @app.command()

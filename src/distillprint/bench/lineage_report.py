@@ -10,7 +10,8 @@ import numpy as np
 METHOD_LABEL = "distillprint scorer"
 
 
-def _cell(value: Any) -> str:
+def table_cell(value: Any) -> str:
+    """A Markdown table cell: three decimals for floats, "n/a" for a missing value."""
     if value is None:
         return "n/a"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
@@ -18,9 +19,9 @@ def _cell(value: Any) -> str:
 
 def _method_rows(result: dict[str, Any]) -> list[str]:
     rows = [
-        f"| {METHOD_LABEL} ({result['method']['mode']}) | {_cell(result['auroc'])} | "
-        f"{_cell(result['tpr_at_1pct_fpr'])} | {_cell(result['tpr_at_5pct_fpr'])} | "
-        f"{_cell(result.get('ece'))} | "
+        f"| {METHOD_LABEL} ({result['method']['mode']}) | {table_cell(result['auroc'])} | "
+        f"{table_cell(result['tpr_at_1pct_fpr'])} | {table_cell(result['tpr_at_5pct_fpr'])} | "
+        f"{table_cell(result.get('ece'))} | "
         f"{result['attribution_correct']}/{result['attribution_total']} |"
     ]
     for name, base in result["baselines"].items():
@@ -28,8 +29,8 @@ def _method_rows(result: dict[str, Any]) -> list[str]:
             rows.append(f"| {name} | skipped: {base['skipped']} | | | | |")
             continue
         rows.append(
-            f"| {name} | {_cell(base['auroc'])} | {_cell(base['tpr_at_1pct_fpr'])} | "
-            f"{_cell(base['tpr_at_5pct_fpr'])} | n/a | "
+            f"| {name} | {table_cell(base['auroc'])} | {table_cell(base['tpr_at_1pct_fpr'])} | "
+            f"{table_cell(base['tpr_at_5pct_fpr'])} | n/a | "
             f"{base['attribution_correct']}/{base['attribution_total']} |"
         )
     return rows
@@ -58,7 +59,7 @@ def markdown_summary(result: dict[str, Any]) -> str:
         r = result.get(field)
         if r is None:
             continue
-        cells = [_cell(r.get(f"{k}_at_{a}")) for k in ("fpr", "tpr") for a in alphas]
+        cells = [table_cell(r.get(f"{k}_at_{a}")) for k in ("fpr", "tpr") for a in alphas]
         lines.append(f"| {field} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -69,8 +70,8 @@ def markdown_summary(result: dict[str, Any]) -> str:
     ]
     for s in result["query_budget"]["summary"]:
         lines.append(
-            f"| {s['n_prompts']} | {_cell(s['auroc_mean'])} | {_cell(s['auroc_min'])} | "
-            f"{_cell(s['tpr_at_5pct_fpr_mean'])} | "
+            f"| {s['n_prompts']} | {table_cell(s['auroc_mean'])} | {table_cell(s['auroc_min'])} | "
+            f"{table_cell(s['tpr_at_5pct_fpr_mean'])} | "
             f"{s['attribution_correct_mean']}/{s['attribution_total']} |"
         )
     lines += [

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from distillprint.bench.lineage_report import table_cell
 from distillprint.bench.metrics import auroc
 
 #: positive relations that are plain distillation; the others are the hard variants
@@ -57,12 +58,6 @@ def accused_controls(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in result["pairs"] if p["label"] == 0 and p["verdict"] == "distilled"]
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
 def zoo_markdown(result: dict[str, Any]) -> str:
     variants = variant_table(result)
     methods = [k for k in variants[0] if k not in ("positives", "n_positive")] if variants else []
@@ -70,7 +65,7 @@ def zoo_markdown(result: dict[str, Any]) -> str:
              "| positives | n | " + " | ".join(methods) + " |",
              "|---|---|" + "---|" * len(methods)]
     for row in variants:
-        cells = " | ".join(_cell(row[m]) for m in methods)
+        cells = " | ".join(table_cell(row[m]) for m in methods)
         lines.append(f"| {row['positives']} | {row['n_positive']} | {cells} |")
     lines += ["", "## Every teacher x model pair", "",
               "| teacher | model | relation | label | P(distilled) | p-value | verdict |",
@@ -78,7 +73,8 @@ def zoo_markdown(result: dict[str, Any]) -> str:
     for p in sorted(result["pairs"], key=lambda r: (r["teacher"], -(r["label"] or 0),
                                                      r["suspect"])):
         lines.append(f"| {p['teacher']} | {p['suspect']} | {p['relation']} | {p['label']} | "
-                     f"{_cell(p['probability'])} | {_cell(p['p_value'])} | {p['verdict']} |")
+                     f"{table_cell(p['probability'])} | {table_cell(p['p_value'])} | "
+                     f"{p['verdict']} |")
     accused = accused_controls(result)
     lines += ["", f"Negative pairs called distilled: {len(accused)} of "
               f"{sum(p['label'] == 0 for p in result['pairs'])}."]
