@@ -137,7 +137,7 @@ async def _collect_once(server: Server, concurrency: int, count: int) -> dict[st
         ResponseStore(Path(folder) / "store.sqlite") as store,
     ):
         full = plan_collection(backend, probe_set, store, samples, SamplingParams())
-        plan = CollectionPlan(full.missing[:count], count, 0)
+        plan = CollectionPlan(full.missing[:count], full.missing_keys[:count], count, 0)
         sampler = RssSampler(count, server.process.pid)
         client_cpu, server_cpu = _cpu_s(), _cpu_s(server.process.pid)
         started = time.perf_counter()
