@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from distillprint import __version__
 from distillprint.backends import BackendOptions, create_backend
+from distillprint.bench.records import machine_load, write_results
 from distillprint.collect import CollectionPlan, collect, plan_collection
 from distillprint.probes import load_probe_set
 from distillprint.store import ResponseStore
@@ -320,13 +321,9 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-
-
 def main() -> None:
     args = _arguments()
-    uptime_start = _uptime()
+    uptime_start = machine_load()
     with serve(args.latency_ms, args.server_max_batch) as server:
         runs = _measure(server, args)
         peak = {"client": _rss_mib(field="VmHWM"),
@@ -340,18 +337,15 @@ def main() -> None:
             "repeats": args.repeats,
             "cpus": os.cpu_count(),
             "uptime_start": uptime_start,
-            "uptime_end": _uptime(),
+            "uptime_end": machine_load(),
             "version": __version__,
             "python": platform.python_version(),
         },
         "rows": rows,
         "peak_rss_mib": peak,
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out_dir / f"{args.name}.md").write_text(_markdown(result))
-    _plot(result, args.out_dir / f"{args.name}.png")
-    print(_markdown(result))
+    write_results(args.out_dir, args.name, result, _markdown(result),
+                  lambda path: _plot(result, path))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 import transformers
 
 from distillprint.answers import load_answer_dirs
+from distillprint.bench.records import machine_load, write_results
 from distillprint.embed.command import ResponseRow, run_embed
 from distillprint.embed.encoder import SentenceEncoder
 from distillprint.embed.registry import EncoderOptions
@@ -66,11 +66,6 @@ def _arguments() -> argparse.Namespace:
         "--render", type=Path, help="only rewrite the table and plot from this results JSON"
     )
     return parser.parse_args()
-
-
-def _uptime() -> str:
-    done = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
-    return done.stdout.strip()
 
 
 def _round_robin_rows(responses: Path) -> list[ResponseRow]:
@@ -206,11 +201,8 @@ def _plot(points: list[dict[str, Any]], path: Path) -> None:
 
 
 def _write(result: dict[str, Any], out_dir: Path, name: str) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / f"{name}.md").write_text(_markdown(result))
-    _plot(result["points"], out_dir / f"{name}.png")
-    print(_markdown(result))
+    write_results(out_dir, name, result, _markdown(result),
+                  lambda path: _plot(result["points"], path))
 
 
 def main() -> None:
@@ -219,7 +211,7 @@ def main() -> None:
         _write(json.loads(args.render.read_text()), args.out_dir, args.name)
         return
     torch.set_num_threads(args.threads)
-    uptime_start = _uptime()
+    uptime_start = machine_load()
     rows = _round_robin_rows(args.responses)
     encoder = SentenceEncoder(num_threads=args.threads)
     started = time.perf_counter()
@@ -231,7 +223,7 @@ def main() -> None:
         "transformers": transformers.__version__, "machine": platform.machine(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", ""),
-        "uptime_start": uptime_start, "uptime_end": _uptime(),
+        "uptime_start": uptime_start, "uptime_end": machine_load(),
         "wall_s": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     _write({"setup": setup, "points": points, "rerun": rerun}, args.out_dir, args.name)

@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from rich.console import Console
 
 from distillprint import __version__, score_cmd
 from distillprint.answers import is_answer_log, load_answer_log, model_name_from_path
+from distillprint.bench.records import machine_load, write_results
 from distillprint.score_run import ModelSpec, RunSettings
 
 HERE = Path(__file__).resolve().parent
@@ -270,13 +270,9 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-
-
 def main() -> None:
     args = _arguments()
-    uptime_start = _uptime()
+    uptime_start = machine_load()
     with tempfile.TemporaryDirectory(prefix="dp-scoring-") as folder:
         workspace = Workspace(args, Path(folder))
         rows = _measure(workspace, [int(n) for n in args.backgrounds.split(",")], args.repeats)
@@ -289,17 +285,14 @@ def main() -> None:
             "seed": args.seed,
             "cpus": os.cpu_count(),
             "uptime_start": uptime_start,
-            "uptime_end": _uptime(),
+            "uptime_end": machine_load(),
             "version": __version__,
             "python": platform.python_version(),
         },
         "rows": rows,
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out_dir / f"{args.name}.md").write_text(_markdown(result))
-    _plot(result, args.out_dir / f"{args.name}.png")
-    print(_markdown(result))
+    write_results(args.out_dir, args.name, result, _markdown(result),
+                  lambda path: _plot(result, path))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,32 @@
+"""What the benchmark scripts record beside their numbers, and how they write them out.
+
+Every performance table is measured on a machine other jobs may share, so each records the
+load (``uptime``) at its start and end, and each writes the same trio next to the script:
+``<name>.json`` (everything), ``<name>.md`` (the table) and ``<name>.png`` (the plot).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def machine_load() -> str:
+    """``uptime``'s line: the load averages the numbers were measured under."""
+    done = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def write_results(
+    out_dir: Path, name: str, result: dict[str, Any], markdown: str,
+    plot: Callable[[Path], None],
+) -> None:
+    """Write ``<name>.json``, ``<name>.md`` and ``<name>.png``, and print the table."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / f"{name}.md").write_text(markdown)
+    plot(out_dir / f"{name}.png")
+    print(markdown)
