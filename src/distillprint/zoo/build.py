@@ -143,9 +143,9 @@ def _train(build: ZooBuild, model: ZooModelConfig, sources: ExampleSources) -> s
     return revision
 
 
-def _probe_sets(build: ZooBuild, prompts: ZooPrompts) -> list[ProbeSet]:
+def _probe_sets(build: ZooBuild, probe_set: ProbeSet, prompts: ZooPrompts) -> list[ProbeSet]:
     probing = build.config.probing
-    sets = [load_probe_set(probing.probe_set), prompts.heldout_probes()]
+    sets = [probe_set, prompts.heldout_probes()]
     return [s.with_sampling(temperature=0.0, max_tokens=probing.max_tokens) for s in sets]
 
 
@@ -165,8 +165,8 @@ def build_zoo(config: ZooConfig, console: Console) -> dict[str, Any]:
     collector = Collector(build.store, console, threads=config.training.threads,
                           device=config.device)
     started = time.perf_counter()
-    probing_sets_raw = [load_probe_set(config.probing.probe_set)]
-    prompts = select_prompts(config.prompts, config.seed, _all_probe_prompts(probing_sets_raw))
+    probe_set = load_probe_set(config.probing.probe_set)
+    prompts = select_prompts(config.prompts, config.seed, _all_probe_prompts([probe_set]))
     teacher_answers = _teacher_answers(build, prompts, collector)
     build.lap("teachers", started)
 
@@ -186,7 +186,7 @@ def build_zoo(config: ZooConfig, console: Console) -> dict[str, Any]:
     build.lap("training", started)
 
     started = time.perf_counter()
-    sets = _probe_sets(build, prompts)
+    sets = _probe_sets(build, probe_set, prompts)
     for teacher in config.teachers:
         if teacher.is_logged:  # logged answers exist only for the held-out ShareGPT prompts
             _probe(build, collector, teacher.name,
@@ -199,12 +199,12 @@ def build_zoo(config: ZooConfig, console: Console) -> dict[str, Any]:
     build.lap("probing", started)
 
     write_pairs(config.out_dir / "pairs.csv", pair_rows(config))
+    pool = prompts.pool_probes()
     manifest = {
         "zoo": config.name,
         "config": config.model_dump(mode="json"),
         "probe_sets": {s.name: s.version for s in sets},
-        "distillation_pool": {"name": prompts.pool_probes().name,
-                              "version": prompts.pool_probes().version},
+        "distillation_pool": {"name": pool.name, "version": pool.version},
         "models": build.models,
         "timings": build.timings,
         "package_version": __version__,
