@@ -221,5 +221,25 @@ def test_bad_base_urls_are_refused_without_echoing_credentials(url: str) -> None
 async def test_unreachable_server_is_retryable(backend_for: list[OpenAIBackend]) -> None:
     with ScriptedServer() as server:
         url = server.url
-    with pytest.raises(RetryableError, match="ConnectError"):
+    with pytest.raises(RetryableError, match="Cannot connect"):
         await generate(make(backend_for, url))
+
+
+async def test_environment_proxy_is_used_unless_bypassed(
+    backend_for: list[OpenAIBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scripted server plays the proxy: a proxied plain-HTTP request names the absolute URL.
+    monkeypatch.setenv("CANARY_KEY", "sk-proxy-test-0000")
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ScriptedServer(default=chat_reply("via proxy")) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        remote = "http://api.example.invalid/v1"
+        generation = await generate(make(backend_for, remote, api_key_env="CANARY_KEY"))
+        assert generation.text == "via proxy"
+        assert [seen.path for seen in proxy.seen] == [f"{remote}/chat/completions"]
+
+        monkeypatch.setenv("NO_PROXY", "api.example.invalid")
+        with pytest.raises(RetryableError):
+            await generate(make(backend_for, remote, timeout_s=5.0, api_key_env="CANARY_KEY"))
+        assert len(proxy.seen) == 1

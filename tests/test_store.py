@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -103,3 +104,11 @@ def test_claims_keep_two_collectors_off_each_others_requests(tmp_path: Path) -> 
         holder.wait()
     with ResponseStore(path) as store:  # the holder died: its claims are abandoned
         assert store.claim(["d"]) == {"d"}
+
+
+def test_hand_written_as_dict_matches_every_field() -> None:
+    # ``as_dict`` is spelled out for speed; a field added later must not drop out of store keys.
+    message = ChatMessage("user", "hi")
+    params = SamplingParams(temperature=0.1, top_p=0.5, max_tokens=9, seed=3)
+    assert message.as_dict() == dataclasses.asdict(message)
+    assert params.as_dict() == dataclasses.asdict(params)

@@ -35,11 +35,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from distillprint import __version__
 from distillprint.backends import BackendOptions, create_backend
+from distillprint.backends._http import encode_json_body
 from distillprint.backends.echo import EchoBackend
 from distillprint.backends.openai_compat import OpenAIBackend
 from distillprint.collect import collect
@@ -187,12 +187,12 @@ def _run_workers(scenario: Scenario, server: RunningServer, probes: Path, store:
 
 
 def _keys_by_body(base_url: str, probes: Path) -> dict[str, str]:
-    """SHA-256 of each request body, exactly as httpx encodes it, -> the answer's store key."""
+    """SHA-256 of each request body, exactly as the backend sends it, -> the store key."""
     backend = create_backend(MODEL, BackendOptions(base_url=base_url))
     assert isinstance(backend, OpenAIBackend)
     keys = {}
     for request in load_probe_set(probes).requests(1, SamplingParams()):
-        body = httpx.Request("POST", base_url, json=backend.payload(request)).content
+        body = encode_json_body(backend.payload(request))
         keys[hashlib.sha256(body).hexdigest()] = store_key(backend.identity, request)
     return keys
 

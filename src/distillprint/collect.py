@@ -110,7 +110,8 @@ async def collect(
         # Another collector on the same store may have stored, or be requesting, some of these
         # since we planned: claiming them first means no answer is ever paid for twice.
         mine = store.claim([key for key, _ in keyed])
-        batch = [r for key, r in keyed if key in mine]
+        claimed = [(key, r) for key, r in keyed if key in mine]
+        batch = [r for _, r in claimed]
         summary.stored_elsewhere += len(keyed) - len(batch)
         if not batch:
             if on_progress is not None:
@@ -126,8 +127,8 @@ async def collect(
             summary.failed += len(batch)
             summary.errors.append(str(exc))
         else:
-            for request, generation in zip(batch, generations, strict=True):
-                if store.add(backend.identity, request, generation, context):
+            for (key, request), generation in zip(claimed, generations, strict=True):
+                if store.add(backend.identity, request, generation, context, key=key):
                     summary.stored_now += 1
                 else:
                     summary.duplicates += 1

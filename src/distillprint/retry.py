@@ -97,7 +97,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     """Seconds a server asked us to wait, from ``retry-after-ms`` or ``Retry-After``.
 
     ``Retry-After`` is either delta-seconds or an HTTP date; unparseable values are ignored
-    rather than trusted. ``headers`` must be case-insensitive (httpx's are).
+    rather than trusted. ``headers`` must be case-insensitive (aiohttp's and httpx's are).
     """
     millis = headers.get("retry-after-ms")
     if millis is not None:

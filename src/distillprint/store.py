@@ -147,7 +147,7 @@ class StoredResponse:
 
     def export_row(self) -> dict[str, object]:
         row = asdict(self)
-        row["messages"] = [asdict(message) for message in self.messages]
+        row["messages"] = [message.as_dict() for message in self.messages]
         row["params"] = self.params.as_dict()
         row["model"] = self.identity.label
         return row
@@ -235,20 +235,25 @@ class ResponseStore:
         request: GenerationRequest,
         generation: Generation,
         context: ProbeContext,
+        *,
+        key: str | None = None,
     ) -> bool:
-        """Store one answer at once (so a killed run loses nothing); False if already stored."""
+        """Store one answer at once (so a killed run loses nothing); False if already stored.
+
+        ``key``, when given, must be ``store_key(identity, request)``: the collector planned
+        with it and passes it on rather than hashing the request again."""
         identity = stored_identity(identity)
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO responses VALUES "
             "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                request_key(identity, request),
+                key or request_key(identity, request),
                 RECORD_SCHEMA_VERSION,
                 identity.backend,
                 identity.model,
                 identity.revision,
                 identity.base_url,
-                json.dumps([asdict(m) for m in request.messages], ensure_ascii=False),
+                json.dumps([m.as_dict() for m in request.messages], ensure_ascii=False),
                 json.dumps(request.params.as_dict(), sort_keys=True),
                 request.sample_index,
                 request.probe_id,

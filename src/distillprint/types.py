@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
@@ -14,6 +14,11 @@ Role = Literal["system", "user", "assistant"]
 class ChatMessage:
     role: Role
     content: str
+
+    def as_dict(self) -> dict[str, Any]:
+        # Spelled out: ``dataclasses.asdict`` deep-copies every field, and this runs twice per
+        # request on the collector's hot path.
+        return {"role": self.role, "content": self.content}
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,12 @@ class SamplingParams:
     seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
 
     def merged(self, overrides: dict[str, Any] | None) -> SamplingParams:
         if not overrides:
@@ -89,7 +99,7 @@ def request_key(identity: ModelIdentity, request: GenerationRequest) -> str:
         "model": identity.model,
         "revision": identity.revision,
         "base_url": identity.base_url,
-        "messages": [asdict(m) for m in request.messages],
+        "messages": [m.as_dict() for m in request.messages],
         "params": request.params.as_dict(),
         "sample_index": request.sample_index,
     }

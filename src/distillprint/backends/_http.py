@@ -12,12 +12,13 @@ import ipaddress
 import json
 import ssl
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 
 from distillprint.errors import BackendError, InputError, MissingSecretError, RetryableError
 from distillprint.retry import parse_retry_after
@@ -30,8 +31,8 @@ _EXCERPT_CHARS = 300
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
-    # Loading the CA bundle costs ~50 ms; every client in the process can share one context.
-    return httpx.create_ssl_context()
+    # Loading the CA bundle costs ~50 ms; every session in the process can share one context.
+    return ssl.create_default_context()
 
 
 def normalise_base_url(url: str, *, default_path: str = "") -> str:
@@ -89,19 +90,20 @@ class JsonReply:
     latency_s: float
 
 
-#: concurrent requests one ``httpx.AsyncClient`` carries before another client is opened.
-REQUESTS_PER_CLIENT = 2
+def encode_json_body(payload: Mapping[str, Any]) -> bytes:
+    """The exact bytes a request carries: compact UTF-8 JSON, no NaN (APIs reject it)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 class JsonApi:
-    """``httpx`` clients for one backend; headers may hold the key, messages never do.
+    """One ``aiohttp`` session for one backend; headers may hold the key, messages never do.
 
-    The collector's semaphore bounds concurrency. One client would not do at high
-    concurrency: httpcore's pool scans every connection (and polls every idle socket) each
-    time a request starts or ends, which is quadratic in the pool size (at 64 connections
-    the scans cost more than the requests), and its default limits open and close a
-    connection per request above 20. So requests go to the least busy client, and a new
-    client is opened only when every client already carries ``REQUESTS_PER_CLIENT``.
+    aiohttp rather than httpx because the collector's own CPU per request is what limits it
+    at high concurrency on small machines: with its C HTTP parser and a connection pool that
+    does not scan every connection per request, aiohttp spends about a third of httpx's CPU
+    per request (measured in ``evaluation/perf/collection_throughput.md``). The collector's
+    workers bound concurrency, so the pool itself is unbounded. Timeouts mean what they meant
+    before: ``timeout_s`` to connect and ``timeout_s`` between bytes of the reply.
     """
 
     def __init__(
@@ -110,60 +112,62 @@ class JsonApi:
         self.label = label
         self.timeout_s = timeout_s
         self._secrets = [key] if key is not None else []
-        self._headers = dict(headers)
-        self._clients: list[httpx.AsyncClient] = []
-        self._in_flight: list[int] = []
+        self._headers = {**headers, "Content-Type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, str | None] = {}
 
-    def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            timeout=httpx.Timeout(self.timeout_s),
-            headers=self._headers,
-            verify=_tls_context(),
-            limits=httpx.Limits(
-                max_connections=REQUESTS_PER_CLIENT, max_keepalive_connections=REQUESTS_PER_CLIENT
-            ),
-        )
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use: a session belongs to the event loop that is running then.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
+                ),
+                connector=aiohttp.TCPConnector(limit=0, ssl=_tls_context()),
+                raise_for_status=False,
+            )
+        return self._session
 
-    def _lease(self) -> int:
-        """The index of the least busy client, opening one when all are full."""
-        loads = self._in_flight
-        index = min(range(len(loads)), key=loads.__getitem__, default=-1)
-        if index < 0 or loads[index] >= REQUESTS_PER_CLIENT:
-            self._clients.append(self._new_client())
-            loads.append(0)
-            index = len(loads) - 1
-        loads[index] += 1
-        return index
+    def _proxy(self, url: str) -> str | None:
+        """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``NO_PROXY``...),
+        looked up once per URL: aiohttp's ``trust_env`` looks it up in a worker thread on
+        every request, a thread hop that cost more CPU than the request's own parsing."""
+        if url not in self._proxies:
+            parts = urlsplit(url)
+            bypass = urllib.request.proxy_bypass(parts.netloc)
+            self._proxies[url] = None if bypass else urllib.request.getproxies().get(parts.scheme)
+        return self._proxies[url]
 
     def clean(self, text: str) -> str:
         return excerpt(text, self._secrets)
 
     async def post(self, url: str, payload: dict[str, Any]) -> JsonReply:
-        index = self._lease()
+        data = encode_json_body(payload)
         started = time.perf_counter()
         try:
-            response = await self._clients[index].post(url, json=payload)
-        except httpx.TimeoutException:
+            async with self._client().post(url, data=data, proxy=self._proxy(url)) as response:
+                status, headers = response.status, response.headers
+                content = await response.read()
+        except TimeoutError:
             raise RetryableError(
                 f"{self.label}: no answer from {self.clean(url)} within {self.timeout_s:g} s"
             ) from None
-        except httpx.RequestError as exc:
+        except aiohttp.ClientError as exc:
             # Resets, refused connections and bodies cut short; ``from None`` because the
-            # httpx exception holds the request, headers (and so the key) included.
+            # aiohttp exception can hold the request, headers (and so the key) included.
             raise RetryableError(
                 self.clean(f"{self.label}: request to {url} failed ({type(exc).__name__}: {exc})")
             ) from None
-        finally:
-            self._in_flight[index] -= 1
         latency = time.perf_counter() - started
-        if not 200 <= response.status_code < 300:
-            raise self._status_error(url, response)
+        if not 200 <= status < 300:
+            raise self._status_error(url, status, headers, content)
         try:
-            body = json.loads(response.content)
+            body = json.loads(content)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise RetryableError(
                 f"{self.label}: unparseable body from {self.clean(url)}: "
-                f"{self.clean(response.text)!r}"
+                f"{self.clean(_text(content))!r}"
             ) from None
         if not isinstance(body, dict):
             raise RetryableError(
@@ -177,13 +181,20 @@ class JsonApi:
             f"{self.label}: response lacks {what}: {self.clean(json.dumps(body))}"
         )
 
-    def _status_error(self, url: str, response: httpx.Response) -> BackendError | RetryableError:
-        status = response.status_code
-        message = f"{self.label}: HTTP {status} from {self.clean(url)}: {self.clean(response.text)}"
+    def _status_error(
+        self, url: str, status: int, headers: Mapping[str, str], content: bytes
+    ) -> BackendError | RetryableError:
+        said = self.clean(_text(content))
+        message = f"{self.label}: HTTP {status} from {self.clean(url)}: {said}"
         if status in RETRYABLE_STATUS or status >= 500:
-            return RetryableError(message, retry_after=parse_retry_after(response.headers))
+            return RetryableError(message, retry_after=parse_retry_after(headers))
         return BackendError(message)
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _text(content: bytes) -> str:
+    return content.decode("utf-8", errors="replace")
