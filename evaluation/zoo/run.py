@@ -26,17 +26,22 @@ HERE = Path(__file__).resolve().parent
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo-dir", type=Path, default=HERE)
+    parser.add_argument("--extra-background", type=Path, action="append", default=[],
+                        help="more answer logs to add to the background (repeatable)")
+    parser.add_argument("--out-dir", type=Path, help="where results go (default: --zoo-dir)")
     args = parser.parse_args(argv)
+    out_dir = args.out_dir or args.zoo_dir
     started = time.perf_counter()
     result = run_lineage_benchmark(
-        args.zoo_dir / "pairs.csv", [args.zoo_dir / "responses"], args.zoo_dir / "results.json",
+        args.zoo_dir / "pairs.csv", [args.zoo_dir / "responses", *args.extra_background],
+        out_dir / "results.json",
         config=LineageConfig(max_background=None),
         log=lambda msg: print(f"[{time.perf_counter() - started:6.1f}s] {msg}", flush=True),
     )
-    for path in write_lineage_report(result, args.zoo_dir):
+    for path in write_lineage_report(result, out_dir):
         print("wrote", path)
-    (args.zoo_dir / "zoo.md").write_text(zoo_markdown(result))
-    print("wrote", probability_heatmap(result, args.zoo_dir / "heatmap.png"))
+    (out_dir / "zoo.md").write_text(zoo_markdown(result))
+    print("wrote", probability_heatmap(result, out_dir / "heatmap.png"))
     return 0
 
 
