@@ -80,3 +80,24 @@ def test_template_tokens_keep_function_words_and_drop_topics() -> None:
 def test_word_view_handles_a_handful_of_texts() -> None:
     view = WordTfidfView().fit(["one answer", "another answer"])
     assert view.transform(["one more answer"]).shape[0] == 1
+
+
+def test_views_in_worker_processes_give_the_same_cube() -> None:
+    models, _ = synthetic_zoo(n_prompts=30, n_background=4)
+    answers = list(models.values())
+    views = make_views(["word", "template", "stylometry"])
+    alone = build_cube(answers, views, n_jobs=1)
+    pooled = build_cube(answers, views, n_jobs=2)
+    for view in alone.views:
+        np.testing.assert_array_equal(alone.sims[view], pooled.sims[view])
+        np.testing.assert_array_equal(alone.fingerprint_sims[view], pooled.fingerprint_sims[view])
+
+
+def test_small_comparisons_stay_in_one_process() -> None:
+    from distillprint.score.cube import PARALLEL_MIN_TEXTS, _process_count
+
+    views = make_views(["word", "template", "stylometry"])
+    assert _process_count(None, views, PARALLEL_MIN_TEXTS - 1) == 1
+    assert _process_count(1, views, 10**6) == 1
+    assert 1 <= _process_count(None, views, 10**6) <= len(views)
+    assert _process_count(8, views[:2], 10) == 2

@@ -216,6 +216,8 @@ class StylometricFeatures:
 
     name = "stylometry"
     version = STYLOMETRY_VERSION
+    #: pure-Python work on one core: the scorer's cube may give it a process of its own
+    single_core = True
 
     def __init__(self) -> None:
         self.feature_names_: list[str] = list(_FEATURES)

@@ -54,6 +54,8 @@ class _TfidfView:
     """
 
     name: str
+    #: pure-Python work on one core: the cube may give this view a process of its own
+    single_core = True
 
     def __init__(self, counter: CountVectorizer, max_chars: int) -> None:
         self.max_chars = max_chars
