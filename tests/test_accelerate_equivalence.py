@@ -137,7 +137,7 @@ def test_two_process_training_equals_one_process(
     import torch
 
     logs, tiny = tiny_setup
-    worker = [str(HERE), "train", "--base", str(tiny), "--answers", str(logs), "--steps", "4"]
+    worker = [str(HERE), "train", "--base", str(tiny), "--logs", str(logs), "--steps", "4"]
     # Both at once: the runs are independent, and their start-up dominates.
     launches = [
         _launch(n, [*worker, "--out", str(tmp_path / f"{n}.pt")], tmp_path / f"train{n}.err")
@@ -249,13 +249,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="training worker for the equivalence test")
     parser.add_argument("mode", choices=["train"])
     parser.add_argument("--base", type=Path, required=True)
-    # No option may abbreviate a torchrun option (--logs would): the CPU relaunch passes these
-    # arguments after torchrun's own, and its parser rejects ambiguous prefixes.
-    parser.add_argument("--answers", type=Path, required=True)
+    # --logs abbreviates torchrun's --logs-specs on purpose: the CPU relaunch puts "--" before
+    # the script, so torchrun's parser must leave it alone.
+    parser.add_argument("--logs", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    _train(args.base, args.answers, args.steps, args.out)
+    _train(args.base, args.logs, args.steps, args.out)
 
 
 if __name__ == "__main__":

@@ -221,8 +221,10 @@ def _markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Where the time goes: `make demo` and the lineage benchmark, cold",
         "",
-        f"Each stage in its own process from empty stores and caches; plain run for seconds, a "
-        f"second run under cProfile (CPU clock) for the shares. Load before: "
+        f"Each stage in its own process from empty stores and caches; plain run for seconds "
+        f"(CPU includes worker processes), a second run under cProfile for the shares (every "
+        f"Python thread on its own CPU clock; torch's native threads and worker processes are "
+        f"not seen). Load before: "
         f"`{result['machine']['load_before']}`, after: `{result['machine']['load_after']}`. "
         f"distillprint {result['package_version']}. Regenerate with "
         "`python evaluation/perf/profile_pipeline.py`.",
