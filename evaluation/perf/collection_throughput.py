@@ -5,7 +5,7 @@ an API; the collector runs in this process, through the normal path: ``collect``
 ``openai:`` backend, every answer committed to a fresh SQLite store. With latency L and
 concurrency c a perfect client reaches c / L requests per second; the table reports how close
 the collector gets, the CPU each side spends per request, and the collector's memory (RSS at
-25/50/75/100% of each run). A reference client (raw HTTP/1.1 on asyncio streams, no httpx, no
+25/50/75/100% of each run). A reference client (raw HTTP/1.1 on asyncio streams, no HTTP library, no
 store) is measured against the same server at high concurrency, so the table says how much of
 the gap is the server or the machine rather than the collector.
 
@@ -284,7 +284,7 @@ def _markdown(result: dict[str, Any]) -> str:
         "",
         f"Peak RSS over the whole sweep: collector {peak['client']} MiB, server "
         f"{peak['server']} MiB. Theoretical = concurrency / latency. Reference client = a "
-        "minimal keep-alive HTTP/1.1 client on asyncio streams (no httpx, no store) against "
+        "minimal keep-alive HTTP/1.1 client on asyncio streams (no HTTP library, no store) against "
         "the same server, measured from concurrency 16 up: where it also falls short, the "
         "server or the shared machine is the limit; the gap between it and the collector is "
         "the collector's own CPU cost per request (see README.md for where it goes).",
