@@ -27,6 +27,7 @@ BENCHMARKS: list[list[str]] = [
     [str(HERE / "perf" / "embedding_throughput.py"), "--threads", "1", "--repeats", "3"],
     [str(HERE / "perf" / "local_generation.py"), "--model", "packaged:smollm2-135m-instruct",
      "--threads", "2"],
+    [str(HERE / "perf" / "log_ingestion.py")],
     [str(HERE / "perf" / "profile_pipeline.py")],
     [str(HERE / "identify" / "run.py"), "--responses", str(DATA / "outputs"),
      "--finetuned", str(EMBEDDER), "--threads", "2",

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from distillprint.backends import BackendOptions
+from distillprint.backends.files import create_file_backend
 from distillprint.collect import collect
 from distillprint.errors import BackendError
 from distillprint.probes import Probe, ProbeSet
@@ -57,3 +60,17 @@ async def test_fatal_error_keeps_what_was_stored(tmp_path: Path) -> None:
         assert store.count() == 2
         summary = await collect(FakeBackend(), probe_set(5), store, retry=FAST)
         assert (summary.stored_now, summary.already_stored) == (3, 2)
+
+
+async def test_a_log_with_gaps_stores_every_answer_it_has(tmp_path: Path) -> None:
+    log = tmp_path / "teacher.jsonl"
+    logged = [0, 1, 3, 4]  # prompt 2 was never answered
+    log.write_text("".join(json.dumps({"prompt": f"prompt {i}", "response": f"answer {i}"}) + "\n"
+                           for i in logged), encoding="utf-8")
+    backend = create_file_backend(str(log), BackendOptions())
+    assert backend.max_batch_size >= 5  # one batch: the gap must not cost its batch mates
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        summary = await collect(backend, probe_set(5), store, retry=FAST)
+        stored = {r.probe_id: r.response for r in store.responses()}
+    assert (summary.stored_now, summary.unavailable, summary.failed) == (4, 1, 0)
+    assert stored == {f"p{i}": f"answer {i}" for i in logged}

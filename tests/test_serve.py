@@ -211,3 +211,23 @@ def test_ipv6_loopback() -> None:
     with server, httpx.Client() as client:
         assert server.url.startswith("http://[::1]:")
         assert client.get(f"{server.url}/health").status_code == 200
+
+
+async def test_a_missing_logged_answer_fails_only_its_own_client(tmp_path: Path) -> None:
+    log = tmp_path / "teacher.jsonl"
+    log.write_text("".join(f'{{"prompt": "q{i}", "response": "a{i}"}}\n' for i in range(3)),
+                   encoding="utf-8")
+    settings = ServeSettings(batch_window_s=0.2)  # wide window: the requests share a batch
+    server = start_server_in_thread(create_file_backend(str(log), BackendOptions()),
+                                    settings=settings)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            replies = await asyncio.gather(*(
+                client.post("/v1/chat/completions", json=chat_body(prompt))
+                for prompt in ("q0", "unknown", "q1", "q2")
+            ))
+    finally:
+        server.stop()
+    assert max(server.batch_sizes) > 1
+    assert [r.status_code for r in replies] == [200, 404, 200, 200]
+    assert replies[2].json()["choices"][0]["message"]["content"] == "a1"

@@ -112,3 +112,17 @@ def test_hand_written_as_dict_matches_every_field() -> None:
     params = SamplingParams(temperature=0.1, top_p=0.5, max_tokens=9, seed=3)
     assert message.as_dict() == dataclasses.asdict(message)
     assert params.as_dict() == dataclasses.asdict(params)
+
+
+def test_add_many_stores_a_batch_in_one_commit_and_counts_only_new(tmp_path: Path) -> None:
+    ident = ModelIdentity("fake", "m")
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        assert store.add(ident, request(content="a"), Generation("first"), CTX)
+        batch = [(None, request(content=c), Generation(f"answer {c}")) for c in "abc"]
+        commits = []
+        store._db.set_trace_callback(commits.append)
+        assert store.add_many(ident, batch, CTX) == 2  # "a" was already stored
+        store._db.set_trace_callback(None)
+        assert sum(statement == "COMMIT" for statement in commits) == 1
+        answers = {r.prompt: r.response for r in store.responses(identity=ident)}
+    assert answers == {"a": "first", "b": "answer b", "c": "answer c"}

@@ -1,8 +1,8 @@
 """Resumable collection: send only what the store lacks, store each answer as it arrives.
 
 The collector owns concurrency, batching, retries and progress so that backends stay simple.
-An answer is committed the moment it arrives: a run killed at any point loses at most the
-requests in flight, and a rerun asks only for what is still missing.
+Answers are committed the moment they arrive (a batch's together): a run killed at any point
+loses at most the requests in flight, and a rerun asks only for what is still missing.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from distillprint.backends.base import AnswerNotAvailable, Backend
+from distillprint.backends.base import AnswerNotAvailable, Backend, generate_or_missing
 from distillprint.errors import RetryableError
 from distillprint.probes import ProbeSet
 from distillprint.retry import RetryEvent, RetryPolicy, call_with_retries
 from distillprint.store import ProbeContext, ResponseStore, store_key
-from distillprint.types import GenerationRequest, SamplingParams
+from distillprint.types import Generation, GenerationRequest, SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -118,20 +118,22 @@ async def collect(
                 on_progress(len(keyed))
             return
         try:
-            generations = await call_with_retries(
-                lambda: backend.generate(batch), policy, on_retry=_log_retry
+            results = await call_with_retries(
+                lambda: generate_or_missing(backend, batch), policy, on_retry=_log_retry
             )
-        except AnswerNotAvailable:
-            summary.unavailable += len(batch)
         except RetryableError as exc:
             summary.failed += len(batch)
             summary.errors.append(str(exc))
         else:
-            for (key, request), generation in zip(claimed, generations, strict=True):
-                if store.add(backend.identity, request, generation, context, key=key):
-                    summary.stored_now += 1
+            answered: list[tuple[str | None, GenerationRequest, Generation]] = []
+            for (key, request), result in zip(claimed, results, strict=True):
+                if isinstance(result, AnswerNotAvailable):
+                    summary.unavailable += 1
                 else:
-                    summary.duplicates += 1
+                    answered.append((key, request, result))
+            stored = store.add_many(backend.identity, answered, context) if answered else 0
+            summary.stored_now += stored
+            summary.duplicates += len(answered) - stored
         if on_progress is not None:
             on_progress(len(keyed))
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from distillprint.backends.base import Backend
+from distillprint.backends.base import AnswerNotAvailable, Backend, generate_or_missing
 from distillprint.errors import BackendError
 from distillprint.types import Generation, GenerationRequest
 
@@ -105,19 +105,23 @@ class MicroBatcher:
 
     async def _run(self, batch: list[_Pending]) -> None:
         try:
-            generations = await self.backend.generate([item.request for item in batch])
-            if len(generations) != len(batch):
+            results = await generate_or_missing(self.backend, [item.request for item in batch])
+            if len(results) != len(batch):
                 raise BackendError(
-                    f"backend returned {len(generations)} generations for {len(batch)} requests"
+                    f"backend returned {len(results)} generations for {len(batch)} requests"
                 )
         except Exception as exc:  # every client in the batch gets the backend's error
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
-        for item, generation in zip(batch, generations, strict=True):
-            if not item.future.done():
-                item.future.set_result(generation)
+        for item, result in zip(batch, results, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(result, AnswerNotAvailable):  # only this client lacks an answer
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
 
     async def _shutdown(self) -> None:
         for task in self._workers:

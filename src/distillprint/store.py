@@ -242,36 +242,36 @@ class ResponseStore:
 
         ``key``, when given, must be ``store_key(identity, request)``: the collector planned
         with it and passes it on rather than hashing the request again."""
+        return self.add_many(identity, [(key, request, generation)], context) == 1
+
+    def add_many(
+        self,
+        identity: ModelIdentity,
+        answers: Sequence[tuple[str | None, GenerationRequest, Generation]],
+        context: ProbeContext,
+    ) -> int:
+        """Store answers that arrived together in one transaction; returns how many were new.
+
+        Each item is ``(key, request, generation)`` with ``key`` as in ``add``. One commit per
+        batch rather than per answer: ingesting a log of thousands of answers is dominated by
+        commits otherwise, and a batch's answers arrive (and would be lost) together anyway."""
         identity = stored_identity(identity)
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO responses VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                key or request_key(identity, request),
-                RECORD_SCHEMA_VERSION,
-                identity.backend,
-                identity.model,
-                identity.revision,
-                identity.base_url,
-                json.dumps([m.as_dict() for m in request.messages], ensure_ascii=False),
-                json.dumps(request.params.as_dict(), sort_keys=True),
-                request.sample_index,
-                request.probe_id,
-                context.probe_set,
-                context.probe_set_version,
-                context.categories.get(request.probe_id, ""),
-                request.prompt,
-                generation.text,
-                text_sha256(generation.text),
-                generation.finish_reason,
-                generation.latency_s,
-                generation.usage.prompt_tokens,
-                generation.usage.completion_tokens,
-                datetime.now(UTC).isoformat(timespec="milliseconds"),
-                __version__,
-            ),
-        )
-        return cursor.rowcount == 1
+        created_at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        rows = [_response_row(identity, key, request, generation, context, created_at)
+                for key, request, generation in answers]
+        before = self._db.total_changes
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO responses VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return self._db.total_changes - before
 
     def responses(
         self,
@@ -302,6 +302,40 @@ class ResponseStore:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+def _response_row(
+    identity: ModelIdentity,
+    key: str | None,
+    request: GenerationRequest,
+    generation: Generation,
+    context: ProbeContext,
+    created_at: str,
+) -> tuple[object, ...]:
+    return (
+        key or request_key(identity, request),
+        RECORD_SCHEMA_VERSION,
+        identity.backend,
+        identity.model,
+        identity.revision,
+        identity.base_url,
+        json.dumps([m.as_dict() for m in request.messages], ensure_ascii=False),
+        json.dumps(request.params.as_dict(), sort_keys=True),
+        request.sample_index,
+        request.probe_id,
+        context.probe_set,
+        context.probe_set_version,
+        context.categories.get(request.probe_id, ""),
+        request.prompt,
+        generation.text,
+        text_sha256(generation.text),
+        generation.finish_reason,
+        generation.latency_s,
+        generation.usage.prompt_tokens,
+        generation.usage.completion_tokens,
+        created_at,
+        __version__,
+    )
 
 
 def _row_to_record(row: sqlite3.Row) -> StoredResponse:

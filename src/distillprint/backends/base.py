@@ -47,3 +47,23 @@ class Backend(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections or models."""
+
+
+async def generate_or_missing(
+    backend: Backend, requests: Sequence[GenerationRequest]
+) -> list[Generation | AnswerNotAvailable]:
+    """``backend.generate``, except that a batch with a missing logged answer is re-sent one
+    request at a time: the missing answer fails only its own request, never its batch mates.
+    Log lookups are instant, so batching them costs nothing and the retry is cheap."""
+    try:
+        return list(await backend.generate(requests))
+    except AnswerNotAvailable as missing:
+        if len(requests) == 1:
+            return [missing]
+    results: list[Generation | AnswerNotAvailable] = []
+    for request in requests:
+        try:
+            results.extend(await backend.generate([request]))
+        except AnswerNotAvailable as missing:
+            results.append(missing)
+    return results
