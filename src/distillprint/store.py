@@ -259,14 +259,14 @@ class ResponseStore:
         created_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         rows = [_response_row(identity, key, request, generation, context, created_at)
                 for key, request, generation in answers]
+        insert = "INSERT OR IGNORE INTO responses VALUES (" + ",".join("?" * 22) + ")"
         before = self._db.total_changes
+        if len(rows) == 1:  # one statement is its own transaction: the API collector's path
+            self._db.execute(insert, rows[0])
+            return self._db.total_changes - before
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO responses VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
+            self._db.executemany(insert, rows)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
