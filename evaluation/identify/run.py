@@ -1,4 +1,5 @@
-"""Identification benchmark entry point (until `distillprint benchmark identify` is wired).
+"""Identification benchmark as committed: `distillprint benchmark identify` plus thread count,
+throughput sample size and cache location, and the exact command recorded in the results.
 
     python evaluation/identify/run.py --responses ../shared/data/alpaca_eval/outputs \
         --finetuned artifacts/embedder/cpu-small --out evaluation/identify/results.json
