@@ -21,11 +21,12 @@ from distillprint.score.pairs import read_pairs_csv
 from distillprint.store import ResponseStore
 from distillprint.zoo.build import build_zoo
 from distillprint.zoo.config import (
+    PromptPoolConfig,
     ZooModelConfig,
     load_zoo_config,
 )
 from distillprint.zoo.examples import ExampleSources, model_examples
-from distillprint.zoo.prompts import prompt_id
+from distillprint.zoo.prompts import prompt_id, select_prompts
 from tiny_models import byte_tokenizer, random_llama, save_model
 
 TOPICS = ["rivers", "compilers", "gardens", "violins", "glaciers", "markets", "bridges",
@@ -225,3 +226,17 @@ def test_students_train_on_the_format_they_are_probed_with() -> None:
                       if label == IGNORE]
         assert tokenizer.decode(prompt_ids, skip_special_tokens=True) == expected
         assert encoded.input_ids[-1] == tokenizer.eos_token_id  # a complete answer stops
+
+
+def test_extra_distillation_prompts_leave_the_heldout_slice_alone(tmp_path: Path) -> None:
+    sharegpt = _sharegpt_file(tmp_path / "sharegpt.json")
+    base = PromptPoolConfig(distillation_prompts=4, heldout_prompts=3, min_answer_chars=20,
+                            sharegpt_file=sharegpt)
+    wider = base.model_copy(update={"extra_distillation_prompts": 5})
+    before = select_prompts(base, seed=0, excluded_prompts=[])
+    after = select_prompts(wider, seed=0, excluded_prompts=[])
+    assert after.heldout == before.heldout and len(after.pool) == 9
+    assert after.pool[:4] == before.pool
+    assert not {p.prompt for p in after.pool} & {p.prompt for p in after.heldout}
+    with pytest.raises(InputError, match="13 wanted"):
+        select_prompts(base.model_copy(update={"extra_distillation_prompts": 6}), 0, [])

@@ -33,6 +33,9 @@ class PromptPoolConfig(_Strict):
 
     distillation_prompts: int = Field(default=200, ge=1)
     heldout_prompts: int = Field(default=64, ge=0)
+    #: more pool prompts, drawn after the held-out slice: grows the students' data while the
+    #: held-out prompts (and every answer already probed on them) stay exactly the same
+    extra_distillation_prompts: int = Field(default=0, ge=0)
     max_prompt_chars: int = Field(default=400, ge=20)
     min_answer_chars: int = Field(default=80, ge=1)
     #: read at most this many ShareGPT conversations (the file holds ~17.6k)

@@ -69,12 +69,13 @@ def select_prompts(
         if _usable(pair, config, excluded):
             unique.setdefault(pair.prompt, pair)
     ordered = sorted(unique.values(), key=lambda p: text_sha256(f"{seed}:{p.prompt}"))
-    wanted = config.distillation_prompts + config.heldout_prompts
+    first, heldout = config.distillation_prompts, config.heldout_prompts
+    wanted = first + heldout + config.extra_distillation_prompts
     if len(ordered) < wanted:
         raise InputError(
             f"only {len(ordered)} usable ShareGPT prompts in the first "
             f"{config.scan_conversations} conversations; {wanted} wanted",
             field="prompts.scan_conversations",
         )
-    pool = ordered[: config.distillation_prompts]
-    return ZooPrompts(pool=pool, heldout=ordered[config.distillation_prompts : wanted])
+    pool = ordered[:first] + ordered[first + heldout : wanted]
+    return ZooPrompts(pool=pool, heldout=ordered[first : first + heldout])
