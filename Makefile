@@ -81,7 +81,7 @@ demo: install
 bench: install
 	$(PY) evaluation/run_all.py
 
-# Rebuild the distillation zoo (teachers, LoRA students, live probes; about an hour on 2 cores,
+# Rebuild the distillation zoo (teachers, LoRA students, live probes; about 100 min on 2 cores,
 # resumable), then score it. `make bench` only re-scores the committed zoo answers.
 zoo: install
 	$(DP) models install smollm2-135m-instruct gemma3-270m

@@ -6,7 +6,7 @@ Equivalent to ``distillprint benchmark lineage --pairs evaluation/zoo/pairs.csv 
 evaluation/zoo/responses --out evaluation/zoo/results.json --max-background all`` plus the
 zoo tables (``zoo.md``: detection by variant, every pair) and ``heatmap.png``. Rebuilding the
 zoo itself (``distillprint zoo build --config configs/zoo/cpu-small.yaml``) is separate: it
-trains models for about an hour on 2 cores.
+trains and probes models for about 100 minutes on 2 cores.
 """
 
 from __future__ import annotations
