@@ -6,15 +6,13 @@ Every ``score`` or ``benchmark`` run on logs starts by storing each log's answer
 then insert); this measures that stage alone, per answer, for each batch size of the file
 backend, side by side and interleaved in one run. Batch size 1 is how logs were ingested
 before batching (one claim and one commit per answer); the file backend's default is the
-largest. Writes ``log_ingestion.{json,md}`` next to this script.
+largest. Writes ``log_ingestion.{json,md}`` next to this script (``--out-dir`` elsewhere).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import shlex
 import statistics
 import sys
@@ -25,8 +23,9 @@ from typing import Any
 
 from distillprint.backends import create_backend
 from distillprint.backends.files import FileBackend
+from distillprint.bench.records import machine_load, write_results
 from distillprint.collect import collect
-from distillprint.probes import load_probe_set
+from distillprint.probes import ProbeSet, load_probe_set
 from distillprint.store import ResponseStore
 from distillprint.types import SamplingParams
 
@@ -34,8 +33,7 @@ HERE = Path(__file__).resolve().parent
 LOGS = HERE.parent.parent.parent / "shared" / "data" / "alpaca_eval" / "outputs"
 
 
-def ingest(logs: list[Path], probes: Path, batch_size: int) -> dict[str, float]:
-    probe_set = load_probe_set(probes)
+def ingest(logs: list[Path], probe_set: ProbeSet, batch_size: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, ResponseStore(Path(tmp) / "s.sqlite") as store:
         wall, cpu = time.perf_counter(), time.process_time()
         stored = 0
@@ -75,7 +73,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['logs']} AlpacaEval logs ({report['rows'][0]['answers']} answers) stored "
         f"through `collect` into a fresh SQLite store; median of {report['repeats']} "
-        f"interleaved runs; load average {report['load_average']}.",
+        f"interleaved runs. `uptime` at the start: `{report['uptime_start']}`, at the end: "
+        f"`{report['uptime_end']}`.",
         "",
         "| file-backend batch size | ms per answer | CPU ms per answer | answers/s | "
         "speed-up vs the smallest |",
@@ -94,26 +93,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", default=f"1,{FileBackend.max_batch_size}")
-    parser.add_argument("--out", type=Path, default=HERE / "log_ingestion.json")
+    parser.add_argument("--out-dir", type=Path, default=HERE)
     args = parser.parse_args(argv)
     logs = sorted(LOGS.glob("*.json.gz"))[: args.logs]
     if len(logs) < args.logs:
         parser.error(f"{LOGS} holds {len(logs)} logs, {args.logs} asked")
     sizes = [int(size) for size in args.batch_sizes.split(",")]
+    probe_set = load_probe_set(logs[0])
     runs: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+    uptime_start = machine_load()
     for _ in range(args.repeats):
         for size in sizes:
-            runs[size].append(ingest(logs, logs[0], size))
+            runs[size].append(ingest(logs, probe_set, size))
             print(size, {k: round(v, 3) for k, v in runs[size][-1].items()}, flush=True)
     report = {
         "logs": len(logs), "repeats": args.repeats, "runs": runs, "rows": summarise(runs),
-        "load_average": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "uptime_start": uptime_start, "uptime_end": machine_load(),
         "command": shlex.join(["python", "evaluation/perf/log_ingestion.py",
                                *(sys.argv[1:] if argv is None else argv)]),
     }
-    args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
-    print(markdown(report))
+    write_results(args.out_dir, "log_ingestion", report, markdown(report), plot=None)
     return 0
 
 

@@ -259,14 +259,13 @@ class ResponseStore:
         created_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         rows = [_response_row(identity, key, request, generation, context, created_at)
                 for key, request, generation in answers]
-        insert = "INSERT OR IGNORE INTO responses VALUES (" + ",".join("?" * 22) + ")"
         before = self._db.total_changes
         if len(rows) == 1:  # one statement is its own transaction: the API collector's path
-            self._db.execute(insert, rows[0])
+            self._db.execute(_INSERT_RESPONSE, rows[0])
             return self._db.total_changes - before
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(insert, rows)
+            self._db.executemany(_INSERT_RESPONSE, rows)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -302,6 +301,9 @@ class ResponseStore:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+_INSERT_RESPONSE = "INSERT OR IGNORE INTO responses VALUES (" + ",".join("?" * 22) + ")"
 
 
 def _response_row(

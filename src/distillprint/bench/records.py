@@ -1,8 +1,9 @@
 """What the benchmark scripts record beside their numbers, and how they write them out.
 
 Every performance table is measured on a machine other jobs may share, so each records the
-load (``uptime``) at its start and end, and each writes the same trio next to the script:
-``<name>.json`` (everything), ``<name>.md`` (the table) and ``<name>.png`` (the plot).
+load (``uptime``) at its start and end, and each writes the same files next to the script:
+``<name>.json`` (everything), ``<name>.md`` (the table) and ``<name>.png`` (the plot, where
+there is a curve).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ def machine_load() -> str:
 
 def write_results(
     out_dir: Path, name: str, result: dict[str, Any], markdown: str,
-    plot: Callable[[Path], None],
+    plot: Callable[[Path], None] | None,
 ) -> None:
-    """Write ``<name>.json``, ``<name>.md`` and ``<name>.png``, and print the table."""
+    """Write ``<name>.json``, ``<name>.md`` and (unless ``plot`` is None, for a table with
+    no curve to draw) ``<name>.png``, and print the table."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / f"{name}.md").write_text(markdown)
-    plot(out_dir / f"{name}.png")
+    if plot is not None:
+        plot(out_dir / f"{name}.png")
     print(markdown)
