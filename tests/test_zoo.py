@@ -29,6 +29,8 @@ from distillprint.zoo.examples import ExampleSources, model_examples
 from distillprint.zoo.prompts import prompt_id, select_prompts
 from tiny_models import byte_tokenizer, random_llama, save_model
 
+REPO = Path(__file__).resolve().parents[1]
+
 TOPICS = ["rivers", "compilers", "gardens", "violins", "glaciers", "markets", "bridges",
           "comets", "orchards", "lighthouses", "deserts", "printing presses"]
 
@@ -154,6 +156,22 @@ def test_recipe_errors_name_file_and_line(tmp_path: Path) -> None:
         load_zoo_config(path)
     assert Path(caught.value.path) == path
     assert caught.value.line == 5 and caught.value.field == "models[0].teacher"
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "configs" / "zoo").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_shipped_recipes_load(recipe: Path) -> None:
+    config = load_zoo_config(recipe)
+    assert config.teachers and config.models
+
+
+def test_third_teacher_shares_the_zoos_prompts_and_settings() -> None:
+    """Its answers are scored with the zoo's, so everything but its models must match."""
+    zoo = load_zoo_config(REPO / "configs" / "zoo" / "cpu-small.yaml")
+    third = load_zoo_config(REPO / "configs" / "zoo" / "third-teacher.yaml")
+    same = ("seed", "base", "work_dir", "prompts", "generation", "probing", "training")
+    assert all(getattr(zoo, name) == getattr(third, name) for name in same)
+    assert zoo.teachers == third.teachers[: len(zoo.teachers)]
 
 
 def _pair(teacher: str, suspect: str, relation: str, label: int, p: float, verdict: str

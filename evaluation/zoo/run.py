@@ -26,14 +26,17 @@ HERE = Path(__file__).resolve().parent
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo-dir", type=Path, default=HERE)
-    parser.add_argument("--extra-background", type=Path, action="append", default=[],
-                        help="more answer logs to add to the background (repeatable)")
+    parser.add_argument("--pairs", type=Path, help="pairs CSV (default: ZOO_DIR/pairs.csv)")
+    parser.add_argument("--extra-responses", type=Path, action="append", default=[],
+                        help="another folder of answer logs (repeatable): its models in a pair "
+                             "are scored, the others join the background")
     parser.add_argument("--out-dir", type=Path, help="where results go (default: --zoo-dir)")
     args = parser.parse_args(argv)
     out_dir = args.out_dir or args.zoo_dir
     started = time.perf_counter()
     result = run_lineage_benchmark(
-        args.zoo_dir / "pairs.csv", [args.zoo_dir / "responses", *args.extra_background],
+        args.pairs or args.zoo_dir / "pairs.csv",
+        [args.zoo_dir / "responses", *args.extra_responses],
         out_dir / "results.json",
         config=LineageConfig(max_background=None),
         log=lambda msg: print(f"[{time.perf_counter() - started:6.1f}s] {msg}", flush=True),
