@@ -78,6 +78,21 @@ def test_attribution_ranks_the_true_teacher_first(zoo) -> None:  # type: ignore[
     assert unrelated.none_of_these > 0.5
 
 
+def test_attribution_names_candidates_that_are_related_to_each_other(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    independent = [models[t] for t in ("teacher_a", "teacher_b", "teacher_c")]
+    assert attribute(models["student_b2"], independent, background,
+                     model=scoring).related_candidates == ()
+    # a student of teacher_b offered as a candidate teacher is teacher_b's relative
+    candidates = [models["teacher_a"], models["teacher_b"], models["student_b1"]]
+    result = attribute(models["student_b2"], candidates, background, model=scoring)
+    pairs = {(r.teacher, r.suspect) for r in result.related_candidates}
+    assert ("teacher_b", "student_b1") in pairs
+    assert not any("teacher_a" in pair for pair in pairs)
+    assert all(r.probability >= 0.8 for r in result.related_candidates)
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
 def test_duplicate_names_are_rejected(zoo) -> None:  # type: ignore[no-untyped-def]
     models, background, scoring = zoo
     with pytest.raises(ValueError, match="distinct"):

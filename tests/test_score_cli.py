@@ -112,6 +112,23 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path, logs: dict[str, 
     assert result.exit_code == 0, result.output
     ranking = json.loads(out.read_text())
     assert ranking["candidates"][0]["teacher"] == "file:teacher"
+    assert ranking["related_candidates"] == []
+
+
+def test_attribute_warns_when_two_candidates_are_related(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    out = tmp_path / "attribution.json"
+    result = CliRunner().invoke(app, [
+        "attribute", "--suspect", f"file:{logs['background'] / 'bg0.jsonl'}",
+        "--teacher", f"file:{logs['teacher']}", "--teacher", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(logs["background"]), "--json", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    related = json.loads(out.read_text())["related_candidates"]
+    assert {(r["teacher"], r["suspect"]) for r in related} >= {("file:teacher", "file:student")}
+    assert "score as related to each other" in " ".join(result.output.split())
 
 
 def test_a_copy_of_the_suspect_in_the_background_is_left_out(

@@ -113,6 +113,13 @@ def attribute_command(
         )
     table.add_row("-", "none of these", f"{result.none_of_these:.3f}", "", "")
     out.print(table)
+    by_pair: dict[frozenset[str], list[str]] = {}
+    for related in result.related_candidates:
+        by_pair.setdefault(frozenset((related.teacher, related.suspect)), []).append(
+            f"{related.suspect} as a student of {related.teacher}: P {related.probability:.3f}")
+    for scores in by_pair.values():
+        out.print(f"note: two candidates score as related to each other ({'; '.join(scores)}): "
+                  "a suspect close to one is close to both, so their order above is weak evidence")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")

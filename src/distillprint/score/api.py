@@ -91,11 +91,22 @@ class TeacherCandidate:
 
 
 @dataclass(frozen=True)
+class RelatedCandidates:
+    """Two candidate teachers that score as distilled one from the other: a suspect close to
+    one is close to both, so their order in the ranking is weak evidence."""
+
+    teacher: str
+    suspect: str  # the other candidate, scored as a suspect of ``teacher``
+    probability: float
+
+
+@dataclass(frozen=True)
 class Attribution:
     suspect: str
     candidates: tuple[TeacherCandidate, ...]  # best first
     none_of_these: float
     n_background: int
+    related_candidates: tuple[RelatedCandidates, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = _clean(asdict(self))
@@ -222,9 +233,11 @@ def attribute(
     background: Sequence[ModelAnswers],
     *,
     model: ScoringModel | None = None,
+    policy: VerdictPolicy = DEFAULT_POLICY,
     cache_dir: Path | None = None,
 ) -> Attribution:
-    """Rank candidate teachers by posterior, with the probability of 'none of these'."""
+    """Rank candidate teachers by posterior, with the probability of 'none of these', and name
+    the candidates that are themselves related."""
     scoring = model or default_model()
     models = [suspect, *teachers, *background]
     _check_distinct(models)
@@ -239,5 +252,31 @@ def attribute(
         TeacherCandidate(n, _opt(float(p)), post, _opt(float(pv)))
         for n, p, post, pv in zip(names, probs, posterior.probabilities, pvals, strict=True)
     ]
-    candidates.sort(key=lambda c: -c.posterior)
-    return Attribution(suspect.name, tuple(candidates), posterior.none_of_these, len(background))
+    # probabilities saturate at 1 for several close candidates: the raw score still orders them
+    raw = dict(zip(names, _decisions(scoring, feats, [(s, cube.index(n)) for n in names]),
+                   strict=True))
+    candidates.sort(key=lambda c: (-c.posterior, -np.nan_to_num(raw[c.teacher], nan=-np.inf)))
+    related = _related_candidates(cube, feats, scoring, names, policy.distilled_above)
+    return Attribution(
+        suspect.name, tuple(candidates), posterior.none_of_these, len(background), related
+    )
+
+
+def _related_candidates(
+    cube: SimilarityCube, feats: PairFeatures, scoring: ScoringModel, names: Sequence[str],
+    threshold: float,
+) -> tuple[RelatedCandidates, ...]:
+    """Every ordered pair of candidates whose P(distilled) reaches ``threshold``: measured in
+    the zoo, real assistant teachers often score as each other's students (shared synthetic
+    training data), and then no ranking between them should be read as attribution."""
+    ordered = [(a, b) for a in names for b in names if a != b]
+    if not ordered:
+        return ()
+    rows = np.array([feats.vector(cube.index(b), cube.index(a), list(scoring.features))
+                     for a, b in ordered])
+    probs, _ = scoring.predict(rows)
+    return tuple(
+        RelatedCandidates(a, b, float(p))
+        for (a, b), p in zip(ordered, probs, strict=True)
+        if not math.isnan(float(p)) and float(p) >= threshold
+    )
