@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
+from distillprint.bench.lineage_report import markdown_summary
 from distillprint.bench.synthetic import synthetic_zoo
 from distillprint.errors import InputError
 from distillprint.score.api import compare
@@ -102,6 +103,10 @@ def test_cross_validated_benchmark_writes_the_documented_fields(tmp_path: Path) 
     assert result["baselines"]["mmd"]["auroc"] is not None
     budgets = [s["n_prompts"] for s in result["query_budget"]["summary"]]
     assert budgets == [8, 16, 40]
+    teachers = {p["teacher"] for p in result["pairs"]}
+    relations = {(r["teacher"], r["suspect"]) for r in result["teacher_relations"]}
+    assert relations == {(a, b) for a in teachers for b in teachers if a != b}
+    assert "Teachers scored against each other" in markdown_summary(result)
 
 
 def test_artifact_mode_is_deterministic(tmp_path: Path) -> None:

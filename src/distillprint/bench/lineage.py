@@ -33,6 +33,7 @@ from distillprint.score.answers import (
     ModelAnswers,
     shared_prompt_ids,
 )
+from distillprint.score.api import candidate_relations
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import Comparison, LabelledPair, load_comparison, read_pairs_csv
@@ -325,6 +326,12 @@ def run_lineage_benchmark(
     scorer = _scorer(mode, scoring, pairs, cfg)
     feats = pair_features(cube, bg_mask)
     scored = _scored(pairs, scorer(feats), feats, cfg, scoring)
+    # with the shipped model in every mode: no teacher-vs-teacher pair is in its training data
+    teachers = sorted({p.teacher for p in pairs})
+    scored["teacher_relations"] = [
+        {"teacher": r.teacher, "suspect": r.suspect, "probability": finite_or_none(r.probability)}
+        for r in candidate_relations(feats, scoring, teachers)
+    ]
     lap("score")
     base = _baselines(cfg, comparison.answers, pairs, comparison.background, cube, say)
     lap("baselines")

@@ -86,6 +86,22 @@ def markdown_summary(result: dict[str, Any]) -> str:
             f"| {case['suspect']} | {', '.join(case['true_teachers'])} | {case['predicted']} | "
             f"{'yes' if case['correct'] else 'no'} |"
         )
+    relations = result.get("teacher_relations") or []
+    if relations:
+        lines += [
+            "",
+            "## Teachers scored against each other",
+            "",
+            "P(distilled) of each teacher as a suspect of another (shipped classifier). Between "
+            "two teachers that score as related, attribution is weak evidence.",
+            "",
+            "| teacher | teacher as suspect | P(distilled) |",
+            "|---|---|---|",
+        ]
+        for row in relations:
+            lines.append(
+                f"| {row['teacher']} | {row['suspect']} | {table_cell(row['probability'])} |"
+            )
     lines += ["", f"Timings (s): {result['timings']}.", ""]
     return "\n".join(lines)
 

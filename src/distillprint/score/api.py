@@ -256,27 +256,24 @@ def attribute(
     raw = dict(zip(names, _decisions(scoring, feats, [(s, cube.index(n)) for n in names]),
                    strict=True))
     candidates.sort(key=lambda c: (-c.posterior, -np.nan_to_num(raw[c.teacher], nan=-np.inf)))
-    related = _related_candidates(cube, feats, scoring, names, policy.distilled_above)
+    related = tuple(r for r in candidate_relations(feats, scoring, names)
+                    if r.probability >= policy.distilled_above)  # NaN compares false
     return Attribution(
         suspect.name, tuple(candidates), posterior.none_of_these, len(background), related
     )
 
 
-def _related_candidates(
-    cube: SimilarityCube, feats: PairFeatures, scoring: ScoringModel, names: Sequence[str],
-    threshold: float,
-) -> tuple[RelatedCandidates, ...]:
-    """Every ordered pair of candidates whose P(distilled) reaches ``threshold``: measured in
-    the zoo, real assistant teachers often score as each other's students (shared synthetic
-    training data), and then no ranking between them should be read as attribution."""
+def candidate_relations(
+    feats: PairFeatures, scoring: ScoringModel, names: Sequence[str]
+) -> list[RelatedCandidates]:
+    """P(distilled) for every ordered pair of candidate teachers, each scored as a suspect of
+    the other. Measured on the zoo and the AlpacaEval logs, real assistant teachers often score
+    as each other's students (shared synthetic or same-vendor training data); between such
+    candidates no ranking should be read as attribution."""
     ordered = [(a, b) for a in names for b in names if a != b]
     if not ordered:
-        return ()
-    rows = np.array([feats.vector(cube.index(b), cube.index(a), list(scoring.features))
-                     for a, b in ordered])
+        return []
+    index = {name: i for i, name in enumerate(feats.models)}
+    rows = np.array([feats.vector(index[b], index[a], list(scoring.features)) for a, b in ordered])
     probs, _ = scoring.predict(rows)
-    return tuple(
-        RelatedCandidates(a, b, float(p))
-        for (a, b), p in zip(ordered, probs, strict=True)
-        if not math.isnan(float(p)) and float(p) >= threshold
-    )
+    return [RelatedCandidates(a, b, float(p)) for (a, b), p in zip(ordered, probs, strict=True)]
