@@ -262,3 +262,11 @@ def test_hub_ids_are_accepted_without_loading() -> None:
     )
     assert backend.identity.model == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert backend.identity.revision == "abc"
+
+
+def test_tokenizer_alone_does_not_load_the_weights(chat_model_dir: Path) -> None:
+    backend = create_backend(f"hf:{chat_model_dir}", BackendOptions())
+    assert isinstance(backend, HFBackend)
+    tokenizer = backend.tokenizer()
+    assert tokenizer("hello").input_ids and backend._loaded is None
+    assert backend.load().tokenizer.get_vocab() == tokenizer.get_vocab()

@@ -41,7 +41,9 @@ from distillprint.backends.hf_loading import (
     dir_fingerprint,
     file_fingerprint,
     load_gguf,
+    load_gguf_tokenizer,
     load_pretrained,
+    load_tokenizer,
 )
 from distillprint.errors import InputError
 from distillprint.types import ChatMessage, Generation, GenerationRequest, ModelIdentity, Usage
@@ -113,8 +115,10 @@ class HFBackend(Backend):
         *,
         max_batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = None,
+        tokenizer_loader: Callable[[], PreTrainedTokenizerBase] | None = None,
     ) -> None:
         self.identity = identity
+        self._tokenizer_loader = tokenizer_loader
         self.max_batch_size = max_batch_size
         self._threads = threads
         self._loader = loader
@@ -137,6 +141,12 @@ class HFBackend(Backend):
                     tokenizer.pad_token = tokenizer.eos_token
                 self._loaded = loaded
             return self._loaded
+
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer alone, without loading the weights when they are not loaded yet."""
+        if self._loaded is None and self._tokenizer_loader is not None:
+            return self._tokenizer_loader()
+        return self.load().tokenizer
 
     @property
     def uses_chat_template(self) -> bool:
@@ -238,7 +248,11 @@ class HFBackend(Backend):
 
     @classmethod
     def from_options(
-        cls, identity: ModelIdentity, loader: Callable[[], LoadedModel], options: BackendOptions
+        cls,
+        identity: ModelIdentity,
+        loader: Callable[[], LoadedModel],
+        options: BackendOptions,
+        tokenizer_loader: Callable[[], PreTrainedTokenizerBase] | None = None,
     ) -> HFBackend:
         """Batch size from ``options.batch_size``, torch threads from ``extra["threads"]``."""
         batch = options.batch_size if options.batch_size and options.batch_size > 0 else None
@@ -250,6 +264,7 @@ class HFBackend(Backend):
             loader,
             max_batch_size=batch or DEFAULT_BATCH_SIZE,
             threads=int(threads) if threads else None,
+            tokenizer_loader=tokenizer_loader,
         )
 
 
@@ -263,12 +278,14 @@ def create_hf_backend(spec_rest: str, options: BackendOptions) -> Backend:
         resolved = path.resolve()
         identity = ModelIdentity("hf", str(resolved), options.revision or dir_fingerprint(resolved))
         loader = partial(load_pretrained, str(resolved), device=options.device)
-        return HFBackend.from_options(identity, loader, options)
+        return HFBackend.from_options(identity, loader, options,
+                                      partial(load_tokenizer, str(resolved)))
     if spec_rest.startswith((".", "/", "~")) or path.exists():
         raise InputError(f"no model directory at '{spec_rest}'", field="model spec")
     identity = ModelIdentity("hf", spec_rest, options.revision or "")
     loader = partial(load_pretrained, spec_rest, revision=options.revision, device=options.device)
-    return HFBackend.from_options(identity, loader, options)
+    return HFBackend.from_options(identity, loader, options,
+                                  partial(load_tokenizer, spec_rest, revision=options.revision))
 
 
 def create_gguf_backend(spec_rest: str, options: BackendOptions) -> Backend:
@@ -281,4 +298,5 @@ def create_gguf_backend(spec_rest: str, options: BackendOptions) -> Backend:
     identity = ModelIdentity("gguf", str(resolved), options.revision or fingerprint)
     key = f"{resolved.stem}-{fingerprint}"
     loader = partial(load_gguf, key, lambda _workdir: resolved, device=options.device)
-    return HFBackend.from_options(identity, loader, options)
+    return HFBackend.from_options(identity, loader, options,
+                                  partial(load_gguf_tokenizer, key, lambda _workdir: resolved))

@@ -155,3 +155,16 @@ def converted_checkpoint(key: str, gguf: Callable[[Path], Path]) -> Path:
 
 def load_gguf(key: str, gguf: Callable[[Path], Path], *, device: str = "cpu") -> LoadedModel:
     return load_pretrained(str(converted_checkpoint(key, gguf)), device=device)
+
+
+def load_tokenizer(source: str, *, revision: str | None = None) -> PreTrainedTokenizerBase:
+    try:
+        tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
+            source, revision=revision)
+    except OSError as exc:
+        raise BackendError(f"cannot load the tokenizer of '{source}': {exc}") from exc
+    return tokenizer
+
+
+def load_gguf_tokenizer(key: str, gguf: Callable[[Path], Path]) -> PreTrainedTokenizerBase:
+    return load_tokenizer(str(converted_checkpoint(key, gguf)))

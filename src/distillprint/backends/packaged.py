@@ -6,7 +6,7 @@ from functools import partial
 
 from distillprint.backends.base import Backend, BackendOptions
 from distillprint.backends.hf import HFBackend
-from distillprint.backends.hf_loading import load_gguf
+from distillprint.backends.hf_loading import load_gguf, load_gguf_tokenizer
 from distillprint.errors import BackendError
 from distillprint.models_catalog import get_packaged_model
 from distillprint.types import ModelIdentity
@@ -23,7 +23,7 @@ def create_packaged_backend(spec_rest: str, options: BackendOptions) -> Backend:
             f"`distillprint models install {model.name}` ({model.size_mb} MB download)"
         )
     identity = ModelIdentity("packaged", model.name, revision=version)
-    loader = partial(
-        load_gguf, f"{model.name}-{version}", model.locator.materialise, device=options.device
-    )
-    return HFBackend.from_options(identity, loader, options)
+    key = f"{model.name}-{version}"
+    loader = partial(load_gguf, key, model.locator.materialise, device=options.device)
+    return HFBackend.from_options(identity, loader, options,
+                                  partial(load_gguf_tokenizer, key, model.locator.materialise))

@@ -68,11 +68,15 @@ def _corpus(name: str, min_chars: int = 40) -> list[TextPair]:
     return [p for p in pairs if len(p.answer) >= min_chars and len(p.prompt) >= 8]
 
 
-def _base_loaded(config: ZooConfig) -> Any:
+def _base_backend(config: ZooConfig) -> HFBackend:
     backend = create_backend(config.base, BackendOptions())
     if not isinstance(backend, HFBackend):
         raise TypeError(f"the student base must be a local model, not '{config.base}'")
-    return backend.load()
+    return backend
+
+
+def _base_loaded(config: ZooConfig) -> Any:
+    return _base_backend(config).load()
 
 
 def _teacher_spec(build: ZooBuild, teacher: TeacherConfig, prompts: ZooPrompts, heldout: bool
@@ -81,7 +85,7 @@ def _teacher_spec(build: ZooBuild, teacher: TeacherConfig, prompts: ZooPrompts, 
         return teacher.model
     pairs = prompts.heldout if heldout else prompts.pool
     limit = build.config.probing.max_tokens if heldout else None
-    tokenizer = _base_loaded(build.config).tokenizer if heldout else None
+    tokenizer = _base_backend(build.config).tokenizer() if heldout else None
     path = logged_teacher_file(build.config.work_dir, teacher.name, pairs, heldout, limit,
                                tokenizer)
     return f"file:{path}"
