@@ -75,6 +75,13 @@ demo: install
 				--report $(DEMO_DIR)/$$suspect-report.html --json $(DEMO_DIR)/$$suspect-report.json \
 				|| exit 1; \
 		done; \
+		echo "== attribution: which of four teachers taught Vicuna-13B? (also names candidates that"; \
+		echo "       are themselves related, between which the ranking is weak evidence) =="; \
+		$(DP) attribute --suspect file:$(ALPACA)/vicuna-13b.json.gz \
+			--teacher file:$(ALPACA)/gpt-3.5-turbo-0301.json.gz --teacher file:$(ALPACA)/gpt4_0314.json.gz \
+			--teacher file:$(ALPACA)/text_davinci_003.json.gz --teacher file:$(ALPACA)/gemini-pro.json.gz \
+			--probes $(ALPACA)/gpt-3.5-turbo-0301.json.gz --background-dir $(ALPACA) --max-background 30 \
+			--store $(DEMO_DIR)/logs.sqlite --json $(DEMO_DIR)/vicuna-13b-attribution.json || exit 1; \
 	else echo "== 4/4 skipped: $(ALPACA) not found =="; fi
 	@echo "== done: open $(DEMO_DIR)/*-report.html =="
 
