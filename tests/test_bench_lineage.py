@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
+from distillprint.bench.lineage import LineageConfig, _wrong_between_related, run_lineage_benchmark
 from distillprint.bench.lineage_report import markdown_summary
 from distillprint.bench.synthetic import synthetic_zoo
 from distillprint.errors import InputError
@@ -107,6 +107,22 @@ def test_cross_validated_benchmark_writes_the_documented_fields(tmp_path: Path) 
     relations = {(r["teacher"], r["suspect"]) for r in result["teacher_relations"]}
     assert relations == {(a, b) for a in teachers for b in teachers if a != b}
     assert "Teachers scored against each other" in markdown_summary(result)
+    wrong = result["attribution_total"] - result["attribution_correct"]
+    assert 0 <= result["attribution_wrong_between_related"] <= wrong
+
+
+def test_wrong_attributions_between_related_teachers_are_counted() -> None:
+    cases = [
+        {"predicted": "gpt4", "true_teachers": ["gpt35"], "correct": False},
+        {"predicted": "gemini", "true_teachers": ["gpt35"], "correct": False},
+        {"predicted": "gpt35", "true_teachers": ["gpt35"], "correct": True},
+    ]
+    relations = [
+        {"teacher": "gpt35", "suspect": "gpt4", "probability": 0.95},
+        {"teacher": "gemini", "suspect": "gpt35", "probability": 0.5},
+        {"teacher": "gpt35", "suspect": "gemini", "probability": None},
+    ]
+    assert _wrong_between_related(cases, relations, 0.8) == 1
 
 
 def test_artifact_mode_is_deterministic(tmp_path: Path) -> None:

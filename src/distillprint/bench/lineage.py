@@ -219,6 +219,20 @@ def _run_baseline(
     return scores, {"n_prompts": len(chosen), "permutations": cfg.mmd_permutations}
 
 
+def _wrong_between_related(
+    cases: list[dict[str, Any]], relations: list[dict[str, Any]], threshold: float
+) -> int:
+    """Wrong attributions whose predicted teacher and a true one score as related (either way
+    round): the errors that ``attribute`` warns about."""
+    related = {frozenset((r["teacher"], r["suspect"])) for r in relations
+               if r["probability"] is not None and r["probability"] >= threshold}
+    return sum(
+        any(frozenset((case["predicted"], true)) in related for true in case["true_teachers"])
+        for case in cases
+        if not case["correct"]
+    )
+
+
 def _scored(
     pairs: list[LabelledPair],
     preds: GridPredictions,
@@ -332,6 +346,9 @@ def run_lineage_benchmark(
         {"teacher": r.teacher, "suspect": r.suspect, "probability": finite_or_none(r.probability)}
         for r in candidate_relations(feats, scoring, teachers)
     ]
+    scored["attribution_wrong_between_related"] = _wrong_between_related(
+        scored["attribution"], scored["teacher_relations"], cfg.policy().distilled_above
+    )
     lap("score")
     base = _baselines(cfg, comparison.answers, pairs, comparison.background, cube, say)
     lap("baselines")

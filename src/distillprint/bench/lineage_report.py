@@ -102,6 +102,13 @@ def markdown_summary(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {row['teacher']} | {row['suspect']} | {table_cell(row['probability'])} |"
             )
+        wrong = result["attribution_total"] - result["attribution_correct"]
+        lines += [
+            "",
+            f"Of the {wrong} wrong attributions, {result['attribution_wrong_between_related']} "
+            "chose a teacher that scores as related to the true one (the pairs `attribute` "
+            "flags).",
+        ]
     lines += ["", f"Timings (s): {result['timings']}.", ""]
     return "\n".join(lines)
 
