@@ -15,7 +15,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 from distillprint.backends import BackendOptions, create_backend  # noqa: E402
 from distillprint.backends.hf import HFBackend, cut_at_turn_marker, render_chat, render_plain  # noqa: E402
 from distillprint.backends.hf_generation import _inverse_cdf, row_seed  # noqa: E402
-from distillprint.errors import InputError  # noqa: E402
+from distillprint.errors import BackendError, InputError  # noqa: E402
 from distillprint.types import (  # noqa: E402
     ChatMessage,
     Generation,
@@ -270,3 +270,10 @@ def test_tokenizer_alone_does_not_load_the_weights(chat_model_dir: Path) -> None
     tokenizer = backend.tokenizer()
     assert tokenizer("hello").input_ids and backend._loaded is None
     assert backend.load().tokenizer.get_vocab() == tokenizer.get_vocab()
+
+
+def test_tokenizer_of_an_uncached_hub_id_names_it_and_the_offline_setting() -> None:
+    backend = create_backend("hf:no-such-org/no-such-model", BackendOptions())
+    assert isinstance(backend, HFBackend)
+    with pytest.raises(BackendError, match=r"no-such-org/no-such-model.*HF_HUB_OFFLINE"):
+        backend.tokenizer()

@@ -77,6 +77,12 @@ def _clean_generation_config(model: PreTrainedModel) -> None:
     )
 
 
+def _offline_hint() -> str:
+    if os.environ.get("HF_HUB_OFFLINE"):
+        return " (HF_HUB_OFFLINE is set: hub ids must already be cached)"
+    return ""
+
+
 def load_pretrained(
     source: str, *, revision: str | None = None, device: str = "cpu"
 ) -> LoadedModel:
@@ -86,12 +92,7 @@ def load_pretrained(
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
         model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=dtype)
     except OSError as exc:
-        offline = (
-            " (HF_HUB_OFFLINE is set: hub ids must already be cached)"
-            if os.environ.get("HF_HUB_OFFLINE")
-            else ""
-        )
-        raise BackendError(f"cannot load model '{source}'{offline}: {exc}") from exc
+        raise BackendError(f"cannot load model '{source}'{_offline_hint()}: {exc}") from exc
     torch.nn.Module.to(model, device)
     model.eval()
     _clean_generation_config(model)
@@ -162,7 +163,9 @@ def load_tokenizer(source: str, *, revision: str | None = None) -> PreTrainedTok
         tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
             source, revision=revision)
     except OSError as exc:
-        raise BackendError(f"cannot load the tokenizer of '{source}': {exc}") from exc
+        raise BackendError(
+            f"cannot load the tokenizer of '{source}'{_offline_hint()}: {exc}"
+        ) from exc
     return tokenizer
 
 
