@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from distillprint.bench.metrics import wilson_interval
 from distillprint.embed.combined import CombinedEmbedder, View
 from distillprint.embed.data import PromptSplit
 from distillprint.embed.identify import (
@@ -16,7 +17,6 @@ from distillprint.embed.identify import (
     make_draws,
     run_identify_benchmark,
     select_benchmark_set,
-    wilson_interval,
 )
 from distillprint.embed.manifest import TrainingManifest
 from distillprint.embed.stylometry import StylometricFeatures

@@ -393,7 +393,7 @@ def test_embedder_overrides(tmp_path: Path, overrides: list[str]) -> None:
 # -- lineage pairs CSV ------------------------------------------------------------------------
 
 PAIR_TEXT = st.text(max_size=12)
-LABELS = st.sampled_from(["0", "1", "", " 1 "]) | st.text(max_size=3)
+LABELS = st.sampled_from(["0", "1", "", " 1 ", "1.0", "0.0"]) | st.text(max_size=3)
 
 
 def pairs_csv(rows: list[tuple[str, str, str, str]]) -> tuple[bytes, list[int]]:
@@ -423,7 +423,7 @@ def test_pairs_csv_round_trip_or_located_error(
     assume(all("\x00" not in "".join(row) for row in rows))
     data, ends = pairs_csv(rows)
     bad = [i for i, (t, s, _, label) in enumerate(rows)
-           if not t.strip() or not s.strip() or label.strip() not in ("", "0", "1")]
+           if not t.strip() or not s.strip() or label.strip() not in ("", "0", "1", "0.0", "1.0")]
     path = write(tmp_path / "pairs.csv", data)
     if not bad:
         pairs = read_pairs_csv(path)
@@ -439,6 +439,8 @@ def test_pairs_csv_extremes(tmp_path: Path) -> None:
     header = b"teacher,suspect,relation,label\r\n"
     bom = write(tmp_path / "bom.csv", b"\xef\xbb\xbf" + header + b"a,b,primary,1\r\n")
     assert read_pairs_csv(bom)[0].teacher == "a"  # spreadsheet exports start with a BOM
+    floats = write(tmp_path / "floats.csv", header + b"a,b,primary,1.0\r\na,c,x,0.0\r\na,d,y,\r\n")
+    assert [p.label for p in read_pairs_csv(floats)] == [1, 0, None]  # as pandas writes them
     cases = {
         "huge.csv": (header + b"a" * 10_000_000 + b",b,primary,1\r\n", 2, "malformed"),
         "utf8.csv": (header + b"\xff,b,p,1\r\n", None, "UTF-8"),

@@ -8,6 +8,7 @@ from distillprint.bench.synthetic import synthetic_zoo
 from distillprint.score.answers import ModelAnswers
 from distillprint.score.api import attribute, compare, score_pair
 from distillprint.score.model import ScoringModel
+from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
 
 VIEWS = ("word", "template")
@@ -29,10 +30,16 @@ def zoo() -> tuple[dict[str, ModelAnswers], list[ModelAnswers], ScoringModel]:
 def test_student_scores_higher_than_unrelated_suspect(zoo) -> None:  # type: ignore[no-untyped-def]
     models, background, scoring = zoo
     student = score_pair(models["teacher_a"], models["student_a2"], background, model=scoring)
-    other = score_pair(models["teacher_a"], models["human_1"], background, model=scoring)
+    # this synthetic zoo has 40 prompts, fewer than the default policy's minimum for a verdict
+    small = VerdictPolicy(min_prompts=16)
+    other = score_pair(
+        models["teacher_a"], models["human_1"], background, model=scoring, policy=small
+    )
     assert student.probability is not None and other.probability is not None
     assert student.probability > 0.8 > 0.2 > other.probability
     assert other.verdict == "not distilled"
+    assert student.verdict == "inconclusive"
+    assert any("need at least 64" in reason for reason in student.reasons)
     assert student.n_prompts == 40 and student.n_background == 8
     assert set(student.background_similarities) == {b.name for b in background}
     assert student.echoes and student.echoes[0].teacher_response

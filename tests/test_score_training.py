@@ -5,6 +5,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from distillprint.bench.synthetic import synthetic_zoo
@@ -86,3 +87,33 @@ def test_shipped_artifact_loads_and_names_its_data() -> None:
     assert len(model.training_pairs()) > 0
     licences = model.metadata["training_data"]["licences"]
     assert any("CC BY-NC 4.0" in item for item in licences)
+
+
+def test_grouped_predictions_can_score_other_features_of_the_same_rows() -> None:
+    """Classifiers fitted on one design score another (as on fewer prompts): with
+    non-negative weights, features moved up by one can only raise every probability."""
+    from distillprint.score.api import compare
+    from distillprint.score.train import (
+        ClassifierParams,
+        Design,
+        design,
+        grouped_predictions,
+        labelled_rows,
+    )
+
+    models, pairs = synthetic_zoo(n_prompts=30, n_background=6, seed=2)
+    background = [n for n in models if n.startswith("background")]
+    blank = ScoringModel(("word",), ("mean.glob", "mean.srank"), ClassifierParams().make())
+    _, feats = compare(list(models.values()), background, blank)
+    data = design(feats, labelled_rows(pairs), ("mean.glob", "mean.srank"))
+    params = ClassifierParams(positive=True, calibration_cv=3)
+    same = grouped_predictions(data, data.teachers, params)
+    again = grouped_predictions(data, data.teachers, params, scored=data)
+    assert np.array_equal(same.probability, again.probability, equal_nan=True)
+    shifted = Design(data.teachers, data.suspects, data.X + 1.0, data.y)
+    moved = grouped_predictions(data, data.teachers, params, scored=shifted)
+    scored = ~np.isnan(same.probability)
+    assert scored.any()
+    assert np.all(moved.probability[scored] >= same.probability[scored])
+    assert np.any(moved.probability[scored] > same.probability[scored])
+    assert np.all(moved.p_value[scored] <= same.p_value[scored])

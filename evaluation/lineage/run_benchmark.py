@@ -1,6 +1,10 @@
 """Reproduce the committed lineage-benchmark results (JSON, Markdown table, plots).
 
     python evaluation/lineage/run_benchmark.py [--cache-dir .cache/score]
+    # verdict validity on fewer prompts, more draws (evaluation/lineage/budget-validity/):
+    python evaluation/lineage/run_benchmark.py --cache-dir .cache/score \
+        --budgets 16 24 32 48 64 96 128 256 --budget-seeds 20 \
+        --out-dir evaluation/lineage/budget-validity
 
 Equivalent to ``distillprint benchmark lineage --pairs ../shared/data/alpaca_eval/lineage_dev.csv
 --responses ../shared/data/alpaca_eval/outputs --out evaluation/lineage/results.json`` followed
@@ -28,9 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=HERE)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--classifier", choices=["auto", "cv", "artifact"], default="auto")
+    parser.add_argument("--budgets", type=int, nargs="+", default=None)
+    parser.add_argument("--budget-seeds", type=int, default=None)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     config = LineageConfig(cache_dir=args.cache_dir, classifier=args.classifier)
+    if args.budgets is not None:
+        config = config.model_copy(update={"budgets": args.budgets})
+    if args.budget_seeds is not None:
+        config = config.model_copy(update={"budget_seeds": args.budget_seeds})
     result = run_lineage_benchmark(
         args.pairs,
         args.responses or [DATA / "outputs"],

@@ -58,7 +58,7 @@ class LineageConfig(ClassifierHyperparameters):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     distilled_above: float = 0.8
     not_distilled_below: float = 0.2
-    min_prompts: int = 16
+    min_prompts: int = VerdictPolicy().min_prompts
     budgets: list[int] = Field(default_factory=lambda: [8, 16, 32, 64, 128])
     budget_seeds: int = Field(default=3, ge=1)
     baselines: list[BaselineName] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
@@ -102,6 +102,21 @@ def _scorer(
     if mode == "artifact":
         return lambda feats: predict_with_artifact(feats, pairs, scoring)
     return lambda feats: predict_cross_validated(feats, pairs, scoring.features, cfg.params())
+
+
+def _fixed_scorer(
+    mode: str,
+    scoring: ScoringModel,
+    pairs: list[LabelledPair],
+    cfg: LineageConfig,
+    all_prompts: PairFeatures,
+) -> Callable[[PairFeatures], GridPredictions]:
+    """Scores fewer prompts' features with classifiers fitted on all prompts, as shipped."""
+    if mode == "artifact":
+        return _scorer(mode, scoring, pairs, cfg)
+    return lambda feats: predict_cross_validated(
+        all_prompts, pairs, scoring.features, cfg.params(), scored_feats=feats
+    )
 
 
 def _pair_records(
@@ -224,8 +239,11 @@ def _wrong_between_related(
 ) -> int:
     """Wrong attributions whose predicted teacher and a true one score as related (either way
     round): the errors that ``attribute`` warns about."""
-    related = {frozenset((r["teacher"], r["suspect"])) for r in relations
-               if r["probability"] is not None and r["probability"] >= threshold}
+    related = {
+        frozenset((r["teacher"], r["suspect"]))
+        for r in relations
+        if r["probability"] is not None and r["probability"] >= threshold
+    }
     return sum(
         any(frozenset((case["predicted"], true)) in related for true in case["true_teachers"])
         for case in cases
@@ -352,8 +370,17 @@ def run_lineage_benchmark(
     lap("score")
     base = _baselines(cfg, comparison.answers, pairs, comparison.background, cube, say)
     lap("baselines")
-    budgets = (cfg.budgets, cfg.budget_seeds, cfg.seed)
-    budget = query_budget_curve(cube, bg_mask, pairs, scorer, *budgets)
+    budget = query_budget_curve(
+        cube,
+        bg_mask,
+        pairs,
+        scorer,
+        cfg.budgets,
+        cfg.budget_seeds,
+        cfg.seed,
+        fixed_scorer=_fixed_scorer(mode, scoring, pairs, cfg, feats),
+        policy=cfg.policy(),
+    )
     lap("query_budget")
     result = {
         "schema_version": RESULT_SCHEMA_VERSION,

@@ -74,6 +74,7 @@ def markdown_summary(result: dict[str, Any]) -> str:
             f"{table_cell(s['tpr_at_5pct_fpr_mean'])} | "
             f"{s['attribution_correct_mean']}/{s['attribution_total']} |"
         )
+    lines += _budget_validity_lines(result)
     lines += [
         "",
         "## Attribution",
@@ -111,6 +112,44 @@ def markdown_summary(result: dict[str, Any]) -> str:
         ]
     lines += ["", f"Timings (s): {result['timings']}.", ""]
     return "\n".join(lines)
+
+
+def _rate_cell(entry: dict[str, Any]) -> str:
+    if entry["rate"] is None:
+        return "n/a"
+    low, high = entry["ci95"]
+    return f"{entry['rate']:.3f} [{low:.2f}, {high:.2f}] ({entry['count']}/{entry['of']})"
+
+
+def _budget_validity_lines(result: dict[str, Any]) -> list[str]:
+    rows = [s for s in result["query_budget"]["summary"] if "fixed_model" in s]
+    if not rows:
+        return []
+    cfg = result.get("config", {})
+    alpha, above = cfg.get("alpha", 0.05), cfg.get("distilled_above", 0.8)
+    lines = [
+        "",
+        "## Verdicts on fewer prompts, scored by the all-prompt classifier",
+        "",
+        f"A classifier fitted on all {result['data']['n_prompts']} prompts scores each "
+        f"subset, as the shipped model scores a suspect that answered fewer: labelled pairs "
+        f"with p <= {alpha}, and called `distilled` (P >= {above} and p <= {alpha}; the "
+        f"minimum of {cfg.get('min_prompts', '?')} prompts is not applied), pooled over the "
+        "draws, with 95% Wilson intervals.",
+        "",
+        "| prompts | negatives with p <= alpha | negatives called distilled "
+        "| positives called distilled | positives called not distilled | ECE mean |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in rows:
+        fixed = s["fixed_model"]
+        lines.append(
+            f"| {s['n_prompts']} | {_rate_cell(fixed['negatives_p_at_alpha'])} | "
+            f"{_rate_cell(fixed['negatives_distilled'])} | "
+            f"{_rate_cell(fixed['positives_distilled'])} | "
+            f"{_rate_cell(fixed['positives_not_distilled'])} | {table_cell(fixed['ece_mean'])} |"
+        )
+    return lines
 
 
 def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +225,41 @@ def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.set(xlabel="prompts", ylim=(0, 1.02), title="Query budget")
     ax.legend(fontsize=8)
     paths.append(_save(fig, out_dir / "query_budget.png"))
+    validity = [s for s in summary if "fixed_model" in s]
+    if validity:
+        paths.append(_plot_budget_validity(validity, result.get("config", {}), out_dir))
     return paths
+
+
+def _plot_budget_validity(
+    summary: list[dict[str, Any]], cfg: dict[str, Any], out_dir: Path
+) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = np.array([s["n_prompts"] for s in summary], dtype=float)
+    series = (
+        ("negatives_p_at_alpha", "negatives with p <= alpha", "o"),
+        ("negatives_distilled", "negatives called distilled", "s"),
+    )
+    for key, label, marker in series:
+        entries = [s["fixed_model"][key] for s in summary]
+        rate = np.array([e["rate"] if e["rate"] is not None else np.nan for e in entries])
+        low = np.array([e["ci95"][0] for e in entries])
+        high = np.array([e["ci95"][1] for e in entries])
+        ax.errorbar(x, rate, yerr=[rate - low, high - rate], marker=marker, capsize=3, label=label)
+    ax.axhline(cfg.get("alpha", 0.05), ls=":", color="grey", lw=1, label="alpha")
+    if "min_prompts" in cfg:
+        ax.axvline(cfg["min_prompts"], ls="--", color="grey", lw=1, label="minimum for a verdict")
+    ax.set_xscale("log", base=2)
+    ax.set(
+        xlabel="prompts answered",
+        ylabel="share of negative pairs",
+        ylim=(0, None),
+        title="All-prompt classifier on fewer prompts",
+    )
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir / "budget_validity.png")
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -199,7 +272,8 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def write_lineage_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
-    """``results.md`` plus ``roc.png``, ``calibration.png``, ``query_budget.png``."""
+    """``results.md`` plus ``roc.png``, ``calibration.png``, ``query_budget.png`` and
+    ``budget_validity.png``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / "results.md"
     md.write_text(markdown_summary(result))

@@ -1,7 +1,8 @@
-"""Binary-detection metrics used by the lineage benchmark: AUROC, TPR at a fixed FPR, ECE."""
+"""Binary-detection metrics used by the benchmarks: AUROC, TPR at a fixed FPR, ECE, intervals."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -67,3 +68,13 @@ def false_positive_rate(labels: Sequence[int], flagged: Sequence[bool]) -> float
     if not negatives:
         return None
     return float(np.mean(negatives))
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (sensible at 0 and at small counts)."""
+    if total == 0:
+        return (0.0, 1.0)
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    spread = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return (max(0.0, centre - spread), min(1.0, centre + spread))

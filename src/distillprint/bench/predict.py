@@ -105,10 +105,15 @@ def predict_cross_validated(
     pairs: list[LabelledPair],
     features: tuple[str, ...],
     params: ClassifierParams,
+    scored_feats: PairFeatures | None = None,
 ) -> GridPredictions:
+    """``scored_feats``: score these features (the same models on fewer prompts, say) with
+    the classifiers fitted on ``feats``."""
     data = design(feats, grid_rows(pairs), features)
-    by_teacher = grouped_predictions(data, data.teachers, params)
-    by_suspect = grouped_predictions(data, data.suspects, params)
+    target_feats = feats if scored_feats is None else scored_feats
+    scored = None if scored_feats is None else design(scored_feats, grid_rows(pairs), features)
+    by_teacher = grouped_predictions(data, data.teachers, params, scored)
+    by_suspect = grouped_predictions(data, data.suspects, params, scored)
     out = GridPredictions(mode="cv")
     _fill(out, data, by_teacher, np.arange(len(data.y)))
     if by_teacher.skipped_groups:
@@ -123,7 +128,7 @@ def predict_cross_validated(
         out.attribution_score[key] = float(by_suspect.probability[i])
         model = by_teacher.models.get(key[0]) or by_suspect.models.get(key[1])
         out.background_p_value[key] = (
-            _background_p(model, feats, list(features), key) if model is not None else None
+            _background_p(model, target_feats, list(features), key) if model is not None else None
         )
     if by_suspect.skipped_groups:
         out.notes.append(f"no attribution model for suspects {list(by_suspect.skipped_groups)}")

@@ -4,6 +4,13 @@ Investigators pay per query, so the benchmark rescores every pair on random prom
 (seeded; one draw per seed and budget, shared by all models so that pairs stay comparable)
 and reports AUROC, TPR at 5% FPR and attribution per budget. The views stay fitted on all
 prompts' texts (unsupervised); everything that uses the labels is recomputed per subset.
+
+Refitting per subset says how well a budget *can* rank pairs. The product instead applies one
+classifier, fitted on every prompt, to a suspect that answered fewer; so each subset is also
+scored that way (``fixed_scorer``) and the verdicts' error rates are counted: how often a
+negative pair gets p <= alpha or a "distilled" verdict when the suspect answered only that many
+prompts. The verdict policy's minimum prompt count is not applied here: this table is the
+evidence for where that minimum sits.
 """
 
 from __future__ import annotations
@@ -14,24 +21,97 @@ from typing import Any
 import numpy as np
 
 from distillprint.bench.evaluate import attribution_cases, attribution_summary, detection_metrics
+from distillprint.bench.metrics import expected_calibration_error, wilson_interval
 from distillprint.bench.predict import GridPredictions
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.pairs import LabelledPair
 from distillprint.score.pairwise import PairFeatures, pair_features
+from distillprint.score.stats import VerdictPolicy
 
 Scorer = Callable[[PairFeatures], GridPredictions]
 
 
-def _one_run(
-    cube: SimilarityCube, background: np.ndarray, pairs: list[LabelledPair], scorer: Scorer
+def _verdict_counts(
+    pairs: list[LabelledPair], preds: GridPredictions, policy: VerdictPolicy
 ) -> dict[str, Any]:
-    preds = scorer(pair_features(cube, background))
+    """Labelled pairs by outcome under the P / p thresholds (no minimum-prompt gate)."""
+    counts = {
+        "negatives": 0,
+        "negatives_p_at_alpha": 0,
+        "negatives_distilled": 0,
+        "positives": 0,
+        "positives_distilled": 0,
+        "positives_not_distilled": 0,
+    }
+    labels, probabilities = [], []
+    for p in pairs:
+        key = (p.teacher, p.suspect)
+        prob, pval = preds.probability.get(key, np.nan), preds.p_value.get(key, np.nan)
+        if p.label is None or not (np.isfinite(prob) and np.isfinite(pval)):
+            continue
+        significant = pval <= policy.alpha
+        distilled = prob >= policy.distilled_above and significant
+        if p.label == 0:
+            counts["negatives"] += 1
+            counts["negatives_p_at_alpha"] += int(significant)
+            counts["negatives_distilled"] += int(distilled)
+        else:
+            counts["positives"] += 1
+            counts["positives_distilled"] += int(distilled)
+            not_distilled = prob <= policy.not_distilled_below and not significant
+            counts["positives_not_distilled"] += int(not_distilled)
+        labels.append(p.label)
+        probabilities.append(prob)
+    ece = expected_calibration_error(labels, probabilities)
+    return {**counts, "ece": None if ece is None else round(ece, 4)}
+
+
+def _one_run(
+    cube: SimilarityCube,
+    background: np.ndarray,
+    pairs: list[LabelledPair],
+    scorer: Scorer,
+    fixed_scorer: Scorer | None,
+    policy: VerdictPolicy,
+) -> dict[str, Any]:
+    feats = pair_features(cube, background)
+    preds = scorer(feats)
     detection = detection_metrics(pairs, preds.probability)
     attribution = attribution_summary(attribution_cases(pairs, preds.attribution_score))
-    return {
+    run = {
         "auroc": detection["auroc"],
         "tpr_at_5pct_fpr": detection["tpr_at_5pct_fpr"],
         **attribution,
+    }
+    if fixed_scorer is not None:
+        run["fixed_model"] = _verdict_counts(pairs, fixed_scorer(feats), policy)
+    return run
+
+
+def _rate(successes: int, total: int) -> dict[str, Any]:
+    low, high = wilson_interval(successes, total)
+    rate = successes / total if total else None
+    return {
+        "rate": None if rate is None else round(rate, 4),
+        "ci95": [round(low, 4), round(high, 4)],
+        "count": successes,
+        "of": total,
+    }
+
+
+def _fixed_model_summary(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Counts pooled over the seeds' draws, with 95% Wilson intervals."""
+    counted = [r["fixed_model"] for r in runs if "fixed_model" in r]
+    if not counted:
+        return None
+    total = {k: sum(c[k] for c in counted) for k in counted[0] if k != "ece"}
+    eces = [c["ece"] for c in counted if c["ece"] is not None]
+    return {
+        "negatives_p_at_alpha": _rate(total["negatives_p_at_alpha"], total["negatives"]),
+        "negatives_distilled": _rate(total["negatives_distilled"], total["negatives"]),
+        "positives_distilled": _rate(total["positives_distilled"], total["positives"]),
+        "positives_not_distilled": _rate(total["positives_not_distilled"], total["positives"]),
+        "ece_mean": round(float(np.mean(eces)), 4) if eces else None,
     }
 
 
@@ -39,7 +119,7 @@ def _summary(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
     aurocs = [r["auroc"] for r in runs if r["auroc"] is not None]
     tprs = [r["tpr_at_5pct_fpr"] for r in runs if r["tpr_at_5pct_fpr"] is not None]
     attributed = [r["attribution_correct"] for r in runs]
-    return {
+    summary = {
         "n_prompts": budget,
         "runs": len(runs),
         "auroc_mean": round(float(np.mean(aurocs)), 4) if aurocs else None,
@@ -48,6 +128,10 @@ def _summary(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
         "attribution_correct_mean": round(float(np.mean(attributed)), 3),
         "attribution_total": runs[0]["attribution_total"] if runs else 0,
     }
+    fixed = _fixed_model_summary(runs)
+    if fixed is not None:
+        summary["fixed_model"] = fixed
+    return summary
 
 
 def query_budget_curve(
@@ -58,8 +142,15 @@ def query_budget_curve(
     budgets: Sequence[int],
     n_seeds: int,
     seed: int,
+    fixed_scorer: Scorer | None = None,
+    policy: VerdictPolicy | None = None,
 ) -> dict[str, Any]:
-    """Per budget (and 'all'): runs with seeds ``seed .. seed + n_seeds - 1`` and a summary."""
+    """Per budget (and 'all'): runs with seeds ``seed .. seed + n_seeds - 1`` and a summary.
+
+    ``fixed_scorer`` scores a subset's features with classifiers fitted on all prompts (the
+    shipped model's situation); its verdict counts use ``policy``'s thresholds.
+    """
+    policy = policy or VerdictPolicy()
     n_prompts = len(cube.prompt_ids)
     runs: list[dict[str, Any]] = []
     summary: list[dict[str, Any]] = []
@@ -69,12 +160,13 @@ def query_budget_curve(
             rng = np.random.default_rng(seed + offset)
             keep = np.sort(rng.choice(n_prompts, size=budget, replace=False))
             result = {"n_prompts": budget, "seed": seed + offset}
-            result.update(_one_run(cube.subset_prompts(keep), background, pairs, scorer))
+            subset = cube.subset_prompts(keep)
+            result.update(_one_run(subset, background, pairs, scorer, fixed_scorer, policy))
             per_budget.append(result)
         runs += per_budget
         summary.append(_summary(per_budget, budget))
     full = {"n_prompts": n_prompts, "seed": None}
-    full.update(_one_run(cube, background, pairs, scorer))
+    full.update(_one_run(cube, background, pairs, scorer, fixed_scorer, policy))
     runs.append(full)
     summary.append(_summary([full], n_prompts))
     return {"budgets": [s["n_prompts"] for s in summary], "runs": runs, "summary": summary}

@@ -10,7 +10,6 @@ and prompts that trained a fine-tuned variant are left out (read from its manife
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from distillprint.bench.metrics import wilson_interval
 from distillprint.embed.base import Embedder, FloatArray, l2_normalize
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.data import (
@@ -131,15 +131,6 @@ class KResult:
     trials: int
     ci95: tuple[float, float]
     confusions: list[tuple[str, str, int]]
-
-
-def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    if total == 0:
-        return (0.0, 1.0)
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    spread = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return (max(0.0, centre - spread), min(1.0, centre + spread))
 
 
 Centering = Literal["prompt", "global", "none"]

@@ -14,6 +14,8 @@ from distillprint.errors import InputError
 from distillprint.score.answers import ModelAnswers, answer_files, load_model_answers
 
 REQUIRED_COLUMNS = ("teacher", "suspect", "relation", "label")
+# pandas writes an integer column that has empty cells as floats: 1.0, 0.0 and ""
+LABELS: dict[str, int | None] = {"": None, "0": 0, "1": 1, "0.0": 0, "1.0": 1}
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,10 @@ def _pair(row: dict[Any, Any], path: Path, line: int) -> LabelledPair:
         raise InputError("teacher and suspect must be non-empty", path=path, line=line,
                          field=field)
     raw = (row["label"] or "").strip()
-    if raw not in ("", "0", "1"):
+    if raw not in LABELS:
         raise InputError("label must be 0, 1 or empty", path=path, line=line, field="label")
     relation = (row["relation"] or "").strip()
-    return LabelledPair(teacher, suspect, relation, int(raw) if raw else None)
+    return LabelledPair(teacher, suspect, relation, LABELS[raw])
 
 
 def pair_models(pairs: list[LabelledPair]) -> set[str]:

@@ -81,9 +81,15 @@ class GroupedPredictions:
 
 
 def grouped_predictions(
-    data: Design, groups: Sequence[str], params: ClassifierParams
+    data: Design, groups: Sequence[str], params: ClassifierParams, scored: Design | None = None
 ) -> GroupedPredictions:
-    """Leave-one-group-out: each row is scored by a classifier fitted without its group."""
+    """Leave-one-group-out: each row is scored by a classifier fitted without its group.
+
+    ``scored`` holds the same rows computed another way (for example on fewer prompts): the
+    classifiers are fitted on ``data`` and score ``scored``, as a model trained once is later
+    applied to suspects that answered less.
+    """
+    target = data if scored is None else scored
     group_arr = np.asarray(groups)
     usable = data.labelled & ~np.isnan(data.X).any(axis=1)
     prob = np.full(len(data.y), np.nan)
@@ -93,7 +99,7 @@ def grouped_predictions(
     models: dict[str, DistillationClassifier] = {}
     for group in sorted(set(groups)):
         train = usable & (group_arr != group)
-        test = (group_arr == group) & ~np.isnan(data.X).any(axis=1)
+        test = (group_arr == group) & ~np.isnan(target.X).any(axis=1)
         if len(set(data.y[train].tolist())) < 2:
             skipped.append(group)
             continue
@@ -101,7 +107,7 @@ def grouped_predictions(
             continue
         classifier = params.make().fit(data.X[train], data.y[train])
         models[group] = classifier
-        prob[test] = classifier.predict_proba(data.X[test])[:, 1]
-        pval[test] = classifier.tail_p_values(data.X[test])
-        conformal[test] = classifier.null_p_values(data.X[test])
+        prob[test] = classifier.predict_proba(target.X[test])[:, 1]
+        pval[test] = classifier.tail_p_values(target.X[test])
+        conformal[test] = classifier.null_p_values(target.X[test])
     return GroupedPredictions(prob, pval, conformal, tuple(skipped), models)
