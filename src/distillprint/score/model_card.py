@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distillprint.score.model import ScoringModel
+from distillprint.score.stats import VerdictPolicy
 
 
 def _fmt(value: Any) -> str:
@@ -56,6 +57,10 @@ Licences of the training data:
   training lineage, not the direction of distillation.
 - Probabilities are calibrated on that label mix; a population with different base rates
   needs recalibration.
+- Features, calibration and the p-value's null all come from pairs scored on every shared
+  prompt. A suspect that answered fewer has noisier features, so its p-value is optimistic
+  (measured on the development lineages in `evaluation/lineage/README.md`, "Verdicts on
+  fewer prompts"); verdicts therefore need at least {VerdictPolicy().min_prompts} shared prompts.
 
 Package version {_fmt(meta.get("package_version"))}.
 """
