@@ -47,6 +47,22 @@ def test_student_scores_higher_than_unrelated_suspect(zoo) -> None:  # type: ign
     assert len(student.fingerprint_map) == 2 + len(background)
 
 
+def test_reasons_name_the_measured_p_value_rate_on_fewer_prompts(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    rows = [{"n_prompts": 32, "negatives_p_at_alpha": {"rate": 0.09}}]
+    measured = ScoringModel(
+        scoring.views,
+        scoring.features,
+        scoring.classifier,
+        {"training_data": {"n_prompts": 805}, "budget_validity": {"alpha": 0.05, "rows": rows}},
+    )
+    plain = score_pair(models["teacher_a"], models["student_a2"], background, model=scoring)
+    noted = score_pair(models["teacher_a"], models["student_a2"], background, model=measured)
+    assert noted.reasons[: len(plain.reasons)] == plain.reasons
+    assert noted.reasons[-1].startswith("p-value from 40 prompts") and "9.0%" in noted.reasons[-1]
+    assert noted.verdict == plain.verdict and noted.p_value == plain.p_value
+
+
 def test_result_is_strict_json(zoo) -> None:  # type: ignore[no-untyped-def]
     models, background, scoring = zoo
     result = score_pair(models["teacher_b"], models["student_b1"], background, model=scoring)

@@ -10,7 +10,9 @@ import pytest
 
 from distillprint.bench.synthetic import synthetic_zoo
 from distillprint.errors import InputError
+from distillprint.score.api import p_value_caveat
 from distillprint.score.model import ScoringModel, default_model
+from distillprint.score.pairs import read_pairs_csv
 from distillprint.score.training import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,13 +65,19 @@ def _config(root: Path, **extra: object) -> Path:
 def test_training_script_writes_artifact_and_model_card(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = _config(tmp_path)
+    # 30 prompts: the 64-prompt budget is not below training's and is left out
+    config = _config(tmp_path, validity_budgets=[8, 16, 64], validity_draws=2)
     assert _train_main()(["--config", str(config)]) == 0  # type: ignore[operator]
     model = ScoringModel.load(tmp_path / "artifact" / "model.json")
     assert model.views == ("word", "template")
     assert (model.classifier.coef_ >= 0).all()
+    rows = model.metadata["budget_validity"]["rows"]
+    assert [r["n_prompts"] for r in rows] == [8, 16]
+    negatives = sum(p.label == 0 for p in read_pairs_csv(tmp_path / "pairs.csv"))
+    assert all(r["negatives_p_at_alpha"]["of"] == 2 * negatives for r in rows)
     card = (tmp_path / "artifact" / "MODEL_CARD.md").read_text()
     assert "synthetic, CC0" in card and "Cross-validated metrics" in card
+    assert "On fewer prompts than training used" in card and "| 16 |" in card
     printed = json.loads(capsys.readouterr().out)
     assert printed["auroc"] >= 0.9 and printed["attribution_total"] == 4
 
@@ -87,6 +95,37 @@ def test_shipped_artifact_loads_and_names_its_data() -> None:
     assert len(model.training_pairs()) > 0
     licences = model.metadata["training_data"]["licences"]
     assert any("CC BY-NC 4.0" in item for item in licences)
+
+
+def _with_budget_table(rates: dict[int, float]) -> ScoringModel:
+    model = default_model()
+    rows = [
+        {"n_prompts": n, "draws": 2, "negatives_p_at_alpha": {"rate": rate, "ci95": [0, 1]}}
+        for n, rate in sorted(rates.items())
+    ]
+    metadata = {
+        "training_data": {"n_prompts": 805},
+        "budget_validity": {"alpha": 0.05, "rows": rows},
+    }
+    return ScoringModel(model.views, model.features, model.classifier, metadata)
+
+
+def test_p_value_caveat_reports_the_measured_rate_for_fewer_prompts() -> None:
+    model = _with_budget_table({16: 0.15, 64: 0.07, 256: 0.04})
+    caveat = p_value_caveat(model, 100, 0.05)
+    assert caveat is not None and "scored on 64" in caveat and "7.0%" in caveat
+    below_table = p_value_caveat(model, 10, 0.05)  # fewer than the smallest budget measured
+    assert below_table is not None and "scored on 16" in below_table and "15.0%" in below_table
+    assert p_value_caveat(model, 300, 0.05) is None  # measured at alpha there: nothing to say
+    assert p_value_caveat(model, 805, 0.05) is None  # as many prompts as training
+    assert p_value_caveat(model, 100, 0.01) is None  # the table is for another alpha
+    plain = ScoringModel(model.views, model.features, model.classifier, {})
+    assert p_value_caveat(plain, 100, 0.05) is None
+
+
+def test_shipped_artifact_carries_its_fewer_prompts_table() -> None:
+    caveat = p_value_caveat(default_model(), 64, 0.05)
+    assert caveat is not None and "fewer than the scoring model's 805" in caveat
 
 
 def test_grouped_predictions_can_score_other_features_of_the_same_rows() -> None:

@@ -134,6 +134,39 @@ def _summary(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
     return summary
 
 
+def _draw(n_prompts: int, budget: int, seed: int) -> np.ndarray:
+    """The prompts of one draw, shared by every model so that pairs stay comparable."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_prompts, size=budget, replace=False))
+
+
+def verdict_validity(
+    cube: SimilarityCube,
+    background: np.ndarray,
+    pairs: list[LabelledPair],
+    fixed_scorer: Scorer,
+    budgets: Sequence[int],
+    n_seeds: int,
+    seed: int,
+    policy: VerdictPolicy,
+) -> list[dict[str, Any]]:
+    """Per budget below the cube's prompt count: ``fixed_scorer``'s verdict error rates pooled
+    over ``n_seeds`` draws (the table a scoring model carries about suspects that answered
+    fewer prompts than it was trained on)."""
+    n_prompts = len(cube.prompt_ids)
+    rows = []
+    for budget in sorted({b for b in budgets if 0 < b < n_prompts}):
+        runs = []
+        for offset in range(n_seeds):
+            subset = cube.subset_prompts(_draw(n_prompts, budget, seed + offset))
+            preds = fixed_scorer(pair_features(subset, background))
+            runs.append({"fixed_model": _verdict_counts(pairs, preds, policy)})
+        summary = _fixed_model_summary(runs)
+        assert summary is not None
+        rows.append({"n_prompts": budget, "draws": n_seeds, **summary})
+    return rows
+
+
 def query_budget_curve(
     cube: SimilarityCube,
     background: np.ndarray,
@@ -157,10 +190,8 @@ def query_budget_curve(
     for budget in sorted({b for b in budgets if 0 < b < n_prompts}):
         per_budget = []
         for offset in range(n_seeds):
-            rng = np.random.default_rng(seed + offset)
-            keep = np.sort(rng.choice(n_prompts, size=budget, replace=False))
             result = {"n_prompts": budget, "seed": seed + offset}
-            subset = cube.subset_prompts(keep)
+            subset = cube.subset_prompts(_draw(n_prompts, budget, seed + offset))
             result.update(_one_run(subset, background, pairs, scorer, fixed_scorer, policy))
             per_budget.append(result)
         runs += per_budget

@@ -150,6 +150,28 @@ def _categories(
     ]
 
 
+def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str | None:
+    """How often the scoring model's p-value fell at or below ``alpha`` for unrelated training
+    pairs scored on about ``n_prompts`` prompts, when that was measured to exceed ``alpha``.
+
+    The p-value's null comes from pairs scored on every training prompt; fewer prompts make a
+    suspect's score noisier, so the p-value is optimistic (see the model card)."""
+    table = scoring.metadata.get("budget_validity")
+    trained = scoring.metadata.get("training_data", {}).get("n_prompts")
+    if not table or table.get("alpha") != alpha or not trained or n_prompts >= trained:
+        return None
+    rows = table["rows"]
+    below = [r for r in rows if r["n_prompts"] <= n_prompts]
+    row = below[-1] if below else rows[0]
+    rate = row["negatives_p_at_alpha"]["rate"]
+    if rate is None or rate <= alpha:
+        return None
+    return (
+        f"p-value from {n_prompts} prompts, fewer than the scoring model's {trained}: scored "
+        f"on {row['n_prompts']}, {rate:.1%} of unrelated training pairs had p <= {alpha}"
+    )
+
+
 def pair_score_from_features(
     cube: SimilarityCube,
     feats: PairFeatures,
@@ -168,6 +190,7 @@ def pair_score_from_features(
     null_t = _decisions(scoring, feats, [(int(b), t) for b in bg])
     n_prompts = int(feats.shared_prompts[s, t])
     decision = decide(_opt(prob), _opt(pval), n_prompts, len(bg), policy)
+    caveat = p_value_caveat(scoring, n_prompts, policy.alpha)
     view = cube.views[0]
     raw = feats.raw[view]
     roles = {teacher.name: "teacher", suspect.name: "suspect"}
@@ -178,7 +201,7 @@ def pair_score_from_features(
         p_value=_opt(pval),
         background_p_value=background_rank_p_value(observed, null_s, null_t),
         verdict=decision.verdict.value,
-        reasons=decision.reasons,
+        reasons=decision.reasons if caveat is None else (*decision.reasons, caveat),
         alpha=policy.alpha,
         thresholds={k: float(v) for k, v in asdict(policy).items()},
         n_prompts=n_prompts,

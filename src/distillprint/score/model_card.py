@@ -12,6 +12,35 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value}"
 
 
+def _percent(entry: dict[str, Any]) -> str:
+    low, high = entry["ci95"]
+    return f"{entry['rate']:.1%} [{low:.1%}, {high:.1%}]"
+
+
+def _budget_section(meta: dict[str, Any]) -> str:
+    table = meta.get("budget_validity")
+    if not table:
+        return ""
+    alpha = table["alpha"]
+    lines = [
+        "",
+        "## On fewer prompts than training used",
+        f"{table['protocol']}; {table['rows'][0]['draws']} draws per budget, 95% Wilson "
+        "intervals.",
+        "",
+        f"| prompts | unrelated pairs with p <= {alpha} | unrelated pairs called distilled "
+        "| distilled pairs called not distilled |",
+        "|---|---|---|---|",
+    ]
+    for row in table["rows"]:
+        lines.append(
+            f"| {row['n_prompts']} | {_percent(row['negatives_p_at_alpha'])} | "
+            f"{_percent(row['negatives_distilled'])} | "
+            f"{_percent(row['positives_not_distilled'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def model_card(model: ScoringModel) -> str:
     meta = model.metadata
     data = meta.get("training_data", {})
@@ -49,7 +78,7 @@ Licences of the training data:
 | {_fmt(metrics.get("auroc"))} | {_fmt(metrics.get("tpr_at_1pct_fpr"))} | \
 {_fmt(metrics.get("tpr_at_5pct_fpr"))} | {_fmt(metrics.get("ece"))} | \
 {_fmt(metrics.get("attribution_correct"))}/{_fmt(metrics.get("attribution_total"))} |
-
+{_budget_section(meta)}
 ## Limits
 - Trained on {len(meta.get("training_pairs", []))} development pairs from one teacher vendor plus
   one other-vendor teacher; its negatives are other-vendor and human-data pairs. Sibling
@@ -59,8 +88,8 @@ Licences of the training data:
   needs recalibration.
 - Features, calibration and the p-value's null all come from pairs scored on every shared
   prompt. A suspect that answered fewer has noisier features, so its p-value is optimistic
-  (measured on the development lineages in `evaluation/lineage/README.md`, "Verdicts on
-  fewer prompts"); verdicts therefore need at least {VerdictPolicy().min_prompts} shared prompts.
+  (the table above; `score` adds the measured rate to its reasons); verdicts therefore need
+  at least {VerdictPolicy().min_prompts} shared prompts.
 
 Package version {_fmt(meta.get("package_version"))}.
 """

@@ -6,6 +6,7 @@ leave-one-teacher-out procedure as ``distillprint benchmark lineage`` in ``cv`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distillprint import __version__
 from distillprint.score.answers import shared_prompt_ids
+from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel
-from distillprint.score.pairs import load_comparison, read_pairs_csv
+from distillprint.score.pairs import LabelledPair, load_comparison, read_pairs_csv
 from distillprint.score.pairwise import PairFeatures, pair_features
+from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
 from distillprint.score.views import make_views
 from distillprint.yamlio import load_yaml, validate_located
@@ -56,6 +59,10 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
     out: Path
     cache_dir: Path | None = None
     data_licences: list[str] = []
+    # Verdict error rates on fewer prompts than training used, stored in the artifact so that
+    # a score on fewer prompts can say how optimistic its p-value was measured to be.
+    validity_budgets: list[int] = Field(default_factory=lambda: [16, 32, 64, 128, 256])
+    validity_draws: int = Field(default=10, ge=1)
 
 
 def load_train_config(path: Path) -> ClassifierTrainConfig:
@@ -64,15 +71,24 @@ def load_train_config(path: Path) -> ClassifierTrainConfig:
     return validate_located(ClassifierTrainConfig, load_yaml(Path(path)), Path(path))
 
 
-def training_features(cfg: ClassifierTrainConfig) -> tuple[PairFeatures, list[Any], list[str]]:
-    """Features of every model in the training comparison, the labelled rows, the background."""
+@dataclass(frozen=True)
+class TrainingData:
+    cube: SimilarityCube
+    background_mask: np.ndarray
+    features: PairFeatures
+    pairs: list[LabelledPair]
+    background: list[str]
+
+
+def training_data(cfg: ClassifierTrainConfig) -> TrainingData:
+    """The training comparison: similarity cube, features of every model, labelled rows."""
     pairs = read_pairs_csv(cfg.pairs)
     comparison = load_comparison(pairs, cfg.responses, cfg.max_background, cfg.seed, cfg.pairs)
     background = comparison.background
     models = comparison.ordered(pairs)
     cube = cached_cube(models, make_views(cfg.views), shared_prompt_ids(models), cfg.cache_dir)
     mask = np.array([n in set(background) for n in cube.models])
-    return pair_features(cube, mask), pairs, background
+    return TrainingData(cube, mask, pair_features(cube, mask), pairs, background)
 
 
 def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[str, Any]]:
@@ -83,9 +99,12 @@ def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[
         detection_metrics,
     )
     from distillprint.bench.predict import predict_cross_validated
+    from distillprint.bench.query_budget import verdict_validity
 
-    feats, pairs, background = training_features(cfg)
-    preds = predict_cross_validated(feats, pairs, tuple(cfg.features), cfg.params())
+    train = training_data(cfg)
+    feats, pairs, background = train.features, train.pairs, train.background
+    features = tuple(cfg.features)
+    preds = predict_cross_validated(feats, pairs, features, cfg.params())
     metrics = {
         **detection_metrics(pairs, preds.probability, preds.probability),
         **attribution_summary(attribution_cases(pairs, preds.attribution_score)),
@@ -105,5 +124,26 @@ def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[
         "seed": cfg.seed,
         "cv_metrics": metrics,
     }
+    policy = VerdictPolicy()
+    rows = verdict_validity(
+        train.cube,
+        train.background_mask,
+        pairs,
+        lambda subset: predict_cross_validated(
+            feats, pairs, features, cfg.params(), scored_feats=subset
+        ),
+        cfg.validity_budgets,
+        cfg.validity_draws,
+        cfg.seed,
+        policy,
+    )
+    if rows:
+        metadata["budget_validity"] = {
+            "protocol": "Classifiers fitted on all prompts (leave-one-teacher-out) score "
+            "random prompt subsets, one draw shared by all models",
+            "alpha": policy.alpha,
+            "distilled_above": policy.distilled_above,
+            "rows": rows,
+        }
     model = fit_scoring_model(data, cfg.views, cfg.features, cfg.params(), metadata)
     return model, metrics
