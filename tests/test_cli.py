@@ -65,3 +65,17 @@ def test_collect_export_and_embed(tmp_path: Path) -> None:
     with np.load(vectors) as data:
         shapes = {name: data[name].shape for name in data.files}
     assert (179,) in {shape[:1] for shape in shapes.values()}, shapes
+
+
+def test_probes_sample_writes_a_loadable_budget_and_warns_below_the_verdict_minimum(
+    tmp_path: Path,
+) -> None:
+    small = tmp_path / "p16.yaml"
+    result = run_cli("probes", "sample", "core-v1", "--n", "16", "--out", str(small))
+    assert result.returncode == 0, result.stderr
+    assert "16 probes" in result.stdout and "inconclusive" in result.stdout
+    check = run_cli("probes", "validate", str(small))
+    assert check.returncode == 0 and "core-v1-sample16-seed0" in check.stdout
+    too_many = run_cli("probes", "sample", "core-v1", "--n", "999", "--out", str(tmp_path / "x"))
+    assert too_many.returncode == 2 and "cannot draw 999" in too_many.stderr
+    assert not (tmp_path / "x").exists()

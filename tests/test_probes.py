@@ -114,3 +114,37 @@ def test_core_v1_meets_the_brief() -> None:
     assert len(probe_set.probes) >= 150
     assert len(probe_set.categories) >= 10
     assert sum(1 for p in probe_set.probes if p.messages) >= 10
+
+
+def test_sample_is_stratified_deterministic_and_keeps_every_request(tmp_path: Path) -> None:
+    from distillprint.probes import sample_probe_set, write_probe_set
+
+    full = load_probe_set("core-v1")
+    subset = sample_probe_set(full, 64, seed=0)
+    ids = [p.id for p in subset.probes]
+    assert len(ids) == 64 and subset.name == "core-v1-sample64-seed0"
+    assert subset.categories == full.categories  # every habit still probed
+    order = [p.id for p in full.probes if p.id in set(ids)]
+    assert ids == order
+    for category in full.categories:
+        share = 64 * sum(p.category == category for p in full.probes) / len(full.probes)
+        assert abs(sum(p.category == category for p in subset.probes) - share) <= 1.5
+    assert [p.id for p in sample_probe_set(full, 64, seed=0).probes] == ids
+    assert [p.id for p in sample_probe_set(full, 64, seed=1).probes] != ids
+    # the same requests as the full set's, so answers stored for it are reused
+    assert set(subset.requests(1)) <= set(full.requests(1))
+    path = tmp_path / "budget.yaml"
+    write_probe_set(subset, path)
+    loaded = load_probe_set(path)
+    assert loaded == subset and list(loaded.requests(1)) == list(subset.requests(1))
+
+
+def test_sample_rejects_impossible_sizes() -> None:
+    from distillprint.probes import sample_probe_set
+
+    full = load_probe_set("core-v1")
+    for n in (0, len(full.probes) + 1):
+        with pytest.raises(InputError, match="cannot draw") as info:
+            sample_probe_set(full, n)
+        assert info.value.field == "n"
+    assert len(sample_probe_set(full, 3).probes) == 3  # fewer than categories: still n

@@ -89,6 +89,31 @@ def probes_show(
         out.print(f"    [dim]{escape(probe.rationale)}[/dim]")
 
 
+@probes_app.command("sample")
+def probes_sample(
+    probes: Annotated[str, typer.Argument(help="Set name or file.")],
+    n: Annotated[int, typer.Option("--n", help="Probes to draw.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Write the subset's YAML here.")],
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+) -> None:
+    """Draw a seeded, category-stratified subset of a probe set (a query budget)."""
+    from distillprint.probes import load_probe_set, sample_probe_set, write_probe_set
+    from distillprint.score.stats import VerdictPolicy
+
+    subset = sample_probe_set(load_probe_set(probes), n, seed)
+    write_probe_set(subset, out_path)
+    counts = ", ".join(
+        f"{c} {sum(p.category == c for p in subset.probes)}" for c in subset.categories
+    )
+    out.print(f"wrote {out_path}: {subset.name}, {len(subset.probes)} probes ({counts})")
+    minimum = VerdictPolicy().min_prompts
+    if n < minimum:
+        out.print(
+            f"[yellow]note:[/yellow] verdicts need at least {minimum} shared prompts; "
+            f"with {n} the score will be inconclusive"
+        )
+
+
 @probes_app.command("validate")
 def probes_validate(
     paths: Annotated[list[str], typer.Argument(help="Probe set files or names.")],

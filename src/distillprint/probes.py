@@ -7,12 +7,14 @@ existing answer logs into passive probes.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from distillprint.answers import (
@@ -136,6 +138,65 @@ class ProbeSet(BaseModel):
             params = self.sampling_for(probe, base)
             for sample_index in range(samples):
                 yield GenerationRequest(probe.chat(), params, sample_index, probe.id)
+
+
+def _quotas(sizes: dict[str, int], n: int) -> dict[str, int]:
+    """``n`` probes spread over categories: one each first (when ``n`` allows), the rest in
+    proportion to what is left of each category, largest remainders first."""
+    quotas = {c: 0 for c in sizes}
+    if n >= len(sizes):
+        quotas = {c: 1 for c in sizes}
+    left = n - sum(quotas.values())
+    spare = {c: sizes[c] - quotas[c] for c in sizes}
+    total = sum(spare.values())
+    if left <= 0 or total == 0:
+        return quotas
+    shares = {c: left * spare[c] / total for c in sizes}
+    for c in sizes:
+        quotas[c] += int(shares[c])
+    order = sorted(sizes, key=lambda c: (-(shares[c] - int(shares[c])), c))
+    for c in order[: n - sum(quotas.values())]:
+        quotas[c] += 1
+    return quotas
+
+
+def sample_probe_set(probe_set: ProbeSet, n: int, seed: int = 0) -> ProbeSet:
+    """A seeded random subset of ``n`` probes, stratified by category, in the set's order.
+
+    For investigators who pay per query: every probe keeps its id, messages and sampling, so
+    answers already stored for the full set are reused, and the subset's name records where it
+    came from. Verdicts need at least 64 shared prompts (``VerdictPolicy.min_prompts``)."""
+    total = len(probe_set.probes)
+    if not 1 <= n <= total:
+        raise InputError(f"cannot draw {n} of {total} probes", field="n")
+    by_category: dict[str, list[Probe]] = {}
+    for probe in sorted(probe_set.probes, key=lambda p: p.id):
+        by_category.setdefault(probe.category, []).append(probe)
+    quotas = _quotas({c: len(v) for c, v in by_category.items()}, n)
+    chosen: set[str] = set()
+    for category, probes in by_category.items():
+        random.Random(f"{seed}/{category}").shuffle(probes)
+        chosen.update(p.id for p in probes[: quotas[category]])
+    description = (
+        f"Stratified random sample of {n} of the {total} probes of {probe_set.name} "
+        f"{probe_set.version} (seed {seed}). {probe_set.description}"
+    ).strip()
+    return probe_set.model_copy(
+        update={
+            "name": f"{probe_set.name}-sample{n}-seed{seed}",
+            "description": description,
+            "probes": tuple(p for p in probe_set.probes if p.id in chosen),
+        }
+    )
+
+
+def write_probe_set(probe_set: ProbeSet, path: Path) -> None:
+    """The set as YAML in the documented format (it loads back unchanged)."""
+    data = probe_set.model_dump(mode="json", exclude_none=True)
+    if not data.get("defaults"):
+        data.pop("defaults", None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
 
 
 def builtin_probe_dirs() -> list[Path]:
