@@ -202,3 +202,20 @@ def test_benchmark_on_a_small_alpaca_subset(tmp_path: Path, alpaca_outputs: Path
     assert result["data"]["n_prompts"] == 64
     assert result["auroc"] == 1.0 and result["attribution_correct"] == 2
     assert result["verdicts"]["distilled"] >= 1
+
+
+def test_cli_runs_the_budgets_it_is_given(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distillprint.cli import app
+
+    pairs_csv, answers = _write_zoo(tmp_path)
+    out = tmp_path / "r.json"
+    args = ["benchmark", "lineage", "--pairs", str(pairs_csv), "--responses", str(answers),
+            "--out", str(out), "--classifier", "artifact", "--artifact", str(_artifact(tmp_path)),
+            "--budget", "16", "--budget", "8", "--budget-seeds", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    summary = json.loads(out.read_text())["query_budget"]["summary"]
+    assert [s["n_prompts"] for s in summary] == [8, 16, 40]
+    assert [s["runs"] for s in summary] == [2, 2, 1]

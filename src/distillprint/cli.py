@@ -361,6 +361,13 @@ def benchmark_lineage(
     report_dir: Annotated[
         Path | None, typer.Option(help="Also write a Markdown table and plots here.")
     ] = None,
+    budget: Annotated[
+        list[int] | None,
+        typer.Option(help="Prompt budget of the query-budget curve (repeatable).")
+    ] = None,
+    budget_seeds: Annotated[
+        int | None, typer.Option(min=1, help="Random prompt draws per budget [default: 3].")
+    ] = None,
 ) -> None:
     """Detection, calibration, attribution and query-budget metrics with baselines side by side."""
     from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
@@ -373,6 +380,10 @@ def benchmark_lineage(
         artifact=artifact,
         cache_dir=cache_dir,
     )
+    if budget:
+        config = config.model_copy(update={"budgets": sorted(set(budget))})
+    if budget_seeds is not None:
+        config = config.model_copy(update={"budget_seeds": budget_seeds})
     result = run_lineage_benchmark(pairs, responses, out_path, config=config,
                                    log=lambda message: console.print(message, markup=False))
     if report_dir is not None:
