@@ -130,6 +130,11 @@ def test_sample_is_stratified_deterministic_and_keeps_every_request(tmp_path: Pa
         share = 64 * sum(p.category == category for p in full.probes) / len(full.probes)
         assert abs(sum(p.category == category for p in subset.probes) - share) <= 1.5
     assert [p.id for p in sample_probe_set(full, 64, seed=0).probes] == ids
+    # a larger budget with the same seed contains the smaller one: growing it sends only new
+    sizes = [1, 5, 11, 12, 32, 63, 64, 65, 100, 150, 179]
+    drawn = [{p.id for p in sample_probe_set(full, n, seed=0).probes} for n in sizes]
+    assert all(small < large for small, large in zip(drawn, drawn[1:]))
+    assert drawn[-1] == {p.id for p in full.probes}
     assert [p.id for p in sample_probe_set(full, 64, seed=1).probes] != ids
     # the same requests as the full set's, so answers stored for it are reused
     assert set(subset.requests(1)) <= set(full.requests(1))

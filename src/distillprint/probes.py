@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Iterator
 from functools import cached_property
 from importlib import resources
@@ -140,39 +141,36 @@ class ProbeSet(BaseModel):
                 yield GenerationRequest(probe.chat(), params, sample_index, probe.id)
 
 
-def _quotas(sizes: dict[str, int], n: int) -> dict[str, int]:
-    """``n`` probes spread over categories: one each first (when ``n`` allows), the rest in
-    proportion to what is left of each category, largest remainders first."""
-    quotas = {c: 0 for c in sizes}
-    if n >= len(sizes):
-        quotas = {c: 1 for c in sizes}
-    left = n - sum(quotas.values())
-    spare = {c: sizes[c] - quotas[c] for c in sizes}
-    total = sum(spare.values())
-    if left <= 0 or total == 0:
-        return quotas
-    shares = {c: left * spare[c] / total for c in sizes}
-    for c in sizes:
-        quotas[c] += int(shares[c])
-    order = sorted(sizes, key=lambda c: (-(shares[c] - int(shares[c])), c))
-    for c in order[: n - sum(quotas.values())]:
-        quotas[c] += 1
-    return quotas
+def _seat_order(sizes: dict[str, int]) -> list[str]:
+    """The category of each successive probe drawn: one per category first (largest first),
+    then by the Sainte-Lague quotient ``size / (drawn + 0.5)``. One fixed order, so a larger
+    budget always contains a smaller one, and every prefix is close to proportional."""
+    order = sorted(sizes, key=lambda c: (-sizes[c], c))
+    drawn = dict.fromkeys(sizes, 1)
+    while len(order) < sum(sizes.values()):
+        open_ = sorted(c for c in sizes if drawn[c] < sizes[c])
+        # ties go to the alphabetically first category: max keeps the first maximum
+        pick = max(open_, key=lambda c: sizes[c] / (drawn[c] + 0.5))
+        order.append(pick)
+        drawn[pick] += 1
+    return order
 
 
 def sample_probe_set(probe_set: ProbeSet, n: int, seed: int = 0) -> ProbeSet:
     """A seeded random subset of ``n`` probes, stratified by category, in the set's order.
 
     For investigators who pay per query: every probe keeps its id, messages and sampling, so
-    answers already stored for the full set are reused, and the subset's name records where it
-    came from. Verdicts need at least 64 shared prompts (``VerdictPolicy.min_prompts``)."""
+    answers already stored for the full set are reused; with the same seed a larger ``n``
+    contains a smaller one, so growing a budget only sends the new probes. The subset's name
+    records where it came from. Verdicts need at least 64 shared prompts
+    (``VerdictPolicy.min_prompts``)."""
     total = len(probe_set.probes)
     if not 1 <= n <= total:
         raise InputError(f"cannot draw {n} of {total} probes", field="n")
     by_category: dict[str, list[Probe]] = {}
     for probe in sorted(probe_set.probes, key=lambda p: p.id):
         by_category.setdefault(probe.category, []).append(probe)
-    quotas = _quotas({c: len(v) for c, v in by_category.items()}, n)
+    quotas = Counter(_seat_order({c: len(v) for c, v in by_category.items()})[:n])
     chosen: set[str] = set()
     for category, probes in by_category.items():
         random.Random(f"{seed}/{category}").shuffle(probes)
