@@ -162,8 +162,7 @@ def sample_probe_set(probe_set: ProbeSet, n: int, seed: int = 0) -> ProbeSet:
     For investigators who pay per query: every probe keeps its id, messages and sampling, so
     answers already stored for the full set are reused; with the same seed a larger ``n``
     contains a smaller one, so growing a budget only sends the new probes. The subset's name
-    records where it came from. Verdicts need at least 64 shared prompts
-    (``VerdictPolicy.min_prompts``)."""
+    records where it came from. A verdict needs ``VerdictPolicy.min_prompts`` shared prompts."""
     total = len(probe_set.probes)
     if not 1 <= n <= total:
         raise InputError(f"cannot draw {n} of {total} probes", field="n")
