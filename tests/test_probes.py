@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,7 @@ def test_sample_is_stratified_deterministic_and_keeps_every_request(tmp_path: Pa
     # a larger budget with the same seed contains the smaller one: growing it sends only new
     sizes = [1, 5, 11, 12, 32, 63, 64, 65, 100, 150, 179]
     drawn = [{p.id for p in sample_probe_set(full, n, seed=0).probes} for n in sizes]
-    assert all(small < large for small, large in zip(drawn, drawn[1:]))
+    assert all(small < large for small, large in itertools.pairwise(drawn))
     assert drawn[-1] == {p.id for p in full.probes}
     assert [p.id for p in sample_probe_set(full, 64, seed=1).probes] != ids
     # the same requests as the full set's, so answers stored for it are reused
