@@ -1,0 +1,132 @@
+"""Growing a probe budget in stages and stopping early, simulated on the development lineages.
+
+    python evaluation/lineage/sequential.py --out evaluation/lineage/sequential/results.md
+
+An investigator can grow a budget (``distillprint probes sample --n 64``, then 128, ...; with
+one seed every larger sample contains the smaller) and score after each stage at alpha
+divided by the number of stages (Bonferroni over the looks). This script measures what that
+costs and gains: for 20 random prompt orders, every labelled development pair is scored on
+nested prefixes of the 805 prompts by classifiers fitted on all prompts (leave-one-teacher-out,
+as the shipped model meets a new suspect), stopping at the first stage whose verdict is
+decisive under the chosen rule. Reads the classifier config for data, views and features.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from distillprint.bench.metrics import wilson_interval
+from distillprint.bench.predict import predict_cross_validated
+from distillprint.score.pairwise import pair_features
+from distillprint.score.stats import Verdict, VerdictPolicy, decide
+from distillprint.score.training import load_train_config, training_data
+
+Scores = dict[tuple[str, str], tuple[float, float]]  # (teacher, suspect) -> (P, p)
+
+
+@dataclass(frozen=True)
+class Plan:
+    label: str
+    stages: tuple[int, ...]  # prompts after each stage; the last may be all of them
+    stop_on_not_distilled: bool
+
+
+def _verdict(prob: float, p_value: float, n_prompts: int, alpha: float, n_bg: int) -> Verdict:
+    return decide(prob, p_value, n_prompts, n_bg, VerdictPolicy(alpha=alpha)).verdict
+
+
+def _simulate(
+    orders: list[dict[int, Scores]], labels: dict[tuple[str, str], int], plan: Plan, n_bg: int
+) -> dict[str, object]:
+    alpha = VerdictPolicy().alpha / len(plan.stages)
+    used: list[int] = []
+    outcomes: dict[int, list[Verdict]] = {0: [], 1: []}
+    for scores in orders:
+        for key, label in labels.items():
+            for i, stage in enumerate(plan.stages):
+                verdict = _verdict(*scores[stage][key], stage, alpha, n_bg)
+                final = i == len(plan.stages) - 1
+                if final or verdict is Verdict.DISTILLED or (
+                    verdict is Verdict.NOT_DISTILLED and plan.stop_on_not_distilled
+                ):
+                    break
+            used.append(stage)
+            outcomes[label].append(verdict)
+
+    def share(label: int, verdict: Verdict) -> str:
+        hits = sum(v is verdict for v in outcomes[label])
+        low, high = wilson_interval(hits, len(outcomes[label]))
+        return f"{hits / len(outcomes[label]):.3f} [{low:.3f}, {high:.3f}]"
+    return {
+        "mean_prompts": float(np.mean(used)),
+        "negatives_distilled": share(0, Verdict.DISTILLED),
+        "positives_distilled": share(1, Verdict.DISTILLED),
+        "positives_not_distilled": share(1, Verdict.NOT_DISTILLED),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("configs/classifier/default.yaml"))
+    parser.add_argument("--orders", type=int, default=20)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    cfg = load_train_config(args.config)
+    data = training_data(cfg)
+    n = len(data.cube.prompt_ids)
+    plans = [
+        Plan(f"all {n} prompts", (n,), True),
+        Plan("64 prompts", (64,), True),
+        Plan("128 prompts", (128,), True),
+        Plan(f"64 -> 128 -> 256 -> {n}, stop on any verdict", (64, 128, 256, n), True),
+        Plan(f"64 -> 128 -> 256 -> {n}, stop only on distilled", (64, 128, 256, n), False),
+        Plan(f"128 -> {n}, stop on any verdict", (128, n), True),
+    ]
+    stages = sorted({s for plan in plans for s in plan.stages})
+    labels = {(p.teacher, p.suspect): p.label for p in data.pairs if p.label is not None}
+    features = tuple(cfg.features)
+    orders: list[dict[int, Scores]] = []
+    for seed in range(args.orders):
+        permutation = np.random.default_rng(seed).permutation(n)
+        scores: dict[int, Scores] = {}
+        for stage in stages:
+            subset = data.cube.subset_prompts(np.sort(permutation[:stage]))
+            feats = data.features if stage == n else pair_features(subset, data.background_mask)
+            preds = predict_cross_validated(
+                data.features, data.pairs, features, cfg.params(), scored_feats=feats
+            )
+            scores[stage] = {k: (preds.probability[k], preds.p_value[k]) for k in labels}
+        orders.append(scores)
+    n_bg = int(data.background_mask.sum())
+    lines = [
+        "# Growing the probe budget in stages (development lineages, simulated)",
+        "",
+        f"{args.orders} random prompt orders x {sum(v == 0 for v in labels.values())} negative "
+        f"and {sum(v == 1 for v in labels.values())} positive pairs; classifiers fitted on all "
+        f"{n} prompts, leave-one-teacher-out; alpha {VerdictPolicy().alpha} split evenly over "
+        "the stages; 95% Wilson intervals. Command: `python evaluation/lineage/sequential.py "
+        f"--out {args.out}`.",
+        "",
+        "| plan | mean prompts | negatives called distilled | positives called distilled "
+        "| positives called not distilled |",
+        "|---|---|---|---|---|",
+    ]
+    for plan in plans:
+        r = _simulate(orders, labels, plan, n_bg)
+        lines.append(
+            f"| {plan.label} | {r['mean_prompts']:.0f} | {r['negatives_distilled']} | "
+            f"{r['positives_distilled']} | {r['positives_not_distilled']} |"
+        )
+        print(lines[-1], flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
