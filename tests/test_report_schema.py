@@ -106,3 +106,16 @@ def test_read_report_rejects_html_without_data(tmp_path: Path) -> None:
     page.write_text("<html><body>hello</body></html>")
     with pytest.raises(InputError, match="no embedded distillprint report"):
         read_report(page)
+
+
+def test_reports_of_schema_1_0_without_stages_still_load() -> None:
+    data = sample_report().model_dump(mode="json")
+    data["schema_version"] = "1.0"
+    data.pop("stages")
+    assert ScoreReport.model_validate(data).stages is None
+    data["stages"] = [{"n_prompts": 64, "alpha": 0.025, "probability": 0.9, "p_value": 0.01,
+                       "verdict": "distilled"}]
+    assert ScoreReport.model_validate(data).stages[0].n_prompts == 64  # type: ignore[index]
+    data["stages"][0]["verdict"] = "guilty"
+    with pytest.raises(ValidationError):
+        ScoreReport.model_validate(data)

@@ -28,28 +28,32 @@ def write_log(path: Path, answers: list[str]) -> Path:
     return path
 
 
-@pytest.fixture
-def logs(tmp_path: Path) -> dict[str, Path]:
+def make_logs(tmp_path: Path, n_prompts: int = N_PROMPTS) -> dict[str, Path]:
     rng = random.Random(0)
     teacher = [style_answer(rng, "Certainly! Here is", "I hope this helps!", 20)
-               for _ in range(N_PROMPTS)]
+               for _ in range(n_prompts)]
     # The student copies the teacher's answers with a little noise.
     student = [a.replace("beta", "gamma", 1) for a in teacher]
     background_dir = tmp_path / "background"
     background_dir.mkdir()
     for index in range(6):
         opener, closer = f"Opening{index} words", f"Closing{index} line"
-        answers = [style_answer(rng, opener, closer, 12 + index) for _ in range(N_PROMPTS)]
+        answers = [style_answer(rng, opener, closer, 12 + index) for _ in range(n_prompts)]
         write_log(background_dir / f"bg{index}.jsonl", answers)
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps([{"instruction": f"question number {i}?"}
-                                   for i in range(N_PROMPTS)]))
+                                   for i in range(n_prompts)]))
     return {
         "teacher": write_log(tmp_path / "teacher.jsonl", teacher),
         "student": write_log(tmp_path / "student.jsonl", student),
         "background": background_dir,
         "prompts": prompts,
     }
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> dict[str, Path]:
+    return make_logs(tmp_path)
 
 
 def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> None:
@@ -143,3 +147,34 @@ def test_a_copy_of_the_suspect_in_the_background_is_left_out(
     ])
     assert "left out" in result.output, result.output
     assert len(json.loads(out.read_text())["background"]) == 6  # the 6 real ones only
+
+
+def test_staged_budget_stops_when_distilled_and_goes_on_otherwise(tmp_path: Path) -> None:
+    logs = make_logs(tmp_path, n_prompts=160)
+    bg = logs["background"]
+
+    def staged(suspect: Path, name: str) -> dict[str, object]:
+        out = tmp_path / f"{name}.json"
+        result = CliRunner().invoke(app, [
+            "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{suspect}",
+            "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+            "--background-dir", str(bg), "--stage", "128", "--stage", "64",
+            "--json", str(out), "--markdown", str(tmp_path / f"{name}.md"),
+            "--report", str(tmp_path / f"{name}.html"),
+        ])
+        assert result.exit_code == 0, result.output
+        return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+    student = staged(logs["student"], "student")
+    assert [s["n_prompts"] for s in student["stages"]] == [64]  # distilled at the first look
+    assert student["verdict"] == "distilled" and student["n_prompts"] == 64
+    assert student["alpha"] == pytest.approx(0.05 / 3)
+    assert len(student["manifest"]["responses"]) == 8 * 64  # nothing past the first stage
+    unrelated = staged(bg / "bg1.jsonl", "unrelated")  # its own log is left out of the background
+    assert [s["n_prompts"] for s in unrelated["stages"]] == [64, 128, 160]
+    assert all(s["verdict"] != "distilled" for s in unrelated["stages"])
+    assert "Budget grown in stages" in (tmp_path / "unrelated.md").read_text()
+    assert 'id="stages"' in (tmp_path / "unrelated.html").read_text()
+    bad = CliRunner().invoke(app, ["score", "--teacher", f"file:{logs['teacher']}",
+                                   "--suspect", f"file:{logs['student']}", "--stop-on", "never"])
+    assert bad.exit_code != 0

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from distillprint import __version__
-from distillprint.errors import DistillprintError
+from distillprint.errors import DistillprintError, InputError
 from distillprint.score_run import ModelSpec, RunSettings
 
 app = typer.Typer(
@@ -205,7 +205,6 @@ def responses_export(
     probe_set: Annotated[str | None, typer.Option("--probe-set", help="Only this set.")] = None,
 ) -> None:
     """Export stored responses as JSONL (one object per line) or a Parquet table."""
-    from distillprint.errors import InputError
     from distillprint.export import write_jsonl, write_parquet
     from distillprint.store import ResponseStore
 
@@ -296,10 +295,24 @@ def score(
     fail_inconclusive: Annotated[
         bool, typer.Option(help="With --fail-above, also exit 1 when no probability results.")
     ] = False,
+    stage: Annotated[
+        list[int] | None,
+        typer.Option(
+            min=1,
+            help="Grow the budget in stages (repeatable, e.g. --stage 64 --stage 128): score on "
+            "that many probes first (a nested stratified sample), then the whole set, each at "
+            "alpha / stages.",
+        ),
+    ] = None,
+    stop_on: Annotated[
+        str, typer.Option(help="Stop at the first stage that is 'distilled' or 'any' verdict.")
+    ] = "distilled",
 ) -> None:
     """Collect what is missing, then score how likely SUSPECT was distilled from TEACHER."""
-    from distillprint.score_cmd import score_command
+    from distillprint.score_cmd import Staging, score_command
 
+    if stop_on not in ("distilled", "any"):
+        raise InputError("must be 'distilled' or 'any'", field="stop-on")
     code = score_command(
         teacher=ModelSpec(teacher, "teacher", teacher_base_url),
         suspect=ModelSpec(suspect, "suspect", base_url),
@@ -309,6 +322,7 @@ def score(
         alpha=alpha, scoring_model=scoring_model, html=report, json_path=json_out,
         markdown=markdown, junit=junit, fail_above=fail_above,
         fail_inconclusive=fail_inconclusive, console=console, out=out,
+        staging=Staging(tuple(sorted(set(stage or []))), stop_on),  # type: ignore[arg-type]
     )
     raise typer.Exit(code=code)
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 from rich.table import Table
 
 from distillprint.report.junit import is_failure, write_junit
-from distillprint.score.api import attribute, score_pair
+from distillprint.report.schema import Stage
+from distillprint.score.api import PairScore, attribute, score_pair
 from distillprint.score.model import ScoringModel, default_model
-from distillprint.score.stats import VerdictPolicy
+from distillprint.score.stats import Verdict, VerdictPolicy
 from distillprint.score_report import build_report, write_outputs
 from distillprint.score_run import Evidence, ModelSpec, RunSettings, gather_evidence
 
@@ -23,6 +26,53 @@ def _background_labels(evidence: Evidence, named: Sequence[str]) -> list[str]:
 
 def _scoring(path: Path | None) -> ScoringModel:
     return ScoringModel.load(path) if path is not None else default_model()
+
+
+StopOn = Literal["distilled", "any"]
+
+
+@dataclass(frozen=True)
+class Staging:
+    """A budget grown in stages: score on the first ``sizes`` probes (a nested stratified
+    sample), then on the whole set, each look at alpha / (looks); stop at the first look whose
+    verdict is ``distilled`` (or, with ``stop_on="any"``, any decisive verdict)."""
+
+    sizes: tuple[int, ...] = ()
+    stop_on: StopOn = "distilled"
+
+    def looks(self, n_probes: int) -> list[int | None]:
+        """Stage sizes below the set's size, then ``None`` for the whole set."""
+        return [*(n for n in self.sizes if n < n_probes), None]
+
+    def stops(self, verdict: str) -> bool:
+        if verdict == Verdict.DISTILLED:
+            return True
+        return self.stop_on == "any" and verdict == Verdict.NOT_DISTILLED
+
+
+def _score_once(
+    specs: Sequence[ModelSpec],
+    settings: RunSettings,
+    scoring: ScoringModel,
+    alpha: float,
+    console: Console,
+) -> tuple[PairScore, Evidence, list[str]]:
+    evidence = gather_evidence(specs, settings, console)
+    teacher_label, suspect_label = list(evidence.answers)[:2]
+    background_labels = _background_labels(evidence, [teacher_label, suspect_label])
+    console.print(
+        f"scoring {suspect_label} against {teacher_label} "
+        f"with {len(background_labels)} background models"
+    )
+    pair = score_pair(
+        evidence.answers[teacher_label],
+        evidence.answers[suspect_label],
+        [evidence.answers[label] for label in background_labels],
+        model=scoring,
+        policy=VerdictPolicy(alpha=alpha),
+        cache_dir=settings.cube_cache,
+    )
+    return pair, evidence, background_labels
 
 
 def score_command(
@@ -41,25 +91,28 @@ def score_command(
     fail_inconclusive: bool,
     console: Console,
     out: Console,
+    staging: Staging = Staging(),
 ) -> int:
     """Returns the exit code: 1 when the CI gate (``fail_above``) is crossed."""
     scoring = _scoring(scoring_model)
-    evidence = gather_evidence([teacher, suspect, *background], settings, console)
-    teacher_label, suspect_label = list(evidence.answers)[:2]
-    background_labels = _background_labels(evidence, [teacher_label, suspect_label])
-    console.print(
-        f"scoring {suspect_label} against {teacher_label} "
-        f"with {len(background_labels)} background models"
-    )
-    pair = score_pair(
-        evidence.answers[teacher_label],
-        evidence.answers[suspect_label],
-        [evidence.answers[label] for label in background_labels],
-        model=scoring,
-        policy=VerdictPolicy(alpha=alpha),
-        cache_dir=settings.cube_cache,
-    )
-    report = build_report(pair, evidence, scoring, background_labels)
+    specs = [teacher, suspect, *background]
+    looks = staging.looks(len(settings.probe_set().probes))
+    stages: list[Stage] = []
+    for look in looks:
+        step = replace(settings, probe_limit=look)
+        pair, evidence, background_labels = _score_once(
+            specs, step, scoring, alpha / len(looks), console
+        )
+        stages.append(Stage(n_prompts=pair.n_prompts, alpha=pair.alpha,
+                            probability=pair.probability, p_value=pair.p_value,
+                            verdict=pair.verdict))  # type: ignore[arg-type]
+        if len(looks) > 1:
+            console.print(f"stage {len(stages)} of {len(looks)}: {pair.n_prompts} prompts, "
+                          f"{pair.verdict} at alpha {pair.alpha:.4g}", markup=False)
+        if staging.stops(pair.verdict):
+            break
+    report = build_report(pair, evidence, scoring, background_labels,
+                          stages=stages if len(looks) > 1 else None)
     for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
         console.print(f"wrote {path}")
     if junit is not None:

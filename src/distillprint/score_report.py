@@ -43,6 +43,7 @@ def build_report(
     scoring: ScoringModel,
     background: list[str],
     attribution: Attribution | None = None,
+    stages: list[schema.Stage] | None = None,
 ) -> ScoreReport:
     labels = [pair.teacher, pair.suspect, *background]
     if attribution is not None:
@@ -76,6 +77,7 @@ def build_report(
         ],
         fingerprint_map=[schema.MapPoint(**asdict(p)) for p in pair.fingerprint_map],
         attribution=_attribution(attribution),
+        stages=stages,
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
     )
 

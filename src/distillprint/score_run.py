@@ -22,7 +22,7 @@ from distillprint.backends import Backend, BackendOptions, create_backend
 from distillprint.collect import plan_collection
 from distillprint.collect_run import collect_with_progress
 from distillprint.errors import InputError
-from distillprint.probes import ProbeSet, load_probe_set
+from distillprint.probes import ProbeSet, load_probe_set, sample_probe_set
 from distillprint.report.manifest import build_manifest, response_digest
 from distillprint.report.schema import ComponentVersion, Manifest, ModelEntry, ResponseDigest
 from distillprint.score.answers import ModelAnswers
@@ -53,6 +53,8 @@ class RunSettings:
     #: draw this many logs from the background folders (seeded); None takes them all
     max_background: int | None = None
     seed: int = 0
+    #: ask only this many probes of the set, a stratified sample with ``seed`` (a budget)
+    probe_limit: int | None = None
 
     @property
     def cube_cache(self) -> Path:
@@ -60,9 +62,10 @@ class RunSettings:
         return self.store.with_name(self.store.name + ".cubes")
 
     def probe_set(self) -> ProbeSet:
-        return load_probe_set(self.probes).with_sampling(
-            temperature=self.temperature, max_tokens=self.max_tokens
-        )
+        probe_set = load_probe_set(self.probes)
+        if self.probe_limit is not None and self.probe_limit < len(probe_set.probes):
+            probe_set = sample_probe_set(probe_set, self.probe_limit, self.seed)
+        return probe_set.with_sampling(temperature=self.temperature, max_tokens=self.max_tokens)
 
 
 @dataclass

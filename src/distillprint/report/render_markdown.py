@@ -96,8 +96,26 @@ def _echo_lines(echoes: list[Echo]) -> list[str]:
     return lines
 
 
+def _stage_lines(report: ScoreReport) -> list[str]:
+    if not report.stages:
+        return []
+    lines = [
+        "",
+        "### Budget grown in stages",
+        "",
+        "| Prompts | α | Probability | p-value | Verdict |",
+        "|---:|---:|---:|---:|---|",
+    ]
+    for stage in report.stages:
+        lines.append(
+            f"| {stage.n_prompts} | {stage.alpha:.4g} | {format_percent(stage.probability)} | "
+            f"{format_p_value(stage.p_value)} | {stage.verdict} |"
+        )
+    return lines
+
+
 def render_markdown(report: ScoreReport) -> str:
-    lines = _summary_lines(report) + _category_lines(report.per_category)
+    lines = _summary_lines(report) + _stage_lines(report) + _category_lines(report.per_category)
     lines += _echo_lines(report.echoes)
     lines += [
         "",

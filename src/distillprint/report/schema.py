@@ -13,7 +13,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-REPORT_SCHEMA_VERSION: Final = "1.0"
+# 1.1 added ``stages`` (a budget grown in stages); reports of 1.0 still load.
+REPORT_SCHEMA_VERSION: Final = "1.1"
 SCHEMA_FILE_NAME = "score_report.schema.json"
 
 Verdict = Literal["distilled", "not distilled", "inconclusive"]
@@ -140,8 +141,18 @@ class Attribution(_Strict):
     probability: Probability
 
 
+class Stage(_Strict):
+    """One look of a budget grown in stages: the verdict on the first ``n_prompts`` probes."""
+
+    n_prompts: int = Field(ge=0)
+    alpha: float = Field(gt=0.0, lt=1.0)
+    probability: Probability | None
+    p_value: Probability | None
+    verdict: Verdict
+
+
 class ScoreReport(_Strict):
-    schema_version: Literal["1.0"] = REPORT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1"] = REPORT_SCHEMA_VERSION
     created_at: UtcTimestamp
     package_version: str
     teacher: Label
@@ -163,6 +174,8 @@ class ScoreReport(_Strict):
     echoes: list[Echo]
     fingerprint_map: list[MapPoint]
     attribution: list[Attribution] | None = None
+    # every look when the budget was grown in stages; the report's own fields are the last
+    stages: list[Stage] | None = None
     manifest: Manifest
 
     @model_validator(mode="after")
