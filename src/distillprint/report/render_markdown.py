@@ -55,7 +55,7 @@ def _summary_lines(report: ScoreReport) -> list[str]:
         "|---|---|",
         f"| Verdict | **{report.verdict}** |",
         f"| Probability of distillation | {format_percent(report.probability)} |",
-        f"| p-value | {format_p_value(report.p_value)} (α = {report.alpha}) |",
+        f"| p-value | {format_p_value(report.p_value)} (α = {report.alpha:.4g}) |",
         f"| Probe set | {_cell(f'{report.probe_set} v{report.probe_set_version}')}, "
         f"{report.n_prompts} prompts, {len(report.background)} background models |",
         "",

@@ -76,13 +76,13 @@ def decide(
     if probability >= policy.distilled_above and p_value <= policy.alpha:
         reasons = (
             f"P(distilled) {probability:.2f} >= {policy.distilled_above}",
-            f"p = {p_value:.3g} <= alpha {policy.alpha}",
+            f"p = {p_value:.3g} <= alpha {policy.alpha:.4g}",
         )
         return Decision(Verdict.DISTILLED, reasons)
     if probability <= policy.not_distilled_below and p_value > policy.alpha:
         reasons = (
             f"P(distilled) {probability:.2f} <= {policy.not_distilled_below}",
-            f"p = {p_value:.3g} > alpha {policy.alpha}",
+            f"p = {p_value:.3g} > alpha {policy.alpha:.4g}",
         )
         return Decision(Verdict.NOT_DISTILLED, reasons)
     if (probability >= 0.5) != (p_value <= policy.alpha):
