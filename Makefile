@@ -75,6 +75,12 @@ demo: install
 				--report $(DEMO_DIR)/$$suspect-report.html --json $(DEMO_DIR)/$$suspect-report.json \
 				|| exit 1; \
 		done; \
+		echo "== a budget grown in stages (64, 128, 256, then all 805 prompts, alpha split over the"; \
+		echo "       looks): stops at the first stage where Vicuna-13B is found distilled =="; \
+		$(DP) score --teacher file:$(ALPACA)/gpt-3.5-turbo-0301.json.gz \
+			--suspect file:$(ALPACA)/vicuna-13b.json.gz --probes $(ALPACA)/gpt-3.5-turbo-0301.json.gz \
+			--background-dir $(ALPACA) --max-background 30 --store $(DEMO_DIR)/logs.sqlite \
+			--stage 64 --stage 128 --stage 256 --json $(DEMO_DIR)/vicuna-13b-staged.json || exit 1; \
 		echo "== attribution: which of four teachers taught Vicuna-13B? (also names candidates that"; \
 		echo "       are themselves related, between which the ranking is weak evidence) =="; \
 		$(DP) attribute --suspect file:$(ALPACA)/vicuna-13b.json.gz \
