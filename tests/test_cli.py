@@ -73,9 +73,9 @@ def test_probes_sample_writes_a_loadable_budget_and_warns_below_the_verdict_mini
     small = tmp_path / "p16.yaml"
     result = run_cli("probes", "sample", "core-v1", "--n", "16", "--out", str(small))
     assert result.returncode == 0, result.stderr
-    assert "16 probes" in result.stdout and "inconclusive" in result.stdout
+    assert "16 of the probes of core-v1" in result.stdout and "inconclusive" in result.stdout
     check = run_cli("probes", "validate", str(small))
-    assert check.returncode == 0 and "core-v1-sample16-seed0" in check.stdout
+    assert check.returncode == 0 and "core-v1 1.0.0, 16 probes" in check.stdout
     too_many = run_cli("probes", "sample", "core-v1", "--n", "999", "--out", str(tmp_path / "x"))
     assert too_many.returncode == 2 and "cannot draw 999" in too_many.stderr
     assert not (tmp_path / "x").exists()

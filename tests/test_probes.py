@@ -123,7 +123,8 @@ def test_sample_is_stratified_deterministic_and_keeps_every_request(tmp_path: Pa
     full = load_probe_set("core-v1")
     subset = sample_probe_set(full, 64, seed=0)
     ids = [p.id for p in subset.probes]
-    assert len(ids) == 64 and subset.name == "core-v1-sample64-seed0"
+    assert len(ids) == 64 and (subset.name, subset.version) == (full.name, full.version)
+    assert "sample of 64 of the 179 probes" in subset.description
     assert subset.categories == full.categories  # every habit still probed
     order = [p.id for p in full.probes if p.id in set(ids)]
     assert ids == order

@@ -170,6 +170,10 @@ def test_staged_budget_stops_when_distilled_and_goes_on_otherwise(tmp_path: Path
     assert student["verdict"] == "distilled" and student["n_prompts"] == 64
     assert student["alpha"] == pytest.approx(0.05 / 3)
     assert len(student["manifest"]["responses"]) == 8 * 64  # nothing past the first stage
+    # the stage's evidence is found in the store under the probe set's own name
+    verified = CliRunner().invoke(app, ["verify", str(tmp_path / "student.json"),
+                                        "--store", str(tmp_path / "s.sqlite")])
+    assert verified.exit_code == 0, verified.output
     unrelated = staged(bg / "bg1.jsonl", "unrelated")  # its own log is left out of the background
     assert [s["n_prompts"] for s in unrelated["stages"]] == [64, 128, 160]
     assert all(s["verdict"] != "distilled" for s in unrelated["stages"])

@@ -105,7 +105,10 @@ def probes_sample(
     counts = ", ".join(
         f"{c} {sum(p.category == c for p in subset.probes)}" for c in subset.categories
     )
-    out.print(f"wrote {out_path}: {subset.name}, {len(subset.probes)} probes ({counts})")
+    out.print(
+        f"wrote {out_path}: {len(subset.probes)} of the probes of {subset.name} "
+        f"{subset.version}, seed {seed} ({counts})"
+    )
     minimum = VerdictPolicy().min_prompts
     if n < minimum:
         out.print(

@@ -161,8 +161,9 @@ def sample_probe_set(probe_set: ProbeSet, n: int, seed: int = 0) -> ProbeSet:
 
     For investigators who pay per query: every probe keeps its id, messages and sampling, so
     answers already stored for the full set are reused; with the same seed a larger ``n``
-    contains a smaller one, so growing a budget only sends the new probes. The subset's name
-    records where it came from. A verdict needs ``VerdictPolicy.min_prompts`` shared prompts."""
+    contains a smaller one, so growing a budget only sends the new probes. The subset keeps the
+    set's name and version; its description records the draw. A verdict needs
+    ``VerdictPolicy.min_prompts`` shared prompts."""
     total = len(probe_set.probes)
     if not 1 <= n <= total:
         raise InputError(f"cannot draw {n} of {total} probes", field="n")
@@ -178,9 +179,10 @@ def sample_probe_set(probe_set: ProbeSet, n: int, seed: int = 0) -> ProbeSet:
         f"Stratified random sample of {n} of the {total} probes of {probe_set.name} "
         f"{probe_set.version} (seed {seed}). {probe_set.description}"
     ).strip()
+    # Same name and version: the probes are the set's own, so answers stored under the full set
+    # are this subset's evidence too (``verify`` finds them by set name).
     return probe_set.model_copy(
         update={
-            "name": f"{probe_set.name}-sample{n}-seed{seed}",
             "description": description,
             "probes": tuple(p for p in probe_set.probes if p.id in chosen),
         }
