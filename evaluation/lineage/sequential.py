@@ -7,8 +7,8 @@ one seed every larger sample contains the smaller) and score after each stage at
 divided by the number of stages (Bonferroni over the looks). This script measures what that
 costs and gains: for 20 random prompt orders, every labelled development pair is scored on
 nested prefixes of the 805 prompts by classifiers fitted on all prompts (leave-one-teacher-out,
-as the shipped model meets a new suspect), stopping at the first stage whose verdict is
-decisive under the chosen rule. Reads the classifier config for data, views and features.
+as the shipped model meets a new suspect), stopping by the rule ``distillprint score --stage``
+applies (``Staging``). Reads the classifier config for data, views and features.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from distillprint.bench.predict import predict_cross_validated
 from distillprint.score.pairwise import pair_features
 from distillprint.score.stats import Verdict, VerdictPolicy, decide
 from distillprint.score.training import load_train_config, training_data
+from distillprint.score_cmd import Staging
 
 Scores = dict[tuple[str, str], tuple[float, float]]  # (teacher, suspect) -> (P, p)
 
@@ -32,28 +33,31 @@ Scores = dict[tuple[str, str], tuple[float, float]]  # (teacher, suspect) -> (P,
 @dataclass(frozen=True)
 class Plan:
     label: str
-    stages: tuple[int, ...]  # prompts after each stage; the last may be all of them
-    stop_on_not_distilled: bool
+    staging: Staging  # the rule ``distillprint score --stage ... --stop-on ...`` applies
+    budget: int | None = None  # a single look at this many prompts instead
 
-
-def _verdict(prob: float, p_value: float, n_prompts: int, alpha: float, n_bg: int) -> Verdict:
-    return decide(prob, p_value, n_prompts, n_bg, VerdictPolicy(alpha=alpha)).verdict
+    def looks(self, n_prompts: int) -> list[int]:
+        if self.budget is not None:
+            return [self.budget]
+        return [n_prompts if look is None else look for look in self.staging.looks(n_prompts)]
 
 
 def _simulate(
-    orders: list[dict[int, Scores]], labels: dict[tuple[str, str], int], plan: Plan, n_bg: int
+    orders: list[dict[int, Scores]],
+    labels: dict[tuple[str, str], int],
+    plan: Plan,
+    n_prompts: int,
+    n_bg: int,
 ) -> dict[str, object]:
-    alpha = VerdictPolicy().alpha / len(plan.stages)
+    looks = plan.looks(n_prompts)
+    policy = VerdictPolicy(alpha=VerdictPolicy().alpha / len(looks))
     used: list[int] = []
     outcomes: dict[int, list[Verdict]] = {0: [], 1: []}
     for scores in orders:
         for key, label in labels.items():
-            for i, stage in enumerate(plan.stages):
-                verdict = _verdict(*scores[stage][key], stage, alpha, n_bg)
-                final = i == len(plan.stages) - 1
-                if final or verdict is Verdict.DISTILLED or (
-                    verdict is Verdict.NOT_DISTILLED and plan.stop_on_not_distilled
-                ):
+            for stage in looks:
+                verdict = decide(*scores[stage][key], stage, n_bg, policy).verdict
+                if plan.staging.stops(verdict):
                     break
             used.append(stage)
             outcomes[label].append(verdict)
@@ -62,6 +66,7 @@ def _simulate(
         hits = sum(v is verdict for v in outcomes[label])
         low, high = wilson_interval(hits, len(outcomes[label]))
         return f"{hits / len(outcomes[label]):.3f} [{low:.3f}, {high:.3f}]"
+
     return {
         "mean_prompts": float(np.mean(used)),
         "negatives_distilled": share(0, Verdict.DISTILLED),
@@ -80,14 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = training_data(cfg)
     n = len(data.cube.prompt_ids)
     plans = [
-        Plan(f"all {n} prompts", (n,), True),
-        Plan("64 prompts", (64,), True),
-        Plan("128 prompts", (128,), True),
-        Plan(f"64 -> 128 -> 256 -> {n}, stop on any verdict", (64, 128, 256, n), True),
-        Plan(f"64 -> 128 -> 256 -> {n}, stop only on distilled", (64, 128, 256, n), False),
-        Plan(f"128 -> {n}, stop on any verdict", (128, n), True),
+        Plan(f"all {n} prompts", Staging()),
+        Plan("64 prompts", Staging(), budget=64),
+        Plan("128 prompts", Staging(), budget=128),
+        Plan(f"64 -> 128 -> 256 -> {n}, stop on any verdict", Staging((64, 128, 256), "any")),
+        Plan(f"64 -> 128 -> 256 -> {n}, stop only on distilled", Staging((64, 128, 256))),
+        Plan(f"128 -> {n}, stop on any verdict", Staging((128,), "any")),
     ]
-    stages = sorted({s for plan in plans for s in plan.stages})
+    stages = sorted({look for plan in plans for look in plan.looks(n)})
     labels = {(p.teacher, p.suspect): p.label for p in data.pairs if p.label is not None}
     features = tuple(cfg.features)
     orders: list[dict[int, Scores]] = []
@@ -117,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "|---|---|---|---|---|",
     ]
     for plan in plans:
-        r = _simulate(orders, labels, plan, n_bg)
+        r = _simulate(orders, labels, plan, n, n_bg)
         lines.append(
             f"| {plan.label} | {r['mean_prompts']:.0f} | {r['negatives_distilled']} | "
             f"{r['positives_distilled']} | {r['positives_not_distilled']} |"
