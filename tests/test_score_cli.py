@@ -182,3 +182,13 @@ def test_staged_budget_stops_when_distilled_and_goes_on_otherwise(tmp_path: Path
     bad = CliRunner().invoke(app, ["score", "--teacher", f"file:{logs['teacher']}",
                                    "--suspect", f"file:{logs['student']}", "--stop-on", "never"])
     assert bad.exit_code != 0
+
+
+def test_staging_rules() -> None:
+    from distillprint.score_cmd import Staging
+
+    assert Staging((64, 128, 500)).looks(200) == [64, 128, None]  # a stage past the set: dropped
+    assert Staging().looks(200) == [None]
+    assert Staging().stops("distilled") and not Staging().stops("not distilled")
+    assert Staging((64,), "any").stops("not distilled")
+    assert not Staging((64,), "any").stops("inconclusive")
