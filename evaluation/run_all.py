@@ -20,7 +20,13 @@ EMBEDDER = ROOT / "artifacts" / "embedder" / "cpu-small"
 BENCHMARKS: list[list[str]] = [
     [str(HERE / "lineage" / "run_benchmark.py"), "--pairs", str(DATA / "lineage_dev.csv"),
      "--responses", str(DATA / "outputs")],
+    [str(HERE / "lineage" / "run_benchmark.py"), "--pairs", str(DATA / "lineage_dev.csv"),
+     "--responses", str(DATA / "outputs"), "--budgets", "16", "24", "32", "48", "64", "96",
+     "128", "256", "--budget-seeds", "20", "--out-dir", str(HERE / "lineage" / "budget-validity")],
+    [str(HERE / "lineage" / "sequential.py"),
+     "--out", str(HERE / "lineage" / "sequential" / "results.md")],
     [str(HERE / "zoo" / "run.py")],
+    [str(HERE / "zoo" / "with_zoo_pairs.py"), "--out", str(HERE / "zoo" / "with_zoo_pairs.md")],
     [str(HERE / "reliability" / "faults.py")],
     [str(HERE / "perf" / "collection_throughput.py")],
     [str(HERE / "perf" / "scoring_latency.py"), "--responses", str(DATA / "outputs")],
@@ -35,6 +41,8 @@ BENCHMARKS: list[list[str]] = [
     [str(HERE / "identify" / "run.py"), "--responses", str(DATA / "outputs"),
      "--finetuned", str(EMBEDDER), "--exclude-lineage", str(DATA / "lineage_dev.csv"),
      "--models", "40", "--threads", "2", "--out", str(HERE / "identify" / "results-holdout.json")],
+    [str(HERE / "identify" / "learned_metrics.py"), "--responses", str(DATA / "outputs"),
+     "--out", str(HERE / "identify" / "learned_metrics.md")],
 ]
 # The identification benchmark needs the fine-tuned encoder; weights stay out of git, so the
 # recipe rebuilds them (about 26 minutes on 2 cores) when they are missing.
