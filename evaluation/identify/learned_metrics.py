@@ -39,6 +39,7 @@ from distillprint.embed.identify import (
     identify,
     make_draws,
     select_benchmark_set,
+    split_vectors,
 )
 from distillprint.embed.manifest import TrainingManifest
 from distillprint.embed.registry import build_embedder
@@ -47,18 +48,6 @@ from distillprint.score.views import CharTfidfView, TemplateView
 KS = (1, 8, 32)
 HERE = Path(__file__).resolve().parent
 Halves = tuple[dict[str, FloatArray], dict[str, FloatArray]]
-
-
-def _halves(data: BenchmarkSet, vectors: FloatArray) -> Halves:
-    n_ref, n_query = len(data.reference_prompts), len(data.query_prompts)
-    n_models = len(data.models)
-    reference = {m: vectors[i * n_ref : (i + 1) * n_ref] for i, m in enumerate(data.models)}
-    start = n_models * n_ref
-    query = {
-        m: vectors[start + i * n_query : start + (i + 1) * n_query]
-        for i, m in enumerate(data.models)
-    }
-    return reference, query
 
 
 def _row(data: BenchmarkSet, halves: Halves, draws: Draws) -> list[float]:
@@ -152,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_embedder(embedder, data.reference_texts(), cache)
         vectors = embed_texts(data.all_texts(), embedder, cache, progress=True)
         training = embed_texts(training_texts, embedder, cache, progress=True)
-    halves = _halves(data, vectors)
+    halves = split_vectors(data, vectors)
     within, between = _within_between(training.reshape(len(trained), len(train_prompts), -1))
     eigenvalues, eigenvectors = np.linalg.eigh(within)
 
@@ -180,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         extra.append(_unit(svd.transform(counts).astype(np.float32)))
     combined = np.hstack([_unit(vectors), *extra])
     rows["+ template and character n-gram views (SVD 384 each)"] = _row(
-        data, _halves(data, combined), draws)
+        data, split_vectors(data, combined), draws)
 
     correct, wrong = _ceiling(data, halves)
     lines = [

@@ -19,7 +19,13 @@ import numpy as np
 
 from distillprint.bench.metrics import auroc, expected_calibration_error
 from distillprint.score.stats import VerdictPolicy
-from distillprint.score.train import ClassifierParams, design, labelled_rows
+from distillprint.score.train import (
+    ClassifierParams,
+    Design,
+    design,
+    grouped_predictions,
+    labelled_rows,
+)
 from distillprint.score.training import load_train_config, training_data
 from distillprint.zoo.results import PLAIN
 
@@ -29,15 +35,9 @@ HERE = Path(__file__).resolve().parent
 def _loto(
     x: np.ndarray, y: np.ndarray, teachers: np.ndarray, params: ClassifierParams
 ) -> tuple[np.ndarray, np.ndarray]:
-    prob, p_value = np.full(len(y), np.nan), np.full(len(y), np.nan)
-    for teacher in sorted(set(teachers)):
-        train, test = teachers != teacher, teachers == teacher
-        if len(set(y[train].tolist())) < 2:
-            continue
-        classifier = params.make().fit(x[train], y[train])
-        prob[test] = classifier.predict_proba(x[test])[:, 1]
-        p_value[test] = classifier.tail_p_values(x[test])
-    return prob, p_value
+    rows = Design(tuple(teachers), tuple(teachers), x, y)  # suspects unused when grouping
+    predictions = grouped_predictions(rows, rows.teachers, params)
+    return predictions.probability, predictions.p_value
 
 
 def _summary(prob: np.ndarray, p_value: np.ndarray, y: np.ndarray) -> dict[str, str]:

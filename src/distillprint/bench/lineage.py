@@ -106,14 +106,16 @@ def _scorer(
 
 def _fixed_scorer(
     mode: str,
+    scorer: Callable[[PairFeatures], GridPredictions],
     scoring: ScoringModel,
     pairs: list[LabelledPair],
     cfg: LineageConfig,
     all_prompts: PairFeatures,
 ) -> Callable[[PairFeatures], GridPredictions]:
-    """Scores fewer prompts' features with classifiers fitted on all prompts, as shipped."""
+    """Scores fewer prompts' features with classifiers fitted on all prompts, as shipped (the
+    artifact is such a classifier already)."""
     if mode == "artifact":
-        return _scorer(mode, scoring, pairs, cfg)
+        return scorer
     return lambda feats: predict_cross_validated(
         all_prompts, pairs, scoring.features, cfg.params(), scored_feats=feats
     )
@@ -378,7 +380,7 @@ def run_lineage_benchmark(
         cfg.budgets,
         cfg.budget_seeds,
         cfg.seed,
-        fixed_scorer=_fixed_scorer(mode, scoring, pairs, cfg, feats),
+        fixed_scorer=_fixed_scorer(mode, scorer, scoring, pairs, cfg, feats),
         policy=cfg.policy(),
     )
     lap("query_budget")

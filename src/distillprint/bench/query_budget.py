@@ -84,7 +84,8 @@ def _one_run(
         **attribution,
     }
     if fixed_scorer is not None:
-        run["fixed_model"] = _verdict_counts(pairs, fixed_scorer(feats), policy)
+        fixed = preds if fixed_scorer is scorer else fixed_scorer(feats)
+        run["fixed_model"] = _verdict_counts(pairs, fixed, policy)
     return run
 
 
@@ -197,7 +198,9 @@ def query_budget_curve(
         runs += per_budget
         summary.append(_summary(per_budget, budget))
     full = {"n_prompts": n_prompts, "seed": None}
-    full.update(_one_run(cube, background, pairs, scorer, fixed_scorer, policy))
+    # on every prompt, classifiers fitted on all prompts are the scorer's own: score once
+    on_all = None if fixed_scorer is None else scorer
+    full.update(_one_run(cube, background, pairs, scorer, on_all, policy))
     runs.append(full)
     summary.append(_summary([full], n_prompts))
     return {"budgets": [s["n_prompts"] for s in summary], "runs": runs, "summary": summary}

@@ -200,6 +200,13 @@ def embed_variant(
     store = cache if variant.cached else None
     fit_embedder(variant.embedder, data.reference_texts(), store)
     vectors = embed_texts(data.all_texts(), variant.embedder, store, progress=True)
+    return split_vectors(data, vectors)
+
+
+def split_vectors(
+    data: BenchmarkSet, vectors: FloatArray
+) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
+    """Rows in ``data.all_texts()`` order, as each model's reference and query vectors."""
     per_model_ref = len(data.reference_prompts)
     per_model_query = len(data.query_prompts)
     n_ref = per_model_ref * len(data.models)

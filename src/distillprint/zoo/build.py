@@ -75,10 +75,6 @@ def _base_backend(config: ZooConfig) -> HFBackend:
     return backend
 
 
-def _base_loaded(config: ZooConfig) -> Any:
-    return _base_backend(config).load()
-
-
 def _teacher_spec(build: ZooBuild, teacher: TeacherConfig, prompts: ZooPrompts, heldout: bool
                   ) -> str:
     if not teacher.is_logged:
@@ -134,7 +130,7 @@ def _train(build: ZooBuild, model: ZooModelConfig, sources: ExampleSources) -> s
         saved = json.loads(recipe_file.read_text())
     else:
         build.console.print(f"{model.name}: fine-tuning on {len(examples)} examples")
-        loaded = _base_loaded(cfg)
+        loaded = _base_backend(cfg).load()
         result = finetune_student(
             loaded.model, loaded.tokenizer, examples, cfg.training, out,
             run_name=f"{cfg.name}-{model.name}", seed=cfg.seed + model.seed,
