@@ -14,6 +14,7 @@ from distillprint.report.schema import (
     CategoryEvidence,
     ComponentVersion,
     Echo,
+    Lookalike,
     MapPoint,
     ModelEntry,
     ScoreReport,
@@ -136,6 +137,11 @@ def sample_report(
         verdict=verdict,
         verdict_reason="The suspect is closer to the teacher than to every background model, "
         "most strongly on identity and refusal probes.",
+        background_p_value=0.02,
+        teacher_lookalikes=[
+            Lookalike(model=BACKGROUND[3], probability=0.97),
+            Lookalike(model=BACKGROUND[7], probability=0.85),
+        ],
         thresholds={"distilled_above": 0.8, "not_distilled_below": 0.2},
         features={"paired_similarity_z": 3.4, "identity_claim_match": 1.0, "pos_template_z": 2.1},
         background=list(BACKGROUND),

@@ -124,6 +124,12 @@ def test_cross_validated_benchmark_writes_the_documented_fields(tmp_path: Path) 
     assert "Teachers scored against each other" in markdown_summary(result)
     wrong = result["attribution_total"] - result["attribution_correct"]
     assert 0 <= result["attribution_wrong_between_related"] <= wrong
+    lookalikes = {row["teacher"]: row for row in result["teacher_lookalikes"]}
+    assert set(lookalikes) == teachers
+    for row in lookalikes.values():
+        assert row["n_lookalikes"] == len(row["models"]) <= row["n_background"]
+        assert set(row["models"]) <= set(result["data"]["background"])
+    assert "score as each teacher's students" in markdown_summary(result)
 
 
 def test_wrong_attributions_between_related_teachers_are_counted() -> None:

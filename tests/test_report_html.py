@@ -107,3 +107,14 @@ def test_long_answers_are_clipped_in_the_page_but_kept_in_the_data() -> None:
 def test_hostile_fixture_text_is_really_in_the_report() -> None:
     # Guards the escaping test: it must exercise a hostile answer, not a benign one.
     assert any(e.suspect_response == HOSTILE for e in sample_report().echoes)
+
+
+def test_specificity_section_lists_the_teachers_lookalikes() -> None:
+    page = render_html(sample_report())
+    section = page.split('id="specificity"')[1].split("<h3>")[0]
+    assert "2 of 12 background models would themselves be called" in section
+    assert "background-model-03" in section and "97.0%" in section
+    none_alike = render_html(sample_report().model_copy(update={"teacher_lookalikes": []}))
+    assert "No background model would itself be called" in none_alike
+    older = render_html(sample_report().model_copy(update={"teacher_lookalikes": None}))
+    assert 'id="specificity"' not in older

@@ -44,3 +44,11 @@ def test_plain_prose_is_neutralised() -> None:
 def test_inconclusive_report_says_so() -> None:
     text = render_markdown(sample_report(verdict="inconclusive", probability=0.55, p_value=0.2))
     assert text.startswith("## distillprint: 🟡 inconclusive")
+
+
+def test_summary_says_how_specific_the_match_is() -> None:
+    text = render_markdown(sample_report())
+    assert "| Background p-value (specificity) | 0.020 |" in text
+    assert "2 of 12: `background-model-03`, `background-model-07` |" in text
+    older = sample_report().model_copy(update={"teacher_lookalikes": None})
+    assert "specificity" not in render_markdown(older)

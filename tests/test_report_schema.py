@@ -119,3 +119,14 @@ def test_reports_of_schema_1_0_without_stages_still_load() -> None:
     data["stages"][0]["verdict"] = "guilty"
     with pytest.raises(ValidationError):
         ScoreReport.model_validate(data)
+
+
+def test_reports_of_schema_1_1_without_specificity_still_load() -> None:
+    data = sample_report().model_dump(mode="json")
+    data["schema_version"] = "1.1"
+    del data["background_p_value"], data["teacher_lookalikes"]
+    loaded = ScoreReport.model_validate(data)
+    assert loaded.background_p_value is None and loaded.teacher_lookalikes is None
+    data["teacher_lookalikes"] = [{"model": "m", "probability": 1.5}]
+    with pytest.raises(ValidationError):
+        ScoreReport.model_validate(data)

@@ -120,3 +120,33 @@ def test_duplicate_names_are_rejected(zoo) -> None:  # type: ignore[no-untyped-d
     models, background, scoring = zoo
     with pytest.raises(ValueError, match="distinct"):
         score_pair(models["teacher_a"], models["teacher_a"], background, model=scoring)
+
+
+def test_a_teachers_student_in_the_background_is_named_as_a_lookalike(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    small = VerdictPolicy(min_prompts=16)
+    alone = score_pair(
+        models["teacher_a"], models["student_a2"], background, model=scoring, policy=small
+    )
+    crowded = score_pair(
+        models["teacher_a"], models["student_a2"], [*background, models["student_a1"]],
+        model=scoring, policy=small,
+    )
+    assert alone.verdict == crowded.verdict == "distilled"
+    before = [item.model for item in alone.teacher_lookalikes]
+    after = [item.model for item in crowded.teacher_lookalikes]
+    assert "student_a1" not in before and after[0] == "student_a1"
+    assert sorted(after[1:]) == sorted(before)
+    assert all(item.probability >= small.distilled_above for item in crowded.teacher_lookalikes)
+    assert crowded.reasons[-1].startswith(
+        f"{len(after)} of 9 background models also score as the teacher's students (student_a1"
+    )
+    cleared = score_pair(
+        models["teacher_a"], models["human_1"], [*background, models["student_a1"]],
+        model=scoring, policy=small,
+    )
+    assert cleared.verdict == "not distilled" and cleared.teacher_lookalikes
+    assert not any("background models also score" in r for r in cleared.reasons)
+    # the sibling in the background is as close to the teacher: the match is less specific
+    assert crowded.background_p_value is not None and alone.background_p_value is not None
+    assert crowded.background_p_value > alone.background_p_value

@@ -61,6 +61,8 @@ def build_report(
         alpha=pair.alpha,
         verdict=pair.verdict,  # type: ignore[arg-type]  # the scorer's verdicts are the schema's
         verdict_reason="; ".join(pair.reasons),
+        background_p_value=pair.background_p_value,
+        teacher_lookalikes=[schema.Lookalike(**asdict(item)) for item in pair.teacher_lookalikes],
         thresholds=_finite(dict(pair.thresholds)),
         features=_finite(pair.features),
         background=background,

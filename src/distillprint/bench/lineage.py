@@ -33,7 +33,7 @@ from distillprint.score.answers import (
     ModelAnswers,
     shared_prompt_ids,
 )
-from distillprint.score.api import candidate_relations
+from distillprint.score.api import candidate_relations, teacher_lookalikes
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import Comparison, LabelledPair, load_comparison, read_pairs_csv
@@ -158,6 +158,23 @@ def _pair_records(
             }
         )
     return records
+
+
+def _lookalike_shares(
+    feats: PairFeatures, scoring: ScoringModel, teachers: list[str], policy: VerdictPolicy
+) -> list[dict[str, Any]]:
+    """Per teacher, the background models the shipped classifier calls its students."""
+    n_background = int(feats.background.sum())
+    rows = []
+    for teacher in teachers:
+        found = teacher_lookalikes(scoring, feats, feats.models.index(teacher), policy)
+        rows.append({
+            "teacher": teacher,
+            "n_background": n_background,
+            "n_lookalikes": len(found),
+            "models": [item.model for item in found],
+        })
+    return rows
 
 
 def _p_value_rates(records: list[dict[str, Any]], field: str) -> dict[str, Any]:
@@ -366,6 +383,7 @@ def run_lineage_benchmark(
         {"teacher": r.teacher, "suspect": r.suspect, "probability": finite_or_none(r.probability)}
         for r in candidate_relations(feats, scoring, teachers)
     ]
+    scored["teacher_lookalikes"] = _lookalike_shares(feats, scoring, teachers, cfg.policy())
     scored["attribution_wrong_between_related"] = _wrong_between_related(
         scored["attribution"], scored["teacher_relations"], cfg.policy().distilled_above
     )

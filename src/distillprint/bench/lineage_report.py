@@ -110,8 +110,32 @@ def markdown_summary(result: dict[str, Any]) -> str:
             "chose a teacher that scores as related to the true one (the pairs `attribute` "
             "flags).",
         ]
+    lines += _lookalike_lines(result.get("teacher_lookalikes") or [])
     lines += ["", f"Timings (s): {result['timings']}.", ""]
     return "\n".join(lines)
+
+
+def _lookalike_lines(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Background models that score as each teacher's students",
+        "",
+        "P(distilled) >= the verdict's threshold for a background model scored as a suspect of "
+        "the teacher (shipped classifier). A teacher with many such look-alikes has a common "
+        "style: a `distilled` verdict against it places a suspect in that lineage, not "
+        "necessarily under this teacher.",
+        "",
+        "| teacher | look-alikes | most alike |",
+        "|---|---|---|",
+    ]
+    for row in rows:
+        shown = ", ".join(row["models"][:4]) + (" ..." if len(row["models"]) > 4 else "")
+        lines.append(
+            f"| {row['teacher']} | {row['n_lookalikes']} of {row['n_background']} | {shown} |"
+        )
+    return lines
 
 
 def _rate_cell(entry: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from distillprint.report.schema import CategoryEvidence, Echo, ScoreReport
 
 TOP_CATEGORIES = 5
 TOP_ECHOES = 3
+TOP_LOOKALIKES = 3
 ECHO_CHARS = 160
 _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]()#!|~@]")
 VERDICT_MARK = {"distilled": "🔴", "not distilled": "🟢", "inconclusive": "🟡"}
@@ -58,8 +59,22 @@ def _summary_lines(report: ScoreReport) -> list[str]:
         f"| p-value | {format_p_value(report.p_value)} (α = {report.alpha:.4g}) |",
         f"| Probe set | {_cell(f'{report.probe_set} v{report.probe_set_version}')}, "
         f"{report.n_prompts} prompts, {len(report.background)} background models |",
+        *_specificity_rows(report),
         "",
         f"**Why:** {plain(report.verdict_reason)}",
+    ]
+
+
+def _specificity_rows(report: ScoreReport) -> list[str]:
+    if report.teacher_lookalikes is None:  # reports older than schema 1.2
+        return []
+    names = ", ".join(_cell(item.model) for item in report.teacher_lookalikes[:TOP_LOOKALIKES])
+    more = len(report.teacher_lookalikes) - TOP_LOOKALIKES
+    listed = f": {names}" + (f" and {more} more" if more > 0 else "") if names else ""
+    return [
+        f"| Background p-value (specificity) | {format_p_value(report.background_p_value)} |",
+        f"| Background models that also score as the teacher's students | "
+        f"{len(report.teacher_lookalikes)} of {len(report.background)}{listed} |",
     ]
 
 

@@ -13,8 +13,9 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-# 1.1 added ``stages`` (a budget grown in stages); reports of 1.0 still load.
-REPORT_SCHEMA_VERSION: Final = "1.1"
+# 1.1 added ``stages`` (a budget grown in stages); 1.2 added ``background_p_value`` and
+# ``teacher_lookalikes`` (how specific the match is to this teacher). Older reports still load.
+REPORT_SCHEMA_VERSION: Final = "1.2"
 SCHEMA_FILE_NAME = "score_report.schema.json"
 
 Verdict = Literal["distilled", "not distilled", "inconclusive"]
@@ -141,6 +142,13 @@ class Attribution(_Strict):
     probability: Probability
 
 
+class Lookalike(_Strict):
+    """A background model that itself scores as the teacher's student."""
+
+    model: Label
+    probability: Probability
+
+
 class Stage(_Strict):
     """One look of a budget grown in stages: the verdict on the first ``n_prompts`` probes."""
 
@@ -152,7 +160,7 @@ class Stage(_Strict):
 
 
 class ScoreReport(_Strict):
-    schema_version: Literal["1.0", "1.1"] = REPORT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2"] = REPORT_SCHEMA_VERSION
     created_at: UtcTimestamp
     package_version: str
     teacher: Label
@@ -166,6 +174,10 @@ class ScoreReport(_Strict):
     alpha: float = Field(gt=0.0, lt=1.0)
     verdict: Verdict
     verdict_reason: str
+    # rank of the pair among background stand-ins for teacher and suspect: specificity evidence
+    background_p_value: Probability | None = None
+    # None in reports older than 1.2; empty when no background model looks like a student
+    teacher_lookalikes: list[Lookalike] | None = None
     thresholds: dict[str, float]
     features: dict[str, float]
     background: list[str]

@@ -30,6 +30,7 @@ from distillprint.score.evidence import (
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairwise import PairFeatures, pair_features
 from distillprint.score.stats import (
+    Verdict,
     VerdictPolicy,
     attribution_posterior,
     background_rank_p_value,
@@ -56,6 +57,15 @@ def _opt(value: float) -> float | None:
 
 
 @dataclass(frozen=True)
+class Lookalike:
+    """A background model scored as a suspect of the teacher, with P(distilled) above the
+    verdict's threshold: the teacher's style is shared beyond the suspect."""
+
+    model: str
+    probability: float
+
+
+@dataclass(frozen=True)
 class PairScore:
     teacher: str
     suspect: str
@@ -64,6 +74,8 @@ class PairScore:
     background_p_value: float | None
     verdict: str
     reasons: tuple[str, ...]
+    # background models that would themselves be called the teacher's students, most alike first
+    teacher_lookalikes: tuple[Lookalike, ...]
     alpha: float
     thresholds: dict[str, float]
     n_prompts: int
@@ -172,6 +184,43 @@ def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str |
     )
 
 
+def teacher_lookalikes(
+    scoring: ScoringModel, feats: PairFeatures, teacher: int, policy: VerdictPolicy
+) -> tuple[Lookalike, ...]:
+    """Background models the classifier would call distilled from the teacher, most alike first.
+
+    P(distilled) asks whether a suspect is closer to the teacher than the background is. When
+    the teacher's style is common (a vendor's other releases, or models trained on the same
+    synthetic data), several background models pass that test too, and a ``distilled`` verdict
+    then places the suspect in that lineage rather than singling out this teacher."""
+    names = [feats.models[b] for b in np.flatnonzero(feats.background)]
+    if not names:
+        return ()
+    rows = feats.matrix([(int(b), teacher) for b in np.flatnonzero(feats.background)],
+                        list(scoring.features))
+    ok = ~np.isnan(rows).any(axis=1)
+    probs = np.full(len(names), np.nan)
+    if ok.any():
+        probs[ok] = scoring.predict(rows[ok])[0]
+    found = [Lookalike(n, float(p)) for n, p in zip(names, probs, strict=True)
+             if p >= policy.distilled_above]  # NaN compares false
+    return tuple(sorted(found, key=lambda item: (-item.probability, item.model)))
+
+
+def lookalike_caveat(
+    lookalikes: Sequence[Lookalike], n_background: int, background_p: float | None,
+    shown: int = 3,
+) -> str:
+    names = ", ".join(item.model for item in lookalikes[:shown])
+    more = f" and {len(lookalikes) - shown} more" if len(lookalikes) > shown else ""
+    specificity = "" if background_p is None else f"; background p = {background_p:.2g}"
+    return (
+        f"{len(lookalikes)} of {n_background} background models also score as the teacher's "
+        f"students ({names}{more}): the suspect shares a lineage with the teacher that they "
+        f"share too, so the match is not specific to this teacher{specificity}"
+    )
+
+
 def pair_score_from_features(
     cube: SimilarityCube,
     feats: PairFeatures,
@@ -190,7 +239,14 @@ def pair_score_from_features(
     null_t = _decisions(scoring, feats, [(int(b), t) for b in bg])
     n_prompts = int(feats.shared_prompts[s, t])
     decision = decide(_opt(prob), _opt(pval), n_prompts, len(bg), policy)
+    background_p = background_rank_p_value(observed, null_s, null_t)
+    lookalikes = teacher_lookalikes(scoring, feats, t, policy)
+    reasons = list(decision.reasons)
     caveat = p_value_caveat(scoring, n_prompts, policy.alpha)
+    if caveat is not None:
+        reasons.append(caveat)
+    if lookalikes and decision.verdict is Verdict.DISTILLED:
+        reasons.append(lookalike_caveat(lookalikes, len(bg), background_p))
     view = cube.views[0]
     raw = feats.raw[view]
     roles = {teacher.name: "teacher", suspect.name: "suspect"}
@@ -199,9 +255,10 @@ def pair_score_from_features(
         suspect=suspect.name,
         probability=_opt(prob),
         p_value=_opt(pval),
-        background_p_value=background_rank_p_value(observed, null_s, null_t),
+        background_p_value=background_p,
         verdict=decision.verdict.value,
-        reasons=decision.reasons if caveat is None else (*decision.reasons, caveat),
+        reasons=tuple(reasons),
+        teacher_lookalikes=lookalikes,
         alpha=policy.alpha,
         thresholds={k: float(v) for k, v in asdict(policy).items()},
         n_prompts=n_prompts,
