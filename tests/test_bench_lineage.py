@@ -225,3 +225,45 @@ def test_cli_runs_the_budgets_it_is_given(tmp_path: Path) -> None:
     summary = json.loads(out.read_text())["query_budget"]["summary"]
     assert [s["n_prompts"] for s in summary] == [8, 16, 40]
     assert [s["runs"] for s in summary] == [2, 2, 1]
+
+
+def test_folders_of_paired_models_only_let_the_suspects_stand_in_as_background(
+    tmp_path: Path,
+) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    for path in answers.glob("background_*.jsonl"):
+        path.unlink()
+    cfg = _config(tmp_path, classifier="artifact", baselines=["tfidf_cosine"], budgets=[])
+    result = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
+    rows = list(csv.DictReader(pairs_csv.open()))
+    teachers = {row["teacher"] for row in rows}
+    assert result["data"]["background"] == sorted({row["suspect"] for row in rows} - teachers)
+    assert all(p["probability"] is not None for p in result["pairs"])
+    assert result["auroc"] is not None and result["auroc"] >= 0.9
+
+
+def test_pos_template_baseline_needs_two_classes() -> None:
+    from distillprint.bench.baselines import BaselineUnavailable, PosTagCache, pos_template
+
+    with pytest.raises(BaselineUnavailable, match="two teachers"):
+        pos_template({}, ["teacher_a"], [], [("teacher_a", "s")], ["p1", "p2"], PosTagCache(None))
+
+
+def test_cli_summary_prints_undefined_metrics_as_na(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distillprint.cli import app
+
+    pairs_csv, answers = _write_zoo(tmp_path)
+    rows = [r for r in csv.DictReader(pairs_csv.open()) if r["label"] == "1"]
+    only_positive = tmp_path / "positive.csv"
+    with only_positive.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["teacher", "suspect", "relation", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    args = ["benchmark", "lineage", "--pairs", str(only_positive), "--responses", str(answers),
+            "--out", str(tmp_path / "r.json"), "--classifier", "artifact", "--artifact",
+            str(_artifact(tmp_path)), "--budget", "8", "--budget-seeds", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "AUROC n/a" in result.output

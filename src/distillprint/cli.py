@@ -388,7 +388,7 @@ def benchmark_lineage(
 ) -> None:
     """Detection, calibration, attribution and query-budget metrics with baselines side by side."""
     from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
-    from distillprint.bench.lineage_report import write_lineage_report
+    from distillprint.bench.lineage_report import table_cell, write_lineage_report
 
     config = LineageConfig(
         seed=seed,
@@ -406,9 +406,10 @@ def benchmark_lineage(
     if report_dir is not None:
         for path in write_lineage_report(result, report_dir):
             console.print(f"wrote {path}")
+    # metrics are None when undefined (one class of labels, no pair scored)
     out.print(
-        f"AUROC {result['auroc']:.3f}  TPR@5%FPR {result['tpr_at_5pct_fpr']:.3f}  "
-        f"ECE {result['ece']:.3f}  attribution {result['attribution_correct']}/"
+        f"AUROC {table_cell(result['auroc'])}  TPR@5%FPR {table_cell(result['tpr_at_5pct_fpr'])}"
+        f"  ECE {table_cell(result['ece'])}  attribution {result['attribution_correct']}/"
         f"{result['attribution_total']}  -> {out_path}",
         markup=False,
     )

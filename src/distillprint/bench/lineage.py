@@ -206,7 +206,7 @@ def _baselines(
             scores, extra = _run_baseline(
                 name, cfg, answers, teachers, background, keys, cube, prompts, rng
             )
-        except (ImportError, OSError) as exc:
+        except (ImportError, OSError, bl.BaselineUnavailable) as exc:
             out[name] = {"skipped": f"{type(exc).__name__}: {exc}"}
             continue
         cases = attribution_cases(pairs, scores)

@@ -12,6 +12,7 @@ import numpy as np
 
 from distillprint.errors import InputError
 from distillprint.score.answers import ModelAnswers, answer_files, load_model_answers
+from distillprint.score.pairwise import MIN_BACKGROUND
 
 REQUIRED_COLUMNS = ("teacher", "suspect", "relation", "label")
 # pandas writes an integer column that has empty cells as floats: 1.0, 0.0 and ""
@@ -76,8 +77,15 @@ def pair_models(pairs: list[LabelledPair]) -> set[str]:
 def choose_background(
     available: list[str], pairs: list[LabelledPair], max_background: int | None, seed: int
 ) -> list[str]:
-    """Models in no pair form the background; a seeded sample of them if capped."""
+    """Models in no pair form the background; a seeded sample of them if capped.
+
+    Folders that hold only paired models would leave no background, and without one no pair
+    feature is defined: the suspects then stand in as each other's background (never the
+    teachers). A pair's own suspect never counts as its reference, but its siblings do, which
+    makes the features conservative rather than undefined."""
     candidates = sorted(set(available) - pair_models(pairs))
+    if len(candidates) < MIN_BACKGROUND:
+        candidates = sorted(set(available) - {p.teacher for p in pairs})
     if max_background is None or len(candidates) <= max_background:
         return candidates
     rng = np.random.default_rng(seed)
@@ -100,7 +108,9 @@ class Comparison:
     n_available: int  # answer files found in the folders
 
     def ordered(self, pairs: list[LabelledPair]) -> list[ModelAnswers]:
-        return [self.answers[n] for n in sorted(pair_models(pairs)) + self.background]
+        paired = sorted(pair_models(pairs))
+        rest = [n for n in self.background if n not in set(paired)]
+        return [self.answers[n] for n in paired + rest]
 
 
 def load_comparison(
