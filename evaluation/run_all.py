@@ -26,6 +26,8 @@ BENCHMARKS: list[list[str]] = [
     [str(HERE / "lineage" / "run_benchmark.py"), "--pairs", str(HERE / "families" / "pairs.csv"),
      "--responses", str(DATA / "outputs"), "--classifier", "artifact",
      "--out-dir", str(HERE / "families")],
+    [str(HERE / "families" / "specificity.py"), "--responses", str(DATA / "outputs"),
+     "--out", str(HERE / "families" / "specificity.md")],
     [str(HERE / "lineage" / "sequential.py"),
      "--out", str(HERE / "lineage" / "sequential" / "results.md")],
     [str(HERE / "zoo" / "run.py")],
