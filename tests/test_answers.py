@@ -66,3 +66,27 @@ def test_real_alpaca_eval_log(alpaca_outputs: Path) -> None:
     log = load_answer_log(alpaca_outputs / "vicuna-7b.json.gz")
     assert len(log.records) == 805
     assert log.model == "vicuna-7b"
+
+
+def test_one_model_in_two_folders_is_one_model_when_the_answers_agree(tmp_path: Path) -> None:
+    held_out, shared = tmp_path / "held-out", tmp_path / "shared"
+    held_out.mkdir()
+    shared.mkdir()
+    rows = [{"instruction": "i", "output": "o", "generator": "t"},
+            {"instruction": "j", "output": "p", "generator": "t"}]
+    (shared / "teacher.json.gz").write_bytes(gzip.compress(json.dumps(rows).encode()))
+    (held_out / "teacher.jsonl").write_text(
+        "".join(json.dumps({"prompt": r["instruction"], "response": r["output"]}) + "\n"
+                for r in reversed(rows)),
+        encoding="utf-8",
+    )
+    (held_out / "student.jsonl").write_text('{"prompt": "i", "response": "o"}\n')
+    logs = load_answer_dirs([held_out, shared])
+    assert set(logs) == {"teacher", "student"}
+    assert logs["teacher"].path == held_out / "teacher.jsonl"  # the first folder's copy
+
+    (held_out / "teacher.jsonl").write_text('{"prompt": "i", "response": "changed"}\n')
+    with pytest.raises(InputError, match="two answer files with different answers") as info:
+        load_answer_dirs([held_out, shared])
+    assert str(shared / "teacher.json.gz") in str(info.value)
+    assert str(held_out / "teacher.jsonl") in str(info.value)

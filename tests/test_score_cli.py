@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from distillprint.cli import app
+from distillprint.errors import InputError
 
 N_PROMPTS = 40
 VOCAB = [f"word{index}" for index in range(24)]
@@ -147,6 +148,34 @@ def test_a_copy_of_the_suspect_in_the_background_is_left_out(
     ])
     assert "left out" in result.output, result.output
     assert len(json.loads(out.read_text())["background"]) == 6  # the 6 real ones only
+
+
+def test_a_background_model_in_two_folders_counts_once(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    second = tmp_path / "more-background"
+    second.mkdir()
+    first = sorted(logs["background"].iterdir())[0]
+    (second / first.name).write_bytes(first.read_bytes())
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "store.sqlite"),
+        "--background-dir", str(logs["background"]), "--background-dir", str(second),
+        "--json", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())["background"]) == 6
+    # under one name, different answers are two models: refuse rather than drop one silently
+    lines = first.read_text().splitlines()
+    (second / first.name).write_text("\n".join(lines[1:]) + "\n")
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "store.sqlite"),
+        "--background-dir", str(logs["background"]), "--background-dir", str(second),
+    ])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InputError) and "different answers" in str(result.exception)
 
 
 def test_staged_budget_stops_when_distilled_and_goes_on_otherwise(tmp_path: Path) -> None:

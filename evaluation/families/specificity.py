@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from distillprint.answers import answer_log_paths
 from distillprint.bench.metrics import auroc, expected_calibration_error
-from distillprint.score.answers import answer_files, load_model_answers, shared_prompt_ids
+from distillprint.score.answers import load_model_answers, shared_prompt_ids
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import default_model
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     scoring = default_model()
-    answers = load_model_answers(answer_files([args.responses]))
+    answers = load_model_answers(answer_log_paths([args.responses]))
     models = [answers[n] for n in sorted(answers)]
     cube = cached_cube(models, scoring.make_views(), shared_prompt_ids(models), args.cache_dir)
     print(f"cube of {len(models)} models in {time.perf_counter() - started:.0f} s", flush=True)

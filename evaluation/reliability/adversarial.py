@@ -30,7 +30,7 @@ import numpy as np
 from rich.console import Console
 
 from distillprint import __version__
-from distillprint.answers import load_answer_log, model_name_from_path
+from distillprint.answers import answer_log_paths, load_answer_log, model_name_from_path
 from distillprint.bench.adversarial import (
     TEACHER_IDENTITIES,
     Rewrite,
@@ -39,7 +39,7 @@ from distillprint.bench.adversarial import (
     surface_rewrite,
     write_rewritten_log,
 )
-from distillprint.score.answers import ModelAnswers, answer_files, shared_prompt_ids
+from distillprint.score.answers import ModelAnswers, shared_prompt_ids
 from distillprint.score.api import PairScore, compare, pair_score_from_features
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import choose_background, read_pairs_csv
@@ -284,7 +284,7 @@ def main() -> int:
     args = _arguments()
     console = Console(stderr=True)
     started = time.perf_counter()
-    files = answer_files([args.data / "outputs"])
+    files = answer_log_paths([args.data / "outputs"])
     labels = _labels(args.data)
     pairs = read_pairs_csv(args.data / "lineage_dev.csv")
     # unlabelled models only, so no suspect (rewritten or not) has its original in the background

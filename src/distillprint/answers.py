@@ -8,11 +8,12 @@ Every error names the file, the line and the field.
 
 from __future__ import annotations
 
+import filecmp
 import gzip
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,17 +202,44 @@ def load_answer_log(path: str | Path, model: str | None = None) -> AnswerLog:
     return AnswerLog(model=resolved, path=path, records=tuple(records))
 
 
-def load_answer_dirs(directories: list[Path]) -> dict[str, AnswerLog]:
-    """One model per file; the model's name is the file name without its suffixes."""
-    logs: dict[str, AnswerLog] = {}
+def answer_log_paths(directories: Sequence[Path]) -> dict[str, Path]:
+    """Model name (the file name without its suffixes) -> answer log, across the folders.
+
+    One model may sit in two folders (a teacher's log copied next to its held-out students,
+    say): copies are one model when they hold the same answers, whatever their format or
+    compression; different answers under one name are an error naming both files."""
+    paths: dict[str, Path] = {}
     for directory in directories:
-        if not directory.is_dir():
+        if not Path(directory).is_dir():
             raise InputError("not a directory", path=directory)
-        for path in sorted(directory.iterdir()):
+        for path in sorted(Path(directory).iterdir()):
             if not is_answer_log(path):
                 continue
             name = model_name_from_path(path)
-            if name in logs:
-                raise InputError(f"model '{name}' appears in two folders", path=path)
-            logs[name] = load_answer_log(path, model=name)
-    return logs
+            if name in paths and not _same_answers(paths[name], path, name):
+                raise InputError(
+                    f"model '{name}' has two answer files with different answers "
+                    f"(the other is {paths[name]}); rename one",
+                    path=path,
+                )
+            paths.setdefault(name, path)
+    return paths
+
+
+def _same_answers(first: Path, second: Path, name: str) -> bool:
+    if filecmp.cmp(first, second, shallow=False):
+        return True
+    a, b = (load_answer_log(path, model=name) for path in (first, second))
+    answers = [
+        sorted((r.probe_id or r.prompt, r.sample_index, r.response) for r in log.records)
+        for log in (a, b)
+    ]
+    return answers[0] == answers[1]
+
+
+def load_answer_dirs(directories: Sequence[Path]) -> dict[str, AnswerLog]:
+    """One model per file; the model's name is the file name without its suffixes."""
+    return {
+        name: load_answer_log(path, model=name)
+        for name, path in answer_log_paths(directories).items()
+    }

@@ -17,7 +17,7 @@ from typing import Literal
 from rich.console import Console
 
 from distillprint import __version__
-from distillprint.answers import is_answer_log
+from distillprint.answers import answer_log_paths
 from distillprint.backends import Backend, BackendOptions, create_backend
 from distillprint.collect import plan_collection
 from distillprint.collect_run import collect_with_progress
@@ -142,11 +142,10 @@ def _log_specs(
     directories: Sequence[Path], max_background: int | None, seed: int
 ) -> list[ModelSpec]:
     """Each answer log in the folders is one background model, read like any ``file:`` spec."""
-    paths: list[Path] = []
     for directory in directories:
         if not directory.is_dir():
             raise InputError("not a directory", path=directory, field="background-dir")
-        paths += [path for path in sorted(directory.iterdir()) if is_answer_log(path)]
+    paths = sorted(answer_log_paths(directories).values())
     if max_background is not None and len(paths) > max_background:
         paths = sorted(random.Random(seed).sample(paths, max_background))
     return [ModelSpec(f"file:{path}", "background") for path in paths]

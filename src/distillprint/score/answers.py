@@ -6,8 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distillprint.answers import AnswerLog, is_answer_log, load_answer_log, model_name_from_path
-from distillprint.errors import InputError
+from distillprint.answers import AnswerLog, load_answer_log
 
 
 @dataclass(frozen=True)
@@ -55,22 +54,6 @@ def shared_prompt_ids(models: Sequence[ModelAnswers], min_models: int = 2) -> li
             if any(s.strip() for s in samples):
                 counts[key] = counts.get(key, 0) + 1
     return sorted(k for k, n in counts.items() if n >= min_models)
-
-
-def answer_files(directories: Sequence[Path]) -> dict[str, Path]:
-    """Model name (file name without suffixes) -> answer file, across the folders."""
-    files: dict[str, Path] = {}
-    for directory in directories:
-        if not Path(directory).is_dir():
-            raise InputError("not a directory", path=directory)
-        for path in sorted(Path(directory).iterdir()):
-            if not is_answer_log(path):
-                continue
-            name = model_name_from_path(path)
-            if name in files:
-                raise InputError(f"model '{name}' appears in two folders", path=path)
-            files[name] = path
-    return files
 
 
 def load_model_answers(files: Mapping[str, Path]) -> dict[str, ModelAnswers]:

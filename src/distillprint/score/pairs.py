@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from distillprint.answers import answer_log_paths
 from distillprint.errors import InputError
-from distillprint.score.answers import ModelAnswers, answer_files, load_model_answers
+from distillprint.score.answers import ModelAnswers, load_model_answers
 from distillprint.score.pairwise import MIN_BACKGROUND
 
 REQUIRED_COLUMNS = ("teacher", "suspect", "relation", "label")
@@ -121,7 +122,7 @@ def load_comparison(
     source: Path,
 ) -> Comparison:
     """Pick the background from file names first, then parse only the files needed."""
-    files = answer_files(directories)
+    files = answer_log_paths(directories)
     check_pairs_have_answers(pairs, set(files), source)
     background = choose_background(list(files), pairs, max_background, seed)
     wanted = pair_models(pairs) | set(background)
