@@ -84,7 +84,7 @@ Licences of the training data:
   one other-vendor teacher; its negatives are other-vendor and human-data pairs. Sibling
   fine-tunes of one base model or one dataset also score high: the features measure shared
   training lineage, not the direction of distillation.
-- On six teacher families it never saw (`evaluation/families/`: Llama-3, Mistral, Qwen, Yi and
+- On five teacher families it never saw (`evaluation/families/`: Llama-3, Mistral, Qwen, Yi and
   Gemma-2 derivatives, documented lineages) it ranks every descendant above every unrelated
   pair, but calls 32 of 54 pairs with no documented lineage `distilled`: modern assistants
   that share synthetic training data score as each other's students. `score` names the
