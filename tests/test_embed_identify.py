@@ -117,3 +117,17 @@ def test_selection_can_leave_out_lineage_models(tmp_path: Path) -> None:
     options = SelectionOptions(models=2, prompts=10, exclude_lineage=lineage)
     data = select_benchmark_set([tmp_path / "logs"], options)
     assert data.models == ["eager", "formal"]
+
+
+def test_unasked_sizes_use_what_a_small_folder_has(tmp_path: Path) -> None:
+    write_logs(tmp_path / "logs")
+    manifest = TrainingManifest("base", ["eager"], PromptSplit(0.3, salt="other"))
+    data = select_benchmark_set([tmp_path / "logs"], SelectionOptions(), [manifest])
+    assert data.models == ["formal", "sorry", "terse"]  # every untrained model, fewer than 32
+    usable = len(data.reference_prompts) + len(data.query_prompts)
+    assert 0 < usable < 256
+    with pytest.raises(InputError, match="held-out prompts shared"):
+        select_benchmark_set([tmp_path / "logs"], SelectionOptions(prompts=usable + 1), [manifest])
+    lone = TrainingManifest("base", ["eager", "formal", "sorry"], PromptSplit(0.3, salt="other"))
+    with pytest.raises(InputError, match="only 1 untrained models available, 2 needed"):
+        select_benchmark_set([tmp_path / "logs"], SelectionOptions(), [lone])

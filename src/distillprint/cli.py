@@ -419,8 +419,13 @@ def benchmark_lineage(
 def benchmark_identify(
     responses: Annotated[list[Path], typer.Option(help="Folder of answer logs (repeatable).")],
     out_path: Annotated[Path, typer.Option("--out", help="Result JSON (+ .md and .png).")],
-    models: Annotated[int, typer.Option(help="Models to identify among.")] = 32,
-    prompts: Annotated[int, typer.Option(help="Prompts per model (half fingerprint).")] = 256,
+    models: Annotated[
+        int | None, typer.Option(help="Models to identify among [default: all, up to 32].")
+    ] = None,
+    prompts: Annotated[
+        int | None,
+        typer.Option(help="Prompts per model, half for the fingerprint [default: all, up to 256]."),
+    ] = None,
     k: Annotated[list[int] | None, typer.Option(help="Responses per query (repeatable).")] = None,
     finetuned: Annotated[Path | None, typer.Option(help="Fine-tuned encoder directory.")] = None,
     exclude_lineage: Annotated[

@@ -63,10 +63,17 @@ class BenchmarkSet:
         return [*self.reference_texts(), *(t for m in self.models for t in self.query[m])]
 
 
+#: how many models and prompts a benchmark uses when not told: the committed runs' numbers
+DEFAULT_MODELS = 32
+DEFAULT_PROMPTS = 256
+
+
 @dataclass(frozen=True)
 class SelectionOptions:
-    models: int = 40
-    prompts: int = 320
+    # None: every untrained model (every usable prompt), up to the defaults above, so a folder
+    # smaller than the defaults still runs; a number asked for must be available
+    models: int | None = None
+    prompts: int | None = None
     seed: int = 0
     exclude_models: tuple[str, ...] = DEFAULT_EXCLUDED
     # Leave out every model named in this lineage file (teachers and their students).
@@ -88,15 +95,17 @@ def select_benchmark_set(
     trained = {model for manifest in manifests for model in manifest.train_models}
     excluded = set(options.exclude_models) | labelled_models(options.exclude_lineage)
     pool = sorted(set(files) - trained - excluded)
-    if len(pool) < options.models:
-        raise InputError(f"only {len(pool)} untrained models available, {options.models} asked")
-    chosen = sorted(_ranked(pool, f"identify/{options.seed}/models")[: options.models])
+    n_models = min(DEFAULT_MODELS, len(pool)) if options.models is None else options.models
+    if len(pool) < max(n_models, 2):
+        raise InputError(f"only {len(pool)} untrained models available, {max(n_models, 2)} needed")
+    chosen = sorted(_ranked(pool, f"identify/{options.seed}/models")[:n_models])
     responses = load_responses(files, chosen)
     splits = [options.prompt_split, *(manifest.prompt_split for manifest in manifests)]
     usable = [p for p in common_prompts(responses) if not any(s.is_train(p) for s in splits)]
-    if len(usable) < options.prompts:
-        raise InputError(f"only {len(usable)} held-out prompts shared, {options.prompts} asked")
-    picked = _ranked(usable, f"identify/{options.seed}/prompts")[: options.prompts]
+    n_prompts = min(DEFAULT_PROMPTS, len(usable)) if options.prompts is None else options.prompts
+    if len(usable) < max(n_prompts, 2):
+        raise InputError(f"only {len(usable)} held-out prompts shared, {max(n_prompts, 2)} needed")
+    picked = _ranked(usable, f"identify/{options.seed}/prompts")[:n_prompts]
     half = len(picked) // 2
     reference, query = sorted(picked[:half]), sorted(picked[half:])
     return BenchmarkSet(
@@ -222,8 +231,8 @@ def run_identify_benchmark(
     response_dirs: Sequence[Path],
     *,
     variants: Sequence[Variant],
-    models: int = 40,
-    prompts: int = 320,
+    models: int | None = None,
+    prompts: int | None = None,
     ks: Sequence[int] = (1, 8, 32),
     trials: int = 50,
     seed: int = 0,

@@ -35,8 +35,8 @@ from distillprint.errors import InputError
 
 @dataclass(frozen=True)
 class IdentifyOptions:
-    models: int = 32
-    prompts: int = 256
+    models: int | None = None  # None: up to identify.DEFAULT_MODELS, as many as there are
+    prompts: int | None = None
     ks: tuple[int, ...] = (1, 8, 32)
     trials: int = 50
     seed: int = 0
