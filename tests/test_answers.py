@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from distillprint.answers import load_answer_dirs, load_answer_log
+from distillprint.answers import answer_log_paths, load_answer_dirs, load_answer_log
 from distillprint.errors import InputError
+from distillprint.score.answers import load_model_answers, shared_prompt_ids
 
 
 def test_jsonl_and_alpaca_gz(tmp_path: Path) -> None:
@@ -90,3 +91,23 @@ def test_one_model_in_two_folders_is_one_model_when_the_answers_agree(tmp_path: 
         load_answer_dirs([held_out, shared])
     assert str(shared / "teacher.json.gz") in str(info.value)
     assert str(held_out / "teacher.jsonl") in str(info.value)
+
+
+def test_logs_with_and_without_probe_ids_join_on_the_prompt_text(tmp_path: Path) -> None:
+    rows = [{"instruction": f"question {i}", "output": f"answer {i}"} for i in range(3)]
+    (tmp_path / "alpaca.json").write_text(json.dumps(rows))
+    (tmp_path / "probed.jsonl").write_text("".join(
+        json.dumps({"probe_id": f"p{i}", "prompt": f"question {i}", "response": f"mine {i}",
+                    "category": "c"}) + "\n"
+        for i in (2, 1, 0)
+    ))
+    (tmp_path / "probed-too.jsonl").write_text(
+        json.dumps({"probe_id": "p0", "prompt": "question 0", "response": "x"}) + "\n"
+    )
+    mixed = load_model_answers(answer_log_paths([tmp_path]))
+    assert shared_prompt_ids(list(mixed.values())) == ["question 0", "question 1", "question 2"]
+    assert mixed["probed"].responses["question 1"] == ["mine 1"]
+    assert mixed["probed"].categories["question 1"] == "c"
+    (tmp_path / "alpaca.json").unlink()
+    probed_only = load_model_answers(answer_log_paths([tmp_path]))
+    assert shared_prompt_ids(list(probed_only.values())) == ["p0"]  # ids kept when all have them

@@ -46,6 +46,25 @@ class ModelAnswers:
         )
 
 
+    @property
+    def keyed_by_text(self) -> bool:
+        """Joined on prompt text (a log without probe ids, such as AlpacaEval's)."""
+        return all(self.prompts.get(key, key) == key for key in self.responses)
+
+    def by_prompt_text(self) -> ModelAnswers:
+        """The same answers keyed by prompt text; probes that share a text keep the first."""
+        responses: dict[str, Sequence[str]] = {}
+        categories: dict[str, str] = {}
+        for key, samples in self.responses.items():
+            text = self.prompts.get(key, key)
+            if text in responses:
+                continue
+            responses[text] = samples
+            if key in self.categories:
+                categories[text] = self.categories[key]
+        return ModelAnswers(self.name, responses, categories, {t: t for t in responses})
+
+
 def shared_prompt_ids(models: Sequence[ModelAnswers], min_models: int = 2) -> list[str]:
     """Prompt ids answered (non-empty) by at least ``min_models`` of the models, sorted."""
     counts: dict[str, int] = {}
@@ -57,8 +76,14 @@ def shared_prompt_ids(models: Sequence[ModelAnswers], min_models: int = 2) -> li
 
 
 def load_model_answers(files: Mapping[str, Path]) -> dict[str, ModelAnswers]:
-    """Parse the given answer files (only those: parsing is the slow part of a benchmark)."""
-    return {
+    """Parse the given answer files (only those: parsing is the slow part of a benchmark).
+
+    Logs join on probe ids when they all have them and on prompt text otherwise: a log with
+    probe ids (the project's JSONL) next to one without (AlpacaEval's) would share no key."""
+    answers = {
         name: ModelAnswers.from_log(load_answer_log(path, model=name), name)
         for name, path in files.items()
     }
+    if any(a.keyed_by_text for a in answers.values()):
+        answers = {n: a if a.keyed_by_text else a.by_prompt_text() for n, a in answers.items()}
+    return answers
