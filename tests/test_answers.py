@@ -77,8 +77,9 @@ def test_one_model_in_two_folders_is_one_model_when_the_answers_agree(tmp_path: 
             {"instruction": "j", "output": "p", "generator": "t"}]
     (shared / "teacher.json.gz").write_bytes(gzip.compress(json.dumps(rows).encode()))
     (held_out / "teacher.jsonl").write_text(
-        "".join(json.dumps({"prompt": r["instruction"], "response": r["output"]}) + "\n"
-                for r in reversed(rows)),
+        "".join(json.dumps({"probe_id": f"q{i}", "prompt": r["instruction"],
+                            "response": r["output"]}) + "\n"
+                for i, r in enumerate(reversed(rows))),
         encoding="utf-8",
     )
     (held_out / "student.jsonl").write_text('{"prompt": "i", "response": "o"}\n')

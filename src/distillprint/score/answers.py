@@ -45,7 +45,6 @@ class ModelAnswers:
             {p: self.prompts[p] for p in keep if p in self.prompts},
         )
 
-
     @property
     def keyed_by_text(self) -> bool:
         """Joined on prompt text (a log without probe ids, such as AlpacaEval's)."""
