@@ -150,3 +150,16 @@ def test_a_teachers_student_in_the_background_is_named_as_a_lookalike(zoo) -> No
     # the sibling in the background is as close to the teacher: the match is less specific
     assert crowded.background_p_value is not None and alone.background_p_value is not None
     assert crowded.background_p_value > alone.background_p_value
+
+
+def test_attribution_names_a_background_model_the_suspect_learned_from(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    wrong = [models["teacher_a"], models["teacher_c"]]  # the true teacher is not a candidate
+    without = attribute(models["student_b2"], wrong, background, model=scoring)
+    assert "teacher_b" not in {item.model for item in without.background_teachers}
+    result = attribute(models["student_b2"], wrong, [*background, models["teacher_b"]],
+                       model=scoring)
+    assert result.background_teachers[0].model == "teacher_b"
+    assert result.background_teachers[0].probability >= 0.8
+    written = json.loads(json.dumps(result.to_dict()))
+    assert written["background_teachers"][0]["model"] == "teacher_b"

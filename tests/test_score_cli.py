@@ -136,6 +136,36 @@ def test_attribute_warns_when_two_candidates_are_related(
     assert "score as related to each other" in " ".join(result.output.split())
 
 
+@pytest.mark.integration
+def test_attribute_names_background_models_the_suspect_scores_as_distilled_from(
+    tmp_path: Path, alpaca_outputs: Path
+) -> None:
+    """Real logs: vicuna-13b (trained on ChatGPT conversations) against a wrong candidate,
+    with a later GPT-3.5 release among 8 background models."""
+    import gzip
+
+    background = tmp_path / "background"
+    background.mkdir()
+    for name in ("gpt-3.5-turbo-0613", "guanaco-7b", "oasst-sft-pythia-12b", "falcon-7b-instruct",
+                 "alpaca-7b", "llama-2-7b-chat-hf", "phi-2", "text_davinci_001"):
+        (background / f"{name}.json.gz").symlink_to(alpaca_outputs / f"{name}.json.gz")
+    rows = json.loads(gzip.decompress((alpaca_outputs / "vicuna-13b.json.gz").read_bytes()))
+    probes = tmp_path / "probes.json"
+    probes.write_text(json.dumps([{"instruction": r["instruction"]} for r in rows[:64]]))
+    out = tmp_path / "attribution.json"
+    result = CliRunner().invoke(app, [
+        "attribute", "--suspect", f"file:{alpaca_outputs / 'vicuna-13b.json.gz'}",
+        "--teacher", f"file:{alpaca_outputs / 'gemini-pro.json.gz'}", "--probes", str(probes),
+        "--background-dir", str(background), "--store", str(tmp_path / "s.sqlite"),
+        "--json", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert written["candidates"][0]["pair_probability"] < 0.2
+    assert "file:gpt-3.5-turbo-0613" in {m["model"] for m in written["background_teachers"]}
+    assert "also scores as distilled from" in " ".join(result.output.split())
+
+
 def test_a_copy_of_the_suspect_in_the_background_is_left_out(
     tmp_path: Path, logs: dict[str, Path]
 ) -> None:

@@ -172,7 +172,17 @@ def attribute_command(
             f"{related.suspect} as a student of {related.teacher}: P {related.probability:.3f}")
     for scores in by_pair.values():
         out.print(f"note: two candidates score as related to each other ({'; '.join(scores)}): "
-                  "a suspect close to one is close to both, so their order above is weak evidence")
+                  "a suspect close to one is close to both, so their order above is weak evidence",
+                  markup=False)
+    if result.background_teachers:
+        named = ", ".join(f"{item.model} (P {item.probability:.3f})"
+                          for item in result.background_teachers[:5])
+        more = len(result.background_teachers) - 5
+        out.print(f"note: the suspect also scores as distilled from "
+                  f"{len(result.background_teachers)} background model(s), its teacher's lineage "
+                  f"or models that share its training data: {named}"
+                  f"{f' and {more} more' if more > 0 else ''}; name them with --teacher to rank "
+                  "them too", markup=False)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")

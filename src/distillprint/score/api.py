@@ -8,7 +8,7 @@ result carries raw similarities and evidence but the verdict is 'inconclusive'.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,8 @@ class Attribution:
     none_of_these: float
     n_background: int
     related_candidates: tuple[RelatedCandidates, ...] = ()
+    # background models the suspect also scores as a student of (not among the candidates)
+    background_teachers: tuple[Lookalike, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = _clean(asdict(self))
@@ -193,11 +195,30 @@ def teacher_lookalikes(
     the teacher's style is common (a vendor's other releases, or models trained on the same
     synthetic data), several background models pass that test too, and a ``distilled`` verdict
     then places the suspect in that lineage rather than singling out this teacher."""
-    names = [feats.models[b] for b in np.flatnonzero(feats.background)]
-    if not names:
+    return _background_above(scoring, feats, policy, lambda b: (b, teacher))
+
+
+def background_teachers(
+    scoring: ScoringModel, feats: PairFeatures, suspect: int, policy: VerdictPolicy
+) -> tuple[Lookalike, ...]:
+    """Background models the suspect would be called distilled from: teachers worth naming as
+    candidates when the ones given are not it."""
+    return _background_above(scoring, feats, policy, lambda b: (suspect, b))
+
+
+def _background_above(
+    scoring: ScoringModel,
+    feats: PairFeatures,
+    policy: VerdictPolicy,
+    pair_with: Callable[[int], tuple[int, int]],
+) -> tuple[Lookalike, ...]:
+    """Background models whose pair (``pair_with(b)``: suspect, teacher) scores P(distilled) at
+    or above the verdict's threshold, highest first."""
+    indices = [int(b) for b in np.flatnonzero(feats.background)]
+    if not indices:
         return ()
-    rows = feats.matrix([(int(b), teacher) for b in np.flatnonzero(feats.background)],
-                        list(scoring.features))
+    names = [feats.models[b] for b in indices]
+    rows = feats.matrix([pair_with(b) for b in indices], list(scoring.features))
     ok = ~np.isnan(rows).any(axis=1)
     probs = np.full(len(names), np.nan)
     if ok.any():
@@ -339,7 +360,8 @@ def attribute(
     related = tuple(r for r in candidate_relations(feats, scoring, names)
                     if r.probability >= policy.distilled_above)  # NaN compares false
     return Attribution(
-        suspect.name, tuple(candidates), posterior.none_of_these, len(background), related
+        suspect.name, tuple(candidates), posterior.none_of_these, len(background), related,
+        background_teachers(scoring, feats, s, policy),
     )
 
 
