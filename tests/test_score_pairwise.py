@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from distillprint.bench.synthetic import synthetic_zoo
 from distillprint.score.cube import SimilarityCube, build_cube
@@ -101,3 +102,13 @@ def test_small_comparisons_stay_in_one_process() -> None:
     assert _process_count(1, views, 10**6) == 1
     assert 1 <= _process_count(None, views, 10**6) <= len(views)
     assert _process_count(8, views[:2], 10) == 2
+
+
+def test_a_background_without_spread_does_not_blow_up_the_global_score() -> None:
+    from distillprint.score.pairwise import MIN_SPREAD, _global_z
+
+    raw = np.full((5, 5), 1.0)  # three background models that answer identically
+    raw[0, 1] = raw[1, 0] = 0.9
+    background = np.array([False, False, True, True, True])
+    z = _global_z(raw, background)
+    assert z[0, 1] == pytest.approx(-0.1 / MIN_SPREAD)
