@@ -112,3 +112,11 @@ def test_logs_with_and_without_probe_ids_join_on_the_prompt_text(tmp_path: Path)
     (tmp_path / "alpaca.json").unlink()
     probed_only = load_model_answers(answer_log_paths([tmp_path]))
     assert shared_prompt_ids(list(probed_only.values())) == ["p0"]  # ids kept when all have them
+
+
+def test_a_log_file_given_instead_of_a_folder_counts_as_itself(tmp_path: Path) -> None:
+    log = tmp_path / "solo.jsonl"
+    log.write_text('{"prompt": "p", "response": "r"}\n')
+    assert answer_log_paths([log]) == {"solo": log}
+    with pytest.raises(InputError, match="not a directory"):
+        answer_log_paths([tmp_path / "missing"])

@@ -203,16 +203,21 @@ def load_answer_log(path: str | Path, model: str | None = None) -> AnswerLog:
 
 
 def answer_log_paths(directories: Sequence[Path]) -> dict[str, Path]:
-    """Model name (the file name without its suffixes) -> answer log, across the folders.
+    """Model name (the file name without its suffixes) -> answer log, across the folders (a
+    log file given instead of a folder counts as itself).
 
     One model may sit in two folders (a teacher's log copied next to its held-out students,
     say): copies are one model when they hold the same answers, whatever their format or
     compression; different answers under one name are an error naming both files."""
     paths: dict[str, Path] = {}
-    for directory in directories:
-        if not Path(directory).is_dir():
+    for directory in map(Path, directories):
+        if directory.is_file():
+            listed = [directory]
+        elif directory.is_dir():
+            listed = sorted(directory.iterdir())
+        else:
             raise InputError("not a directory", path=directory)
-        for path in sorted(Path(directory).iterdir()):
+        for path in listed:
             if not is_answer_log(path):
                 continue
             name = model_name_from_path(path)

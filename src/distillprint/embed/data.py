@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from distillprint.answers import is_answer_log, load_answer_log, model_name_from_path
+from distillprint.answers import answer_log_paths, load_answer_log
 from distillprint.errors import InputError
 from distillprint.packaged_data import iter_sharegpt_records
 
@@ -48,14 +48,10 @@ class PromptSplit:
 
 
 def model_files(directories: Sequence[Path]) -> dict[str, Path]:
-    files: dict[str, Path] = {}
     for directory in directories:
         if not directory.exists():
             raise InputError("no such file or directory", path=directory)
-        paths = [directory] if directory.is_file() else sorted(directory.iterdir())
-        for path in paths:
-            if is_answer_log(path):
-                files[model_name_from_path(path)] = path
+    files = answer_log_paths(directories)
     if not files:
         raise InputError("no answer logs found", path=", ".join(map(str, directories)))
     return files
