@@ -179,10 +179,9 @@ def attribute_command(
                           for item in result.background_teachers[:5])
         more = len(result.background_teachers) - 5
         out.print(f"note: the suspect also scores as distilled from "
-                  f"{len(result.background_teachers)} background model(s), its teacher's lineage "
-                  f"or models that share its training data: {named}"
-                  f"{f' and {more} more' if more > 0 else ''}; name them with --teacher to rank "
-                  "them too", markup=False)
+                  f"{len(result.background_teachers)} background model(s) not among the "
+                  f"candidates: {named}{f' and {more} more' if more > 0 else ''}; name them "
+                  "with --teacher to rank them too", markup=False)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
