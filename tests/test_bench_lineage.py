@@ -267,3 +267,20 @@ def test_cli_summary_prints_undefined_metrics_as_na(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, (result.output, result.exception)
     assert "AUROC n/a" in result.output
+
+
+def test_pairs_that_cannot_be_scored_are_reported(tmp_path: Path) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    # a suspect that answered other prompts shares none with its teacher
+    (answers / "student_a1.jsonl").write_text(
+        "".join(json.dumps({"prompt": f"elsewhere {i}", "response": "text", "probe_id": f"x{i}"})
+                + "\n" for i in range(40))
+    )
+    messages: list[str] = []
+    cfg = _config(tmp_path, classifier="artifact", baselines=[], budgets=[])
+    result = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg, log=messages.append)
+    unscored = [p for p in result["pairs"] if p["probability"] is None]
+    assert unscored and all(p["suspect"] == "student_a1" for p in unscored)
+    warning = next(m for m in messages if m.startswith("warning:"))
+    assert f"{len(unscored)} of {len(result['pairs'])} pairs could not be scored" in warning
+    assert "student_a1" in warning

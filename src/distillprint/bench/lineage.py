@@ -377,6 +377,12 @@ def run_lineage_benchmark(
     scorer = _scorer(mode, scoring, pairs, cfg)
     feats = pair_features(cube, bg_mask)
     scored = _scored(pairs, scorer(feats), feats, cfg, scoring)
+    thin = [f"{r['teacher']} / {r['suspect']}" for r in scored["pairs"]
+            if r["probability"] is None]
+    if thin:
+        # usually logs that answered different prompts; every such pair is inconclusive
+        say(f"warning: {len(thin)} of {len(pairs)} pairs could not be scored (too few shared "
+            f"prompts or background models), e.g. {', '.join(thin[:3])}")
     # with the shipped model in every mode: no teacher-vs-teacher pair is in its training data
     teachers = sorted({p.teacher for p in pairs})
     scored["teacher_relations"] = [
