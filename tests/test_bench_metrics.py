@@ -38,3 +38,16 @@ def test_ece_zero_for_perfect_calibration_and_large_when_overconfident() -> None
 def test_false_positive_rate() -> None:
     assert false_positive_rate([0, 0, 1, 0], [True, False, True, False]) == 1 / 3
     assert false_positive_rate([1], [True]) is None
+
+
+def test_verdict_tally_counts_by_the_verdict_rule_without_the_minimums() -> None:
+    from distillprint.bench.evaluate import verdict_tally
+    from distillprint.score.stats import VerdictPolicy
+
+    labels = [0, 0, 0, 1, 1, 1]
+    probabilities = [0.9, 0.1, 0.9, 0.95, 0.1, 0.5]
+    p_values = [0.01, 0.5, 0.2, 0.001, 0.3, 0.04]
+    assert verdict_tally(labels, probabilities, p_values, VerdictPolicy()) == {
+        "negatives": 3, "negatives_p_at_alpha": 1, "negatives_distilled": 1,
+        "positives": 3, "positives_distilled": 1, "positives_not_distilled": 1,
+    }

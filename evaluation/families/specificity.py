@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from distillprint.answers import answer_log_paths
+from distillprint.bench.evaluate import verdict_tally
 from distillprint.bench.metrics import auroc, expected_calibration_error
 from distillprint.score.answers import load_model_answers, shared_prompt_ids
 from distillprint.score.cube import SimilarityCube
@@ -30,6 +29,7 @@ from distillprint.score.model import default_model
 from distillprint.score.pairs import LabelledPair, choose_background, pair_models, read_pairs_csv
 from distillprint.score.pairwise import pair_features
 from distillprint.score.stats import VerdictPolicy
+from distillprint.score.train import ClassifierParams, Design, grouped_predictions
 from distillprint.score.training import ClassifierHyperparameters
 
 DATA = Path("../shared/data/alpaca_eval")
@@ -97,11 +97,10 @@ class Comparisons:
 
 
 def _summary(y: np.ndarray, prob: np.ndarray, p_value: np.ndarray) -> str:
-    policy = VerdictPolicy()
-    distilled = (prob >= policy.distilled_above) & (p_value <= policy.alpha)
+    tally = verdict_tally(y.tolist(), prob.tolist(), p_value.tolist(), VerdictPolicy())
     ece = expected_calibration_error(y, prob)
-    return (f"{auroc(y, prob):.3f} | {ece:.3f} | {int((distilled & (y == 1)).sum())}/"
-            f"{int((y == 1).sum())} | {int((distilled & (y == 0)).sum())}/{int((y == 0).sum())}")
+    return (f"{auroc(y, prob):.3f} | {ece:.3f} | {tally['positives_distilled']}/"
+            f"{tally['positives']} | {tally['negatives_distilled']}/{tally['negatives']}")
 
 
 def _arrays(rows: list[Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,33 +110,31 @@ def _arrays(rows: list[Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _leave_one_teacher_out(
-    x: np.ndarray, y: np.ndarray, teachers: np.ndarray, make: Callable[[], Any]
+    x: np.ndarray, y: np.ndarray, teachers: np.ndarray, params: ClassifierParams
 ) -> tuple[np.ndarray, np.ndarray]:
-    prob, p_value = np.full(len(y), np.nan), np.full(len(y), np.nan)
-    for teacher in np.unique(teachers):
-        train = teachers != teacher
-        model = make().fit(x[train], y[train])
-        prob[~train] = model.predict_proba(x[~train])[:, 1]
-        p_value[~train] = model.tail_p_values(x[~train])
-    return prob, p_value
+    rows = Design(tuple(teachers), tuple(teachers), x, y)  # suspects unused when grouping
+    predictions = grouped_predictions(rows, rows.teachers, params)
+    return predictions.probability, predictions.p_value
 
 
-def evaluate(dev: list[Row], families: list[Row], make: Callable[[], Any]) -> tuple[str, str]:
+def evaluate(dev: list[Row], families: list[Row], params: ClassifierParams) -> tuple[str, str]:
     x, y, teachers = _arrays(dev)
-    prob, p_value = _leave_one_teacher_out(x, y, teachers, make)
-    shipped = make().fit(x, y)
+    prob, p_value = _leave_one_teacher_out(x, y, teachers, params)
+    shipped = params.make().fit(x, y)
     fx, fy, _ = _arrays(families)
     return (_summary(y, prob, p_value),
             _summary(fy, shipped.predict_proba(fx)[:, 1], shipped.tail_p_values(fx)))
 
 
-def evaluate_joint(dev: list[Row], families: list[Row], make: Callable[[], Any]) -> tuple[str, str]:
+def evaluate_joint(
+    dev: list[Row], families: list[Row], params: ClassifierParams
+) -> tuple[str, str]:
     """Trained on both files' pairs, each teacher held out in turn."""
     x, y, teachers = _arrays(dev)
     fx, fy, ft = _arrays(families)
     prob, p_value = _leave_one_teacher_out(
         np.r_[x, fx], np.r_[y, fy], np.r_[[f"dev:{t}" for t in teachers],
-                                         [f"families:{t}" for t in ft]], make
+                                         [f"families:{t}" for t in ft]], params
     )
     n = len(y)
     return _summary(y, prob[:n], p_value[:n]), _summary(fy, prob[n:], p_value[n:])
@@ -169,11 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, description in STRATEGIES.items():
         rows = comparisons.strategy(name, dev), comparisons.strategy(name, families)
         shipped = shipped or rows
-        dev_cells, family_cells = evaluate(*rows, params.make)
+        dev_cells, family_cells = evaluate(*rows, params)
         lines.append(f"| `{name}`: {description} | {dev_cells} | {family_cells} |")
         print(lines[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
     assert shipped is not None
-    dev_cells, family_cells = evaluate_joint(*shipped, params.make)
+    dev_cells, family_cells = evaluate_joint(*shipped, params)
     lines.append(f"| `random`, trained on development **and families** pairs | {dev_cells} | "
                  f"{family_cells} |")
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distillprint.bench.evaluate import verdict_tally
 from distillprint.bench.metrics import auroc, expected_calibration_error
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import (
@@ -41,14 +42,13 @@ def _loto(
 
 
 def _summary(prob: np.ndarray, p_value: np.ndarray, y: np.ndarray) -> dict[str, str]:
-    policy = VerdictPolicy()
-    distilled = (prob >= policy.distilled_above) & (p_value <= policy.alpha)
+    tally = verdict_tally(y.tolist(), prob.tolist(), p_value.tolist(), VerdictPolicy())
     ece = expected_calibration_error(y, prob)
     return {
         "AUROC": f"{auroc(y, prob):.3f}",
         "ECE": "n/a" if ece is None else f"{ece:.3f}",
-        "negatives distilled": f"{int(np.sum(distilled & (y == 0)))}/{int(np.sum(y == 0))}",
-        "positives distilled": f"{int(np.sum(distilled & (y == 1)))}/{int(np.sum(y == 1))}",
+        "negatives distilled": f"{tally['negatives_distilled']}/{tally['negatives']}",
+        "positives distilled": f"{tally['positives_distilled']}/{tally['positives']}",
     }
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from distillprint.bench.metrics import auroc, expected_calibration_error, tpr_at_fpr
 from distillprint.score.pairs import LabelledPair
+from distillprint.score.stats import Verdict, VerdictPolicy, decide
 
 Grid = Mapping[tuple[str, str], float]  # (teacher, suspect) -> score, larger = more distilled
 
@@ -86,3 +87,24 @@ def attribution_summary(cases: Sequence[AttributionCase]) -> dict[str, Any]:
         "attribution_correct": sum(c.correct for c in cases),
         "attribution_total": len(cases),
     }
+
+
+def verdict_tally(
+    labels: Sequence[int], probabilities: Sequence[float], p_values: Sequence[float],
+    policy: VerdictPolicy,
+) -> dict[str, int]:
+    """Labelled pairs by verdict under ``policy``'s thresholds, with its minimum prompt and
+    background counts lifted (the callers measure where those minimums should sit)."""
+    ungated = replace(policy, min_prompts=0, min_background=0)
+    counts = dict.fromkeys(("negatives", "negatives_p_at_alpha", "negatives_distilled",
+                            "positives", "positives_distilled", "positives_not_distilled"), 0)
+    for label, probability, p_value in zip(labels, probabilities, p_values, strict=True):
+        verdict = decide(float(probability), float(p_value), 0, 0, ungated).verdict
+        side = "negatives" if label == 0 else "positives"
+        counts[side] += 1
+        counts[f"{side}_distilled"] += verdict is Verdict.DISTILLED
+        if label == 0:
+            counts["negatives_p_at_alpha"] += bool(p_value <= policy.alpha)
+        else:
+            counts["positives_not_distilled"] += verdict is Verdict.NOT_DISTILLED
+    return counts

@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from distillprint.bench.evaluate import attribution_cases, attribution_summary, detection_metrics
+from distillprint.bench.evaluate import (
+    attribution_cases,
+    attribution_summary,
+    detection_metrics,
+    verdict_tally,
+)
 from distillprint.bench.metrics import expected_calibration_error, wilson_interval
 from distillprint.bench.predict import GridPredictions
 from distillprint.score.cube import SimilarityCube
@@ -35,33 +40,16 @@ def _verdict_counts(
     pairs: list[LabelledPair], preds: GridPredictions, policy: VerdictPolicy
 ) -> dict[str, Any]:
     """Labelled pairs by outcome under the P / p thresholds (no minimum-prompt gate)."""
-    counts = {
-        "negatives": 0,
-        "negatives_p_at_alpha": 0,
-        "negatives_distilled": 0,
-        "positives": 0,
-        "positives_distilled": 0,
-        "positives_not_distilled": 0,
-    }
-    labels, probabilities = [], []
+    labels, probabilities, p_values = [], [], []
     for p in pairs:
         key = (p.teacher, p.suspect)
         prob, pval = preds.probability.get(key, np.nan), preds.p_value.get(key, np.nan)
         if p.label is None or not (np.isfinite(prob) and np.isfinite(pval)):
             continue
-        significant = pval <= policy.alpha
-        distilled = prob >= policy.distilled_above and significant
-        if p.label == 0:
-            counts["negatives"] += 1
-            counts["negatives_p_at_alpha"] += int(significant)
-            counts["negatives_distilled"] += int(distilled)
-        else:
-            counts["positives"] += 1
-            counts["positives_distilled"] += int(distilled)
-            not_distilled = prob <= policy.not_distilled_below and not significant
-            counts["positives_not_distilled"] += int(not_distilled)
         labels.append(p.label)
         probabilities.append(prob)
+        p_values.append(pval)
+    counts = verdict_tally(labels, probabilities, p_values, policy)
     ece = expected_calibration_error(labels, probabilities)
     return {**counts, "ece": None if ece is None else round(ece, 4)}
 
