@@ -7,10 +7,10 @@ import pytest
 
 from distillprint.backends.anthropic import AnthropicBackend, create_anthropic_backend
 from distillprint.backends.base import BackendOptions
-from distillprint.errors import BackendError, MissingSecretError, RetryableError
+from distillprint.errors import BackendError, InputError, MissingSecretError, RetryableError
 from distillprint.retry import RetryPolicy, call_with_retries
 from distillprint.types import ChatMessage, Generation, GenerationRequest, SamplingParams
-from servers import Canned, ScriptedServer, Seen
+from servers import Canned, ScriptedServer, Seen, messages_reply
 
 FAST = RetryPolicy(max_attempts=5, base_delay_s=0.0, max_delay_s=0.0, jitter=0.0)
 REQUEST = GenerationRequest(
@@ -164,3 +164,41 @@ async def test_malformed_success_is_retryable(made: list[AnthropicBackend]) -> N
     script = [Canned(200, {"type": "message"})]
     with ScriptedServer(script) as server, pytest.raises(RetryableError, match="content list"):
         await generate(make(made, server.url))
+
+
+async def test_redirects_are_not_followed_so_the_key_stays_home(
+    made: list[AnthropicBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiohttp drops Authorization on a cross-origin redirect but keeps x-api-key.
+    key = "canary-anthropic-key-42424"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    with ScriptedServer() as elsewhere:
+        away = Canned(307, {}, headers={"Location": f"{elsewhere.url}/v1/messages?t={key}"})
+        with ScriptedServer([away]) as server:
+            backend = make(made, server.url)
+            with pytest.raises(BackendError, match=r"HTTP 307 redirect .* not followed") as info:
+                await call_with_retries(lambda: generate(backend), FAST)
+        assert elsewhere.seen == []
+    assert elsewhere.url in str(info.value) and key not in str(info.value)
+
+
+def echo_key_in_answer(seen: Seen) -> Canned:
+    reply = messages_reply(seen)
+    reply.body["content"] = [{"type": "text", "text": f"your key is {seen.headers['x-api-key']}"}]
+    return reply
+
+
+async def test_a_key_echoed_in_an_answer_is_not_stored(
+    made: list[AnthropicBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "canary-anthropic-key-777777")
+    with ScriptedServer([echo_key_in_answer]) as server:
+        generation = await generate(make(made, server.url))
+    assert generation.text == "your key is [REDACTED]"
+
+
+def test_a_key_with_a_line_break_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "canary-first-line\ncanary-second-line")
+    with pytest.raises(InputError, match=r"ANTHROPIC_API_KEY.*control character") as info:
+        create_anthropic_backend("claude-x", BackendOptions())
+    assert "canary" not in str(info.value)

@@ -13,7 +13,7 @@ from distillprint.backends.openai_compat import OpenAIBackend, create_openai_bac
 from distillprint.errors import BackendError, InputError, MissingSecretError, RetryableError
 from distillprint.retry import RetryPolicy, call_with_retries
 from distillprint.types import ChatMessage, Generation, GenerationRequest, SamplingParams
-from servers import Canned, ScriptedServer, Seen, chat_reply, echo_server
+from servers import Canned, Reply, ScriptedServer, Seen, chat_reply, echo_server
 
 FAST = RetryPolicy(max_attempts=12, base_delay_s=0.0, max_delay_s=0.0, jitter=0.0)
 REQUEST = GenerationRequest(
@@ -211,7 +211,15 @@ async def test_base_url_from_environment(
     assert backend.identity.base_url == "http://127.0.0.1:1234/v1"
 
 
-@pytest.mark.parametrize("url", ["ftp://host/v1", "http://user:sk-secret-123456@host/v1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://host/v1",
+        "http://user:sk-secret-123456@host/v1",
+        "http://host/v1?api_key=sk-secret-123456",
+        "http://127.0.0.1:8000/v1#sk-secret-123456",
+    ],
+)
 def test_bad_base_urls_are_refused_without_echoing_credentials(url: str) -> None:
     with pytest.raises(InputError) as info:
         create_openai_backend("m", BackendOptions(base_url=url))
@@ -243,3 +251,37 @@ async def test_environment_proxy_is_used_unless_bypassed(
         with pytest.raises(RetryableError):
             await generate(make(backend_for, remote, timeout_s=5.0, api_key_env="CANARY_KEY"))
         assert len(proxy.seen) == 1
+
+
+def key_split_by_the_excerpt_cut(seen: Seen) -> Canned:
+    key = seen.headers["authorization"].removeprefix("Bearer ")
+    return Canned(401, {"error": {"message": "x" * 260 + f" key={key}"}})
+
+
+def key_escaped_in_json(seen: Seen) -> Canned:
+    key = seen.headers["authorization"].removeprefix("Bearer ")
+    escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+    return Canned(401, ('{"error": "bad key ' + escaped + '"}').encode())
+
+
+@pytest.mark.parametrize("reply", [key_split_by_the_excerpt_cut, key_escaped_in_json])
+async def test_no_part_of_the_key_survives_cut_or_escaped(
+    backend_for: list[OpenAIBackend], monkeypatch: pytest.MonkeyPatch, reply: Reply
+) -> None:
+    monkeypatch.setenv("CANARY_KEY", "plain-canary-value-0123456789")
+    with ScriptedServer([reply]) as server:
+        backend = make(backend_for, server.url, api_key_env="CANARY_KEY")
+        with pytest.raises(BackendError, match="HTTP 401") as info:
+            await generate(backend)
+    assert "plain-canary" not in str(info.value) and "[REDACTED]" in str(info.value)
+
+
+async def test_a_key_echoed_in_an_answer_is_not_stored(
+    backend_for: list[OpenAIBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CANARY_KEY", "plain-canary-value-0123456789")
+    answer = "the key was plain-canary-value-0123456789; a key looks like sk-abcdefgh12"
+    with ScriptedServer([chat_reply(answer)]) as server:
+        generation = await generate(make(backend_for, server.url, api_key_env="CANARY_KEY"))
+    # only our own key is removed: key-shaped text a model writes is part of its answer
+    assert generation.text == "the key was [REDACTED]; a key looks like sk-abcdefgh12"

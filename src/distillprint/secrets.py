@@ -42,11 +42,17 @@ class Secret:
 
 def redact(text: str, secrets: Iterable[str | Secret | None] = ()) -> str:
     """Replace every given secret and anything shaped like a provider key."""
+    return _KEY_SHAPES.sub(REDACTED, redact_values(text, secrets))
+
+
+def redact_values(text: str, secrets: Iterable[str | Secret | None]) -> str:
+    """Replace the given secrets only: for a model's answers, where text merely shaped like a
+    key (a model writing an example ``sk-...``) is part of the answer."""
     for secret in secrets:
         value = secret.reveal() if isinstance(secret, Secret) else secret
         if value and len(value) >= _MIN_SECRET_LENGTH:
             text = text.replace(value, REDACTED)
-    return _KEY_SHAPES.sub(REDACTED, text)
+    return text
 
 
 def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -1,8 +1,10 @@
 """HTTP plumbing shared by the API backends: base URLs, keys, one JSON POST, error mapping.
 
 Every failure becomes either ``RetryableError`` (429, 5xx, timeouts, dropped connections,
-bodies that are not a JSON object) or ``BackendError`` (other 4xx); both carry a short,
-redacted excerpt of what the server said and never the key.
+bodies that are not a JSON object) or ``BackendError`` (other 4xx, and redirects, which are
+never followed: aiohttp keeps custom key headers such as Anthropic's ``x-api-key`` on a
+redirect to another host); both carry a short, redacted excerpt of what the server said and
+never the key.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import aiohttp
 
 from distillprint.errors import BackendError, InputError, MissingSecretError, RetryableError
 from distillprint.retry import parse_retry_after
-from distillprint.secrets import Secret, read_secret, redact
+from distillprint.secrets import Secret, read_secret, redact, redact_values
 
 # 408/409/425 are transient by definition; 529 is Anthropic's "overloaded".
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 529})
@@ -45,8 +47,16 @@ def normalise_base_url(url: str, *, default_path: str = "") -> str:
             "the base URL must not carry credentials; put the key in an environment variable",
             field="base_url",
         )
+    if parts.query or parts.fragment:
+        # The API path is appended to the base URL, so a query would end up inside the path;
+        # and a key in a query string would be shown wherever the URL is.
+        raise InputError(
+            "the base URL must not carry a query string or fragment; put a key in an "
+            "environment variable",
+            field="base_url",
+        )
     path = parts.path.rstrip("/") or default_path
-    return urlunsplit((parts.scheme, parts.netloc.lower(), path, parts.query, ""))
+    return urlunsplit((parts.scheme, parts.netloc.lower(), path, "", ""))
 
 
 def is_loopback(url: str) -> bool:
@@ -64,14 +74,21 @@ def resolve_key(variable: str, base_url: str, backend: str) -> Secret | None:
     secret = read_secret(variable)
     if secret is None and not is_loopback(base_url):
         raise MissingSecretError(variable, backend)
+    if secret is not None and any(ord(c) < 32 or ord(c) == 127 for c in secret.reveal()):
+        raise InputError(
+            "the key contains a line break or another control character (a copy-paste "
+            "error?); HTTP headers cannot carry it",
+            field=variable,
+        )
     return secret
 
 
 def excerpt(text: str, secrets: list[Secret]) -> str:
-    flat = " ".join(text.split())
+    # Redacted before it is cut: a key split by the cut would no longer be recognised.
+    flat = redact(" ".join(text.split()), secrets)
     if len(flat) > _EXCERPT_CHARS:
         flat = flat[:_EXCERPT_CHARS] + "..."
-    return redact(flat, secrets)
+    return flat
 
 
 def json_object(value: Any) -> dict[str, Any]:
@@ -142,11 +159,18 @@ class JsonApi:
     def clean(self, text: str) -> str:
         return excerpt(text, self._secrets)
 
+    def answer_text(self, text: str) -> str:
+        """A model's answer without our own key: a hostile or misconfigured server may echo
+        it, and answers go to the store and to reports that are shared."""
+        return redact_values(text, self._secrets)
+
     async def post(self, url: str, payload: dict[str, Any]) -> JsonReply:
         data = encode_json_body(payload)
         started = time.perf_counter()
         try:
-            async with self._client().post(url, data=data, proxy=self._proxy(url)) as response:
+            async with self._client().post(
+                url, data=data, proxy=self._proxy(url), allow_redirects=False
+            ) as response:
                 status, headers = response.status, response.headers
                 content = await response.read()
         except TimeoutError:
@@ -184,10 +208,18 @@ class JsonApi:
     def _status_error(
         self, url: str, status: int, headers: Mapping[str, str], content: bytes
     ) -> BackendError | RetryableError:
-        said = self.clean(_text(content))
+        said = self.clean(_readable(content))
         message = f"{self.label}: HTTP {status} from {self.clean(url)}: {said}"
         if status in RETRYABLE_STATUS or status >= 500:
             return RetryableError(message, retry_after=parse_retry_after(headers))
+        if 300 <= status < 400:
+            target = urlsplit(headers.get("Location", ""))
+            shown = urlunsplit((target.scheme, target.netloc, target.path, "", ""))
+            return BackendError(
+                f"{self.label}: HTTP {status} redirect from {self.clean(url)} to "
+                f"{self.clean(shown) or 'an unnamed location'}, not followed because the request "
+                "carries the API key; set the base URL to the final address"
+            )
         return BackendError(message)
 
     async def aclose(self) -> None:
@@ -198,3 +230,13 @@ class JsonApi:
 
 def _text(content: bytes) -> str:
     return content.decode("utf-8", errors="replace")
+
+
+def _readable(content: bytes) -> str:
+    """An error body as text; JSON is re-encoded without escapes so that a key the server
+    escaped (``\\u0073k-...``) is still recognised and redacted."""
+    text = _text(content)
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False)
+    except json.JSONDecodeError:
+        return text

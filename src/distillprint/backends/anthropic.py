@@ -87,7 +87,7 @@ class AnthropicBackend(Backend):
         stop = body.get("stop_reason")
         usage = json_object(body.get("usage"))
         return Generation(
-            text=text,
+            text=self._api.answer_text(text),
             finish_reason=_STOP_REASONS.get(stop, stop) if isinstance(stop, str) else "unknown",
             usage=Usage(
                 prompt_tokens=optional_int(usage.get("input_tokens")),

@@ -86,7 +86,7 @@ class OpenAIBackend(Backend):
         finish = choices[0].get("finish_reason")
         usage = json_object(body.get("usage"))
         return Generation(
-            text=content or "",
+            text=self._api.answer_text(content or ""),
             finish_reason=finish if isinstance(finish, str) else "unknown",
             usage=Usage(
                 prompt_tokens=optional_int(usage.get("prompt_tokens")),
