@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,13 @@ def test_tokenizer_of_an_uncached_hub_id_names_it_and_the_offline_setting() -> N
     assert isinstance(backend, HFBackend)
     with pytest.raises(BackendError, match=r"no-such-org/no-such-model.*HF_HUB_OFFLINE"):
         backend.tokenizer()
+
+
+def test_a_folder_that_is_no_checkpoint_is_a_clear_backend_error(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("not a model")
+    backend = create_backend(f"hf:{tmp_path}", BackendOptions())
+    assert isinstance(backend, HFBackend)
+    with pytest.raises(BackendError, match=r"without config\.json"):
+        backend.load()
+    with pytest.raises(BackendError, match=re.escape(str(tmp_path))):
+        backend.tokenizer()  # transformers' own ValueError, translated

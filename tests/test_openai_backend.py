@@ -285,3 +285,13 @@ async def test_a_key_echoed_in_an_answer_is_not_stored(
         generation = await generate(make(backend_for, server.url, api_key_env="CANARY_KEY"))
     # only our own key is removed: key-shaped text a model writes is part of its answer
     assert generation.text == "the key was [REDACTED]; a key looks like sk-abcdefgh12"
+
+
+async def test_a_lone_surrogate_in_an_answer_is_stored_as_a_replacement_character(
+    backend_for: list[OpenAIBackend],
+) -> None:
+    # valid JSON, but UTF-8 (and so the store) cannot encode it; a pair stays one character
+    with ScriptedServer([chat_reply("a \ud800 b \ud83d\ude00")]) as server:
+        generation = await generate(make(backend_for, server.url))
+    assert generation.text == "a \ufffd b \U0001f600"
+    generation.text.encode("utf-8")

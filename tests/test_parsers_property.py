@@ -230,6 +230,8 @@ def test_answer_log_extremes(tmp_path: Path) -> None:
                        None),
         "cut.json": (b'[{"instruction": "i", "output": "o"},\n{"instr', "invalid JSON", 2,
                      None),
+        "two-lists.json": (b'[{"instruction": "i", "output": "o"}]\n\n[{"instruction": "j"}]',
+                           "after the JSON list", 3, None),
     }
     for name, (data, message, line, field) in cases.items():
         with pytest.raises(InputError, match=message) as info:
@@ -421,9 +423,11 @@ def test_pairs_csv_round_trip_or_located_error(
     tmp_path: Path, rows: list[tuple[str, str, str, str]]
 ) -> None:
     assume(all("\x00" not in "".join(row) for row in rows))
+    assume(len({(t.strip(), s.strip()) for t, s, _, _ in rows}) == len(rows))  # repeats: below
     data, ends = pairs_csv(rows)
     bad = [i for i, (t, s, _, label) in enumerate(rows)
-           if not t.strip() or not s.strip() or label.strip() not in ("", "0", "1", "0.0", "1.0")]
+           if not t.strip() or not s.strip() or t.strip() == s.strip()
+           or label.strip() not in ("", "0", "1", "0.0", "1.0")]
     path = write(tmp_path / "pairs.csv", data)
     if not bad:
         pairs = read_pairs_csv(path)
@@ -441,12 +445,20 @@ def test_pairs_csv_extremes(tmp_path: Path) -> None:
     assert read_pairs_csv(bom)[0].teacher == "a"  # spreadsheet exports start with a BOM
     floats = write(tmp_path / "floats.csv", header + b"a,b,primary,1.0\r\na,c,x,0.0\r\na,d,y,\r\n")
     assert [p.label for p in read_pairs_csv(floats)] == [1, 0, None]  # as pandas writes them
+    repeat = write(tmp_path / "repeat.csv", header + b"a,b,p,1\r\na,c,p,0\r\na,b,p,1\r\n")
+    assert [p.suspect for p in read_pairs_csv(repeat)] == ["b", "c"]  # counted once
     cases = {
         "huge.csv": (header + b"a" * 10_000_000 + b",b,primary,1\r\n", 2, "malformed"),
         "utf8.csv": (header + b"\xff,b,p,1\r\n", None, "UTF-8"),
         "header.csv": (header, None, "no rows"),
         "columns.csv": (b"teacher,suspect\na,b\n", 1, "missing column"),
         "blank.csv": (header + b"\r\n\r\n,b,p,1\r\n", 4, "non-empty"),
+        "self.csv": (header + b"a,b,p,1\r\na,a,p,1\r\n", 3, "its own teacher"),
+        "conflict.csv": (header + b"a,b,p,1\r\na,c,p,0\r\na,b,p,0\r\n", 4, "also on line 2"),
+        "extra.csv": (header + b"a,b,p,1,x\r\n", 2, "5 cells where the header has 4"),
+        "short.csv": (header + b"a,b,p,1\r\na,b,p\r\n", 3, "3 cells"),
+        "repeated.csv": (b"teacher,suspect,relation,label,label\r\na,b,p,1,0\r\n", 1, "repeated"),
+        "quote.csv": (header + b'a,"b,p,1\r\na,c,p,0\r\n', 3, "malformed"),
     }
     for name, (data, line, message) in cases.items():
         with pytest.raises(InputError, match=message) as info:

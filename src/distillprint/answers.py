@@ -150,6 +150,7 @@ def _iter_json_array(text: str, path: Path) -> Iterator[tuple[int, Any]]:
                 "file ends before the JSON list is closed (truncated?)", path=path, line=line
             )
         if text[position] == "]":
+            _require_nothing_after(text, position + 1, line, path)
             return
         try:
             value, position = decoder.raw_decode(text, position)
@@ -158,6 +159,16 @@ def _iter_json_array(text: str, path: Path) -> Iterator[tuple[int, Any]]:
         except RecursionError:
             raise InputError("JSON nested too deeply", path=path, line=line) from None
         yield line, value
+
+
+def _require_nothing_after(text: str, position: int, line: int, path: Path) -> None:
+    """A second list or stray text after the list means a damaged or concatenated file:
+    refused, not silently dropped."""
+    rest = text[position:]
+    if rest.strip():
+        skipped = len(rest) - len(rest.lstrip())
+        line += rest.count("\n", 0, skipped)
+        raise InputError("unexpected content after the JSON list", path=path, line=line)
 
 
 def _record(obj: Any, path: Path, line: int, alpaca: bool) -> AnswerRecord:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import re
 import ssl
 import time
 import urllib.request
@@ -29,6 +30,8 @@ from distillprint.secrets import Secret, read_secret, redact, redact_values
 # 408/409/425 are transient by definition; 529 is Anthropic's "overloaded".
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 529})
 _EXCERPT_CHARS = 300
+# json.loads has already joined valid surrogate pairs, so any surrogate left is a lone one.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @functools.cache
@@ -160,9 +163,10 @@ class JsonApi:
         return excerpt(text, self._secrets)
 
     def answer_text(self, text: str) -> str:
-        """A model's answer without our own key: a hostile or misconfigured server may echo
-        it, and answers go to the store and to reports that are shared."""
-        return redact_values(text, self._secrets)
+        """A model's answer as it can be stored and shared: without our own key (a hostile or
+        misconfigured server may echo it) and with lone UTF-16 surrogates, which JSON allows
+        (``"\\ud800"``) but UTF-8 cannot encode, replaced by U+FFFD."""
+        return _LONE_SURROGATE.sub("\ufffd", redact_values(text, self._secrets))
 
     async def post(self, url: str, payload: dict[str, Any]) -> JsonReply:
         data = encode_json_body(payload)

@@ -88,15 +88,28 @@ def load_pretrained(
 ) -> LoadedModel:
     """A transformers checkpoint from a local directory or a hub id (float32 on CPU)."""
     dtype: Any = torch.float32 if device == "cpu" else "auto"
+    _require_checkpoint_files(source)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
         model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=dtype)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
+        # transformers raises ValueError for configs and tokenizer files it cannot use
         raise BackendError(f"cannot load model '{source}'{_offline_hint()}: {exc}") from exc
     torch.nn.Module.to(model, device)
     model.eval()
     _clean_generation_config(model)
     return LoadedModel(model, tokenizer)
+
+
+def _require_checkpoint_files(source: str) -> None:
+    """A local directory must look like a checkpoint before transformers is asked: for a
+    folder without ``config.json`` it reports a missing tokenizer backend instead."""
+    folder = Path(source)
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        raise BackendError(
+            f"'{source}' is a directory without config.json: not a transformers checkpoint "
+            "(for a .gguf file use gguf:<file.gguf>)"
+        )
 
 
 def _write_checkpoint(gguf: Path, target: Path) -> None:
@@ -162,7 +175,7 @@ def load_tokenizer(source: str, *, revision: str | None = None) -> PreTrainedTok
     try:
         tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
             source, revision=revision)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise BackendError(
             f"cannot load the tokenizer of '{source}'{_offline_hint()}: {exc}"
         ) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from distillprint.answers import answer_log_paths
 from distillprint.errors import InputError
 from distillprint.score.answers import ModelAnswers, load_model_answers
 from distillprint.score.pairwise import MIN_BACKGROUND
+
+logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("teacher", "suspect", "relation", "label")
 # pandas writes an integer column that has empty cells as floats: 1.0, 0.0 and ""
@@ -42,28 +45,61 @@ def read_pairs_csv(path: Path) -> list[LabelledPair]:
         raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path) from None
     # newline="" as the csv module asks: quoted fields may hold line breaks, and
     # ``line_num`` then counts physical lines, which is what an error should name.
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    # strict: an unterminated quote is an error instead of swallowing the rest of the file
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        header = reader.fieldnames or []
+        line = max(1, reader.line_num)  # 0 for an empty file
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
-            line = max(1, reader.line_num)  # 0 for an empty file
             raise InputError(f"missing column(s) {missing}", path=path, line=line)
-        pairs = [_pair(row, path, reader.line_num) for row in reader]
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            raise InputError(f"repeated column(s) {repeated}", path=path, line=line)
+        rows = [(reader.line_num, _pair(row, len(header), path, reader.line_num))
+                for row in reader]
     except csv.Error as exc:
         # DictReader updates its own ``line_num`` only after a good row; its reader's is current.
         line = reader.reader.line_num
         raise InputError(f"malformed CSV ({exc})", path=path, line=line) from None
-    if not pairs:
+    if not rows:
         raise InputError("pairs file holds no rows", path=path)
-    return pairs
+    return _without_repeats(rows, path)
 
 
-def _pair(row: dict[Any, Any], path: Path, line: int) -> LabelledPair:
+def _without_repeats(rows: list[tuple[int, LabelledPair]], path: Path) -> list[LabelledPair]:
+    """One row per (teacher, suspect): a repeated row would count twice in every metric, and
+    two rows that disagree leave the truth undefined."""
+    first: dict[tuple[str, str], tuple[int, LabelledPair]] = {}
+    for line, pair in rows:
+        key = (pair.teacher, pair.suspect)
+        if key not in first:
+            first[key] = (line, pair)
+        elif first[key][1] != pair:
+            raise InputError(
+                f"pair {pair.teacher} -> {pair.suspect} is also on line {first[key][0]} with a "
+                "different relation or label", path=path, line=line,
+            )
+        else:
+            logger.warning("%s:%d repeats the pair on line %d; counted once",
+                           path, line, first[key][0])
+    return [pair for _, pair in first.values()]
+
+
+def _pair(row: dict[Any, Any], n_columns: int, path: Path, line: int) -> LabelledPair:
+    # DictReader files extra cells under None and fills missing ones with None
+    n_cells = n_columns + len(row.get(None) or []) - sum(v is None for v in row.values())
+    if n_cells != n_columns:
+        raise InputError(f"{n_cells} cells where the header has {n_columns}", path=path,
+                         line=line)
     teacher, suspect = (row["teacher"] or "").strip(), (row["suspect"] or "").strip()
     if not teacher or not suspect:
         field = "suspect" if teacher else "teacher"
         raise InputError("teacher and suspect must be non-empty", path=path, line=line,
                          field=field)
+    if teacher == suspect:
+        raise InputError("a model cannot be its own teacher", path=path, line=line,
+                         field="suspect")
     raw = (row["label"] or "").strip()
     if raw not in LABELS:
         raise InputError("label must be 0, 1 or empty", path=path, line=line, field="label")
