@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -79,3 +80,13 @@ def test_probes_sample_writes_a_loadable_budget_and_warns_below_the_verdict_mini
     too_many = run_cli("probes", "sample", "core-v1", "--n", "999", "--out", str(tmp_path / "x"))
     assert too_many.returncode == 2 and "cannot draw 999" in too_many.stderr
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("spec", ["file:", "hf: "])
+def test_a_spec_that_names_no_model_says_so(spec: str) -> None:
+    from distillprint.backends.registry import split_spec
+    from distillprint.errors import InputError
+
+    with pytest.raises(InputError, match="names no model") as info:
+        split_spec(spec)
+    assert "did you mean" not in str(info.value)

@@ -42,7 +42,10 @@ def _known_prefixes() -> list[str]:
 def split_spec(spec: str) -> tuple[str, str]:
     prefix, sep, rest = spec.partition(":")
     known = _known_prefixes()
-    if not sep or prefix not in known or not rest:
+    if sep and prefix in known and not rest.strip():
+        raise InputError(f"model spec '{spec}' names no model: expected {prefix}:NAME",
+                         field="model spec")
+    if not sep or prefix not in known:
         guess = difflib.get_close_matches(prefix if sep else spec, known, n=1, cutoff=0.4)
         hint = f"; did you mean '{guess[0]}:{rest if sep else spec}'?" if guess else ""
         raise InputError(
