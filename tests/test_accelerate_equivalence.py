@@ -159,13 +159,12 @@ def test_two_process_training_equals_one_process(
 def test_processes_opening_a_new_cache_together(tmp_path: Path) -> None:
     """Two ranks create one new cache at once; switching it to WAL while the other holds a
     write lock used to fail at once with "database is locked" (seen under accelerate)."""
-    from distillprint.embed.cache import EmbeddingCache
+    from distillprint.embed.cache import SCHEMA, EmbeddingCache
 
     path = tmp_path / "cache.sqlite"
     other = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    other.execute("CREATE TABLE held (x)")
-    other.execute("BEGIN IMMEDIATE")
-    other.execute("INSERT INTO held VALUES (1)")
+    other.execute("BEGIN IMMEDIATE")  # the other rank, halfway through creating the cache
+    other.execute(SCHEMA)
     release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
     release.start()
     try:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from distillprint.embed.base import FloatArray, text_sha256
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.combined import CombinedEmbedder, View
+from distillprint.errors import InputError
 
 
 class CountingEmbedder:
@@ -107,3 +109,39 @@ def test_embed_models_means_per_model(tmp_path: Path) -> None:
     assert list(means) == ["m1", "m2"]
     assert means["m1"][0] == pytest.approx(3.0) and means["m1"][1] == pytest.approx(3.0)
     assert means["m2"][0] == pytest.approx(1.0)
+
+
+def test_a_file_that_is_not_sqlite_is_refused_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "notes.sqlite"
+    path.write_bytes(b"not a database, just notes\n" * 40)
+    with pytest.raises(InputError, match="not a distillprint embedding cache") as caught:
+        EmbeddingCache(path)
+    assert caught.value.path == str(path)
+    assert path.read_bytes() == b"not a database, just notes\n" * 40
+
+
+@pytest.mark.parametrize("tables", [
+    ["CREATE TABLE people (id INTEGER, name TEXT)"],
+    ["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)", "CREATE TABLE responses (key TEXT)"],
+])
+def test_another_sqlite_database_is_refused_unchanged(tmp_path: Path, tables: list[str]) -> None:
+    path = tmp_path / "other.sqlite"
+    db = sqlite3.connect(path)
+    for statement in tables:
+        db.execute(statement)
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(InputError, match=r"not a distillprint embedding cache \(an unrelated"):
+        EmbeddingCache(path)
+    assert path.read_bytes() == before  # no vectors table added, journal mode as it was
+    assert not Path(f"{path}-wal").exists()
+
+
+def test_cache_with_other_columns_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE vectors (text_sha256 TEXT, embedder TEXT, vector BLOB)")
+    db.close()
+    with pytest.raises(InputError, match=r"missing column\(s\) version, dim"):
+        EmbeddingCache(path)

@@ -82,5 +82,5 @@ def test_rows_from_store(tmp_path: Path) -> None:
         ("file:m1", "Certainly!", "p0"),
         ("file:m1", "Sure!", "p1"),
     ]
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="no such distillprint response store"):
         rows_from_store(tmp_path / "none.sqlite")

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
+import shutil
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -81,9 +87,6 @@ def test_exports(tmp_path: Path) -> None:
 
 
 def test_claims_keep_two_collectors_off_each_others_requests(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     path = tmp_path / "store.sqlite"
     with ResponseStore(path) as store:
         assert store.claim(["a", "b"]) == {"a", "b"}
@@ -126,3 +129,115 @@ def test_add_many_stores_a_batch_in_one_commit_and_counts_only_new(tmp_path: Pat
         assert sum(statement == "COMMIT" for statement in commits) == 1
         answers = {r.prompt: r.response for r in store.responses(identity=ident)}
     assert answers == {"a": "first", "b": "answer b", "c": "answer c"}
+
+
+def run_cli(*args: str, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-m", "distillprint.cli", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def stored_store(path: Path) -> Path:
+    with ResponseStore(path) as store:
+        store.add(ModelIdentity("fake", "m"), request(), Generation("answer"), CTX)
+    return path
+
+
+def foreign_database(path: Path) -> bytes:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE people (id INTEGER, name TEXT)")
+    db.execute("INSERT INTO people VALUES (1, 'ada')")
+    db.commit()
+    db.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(("change", "complaint"), [
+    ("ALTER TABLE responses ADD COLUMN extra TEXT", "unexpected column(s) extra"),
+    ("ALTER TABLE responses DROP COLUMN package_version", "missing column(s) package_version"),
+])
+def test_store_with_other_columns_is_refused_at_open(
+    tmp_path: Path, change: str, complaint: str
+) -> None:
+    path = stored_store(tmp_path / "s.sqlite")
+    db = sqlite3.connect(path)
+    db.execute(change)
+    db.commit()
+    db.close()
+    for read_only in (False, True):
+        with pytest.raises(InputError, match=re.escape(complaint)) as caught:
+            ResponseStore(path, read_only=read_only)
+        assert caught.value.path == str(path)
+    # collect stops before it generates (pays for) anything, with one line and no traceback
+    result = run_cli("collect", "--model", "echo:m", "--store", str(path))
+    assert result.returncode == 2 and complaint in result.stderr
+    assert "Traceback" not in result.stderr and "stored" not in result.stderr
+
+
+def test_store_written_by_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = stored_store(tmp_path / "s.sqlite")
+    db = sqlite3.connect(path)
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('record_schema_version', '99')")
+    db.commit()
+    db.close()
+    for read_only in (False, True):
+        with pytest.raises(InputError, match=r"written by a newer distillprint.*version 99"):
+            ResponseStore(path, read_only=read_only)
+
+
+def test_foreign_database_is_never_modified(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    before = foreign_database(path)
+    for read_only in (False, True):
+        with pytest.raises(InputError, match=r"not a distillprint response store.*people"):
+            ResponseStore(path, read_only=read_only)
+    assert path.read_bytes() == before  # no meta table added, still a rollback-journal file
+    assert not Path(f"{path}-wal").exists()
+
+
+def test_read_only_commands_refuse_a_missing_store_without_creating_it(tmp_path: Path) -> None:
+    path = tmp_path / "missing.sqlite"
+    with pytest.raises(InputError, match="no such distillprint response store"):
+        ResponseStore(path, read_only=True)
+    result = run_cli("responses", "models", "--store", str(path))
+    assert result.returncode == 2 and f"{path}: no such" in result.stderr
+    assert not path.exists()
+
+
+def test_read_only_open_never_writes(tmp_path: Path) -> None:
+    path = stored_store(tmp_path / "s.sqlite")
+    with ResponseStore(path, read_only=True) as store, pytest.raises(sqlite3.OperationalError):
+        store.add(ModelIdentity("fake", "m"), request(index=1), Generation("more"), CTX)
+    with ResponseStore(path) as store:
+        assert store.count() == 1
+
+
+def without_write_access() -> list[str]:
+    """A command prefix under which a file mode without ``w`` really prevents writing."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: write protection cannot be tested")
+    return ["setpriv", "--bounding-set=-dac_override"]  # root without its permission bypass
+
+
+def test_write_protected_store_is_readable_and_names_itself_to_writers(tmp_path: Path) -> None:
+    prefix = without_write_access()
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    path = stored_store(folder / "s.sqlite")
+    path.chmod(0o444)
+    models = run_cli("responses", "models", "--store", str(path), prefix=prefix)
+    assert models.returncode == 0, models.stderr
+    assert "fake:m" in models.stdout
+    collect = run_cli("collect", "--model", "echo:m", "--store", str(path), prefix=prefix)
+    assert collect.returncode == 2 and f"{path}: " in collect.stderr
+    assert "is read-only" in collect.stderr and "Traceback" not in collect.stderr
+    folder.chmod(0o555)  # as on a read-only mount: not even SQLite's side files can be made
+    try:
+        out = tmp_path / "out.jsonl"
+        export = run_cli("responses", "export", "--store", str(path), "--out", str(out),
+                         prefix=prefix)
+        assert export.returncode == 0, export.stderr
+        assert json.loads(out.read_text())["response"] == "answer"
+    finally:
+        folder.chmod(0o755)

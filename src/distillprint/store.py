@@ -5,6 +5,10 @@ means a request answered twice is still stored once, and triggers refuse updates
 deletes so evidence cannot be rewritten in place. A separate ``claims`` table (the only
 mutable one) records which process is requesting which key, so collectors sharing a store
 split the work instead of paying twice for an answer.
+
+Opening checks that the file is a store this version can use (or a new one) before anything
+is written to it or generated for it: an unrelated database is never modified, and a store
+with other columns or a newer record schema is refused at once, naming the file.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from distillprint import __version__
 from distillprint.errors import InputError
+from distillprint.sqlite_files import column_mismatch, open_sqlite, prepare, read_tables
 from distillprint.types import (
     ChatMessage,
     Generation,
@@ -60,8 +66,8 @@ def _claim_is_free(
     # one process never races itself; a dead process's claims are abandoned
     return holder_host == host and (holder_pid == pid or not _process_alive(holder_pid))
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+_RESPONSES_TABLE = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
     schema_version INTEGER NOT NULL,
@@ -85,17 +91,25 @@ CREATE TABLE IF NOT EXISTS responses (
     completion_tokens INTEGER,
     created_at TEXT NOT NULL,
     package_version TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS responses_by_model ON responses (backend, model, revision, base_url);
-CREATE INDEX IF NOT EXISTS responses_by_probe_set ON responses (probe_set, probe_set_version);
-CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, claimed_at REAL NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS responses_no_update BEFORE UPDATE ON responses
-BEGIN SELECT RAISE(ABORT, 'the response store is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS responses_no_delete BEFORE DELETE ON responses
-BEGIN SELECT RAISE(ABORT, 'the response store is append-only'); END;
-"""
+)"""
+# Separate statements, not one script: they must run inside the transaction that checked the
+# file (``executescript`` would commit it first).
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    _RESPONSES_TABLE,
+    "CREATE INDEX IF NOT EXISTS responses_by_model "
+    "ON responses (backend, model, revision, base_url)",
+    "CREATE INDEX IF NOT EXISTS responses_by_probe_set ON responses (probe_set, probe_set_version)",
+    "CREATE TABLE IF NOT EXISTS claims ("
+    "key TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, claimed_at REAL NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS responses_no_update BEFORE UPDATE ON responses "
+    "BEGIN SELECT RAISE(ABORT, 'the response store is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS responses_no_delete BEFORE DELETE ON responses "
+    "BEGIN SELECT RAISE(ABORT, 'the response store is append-only'); END",
+    # Also the write that reveals a read-only file: BEGIN IMMEDIATE and CREATE ... IF NOT
+    # EXISTS on an existing table both succeed there.
+    f"INSERT OR IGNORE INTO meta VALUES ('record_schema_version', '{RECORD_SCHEMA_VERSION}')",
+)
 
 
 def public_url(url: str) -> str:
@@ -163,21 +177,36 @@ class ProbeContext:
 
 
 class ResponseStore:
-    def __init__(self, path: str | Path) -> None:
+    """``read_only`` is for commands that only read: the file may then be write-protected,
+    and a missing file is an error instead of a new empty store."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('record_schema_version', ?)",
-                (str(RECORD_SCHEMA_VERSION),),
-            )
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"not a distillprint response store ({exc})", path=self.path) from None
+        self._db = open_sqlite(self.path, _WHAT, read_only=read_only, timeout=_OPEN_TIMEOUT_S,
+                               isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        prepare(self._db, self.path, _WHAT, read_only=read_only, timeout=_OPEN_TIMEOUT_S,
+                check=lambda db: self._check(db, read_only=read_only), statements=_SCHEMA)
+
+    def _check(self, db: sqlite3.Connection, *, read_only: bool) -> None:
+        """Raise unless the file is a store this version can use (or, to write, a new one):
+        found at open, not at the first insert after answers were paid for."""
+        tables = read_tables(db)
+        if not tables:
+            if read_only:
+                raise InputError(f"empty file, not a {_WHAT} yet: nothing was stored in it",
+                                 path=self.path)
+            return
+        if not {"meta", "responses"} <= tables.keys():
+            raise InputError(f"not a {_WHAT} (an unrelated SQLite database with tables: "
+                             f"{', '.join(sorted(tables))}); it was left unchanged",
+                             path=self.path)
+        _check_version(db, self.path)
+        for table, expected in _TABLE_COLUMNS.items():
+            problem = column_mismatch(table, tables.get(table, expected), expected)
+            if problem:
+                raise InputError(f"not a {_WHAT} this version can use: {problem}",
+                                 path=self.path)
 
     def close(self) -> None:
         self._db.close()
@@ -205,7 +234,8 @@ class ResponseStore:
                                                     table="claims")}
             mine = [key for key in keys if key not in stored
                     and (key not in held or _claim_is_free(held[key], host, pid, now, lease_s))]
-            self._db.executemany("INSERT OR REPLACE INTO claims VALUES (?,?,?,?)",
+            self._db.executemany("INSERT OR REPLACE INTO claims (key, host, pid, claimed_at) "
+                                 "VALUES (?,?,?,?)",
                                  [(key, host, pid, now) for key in mine])
             self._db.execute("COMMIT")
         except BaseException:
@@ -303,7 +333,33 @@ class ResponseStore:
         return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
 
-_INSERT_RESPONSE = "INSERT OR IGNORE INTO responses VALUES (" + ",".join("?" * 22) + ")"
+_WHAT = "distillprint response store"
+_OPEN_TIMEOUT_S = 60.0
+_RESPONSE_COLUMNS = tuple(field.name for field in dataclass_fields(StoredResponse))
+# Every column our queries name; a table missing from an older store is created on open.
+_TABLE_COLUMNS = {
+    "meta": ("key", "value"),
+    "responses": _RESPONSE_COLUMNS,
+    "claims": ("key", "host", "pid", "claimed_at"),
+}
+_INSERT_RESPONSE = (f"INSERT OR IGNORE INTO responses ({', '.join(_RESPONSE_COLUMNS)}) "
+                    f"VALUES ({','.join('?' * len(_RESPONSE_COLUMNS))})")
+
+
+def _check_version(db: sqlite3.Connection, path: Path) -> None:
+    row = db.execute("SELECT value FROM meta WHERE key='record_schema_version'").fetchone()
+    if row is None:  # a store whose creator stopped before writing it; the open adds it
+        return
+    try:
+        version = int(row[0])
+    except ValueError:
+        raise InputError(f"not a {_WHAT}: its record_schema_version is {row[0]!r}",
+                         path=path) from None
+    if version > RECORD_SCHEMA_VERSION:
+        raise InputError(
+            f"written by a newer distillprint (record schema version {version}; this is "
+            f"distillprint {__version__}, which knows versions up to {RECORD_SCHEMA_VERSION}): "
+            "upgrade distillprint to use this store", path=path)
 
 
 def _response_row(

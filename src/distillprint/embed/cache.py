@@ -8,7 +8,6 @@ refit view gets a new version, and old vectors are never served for it.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 from distillprint.embed.base import Embedder, FloatArray, model_fingerprint, text_sha256
 from distillprint.embed.combined import CombinedEmbedder
 from distillprint.errors import InputError
+from distillprint.sqlite_files import column_mismatch, open_sqlite, prepare, read_tables
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (
@@ -30,31 +30,34 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (text_sha256, embedder, version)
 ) WITHOUT ROWID
 """
+_VECTOR_COLUMNS = ("text_sha256", "embedder", "version", "dim", "vector")
+_SETUP = (
+    SCHEMA,
+    # A write that changes nothing: on a read-only file it fails here, at open, instead of
+    # after the first batch was embedded (BEGIN IMMEDIATE and CREATE ... IF NOT EXISTS pass).
+    "DELETE FROM vectors WHERE 0",
+)
+_WHAT = "distillprint embedding cache"
+# Columns named: an accepted cache need only have the right columns, not in this order.
+_INSERT_VECTOR = (f"INSERT OR REPLACE INTO vectors ({', '.join(_VECTOR_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * len(_VECTOR_COLUMNS))})")
 # SQLite caps the number of bound parameters per statement.
 LOOKUP_CHUNK = 500
 OPEN_TIMEOUT_S = 60.0
 
 
-def _enable_wal(db: sqlite3.Connection) -> None:
-    """Switch a (possibly new) cache file to WAL, waiting out other processes.
-
-    Processes that open one new cache at once (``accelerate launch`` ranks, parallel CLI runs)
-    race to switch it: the switch needs an exclusive lock, and while another connection holds a
-    write lock on the still rollback-journal file SQLite fails at once with "database is
-    locked" instead of calling the busy handler. Retrying until the switch succeeds (WAL is
-    stored in the file, so it lasts) or the open timeout passes fixes that.
-    """
-    deadline = time.monotonic() + OPEN_TIMEOUT_S
-    delay = 0.01
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+def _check_cache(db: sqlite3.Connection, path: Path) -> None:
+    """Raise unless the file is an embedding cache or new: never add a table to another
+    database (a response store passed as --cache, an unrelated file)."""
+    tables = read_tables(db)
+    if not tables:
+        return
+    if "vectors" not in tables:
+        raise InputError(f"not a {_WHAT} (an unrelated SQLite database with tables: "
+                         f"{', '.join(sorted(tables))}); it was left unchanged", path=path)
+    problem = column_mismatch("vectors", tables["vectors"], _VECTOR_COLUMNS)
+    if problem:
+        raise InputError(f"not a {_WHAT} this version can use: {problem}", path=path)
 
 
 class EmbeddingCache:
@@ -62,12 +65,9 @@ class EmbeddingCache:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=OPEN_TIMEOUT_S)
-        _enable_wal(self._db)
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(SCHEMA)
-        self._db.commit()
+        self._db = open_sqlite(self.path, _WHAT, read_only=False, timeout=OPEN_TIMEOUT_S)
+        prepare(self._db, self.path, _WHAT, read_only=False, timeout=OPEN_TIMEOUT_S,
+                check=lambda db: _check_cache(db, self.path), statements=_SETUP)
         self.hits = 0
         self.misses = 0
 
@@ -94,7 +94,7 @@ class EmbeddingCache:
             for key, vector in items
         ]
         with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)", rows)
+            self._db.executemany(_INSERT_VECTOR, rows)
 
     def count(self, name: str | None = None) -> int:
         if name is None:

@@ -107,9 +107,7 @@ def rows_from_answer_logs(paths: Sequence[Path]) -> list[ResponseRow]:
 def rows_from_store(path: Path, probe_set: str | None = None) -> list[ResponseRow]:
     from distillprint.store import ResponseStore
 
-    if not path.is_file():
-        raise InputError("response store not found", path=path)
-    with ResponseStore(path) as store:
+    with ResponseStore(path, read_only=True) as store:
         rows = [
             ResponseRow(r.identity.label, r.response, r.probe_id, r.sample_index)
             for r in store.responses(probe_set=probe_set)
