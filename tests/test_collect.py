@@ -74,3 +74,16 @@ async def test_a_log_with_gaps_stores_every_answer_it_has(tmp_path: Path) -> Non
         stored = {r.probe_id: r.response for r in store.responses()}
     assert (summary.stored_now, summary.unavailable, summary.failed) == (4, 1, 0)
     assert stored == {f"p{i}": f"answer {i}" for i in logged}
+
+
+def test_an_interrupted_collection_says_that_nothing_is_lost() -> None:
+    import io
+
+    from rich.console import Console
+
+    from distillprint.collect_run import resumable
+
+    printed = io.StringIO()
+    with pytest.raises(KeyboardInterrupt), resumable(Console(file=printed)):
+        raise KeyboardInterrupt
+    assert "everything answered so far is stored" in printed.getvalue()

@@ -25,7 +25,7 @@ def test_one_case_per_teacher_and_failure_above_threshold() -> None:
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     failure = cases[0].find("failure")
     assert failure is not None and failure.get("type") == FAILURE_TYPE
-    assert "0.930 > 0.5" in (failure.get("message") or "")
+    assert "P(distilled) = 0.93 > 0.5" in (failure.get("message") or "")
     assert cases[1].find("failure") is None
 
 

@@ -60,7 +60,8 @@ def logs(tmp_path: Path) -> dict[str, Path]:
 def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> None:
     runner = CliRunner()
     store = tmp_path / "store.sqlite"
-    outputs = {name: tmp_path / f"report.{name}" for name in ("html", "json", "md", "xml")}
+    # in a folder that does not exist yet, as CI jobs name them
+    outputs = {name: tmp_path / "out" / f"report.{name}" for name in ("html", "json", "md", "xml")}
     result = runner.invoke(app, [
         "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
         "--probes", str(logs["prompts"]), "--store", str(store),
@@ -93,6 +94,10 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
 
     verified = runner.invoke(app, ["verify", str(outputs["html"]), "--store", str(store)])
     assert verified.exit_code == 0, verified.output
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({**report, "verdict": "not distilled", "probability": 0.01}))
+    noticed = runner.invoke(app, ["verify", str(edited), "--store", str(store)])
+    assert noticed.exit_code == 1 and "report itself was edited" in noticed.output
     db = sqlite3.connect(store)
     db.execute("DROP TRIGGER responses_no_update")  # a forger with write access to the store
     forged = db.execute(
@@ -251,3 +256,38 @@ def test_staging_rules() -> None:
     assert Staging().stops("distilled") and not Staging().stops("not distilled")
     assert Staging((64,), "any").stops("not distilled")
     assert not Staging((64,), "any").stops("inconclusive")
+
+
+@pytest.mark.parametrize("threshold", ["nan", "1.5", "-0.1"])
+def test_a_gate_threshold_that_is_no_probability_is_refused(
+    tmp_path: Path, logs: dict[str, Path], threshold: str
+) -> None:
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--store", str(tmp_path / "s.sqlite"), "--fail-above", threshold,
+    ])
+    assert result.exit_code == 2 and "probability from 0 to 1" in result.output
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "shown"),
+    [
+        (IsADirectoryError(21, "Is a directory", "out/report.xml"), 2,
+         "error: out/report.xml: Is a directory"),
+        (RuntimeError("a bug"), 3, "internal error"),
+    ],
+)
+def test_failures_never_exit_1_which_means_the_gate_fired(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    error: Exception, code: int, shown: str,
+) -> None:
+    import distillprint.cli as cli
+
+    def fail() -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "app", fail)
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == code and shown in capsys.readouterr().err

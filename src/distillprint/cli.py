@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -33,12 +34,23 @@ zoo_app = typer.Typer(help="The distillation zoo: students distilled from real t
                       no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# emoji off: model labels such as ``echo:a:b`` hold ``:a:``, which rich would draw as an emoji
+console = Console(stderr=True, soft_wrap=True, emoji=False)
+out = Console(soft_wrap=True, emoji=False)
 
 StoreOption = Annotated[Path, typer.Option("--store", help="SQLite response store.")]
 DefaultStoreOption = Annotated[Path, typer.Option(help="SQLite response store.")]
 DEFAULT_STORE = Path("distillprint.sqlite")
+# 0 pass, 1 a gate crossed (score --fail-above, verify), 2 bad input, 130 interrupted
+EXIT_INTERNAL_ERROR = 3
+
+
+def _probability_option(value: float | None, name: str) -> float | None:
+    # NaN or a number outside [0, 1] would silently switch a CI gate off (or always on)
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise typer.BadParameter(f"must be a probability from 0 to 1, got {value}",
+                                 param_hint=name)
+    return value
 
 
 def _version(value: bool) -> None:
@@ -211,9 +223,7 @@ def responses_export(
     from distillprint.export import write_jsonl, write_parquet
     from distillprint.store import ResponseStore
 
-    if not store.exists():
-        raise InputError("no such store", path=store)
-    with ResponseStore(store) as db:
+    with ResponseStore(store, read_only=True) as db:
         records = db.responses(probe_set=probe_set)
         if out_path.suffix == ".parquet":
             count = write_parquet(records, out_path)
@@ -228,7 +238,7 @@ def responses_models(store: StoreOption) -> None:
     from distillprint.store import ResponseStore
 
     table = Table("model", "revision", "base url", "responses")
-    with ResponseStore(store) as db:
+    with ResponseStore(store, read_only=True) as db:
         for identity, count in db.models():
             table.add_row(identity.label, identity.revision, identity.base_url, str(count))
     out.print(table)
@@ -293,7 +303,9 @@ def score(
     markdown: Annotated[Path | None, typer.Option(help="Write a Markdown summary.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
     fail_above: Annotated[
-        float | None, typer.Option(help="Exit 1 when P(distilled) is above this.")
+        float | None,
+        typer.Option(help="Exit 1 when P(distilled) is above this (0 to 1).",
+                     callback=lambda value: _probability_option(value, "--fail-above")),
     ] = None,
     fail_inconclusive: Annotated[
         bool, typer.Option(help="With --fail-above, also exit 1 when no probability results.")
@@ -499,10 +511,15 @@ def verify(
 
     result = verify_report(report, store)
     if result.ok:
-        out.print(f"ok: all evidence in {report} matches {store}")
+        unsealed = " (a report older than schema 1.3: its results carry no hash)" \
+            if result.report_intact is None else ""
+        out.print(f"ok: all evidence in {report} matches {store}{unsealed}", markup=False)
         return
     if not result.manifest_intact:
         out.print("the manifest itself was edited (its hash does not match)", markup=False)
+    if result.report_intact is False:
+        out.print("the report itself was edited: its verdict, probability or evidence no longer "
+                  "match its hash", markup=False)
     problems = [("changed", c.model, c.probe_id, c.sample_index) for c in result.changed]
     problems += [("missing", d.model, d.probe_id, d.sample_index) for d in result.missing]
     for kind, model, probe_id, sample_index in problems[:20]:
@@ -582,9 +599,20 @@ def main() -> None:
     except DistillprintError as exc:
         console.print(f"error: {redact(str(exc), known_secrets())}", markup=False, highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("interrupted: everything answered so far is stored; rerun to resume")
-        sys.exit(130)
+    except OSError as exc:
+        # a path the user named: a folder where a file should be, no permission, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        message = f"error: {where}{exc.strerror or exc}"
+        console.print(redact(message, known_secrets()), markup=False, highlight=False)
+        sys.exit(2)
+    except Exception:
+        # Exit 1 means "above the threshold" to a CI gate, so a bug must not exit 1 as Python
+        # would; the traceback is kept (redacted) for the bug report.
+        console.print(redact(traceback.format_exc(), known_secrets()), markup=False,
+                      highlight=False)
+        console.print(f"internal error: please report it with the traceback above; exit code "
+                      f"{EXIT_INTERNAL_ERROR}", markup=False)
+        sys.exit(EXIT_INTERNAL_ERROR)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +45,20 @@ def run_collect(options: CollectOptions, console: Console) -> CollectionSummary:
             extra={"threads": str(options.threads)} if options.threads else {},
         ),
     )
-    return asyncio.run(_collect(backend, probe_set, options, console))
+    with resumable(console):
+        return asyncio.run(_collect(backend, probe_set, options, console))
+
+
+@contextmanager
+def resumable(console: Console) -> Iterator[None]:
+    """On Ctrl-C during collection, tell the user that nothing is lost (the CLI framework
+    then exits 130 on its own, before any handler of ours could say it)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        console.print("interrupted: everything answered so far is stored; rerun to resume",
+                      markup=False)
+        raise
 
 
 async def _collect(

@@ -10,6 +10,7 @@ from typing import Any
 from distillprint import __version__
 from distillprint.report import schema
 from distillprint.report.load import write_report_json
+from distillprint.report.manifest import seal_report
 from distillprint.report.render_html import render_html
 from distillprint.report.render_markdown import render_markdown
 from distillprint.report.schema import ComponentVersion, ScoreReport
@@ -48,7 +49,7 @@ def build_report(
     labels = [pair.teacher, pair.suspect, *background]
     if attribution is not None:
         labels += [c.teacher for c in attribution.candidates]
-    return ScoreReport(
+    return seal_report(ScoreReport(
         created_at=schema.utc_now_iso(),
         package_version=__version__,
         teacher=pair.teacher,
@@ -81,7 +82,7 @@ def build_report(
         attribution=_attribution(attribution),
         stages=stages,
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
-    )
+    ))
 
 
 def _attribution(attribution: Attribution | None) -> list[schema.Attribution] | None:

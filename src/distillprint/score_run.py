@@ -20,7 +20,7 @@ from distillprint import __version__
 from distillprint.answers import answer_log_paths
 from distillprint.backends import Backend, BackendOptions, create_backend
 from distillprint.collect import plan_collection
-from distillprint.collect_run import collect_with_progress
+from distillprint.collect_run import collect_with_progress, resumable
 from distillprint.errors import InputError
 from distillprint.probes import ProbeSet, load_probe_set, sample_probe_set
 from distillprint.report.manifest import build_manifest, response_digest
@@ -105,7 +105,8 @@ def gather_evidence(
     evidence = Evidence(probe_set)
     with ResponseStore(settings.store) as store:
         for spec, backend in backends:
-            records = asyncio.run(_collect_one(backend, probe_set, store, settings, console))
+            with resumable(console):
+                records = asyncio.run(_collect_one(backend, probe_set, store, settings, console))
             label = backend.identity.label
             # a log of a model named explicitly is skipped in ``_add_stored``, silently
             if (spec.role == "background" and label not in evidence.answers

@@ -51,7 +51,7 @@ def _testcase(suite: ET.Element, report: ScoreReport, fail_above: float) -> None
                 "type": FAILURE_TYPE,
                 "message": _safe(
                     f"{report.suspect} looks distilled from {report.teacher}: "
-                    f"P(distilled) = {report.probability:.3f} > {fail_above}"
+                    f"P(distilled) = {report.probability:.6g} > {fail_above}"
                 ),
             },
         )
@@ -86,5 +86,6 @@ def render_junit(reports: Sequence[ScoreReport], fail_above: float) -> str:
 
 def write_junit(reports: Sequence[ScoreReport], fail_above: float, path: str | Path) -> Path:
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_junit(reports, fail_above), encoding="utf-8")
     return target

@@ -18,6 +18,7 @@ _DATA_BLOCK = re.compile(
 
 def write_report_json(report: ScoreReport, path: str | Path) -> Path:
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return target
 

@@ -21,6 +21,7 @@ from distillprint.report.schema import (
     Manifest,
     ModelEntry,
     ResponseDigest,
+    ScoreReport,
     utc_now_iso,
 )
 from distillprint.secrets import REDACTED, known_secrets, redact
@@ -54,6 +55,8 @@ class VerifyResult(BaseModel):
 
     ok: bool
     manifest_intact: bool
+    # None for reports older than schema 1.3, which carry no report hash
+    report_intact: bool | None = None
     changed: list[DigestChange]
     missing: list[ResponseDigest]
     added: list[ResponseDigest]
@@ -84,6 +87,17 @@ def _redact_url(url: str) -> str:
             safe="[]",
         )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def report_hash(report: ScoreReport) -> str:
+    """SHA-256 of the canonical JSON of every report field except this hash: the verdict,
+    probability and evidence, as well as the manifest with its own hash."""
+    body = report.model_dump(mode="json", exclude={"report_sha256"})
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def seal_report(report: ScoreReport) -> ScoreReport:
+    return report.model_copy(update={"report_sha256": report_hash(report)})
 
 
 def manifest_hash(manifest: Manifest) -> str:
@@ -144,7 +158,10 @@ def verify_manifest(manifest: Manifest, current_digests: Iterable[ResponseDigest
     """Compare the manifest with digests recomputed now.
 
     ``current_digests`` should cover the same models and probe set as the report (the store may
-    hold more); a key present now but absent from the manifest is reported as ``added``.
+    hold more); a key present now but absent from the manifest is reported as ``added``. A key
+    counts as changed only when its recorded digest is gone: the store keeps answers to the
+    same probe under other sampling settings (a later ``collect --max-tokens 8``) side by side,
+    and those are new evidence, not an edit of the old.
     """
     current: dict[DigestKey, set[str]] = {}
     for digest in current_digests:
@@ -153,7 +170,7 @@ def verify_manifest(manifest: Manifest, current_digests: Iterable[ResponseDigest
     changed = [
         DigestChange(**key._asdict(), expected=digest.sha256, found=sorted(current[key]))
         for key, digest in recorded.items()
-        if key in current and current[key] != {digest.sha256}
+        if key in current and digest.sha256 not in current[key]
     ]
     missing = [digest for key, digest in recorded.items() if key not in current]
     added = [

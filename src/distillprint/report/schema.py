@@ -14,8 +14,9 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # 1.1 added ``stages`` (a budget grown in stages); 1.2 added ``background_p_value`` and
-# ``teacher_lookalikes`` (how specific the match is to this teacher). Older reports still load.
-REPORT_SCHEMA_VERSION: Final = "1.2"
+# ``teacher_lookalikes`` (how specific the match is to this teacher); 1.3 added
+# ``report_sha256`` (so that ``verify`` notices an edited verdict too). Older reports still load.
+REPORT_SCHEMA_VERSION: Final = "1.3"
 SCHEMA_FILE_NAME = "score_report.schema.json"
 
 Verdict = Literal["distilled", "not distilled", "inconclusive"]
@@ -160,7 +161,7 @@ class Stage(_Strict):
 
 
 class ScoreReport(_Strict):
-    schema_version: Literal["1.0", "1.1", "1.2"] = REPORT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3"] = REPORT_SCHEMA_VERSION
     created_at: UtcTimestamp
     package_version: str
     teacher: Label
@@ -189,6 +190,8 @@ class ScoreReport(_Strict):
     # every look when the budget was grown in stages; the report's own fields are the last
     stages: list[Stage] | None = None
     manifest: Manifest
+    # SHA-256 of every other field (canonical JSON); None in reports older than 1.3
+    report_sha256: Sha256Hex | None = None
 
     @model_validator(mode="after")
     def _manifest_matches(self) -> ScoreReport:
