@@ -140,6 +140,38 @@ def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
     assert load_train_config(path, ["optim.steps=7"]).optim.steps == 7
 
 
+@pytest.mark.parametrize(
+    ("override", "field", "message"),
+    [
+        # the file's line 3 holds a valid 150: the bad value is the override's
+        ("optim.steps=-5", "--set optim.steps", "greater than or equal to 1"),
+        ("optim={steps: -5}", "--set optim", "optim.steps: Input should be greater"),
+        ("optim.stepz=5", "--set optim.stepz", "Extra inputs"),
+        ("optim.steps.x=5", "--set optim.steps.x", "'steps' is not a section"),
+        ("optim.steps=[", "--set optim.steps", "not valid YAML"),
+        ("=1", None, "malformed override --set '=1'"),
+        ("optim..steps=1", None, "malformed override --set 'optim..steps=1'"),
+    ],
+)
+def test_override_errors_name_the_override(
+    tmp_path: Path, override: str, field: str | None, message: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("cpu: true\noptim:\n  steps: 150\n")
+    with pytest.raises(InputError, match=message) as info:
+        load_train_config(path, ["cpu=false", override])
+    assert (info.value.path, info.value.line, info.value.field) == (None, None, field)
+
+
+def test_file_errors_stay_located_next_to_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("cpu: true\noptim:\n  steps: -1\n")
+    with pytest.raises(InputError) as info:
+        load_train_config(path, ["optim.seed=3", "model.max_length=64"])
+    assert (info.value.path, info.value.line) == (str(path), 3)
+    assert info.value.field == "optim.steps"
+
+
 @pytest.mark.integration
 def test_accelerate_launch_two_cpu_processes(tmp_path: Path) -> None:
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))

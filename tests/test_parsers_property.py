@@ -322,7 +322,7 @@ def test_probe_set_extremes(tmp_path: Path) -> None:
         "surrogate.yaml": (b'name: x\nversion: "\\ud800"\nprobes: []\n', 2),
         "utf8.yaml": (b"name: x\nversion: \xff\n", 2),
         "deep.json": (b"[" * 100_000, None), "bad-id.jsonl": (
-            b'{"prompt": "p", "response": "r", "probe_id": "Not An Id"}\n', None),
+            b'{"prompt": "p", "response": "r", "probe_id": "Not An Id"}\n', 1),
         "empty-prompt.json": (b'[{"instruction": ""}]', None),
     }
     for name, (data, line) in cases.items():

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import gzip
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -77,8 +79,19 @@ def test_unknown_key_and_duplicate_id(tmp_path: Path) -> None:
     assert info.value.field == "probes.0.colour"
     assert info.value.line == 10
     dup = VALID.replace("id: persona-sys", "id: identity-who")
-    with pytest.raises(InputError, match="duplicate probe id"):
+    with pytest.raises(InputError, match="duplicate probe id") as info:
         load_probe_set(write(tmp_path, dup))
+    # the second occurrence, not the top of the file
+    assert (info.value.line, info.value.field) == (11, "probes.1.id")
+
+
+def test_duplicate_keys_name_line_and_key(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: the first prompt would vanish unnoticed."""
+    twice = VALID.replace("prompt: Who are you?", "prompt: Who are you?\n    prompt: Other?")
+    path = write(tmp_path, twice)
+    with pytest.raises(InputError, match="duplicate key 'prompt' \\(first on line 9\\)") as info:
+        load_probe_set(path)
+    assert (info.value.path, info.value.line) == (str(path), 10)
 
 
 def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
@@ -103,6 +116,47 @@ def test_alpaca_json_is_a_probe_set(tmp_path: Path) -> None:
     probe_set = load_probe_set(path)
     assert [p.id for p in probe_set.probes] == ["alpaca-0", "alpaca-1"]
     assert probe_set.probes[0].category == "x"
+    assert probe_set.name == "prompts"  # a valid name stays as it is
+
+
+def test_answer_logs_named_like_real_models_are_probe_sets(tmp_path: Path) -> None:
+    """AlpacaEval log names and model labels hold '+' or ':', which set names may not."""
+    answered = [{"instruction": "Say hi", "output": "hi", "generator": "x"}]
+    path = tmp_path / "Mistral-7B+RAHF-DUAL+LoRA.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(answered).encode()))
+    assert load_probe_set(path).name == "Mistral-7B-RAHF-DUAL-LoRA"
+    exported = [{"prompt": p, "response": "r", "model": "echo:alpha", "probe_id": i}
+                for p, i in [("Who?", "who"), ("Why?", "why"), ("Who?", "who")]]
+    log = write(tmp_path, "".join(json.dumps(row) + "\n" for row in exported), "export.jsonl")
+    probe_set = load_probe_set(log)
+    assert probe_set.name == "echo-alpha"
+    assert [p.id for p in probe_set.probes] == ["why", "who"]  # a prompt sits at its last record
+
+
+@pytest.mark.parametrize(
+    ("rows", "line", "field", "message"),
+    [
+        ([{"probe_id": "BAD ID!"}], 3, "probe_id", "should match pattern"),
+        ([{"probe_id": "p0"}], 3, "probe_id", "duplicate probe id 'p0'.*line 1"),
+        ([{"prompt": ""}], 3, "prompt", "at least 1 character"),
+    ],
+)
+def test_answer_log_probe_errors_name_the_line(
+    tmp_path: Path, rows: list[dict[str, str]], line: int, field: str, message: str
+) -> None:
+    good = {"prompt": "Who?", "response": "r", "probe_id": "p0"}
+    bad = {"prompt": "Why?", "response": "r", **rows[0]}
+    path = write(tmp_path, f"{json.dumps(good)}\n\n{json.dumps(bad)}\n", "log.jsonl")
+    with pytest.raises(InputError, match=message) as info:
+        load_probe_set(path)
+    assert (info.value.path, info.value.line, info.value.field) == (str(path), line, field)
+
+
+def test_prompt_list_probe_errors_name_the_item(tmp_path: Path) -> None:
+    path = write(tmp_path, '[{"instruction": "Say hi"}, {"instruction": ""}]', "prompts.json")
+    with pytest.raises(InputError, match=r"item 1: .*at least 1 character") as info:
+        load_probe_set(path)
+    assert info.value.field == "instruction"
 
 
 def test_unknown_name_lists_builtins() -> None:

@@ -158,6 +158,42 @@ def test_recipe_errors_name_file_and_line(tmp_path: Path) -> None:
     assert caught.value.line == 5 and caught.value.field == "models[0].teacher"
 
 
+RECIPE = """\
+name: x
+base: packaged:gemma3-270m
+paraphraser: echo:p
+teachers:
+  - {name: t, model: 'echo:t'}
+models:
+  - {name: s, role: student, teacher: t}
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field", "message"),
+    [
+        # a list where a name belongs: once a TypeError traceback from the reference check
+        ("{name: t,", "{name: [t],", 5, "teachers.0.name", "valid string"),
+        ("teacher: t}", "teacher: [t]}", 7, "models.0.teacher", "valid string"),
+        # malformed specs fail at load, not after hours of teacher collection
+        ("packaged:gemma3-270m", "nonsense", 2, "base", "unknown model spec 'nonsense'"),
+        ("packaged:gemma3-270m", "echo:b", 2, "base", "must be a local model"),
+        ("'echo:t'", "'packaged-t'", 5, "teachers.0.model", "unknown model spec 'packaged-t'"),
+        ("echo:p", "ecko:p", 3, "paraphraser", "did you mean 'echo:p'"),
+        ("base:", "seed: 1\nseed: 2\nbase:", 3, None, "duplicate key 'seed'"),
+    ],
+)
+def test_recipe_type_and_spec_errors_are_located(
+    tmp_path: Path, old: str, new: str, line: int, field: str | None, message: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(RECIPE.replace(old, new, 1))
+    with pytest.raises(InputError, match=message) as caught:
+        load_zoo_config(path)
+    assert (caught.value.path, caught.value.line) == (str(path), line)
+    assert caught.value.field == field
+
+
 @pytest.mark.parametrize("recipe", sorted((REPO / "configs" / "zoo").glob("*.yaml")),
                          ids=lambda p: p.stem)
 def test_shipped_recipes_load(recipe: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Iterator
 from functools import cached_property
@@ -27,9 +28,11 @@ from distillprint.answers import (
 )
 from distillprint.errors import InputError
 from distillprint.types import ChatMessage, GenerationRequest, SamplingParams, text_sha256
-from distillprint.yamlio import LocatedDict, load_yaml, validate_located
+from distillprint.yamlio import LocatedDict, load_yaml, locate, validate_located
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+_SET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+_NOT_IN_SET_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class SamplingOverrides(BaseModel):
@@ -84,7 +87,7 @@ class Probe(BaseModel):
 class ProbeSet(BaseModel):
     model_config = _STRICT
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(pattern=_SET_NAME)
     version: str = Field(min_length=1)
     description: str = ""
     defaults: SamplingOverrides = SamplingOverrides()
@@ -234,7 +237,35 @@ def _load_yaml_set(path: Path) -> ProbeSet:
     data = load_yaml(path)
     if not isinstance(data, LocatedDict):
         raise InputError("a probe set is a mapping with a 'probes' list", path=path, line=1)
+    _check_unique_ids(data, path)
     return validate_located(ProbeSet, data, path)
+
+
+def _check_unique_ids(data: LocatedDict, path: Path) -> None:
+    """Located before validation: ProbeSet's own check only knows the whole file."""
+    probes = data.get("probes")
+    if not isinstance(probes, list):
+        return
+    first: dict[str, int] = {}
+    for index, probe in enumerate(probes):
+        probe_id = probe.get("id") if isinstance(probe, dict) else None
+        if not isinstance(probe_id, str):
+            continue  # validation reports a missing or non-string id
+        if probe_id in first:
+            raise InputError(
+                f"duplicate probe id '{probe_id}' (first at probes[{first[probe_id]}], "
+                f"line {locate(data, ('probes', first[probe_id], 'id'))})",
+                path=path, line=locate(data, ("probes", index, "id")), field=f"probes.{index}.id",
+            )
+        first[probe_id] = index
+
+
+def _set_name(label: str) -> str:
+    """A valid set name from a file name or model label (``Mistral-7B+LoRA``, ``echo:alpha``).
+
+    A name that is valid already comes back unchanged, so sets taken from such files keep the
+    name their stored answers were filed under."""
+    return _NOT_IN_SET_NAME.sub("-", label).lstrip("._-") or "answers"
 
 
 def _load_alpaca_set(path: Path) -> ProbeSet:
@@ -244,7 +275,7 @@ def _load_alpaca_set(path: Path) -> ProbeSet:
     version = f"sha256-{text_sha256(text)[:12]}"
     try:
         if not text.lstrip().startswith("["):
-            return _probes_from_log(load_answer_log(path), version)
+            return _probes_from_log(load_answer_log(path), version, _record_lines(text))
         return _probes_from_prompt_list(_json_list(text, path), path, version)
     except ValidationError as exc:
         # Names, ids and prompts come from the file: one that breaks the probe schema is bad
@@ -255,17 +286,49 @@ def _load_alpaca_set(path: Path) -> ProbeSet:
                          field=field) from None
 
 
-def _probes_from_log(log: AnswerLog, version: str) -> ProbeSet:
-    probes = {
-        record.prompt: Probe(
-            id=record.probe_id or f"log-{index}",
-            category=record.category or "log",
-            prompt=record.prompt,
-            rationale="passive probe taken from an answer log",
-        )
-        for index, record in reversed(list(enumerate(log.records)))
-    }
-    return ProbeSet(name=log.model, version=version, probes=tuple(reversed(probes.values())))
+def _record_lines(text: str) -> list[int]:
+    """The line of each JSONL record, by the answer log's own rule: one record per non-blank
+    line, split at "\n" only."""
+    return [number for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
+
+
+def _passive_probe(fields: dict[str, str], keys: dict[str, str], path: Path, *,
+                   line: int | None = None, item: int | None = None) -> Probe:
+    """One probe from one log record or list item; an error names that record's line (or the
+    item's index) and the file's own key (``keys``: probe field -> key in the file)."""
+    try:
+        return Probe.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else None
+        where = f"item {item}: " if item is not None else ""
+        raise InputError(f"{where}not usable as a probe: {first['msg']}", path=path, line=line,
+                         field=keys.get(field, field) if field else None) from None
+
+
+def _probes_from_log(log: AnswerLog, version: str, lines: list[int]) -> ProbeSet:
+    """One probe per prompt, from its first record, placed where its last record is."""
+    keys = {"id": "probe_id", "category": "category", "prompt": "prompt"}
+    probes: dict[str, Probe] = {}
+    last: dict[str, int] = {}
+    id_lines: dict[str, int] = {}
+    for index, (record, line) in enumerate(zip(log.records, lines, strict=True)):
+        probe = _passive_probe({"id": record.probe_id or f"log-{index}",
+                                "category": record.category or "log", "prompt": record.prompt,
+                                "rationale": "passive probe taken from an answer log"},
+                               keys, log.path, line=line)
+        last[record.prompt] = index
+        if record.prompt in probes:
+            continue  # another sample of a prompt already seen
+        if probe.id in id_lines:
+            raise InputError(f"duplicate probe id '{probe.id}' for another prompt (first on "
+                             f"line {id_lines[probe.id]})", path=log.path, line=line,
+                             field="probe_id")
+        probes[record.prompt] = probe
+        id_lines[probe.id] = line
+    ordered = sorted(probes, key=last.__getitem__)
+    return ProbeSet(name=_set_name(log.model), version=version,
+                    probes=tuple(probes[prompt] for prompt in ordered))
 
 
 def _json_list(text: str, path: Path) -> list[Any]:
@@ -289,12 +352,10 @@ def _probes_from_prompt_list(items: list[Any], path: Path, version: str) -> Prob
         if has_lone_surrogate(item["instruction"] + category):
             raise InputError(f"item {index} holds an unpaired surrogate escape", path=path,
                              field="instruction")
-        probes_list.append(
-            Probe(
-                id=f"alpaca-{index}",
-                category=category,
-                prompt=item["instruction"],
-                rationale="passive probe from an AlpacaEval-format prompt list",
-            )
-        )
-    return ProbeSet(name=model_name_from_path(path), version=version, probes=tuple(probes_list))
+        probes_list.append(_passive_probe(
+            {"id": f"alpaca-{index}", "category": category, "prompt": item["instruction"],
+             "rationale": "passive probe from an AlpacaEval-format prompt list"},
+            {"category": "dataset", "prompt": "instruction"}, path, item=index,
+        ))
+    return ProbeSet(name=_set_name(model_name_from_path(path)), version=version,
+                    probes=tuple(probes_list))

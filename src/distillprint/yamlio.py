@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +36,26 @@ class _LocatingLoader(yaml.SafeLoader):
         return value
 
 
+def _reject_duplicate_keys(loader: _LocatingLoader, node: yaml.MappingNode) -> None:
+    """YAML requires unique keys, yet PyYAML keeps the last silently: a second ``prompt`` in a
+    probe would replace the first unnoticed."""
+    first_lines: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # keys written next to a '<<' merge are meant to override merged ones
+        # Compared as the dict stores them (``str``), so ``1`` and ``"1"`` collide here too.
+        key = str(loader.construct_object(key_node, deep=True))
+        line = key_node.start_mark.line + 1
+        if key in first_lines:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"duplicate key '{key}' (first on line {first_lines[key]})", key_node.start_mark,
+            )
+        first_lines[key] = line
+
+
 def _construct_located_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> LocatedDict:
+    _reject_duplicate_keys(loader, node)
     mapping = LocatedDict({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {
@@ -92,17 +112,37 @@ def locate(data: Any, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def validate_located(model: type[ModelT], data: Any, path: Path) -> ModelT:
-    """Validate YAML data, turning the first pydantic error into a located InputError."""
+def _override_at(loc: tuple[int | str, ...], overrides: Sequence[str]) -> str | None:
+    """The last override whose key is, contains or lies inside ``loc``: the one whose value the
+    error is about (a later override of the same key replaced an earlier one)."""
+    parts = [str(part) for part in loc]
+    if not parts:  # an error about the whole document is not any one override's
+        return None
+    for key in reversed(overrides):
+        keys = key.split(".")
+        shared = min(len(keys), len(parts))
+        if keys[:shared] == parts[:shared]:
+            return key
+    return None
+
+
+def validate_located(
+    model: type[ModelT], data: Any, path: Path, overrides: Sequence[str] = ()
+) -> ModelT:
+    """Validate YAML data, turning the first pydantic error into a located InputError.
+
+    ``overrides`` are the dotted keys set on the command line (``--set KEY=VALUE``) after the
+    file was read: an error in one of them names the override, since no file line holds it."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
+        message = f"{first['msg']} ({len(exc.errors())} error(s) in total)"
         field = ".".join(str(part) for part in loc) or None
-        raise InputError(
-            f"{first['msg']} ({len(exc.errors())} error(s) in total)",
-            path=path,
-            line=locate(data, loc),
-            field=field,
-        ) from None
+        override = _override_at(loc, overrides)
+        if override is not None:
+            # ``--set optim={steps: -5}``: the key inside the override's value says which one
+            inner = f"{field}: " if field != override else ""
+            raise InputError(inner + message, field=f"--set {override}") from None
+        raise InputError(message, path=path, line=locate(data, loc), field=field) from None

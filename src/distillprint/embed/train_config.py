@@ -78,8 +78,22 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     for key in parents:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):
-            raise InputError(f"override '{dotted}': '{key}' is not a section")
+            raise InputError(f"'{key}' is not a section", field=f"--set {dotted}")
     node[leaf] = value
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    """``section.key=value`` as (dotted key, YAML scalar value)."""
+    key, sep, raw = item.partition("=")
+    dotted = key.strip()
+    if not sep or any(not part for part in dotted.split(".")):
+        raise InputError(f"malformed override --set '{item}': expected KEY=VALUE with a "
+                         "dotted KEY such as optim.steps=50")
+    try:
+        return dotted, yaml.safe_load(raw)
+    except (yaml.YAMLError, RecursionError):
+        raise InputError(f"the value '{raw}' is not valid YAML",
+                         field=f"--set {dotted}") from None
 
 
 def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -87,14 +101,9 @@ def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainCo
     tree = load_yaml(path) or {}
     if not isinstance(tree, dict):
         raise InputError("expected a mapping at the top level", path=path, line=1)
+    keys: list[str] = []
     for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise InputError(f"override '{item}' is not KEY=VALUE")
-        try:
-            value = yaml.safe_load(raw)
-        except (yaml.YAMLError, RecursionError):
-            raise InputError(f"override '{item}': the value is not valid YAML",
-                             field=key.strip()) from None
-        _set_dotted(tree, key.strip(), value)
-    return validate_located(TrainConfig, tree, path)
+        dotted, value = _parse_override(item)
+        _set_dotted(tree, dotted, value)
+        keys.append(dotted)
+    return validate_located(TrainConfig, tree, path, overrides=keys)

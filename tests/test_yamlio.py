@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from distillprint.errors import InputError
+from distillprint.yamlio import load_yaml
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "first"),
+    [
+        ("a: 1\nb: 2\na: 3\n", 3, "a", 1),
+        ("outer:\n  - {x: 1, y: 2, x: 3}\n", 2, "x", 2),
+        # stored as str keys, so these two would collide in the loaded mapping
+        ("1: one\n'1': uno\n", 2, "1", 1),
+    ],
+)
+def test_duplicate_keys_are_rejected_at_the_second(
+    tmp_path: Path, text: str, line: int, key: str, first: int
+) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    message = re.escape(f"duplicate key '{key}' (first on line {first})")
+    with pytest.raises(InputError, match=message) as info:
+        load_yaml(path)
+    assert (info.value.path, info.value.line) == (str(path), line)
+
+
+def test_merge_keys_may_still_be_overridden(tmp_path: Path) -> None:
+    """A key written next to a '<<' merge replaces the merged one: YAML's meaning, not a typo."""
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  x: 3\n")
+    assert load_yaml(path)["use"] == {"x": 3, "y": 2}
