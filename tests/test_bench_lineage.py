@@ -277,10 +277,44 @@ def test_pairs_that_cannot_be_scored_are_reported(tmp_path: Path) -> None:
                 + "\n" for i in range(40))
     )
     messages: list[str] = []
-    cfg = _config(tmp_path, classifier="artifact", baselines=[], budgets=[])
+    cfg = _config(tmp_path, classifier="artifact", budgets=[])
     result = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg, log=messages.append)
     unscored = [p for p in result["pairs"] if p["probability"] is None]
     assert unscored and all(p["suspect"] == "student_a1" for p in unscored)
+    for name in ("tfidf_cosine", "mmd"):  # the baselines decline those pairs too
+        scores = {(t, s): v for t, s, v in result["baselines"][name]["pair_scores"]}
+        assert all(scores[p["teacher"], p["suspect"]] is None for p in unscored), name
+        assert result["baselines"][name]["n_unscored"] == result["n_unscored"]
     warning = next(m for m in messages if m.startswith("warning:"))
     assert f"{len(unscored)} of {len(result['pairs'])} pairs could not be scored" in warning
     assert "student_a1" in warning
+
+
+def test_the_shipped_lineage_config_is_the_default_and_errors_name_the_option(
+    tmp_path: Path,
+) -> None:
+    from distillprint.bench.lineage import load_lineage_config
+
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "lineage" / "default.yaml"
+    assert load_lineage_config(shipped, {}) == LineageConfig()
+    assert load_lineage_config(shipped, {"max_background": "all"}).max_background is None
+    with pytest.raises(InputError, match="greater than or equal to 1") as info:
+        load_lineage_config(shipped, {"budgets": [0, 8]})
+    assert info.value.field == "--budget"
+    typo = tmp_path / "lineage.yaml"
+    typo.write_text("seed: 1\nclasifier: cv\n")
+    with pytest.raises(InputError, match="Extra inputs") as info:
+        load_lineage_config(typo, {})
+    assert (info.value.path, info.value.line) == (str(typo), 2)
+
+
+def test_cli_refuses_a_background_count_that_is_no_number(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distillprint.cli import app
+
+    pairs_csv, answers = _write_zoo(tmp_path)
+    result = CliRunner().invoke(app, [
+        "benchmark", "lineage", "--pairs", str(pairs_csv), "--responses", str(answers),
+        "--out", str(tmp_path / "r.json"), "--max-background", "abc"])
+    assert result.exit_code == 2 and "number or 'all'" in result.output

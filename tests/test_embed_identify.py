@@ -131,3 +131,28 @@ def test_unasked_sizes_use_what_a_small_folder_has(tmp_path: Path) -> None:
     lone = TrainingManifest("base", ["eager", "formal", "sorry"], PromptSplit(0.3, salt="other"))
     with pytest.raises(InputError, match="only 1 untrained models available, 2 needed"):
         select_benchmark_set([tmp_path / "logs"], SelectionOptions(), [lone])
+
+
+@pytest.mark.integration
+def test_identify_command_on_short_answers_with_the_packaged_encoder(tmp_path: Path) -> None:
+    """Every variant side by side through the CLI; no answer fills the encoder's window, so
+    the speed test is skipped with a reason instead of dividing by zero."""
+    from typer.testing import CliRunner
+
+    from distillprint.cli import app
+
+    write_logs(tmp_path / "logs", prompts=16)
+    out = tmp_path / "identify.json"
+    runner = CliRunner()
+    one = runner.invoke(app, ["benchmark", "identify", "--responses", str(tmp_path / "logs"),
+                              "--out", str(out), "--models", "1"])
+    assert one.exit_code == 2 and not out.exists()  # one candidate identifies trivially
+    result = runner.invoke(app, ["benchmark", "identify", "--responses", str(tmp_path / "logs"),
+                                 "--out", str(out), "--k", "1", "--k", "4"],
+                           env={"DISTILLPRINT_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.exit_code == 0, (result.output, result.exception)
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"tfidf", "minilm-base", "stylometry+pos", "combined"}
+    assert "skipped" in report["throughput"]
+    assert report["command"].startswith("distillprint ")
+    assert report["git_commit"] is None or len(report["git_commit"]) == 40

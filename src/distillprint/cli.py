@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -51,6 +52,17 @@ def _probability_option(value: float | None, name: str) -> float | None:
         raise typer.BadParameter(f"must be a probability from 0 to 1, got {value}",
                                  param_hint=name)
     return value
+
+
+def _max_background(value: str | None) -> int | str | None:
+    """``--max-background``: a count, or ``all`` (kept as a word for the config to read)."""
+    if value is None or value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number or 'all', got '{value}'",
+                                 param_hint="--max-background") from None
 
 
 def _version(value: bool) -> None:
@@ -378,13 +390,23 @@ def benchmark_lineage(
     pairs: Annotated[Path, typer.Option(help="CSV with teacher,suspect,relation,label.")],
     responses: Annotated[list[Path], typer.Option(help="Folder of answer logs (repeatable).")],
     out_path: Annotated[Path, typer.Option("--out", help="Result JSON.")],
-    seed: Annotated[int, typer.Option(help="Seed for background and budget draws.")] = 0,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML with any LineageConfig field (configs/lineage/default.yaml); "
+                     "the options below override it."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for background and budget draws [default: 0].")
+    ] = None,
     max_background: Annotated[
-        str, typer.Option(help="Background models to use (a number, or 'all').")
-    ] = "50",
+        str | None,
+        typer.Option(help="Background models to use (a number, or 'all') [default: 50]."),
+    ] = None,
     classifier: Annotated[
-        str, typer.Option(help="auto | cv (retrain out-of-fold) | artifact (shipped model).")
-    ] = "auto",
+        str | None,
+        typer.Option(help="auto | cv (retrain out-of-fold) | artifact (shipped model) "
+                     "[default: auto]."),
+    ] = None,
     artifact: Annotated[Path | None, typer.Option(help="Scoring model for 'artifact'.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache of similarity cubes.")] = None,
     report_dir: Annotated[
@@ -399,21 +421,21 @@ def benchmark_lineage(
     ] = None,
 ) -> None:
     """Detection, calibration, attribution and query-budget metrics with baselines side by side."""
-    from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
+    from distillprint.bench.lineage import load_lineage_config, run_lineage_benchmark
     from distillprint.bench.lineage_report import table_cell, write_lineage_report
 
-    config = LineageConfig(
-        seed=seed,
-        max_background=None if max_background == "all" else int(max_background),
-        classifier=classifier,  # type: ignore[arg-type]  # validated by the config model
-        artifact=artifact,
-        cache_dir=cache_dir,
-    )
-    if budget:
-        config = config.model_copy(update={"budgets": sorted(set(budget))})
-    if budget_seeds is not None:
-        config = config.model_copy(update={"budget_seeds": budget_seeds})
-    result = run_lineage_benchmark(pairs, responses, out_path, config=config,
+    overrides = {
+        "seed": seed,
+        "max_background": _max_background(max_background),
+        "classifier": classifier,
+        "artifact": artifact,
+        "cache_dir": cache_dir,
+        "budgets": sorted(set(budget)) if budget else None,
+        "budget_seeds": budget_seeds,
+    }
+    lineage_config = load_lineage_config(
+        config, {key: value for key, value in overrides.items() if value is not None})
+    result = run_lineage_benchmark(pairs, responses, out_path, config=lineage_config,
                                    log=lambda message: console.print(message, markup=False))
     if report_dir is not None:
         for path in write_lineage_report(result, report_dir):
@@ -432,7 +454,8 @@ def benchmark_identify(
     responses: Annotated[list[Path], typer.Option(help="Folder of answer logs (repeatable).")],
     out_path: Annotated[Path, typer.Option("--out", help="Result JSON (+ .md and .png).")],
     models: Annotated[
-        int | None, typer.Option(help="Models to identify among [default: all, up to 32].")
+        int | None,
+        typer.Option(min=2, help="Models to identify among [default: all, up to 32]."),
     ] = None,
     prompts: Annotated[
         int | None,
@@ -452,7 +475,8 @@ def benchmark_identify(
         models=models, prompts=prompts, ks=tuple(k or (1, 8, 32)), seed=seed,
         finetuned=finetuned, exclude_lineage=exclude_lineage,
     )
-    report = run_identify_command(responses, out_path, options)
+    report = run_identify_command(responses, out_path, options,
+                                  command=shlex.join(["distillprint", *sys.argv[1:]]))
     for label, result in report["results"].items():
         out.print(f"{label}: {result['prompt']['accuracy']}", markup=False)
 

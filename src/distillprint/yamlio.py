@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,12 +127,13 @@ def _override_at(loc: tuple[int | str, ...], overrides: Sequence[str]) -> str | 
 
 
 def validate_located(
-    model: type[ModelT], data: Any, path: Path, overrides: Sequence[str] = ()
+    model: type[ModelT], data: Any, path: Path, overrides: Mapping[str, str] | None = None
 ) -> ModelT:
     """Validate YAML data, turning the first pydantic error into a located InputError.
 
-    ``overrides`` are the dotted keys set on the command line (``--set KEY=VALUE``) after the
-    file was read: an error in one of them names the override, since no file line holds it."""
+    ``overrides`` maps the dotted keys set on the command line after the file was read to how
+    the user wrote them (``--set optim.steps``, ``--seed``): an error in one of them names
+    that, since no file line holds it."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -140,9 +141,10 @@ def validate_located(
         loc = tuple(first["loc"])
         message = f"{first['msg']} ({len(exc.errors())} error(s) in total)"
         field = ".".join(str(part) for part in loc) or None
-        override = _override_at(loc, overrides)
+        given = overrides or {}
+        override = _override_at(loc, list(given))
         if override is not None:
             # ``--set optim={steps: -5}``: the key inside the override's value says which one
             inner = f"{field}: " if field != override else ""
-            raise InputError(inner + message, field=f"--set {override}") from None
+            raise InputError(inner + message, field=given[override]) from None
         raise InputError(message, path=path, line=locate(data, loc), field=field) from None

@@ -8,15 +8,15 @@ benchmark runs unchanged on folders and teachers it has never seen.
 from __future__ import annotations
 
 import json
+import math
 import platform
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from distillprint import __version__
 from distillprint.bench import baselines as bl
@@ -29,6 +29,8 @@ from distillprint.bench.predict import (
     predict_with_artifact,
 )
 from distillprint.bench.query_budget import query_budget_curve
+from distillprint.errors import InputError
+from distillprint.provenance import git_commit
 from distillprint.score.answers import (
     ModelAnswers,
     shared_prompt_ids,
@@ -40,6 +42,7 @@ from distillprint.score.pairs import Comparison, LabelledPair, load_comparison, 
 from distillprint.score.pairwise import PairFeatures, pair_features
 from distillprint.score.stats import VerdictPolicy, decide
 from distillprint.score.training import ClassifierHyperparameters
+from distillprint.yamlio import load_yaml, validate_located
 
 RESULT_SCHEMA_VERSION = 1
 Log = Callable[[str], None]
@@ -52,14 +55,15 @@ DEFAULT_BASELINES: tuple[BaselineName, ...] = ("tfidf_cosine", "pos_template", "
 class LineageConfig(ClassifierHyperparameters):
     """Everything that changes the benchmark's numbers; recorded in the result file."""
 
-    max_background: int | None = Field(default=50, ge=0)
+    max_background: int | None = Field(default=50, ge=0)  # None (or 'all' in YAML): every one
     classifier: Literal["auto", "cv", "artifact"] = "auto"
     artifact: Path | None = None  # None: the scoring model shipped in the package
     alpha: float = Field(default=0.05, gt=0, lt=1)
     distilled_above: float = 0.8
     not_distilled_below: float = 0.2
     min_prompts: int = VerdictPolicy().min_prompts
-    budgets: list[int] = Field(default_factory=lambda: [8, 16, 32, 64, 128])
+    budgets: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [8, 16, 32, 64, 128])
     budget_seeds: int = Field(default=3, ge=1)
     baselines: list[BaselineName] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
     pos_prompts: int = Field(default=100, ge=4)
@@ -67,25 +71,32 @@ class LineageConfig(ClassifierHyperparameters):
     mmd_permutations: int = Field(default=200, ge=1)
     cache_dir: Path | None = None
 
+    @field_validator("max_background", mode="before")
+    @classmethod
+    def _all_means_none(cls, value: Any) -> Any:
+        return None if value == "all" else value
+
     def policy(self) -> VerdictPolicy:
         return VerdictPolicy(
             self.alpha, self.distilled_above, self.not_distilled_below, self.min_prompts
         )
 
 
-def git_commit() -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+_OPTION_NAMES = {"budgets": "budget"}  # config fields whose option is named differently
+
+
+def load_lineage_config(path: Path | None, overrides: dict[str, Any]) -> LineageConfig:
+    """A YAML config (or the defaults) with command-line values on top; an error in either
+    names the file line or the option."""
+    tree = load_yaml(path) if path is not None else {}
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise InputError("expected a mapping of LineageConfig fields", path=path, line=1)
+    tree.update(overrides)
+    options = {key: "--" + _OPTION_NAMES.get(key, key).replace("_", "-") for key in overrides}
+    return validate_located(LineageConfig, tree, path or Path("<command line>"),
+                            overrides=options)
 
 
 def _resolve_mode(cfg: LineageConfig, scoring: ScoringModel, pairs: list[LabelledPair]) -> str:
@@ -194,7 +205,11 @@ def _baselines(
     background: list[str],
     cube: Any,
     log: Log,
+    disjoint: set[tuple[str, str]],
 ) -> dict[str, Any]:
+    """``disjoint``: pairs that answered no prompt in common, unscored by every baseline as by
+    the scorer (a baseline would otherwise compare answers to different questions, or fill
+    the missing answers with empty text)."""
     keys = [(t, s) for t, s, _ in grid_rows(pairs)]
     teachers = sorted({p.teacher for p in pairs})
     rng = np.random.default_rng(cfg.seed)
@@ -209,6 +224,7 @@ def _baselines(
         except (ImportError, OSError, bl.BaselineUnavailable) as exc:
             out[name] = {"skipped": f"{type(exc).__name__}: {exc}"}
             continue
+        scores = {key: math.nan if key in disjoint else value for key, value in scores.items()}
         cases = attribution_cases(pairs, scores)
         labelled = [p for p in pairs if p.label is not None]
         out[name] = {
@@ -394,7 +410,9 @@ def run_lineage_benchmark(
         scored["attribution"], scored["teacher_relations"], cfg.policy().distilled_above
     )
     lap("score")
-    base = _baselines(cfg, comparison.answers, pairs, comparison.background, cube, say)
+    disjoint = {(t, s) for t, s, _ in grid_rows(pairs)
+                if feats.shared_prompts[cube.index(s), cube.index(t)] == 0}
+    base = _baselines(cfg, comparison.answers, pairs, comparison.background, cube, say, disjoint)
     lap("baselines")
     budget = query_budget_curve(
         cube,

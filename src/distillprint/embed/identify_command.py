@@ -8,7 +8,6 @@ stylometry + PoS). Writes ``OUT.json``, ``OUT.md`` and ``OUT.png``.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from distillprint.embed.manifest import TrainingManifest
 from distillprint.embed.registry import ViewWeights, build_embedder, combined_embedder
 from distillprint.embed.throughput import long_texts, measure_throughput
 from distillprint.errors import InputError
+from distillprint.provenance import git_commit
 
 
 @dataclass(frozen=True)
@@ -74,16 +74,6 @@ def standard_variants(options: IdentifyOptions) -> list[Variant]:
     return variants
 
 
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except OSError:
-        return None
-    return result.stdout.strip() or None
-
-
 def run_identify_command(
     responses: Sequence[Path],
     out: Path,
@@ -116,13 +106,17 @@ def run_identify_command(
         if not isinstance(encoder, SentenceEncoder):
             raise InputError("the combined embedder must start with a sentence encoder")
         texts = long_texts(data.all_texts(), encoder, options.throughput_texts)
-        speed = measure_throughput(texts, encoder, combined, threads=options.threads or 2)
-        report["throughput"] = speed.as_dict()
+        if texts:
+            speed = measure_throughput(texts, encoder, combined, threads=options.threads or 2)
+            report["throughput"] = speed.as_dict()
+        else:
+            report["throughput"] = {"skipped": f"no answer fills the encoder's "
+                                               f"{encoder.max_length}-token window"}
     report.update(
         options={**asdict(options), "responses": [str(path) for path in responses]},
         command=command,
         package_version=__version__,
-        git_commit=_git_commit(),
+        git_commit=git_commit(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     out.parent.mkdir(parents=True, exist_ok=True)

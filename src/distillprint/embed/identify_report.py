@@ -33,6 +33,8 @@ def _throughput(report: dict[str, Any]) -> list[str]:
     speed = report.get("throughput")
     if not speed:
         return []
+    if "skipped" in speed:
+        return ["", "## Throughput", "", f"Not measured: {speed['skipped']}."]
     lines = [
         "",
         f"## Throughput ({speed['texts']} responses of at least {speed['max_length']} tokens, "

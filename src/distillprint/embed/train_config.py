@@ -106,4 +106,5 @@ def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainCo
         dotted, value = _parse_override(item)
         _set_dotted(tree, dotted, value)
         keys.append(dotted)
-    return validate_located(TrainConfig, tree, path, overrides=keys)
+    return validate_located(TrainConfig, tree, path,
+                            overrides={key: f"--set {key}" for key in keys})
