@@ -118,3 +118,25 @@ def test_specificity_section_lists_the_teachers_lookalikes() -> None:
     assert "No background model would itself be called" in none_alike
     older = render_html(sample_report().model_copy(update={"teacher_lookalikes": None}))
     assert 'id="specificity"' not in older
+
+
+def test_names_with_dollars_and_direction_marks_render_as_text() -> None:
+    # matplotlib reads '$...$' as a formula; '$x^$' made the whole score run fail
+    report = sample_report().model_copy(update={"teacher": "m$x^$", "suspect": "s\u202eevil"})
+    page = render_html(report)
+    assert "<bdi>m$x^$</bdi>" in page and "<bdi>s\u202eevil</bdi>" in page
+
+
+def test_an_answer_cut_when_scored_is_marked_once() -> None:
+    from distillprint.score.evidence import clip
+
+    cut = clip("y" * (MAX_ECHO_CHARS + 100))
+    echo = sample_report().echoes[0].model_copy(update={"teacher_response": cut})
+    page = render_html(sample_report().model_copy(update={"echoes": [echo]}))
+    visible = page.split('<script type="application/json"')[0]
+    assert visible.count("more characters not shown") == 1 and "100 more characters" in visible
+
+
+def test_an_inconclusive_verdict_says_its_probability_is_provisional() -> None:
+    report = sample_report().model_copy(update={"verdict": "inconclusive", "probability": 0.99})
+    assert "read the number as provisional" in " ".join(render_html(report).split())

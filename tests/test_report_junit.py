@@ -41,3 +41,11 @@ def test_control_characters_do_not_break_the_xml() -> None:
     suite = _suite(render_junit([report], fail_above=0.1))
     case = suite.find("testcase")
     assert case is not None and case.get("name") == "bad\ufffd\ufffdname"
+
+
+def test_a_tiny_p_value_reads_as_a_relation() -> None:
+    from distillprint.report.junit import render_junit
+
+    report = sample_report().model_copy(update={"p_value": 1e-6})
+    text = render_junit([report], fail_above=0.5)
+    assert "p-value &lt; 0.001" in text and "= &lt;" not in text  # XML-escaped

@@ -538,6 +538,10 @@ def verify(
         unsealed = " (a report older than schema 1.3: its results carry no hash)" \
             if result.report_intact is None else ""
         out.print(f"ok: all evidence in {report} matches {store}{unsealed}", markup=False)
+        if report.suffix.lower() in (".html", ".htm"):
+            # the visible text is a rendering that nothing seals; the embedded record is checked
+            out.print("checked: the data embedded in the page; the visible text is drawn from "
+                      "it but not sealed, so keep the JSON report as the record", markup=False)
         return
     if not result.manifest_intact:
         out.print("the manifest itself was edited (its hash does not match)", markup=False)

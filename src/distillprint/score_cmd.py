@@ -62,7 +62,8 @@ def _score_once(
     background_labels = _background_labels(evidence, [teacher_label, suspect_label])
     console.print(
         f"scoring {suspect_label} against {teacher_label} "
-        f"with {len(background_labels)} background models"
+        f"with {len(background_labels)} background models",
+        markup=False,
     )
     pair = score_pair(
         evidence.answers[teacher_label],

@@ -25,10 +25,15 @@ def is_failure(report: ScoreReport, fail_above: float) -> bool:
     return report.probability is not None and report.probability > fail_above
 
 
+def _as_relation(p_value: str) -> str:
+    """'= 0.012', or '< 0.001' as the formatter writes it, never '= < 0.001'."""
+    return p_value if p_value.startswith(("<", ">")) else f"= {p_value}"
+
+
 def _summary(report: ScoreReport) -> str:
     return (
         f"P(distilled) = {format_percent(report.probability)}, "
-        f"p-value = {format_p_value(report.p_value)} "
+        f"p-value {_as_relation(format_p_value(report.p_value))} "
         f"(alpha = {report.alpha}), verdict: {report.verdict}"
     )
 

@@ -43,11 +43,16 @@ class PlotSet:
 
 
 def render_plots(report: ScoreReport) -> PlotSet:
-    return PlotSet(
-        similarity=similarity_plot(report),
-        categories=category_plot(report),
-        fingerprint_map=fingerprint_map_plot(report),
-    )
+    import matplotlib
+
+    # Model and category names come from files and servers: matplotlib would read the text
+    # between two '$' as a formula and fail on it, taking the whole report down.
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return PlotSet(
+            similarity=similarity_plot(report),
+            categories=category_plot(report),
+            fingerprint_map=fingerprint_map_plot(report),
+        )
 
 
 def _short(label: str, width: int = 28) -> str:

@@ -17,9 +17,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from distillprint.report.evidence import rank_categories, ranked_echoes
 from distillprint.report.plots import render_plots
 from distillprint.report.schema import Manifest, ScoreReport
+from distillprint.score.evidence import MAX_ECHO_CHARS, clip
 
 REPORT_DATA_ID = "distillprint-report"
-MAX_ECHO_CHARS = 4000
 MAX_LISTED_DIGESTS = 2000
 
 VERDICT_STYLE = {"distilled": "bad", "not distilled": "good", "inconclusive": "warn"}
@@ -71,12 +71,6 @@ def format_number(value: float | None) -> str:
 
 def format_percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}\n… [{len(text) - limit} more characters not shown]"
 
 
 def model_summaries(manifest: Manifest) -> list[ModelSummary]:

@@ -6,6 +6,7 @@ views, lexical by default, because a reader can check lexical echoes by eye).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from distillprint.score.answers import ModelAnswers
 from distillprint.score.cube import SimilarityCube
 
-MAX_ECHO_CHARS = 2000
+MAX_ECHO_CHARS = 4000  # per answer shown side by side; a longer one says how much is cut
 UNCATEGORISED = "uncategorised"
 
 
@@ -89,7 +90,19 @@ def category_evidence(
 
 def _first_text(model: ModelAnswers, prompt_id: str) -> str:
     samples = model.responses.get(prompt_id, ())
-    return samples[0][:MAX_ECHO_CHARS] if samples else ""
+    return clip(samples[0]) if samples else ""
+
+
+def clip(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters with a note of how much is missing; a text cut
+    before (the report's data, then its page) keeps its first note."""
+    marked = _CUT_NOTE.search(text)
+    if len(text) <= limit or (marked is not None and marked.start() <= limit):
+        return text
+    return f"{text[:limit]}\n… [{len(text) - limit} more characters not shown]"
+
+
+_CUT_NOTE = re.compile(r"\n… \[\d+ more characters not shown\]\Z")
 
 
 def top_echoes(
