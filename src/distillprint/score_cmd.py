@@ -114,11 +114,13 @@ def score_command(
             break
     report = build_report(pair, evidence, scoring, background_labels,
                           stages=stages if len(looks) > 1 else None)
-    for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
-        console.print(f"wrote {path}")
+    # the CI system's files first: the HTML (plots) is the likeliest to fail, and must not
+    # take the JUnit and JSON down with it
     if junit is not None:
         write_junit([report], fail_above if fail_above is not None else 1.0, junit)
         console.print(f"wrote {junit}")
+    for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
+        console.print(f"wrote {path}")
     probability = "n/a" if report.probability is None else f"{report.probability:.3f}"
     p_value = "n/a" if report.p_value is None else f"{report.p_value:.4f}"
     out.print(

@@ -102,14 +102,14 @@ def write_outputs(
     markdown: Path | None = None,
 ) -> list[Path]:
     written = []
-    if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_html(report), encoding="utf-8")
-        written.append(html)
-    if json_path is not None:
+    if json_path is not None:  # the record first, the renderings after
         written.append(write_report_json(report, json_path))
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)
         markdown.write_text(render_markdown(report), encoding="utf-8")
         written.append(markdown)
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_html(report), encoding="utf-8")
+        written.append(html)
     return written
