@@ -87,11 +87,13 @@ def _without_repeats(rows: list[tuple[int, LabelledPair]], path: Path) -> list[L
 
 
 def _pair(row: dict[Any, Any], n_columns: int, path: Path, line: int) -> LabelledPair:
-    # DictReader files extra cells under None and fills missing ones with None
-    n_cells = n_columns + len(row.get(None) or []) - sum(v is None for v in row.values())
-    if n_cells != n_columns:
-        raise InputError(f"{n_cells} cells where the header has {n_columns}", path=path,
-                         line=line)
+    # DictReader files extra cells under None. Missing trailing cells read as empty, as
+    # spreadsheets write them ("t,s,same_vendor" for an unlabelled pair); extra ones would
+    # be data under no column.
+    extra = row.get(None) or []
+    if extra:
+        raise InputError(f"{n_columns + len(extra)} cells where the header has {n_columns}",
+                         path=path, line=line)
     teacher, suspect = (row["teacher"] or "").strip(), (row["suspect"] or "").strip()
     if not teacher or not suspect:
         field = "suspect" if teacher else "teacher"
