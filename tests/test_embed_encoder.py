@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,9 @@ def test_version_depends_on_settings_and_weights(encoder: SentenceEncoder) -> No
 def test_unknown_path_fails_clearly() -> None:
     with pytest.raises(InputError, match="cannot load encoder"):
         SentenceEncoder("/nonexistent/checkpoint").transform(["x"])
+
+
+def test_a_folder_left_by_an_interrupted_run_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "wandb").mkdir()  # what a run stopped before its first save leaves
+    with pytest.raises(InputError, match="cannot load encoder"):
+        SentenceEncoder(str(tmp_path)).transform(["x"])

@@ -129,6 +129,8 @@ def test_in_process_training_lowers_loss_and_saves(tmp_path: Path) -> None:
 
     vectors = SentenceEncoder(tmp_path / "out", max_length=32).transform(["wow ! music !"])
     assert vectors.shape == (1, 32)
+    with pytest.raises(InputError, match="holds a trained encoder already"):
+        train_embedder(config)  # a second run never overwrites the first one's encoder
 
 
 def test_config_rejects_unknown_keys(tmp_path: Path) -> None:

@@ -89,6 +89,13 @@ def test_unknown_config_keys_are_rejected(tmp_path: Path) -> None:
     assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
 
 
+def test_an_unknown_feature_is_refused_at_load_with_its_line(tmp_path: Path) -> None:
+    config = _config(tmp_path, features=["mean.glob", "mean.srnak"])
+    with pytest.raises(InputError, match=r"unknown feature\(s\) \['mean.srnak'\]") as info:
+        load_train_config(config)
+    assert info.value.field == "features" and info.value.line is not None
+
+
 def test_shipped_artifact_loads_and_names_its_data() -> None:
     model = default_model()
     assert model.features and model.views

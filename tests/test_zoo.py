@@ -294,3 +294,23 @@ def test_extra_distillation_prompts_leave_the_heldout_slice_alone(tmp_path: Path
     assert not {p.prompt for p in after.pool} & {p.prompt for p in after.heldout}
     with pytest.raises(InputError, match="13 wanted"):
         select_prompts(base.model_copy(update={"extra_distillation_prompts": 6}), 0, [])
+
+
+def test_the_zoo_seed_is_part_of_a_students_recipe(mini_config: Path) -> None:
+    from distillprint.zoo.build import student_recipe
+
+    config = load_zoo_config(mini_config)
+    model = config.models[-1]  # trained on a log: its data does not change with the seed
+    at_zero = student_recipe(config, model, [])
+    assert "zoo_seed" not in at_zero  # students built before keep their revisions
+    reseeded = config.model_copy(update={"seed": 7})
+    assert student_recipe(reseeded, model, []) == {**at_zero, "zoo_seed": 7}
+
+
+def test_every_process_takes_the_same_number_of_steps() -> None:
+    from distillprint.zoo.finetune import shared_steps
+
+    assert shared_steps(5, 1) == 5
+    assert shared_steps(5, 2) == 2  # the fifth batch would leave one process waiting forever
+    with pytest.raises(InputError, match="cannot be shared among 4 processes"):
+        shared_steps(3, 4)

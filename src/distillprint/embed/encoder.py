@@ -126,7 +126,9 @@ class SentenceEncoder:
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.source)
                 self._model = AutoModel.from_pretrained(self.source).to(self.device).eval()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
+                # ValueError: a folder without a usable tokenizer or config, such as the output
+                # folder of a fine-tuning run that was interrupted before it saved anything
                 raise InputError(f"cannot load encoder '{self.source}': {exc}") from None
         return self._model, self._tokenizer
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from distillprint.embed.modelcard import write_model_card
 from distillprint.embed.train_config import TrainConfig
 from distillprint.embed.train_data import Batch, GridSampler, TrainingData, load_training_data
+from distillprint.errors import InputError
 
 if TYPE_CHECKING:
     import torch
@@ -92,6 +93,17 @@ def embed_batch(
     return functional.normalize(mean_pool(hidden, inputs["attention_mask"]).float(), dim=-1)
 
 
+def _refuse_a_trained_output(output_dir: Path) -> None:
+    """A finished encoder is minutes to hours of training: never overwritten, nor mixed with a
+    new run's files. A folder a stopped run left behind (logs, no manifest) may be reused."""
+    from distillprint.embed.manifest import MANIFEST_NAME
+
+    if (output_dir / MANIFEST_NAME).is_file():
+        raise InputError(f"holds a trained encoder already ({MANIFEST_NAME}): set another "
+                         "output_dir (--set output_dir=...) or delete this one",
+                         path=output_dir, field="output_dir")
+
+
 def _init_accelerator(config: TrainConfig) -> Accelerator:
     from accelerate import Accelerator
 
@@ -152,6 +164,7 @@ def train_embedder(
     import torch
     from accelerate.utils import set_seed
 
+    _refuse_a_trained_output(config.output_dir)
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     accelerator = _init_accelerator(config)

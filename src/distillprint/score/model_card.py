@@ -48,6 +48,7 @@ def model_card(model: ScoringModel) -> str:
     clf = model.classifier
     weights = ", ".join(f"`{n}` {w:+.3f}" for n, w in zip(model.features, clf.coef_, strict=True))
     licences = "\n".join(f"- {item}" for item in data.get("licences", [])) or "- (none given)"
+    hyperparameters = ", ".join(f"`{k}` {v}" for k, v in sorted(clf.get_params().items()))
     return f"""# Scoring model `{meta.get("name", "unnamed")}`
 
 Decides whether a suspect model was trained on a teacher's outputs from background-relative
@@ -58,7 +59,7 @@ pair features (see `distillprint.score.pairwise`): views {", ".join(model.views)
 Logistic regression on standardised features, coefficients constrained to be non-negative,
 Platt-recalibrated on out-of-fold scores (`DistillationClassifier`). Standardised weights:
 {weights}; intercept {clf.intercept_:+.3f}; Platt slope/offset {clf.platt_[0]:.3f} /
-{clf.platt_[1]:+.3f}. p-values are conformal against {len(clf.null_scores_)} out-of-fold
+{clf.platt_[1]:+.3f}. Hyperparameters: {hyperparameters}. p-values are conformal against {len(clf.null_scores_)} out-of-fold
 scores of the non-distilled training pairs (rank floor
 {1 / (1 + len(clf.null_scores_)):.3f}); beyond the largest null score the tail is extrapolated
 with a Student-t predictive fit to those scores, so stronger evidence gets smaller p-values.
@@ -84,9 +85,10 @@ Licences of the training data:
   one other-vendor teacher; its negatives are other-vendor and human-data pairs. Sibling
   fine-tunes of one base model or one dataset also score high: the features measure shared
   training lineage, not the direction of distillation.
-- On five teacher families it never saw (`evaluation/families/`: Llama-3, Mistral, Qwen, Yi and
-  Gemma-2 derivatives, documented lineages) it ranks every descendant above every unrelated
-  pair, but calls 32 of 54 pairs with no documented lineage `distilled`: modern assistants
+- Measured for the shipped model (`configs/classifier/default.yaml`) on five teacher families
+  it never saw (`evaluation/families/`: Llama-3, Mistral, Qwen, Yi and Gemma-2 derivatives,
+  documented lineages): it ranks every descendant above every unrelated pair, but calls 32 of
+  54 pairs with no documented lineage `distilled`: modern assistants
   that share synthetic training data score as each other's students. `score` names the
   background models that would themselves be called the teacher's students.
 - Probabilities are calibrated on that label mix; a population with different base rates

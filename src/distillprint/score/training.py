@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from distillprint import __version__
 from distillprint.score.answers import shared_prompt_ids
@@ -19,7 +19,7 @@ from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel
 from distillprint.score.pairs import LabelledPair, load_comparison, read_pairs_csv
-from distillprint.score.pairwise import PairFeatures, pair_features
+from distillprint.score.pairwise import FEATURE_KINDS, PairFeatures, pair_features
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
 from distillprint.score.views import make_views
@@ -63,6 +63,18 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
     # a score on fewer prompts can say how optimistic its p-value was measured to be.
     validity_budgets: list[int] = Field(default_factory=lambda: [16, 32, 64, 128, 256])
     validity_draws: int = Field(default=10, ge=1)
+
+    @field_validator("features")
+    @classmethod
+    def _features_exist(cls, features: list[str], info: ValidationInfo) -> list[str]:
+        # checked here, not after the similarity cube of every model has been computed
+        views = [*info.data.get("views", []), "mean"]
+        known = {f"{view}.{kind}" for view in views for kind in FEATURE_KINDS}
+        unknown = [name for name in features if name not in known]
+        if unknown:
+            raise ValueError(f"unknown feature(s) {unknown}: each is VIEW.KIND with VIEW one of "
+                             f"the views or 'mean', and KIND one of {', '.join(FEATURE_KINDS)}")
+        return features
 
 
 def load_train_config(path: Path) -> ClassifierTrainConfig:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,13 @@ from distillprint.store import StoredResponse
 from distillprint.types import text_sha256
 from distillprint.zoo.collection import Collector, texts
 from distillprint.zoo.config import TeacherConfig, ZooConfig, ZooModelConfig
-from distillprint.zoo.examples import ExampleSources, corpus_name, examples_sha256, model_examples
+from distillprint.zoo.examples import (
+    ExampleSources,
+    TrainingExample,
+    corpus_name,
+    examples_sha256,
+    model_examples,
+)
 from distillprint.zoo.finetune import finetune_student
 from distillprint.zoo.outputs import pair_rows, write_answers, write_pairs
 from distillprint.zoo.paraphrase import paraphrase_answers
@@ -106,10 +112,10 @@ def _teacher_answers(build: ZooBuild, prompts: ZooPrompts, collector: Collector
     return answers
 
 
-def _train(build: ZooBuild, model: ZooModelConfig, sources: ExampleSources) -> str:
-    """Train (or reuse) one student; returns its revision: the recipe's hash."""
-    cfg = build.config
-    examples = model_examples(model, sources)
+def student_recipe(
+    cfg: ZooConfig, model: ZooModelConfig, examples: Sequence[TrainingExample]
+) -> dict[str, Any]:
+    """Everything that changes a student's weights; its hash is the student's revision."""
     unset_new = {name for name in RECIPE_FIELDS_ADDED_LATER if getattr(model, name) is None}
     # precision changes the weights, so it is part of the recipe once it is not the default
     unset_training_new = {"mixed_precision"} if cfg.training.mixed_precision == "no" else set()
@@ -122,6 +128,18 @@ def _train(build: ZooBuild, model: ZooModelConfig, sources: ExampleSources) -> s
         "examples": len(examples),
         "sources": sorted({e.source for e in examples}),
     }
+    if cfg.seed:
+        # the student trains with cfg.seed + model.seed; left out at 0, the shipped configs'
+        # value, so that the revisions of students built before stay valid
+        recipe["zoo_seed"] = cfg.seed
+    return recipe
+
+
+def _train(build: ZooBuild, model: ZooModelConfig, sources: ExampleSources) -> str:
+    """Train (or reuse) one student; returns its revision: the recipe's hash."""
+    cfg = build.config
+    examples = model_examples(model, sources)
+    recipe = student_recipe(cfg, model, examples)
     revision = text_sha256(json.dumps(recipe, sort_keys=True))[:16]
     out = cfg.work_dir / "models" / model.name
     recipe_file = out / "recipe.json"

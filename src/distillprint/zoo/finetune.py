@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distillprint.backends.hf import render_chat, render_plain
+from distillprint.errors import InputError
 from distillprint.types import ChatMessage
 from distillprint.zoo.config import TrainingConfig
 from distillprint.zoo.examples import TrainingExample
@@ -155,7 +156,8 @@ def finetune_student(
     student = get_peft_model(model, lora)
     student.train()
     encoded = [encode_example(tokenizer, e, config) for e in examples]
-    steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
+    steps_per_epoch = shared_steps(math.ceil(len(encoded) / config.batch_size),
+                                   accelerator.num_processes)
     total = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
@@ -165,7 +167,7 @@ def finetune_student(
     student, optimizer = accelerator.prepare(student, optimizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     losses, tokens, started = _loop(accelerator, student, optimizer, schedule, encoded, config,
-                                    pad_id, total, seed)
+                                    pad_id, total, seed, steps_per_epoch)
     seconds = time.perf_counter() - started
     metrics = {
         "examples": len(examples),
@@ -188,6 +190,17 @@ def finetune_student(
     return FinetuneResult(metrics)
 
 
+def shared_steps(batches: int, processes: int) -> int:
+    """Steps per epoch for each process: the same on all of them, because every step waits
+    for all processes' gradients (one extra step on one process would hang the others). The
+    batches left over are dropped, as a distributed sampler with ``drop_last`` does."""
+    if batches < processes:
+        raise InputError(f"{batches} batch(es) per epoch cannot be shared among {processes} "
+                         "processes: use fewer processes or a smaller batch size",
+                         field="training.batch_size")
+    return batches // processes
+
+
 def _loop(
     accelerator: Accelerator,
     student: Any,
@@ -198,6 +211,7 @@ def _loop(
     pad_id: int,
     total: int,
     seed: int,
+    steps_per_epoch: int,
 ) -> tuple[list[float], int, float]:
     from tqdm.auto import tqdm
 
@@ -208,7 +222,8 @@ def _loop(
     for epoch in range(config.epochs):
         batches = _batches(encoded, config.batch_size, seed + epoch)
         # each process takes its own share of the batches; DDP averages their gradients
-        for batch in batches[accelerator.process_index :: accelerator.num_processes]:
+        mine = batches[accelerator.process_index :: accelerator.num_processes]
+        for batch in mine[:steps_per_epoch]:
             if len(losses) >= total:
                 break
             inputs = {k: v.to(accelerator.device) for k, v in _collate(batch, pad_id).items()}
