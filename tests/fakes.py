@@ -18,6 +18,7 @@ class FakeBackend(Backend):
         batch_size: int = 1,
         transient_failures: int = 0,
         fatal_after: int | None = None,
+        refused_prompts: frozenset[str] = frozenset(),
         style: str = "",
     ) -> None:
         self.identity = ModelIdentity("fake", name)
@@ -26,8 +27,11 @@ class FakeBackend(Backend):
         self._transient_failures = transient_failures
         self._fatal_after = fatal_after
         self._style = style
+        self._refused = refused_prompts
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        if any(request.prompt in self._refused for request in requests):
+            raise BackendError("simulated 400: prompt refused", per_request=True)
         if self._transient_failures > 0:
             self._transient_failures -= 1
             raise RetryableError("simulated 503", retry_after=0.0)

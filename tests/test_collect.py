@@ -62,6 +62,32 @@ async def test_fatal_error_keeps_what_was_stored(tmp_path: Path) -> None:
         assert (summary.stored_now, summary.already_stored) == (3, 2)
 
 
+async def test_a_refused_prompt_fails_alone(tmp_path: Path) -> None:
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        backend = FakeBackend(refused_prompts=frozenset({"prompt 1"}))
+        summary = await collect(backend, probe_set(4), store, retry=FAST, concurrency=2)
+        assert (summary.stored_now, summary.failed) == (3, 1) and not summary.complete
+        assert "prompt refused" in summary.errors[0]
+
+
+async def test_answers_claimed_by_a_stalled_collector_are_not_reported_as_done(
+    tmp_path: Path,
+) -> None:
+    from distillprint.store import store_key
+
+    probes = probe_set(4)
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        backend = FakeBackend()
+        held = [store_key(backend.identity, r) for r in list(probes.requests(1))[:2]]
+        # another live process (here: a fake host name) holds two requests and stores nothing
+        store._db.executemany("INSERT INTO claims (key, host, pid, claimed_at) VALUES (?,?,?,?)",
+                              [(key, "other-host", 1, 1e12) for key in held])
+        summary = await collect(backend, probes, store, retry=FAST, wait_for_others_s=0.3)
+        counts = (summary.stored_now, summary.stored_elsewhere, summary.pending_elsewhere)
+        assert counts == (2, 0, 2)
+        assert not summary.complete
+
+
 async def test_a_log_with_gaps_stores_every_answer_it_has(tmp_path: Path) -> None:
     log = tmp_path / "teacher.jsonl"
     logged = [0, 1, 3, 4]  # prompt 2 was never answered

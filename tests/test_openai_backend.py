@@ -144,9 +144,11 @@ async def test_bodies_missing_fields_are_retryable(
 async def test_client_errors_are_not_retried(backend_for: list[OpenAIBackend], status: int) -> None:
     with ScriptedServer([Canned(status, {"error": {"message": "model does not exist"}})]) as server:
         backend = make(backend_for, server.url)
-        with pytest.raises(BackendError, match=rf"HTTP {status} .*model does not exist"):
+        with pytest.raises(BackendError, match=rf"HTTP {status} .*model does not exist") as info:
             await call_with_retries(lambda: generate(backend), FAST)
         assert len(server.seen) == 1
+    # a 400 refuses this request only, so a collection goes on; 403/404 refuse them all
+    assert info.value.per_request is (status == 400)
 
 
 def echo_key_401(seen: Seen) -> Canned:

@@ -67,6 +67,12 @@ def test_n_choices_are_distinct_samples() -> None:
         (b'{"messages": [{"role": "user", "content": 5}]}', "content must be text"),
         (b'{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', "number"),
         (b'{"messages": [{"role": "user", "content": "x"}], "n": 0}', "'n'"),
+        # options the server cannot honour are refused, not ignored
+        (b'{"messages": [{"role": "user", "content": "x"}], "stream": true}', "streaming"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "stop": ["\\n"]}', "'stop'"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "temperature": NaN}', "temperature"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "top_p": 7}', "top_p"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}', "at least 1"),
     ],
 )
 def test_bad_requests_get_400_with_a_reason(body: bytes, message: str) -> None:
@@ -84,6 +90,11 @@ def test_content_parts_and_max_completion_tokens_are_understood() -> None:
     with echo_server() as server, httpx.Client(base_url=server.url) as client:
         choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
     assert choice["finish_reason"] == "length" and len(choice["message"]["content"].split()) == 1
+    body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 1,
+            "max_completion_tokens": None}  # a null one does not hide max_tokens
+    with echo_server() as server, httpx.Client(base_url=server.url) as client:
+        choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
+    assert len(choice["message"]["content"].split()) == 1
 
 
 async def test_concurrent_requests_are_batched() -> None:
@@ -231,3 +242,13 @@ async def test_a_missing_logged_answer_fails_only_its_own_client(tmp_path: Path)
     assert max(server.batch_sizes) > 1
     assert [r.status_code for r in replies] == [200, 404, 200, 200]
     assert replies[2].json()["choices"][0]["message"]["content"] == "a1"
+
+
+def test_upstream_refusals_keep_their_kind_and_hide_the_upstream_address() -> None:
+    from distillprint.serve_http import _error_for
+
+    auth = _error_for(BackendError("openai:m: HTTP 401 from http://10.0.0.5:8000/v1/chat: bad key"))
+    assert auth.status == 502 and "10.0.0.5" not in str(auth) and "HTTP 401" in str(auth)
+    prompt = _error_for(BackendError("openai:m: HTTP 400 from https://up.example/v1: too long",
+                                     per_request=True))
+    assert prompt.status == 400 and "up.example" not in str(prompt)

@@ -44,6 +44,7 @@ DefaultStoreOption = Annotated[Path, typer.Option(help="SQLite response store.")
 DEFAULT_STORE = Path("distillprint.sqlite")
 # 0 pass, 1 a gate crossed (score --fail-above, verify), 2 bad input, 130 interrupted
 EXIT_INTERNAL_ERROR = 3
+EXIT_INCOMPLETE = 4  # collect: some requests failed or are still pending; a rerun retries them
 
 
 def _probability_option(value: float | None, name: str) -> float | None:
@@ -222,7 +223,7 @@ def collect(
         console=console,
     )
     if not summary.complete:
-        raise typer.Exit(code=3)
+        raise typer.Exit(code=EXIT_INCOMPLETE)
 
 
 @responses_app.command("export")

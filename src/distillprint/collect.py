@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from distillprint.backends.base import AnswerNotAvailable, Backend, generate_or_missing
-from distillprint.errors import RetryableError
+from distillprint.errors import BackendError, RetryableError
 from distillprint.probes import ProbeSet
 from distillprint.retry import RetryEvent, RetryPolicy, call_with_retries
 from distillprint.store import ProbeContext, ResponseStore, store_key
@@ -32,15 +33,17 @@ class CollectionSummary:
     already_stored: int
     stored_now: int = 0
     duplicates: int = 0
-    #: planned, then found stored or being requested by another collector before being sent
+    #: planned, then found stored by another collector before being sent
     stored_elsewhere: int = 0
+    #: planned, but claimed by another collector that had not stored them when this one ended
+    pending_elsewhere: int = 0
     unavailable: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        return self.failed == 0
+        return self.failed == 0 and self.pending_elsewhere == 0
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,12 @@ async def collect(
     retry: RetryPolicy | None = None,
     on_progress: ProgressCallback | None = None,
     plan: CollectionPlan | None = None,
+    wait_for_others_s: float = 30.0,
 ) -> CollectionSummary:
-    """Collect every (probe, sample) the store lacks; transient failures are retried."""
+    """Collect every (probe, sample) the store lacks; transient failures are retried.
+
+    Requests another collector on the same store holds are left to it; at the end this one
+    waits up to ``wait_for_others_s`` for their answers to be stored."""
     plan = plan or plan_collection(backend, probe_set, store, samples, base)
     summary = CollectionSummary(backend.identity.label, plan.requested, plan.already_stored)
     context = ProbeContext(
@@ -105,6 +112,7 @@ async def collect(
     )
     limit = max(1, min(concurrency, backend.max_concurrency or concurrency))
     policy = retry or RetryPolicy()
+    elsewhere: list[str] = []  # keys another collector held when this one wanted them
 
     async def run_batch(keyed: list[tuple[str, GenerationRequest]]) -> None:
         # Another collector on the same store may have stored, or be requesting, some of these
@@ -112,7 +120,7 @@ async def collect(
         mine = store.claim([key for key, _ in keyed])
         claimed = [(key, r) for key, r in keyed if key in mine]
         batch = [r for _, r in claimed]
-        summary.stored_elsewhere += len(keyed) - len(batch)
+        elsewhere.extend(key for key, _ in keyed if key not in mine)
         if not batch:
             if on_progress is not None:
                 on_progress(len(keyed))
@@ -121,7 +129,9 @@ async def collect(
             results = await call_with_retries(
                 lambda: generate_or_missing(backend, batch), policy, on_retry=_log_retry
             )
-        except RetryableError as exc:
+        except (RetryableError, BackendError) as exc:
+            if isinstance(exc, BackendError) and not exc.per_request:
+                raise  # a wrong key or model fails every request alike: stop asking
             summary.failed += len(batch)
             summary.errors.append(str(exc))
         else:
@@ -152,6 +162,17 @@ async def collect(
     finally:
         for task in tasks:
             task.cancel()
+    # Held by another collector: its answers in flight land shortly; one that is stopped or
+    # stuck leaves them pending, and those are not reported as done.
+    pending = set(elsewhere)
+    deadline = time.monotonic() + wait_for_others_s
+    while True:
+        pending -= store.stored_keys(list(pending)) if pending else set()
+        if not pending or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.2)
+    summary.stored_elsewhere = len(set(elsewhere)) - len(pending)
+    summary.pending_elsewhere = len(pending)
     return summary
 
 

@@ -102,6 +102,9 @@ async def collect_with_progress(
         f"{summary.already_stored + summary.stored_elsewhere} already stored, "
         f"{summary.unavailable} not in the log, {summary.failed} failed"
     )
+    if summary.pending_elsewhere:
+        console.print(f"  {summary.pending_elsewhere} requested by another collector on this "
+                      "store and not stored yet: rerun once it has finished", markup=False)
     for error in summary.errors[:5]:
         console.print(f"  failed: {error}", markup=False)
     return summary

@@ -34,7 +34,13 @@ class InputError(DistillprintError):
 
 
 class BackendError(DistillprintError):
-    """A backend failed in a way retries cannot fix."""
+    """A backend failed in a way retries cannot fix; ``per_request`` when the server refused
+    this request only (HTTP 400, 413, 422: a prompt it will not take), not the client as a
+    whole (a wrong key, an unknown model), so the other requests are still worth sending."""
+
+    def __init__(self, message: str, *, per_request: bool = False) -> None:
+        super().__init__(message)
+        self.per_request = per_request
 
 
 class RetryableError(DistillprintError):

@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import socket
 import struct
 import time
@@ -73,6 +74,16 @@ def _integer(payload: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
+def _refuse_unsupported(payload: dict[str, Any]) -> None:
+    """Options this server cannot honour are refused: ignoring them would answer something
+    other than what the client asked for (a stream client gets no stream, text runs past a
+    stop sequence) while looking like success."""
+    if payload.get("stream"):
+        raise RequestRejected(400, "streaming is not supported: send 'stream': false")
+    if payload.get("stop") not in (None, [], ""):
+        raise RequestRejected(400, "'stop' sequences are not supported")
+
+
 def parse_chat_request(payload: Any) -> list[GenerationRequest]:
     """One request per choice asked for; absent parameters take OpenAI's defaults."""
     if not isinstance(payload, dict):
@@ -86,14 +97,23 @@ def parse_chat_request(payload: Any) -> list[GenerationRequest]:
         if role is None:
             raise RequestRejected(400, f"messages[{index}].role must be one of {sorted(_ROLES)}")
         messages.append(ChatMessage(role, _content_text(item.get("content"), index)))
-    # Newer OpenAI clients send max_completion_tokens instead of max_tokens.
-    tokens_key = "max_completion_tokens" if "max_completion_tokens" in payload else "max_tokens"
+    _refuse_unsupported(payload)
+    # Newer OpenAI clients send max_completion_tokens instead of max_tokens (a null one is
+    # absent, not a reason to ignore max_tokens).
+    tokens_key = "max_completion_tokens" if payload.get("max_completion_tokens") is not None \
+        else "max_tokens"
     params = SamplingParams(
         temperature=_number(payload, "temperature", 1.0),
         top_p=_number(payload, "top_p", 1.0),
         max_tokens=_integer(payload, tokens_key, SamplingParams().max_tokens),
         seed=_integer(payload, "seed", 0),
     )
+    if not 0.0 <= params.temperature <= 2.0:  # NaN fails too
+        raise RequestRejected(400, "'temperature' must be between 0 and 2")
+    if not 0.0 < params.top_p <= 1.0:
+        raise RequestRejected(400, "'top_p' must be above 0 and at most 1")
+    if params.max_tokens < 1:
+        raise RequestRejected(400, f"'{tokens_key}' must be at least 1")
     n = _integer(payload, "n", 1)
     if not 1 <= n <= 128:
         raise RequestRejected(400, "'n' must be between 1 and 128")
@@ -126,6 +146,9 @@ def completion_body(state: ServeState, generations: list[Generation]) -> dict[st
     }
 
 
+_URL = re.compile(r"https?://\S+")
+
+
 def _error_for(exc: BaseException) -> RequestRejected:
     """Backend failures as HTTP errors a client's retry logic understands."""
     if isinstance(exc, AnswerNotAvailable):
@@ -135,7 +158,11 @@ def _error_for(exc: BaseException) -> RequestRejected:
     if isinstance(exc, RetryableError | concurrent.futures.CancelledError):
         return RequestRejected(503, str(exc) or "server stopping", "overloaded_error")
     if isinstance(exc, BackendError):
-        return RequestRejected(502, str(exc), "upstream_error")
+        # the upstream's address is this server's business, not its clients'
+        said = _URL.sub("<upstream>", str(exc))
+        if exc.per_request:  # the upstream refused this prompt: so does this server
+            return RequestRejected(400, said)
+        return RequestRejected(502, said, "upstream_error")
     logger.exception("backend failed", exc_info=exc)
     return RequestRejected(500, f"internal error ({type(exc).__name__})", "server_error")
 

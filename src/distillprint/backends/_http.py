@@ -29,6 +29,8 @@ from distillprint.secrets import Secret, read_secret, redact, redact_values
 
 # 408/409/425 are transient by definition; 529 is Anthropic's "overloaded".
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 529})
+# Refusals of one request (its prompt, its size): the collection goes on without it.
+REQUEST_STATUS = frozenset({400, 413, 422})
 _EXCERPT_CHARS = 300
 # json.loads has already joined valid surrogate pairs, so any surrogate left is a lone one.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -224,7 +226,7 @@ class JsonApi:
                 f"{self.clean(shown) or 'an unnamed location'}, not followed because the request "
                 "carries the API key; set the base URL to the final address"
             )
-        return BackendError(message)
+        return BackendError(message, per_request=status in REQUEST_STATUS)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -59,10 +59,11 @@ pair features (see `distillprint.score.pairwise`): views {", ".join(model.views)
 Logistic regression on standardised features, coefficients constrained to be non-negative,
 Platt-recalibrated on out-of-fold scores (`DistillationClassifier`). Standardised weights:
 {weights}; intercept {clf.intercept_:+.3f}; Platt slope/offset {clf.platt_[0]:.3f} /
-{clf.platt_[1]:+.3f}. Hyperparameters: {hyperparameters}. p-values are conformal against {len(clf.null_scores_)} out-of-fold
-scores of the non-distilled training pairs (rank floor
-{1 / (1 + len(clf.null_scores_)):.3f}); beyond the largest null score the tail is extrapolated
-with a Student-t predictive fit to those scores, so stronger evidence gets smaller p-values.
+{clf.platt_[1]:+.3f}. Hyperparameters: {hyperparameters}.
+p-values are conformal against {len(clf.null_scores_)} out-of-fold scores of the
+non-distilled training pairs (rank floor {1 / (1 + len(clf.null_scores_)):.3f}); beyond the
+largest null score the tail is extrapolated with a Student-t predictive fit to those scores,
+so stronger evidence gets smaller p-values.
 
 ## Training data
 - labelled pairs: `{_fmt(data.get("pairs"))}` ({len(meta.get("training_pairs", []))} pairs used)
