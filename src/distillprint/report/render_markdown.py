@@ -50,14 +50,15 @@ def _summary_lines(report: ScoreReport) -> list[str]:
     return [
         f"## distillprint: {mark} {report.verdict}",
         "",
-        f"Suspect {_cell(report.suspect)} vs teacher {_cell(report.teacher)}",
+        f"Suspect {code_span(report.suspect, limit=60)} vs teacher "
+        f"{code_span(report.teacher, limit=60)}",  # not a table row: no '|' escaping
         "",
         "| | |",
         "|---|---|",
         f"| Verdict | **{report.verdict}** |",
         f"| Probability of distillation | {format_percent(report.probability)} |",
         f"| p-value | {format_p_value(report.p_value)} (α = {report.alpha:.4g}) |",
-        f"| Probe set | {_cell(f'{report.probe_set} v{report.probe_set_version}')}, "
+        f"| Probe set | {_cell(f'{report.probe_set} version {report.probe_set_version}')}, "
         f"{report.n_prompts} prompts, {len(report.background)} background models |",
         *_specificity_rows(report),
         "",
