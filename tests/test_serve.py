@@ -125,7 +125,10 @@ def test_required_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
             headers={"Authorization": "Bearer serve-secret-123"},
         )
         health = client.get("/health")
+        schemes = [client.get("/v1/models", headers={"Authorization": value}).status_code
+                   for value in ("bearer serve-secret-123", "serve-secret-123")]
     assert (denied.status_code, wrong.status_code, allowed.status_code) == (401, 401, 200)
+    assert schemes == [200, 401]  # the scheme in any case, but a scheme it must be
     assert health.status_code == 200 and "serve-secret-123" not in denied.text
 
 

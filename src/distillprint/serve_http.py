@@ -225,8 +225,11 @@ class ChatHandler(BaseHTTPRequestHandler):
         key = self.state.api_key
         if key is None:
             return True
-        sent = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(sent.encode(), key.reveal().encode())
+        # "Bearer KEY", the scheme in any case (RFC 7235); nothing else carries a key
+        scheme, _, sent = self.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(sent.strip().encode(), key.reveal().encode())
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
