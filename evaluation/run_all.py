@@ -7,6 +7,7 @@ meaningful on whatever machine this runs on. The AlpacaEval development data is 
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,9 @@ TRAIN_EMBEDDER = ["-m", "accelerate.commands.launch", "--config_file",
                   "--config", str(ROOT / "configs" / "embedder" / "cpu-small.yaml")]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # no options: parsed only so that --help explains instead of starting an hour of work
+    argparse.ArgumentParser(description=__doc__).parse_args(argv)
     commands = BENCHMARKS if EMBEDDER.is_dir() else [TRAIN_EMBEDDER, *BENCHMARKS]
     for command in commands:
         print("==", " ".join(Path(part).name if "/" in part else part for part in command),

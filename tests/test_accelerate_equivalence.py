@@ -99,11 +99,11 @@ def test_two_process_embed_equals_one_process(
     logs, tiny = tiny_setup
     spec = f"combined:{tiny}"  # encoder + stylometry + PoS: sharded leaves and a fitted scaling
     rows = rows_from_answer_logs([logs])
-    distillprint = shutil.which("distillprint", path=str(BIN))
-    assert distillprint is not None
     two_cache = tmp_path / "two.sqlite"
+    # as the README runs it: a module relaunched under torchrun by path would import the
+    # package's types.py in place of the standard library's
     command = [
-        distillprint, "embed", "--responses", str(logs), "--embedder", spec,
+        "-m", "distillprint.cli", "embed", "--responses", str(logs), "--embedder", spec,
         "--out", str(tmp_path / "two.npz"), "--cache", str(two_cache),
     ]  # fmt: skip
     launch = _launch(2, command, tmp_path / "embed.err")

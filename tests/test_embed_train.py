@@ -207,6 +207,16 @@ def test_relaunch_detection(tmp_path: Path) -> None:
     assert requested_processes(["python", "train.py"]) is None
 
 
+def test_a_module_is_relaunched_as_a_module() -> None:
+    from distillprint.embed.launch import relaunch_target
+
+    cli = "/repo/src/distillprint/cli.py"
+    assert relaunch_target([cli, "embed", "--out", "v.npz"], "distillprint.cli") == [
+        "--module", "--", "distillprint.cli", "embed", "--out", "v.npz"]
+    assert relaunch_target(["train.py", "--config", "c.yaml"], None) == [
+        "--", "train.py", "--config", "c.yaml"]
+
+
 def test_center_by_prompt_removes_shared_content() -> None:
     import torch
 

@@ -13,6 +13,7 @@ Writes ``adversarial_live.{md,json}`` next to this file.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
@@ -49,7 +50,14 @@ def with_system_prompt(probe_set: ProbeSet, system: str) -> ProbeSet:
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args()
     config = load_zoo_config(ROOT / "configs" / "zoo" / "cpu-small.yaml")
+    built = ROOT / config.work_dir / "models"
+    if not all((built / model / "recipe.json").is_file()
+               for model in ("gemma-chitchat", "gemma-smollm2")):
+        print(f"needs the zoo's trained students in {built}: run `make zoo` first",
+              file=sys.stderr)
+        return 2
     zoo_out = ROOT / config.out_dir
     collector = Collector(ROOT / config.work_dir / "store.sqlite", Console(stderr=True),
                           threads=config.training.threads)

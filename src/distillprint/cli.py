@@ -573,7 +573,11 @@ def serve(
     ] = None,
     base_url: Annotated[str | None, typer.Option(help="Upstream base URL (openai:).")] = None,
     timeout: Annotated[float, typer.Option(help="Upstream timeout, seconds.")] = 120.0,
-    fault_script: Annotated[str, typer.Option(help="Faults in order, e.g. 429x3,500,reset.")] = "",
+    fault_script: Annotated[
+        str,
+        typer.Option(help="Faults in order, e.g. 429x3,500,reset. Kinds: 429, 500, 502, 503, "
+                     "reset, stall, truncated, cut, non-json, empty."),
+    ] = "",
     fault_rate: Annotated[
         list[str] | None, typer.Option(help="Random fault rate, e.g. 429=0.1 (repeatable).")
     ] = None,

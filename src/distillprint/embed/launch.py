@@ -71,8 +71,23 @@ def relaunch_multi_cpu(argv: Sequence[str]) -> None:
         f"--nproc_per_node={processes}",
         f"--master_addr={os.environ['MASTER_ADDR']}",
         f"--master_port={os.environ.get('MASTER_PORT', '29500')}",
-        # "--": torchrun would otherwise take a script option that abbreviates one of its own
-        "--", *argv,
+        *relaunch_target(argv, main_module_name()),
     ]  # fmt: skip
     sys.stdout.flush()
     os.execv(sys.executable, command)
+
+
+def main_module_name() -> str | None:
+    """The module run with ``python -m``, None for a script run by path."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec.name if spec is not None else None
+
+
+def relaunch_target(argv: Sequence[str], module: str | None) -> list[str]:
+    """torchrun's arguments for the same program. A module started with ``-m`` is restarted
+    with ``--module``: run by its path, ``distillprint/cli.py`` would put its own folder
+    first on ``sys.path``, where the package's ``types.py`` hides the standard library's."""
+    # "--": torchrun would otherwise take a program option that abbreviates one of its own
+    if module is not None:
+        return ["--module", "--", module, *argv[1:]]
+    return ["--", *argv]
