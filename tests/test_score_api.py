@@ -163,3 +163,14 @@ def test_attribution_names_a_background_model_the_suspect_learned_from(zoo) -> N
     assert result.background_teachers[0].probability >= 0.8
     written = json.loads(json.dumps(result.to_dict()))
     assert written["background_teachers"][0]["model"] == "teacher_b"
+
+
+def test_score_and_attribute_share_one_cached_cube(zoo, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    teacher, suspect = models["teacher_a"], models["student_a2"]
+    pair = score_pair(teacher, suspect, background, model=scoring, cache_dir=tmp_path)
+    cubes = list(tmp_path.glob("cube-*.npz"))
+    # attribute lists the suspect first: the same models, so the same cube file
+    ranked = attribute(suspect, [teacher], background, model=scoring, cache_dir=tmp_path)
+    assert list(tmp_path.glob("cube-*.npz")) == cubes and len(cubes) == 1
+    assert ranked.candidates[0].pair_probability == pytest.approx(pair.probability)

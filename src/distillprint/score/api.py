@@ -140,7 +140,10 @@ def compare(
     read back instead of recomputed (vectorising every answer is most of a score's time).
     """
     prompts = list(prompt_ids) if prompt_ids is not None else shared_prompt_ids(models)
-    cube = cached_cube(models, scoring.make_views(), prompts, cache_dir)
+    # One order for one set of models: ``score`` (teacher first) and ``attribute`` (suspect
+    # first) on the same logs then share a cached cube instead of computing and storing two.
+    ordered = sorted(models, key=lambda model: model.name)
+    cube = cached_cube(ordered, scoring.make_views(), prompts, cache_dir)
     mask = np.array([name in set(background) for name in cube.models])
     return cube, pair_features(cube, mask)
 
