@@ -29,7 +29,7 @@ from distillprint.score.model import default_model
 from distillprint.score.pairs import LabelledPair, choose_background, pair_models, read_pairs_csv
 from distillprint.score.pairwise import pair_features
 from distillprint.score.stats import VerdictPolicy
-from distillprint.score.train import ClassifierParams, Design, grouped_predictions
+from distillprint.score.train import ClassifierParams, leave_one_teacher_out
 from distillprint.score.training import ClassifierHyperparameters
 
 DATA = Path("../shared/data/alpaca_eval")
@@ -109,17 +109,9 @@ def _arrays(rows: list[Row]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.array([r[0] for r in labelled]))
 
 
-def _leave_one_teacher_out(
-    x: np.ndarray, y: np.ndarray, teachers: np.ndarray, params: ClassifierParams
-) -> tuple[np.ndarray, np.ndarray]:
-    rows = Design(tuple(teachers), tuple(teachers), x, y)  # suspects unused when grouping
-    predictions = grouped_predictions(rows, rows.teachers, params)
-    return predictions.probability, predictions.p_value
-
-
 def evaluate(dev: list[Row], families: list[Row], params: ClassifierParams) -> tuple[str, str]:
     x, y, teachers = _arrays(dev)
-    prob, p_value = _leave_one_teacher_out(x, y, teachers, params)
+    prob, p_value = leave_one_teacher_out(x, y, teachers, params)
     shipped = params.make().fit(x, y)
     fx, fy, _ = _arrays(families)
     return (_summary(y, prob, p_value),
@@ -132,7 +124,7 @@ def evaluate_joint(
     """Trained on both files' pairs, each teacher held out in turn."""
     x, y, teachers = _arrays(dev)
     fx, fy, ft = _arrays(families)
-    prob, p_value = _leave_one_teacher_out(
+    prob, p_value = leave_one_teacher_out(
         np.r_[x, fx], np.r_[y, fy], np.r_[[f"dev:{t}" for t in teachers],
                                          [f"families:{t}" for t in ft]], params
     )

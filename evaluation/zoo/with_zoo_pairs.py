@@ -20,25 +20,11 @@ import numpy as np
 from distillprint.bench.evaluate import verdict_tally
 from distillprint.bench.metrics import auroc, expected_calibration_error
 from distillprint.score.stats import VerdictPolicy
-from distillprint.score.train import (
-    ClassifierParams,
-    Design,
-    design,
-    grouped_predictions,
-    labelled_rows,
-)
+from distillprint.score.train import design, labelled_rows, leave_one_teacher_out
 from distillprint.score.training import load_train_config, training_data
 from distillprint.zoo.results import PLAIN
 
 HERE = Path(__file__).resolve().parent
-
-
-def _loto(
-    x: np.ndarray, y: np.ndarray, teachers: np.ndarray, params: ClassifierParams
-) -> tuple[np.ndarray, np.ndarray]:
-    rows = Design(tuple(teachers), tuple(teachers), x, y)  # suspects unused when grouping
-    predictions = grouped_predictions(rows, rows.teachers, params)
-    return predictions.probability, predictions.p_value
 
 
 def _summary(prob: np.ndarray, p_value: np.ndarray, y: np.ndarray) -> dict[str, str]:
@@ -71,13 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     plain = np.array([p["relation"] in PLAIN or p["label"] == 0 for p in zoo])
 
     shipped = params.make().fit(x_dev, y_dev)
-    prob_dev, p_dev = _loto(x_dev, y_dev, t_dev, params)
+    prob_dev, p_dev = leave_one_teacher_out(x_dev, y_dev, t_dev, params)
     settings = {
         "development pairs only (shipped)": (
             prob_dev, p_dev, shipped.predict_proba(x_zoo)[:, 1], shipped.tail_p_values(x_zoo)
         ),
     }
-    prob, p_value = _loto(
+    prob, p_value = leave_one_teacher_out(
         np.r_[x_dev, x_zoo], np.r_[y_dev, y_zoo], np.r_[t_dev, t_zoo], params
     )
     n = len(y_dev)

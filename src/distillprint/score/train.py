@@ -111,3 +111,13 @@ def grouped_predictions(
         pval[test] = classifier.tail_p_values(target.X[test])
         conformal[test] = classifier.null_p_values(target.X[test])
     return GroupedPredictions(prob, pval, conformal, tuple(skipped), models)
+
+
+def leave_one_teacher_out(
+    x: np.ndarray, y: np.ndarray, teachers: np.ndarray, params: ClassifierParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(distilled) and p-value of labelled feature rows, each from a classifier fitted
+    without its teacher's rows (the benchmarks' protocol, on rows built outside a cube)."""
+    rows = Design(tuple(teachers), tuple(teachers), x, y)  # suspects unused when grouping
+    predictions = grouped_predictions(rows, rows.teachers, params)
+    return predictions.probability, predictions.p_value
