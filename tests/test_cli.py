@@ -90,3 +90,19 @@ def test_a_spec_that_names_no_model_says_so(spec: str) -> None:
     with pytest.raises(InputError, match="names no model") as info:
         split_spec(spec)
     assert "did you mean" not in str(info.value)
+
+
+def test_collect_stops_when_the_server_refuses_every_request(tmp_path: Path) -> None:
+    from servers import Canned, ScriptedServer
+
+    refusal = Canned(400, {"type": "error", "error": {
+        "type": "invalid_request_error",
+        "message": "`temperature` and `top_p` cannot both be specified for this model."}})
+    store = tmp_path / "s.sqlite"
+    with ScriptedServer(default=refusal) as server:
+        result = run_cli("collect", "--model", "anthropic:claude-test", "--base-url", server.url,
+                         "--probes", "core-v1", "--store", str(store), "--concurrency", "1")
+    assert result.returncode == 2, result.stderr
+    assert "first 5 requests were all refused" in result.stderr
+    assert "cannot both be specified" in result.stderr
+    assert len(server.seen) == 5  # not the probe set's 179

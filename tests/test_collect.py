@@ -113,3 +113,24 @@ def test_an_interrupted_collection_says_that_nothing_is_lost() -> None:
     with pytest.raises(KeyboardInterrupt), resumable(Console(file=printed)):
         raise KeyboardInterrupt
     assert "everything answered so far is stored" in printed.getvalue()
+
+
+async def test_a_setting_refused_on_every_request_stops_the_run(tmp_path: Path) -> None:
+    # every prompt refused (as a model that rejects the sampling settings does): stop early
+    # with the server's reason instead of sending all 40 requests
+    refused = frozenset(f"prompt {i}" for i in range(40))
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        backend = FakeBackend(refused_prompts=refused)
+        with pytest.raises(BackendError, match=r"first 5 requests were all refused.*refused"):
+            await collect(backend, probe_set(40), store, retry=FAST, concurrency=1)
+        assert store.count() == 0
+
+
+async def test_refusals_after_an_answer_fail_alone(tmp_path: Path) -> None:
+    # once the model has answered, refusals are the prompts' own: the run goes on
+    refused = frozenset(f"prompt {i}" for i in range(1, 40))
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        await collect(FakeBackend(), probe_set(1), store, retry=FAST)
+        summary = await collect(FakeBackend(refused_prompts=refused), probe_set(40), store,
+                                retry=FAST, concurrency=1)
+    assert (summary.already_stored, summary.stored_now, summary.failed) == (1, 0, 39)

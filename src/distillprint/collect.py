@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int], None]
 
+#: Refusals in a row, before any answer, that read as a refused setting rather than prompts:
+#: sampling values a model does not accept fail every request alike (HTTP 400).
+REFUSALS_BEFORE_STOP = 5
+
 
 @dataclass
 class CollectionSummary:
@@ -113,8 +117,10 @@ async def collect(
     limit = max(1, min(concurrency, backend.max_concurrency or concurrency))
     policy = retry or RetryPolicy()
     elsewhere: list[str] = []  # keys another collector held when this one wanted them
+    answered_any = plan.already_stored > 0
 
     async def run_batch(keyed: list[tuple[str, GenerationRequest]]) -> None:
+        nonlocal answered_any
         # Another collector on the same store may have stored, or be requesting, some of these
         # since we planned: claiming them first means no answer is ever paid for twice.
         mine = store.claim([key for key, _ in keyed])
@@ -134,7 +140,15 @@ async def collect(
                 raise  # a wrong key or model fails every request alike: stop asking
             summary.failed += len(batch)
             summary.errors.append(str(exc))
+            if (isinstance(exc, BackendError) and not answered_any
+                    and len(summary.errors) >= REFUSALS_BEFORE_STOP):
+                raise BackendError(
+                    f"the first {len(summary.errors)} requests were all refused, so the "
+                    f"request itself is likely wrong (for example a sampling setting this "
+                    f"model does not accept), not the prompts; the last refusal: {exc}"
+                ) from None
         else:
+            answered_any = True
             answered: list[tuple[str | None, GenerationRequest, Generation]] = []
             for (key, request), result in zip(claimed, results, strict=True):
                 if isinstance(result, AnswerNotAvailable):
