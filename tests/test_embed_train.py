@@ -133,6 +133,48 @@ def test_in_process_training_lowers_loss_and_saves(tmp_path: Path) -> None:
         train_embedder(config)  # a second run never overwrites the first one's encoder
 
 
+def test_a_stopped_run_resumes_from_its_checkpoint_to_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load_file
+
+    import distillprint.embed.train as train_module
+
+    path = write_config(tmp_path, steps=6)
+    whole = load_train_config(path, ["optim.checkpoint_every=2", f"output_dir={tmp_path / 'a'}"])
+    train_embedder(whole)
+
+    resumable = load_train_config(path, ["optim.checkpoint_every=2",
+                                         f"output_dir={tmp_path / 'b'}"])
+    calls = 0
+    real_loss = train_module.supcon_loss
+
+    def stop_at_step_five(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise KeyboardInterrupt  # as Ctrl-C mid-step: steps 1-4 done, checkpoint at 4
+        return real_loss(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train_module, "supcon_loss", stop_at_step_five)
+    with pytest.raises(KeyboardInterrupt):
+        train_embedder(resumable)
+    assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir()] == ["step-000004"]
+    monkeypatch.setattr(train_module, "supcon_loss", real_loss)
+
+    changed = load_train_config(path, ["optim.checkpoint_every=2", "optim.learning_rate=0.1",
+                                       f"output_dir={tmp_path / 'b'}"])
+    with pytest.raises(InputError, match=r"other settings \(optim\.learning_rate\)"):
+        train_embedder(changed)
+
+    result = train_embedder(resumable)
+    assert result.metrics["resumed_from_step"] == 4 and len(result.losses) == 6
+    first, second = (load_file(str(tmp_path / d / "model.safetensors")) for d in "ab")
+    assert first.keys() == second.keys()
+    assert all(first[name].equal(second[name]) for name in first)
+    assert not (tmp_path / "b" / "checkpoints").exists()  # the encoder is saved: space freed
+
+
 def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("optim:\n  stepz: 3\n")
@@ -184,12 +226,14 @@ def test_accelerate_launch_two_cpu_processes(tmp_path: Path) -> None:
         accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29561",
         str(REPO / "training" / "train_embedder.py"), "--config", str(config),
+        "--set", "optim.checkpoint_every=2",  # both ranks save their state mid-run
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout[done.stdout.index("{") :])
     assert summary["processes"] == 2
     check_artifact(tmp_path / "out")
+    assert not (tmp_path / "out" / "checkpoints").exists()
 
 
 def test_relaunch_detection(tmp_path: Path) -> None:

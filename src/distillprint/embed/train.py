@@ -4,7 +4,8 @@ Runs unchanged in one process, under ``accelerate launch --num_processes 2 --cpu
 GPUs: every process draws its own grid batches (seeded by rank) and DDP averages the
 gradients. The loss is supervised contrastive (SupCon) over the grid, see ``train_data``.
 The main process saves the checkpoint (weights + tokenizer), the training manifest (what
-the benchmark must leave out), metrics and a model card.
+the benchmark must leave out), metrics and a model card. With ``optim.checkpoint_every`` a
+stopped run resumes from its latest checkpoint when started again (``checkpoints``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from distillprint.embed.checkpoints import (
+    Progress,
+    check_resumable,
+    config_tree,
+    latest_checkpoint,
+    remove_checkpoints,
+    save_checkpoint,
+)
 from distillprint.embed.modelcard import write_model_card
 from distillprint.embed.train_config import TrainConfig
 from distillprint.embed.train_data import Batch, GridSampler, TrainingData, load_training_data
@@ -176,17 +185,23 @@ def train_embedder(
     # The schedule stays unprepared: a prepared one advances once per process per step, which
     # would end warm-up and decay early on N processes; ``steps`` counts optimizer steps.
     model, optimizer = accelerator.prepare(model, optimizer)
-    before = _validate(accelerator, model, tokenizer, data, config)
-    losses, started = _loop(accelerator, model, tokenizer, optimizer, schedule, data, config)
+    accelerator.register_for_checkpointing(schedule)
+    resumed = _resume(accelerator, config)
+    if resumed is None:
+        resumed = Progress(0, [], 0.0, _validate(accelerator, model, tokenizer, data, config),
+                           accelerator.num_processes, config_tree(config))
+    losses, seconds = _loop(accelerator, model, tokenizer, optimizer, schedule, data, config,
+                            resumed)
     after = _validate(accelerator, model, tokenizer, data, config)
     metrics = {
         "trainable_parameters": trainable,
         "steps": config.optim.steps,
         "processes": accelerator.num_processes,
-        "train_seconds": round(time.perf_counter() - started, 1),
+        "train_seconds": round(seconds, 1),
+        "resumed_from_step": resumed.step,
         "first_loss": losses[0],
         "final_loss": sum(losses[-10:]) / len(losses[-10:]),
-        "validation_before": before,
+        "validation_before": resumed.validation_before,
         "validation_after": after,
         **data.summary(),
     }
@@ -194,10 +209,23 @@ def train_embedder(
     output = None
     if accelerator.is_main_process:
         output = _save(accelerator.unwrap_model(model), tokenizer, data, config, metrics)
+        remove_checkpoints(config.output_dir)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     _destroy_process_group()
     return TrainResult(output, losses, metrics)
+
+
+def _resume(accelerator: Accelerator, config: TrainConfig) -> Progress | None:
+    """Restore the latest checkpoint of this run, if a stopped run left one."""
+    latest = latest_checkpoint(config.output_dir)
+    if latest is None:
+        return None
+    folder, progress = latest
+    check_resumable(folder, progress, config, accelerator.num_processes)
+    accelerator.load_state(str(folder))
+    accelerator.print(f"resuming from {folder} (step {progress.step} of {config.optim.steps})")
+    return progress
 
 
 def _destroy_process_group() -> None:
@@ -217,17 +245,22 @@ def _loop(
     schedule: Any,
     data: TrainingData,
     config: TrainConfig,
+    resumed: Progress,
 ) -> tuple[list[float], float]:
+    """Steps ``resumed.step`` to the end; the losses of every step and the seconds they took."""
     import torch
     from tqdm.auto import tqdm
 
     optim = config.optim
     seed = optim.seed * 1000 + accelerator.process_index
     sampler = GridSampler(data, optim.models_per_batch, optim.prompts_per_batch, seed)
-    losses: list[float] = []
+    for _ in range(resumed.step):
+        sampler.next_batch()  # replay the draws the checkpoint's steps consumed
+    losses = list(resumed.losses)
     started = time.perf_counter()
     model.train()
-    bar = tqdm(range(optim.steps), desc="train", disable=not accelerator.is_local_main_process)
+    bar = tqdm(range(resumed.step, optim.steps), desc="train", initial=resumed.step,
+               total=optim.steps, disable=not accelerator.is_local_main_process)
     for step in bar:
         batch: Batch = sampler.next_batch()
         with accelerator.autocast():
@@ -249,7 +282,13 @@ def _loop(
         bar.set_postfix(loss=f"{mean_loss:.3f}")
         if (step + 1) % config.logging.log_every == 0 or step == 0:
             accelerator.log({"loss": mean_loss, "lr": schedule.get_last_lr()[0]}, step=step)
-    return losses, started
+        done = step + 1
+        if optim.checkpoint_every and done % optim.checkpoint_every == 0 and done < optim.steps:
+            seconds = resumed.train_seconds + time.perf_counter() - started
+            save_checkpoint(accelerator, config.output_dir, Progress(
+                done, losses, round(seconds, 1), resumed.validation_before,
+                accelerator.num_processes, resumed.config))
+    return losses, resumed.train_seconds + time.perf_counter() - started
 
 
 def _validate(

@@ -52,6 +52,9 @@ class OptimConfig(_Strict):
     center_prompts: bool = False
     max_grad_norm: float = Field(default=1.0, gt=0)
     seed: int = 0
+    # Save a resumable checkpoint every N steps (None: never); a rerun with the same settings
+    # and output_dir continues from the latest one.
+    checkpoint_every: int | None = Field(default=None, ge=1)
 
 
 class LoggingConfig(_Strict):
