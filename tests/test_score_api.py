@@ -174,3 +174,35 @@ def test_score_and_attribute_share_one_cached_cube(zoo, tmp_path) -> None:  # ty
     ranked = attribute(suspect, [teacher], background, model=scoring, cache_dir=tmp_path)
     assert list(tmp_path.glob("cube-*.npz")) == cubes and len(cubes) == 1
     assert ranked.candidates[0].pair_probability == pytest.approx(pair.probability)
+
+
+def test_the_cube_cache_keeps_the_most_recently_used_cubes_within_its_budget(
+    zoo, tmp_path  # type: ignore[no-untyped-def]
+) -> None:
+    import os
+
+    from distillprint.score.cube_cache import cached_cube
+
+    models, _background, scoring = zoo
+    views = scoring.make_views()
+    names = sorted(models)
+    sets = [[models[n] for n in names[k : k + 5]] for k in range(3)]  # cubes of one size
+    prompts = sorted(models[names[0]].responses)[:20]
+
+    def cubes() -> list[str]:
+        return sorted(p.name for p in tmp_path.glob("cube-*.npz"))
+
+    first = cached_cube(sets[0], views, prompts, tmp_path)
+    [first_file] = cubes()
+    size = (tmp_path / first_file).stat().st_size
+    os.utime(tmp_path / first_file, (1, 1))  # long ago
+    cached_cube(sets[1], views, prompts, tmp_path, max_bytes=10 * size)
+    assert len(cubes()) == 2  # within budget: both kept
+    [second] = [name for name in cubes() if name != first_file]
+    os.utime(tmp_path / second, (2, 2))  # used after the first, also long ago
+    cached_cube(sets[0], views, prompts, tmp_path, max_bytes=10 * size)  # used again: newest
+    cached_cube(sets[2], views, prompts, tmp_path, max_bytes=int(2.5 * size))
+    # over budget: the least recently used (the second set's) went, the reused one stayed
+    assert first_file in cubes() and second not in cubes() and len(cubes()) == 2
+    again = cached_cube(sets[0], views, prompts, tmp_path, max_bytes=1)
+    assert again.models == first.models and cubes() == [first_file]  # the one in use stays

@@ -2,13 +2,17 @@
 
 The key hashes each model's name and every response text, the prompt ids, and the view names
 with the package version (view code ships with the package); a changed answer, prompt or
-view gives a new key, so a stale cube is never served.
+view gives a new key, so a stale cube is never served. A CI gate that scores every new
+checkpoint writes a new cube each time, so the folder keeps the most recently used cubes that
+fit in ``max_bytes`` and deletes the others (a deleted cube is only recomputed if needed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,18 +61,52 @@ def _load(path: Path) -> SimilarityCube:
         )
 
 
+#: 2 GiB: a cube of 187 models x 805 prompts is 340 MB; one of a score's usual 30-50 a few MB.
+DEFAULT_MAX_BYTES = 2 << 30
+
+
+def prune(cache_dir: Path, keep: Path, max_bytes: int) -> list[Path]:
+    """Delete the least recently used cubes beyond ``max_bytes``; ``keep`` always stays."""
+    cubes = []
+    for path in Path(cache_dir).glob("cube-*.npz"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # another process pruned it first
+            continue
+        cubes.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in cubes)
+    removed: list[Path] = []
+    for _, size, path in sorted(cubes, key=lambda item: item[0]):
+        if total <= max_bytes:
+            break
+        if path == keep:
+            continue
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    return removed
+
+
 def cached_cube(
     models: Sequence[ModelAnswers],
     views: Sequence[View],
     prompts: Sequence[str],
     cache_dir: Path | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> SimilarityCube:
     if cache_dir is None:
         return build_cube(models, views, prompts)
     path = Path(cache_dir) / f"cube-{cube_key(models, views, prompts)}.npz"
+    cube = None
     if path.exists():
-        return _load(path)
-    cube = build_cube(models, views, prompts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _save(path, cube)
+        with contextlib.suppress(OSError):  # a read-only cache is still served
+            os.utime(path)  # recently used: the last to be pruned
+        with contextlib.suppress(FileNotFoundError):  # pruned by another run meanwhile
+            cube = _load(path)
+    if cube is None:
+        cube = build_cube(models, views, prompts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save(path, cube)
+    with contextlib.suppress(OSError):
+        prune(path.parent, path, max_bytes)
     return cube
