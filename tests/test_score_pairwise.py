@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from distillprint.bench.synthetic import synthetic_zoo
+from distillprint.score import pairwise
 from distillprint.score.cube import SimilarityCube, build_cube
 from distillprint.score.pairwise import pair_features, reference_percentiles
 from distillprint.score.views import WordTfidfView, make_views, template_tokens
@@ -37,6 +38,39 @@ def test_reference_percentiles_match_brute_force_with_missing_answers() -> None:
     np.testing.assert_allclose(
         reference_percentiles(sims, background), _brute_force(sims, background), atol=1e-9
     )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_both_formulations_match_brute_force_with_ties_and_gaps(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_models = int(rng.integers(3, 9))
+    sims = np.round(rng.uniform(-1, 1, size=(5, n_models, n_models)), 1)  # many ties
+    sims = np.triu(sims) + np.triu(sims, 1).transpose(0, 2, 1)
+    sims[rng.uniform(size=sims.shape) < 0.1] = np.nan
+    background = rng.uniform(size=n_models) < 0.6
+    expected = _brute_force(sims, background)
+    for compute in (pairwise._percentiles_dense, pairwise._percentiles_sorted):
+        np.testing.assert_allclose(compute(sims, background), expected, atol=1e-12)
+
+
+def test_large_comparisons_use_the_sorted_formulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    used: list[str] = []
+
+    def recorded(name: str) -> object:
+        real = getattr(pairwise, name)
+
+        def run(sims: np.ndarray, background: np.ndarray) -> np.ndarray:
+            used.append(name)
+            return real(sims, background)  # type: ignore[no-any-return]
+
+        return run
+
+    for name in ("_percentiles_dense", "_percentiles_sorted"):
+        monkeypatch.setattr(pairwise, name, recorded(name))
+    sims = np.random.default_rng(0).uniform(size=(2, 60, 60))
+    reference_percentiles(sims[:, :10, :10], np.ones(10, dtype=bool))
+    reference_percentiles(sims, np.ones(60, dtype=bool))  # 60 x 60 x 60 > 150,000
+    assert used == ["_percentiles_dense", "_percentiles_sorted"]
 
 
 def _cube() -> tuple[SimilarityCube, np.ndarray]:
