@@ -1,13 +1,31 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
-from distillprint.report.load import parse_report
+from typer.testing import CliRunner
+
+from distillprint.cli import app
+from distillprint.report.load import parse_report, write_report_json
+from distillprint.report.manifest import build_manifest, response_digest, seal_report
 from distillprint.report.render_html import MAX_ECHO_CHARS, render_html
 from distillprint.report.schema import ScoreReport, SimilarityDistribution
-from report_fixtures import HOSTILE, sample_report
+from distillprint.report.seal import page_intact
+from distillprint.store import ProbeContext, ResponseStore
+from distillprint.types import (
+    ChatMessage,
+    Generation,
+    GenerationRequest,
+    ModelIdentity,
+    SamplingParams,
+)
+from distillprint.verify_run import verify_report
+from report_fixtures import HOSTILE, sample_report, sample_responses
+
+SEAL_TAG = re.compile(r'<meta name="distillprint-page-sha256" content="([0-9a-f]{64})">\n')
 
 
 class _Collector(HTMLParser):
@@ -140,3 +158,119 @@ def test_an_answer_cut_when_scored_is_marked_once() -> None:
 def test_an_inconclusive_verdict_says_its_probability_is_provisional() -> None:
     report = sample_report().model_copy(update={"verdict": "inconclusive", "probability": 0.99})
     assert "read the number as provisional" in " ".join(render_html(report).split())
+
+
+def _stored_report(tmp_path: Path, **update: object) -> tuple[ScoreReport, Path]:
+    """A sealed report and a store holding its evidence under the labels ``score`` gives."""
+    store = tmp_path / "store.sqlite"
+    digests = []
+    with ResponseStore(store) as writer:
+        for (model, probe_id, index), text in sample_responses().items():
+            identity = ModelIdentity("file", model)
+            request = GenerationRequest(
+                (ChatMessage("user", probe_id),), SamplingParams(), index, probe_id
+            )
+            writer.add(identity, request, Generation(text), ProbeContext("core", "1.0", {}))
+            digests.append(response_digest(identity.label, probe_id, index, text))
+    sample = sample_report()
+    manifest = build_manifest(
+        probe_set="core",
+        probe_set_version="1.0",
+        models=[m.model_copy(update={"label": f"file:{m.label}"}) for m in sample.manifest.models],
+        responses=digests,
+        classifier=sample.manifest.classifier,
+        embedder=sample.manifest.embedder,
+        package_version="0.1.0",
+        created_at=sample.created_at,
+    )
+    return seal_report(sample.model_copy(update={"manifest": manifest, **update})), store
+
+
+def _written_page(tmp_path: Path, **update: object) -> tuple[Path, Path]:
+    report, store = _stored_report(tmp_path, **update)
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    return page, store
+
+
+def _visible(page: str) -> str:
+    return page.split('<script type="application/json"')[0]
+
+
+def test_the_page_seal_is_a_plain_sha256_of_the_page_with_the_digest_blanked() -> None:
+    page = render_html(sample_report())
+    seal = SEAL_TAG.search(page)
+    assert seal is not None and seal.start() < page.index("<title>")
+    blank = page.replace(seal.group(1), "0" * 64, 1)
+    assert hashlib.sha256(blank.encode("utf-8")).hexdigest() == seal.group(1)
+    assert page_intact(page) is True
+
+
+def test_a_rendered_page_verifies_with_its_visible_text(tmp_path: Path) -> None:
+    page, store = _written_page(tmp_path)
+    result = verify_report(page, store)
+    assert result.ok and result.page_intact is True and result.report_intact is True
+    shown = CliRunner().invoke(app, ["verify", str(page), "--store", str(store)])
+    assert shown.exit_code == 0, shown.output
+    assert "its visible text, which is as distillprint wrote it" in " ".join(shown.output.split())
+
+
+def test_an_edited_visible_word_is_noticed(tmp_path: Path) -> None:
+    page, store = _written_page(tmp_path)
+    original = page.read_text(encoding="utf-8")
+    edited = original.replace('<div id="verdict">distilled<', '<div id="verdict">not distilled<')
+    assert _visible(edited) != _visible(original)
+    assert edited.split('<script type="application/json"')[1] == original.split(
+        '<script type="application/json"')[1]
+    page.write_text(edited, encoding="utf-8")
+    result = verify_report(page, store)
+    # the embedded data is untouched, so only the page seal can notice
+    assert result.report_intact is True and result.manifest_intact
+    assert result.page_intact is False and not result.ok
+    shown = CliRunner().invoke(app, ["verify", str(page), "--store", str(store)])
+    assert shown.exit_code == 1
+    assert "the HTML page was edited after it was written" in " ".join(shown.output.split())
+
+
+def test_an_edited_data_block_is_still_caught_by_the_report_hash(tmp_path: Path) -> None:
+    page, store = _written_page(tmp_path)
+    original = page.read_text(encoding="utf-8")
+    edited = original.replace('"probability": 0.93', '"probability": 0.03', 1)
+    assert edited != original and _visible(edited) == _visible(original)
+    page.write_text(edited, encoding="utf-8")
+    result = verify_report(page, store)
+    assert result.report_intact is False and result.page_intact is False and not result.ok
+
+
+def test_an_unsealed_older_page_still_verifies_on_its_data(tmp_path: Path) -> None:
+    page, store = _written_page(tmp_path)
+    older, removed = SEAL_TAG.subn("", page.read_text(encoding="utf-8"))
+    assert removed == 1
+    page.write_text(older, encoding="utf-8")
+    result = verify_report(page, store)
+    assert result.page_intact is None and result.ok and result.report_intact is True
+    shown = CliRunner().invoke(app, ["verify", str(page), "--store", str(store)])
+    assert shown.exit_code == 0 and "the page carries no seal" in " ".join(shown.output.split())
+
+
+def test_a_json_report_has_no_page_to_check(tmp_path: Path) -> None:
+    report, store = _stored_report(tmp_path)
+    result = verify_report(write_report_json(report, tmp_path / "report.json"), store)
+    assert result.ok and result.page_intact is None
+
+
+def test_the_seal_survives_hostile_names_that_mimic_it(tmp_path: Path) -> None:
+    fake_seal = f'<meta name="distillprint-page-sha256" content="{"f" * 64}">'
+    hostile = f"{HOSTILE} {fake_seal}"
+    page, store = _written_page(tmp_path, suspect=hostile, verdict_reason=hostile)
+    text = page.read_text(encoding="utf-8")
+    assert text.count('<meta name="distillprint-page-sha256"') == 1
+    assert parse_report(text).suspect == hostile
+    result = verify_report(page, store)
+    assert result.ok and result.page_intact is True
+
+
+def test_a_page_written_with_windows_line_ends_still_verifies(tmp_path: Path) -> None:
+    page, store = _written_page(tmp_path)
+    page.write_bytes(page.read_bytes().replace(b"\n", b"\r\n"))
+    assert verify_report(page, store).page_intact is True

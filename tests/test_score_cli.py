@@ -81,7 +81,7 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     # a second score reads the similarity cube cached beside the store, same verdict
     cubes = list((tmp_path / "store.sqlite.cubes").glob("cube-*.npz"))
     assert len(cubes) == 1
-    cached_at = cubes[0].stat().st_mtime_ns
+    cached = cubes[0].stat()  # a rebuilt cube is written to a new file (a new inode)
     again = runner.invoke(app, [
         "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
         "--probes", str(logs["prompts"]), "--store", str(store),
@@ -90,7 +90,9 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "again.json").read_text())["probability"] == pytest.approx(
         report["probability"])
-    assert cubes[0].stat().st_mtime_ns == cached_at
+    reread = cubes[0].stat()
+    assert (reread.st_ino, reread.st_size) == (cached.st_ino, cached.st_size)
+    assert reread.st_mtime_ns >= cached.st_mtime_ns  # used again: the last to be pruned
 
     verified = runner.invoke(app, ["verify", str(outputs["html"]), "--store", str(store)])
     assert verified.exit_code == 0, verified.output

@@ -539,16 +539,23 @@ def verify(
         unsealed = " (a report older than schema 1.3: its results carry no hash)" \
             if result.report_intact is None else ""
         out.print(f"ok: all evidence in {report} matches {store}{unsealed}", markup=False)
-        if report.suffix.lower() in (".html", ".htm"):
-            # the visible text is a rendering that nothing seals; the embedded record is checked
-            out.print("checked: the data embedded in the page; the visible text is drawn from "
-                      "it but not sealed, so keep the JSON report as the record", markup=False)
+        if result.page_intact:
+            out.print("checked: the data embedded in the page and its visible text, which is "
+                      "as distillprint wrote it", markup=False)
+        elif report.suffix.lower() in (".html", ".htm"):
+            # written before pages were sealed, or stripped of its seal: say what went unchecked
+            out.print("checked: the data embedded in the page; the page carries no seal, so its "
+                      "visible text is not checked: keep the JSON report as the record",
+                      markup=False)
         return
     if not result.manifest_intact:
         out.print("the manifest itself was edited (its hash does not match)", markup=False)
     if result.report_intact is False:
         out.print("the report itself was edited: its verdict, probability or evidence no longer "
                   "match its hash", markup=False)
+    if result.page_intact is False:
+        out.print("the HTML page was edited after it was written: its visible text no longer "
+                  "matches what distillprint wrote", markup=False)
     problems = [("changed", c.model, c.probe_id, c.sample_index) for c in result.changed]
     problems += [("missing", d.model, d.probe_id, d.sample_index) for d in result.missing]
     for kind, model, probe_id, sample_index in problems[:20]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distillprint.report.load import read_report
+from distillprint.report.load import parse_report, read_report_text
 from distillprint.report.manifest import (
     DigestKey,
     VerifyResult,
@@ -13,11 +13,13 @@ from distillprint.report.manifest import (
     verify_manifest,
 )
 from distillprint.report.schema import ResponseDigest
+from distillprint.report.seal import page_intact
 from distillprint.store import ResponseStore
 
 
 def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
-    report = read_report(report_path)
+    text = read_report_text(report_path)  # once: the seal and the data are of one text
+    report = parse_report(text, source=report_path)
     manifest = report.manifest
     wanted = {DigestKey(d.model, d.probe_id, d.sample_index) for d in manifest.responses}
     labels = {entry.label for entry in manifest.models}
@@ -32,6 +34,10 @@ def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
                     response_digest(label, record.probe_id, record.sample_index, record.response)
                 )
     result = verify_manifest(manifest, current)
+    # None for a JSON report too: JSON text cannot hold the seal tag's unescaped quotes
+    page = page_intact(text)
+    if page is not None:
+        result = result.model_copy(update={"page_intact": page, "ok": result.ok and page})
     if report.report_sha256 is None:  # written before schema 1.3
         return result
     intact = report_hash(report) == report.report_sha256

@@ -40,10 +40,13 @@ def parse_report(text: str, *, source: str | Path = "<report>") -> ScoreReport:
         ) from exc
 
 
-def read_report(path: str | Path) -> ScoreReport:
+def read_report_text(path: str | Path) -> str:
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        return source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read report: {exc}", path=source) from exc
-    return parse_report(text, source=source)
+
+
+def read_report(path: str | Path) -> ScoreReport:
+    return parse_report(read_report_text(path), source=path)

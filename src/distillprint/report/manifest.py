@@ -57,6 +57,9 @@ class VerifyResult(BaseModel):
     manifest_intact: bool
     # None for reports older than schema 1.3, which carry no report hash
     report_intact: bool | None = None
+    # HTML reports only: whether the page's visible text is as written. None for JSON reports
+    # and for pages written before pages were sealed
+    page_intact: bool | None = None
     changed: list[DigestChange]
     missing: list[ResponseDigest]
     added: list[ResponseDigest]

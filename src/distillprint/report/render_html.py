@@ -2,7 +2,8 @@
 
 Responses are untrusted text: the template autoescapes everything, and a Content-Security-
 Policy forbids scripts and remote loads so a missed escape still cannot run or phone home.
-The full report is embedded as a JSON data block, so the page alone can be verified later.
+The full report is embedded as a JSON data block, so the page alone can be verified later,
+and the whole page is sealed (``report.seal``) so an edit of its visible text is noticed too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from distillprint.report.evidence import rank_categories, ranked_echoes
 from distillprint.report.plots import render_plots
 from distillprint.report.schema import Manifest, ScoreReport
+from distillprint.report.seal import BLANK_PAGE_SEAL, seal_page
 from distillprint.score.evidence import MAX_ECHO_CHARS, clip
 
 REPORT_DATA_ID = "distillprint-report"
@@ -109,8 +111,10 @@ def _context(report: ScoreReport) -> dict[str, Any]:
         "report_data": report.model_dump(mode="json"),
         "report_data_id": REPORT_DATA_ID,
         "max_echo_chars": MAX_ECHO_CHARS,
+        "page_seal": BLANK_PAGE_SEAL,
     }
 
 
 def render_html(report: ScoreReport) -> str:
-    return _environment().get_template("report.html.j2").render(**_context(report))
+    page = _environment().get_template("report.html.j2").render(**_context(report))
+    return seal_page(page)
