@@ -220,6 +220,21 @@ def test_smollm2_answers_in_english() -> None:
 
 
 @pytest.mark.integration
+def test_a_gguf_file_named_directly_answers_as_its_packaged_model(tmp_path: Path) -> None:
+    # users with their own GGUF file take the gguf: path; the packaged SmolLM2 file is one
+    packaged = _backend_or_skip("smollm2-135m-instruct")
+    from distillprint.backends import create_backend
+
+    model = get_packaged_model("smollm2-135m-instruct")
+    gguf = model.locator.materialise(tmp_path)
+    direct = create_backend(f"gguf:{gguf}")
+    assert direct.identity.backend == "gguf" and direct.identity.revision  # its fingerprint
+    requests = _requests(max_tokens=12)
+    expected = [g.text for g in asyncio.run(packaged.generate(requests))]
+    assert [g.text for g in asyncio.run(direct.generate(requests))] == expected
+
+
+@pytest.mark.integration
 def test_smollm2_reloads_from_the_converted_cache() -> None:
     _backend_or_skip("smollm2-135m-instruct").load()  # converts on a fresh machine
     started = time.perf_counter()
