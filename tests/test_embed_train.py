@@ -15,6 +15,7 @@ from distillprint.embed.manifest import TrainingManifest
 from distillprint.embed.train import supcon_loss, train_embedder
 from distillprint.embed.train_config import load_train_config
 from distillprint.errors import InputError
+from distillprint.provenance import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 STYLES = {
@@ -98,6 +99,8 @@ def check_artifact(output: Path) -> None:
         assert (output / name).is_file(), name
     card = (output / "MODEL_CARD.md").read_text()
     assert "CC BY-NC 4.0" in card and "learning_rate" in card and "validation_after" in card
+    commit = git_commit()  # the checkout that trained it, where there is one
+    assert f"commit {commit}." in card if commit else "commit unknown" in card
     manifest = TrainingManifest.load(output)
     assert manifest is not None and manifest.train_models == sorted(STYLES)
 

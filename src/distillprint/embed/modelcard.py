@@ -10,6 +10,7 @@ from typing import Any
 from distillprint import __version__
 from distillprint.embed.train_config import TrainConfig
 from distillprint.embed.train_data import TrainingData
+from distillprint.provenance import git_commit
 
 DATA_LICENCES = {
     "alpaca_eval": (
@@ -75,8 +76,9 @@ after fine-tuning.
 {_bullets(metrics)}
 
 ## Provenance
-distillprint {__version__}. Licence of this checkpoint: research use only (inherits the
-CC BY-NC 4.0 restriction of its training data).
+distillprint {__version__}, commit {git_commit() or "unknown (not a git checkout)"}.
+Licence of this checkpoint: research use only (inherits the CC BY-NC 4.0 restriction of its
+training data).
 """
 
 
