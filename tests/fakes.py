@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 
@@ -20,6 +21,7 @@ class FakeBackend(Backend):
         fatal_after: int | None = None,
         refused_prompts: frozenset[str] = frozenset(),
         style: str = "",
+        answer_delay_s: float = 0.0,
     ) -> None:
         self.identity = ModelIdentity("fake", name)
         self.max_batch_size = batch_size
@@ -28,6 +30,7 @@ class FakeBackend(Backend):
         self._fatal_after = fatal_after
         self._style = style
         self._refused = refused_prompts
+        self._delay = answer_delay_s  # refusals return at once, answers after this long
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         if any(request.prompt in self._refused for request in requests):
@@ -37,6 +40,8 @@ class FakeBackend(Backend):
             raise RetryableError("simulated 503", retry_after=0.0)
         if self._fatal_after is not None and len(self.calls) >= self._fatal_after:
             raise BackendError("simulated 401")
+        if self._delay:
+            await asyncio.sleep(self._delay)
         self.calls.append(list(requests))
         return [self.answer(request) for request in requests]
 

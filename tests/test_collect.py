@@ -134,3 +134,41 @@ async def test_refusals_after_an_answer_fail_alone(tmp_path: Path) -> None:
         summary = await collect(FakeBackend(refused_prompts=refused), probe_set(40), store,
                                 retry=FAST, concurrency=1)
     assert (summary.already_stored, summary.stored_now, summary.failed) == (1, 0, 39)
+
+
+
+async def test_fast_refusals_do_not_stop_a_server_that_answers_the_rest(tmp_path: Path) -> None:
+    # 10 prompts refused at once, 30 answered slowly: at 16 requests at a time the refusals
+    # returning first are fewer than the requests in flight, so the run goes on
+    refused = frozenset(f"prompt {i}" for i in range(10))
+    backend = FakeBackend(refused_prompts=refused, answer_delay_s=0.05)
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        summary = await collect(backend, probe_set(40), store, retry=FAST, concurrency=16)
+    assert (summary.stored_now, summary.failed) == (30, 10)
+
+
+async def test_an_answer_in_flight_when_refusals_reach_the_stop_resumes_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import distillprint.collect as collect_module
+
+    # one slow answer first, then 9 refusals return while it is in flight: the workers
+    # drain, the answer lands, and the run goes on instead of stopping
+    order = [5, 0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+
+    def in_order(requests, size):  # type: ignore[no-untyped-def]
+        return iter([[requests[i]] for i in order])
+
+    monkeypatch.setattr(collect_module, "_shuffled_batches", in_order)
+    refused = frozenset(f"prompt {i}" for i in range(10) if i != 5)
+    backend = FakeBackend(refused_prompts=refused, answer_delay_s=0.2)
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        summary = await collect(backend, probe_set(12), store, retry=FAST, concurrency=2)
+    assert (summary.stored_now, summary.failed) == (3, 9)
+
+
+async def test_requests_given_up_after_retries_are_not_refusals(tmp_path: Path) -> None:
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        summary = await collect(FakeBackend(transient_failures=1000), probe_set(8), store,
+                                retry=FAST, concurrency=1)
+    assert (summary.stored_now, summary.failed) == (0, 8)  # reported, not stopped as refused

@@ -206,3 +206,34 @@ def test_the_cube_cache_keeps_the_most_recently_used_cubes_within_its_budget(
     assert first_file in cubes() and second not in cubes() and len(cubes()) == 2
     again = cached_cube(sets[0], views, prompts, tmp_path, max_bytes=1)
     assert again.models == first.models and cubes() == [first_file]  # the one in use stays
+
+
+def test_an_unreadable_or_unwritable_cube_cache_costs_time_not_the_score(
+    zoo, tmp_path, monkeypatch, caplog  # type: ignore[no-untyped-def]
+) -> None:
+    from distillprint.score import cube_cache
+
+    models, _background, scoring = zoo
+    chosen = [models[n] for n in sorted(models)[:5]]
+    prompts = sorted(chosen[0].responses)[:20]
+    views = scoring.make_views()
+    first = cube_cache.cached_cube(chosen, views, prompts, tmp_path)
+    [path] = tmp_path.glob("cube-*.npz")
+    path.write_bytes(path.read_bytes()[:1000])  # cut short, as by a full disk
+    again = cube_cache.cached_cube(chosen, views, prompts, tmp_path)
+    assert "unreadable" in caplog.text and again.models == first.models
+    assert path.stat().st_size > 1000  # written again whole
+
+    # another run's cube being written is neither served nor pruned
+    writing = tmp_path / f"{path.stem}.x1y2.tmp.npz"
+    writing.write_bytes(b"partial")
+    assert cube_cache.prune(tmp_path, path, max_bytes=0) == []
+    assert writing.exists()
+
+    def read_only(_path: object, _cube: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    path.unlink()
+    monkeypatch.setattr(cube_cache, "_save", read_only)
+    third = cube_cache.cached_cube(chosen, views, prompts, tmp_path)
+    assert third.models == first.models and "not cached" in caplog.text

@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int], None]
 
-#: Refusals in a row, before any answer, that read as a refused setting rather than prompts:
-#: sampling values a model does not accept fail every request alike (HTTP 400).
+#: Refused requests, before any answer, that read as a refused setting rather than refused
+#: prompts: sampling values a model does not accept fail every request alike (HTTP 400). At
+#: least as many as run at once: refusals return faster than answers, so a few refused
+#: prompts would otherwise be the first to come back from a server that answers the rest.
 REFUSALS_BEFORE_STOP = 5
 
 
@@ -77,16 +79,17 @@ def plan_collection(
                           len(requests), len(requests) - len(todo), tuple(keys))
 
 
-def _rotated_batches(
+def _shuffled_batches(
     requests: Sequence[tuple[str, GenerationRequest]], size: int
 ) -> Iterator[list[tuple[str, GenerationRequest]]]:
-    """Consecutive batches, starting at a random one and wrapping around: two collectors on
-    one store then work on different requests instead of racing for the same ones, and each
-    batch keeps its planned composition (local backends group requests of similar length)."""
-    count = -(-len(requests) // size)
-    start = random.randrange(count) if count else 0
-    for offset in range(count):
-        first = (start + offset) % count * size
+    """Consecutive batches in a random order. Two collectors on one store then work on
+    different requests instead of racing for the same ones; each batch keeps its planned
+    composition (local backends group requests of similar length); and a probe category a
+    server refuses (a content filter on the refusal probes) is not asked all at once first,
+    where it would read as every request being refused."""
+    starts = list(range(0, len(requests), size))
+    random.shuffle(starts)
+    for first in starts:
         yield list(requests[first : first + size])
 
 
@@ -118,6 +121,9 @@ async def collect(
     policy = retry or RetryPolicy()
     elsewhere: list[str] = []  # keys another collector held when this one wanted them
     answered_any = plan.already_stored > 0
+    refusals: list[BackendError] = []
+    refused_everything = asyncio.Event()  # workers drain what is in flight, then stop
+    stop_after = max(REFUSALS_BEFORE_STOP, limit * max(1, backend.max_batch_size))
 
     async def run_batch(keyed: list[tuple[str, GenerationRequest]]) -> None:
         nonlocal answered_any
@@ -140,13 +146,10 @@ async def collect(
                 raise  # a wrong key or model fails every request alike: stop asking
             summary.failed += len(batch)
             summary.errors.append(str(exc))
-            if (isinstance(exc, BackendError) and not answered_any
-                    and len(summary.errors) >= REFUSALS_BEFORE_STOP):
-                raise BackendError(
-                    f"the first {len(summary.errors)} requests were all refused, so the "
-                    f"request itself is likely wrong (for example a sampling setting this "
-                    f"model does not accept), not the prompts; the last refusal: {exc}"
-                ) from None
+            if isinstance(exc, BackendError) and not answered_any:
+                refusals.extend([exc] * len(batch))
+                if len(refusals) >= stop_after:
+                    refused_everything.set()
         else:
             answered_any = True
             answered: list[tuple[str | None, GenerationRequest, Generation]] = []
@@ -164,18 +167,31 @@ async def collect(
     # ``limit`` workers share one generator, so memory stays flat however many requests are
     # missing (a task per batch cost ~1.5 kB each: 60 MB for 40,000 requests, measured).
     keyed_missing = list(zip(plan.missing_keys, plan.missing, strict=True))
-    batches = _rotated_batches(keyed_missing, max(1, backend.max_batch_size))
+    batches = _shuffled_batches(keyed_missing, max(1, backend.max_batch_size))
 
     async def worker() -> None:
-        for batch in batches:
+        while not refused_everything.is_set():
+            batch = next(batches, None)
+            if batch is None:
+                return
             await run_batch(batch)
 
-    tasks = [asyncio.create_task(worker()) for _ in range(limit)]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
+    while True:
+        tasks = [asyncio.create_task(worker()) for _ in range(limit)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+        if not refused_everything.is_set():
+            break
+        if not answered_any:
+            raise BackendError(
+                f"the first {len(refusals)} requests were all refused, so the request itself "
+                f"is likely wrong (for example a sampling setting this model does not accept), "
+                f"not the prompts; the last refusal: {refusals[-1]}"
+            )
+        refused_everything.clear()  # an answer landed while draining: the prompts were refused
     # Held by another collector: its answers in flight land shortly; one that is stopped or
     # stuck leaves them pending, and those are not reported as done.
     pending = set(elsewhere)

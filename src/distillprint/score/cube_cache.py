@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,9 @@ from distillprint import __version__
 from distillprint.score.answers import ModelAnswers
 from distillprint.score.cube import SimilarityCube, build_cube
 from distillprint.score.views import View
+
+log = logging.getLogger(__name__)
+TMP_SUFFIX = ".tmp.npz"  # a cube being written, by this run or another
 
 
 def cube_key(models: Sequence[ModelAnswers], views: Sequence[View], prompts: Sequence[str]) -> str:
@@ -44,9 +50,15 @@ def _save(path: Path, cube: SimilarityCube) -> None:
     for view in cube.views:
         arrays[f"sims::{view}"] = cube.sims[view]
         arrays[f"fp::{view}"] = cube.fingerprint_sims[view]
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    # A name of its own: two runs computing the same cube must not write one temporary file.
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(handle, "wb") as tmp:
+            np.savez(tmp, **arrays)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def _load(path: Path) -> SimilarityCube:
@@ -69,6 +81,8 @@ def prune(cache_dir: Path, keep: Path, max_bytes: int) -> list[Path]:
     """Delete the least recently used cubes beyond ``max_bytes``; ``keep`` always stays."""
     cubes = []
     for path in Path(cache_dir).glob("cube-*.npz"):
+        if path.name.endswith(TMP_SUFFIX):
+            continue  # another run's cube being written
         try:
             stat = path.stat()
         except FileNotFoundError:  # another process pruned it first
@@ -101,12 +115,19 @@ def cached_cube(
     if path.exists():
         with contextlib.suppress(OSError):  # a read-only cache is still served
             os.utime(path)  # recently used: the last to be pruned
-        with contextlib.suppress(FileNotFoundError):  # pruned by another run meanwhile
+        try:
             cube = _load(path)
+        except FileNotFoundError:
+            pass  # pruned by another run meanwhile
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("cached cube %s is unreadable (%s): computing it again", path.name, exc)
     if cube is None:
         cube = build_cube(models, views, prompts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _save(path, cube)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _save(path, cube)
+        except OSError as exc:  # a read-only or full cache costs the next run time, not this one
+            log.warning("similarity cube not cached in %s: %s", path.parent, exc.strerror or exc)
     with contextlib.suppress(OSError):
         prune(path.parent, path, max_bytes)
     return cube
