@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -167,15 +168,82 @@ def test_a_stopped_run_resumes_from_its_checkpoint_to_the_same_weights(
 
     changed = load_train_config(path, ["optim.checkpoint_every=2", "optim.learning_rate=0.1",
                                        f"output_dir={tmp_path / 'b'}"])
-    with pytest.raises(InputError, match=r"other settings \(optim\.learning_rate\)"):
+    with pytest.raises(InputError, match=r"settings \(optim\.learning_rate: 0\.003 -> 0\.1\)"):
         train_embedder(changed)
 
-    result = train_embedder(resumable)
+    # the same run in a moved folder resumes too
+    (tmp_path / "b").rename(tmp_path / "moved")
+    moved = resumable.model_copy(update={"output_dir": tmp_path / "moved"})
+    result = train_embedder(moved)
     assert result.metrics["resumed_from_step"] == 4 and len(result.losses) == 6
-    first, second = (load_file(str(tmp_path / d / "model.safetensors")) for d in "ab")
+    first, second = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("a", "moved"))
     assert first.keys() == second.keys()
     assert all(first[name].equal(second[name]) for name in first)
-    assert not (tmp_path / "b" / "checkpoints").exists()  # the encoder is saved: space freed
+    assert not (tmp_path / "moved" / "checkpoints").exists()  # the encoder is saved: space freed
+
+
+def _stopped_at_step_four(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Path]:
+    import distillprint.embed.train as train_module
+
+    config = load_train_config(write_config(tmp_path, steps=6),
+                               ["optim.checkpoint_every=2", f"output_dir={tmp_path / 'out'}"])
+    real_loss, calls = train_module.supcon_loss, []
+
+    def stop_at_step_five(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "supcon_loss", stop_at_step_five)
+        with pytest.raises(KeyboardInterrupt):
+            train_embedder(config)
+    return config, tmp_path / "out" / "checkpoints" / "step-000004"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("random_states_0.pkl", r"incomplete \(missing random_states_0\.pkl\)"),
+        ("optimizer.bin", r"incomplete \(missing optimizer\.bin\)"),
+        ("progress-types", "unreadable checkpoint progress"),
+        ("threads", r"num_threads: 1 -> 2"),
+    ],
+)
+def test_a_damaged_or_changed_checkpoint_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str, message: str
+) -> None:
+    config, folder = _stopped_at_step_four(tmp_path, monkeypatch)
+    if damage == "progress-types":
+        progress = json.loads((folder / "progress.json").read_text())
+        (folder / "progress.json").write_text(json.dumps({**progress, "step": "four"}))
+    elif damage == "threads":  # another thread count sums in another order: other weights
+        config = config.model_copy(update={"num_threads": 2})
+    else:
+        (folder / damage).unlink()
+    with pytest.raises(InputError, match=message):
+        train_embedder(config)
+
+
+def test_a_run_stopped_while_saving_resumes_instead_of_refusing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import distillprint.embed.train as train_module
+
+    config = load_train_config(write_config(tmp_path, steps=4),
+                               ["optim.checkpoint_every=2", f"output_dir={tmp_path / 'out'}"])
+
+    def killed(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "write_model_card", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train_embedder(config)
+    result = train_embedder(config)  # the manifest comes last: nothing marked it finished
+    assert result.metrics["resumed_from_step"] == 2
+    check_artifact(tmp_path / "out")
 
 
 def test_config_rejects_unknown_keys(tmp_path: Path) -> None:

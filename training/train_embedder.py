@@ -21,7 +21,7 @@ from pathlib import Path
 
 from distillprint.embed.launch import relaunch_multi_cpu
 from distillprint.embed.train import train_embedder
-from distillprint.embed.train_config import load_train_config
+from distillprint.embed.train_config import TrainConfig, load_train_config
 from distillprint.errors import DistillprintError
 
 
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         help="override, e.g. optim.steps=50",
     )
     args = parser.parse_args(argv)
+    config: TrainConfig | None = None
     try:
         if argv is None:
             relaunch_multi_cpu(sys.argv)
@@ -44,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     except DistillprintError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        every = config.optim.checkpoint_every if config is not None else None
+        hint = (f"rerun the same command to resume from the last checkpoint (every {every} "
+                "steps)") if every else "no checkpoints were saved (optim.checkpoint_every)"
+        print(f"interrupted: {hint}", file=sys.stderr)
+        return 130
     if result.output_dir is not None:
         print(json.dumps({"output_dir": str(result.output_dir), **result.metrics}, indent=2))
     return 0

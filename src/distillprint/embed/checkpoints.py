@@ -4,16 +4,20 @@ A checkpoint is a folder ``<output_dir>/checkpoints/step-<N>`` holding accelerat
 (weights, optimizer, learning-rate schedule, every process's random generators) and
 ``progress.json``, written last: a folder without it was cut short and is never resumed from.
 The grid sampler is not saved; it is replayed to step N from its seed, which gives the same
-batches. A run resumes only under the settings that produced the checkpoint.
+batches. A run resumes only under the settings that produced the checkpoint (the thread count
+included: it changes the floating-point sums), and then reaches the same weights as a run
+that was never stopped. Every process must see the same checkpoints: on several machines,
+``output_dir`` has to be on a shared file system.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from distillprint.embed.train_config import TrainConfig
 from distillprint.errors import InputError
@@ -23,12 +27,14 @@ if TYPE_CHECKING:
 
 CHECKPOINTS_DIR = "checkpoints"
 PROGRESS_NAME = "progress.json"
-#: Settings that may change between a run and its resumption without changing what it learns.
-RESUMABLE_CHANGES = frozenset({"logging", "num_threads", "optim.checkpoint_every"})
+#: Settings that may change between a run and its resumption without changing what it learns
+#: (a moved output folder is the same run).
+RESUMABLE_CHANGES = frozenset({"logging", "output_dir", "optim.checkpoint_every"})
 
 
-@dataclass(frozen=True)
-class Progress:
+class Progress(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     step: int
     losses: list[float]
     train_seconds: float
@@ -54,16 +60,17 @@ def config_tree(config: TrainConfig) -> dict[str, Any]:
 
 
 def changed_settings(saved: dict[str, Any], config: TrainConfig) -> list[str]:
-    """Dotted names of the settings that differ from the checkpoint's, ignoring harmless ones."""
+    """``name: old -> new`` for each setting that differs from the checkpoint's, ignoring
+    the harmless ones."""
     before, now = _flatten(saved), _flatten(config_tree(config))
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-    return [k for k in changed
+    return [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed
             if not any(k == name or k.startswith(f"{name}.") for name in RESUMABLE_CHANGES)]
 
 
 def latest_checkpoint(output_dir: Path) -> tuple[Path, Progress] | None:
     """The complete checkpoint with the highest step, or ``None``."""
-    found: list[tuple[int, Path, Progress]] = []
+    found: list[tuple[Path, Progress]] = []
     root = output_dir / CHECKPOINTS_DIR
     if not root.is_dir():
         return None
@@ -72,31 +79,56 @@ def latest_checkpoint(output_dir: Path) -> tuple[Path, Progress] | None:
         if not path.is_file():
             continue
         try:
-            progress = Progress(**json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"unreadable checkpoint progress ({exc}): delete the folder to "
+            found.append((folder, Progress.model_validate_json(path.read_bytes())))
+        except (ValidationError, OSError) as exc:
+            reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else exc
+            raise InputError(f"unreadable checkpoint progress ({reason}): delete the folder to "
                              "start over", path=path) from None
-        found.append((progress.step, folder, progress))
     if not found:
         return None
-    _, folder, progress = max(found, key=lambda item: item[0])
-    return folder, progress
+    return max(found, key=lambda item: item[1].step)
+
+
+def _missing_files(folder: Path, processes: int) -> list[str]:
+    """accelerate loads a folder missing its random states without a word, and then the
+    resumed run silently differs; anything else missing fails deep inside it."""
+    wanted = ["optimizer.bin", "custom_checkpoint_0.pkl",
+              *(f"random_states_{rank}.pkl" for rank in range(processes))]
+    missing = [name for name in wanted if not (folder / name).is_file()]
+    if not any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+        missing.insert(0, "model.safetensors")
+    return missing
 
 
 def check_resumable(folder: Path, progress: Progress, config: TrainConfig, processes: int) -> None:
     """A checkpoint resumes only the run that wrote it: other settings, other data order."""
     changed = changed_settings(progress.config, config)
     if changed:
-        raise InputError(f"was written under other settings ({', '.join(changed)}): restore "
+        raise InputError(f"was written under other settings ({'; '.join(changed)}): restore "
                          "them to resume, or set another output_dir to start a new run",
                          path=folder)
     if progress.processes != processes:
         raise InputError(f"was written by {progress.processes} process(es), this run has "
                          f"{processes}: each process draws its own batches, so resume with "
                          f"{progress.processes}", path=folder)
-    if progress.step > config.optim.steps:
-        raise InputError(f"is at step {progress.step}, past this run's {config.optim.steps} "
-                         "steps", path=folder)
+    missing = _missing_files(folder, processes)
+    if missing:
+        raise InputError(f"is incomplete (missing {', '.join(missing)}): delete it to resume "
+                         "from the checkpoint before, or the whole folder to start over",
+                         path=folder)
+
+
+def agree_on_checkpoint(accelerator: Accelerator, found: tuple[Path, Progress] | None) -> None:
+    """Every process must resume from the same step: on machines that do not share
+    ``output_dir`` the others would start from scratch beside a resumed main process."""
+    import torch
+
+    step = torch.tensor([found[1].step if found else -1], device=accelerator.device)
+    steps = accelerator.gather(step)
+    if bool((steps != step).any()):
+        raise InputError(f"the processes see different checkpoints (steps {steps.tolist()}, "
+                         "-1: none): put output_dir on a file system every machine shares",
+                         field="output_dir")
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, progress: Progress) -> Path:
@@ -107,7 +139,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, progress: Progre
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         tmp = folder / f"{PROGRESS_NAME}.tmp"
-        tmp.write_text(json.dumps(asdict(progress), indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(progress.model_dump_json(indent=2) + "\n", encoding="utf-8")
         tmp.replace(folder / PROGRESS_NAME)
         for older in root.iterdir():
             if older != folder:

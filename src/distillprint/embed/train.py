@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from distillprint.embed.checkpoints import (
     Progress,
+    agree_on_checkpoint,
     check_resumable,
     config_tree,
     latest_checkpoint,
@@ -113,27 +114,32 @@ def _refuse_a_trained_output(output_dir: Path) -> None:
                          path=output_dir, field="output_dir")
 
 
-def _init_accelerator(config: TrainConfig) -> Accelerator:
+def _make_accelerator(config: TrainConfig) -> Accelerator:
     from accelerate import Accelerator
 
-    use_wandb = config.logging.wandb and config.logging.wandb_mode != "disabled"
-    if use_wandb:
-        os.environ.setdefault("WANDB_MODE", config.logging.wandb_mode)
-        os.environ.setdefault("WANDB_SILENT", "true")
-    accelerator = Accelerator(
+    return Accelerator(
         cpu=config.cpu,
         mixed_precision=config.mixed_precision,
-        log_with="wandb" if use_wandb else None,
+        log_with="wandb" if _uses_wandb(config) else None,
         project_dir=str(config.output_dir),
     )
-    if use_wandb:
-        config.output_dir.mkdir(parents=True, exist_ok=True)
-        accelerator.init_trackers(
-            config.logging.project,
-            config=json.loads(config.model_dump_json()),
-            init_kwargs={"wandb": {"dir": str(config.output_dir)}},
-        )
-    return accelerator
+
+
+def _uses_wandb(config: TrainConfig) -> bool:
+    return config.logging.wandb and config.logging.wandb_mode != "disabled"
+
+
+def _start_tracking(accelerator: Accelerator, config: TrainConfig) -> None:
+    if not _uses_wandb(config):
+        return
+    os.environ.setdefault("WANDB_MODE", config.logging.wandb_mode)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.init_trackers(
+        config.logging.project,
+        config=json.loads(config.model_dump_json()),
+        init_kwargs={"wandb": {"dir": str(config.output_dir)}},
+    )
 
 
 def _optimizer_and_schedule(model: Any, config: TrainConfig) -> tuple[Any, Any]:
@@ -176,7 +182,13 @@ def train_embedder(
     _refuse_a_trained_output(config.output_dir)
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
-    accelerator = _init_accelerator(config)
+    accelerator = _make_accelerator(config)
+    # Whether and where to resume is settled before anything slow is loaded or logged.
+    found = latest_checkpoint(config.output_dir)
+    agree_on_checkpoint(accelerator, found)
+    if found is not None:
+        check_resumable(*found, config, accelerator.num_processes)
+    _start_tracking(accelerator, config)
     set_seed(config.optim.seed)
     data = data or load_training_data(config.data)
     model, tokenizer = load_base(base or config.model.base_model)
@@ -186,10 +198,16 @@ def train_embedder(
     # would end warm-up and decay early on N processes; ``steps`` counts optimizer steps.
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(schedule)
-    resumed = _resume(accelerator, config)
-    if resumed is None:
-        resumed = Progress(0, [], 0.0, _validate(accelerator, model, tokenizer, data, config),
-                           accelerator.num_processes, config_tree(config))
+    if found is not None:
+        folder, resumed = found
+        accelerator.load_state(str(folder))
+        accelerator.print(f"resuming from {folder} (step {resumed.step} of {config.optim.steps})")
+    else:
+        resumed = Progress(
+            step=0, losses=[], train_seconds=0.0,
+            validation_before=_validate(accelerator, model, tokenizer, data, config),
+            processes=accelerator.num_processes, config=config_tree(config),
+        )
     losses, seconds = _loop(accelerator, model, tokenizer, optimizer, schedule, data, config,
                             resumed)
     after = _validate(accelerator, model, tokenizer, data, config)
@@ -209,23 +227,12 @@ def train_embedder(
     output = None
     if accelerator.is_main_process:
         output = _save(accelerator.unwrap_model(model), tokenizer, data, config, metrics)
-        remove_checkpoints(config.output_dir)
     accelerator.wait_for_everyone()
+    if accelerator.is_local_main_process:  # each machine's own, where output_dir is not shared
+        remove_checkpoints(config.output_dir)
     accelerator.end_training()
     _destroy_process_group()
     return TrainResult(output, losses, metrics)
-
-
-def _resume(accelerator: Accelerator, config: TrainConfig) -> Progress | None:
-    """Restore the latest checkpoint of this run, if a stopped run left one."""
-    latest = latest_checkpoint(config.output_dir)
-    if latest is None:
-        return None
-    folder, progress = latest
-    check_resumable(folder, progress, config, accelerator.num_processes)
-    accelerator.load_state(str(folder))
-    accelerator.print(f"resuming from {folder} (step {progress.step} of {config.optim.steps})")
-    return progress
 
 
 def _destroy_process_group() -> None:
@@ -285,9 +292,8 @@ def _loop(
         done = step + 1
         if optim.checkpoint_every and done % optim.checkpoint_every == 0 and done < optim.steps:
             seconds = resumed.train_seconds + time.perf_counter() - started
-            save_checkpoint(accelerator, config.output_dir, Progress(
-                done, losses, round(seconds, 1), resumed.validation_before,
-                accelerator.num_processes, resumed.config))
+            save_checkpoint(accelerator, config.output_dir, resumed.model_copy(update={
+                "step": done, "losses": list(losses), "train_seconds": round(seconds, 1)}))
     return losses, resumed.train_seconds + time.perf_counter() - started
 
 
@@ -342,14 +348,15 @@ def _save(
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    manifest = TrainingManifest(
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (output / "train_config.json").write_text(config.model_dump_json(indent=2) + "\n")
+    write_model_card(output, config, data, metrics)
+    # Last: its presence marks the encoder finished (a rerun then refuses to overwrite it),
+    # so a run stopped while saving resumes from its checkpoint instead.
+    TrainingManifest(
         base_model=config.model.base_model,
         train_models=data.train_models,
         prompt_split=data.prompt_split,
         sharegpt_answers=len(data.sharegpt),
-    )
-    manifest.save(output)
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (output / "train_config.json").write_text(config.model_dump_json(indent=2) + "\n")
-    write_model_card(output, config, data, metrics)
+    ).save(output)
     return output
