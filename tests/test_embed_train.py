@@ -182,11 +182,13 @@ def test_a_stopped_run_resumes_from_its_checkpoint_to_the_same_weights(
     assert not (tmp_path / "moved" / "checkpoints").exists()  # the encoder is saved: space freed
 
 
-def _stopped_at_step_four(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Path]:
+def _stopped_at_step_four(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: str
+) -> tuple[Any, Path]:
     import distillprint.embed.train as train_module
 
-    config = load_train_config(write_config(tmp_path, steps=6),
-                               ["optim.checkpoint_every=2", f"output_dir={tmp_path / 'out'}"])
+    config = load_train_config(write_config(tmp_path, steps=6), [
+        "optim.checkpoint_every=2", f"output_dir={tmp_path / 'out'}", *overrides])
     real_loss, calls = train_module.supcon_loss, []
 
     def stop_at_step_five(*args: object, **kwargs: object) -> object:
@@ -224,6 +226,18 @@ def test_a_damaged_or_changed_checkpoint_is_refused_by_name(
         (folder / damage).unlink()
     with pytest.raises(InputError, match=message):
         train_embedder(config)
+
+
+def test_a_resumed_run_continues_its_wandb_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    config, _ = _stopped_at_step_four(tmp_path, monkeypatch, "logging.wandb=true")
+    train_embedder(config)
+    runs = sorted(p.name for p in (tmp_path / "out" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2, runs
+    first_id = runs[0].rsplit("-", 1)[-1]
+    assert runs[1].endswith(f"-{first_id}-1") or runs[1].endswith(f"-{first_id}"), runs
 
 
 def test_a_run_stopped_while_saving_resumes_instead_of_refusing(

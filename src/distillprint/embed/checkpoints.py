@@ -41,6 +41,8 @@ class Progress(BaseModel):
     validation_before: dict[str, float]
     processes: int
     config: dict[str, Any]
+    #: the wandb run a resumed run continues, so its curves stay one run after ``wandb sync``
+    tracker_run_id: str | None = None
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,7 +130,8 @@ def _uses_wandb(config: TrainConfig) -> bool:
     return config.logging.wandb and config.logging.wandb_mode != "disabled"
 
 
-def _start_tracking(accelerator: Accelerator, config: TrainConfig) -> None:
+def _start_tracking(accelerator: Accelerator, config: TrainConfig, run_id: str | None) -> None:
+    """A wandb run under ``run_id``: a resumed training run continues the same wandb run."""
     if not _uses_wandb(config):
         return
     os.environ.setdefault("WANDB_MODE", config.logging.wandb_mode)
@@ -138,7 +140,7 @@ def _start_tracking(accelerator: Accelerator, config: TrainConfig) -> None:
     accelerator.init_trackers(
         config.logging.project,
         config=json.loads(config.model_dump_json()),
-        init_kwargs={"wandb": {"dir": str(config.output_dir)}},
+        init_kwargs={"wandb": {"dir": str(config.output_dir), "id": run_id, "resume": "allow"}},
     )
 
 
@@ -188,7 +190,9 @@ def train_embedder(
     agree_on_checkpoint(accelerator, found)
     if found is not None:
         check_resumable(*found, config, accelerator.num_processes)
-    _start_tracking(accelerator, config)
+    run_id = found[1].tracker_run_id if found is not None else None
+    run_id = run_id or uuid.uuid4().hex[:12]
+    _start_tracking(accelerator, config, run_id)
     set_seed(config.optim.seed)
     data = data or load_training_data(config.data)
     model, tokenizer = load_base(base or config.model.base_model)
@@ -207,6 +211,7 @@ def train_embedder(
             step=0, losses=[], train_seconds=0.0,
             validation_before=_validate(accelerator, model, tokenizer, data, config),
             processes=accelerator.num_processes, config=config_tree(config),
+            tracker_run_id=run_id,
         )
     losses, seconds = _loop(accelerator, model, tokenizer, optimizer, schedule, data, config,
                             resumed)
