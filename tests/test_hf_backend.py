@@ -252,9 +252,9 @@ def test_bad_specs_are_input_errors(tmp_path: Path) -> None:
         create_backend(f"gguf:{tmp_path / 'missing.gguf'}")
 
 
-def test_threads_option_must_be_a_number(chat_model_dir: Path) -> None:
+def test_threads_option_must_be_positive(chat_model_dir: Path) -> None:
     with pytest.raises(InputError, match="threads"):
-        create_backend(f"hf:{chat_model_dir}", BackendOptions(extra={"threads": "two"}))
+        create_backend(f"hf:{chat_model_dir}", BackendOptions(threads=0))
 
 
 def test_hub_ids_are_accepted_without_loading() -> None:

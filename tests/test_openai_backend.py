@@ -297,3 +297,30 @@ async def test_a_lone_surrogate_in_an_answer_is_stored_as_a_replacement_characte
         generation = await generate(make(backend_for, server.url))
     assert generation.text == "a \ufffd b \U0001f600"
     generation.text.encode("utf-8")
+
+
+async def test_a_server_that_wants_max_completion_tokens_gets_it(
+    backend_for: list[OpenAIBackend],
+) -> None:
+    # OpenAI's reasoning models refuse max_tokens; the backend switches once and stays switched
+    refusal = Canned(400, {"error": {
+        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                   "Use 'max_completion_tokens' instead.",
+        "type": "invalid_request_error", "param": "max_tokens"}})
+    with ScriptedServer([refusal], default=chat_reply("fine")) as server:
+        backend = make(backend_for, server.url)
+        first, second = await generate(backend), await generate(backend)
+    assert first.text == second.text == "fine"
+    bodies = [seen.body for seen in server.seen]
+    assert [("max_tokens" in b, b.get("max_completion_tokens")) for b in bodies] == [
+        (True, None), (False, 64), (False, 64)]
+
+
+async def test_other_refusals_are_not_retried_with_another_field(
+    backend_for: list[OpenAIBackend],
+) -> None:
+    refusal = Canned(400, {"error": {"message": "temperature must be 1 for this model"}})
+    with ScriptedServer([refusal]) as server:
+        with pytest.raises(BackendError, match="temperature must be 1"):
+            await generate(make(backend_for, server.url))
+    assert len(server.seen) == 1

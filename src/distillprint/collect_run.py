@@ -42,7 +42,7 @@ def run_collect(options: CollectOptions, console: Console) -> CollectionSummary:
         options.model,
         BackendOptions(
             base_url=options.base_url, timeout_s=options.timeout_s, batch_size=options.batch_size,
-            extra={"threads": str(options.threads)} if options.threads else {},
+            threads=options.threads,
         ),
     )
     with resumable(console):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from distillprint.errors import DistillprintError
 from distillprint.types import Generation, GenerationRequest, ModelIdentity
@@ -29,7 +29,8 @@ class BackendOptions:
     api_key_env: str | None = None
     device: str = "cpu"
     batch_size: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    #: torch threads of a local model (None: torch's default)
+    threads: int | None = None
 
 
 class Backend(ABC):

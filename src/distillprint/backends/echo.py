@@ -5,8 +5,8 @@ parameter and the sample index, so equal requests get equal answers and any chan
 different one. It never fails. It is what the tests and ``distillprint serve`` benchmarks run
 against; never use it as evidence about a real model.
 
-Options: ``batch_size`` (default 8) sets ``max_batch_size``; ``extra["delay_s"]`` sleeps once
-per ``generate`` call, to mimic a local model whose cost is per batch.
+Options: ``batch_size`` (default 8) sets ``max_batch_size``. ``EchoBackend(delay_s=...)``
+sleeps once per ``generate`` call, to mimic a local model whose cost is per batch.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import hashlib
 from collections.abc import Iterator, Sequence
 
 from distillprint.backends.base import Backend, BackendOptions
-from distillprint.errors import InputError
 from distillprint.types import Generation, GenerationRequest, ModelIdentity, Usage, canonical_json
 
 _WORDS = (
@@ -98,8 +97,4 @@ class EchoBackend(Backend):
 
 
 def create_echo_backend(model: str, options: BackendOptions) -> Backend:
-    try:
-        delay = float(options.extra.get("delay_s", "0"))
-    except ValueError:
-        raise InputError("expected a number of seconds", field="delay_s") from None
-    return EchoBackend(model, max_batch_size=options.batch_size or 8, delay_s=delay)
+    return EchoBackend(model, max_batch_size=options.batch_size or 8)

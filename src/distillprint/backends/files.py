@@ -59,7 +59,7 @@ class FileBackend(Backend):
 
 def create_file_backend(path: str, options: BackendOptions) -> Backend:
     file_path = Path(path).expanduser()
-    log = load_answer_log(file_path, model=options.extra.get("model"))
+    log = load_answer_log(file_path)
     try:
         digest = hashlib.sha256(file_path.read_bytes()).hexdigest()
     except OSError as exc:  # the file vanished between the two reads

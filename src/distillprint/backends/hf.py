@@ -254,16 +254,15 @@ class HFBackend(Backend):
         options: BackendOptions,
         tokenizer_loader: Callable[[], PreTrainedTokenizerBase] | None = None,
     ) -> HFBackend:
-        """Batch size from ``options.batch_size``, torch threads from ``extra["threads"]``."""
+        """Batch size and torch threads from ``options``."""
         batch = options.batch_size if options.batch_size and options.batch_size > 0 else None
-        threads = options.extra.get("threads")
-        if threads is not None and not threads.isdigit():
-            raise InputError(f"threads must be a whole number, got '{threads}'", field="threads")
+        if options.threads is not None and options.threads < 1:
+            raise InputError(f"threads must be at least 1, got {options.threads}", field="threads")
         return cls(
             identity,
             loader,
             max_batch_size=batch or DEFAULT_BATCH_SIZE,
-            threads=int(threads) if threads else None,
+            threads=options.threads,
             tokenizer_loader=tokenizer_loader,
         )
 

@@ -24,6 +24,7 @@ from distillprint.backends._http import (
     resolve_key,
 )
 from distillprint.backends.base import Backend, BackendOptions
+from distillprint.errors import BackendError
 from distillprint.types import Generation, GenerationRequest, ModelIdentity, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -50,8 +51,9 @@ class OpenAIBackend(Backend):
         headers = {"Authorization": f"Bearer {key.reveal()}"} if key is not None else {}
         self.identity = ModelIdentity("openai", model, options.revision or "", base_url)
         self._url = f"{base_url}/chat/completions"
-        # Newer OpenAI reasoning models accept only ``max_completion_tokens``.
-        self._max_tokens_field = options.extra.get("max_tokens_field", "max_tokens")
+        # OpenAI's reasoning models accept only ``max_completion_tokens``, which many other
+        # servers do not know: start with the common field, switch when told (see below).
+        self._max_tokens_field = "max_tokens"
         self._api = JsonApi(f"openai:{model}", options.timeout_s, headers, key)
 
     def __repr__(self) -> str:
@@ -72,7 +74,15 @@ class OpenAIBackend(Backend):
         return [await self._generate_one(request) for request in requests]
 
     async def _generate_one(self, request: GenerationRequest) -> Generation:
-        reply = await self._api.post(self._url, self.payload(request))
+        try:
+            reply = await self._api.post(self._url, self.payload(request))
+        except BackendError as exc:
+            if not (exc.per_request and self._max_tokens_field == "max_tokens"
+                    and "max_completion_tokens" in str(exc)):
+                raise
+            # "Unsupported parameter: 'max_tokens' ... Use 'max_completion_tokens' instead."
+            self._max_tokens_field = "max_completion_tokens"
+            reply = await self._api.post(self._url, self.payload(request))
         body = reply.body
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):

@@ -46,9 +46,8 @@ class Collector:
         revision: str | None = None,
     ) -> list[dict[str, StoredResponse]]:
         """Several probe sets through one backend, so a local model loads once."""
-        extra = {"threads": str(self.threads)} if self.threads else {}
         backend = create_backend(
-            spec, BackendOptions(batch_size=batch_size, revision=revision, extra=extra,
+            spec, BackendOptions(batch_size=batch_size, revision=revision, threads=self.threads,
                                  device=self.device)
         )
         summaries = asyncio.run(self._collect(backend, probe_sets))
