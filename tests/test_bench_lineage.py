@@ -72,7 +72,8 @@ def test_cross_validated_benchmark_writes_the_documented_fields(tmp_path: Path) 
     pairs_csv, answers = _write_zoo(tmp_path)
     out = tmp_path / "result.json"
     cfg = _config(tmp_path, classifier="cv")
-    result = run_lineage_benchmark(pairs_csv, [answers], out, config=cfg, max_background=6)
+    result = run_lineage_benchmark(
+        pairs_csv, [answers], out, config=cfg.model_copy(update={"max_background": 6}))
     on_disk = json.loads(out.read_text())
     assert on_disk["auroc"] == result["auroc"]
     for key in (
@@ -149,8 +150,9 @@ def test_wrong_attributions_between_related_teachers_are_counted() -> None:
 def test_artifact_mode_is_deterministic(tmp_path: Path) -> None:
     pairs_csv, answers = _write_zoo(tmp_path)
     cfg = _config(tmp_path, classifier="artifact", baselines=["tfidf_cosine"], budgets=[])
-    first = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg, seed=3)
-    second = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg, seed=3)
+    cfg = cfg.model_copy(update={"seed": 3})
+    first = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
+    second = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
     assert first["method"]["mode"] == "artifact"
     assert first["pairs"] == second["pairs"]
     assert first["auroc"] >= 0.9

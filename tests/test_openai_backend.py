@@ -320,7 +320,6 @@ async def test_other_refusals_are_not_retried_with_another_field(
     backend_for: list[OpenAIBackend],
 ) -> None:
     refusal = Canned(400, {"error": {"message": "temperature must be 1 for this model"}})
-    with ScriptedServer([refusal]) as server:
-        with pytest.raises(BackendError, match="temperature must be 1"):
-            await generate(make(backend_for, server.url))
+    with ScriptedServer([refusal]) as server, pytest.raises(BackendError, match="must be 1"):
+        await generate(make(backend_for, server.url))
     assert len(server.seen) == 1

@@ -14,7 +14,7 @@ from distillprint.report.manifest import seal_report
 from distillprint.report.render_html import render_html
 from distillprint.report.render_markdown import render_markdown
 from distillprint.report.schema import ComponentVersion, ScoreReport
-from distillprint.score.api import Attribution, PairScore
+from distillprint.score.api import PairScore
 from distillprint.score.model import ScoringModel
 from distillprint.score_run import Evidence
 
@@ -43,12 +43,9 @@ def build_report(
     evidence: Evidence,
     scoring: ScoringModel,
     background: list[str],
-    attribution: Attribution | None = None,
     stages: list[schema.Stage] | None = None,
 ) -> ScoreReport:
     labels = [pair.teacher, pair.suspect, *background]
-    if attribution is not None:
-        labels += [c.teacher for c in attribution.candidates]
     return seal_report(ScoreReport(
         created_at=schema.utc_now_iso(),
         package_version=__version__,
@@ -79,19 +76,9 @@ def build_report(
             schema.Echo.model_validate(_evidence_fields(e, bool(background))) for e in pair.echoes
         ],
         fingerprint_map=[schema.MapPoint(**asdict(p)) for p in pair.fingerprint_map],
-        attribution=_attribution(attribution),
         stages=stages,
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
     ))
-
-
-def _attribution(attribution: Attribution | None) -> list[schema.Attribution] | None:
-    if attribution is None:
-        return None
-    rows = [schema.Attribution(teacher=c.teacher, probability=c.posterior)
-            for c in attribution.candidates]
-    rows.append(schema.Attribution(teacher="none of these", probability=attribution.none_of_these))
-    return rows
 
 
 def write_outputs(

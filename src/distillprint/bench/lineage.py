@@ -344,31 +344,16 @@ def _provenance(
     }
 
 
-def _with_overrides(
-    config: LineageConfig | None, seed: int | None, max_background: int | str | None
-) -> LineageConfig:
-    updates: dict[str, Any] = {} if seed is None else {"seed": seed}
-    if max_background != "config":
-        updates["max_background"] = max_background
-    return (config or LineageConfig()).model_copy(update=updates)
-
-
 def run_lineage_benchmark(
     pairs_csv: Path,
     response_dirs: list[Path],
     out: Path | None,
     *,
-    seed: int | None = None,
-    max_background: int | Literal["config"] | None = "config",
     config: LineageConfig | None = None,
     log: Log | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark, write the result JSON to ``out`` (if given) and return it.
-
-    ``seed`` and ``max_background`` override the config's values when given (``None`` for
-    ``max_background`` means the whole background).
-    """
-    cfg = _with_overrides(config, seed, max_background)
+    """Run the benchmark, write the result JSON to ``out`` (if given) and return it."""
+    cfg = config or LineageConfig()
     say = log or (lambda _msg: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()

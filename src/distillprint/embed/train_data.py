@@ -24,8 +24,6 @@ from distillprint.embed.data import (
 from distillprint.embed.train_config import DataConfig
 from distillprint.errors import InputError
 
-SHAREGPT_IDENTITY = "chatgpt-sharegpt"
-
 
 @dataclass(frozen=True)
 class Group:

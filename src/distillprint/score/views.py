@@ -4,8 +4,7 @@ A view is fitted without labels on the texts of every model in a comparison (tea
 and background alike) and then maps texts to rows; the cube L2-normalises them (after
 standardising dense columns), so a dot product is a cosine. Any object with ``name``,
 ``fit(texts)`` and ``transform(texts)`` is a view, so the style embedder's views
-(``distillprint.embed``: stylometry, PoS templates, sentence encoders) plug in unchanged, and
-:class:`EncoderView` wraps a bare ``texts -> array`` function.
+(``distillprint.embed``: stylometry, PoS templates, sentence encoders) plug in unchanged.
 """
 
 from __future__ import annotations
@@ -168,21 +167,6 @@ class CharTfidfView(_TfidfView):
             dtype=np.float32,
         )
         super().__init__(counter, max_chars)
-
-
-class EncoderView:
-    """Adapter for a stateless ``texts -> (n, d) array`` function (a sentence encoder, a
-    feature extractor). Dense outputs are column-standardised by the cube before the cosine."""
-
-    def __init__(self, name: str, encode: Callable[[Sequence[str]], np.ndarray]) -> None:
-        self.name = name
-        self._encode = encode
-
-    def fit(self, texts: Sequence[str]) -> EncoderView:
-        return self
-
-    def transform(self, texts: Sequence[str]) -> Matrix:
-        return np.asarray(self._encode(texts), dtype=np.float32)
 
 
 def _stylometry_view() -> View:
