@@ -8,11 +8,11 @@ import pytest
 
 from distillprint.bench.lineage import LineageConfig, _wrong_between_related, run_lineage_benchmark
 from distillprint.bench.lineage_report import markdown_summary
-from distillprint.bench.synthetic import synthetic_zoo
 from distillprint.errors import InputError
 from distillprint.score.api import compare
 from distillprint.score.model import ScoringModel
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
+from synthetic import synthetic_zoo
 
 VIEWS = ("word", "template")
 FEATURES = ("mean.glob", "mean.srank", "mean.trank")

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from distillprint.bench.synthetic import synthetic_zoo
 from distillprint.score.answers import ModelAnswers
 from distillprint.score.api import attribute, compare, score_pair
 from distillprint.score.model import ScoringModel
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
+from synthetic import synthetic_zoo
 
 VIEWS = ("word", "template")
 FEATURES = ("mean.glob", "mean.srank", "mean.trank")

@@ -3,11 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distillprint.bench.synthetic import synthetic_zoo
 from distillprint.score import pairwise
 from distillprint.score.cube import SimilarityCube, build_cube
 from distillprint.score.pairwise import pair_features, reference_percentiles
 from distillprint.score.views import WordTfidfView, make_views, template_tokens
+from synthetic import synthetic_zoo
 
 
 def _brute_force(sims: np.ndarray, background: np.ndarray) -> np.ndarray:

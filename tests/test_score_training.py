@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distillprint.bench.synthetic import synthetic_zoo
 from distillprint.errors import InputError
 from distillprint.score.api import p_value_caveat
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import read_pairs_csv
 from distillprint.score.training import load_train_config
+from synthetic import synthetic_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 
