@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distillprint.score.classifier import DistillationClassifier
-from distillprint.score.model import ScoringModel
+from distillprint.score.model import ScoringModel, pair_background_p
 from distillprint.score.pairs import LabelledPair
 from distillprint.score.pairwise import PairFeatures
-from distillprint.score.stats import background_rank_p_value
 from distillprint.score.train import (
     ClassifierParams,
     Design,
@@ -53,21 +52,7 @@ def _background_p(
     classifier: DistillationClassifier, feats: PairFeatures, names: list[str], key: Key
 ) -> float | None:
     index = {m: i for i, m in enumerate(feats.models)}
-    t, s = index[key[0]], index[key[1]]
-    bg = [int(b) for b in np.flatnonzero(feats.background)]
-
-    def decisions(rows: list[tuple[int, int]]) -> np.ndarray:
-        x = feats.matrix(rows, names)
-        out = np.full(len(rows), np.nan)
-        ok = ~np.isnan(x).any(axis=1) if len(rows) else np.zeros(0, bool)
-        if ok.any():
-            out[ok] = classifier.decision_function(x[ok])
-        return out
-
-    observed = decisions([(s, t)])[0]
-    return background_rank_p_value(
-        float(observed), decisions([(s, b) for b in bg]), decisions([(b, t) for b in bg])
-    )
+    return pair_background_p(classifier, feats, names, index[key[1]], index[key[0]])
 
 
 def predict_with_artifact(

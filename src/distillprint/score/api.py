@@ -27,13 +27,17 @@ from distillprint.score.evidence import (
     fingerprint_map,
     top_echoes,
 )
-from distillprint.score.model import ScoringModel, default_model
+from distillprint.score.model import (
+    ScoringModel,
+    default_model,
+    pair_background_p,
+    pair_decisions,
+)
 from distillprint.score.pairwise import PairFeatures, pair_features
 from distillprint.score.stats import (
     Verdict,
     VerdictPolicy,
     attribution_posterior,
-    background_rank_p_value,
     decide,
 )
 
@@ -148,17 +152,6 @@ def compare(
     return cube, pair_features(cube, mask)
 
 
-def _decisions(
-    scoring: ScoringModel, feats: PairFeatures, pairs: list[tuple[int, int]]
-) -> np.ndarray:
-    rows = feats.matrix(pairs, list(scoring.features))
-    out = np.full(len(pairs), np.nan)
-    ok = ~np.isnan(rows).any(axis=1) if len(pairs) else np.zeros(0, bool)
-    if ok.any():
-        out[ok] = scoring.classifier.decision_function(rows[ok])
-    return out
-
-
 def _categories(
     teacher: ModelAnswers, suspect: ModelAnswers, prompt_ids: Sequence[str]
 ) -> list[str]:
@@ -258,12 +251,9 @@ def pair_score_from_features(
     bg = np.flatnonzero(feats.background)
     vector = feats.vector(s, t, list(scoring.features))
     prob, pval = (float(v[0]) for v in scoring.predict(vector))
-    observed = _decisions(scoring, feats, [(s, t)])[0]
-    null_s = _decisions(scoring, feats, [(s, int(b)) for b in bg])
-    null_t = _decisions(scoring, feats, [(int(b), t) for b in bg])
     n_prompts = int(feats.shared_prompts[s, t])
     decision = decide(_opt(prob), _opt(pval), n_prompts, len(bg), policy)
-    background_p = background_rank_p_value(observed, null_s, null_t)
+    background_p = pair_background_p(scoring.classifier, feats, list(scoring.features), s, t)
     lookalikes = teacher_lookalikes(scoring, feats, t, policy)
     reasons = list(decision.reasons)
     caveat = p_value_caveat(scoring, n_prompts, policy.alpha)
@@ -357,8 +347,9 @@ def attribute(
         for n, p, post, pv in zip(names, probs, posterior.probabilities, pvals, strict=True)
     ]
     # probabilities saturate at 1 for several close candidates: the raw score still orders them
-    raw = dict(zip(names, _decisions(scoring, feats, [(s, cube.index(n)) for n in names]),
-                   strict=True))
+    decisions = pair_decisions(scoring.classifier, feats, [(s, cube.index(n)) for n in names],
+                               list(scoring.features))
+    raw = dict(zip(names, decisions, strict=True))
     candidates.sort(key=lambda c: (-c.posterior, -np.nan_to_num(raw[c.teacher], nan=-np.inf)))
     related = tuple(r for r in candidate_relations(feats, scoring, names)
                     if r.probability >= policy.distilled_above)  # NaN compares false

@@ -18,10 +18,43 @@ import numpy as np
 
 from distillprint.errors import InputError
 from distillprint.score.classifier import DistillationClassifier
+from distillprint.score.pairwise import PairFeatures
+from distillprint.score.stats import background_rank_p_value
 from distillprint.score.views import View, make_views
 
 ARTIFACT_SCHEMA_VERSION = 1
 DEFAULT_ARTIFACT = "default.json"
+
+
+def pair_decisions(
+    classifier: DistillationClassifier,
+    feats: PairFeatures,
+    pairs: list[tuple[int, int]],
+    names: list[str],
+) -> np.ndarray:
+    """Decision scores of (suspect, teacher) index pairs; NaN where a feature is undefined."""
+    rows = feats.matrix(pairs, names)
+    out = np.full(len(pairs), np.nan)
+    ok = ~np.isnan(rows).any(axis=1) if len(pairs) else np.zeros(0, bool)
+    if ok.any():
+        out[ok] = classifier.decision_function(rows[ok])
+    return out
+
+
+def pair_background_p(
+    classifier: DistillationClassifier,
+    feats: PairFeatures,
+    names: list[str],
+    suspect: int,
+    teacher: int,
+) -> float | None:
+    """The pair's rank among pairs with a background model standing in for either side."""
+    background = [int(b) for b in np.flatnonzero(feats.background)]
+    return background_rank_p_value(
+        float(pair_decisions(classifier, feats, [(suspect, teacher)], names)[0]),
+        pair_decisions(classifier, feats, [(suspect, b) for b in background], names),
+        pair_decisions(classifier, feats, [(b, teacher) for b in background], names),
+    )
 
 
 @dataclass
