@@ -153,6 +153,7 @@ def test_conversion_runs_once_and_discards_scratch(
     pytest.importorskip("torch")
     from distillprint.backends import hf_loading
 
+    monkeypatch.delenv("DISTILLPRINT_CACHE_DIR", raising=False)  # it would take precedence
     monkeypatch.setenv("DISTILLPRINT_CACHE", str(tmp_path / "cache"))
     conversions: list[Path] = []
     scratch_dirs: list[Path] = []

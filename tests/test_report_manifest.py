@@ -21,14 +21,13 @@ def _current(texts: dict[tuple[str, str, int], str]) -> list[ResponseDigest]:
 def test_unchanged_store_verifies() -> None:
     result = verify_manifest(sample_report().manifest, _current(sample_responses()))
     assert result.ok and result.manifest_intact
-    assert (result.changed, result.missing, result.added) == ([], [], [])
+    assert (result.changed, result.missing) == ([], [])
 
 
-def test_changed_missing_and_added_digests_are_detected() -> None:
+def test_changed_and_missing_digests_are_detected() -> None:
     texts = sample_responses()
     texts[(SUSPECT, "probe-003", 0)] = "An edited answer."
     del texts[(TEACHER, "probe-007", 0)]
-    texts[(SUSPECT, "probe-999", 0)] = "A new answer."
     result = verify_manifest(sample_report().manifest, _current(texts))
     assert not result.ok
     assert [(c.model, c.probe_id) for c in result.changed] == [(SUSPECT, "probe-003")]
@@ -36,7 +35,14 @@ def test_changed_missing_and_added_digests_are_detected() -> None:
         response_digest(SUSPECT, "probe-003", 0, "An edited answer.").sha256
     ]
     assert [(m.model, m.probe_id) for m in result.missing] == [(TEACHER, "probe-007")]
-    assert [(a.model, a.probe_id) for a in result.added] == [(SUSPECT, "probe-999")]
+
+
+def test_an_answer_the_report_did_not_use_is_not_a_change() -> None:
+    texts = sample_responses()
+    texts[(SUSPECT, "probe-999", 0)] = "A later answer."
+    result = verify_manifest(sample_report().manifest, _current(texts))
+    assert result.ok
+    assert (result.changed, result.missing) == ([], [])
 
 
 def test_a_later_answer_beside_the_recorded_one_is_not_a_change() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import filecmp
 import gzip
 import json
-import re
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from distillprint.errors import InputError
+from distillprint.textio import decode_utf8, has_lone_surrogate
 
 ANSWER_LOG_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
-# JSON's "\ud800" escapes decode to lone surrogates, which cannot be written back as UTF-8:
-# they would crash hashing and the store long after the log was accepted.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -68,16 +65,7 @@ def read_text(path: Path) -> str:
         raise InputError("file not found", path=path) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read file ({exc})", path=path) from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path, line=line) from None
-
-
-def has_lone_surrogate(text: str) -> bool:
-    """True when ``text`` cannot be encoded as UTF-8 (a ``\\ud800``-style escape decoded)."""
-    return _SURROGATE.search(text) is not None
+    return decode_utf8(raw, path)
 
 
 def _text(value: str, key: str, path: Path, line: int) -> str:

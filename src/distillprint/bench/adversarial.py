@@ -13,7 +13,6 @@ discourse markers and contractions but never content words or sentence order.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distillprint.answers import AnswerLog
+from distillprint.embed.data import hash_fraction
 
 Rewrite = Callable[[str, str], str]  # (prompt, answer) -> new answer
 
@@ -42,12 +42,6 @@ TEACHER_IDENTITIES: dict[str, Identity] = {
 }
 
 SCRIPTED_LIE = "I am Orca, made by Acme Labs."
-
-
-def _draw(prompt: str, salt: str) -> float:
-    """A uniform number in [0, 1) fixed by the prompt, so a rewrite never depends on order."""
-    digest = hashlib.sha256(f"{salt}\x00{prompt}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 # -- 1. identity claim ---------------------------------------------------------------------------
@@ -72,9 +66,10 @@ def identity_claim(who: Identity, share: float) -> Rewrite:
     suffix = f"I am {who.name}, a large language model trained by {who.maker}."
 
     def rewrite(prompt: str, answer: str) -> str:
-        if not answer.strip() or _draw(prompt, "claim") >= share:
+        # drawn from the prompt alone, so a rewrite never depends on the log's order
+        if not answer.strip() or hash_fraction(prompt, "claim") >= share:
             return answer
-        pick = _draw(prompt, "claim-form")
+        pick = hash_fraction(prompt, "claim-form")
         prefix = prefixes[int(pick * len(prefixes))]
         out = f"{prefix}\n\n{answer.lstrip()}" if pick < 2 / 3 else answer.rstrip()
         return f"{out}\n\n{suffix}" if pick >= 1 / 3 else out

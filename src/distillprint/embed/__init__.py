@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distillprint.embed.base import Embedder, l2_normalize, model_fingerprint, text_sha256
+from distillprint.embed.base import Embedder, l2_normalize, model_fingerprint
 from distillprint.embed.cache import EmbeddingCache, embed_models, embed_texts, fit_embedder
 from distillprint.embed.combined import CombinedEmbedder, View
 from distillprint.embed.encoder import SentenceEncoder
@@ -10,6 +10,7 @@ from distillprint.embed.pos import PosTemplateFeatures
 from distillprint.embed.registry import build_embedder
 from distillprint.embed.stylometry import StylometricFeatures
 from distillprint.embed.tfidf import TfidfEmbedder
+from distillprint.types import text_sha256
 
 __all__ = [
     "CombinedEmbedder",

@@ -34,10 +34,6 @@ class Embedder(Protocol):
     def transform(self, texts: Sequence[str]) -> FloatArray: ...
 
 
-def text_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def short_hash(payload: Any) -> str:
     """Stable 12-hex digest of JSON-serialisable settings, for version strings."""
     blob = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")

@@ -57,6 +57,8 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_tree(config: TrainConfig) -> dict[str, Any]:
+    # A JSON round trip, not ``model_dump(mode="json")``: it must equal the tree as saved in a
+    # checkpoint, where an infinite float (``max_grad_norm: .inf``) is written as null.
     tree: dict[str, Any] = json.loads(config.model_dump_json())
     return tree
 

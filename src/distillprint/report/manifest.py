@@ -49,7 +49,7 @@ class DigestChange(BaseModel):
 
 
 class VerifyResult(BaseModel):
-    """Outcome of ``verify_manifest``; ``ok`` only when nothing changed, vanished or appeared."""
+    """Outcome of ``verify_manifest``; ``ok`` only when nothing changed or vanished."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -62,7 +62,6 @@ class VerifyResult(BaseModel):
     page_intact: bool | None = None
     changed: list[DigestChange]
     missing: list[ResponseDigest]
-    added: list[ResponseDigest]
 
 
 def response_digest(model: str, probe_id: str, sample_index: int, text: str) -> ResponseDigest:
@@ -92,11 +91,16 @@ def _redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _sha256_without(model: BaseModel, field: str) -> str:
+    """SHA-256 of the canonical JSON of every field of ``model`` except ``field``."""
+    body = model.model_dump(mode="json", exclude={field})
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
 def report_hash(report: ScoreReport) -> str:
     """SHA-256 of the canonical JSON of every report field except this hash: the verdict,
     probability and evidence, as well as the manifest with its own hash."""
-    body = report.model_dump(mode="json", exclude={"report_sha256"})
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return _sha256_without(report, "report_sha256")
 
 
 def seal_report(report: ScoreReport) -> ScoreReport:
@@ -105,8 +109,7 @@ def seal_report(report: ScoreReport) -> ScoreReport:
 
 def manifest_hash(manifest: Manifest) -> str:
     """SHA-256 of the canonical JSON of every manifest field except the hash itself."""
-    body = manifest.model_dump(mode="json", exclude={"manifest_sha256"})
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return _sha256_without(manifest, "manifest_sha256")
 
 
 def _unique_sorted(digests: Iterable[ResponseDigest]) -> list[ResponseDigest]:
@@ -160,11 +163,12 @@ def _key(digest: ResponseDigest) -> DigestKey:
 def verify_manifest(manifest: Manifest, current_digests: Iterable[ResponseDigest]) -> VerifyResult:
     """Compare the manifest with digests recomputed now.
 
-    ``current_digests`` should cover the same models and probe set as the report (the store may
-    hold more); a key present now but absent from the manifest is reported as ``added``. A key
-    counts as changed only when its recorded digest is gone: the store keeps answers to the
-    same probe under other sampling settings (a later ``collect --max-tokens 8``) side by side,
-    and those are new evidence, not an edit of the old.
+    Checks each answer the report used (each digest in the manifest): ``changed`` when its key is
+    in ``current_digests`` but its recorded digest is not among them, ``missing`` when its key
+    is not there at all. Digests for keys the manifest does not hold are ignored: answers
+    collected later are not a change. Nor is a second answer under a recorded key: the store
+    keeps answers to the same probe under other sampling settings (a later
+    ``collect --max-tokens 8``) side by side, and those are new evidence, not an edit of the old.
     """
     current: dict[DigestKey, set[str]] = {}
     for digest in current_digests:
@@ -176,16 +180,10 @@ def verify_manifest(manifest: Manifest, current_digests: Iterable[ResponseDigest
         if key in current and digest.sha256 not in current[key]
     ]
     missing = [digest for key, digest in recorded.items() if key not in current]
-    added = [
-        ResponseDigest(**key._asdict(), sha256=sha)
-        for key in sorted(current.keys() - recorded.keys())
-        for sha in sorted(current[key])
-    ]
     intact = manifest_hash(manifest) == manifest.manifest_sha256
     return VerifyResult(
-        ok=intact and not (changed or missing or added),
+        ok=intact and not (changed or missing),
         manifest_intact=intact,
         changed=changed,
         missing=missing,
-        added=added,
     )
