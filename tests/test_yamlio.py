@@ -34,3 +34,15 @@ def test_merge_keys_may_still_be_overridden(tmp_path: Path) -> None:
     path = tmp_path / "merge.yaml"
     path.write_text("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  x: 3\n")
     assert load_yaml(path)["use"] == {"x": 3, "y": 2}
+
+
+def test_a_config_file_is_a_mapping(tmp_path: Path) -> None:
+    from distillprint.yamlio import load_mapping
+
+    empty, listed = tmp_path / "empty.yaml", tmp_path / "list.yaml"
+    empty.write_text("# nothing set: every default\n")
+    listed.write_text("- steps: 3\n")
+    assert load_mapping(empty) == {}
+    with pytest.raises(InputError, match="expected a mapping") as info:
+        load_mapping(listed)
+    assert (info.value.path, info.value.line) == (str(listed), 1)

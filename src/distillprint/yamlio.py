@@ -117,6 +117,16 @@ def _override_at(loc: tuple[int | str, ...], overrides: Sequence[str]) -> str | 
     return None
 
 
+def load_mapping(path: Path) -> dict[str, Any]:
+    """A config file: YAML whose top level is a mapping (an empty file is an empty mapping)."""
+    tree = load_yaml(path)
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise InputError("expected a mapping at the top level", path=path, line=1)
+    return tree
+
+
 def validate_located(
     model: type[ModelT], data: Any, path: Path, overrides: Mapping[str, str] | None = None
 ) -> ModelT:

