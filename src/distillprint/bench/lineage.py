@@ -23,7 +23,6 @@ from distillprint.bench import baselines as bl
 from distillprint.bench.evaluate import attribution_cases, attribution_summary, detection_metrics
 from distillprint.bench.predict import (
     GridPredictions,
-    finite_or_none,
     grid_rows,
     predict_cross_validated,
     predict_with_artifact,
@@ -39,7 +38,7 @@ from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import Comparison, LabelledPair, load_comparison, read_pairs_csv
 from distillprint.score.pairwise import PairFeatures, pair_features
-from distillprint.score.stats import VerdictPolicy, decide
+from distillprint.score.stats import VerdictPolicy, decide, finite_or_none
 from distillprint.score.training import ClassifierHyperparameters
 from distillprint.yamlio import load_mapping, validate_located
 

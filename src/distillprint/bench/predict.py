@@ -120,5 +120,3 @@ def predict_cross_validated(
     return out
 
 
-def finite_or_none(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)

@@ -39,6 +39,7 @@ from distillprint.score.stats import (
     VerdictPolicy,
     attribution_posterior,
     decide,
+    finite_or_none,
 )
 
 PAIR_SCORE_SCHEMA_VERSION = 1
@@ -54,10 +55,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     return value
-
-
-def _opt(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -252,7 +249,7 @@ def pair_score_from_features(
     vector = feats.vector(s, t, list(scoring.features))
     prob, pval = (float(v[0]) for v in scoring.predict(vector))
     n_prompts = int(feats.shared_prompts[s, t])
-    decision = decide(_opt(prob), _opt(pval), n_prompts, len(bg), policy)
+    decision = decide(finite_or_none(prob), finite_or_none(pval), n_prompts, len(bg), policy)
     background_p = pair_background_p(scoring.classifier, feats, list(scoring.features), s, t)
     lookalikes = teacher_lookalikes(scoring, feats, t, policy)
     reasons = list(decision.reasons)
@@ -267,8 +264,8 @@ def pair_score_from_features(
     return PairScore(
         teacher=teacher.name,
         suspect=suspect.name,
-        probability=_opt(prob),
-        p_value=_opt(pval),
+        probability=finite_or_none(prob),
+        p_value=finite_or_none(pval),
         background_p_value=background_p,
         verdict=decision.verdict.value,
         reasons=tuple(reasons),
@@ -277,10 +274,11 @@ def pair_score_from_features(
         thresholds={k: float(v) for k, v in asdict(policy).items()},
         n_prompts=n_prompts,
         n_background=len(bg),
-        features={n: _opt(float(v)) for n, v in zip(scoring.features, vector, strict=True)},
+        features={n: finite_or_none(float(v))
+                  for n, v in zip(scoring.features, vector, strict=True)},
         evidence_view=view,
-        similarity_to_teacher=_opt(float(raw[s, t])),
-        background_similarities={cube.models[b]: _opt(float(raw[s, b])) for b in bg},
+        similarity_to_teacher=finite_or_none(float(raw[s, t])),
+        background_similarities={cube.models[b]: finite_or_none(float(raw[s, b])) for b in bg},
         categories=tuple(
             category_evidence(
                 cube.sims[view],
@@ -343,7 +341,7 @@ def attribute(
     probs, pvals = scoring.predict(rows) if names else (np.zeros(0), np.zeros(0))
     posterior = attribution_posterior(names, [float(p) for p in probs])
     candidates = [
-        TeacherCandidate(n, _opt(float(p)), post, _opt(float(pv)))
+        TeacherCandidate(n, finite_or_none(float(p)), post, finite_or_none(float(pv)))
         for n, p, post, pv in zip(names, probs, posterior.probabilities, pvals, strict=True)
     ]
     # probabilities saturate at 1 for several close candidates: the raw score still orders them

@@ -90,6 +90,11 @@ def decide(
     return Decision(Verdict.INCONCLUSIVE, (f"P(distilled) {probability:.2f} in the middle band",))
 
 
+def finite_or_none(value: float | None) -> float | None:
+    """A number as strict JSON allows it: NaN and infinities (undefined) become None."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
 def background_rank_p_value(
     pair_score: float, suspect_vs_background: np.ndarray, background_vs_teacher: np.ndarray
 ) -> float | None:
