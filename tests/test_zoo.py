@@ -81,7 +81,7 @@ def mini_config(tmp_path: Path) -> Path:
                     "batch_size": 8},
         "training": {"batch_size": 2, "max_steps": 2, "max_prompt_tokens": 48,
                      "max_answer_tokens": 16, "lora_r": 2, "lora_alpha": 4,
-                     "target_modules": ["q_proj", "v_proj"], "wandb_mode": "disabled"},
+                     "target_modules": ["q_proj", "v_proj"], "wandb_mode": "offline"},
         "models": [
             {"name": "student-a", "role": "student", "teacher": "teacher-a",
              "relation": "distilled"},
@@ -122,6 +122,10 @@ def test_mini_zoo_builds_probes_and_resumes(mini_config: Path) -> None:
     assert manifest["models"]["bg"]["examples"] == 3  # half the teacher's answers
     assert manifest["models"]["bg-log"]["examples"] == 3
     assert manifest["models"]["bg-log"]["sources"] == [f"log:{config.models[-1].answer_log}"]
+
+    # training metrics go to a wandb offline run per student, named after it
+    runs = list((config.work_dir / "models" / "student-a").rglob("run-*.wandb"))
+    assert len(runs) == 1, runs
 
     weights = config.work_dir / "models" / "student-a" / "model.safetensors"
     trained_at = weights.stat().st_mtime_ns

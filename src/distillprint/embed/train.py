@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from distillprint.embed.modelcard import write_model_card
 from distillprint.embed.train_config import TrainConfig
 from distillprint.embed.train_data import Batch, GridSampler, TrainingData, load_training_data
 from distillprint.errors import InputError
+from distillprint.tracking import start_wandb, uses_wandb
 
 if TYPE_CHECKING:
     import torch
@@ -121,27 +121,17 @@ def _make_accelerator(config: TrainConfig) -> Accelerator:
     return Accelerator(
         cpu=config.cpu,
         mixed_precision=config.mixed_precision,
-        log_with="wandb" if _uses_wandb(config) else None,
+        log_with="wandb" if uses_wandb(config.logging.wandb_mode, config.logging.wandb) else None,
         project_dir=str(config.output_dir),
     )
 
 
-def _uses_wandb(config: TrainConfig) -> bool:
-    return config.logging.wandb and config.logging.wandb_mode != "disabled"
-
-
 def _start_tracking(accelerator: Accelerator, config: TrainConfig, run_id: str | None) -> None:
     """A wandb run under ``run_id``: a resumed training run continues the same wandb run."""
-    if not _uses_wandb(config):
-        return
-    os.environ.setdefault("WANDB_MODE", config.logging.wandb_mode)
-    os.environ.setdefault("WANDB_SILENT", "true")
-    config.output_dir.mkdir(parents=True, exist_ok=True)
-    accelerator.init_trackers(
-        config.logging.project,
-        config=json.loads(config.model_dump_json()),
-        init_kwargs={"wandb": {"dir": str(config.output_dir), "id": run_id, "resume": "allow"}},
-    )
+    if uses_wandb(config.logging.wandb_mode, config.logging.wandb):
+        start_wandb(accelerator, config.logging.project, config.logging.wandb_mode,
+                    config.output_dir, json.loads(config.model_dump_json()),
+                    id=run_id, resume="allow")
 
 
 def _optimizer_and_schedule(model: Any, config: TrainConfig) -> tuple[Any, Any]:

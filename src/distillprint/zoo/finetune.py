@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from distillprint.backends.hf import render_chat, render_plain
 from distillprint.errors import InputError
+from distillprint.tracking import start_wandb, uses_wandb
 from distillprint.types import ChatMessage
 from distillprint.zoo.config import TrainingConfig
 from distillprint.zoo.examples import TrainingExample
@@ -109,17 +109,12 @@ def _accelerator(config: TrainingConfig, run_name: str, out_dir: Path, recipe: d
                  ) -> Accelerator:
     from accelerate import Accelerator
 
-    use_wandb = config.wandb_mode != "disabled"
-    if use_wandb:
-        os.environ.setdefault("WANDB_MODE", config.wandb_mode)
-        os.environ.setdefault("WANDB_SILENT", "true")
+    use_wandb = uses_wandb(config.wandb_mode)
     accelerator = Accelerator(log_with="wandb" if use_wandb else None, project_dir=str(out_dir),
                               mixed_precision=config.mixed_precision)
     if use_wandb:
-        accelerator.init_trackers(
-            "distillprint-zoo", config=recipe,
-            init_kwargs={"wandb": {"dir": str(out_dir), "name": run_name}},
-        )
+        start_wandb(accelerator, "distillprint-zoo", config.wandb_mode, out_dir, recipe,
+                    name=run_name)
     return accelerator
 
 
