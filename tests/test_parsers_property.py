@@ -30,7 +30,7 @@ from distillprint.embed.train_config import load_train_config as load_embedder_c
 from distillprint.errors import InputError
 from distillprint.probes import load_probe_set
 from distillprint.score.pairs import read_pairs_csv
-from distillprint.score.training import load_train_config as load_classifier_config
+from distillprint.score.training import load_classifier_config
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSIFIER_CONFIG = REPO / "configs" / "classifier" / "default.yaml"

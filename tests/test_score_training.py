@@ -12,7 +12,7 @@ from distillprint.errors import InputError
 from distillprint.score.api import p_value_caveat
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import read_pairs_csv
-from distillprint.score.training import load_train_config
+from distillprint.score.training import load_classifier_config
 from synthetic import synthetic_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,14 +85,14 @@ def test_training_script_writes_artifact_and_model_card(
 def test_unknown_config_keys_are_rejected(tmp_path: Path) -> None:
     config = _config(tmp_path, learning_rate=0.1)
     with pytest.raises(InputError, match=r"learning_rate|Extra"):
-        load_train_config(config)
+        load_classifier_config(config)
     assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
 
 
 def test_an_unknown_feature_is_refused_at_load_with_its_line(tmp_path: Path) -> None:
     config = _config(tmp_path, features=["mean.glob", "mean.srnak"])
     with pytest.raises(InputError, match=r"unknown feature\(s\) \['mean.srnak'\]") as info:
-        load_train_config(config)
+        load_classifier_config(config)
     assert info.value.field == "features" and info.value.line is not None
 
 

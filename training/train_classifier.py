@@ -13,7 +13,7 @@ from pathlib import Path
 
 from distillprint.errors import DistillprintError
 from distillprint.score.model_card import model_card
-from distillprint.score.training import load_train_config, train_scoring_model
+from distillprint.score.training import load_classifier_config, train_scoring_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        cfg = load_train_config(args.config)
+        cfg = load_classifier_config(args.config)
         model, metrics = train_scoring_model(cfg)
     except DistillprintError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -24,7 +24,7 @@ from distillprint.bench.metrics import wilson_interval
 from distillprint.bench.predict import predict_cross_validated
 from distillprint.score.pairwise import pair_features
 from distillprint.score.stats import Verdict, VerdictPolicy, decide
-from distillprint.score.training import load_train_config, training_data
+from distillprint.score.training import load_classifier_config, training_data
 from distillprint.score_cmd import Staging
 
 Scores = dict[tuple[str, str], tuple[float, float]]  # (teacher, suspect) -> (P, p)
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=20)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    cfg = load_train_config(args.config)
+    cfg = load_classifier_config(args.config)
     data = training_data(cfg)
     n = len(data.cube.prompt_ids)
     plans = [

@@ -21,7 +21,7 @@ from distillprint.bench.evaluate import verdict_tally
 from distillprint.bench.metrics import auroc, expected_calibration_error
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import design, labelled_rows, leave_one_teacher_out
-from distillprint.score.training import load_train_config, training_data
+from distillprint.score.training import load_classifier_config, training_data
 from distillprint.zoo.results import PLAIN
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zoo-results", type=Path, default=HERE / "results.json")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    cfg = load_train_config(args.config)
+    cfg = load_classifier_config(args.config)
     params = cfg.params()
     data = training_data(cfg)
     dev = design(data.features, labelled_rows(data.pairs), cfg.features)

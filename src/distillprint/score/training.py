@@ -77,14 +77,14 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
         return features
 
 
-def load_train_config(path: Path) -> ClassifierTrainConfig:
+def load_classifier_config(path: Path) -> ClassifierTrainConfig:
     # The shared YAML reader turns unreadable, non-UTF-8 and malformed files into located
     # InputErrors, and validation errors name the offending key's line.
     return validate_located(ClassifierTrainConfig, load_mapping(Path(path)), Path(path))
 
 
 @dataclass(frozen=True)
-class TrainingData:
+class ClassifierTrainingData:
     cube: SimilarityCube
     background_mask: np.ndarray
     features: PairFeatures
@@ -92,7 +92,7 @@ class TrainingData:
     background: list[str]
 
 
-def training_data(cfg: ClassifierTrainConfig) -> TrainingData:
+def training_data(cfg: ClassifierTrainConfig) -> ClassifierTrainingData:
     """The training comparison: similarity cube, features of every model, labelled rows."""
     pairs = read_pairs_csv(cfg.pairs)
     comparison = load_comparison(pairs, cfg.responses, cfg.max_background, cfg.seed, cfg.pairs)
@@ -100,7 +100,7 @@ def training_data(cfg: ClassifierTrainConfig) -> TrainingData:
     models = comparison.ordered(pairs)
     cube = cached_cube(models, make_views(cfg.views), shared_prompt_ids(models), cfg.cache_dir)
     mask = np.array([n in set(background) for n in cube.models])
-    return TrainingData(cube, mask, pair_features(cube, mask), pairs, background)
+    return ClassifierTrainingData(cube, mask, pair_features(cube, mask), pairs, background)
 
 
 def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[str, Any]]:
