@@ -15,6 +15,7 @@ from distillprint.report.render_html import render_html
 from distillprint.report.render_markdown import render_markdown
 from distillprint.report.schema import ComponentVersion, ScoreReport
 from distillprint.score.api import PairScore
+from distillprint.score.evidence import CategoryEvidence, Echo
 from distillprint.score.model import ScoringModel
 from distillprint.score_run import Evidence
 
@@ -24,7 +25,7 @@ def classifier_version(scoring: ScoringModel) -> ComponentVersion:
     return ComponentVersion(name=name, version=str(scoring.metadata.get("version", __version__)))
 
 
-def _evidence_fields(item: Any, has_background: bool) -> dict[str, Any]:
+def _evidence_fields(item: CategoryEvidence | Echo, has_background: bool) -> dict[str, Any]:
     """Undefined evidence (NaN, or background statistics without a background) becomes None."""
     fields = asdict(item)
     for key, value in fields.items():

@@ -34,6 +34,7 @@ from distillprint.score.answers import (
     shared_prompt_ids,
 )
 from distillprint.score.api import candidate_relations, teacher_lookalikes
+from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import Comparison, LabelledPair, load_comparison, read_pairs_csv
@@ -197,7 +198,7 @@ def _baselines(
     answers: dict[str, ModelAnswers],
     pairs: list[LabelledPair],
     background: list[str],
-    cube: Any,
+    cube: SimilarityCube,
     log: Log,
     disjoint: set[tuple[str, str]],
 ) -> dict[str, Any]:
@@ -242,7 +243,7 @@ def _run_baseline(
     teachers: list[str],
     background: list[str],
     keys: list[tuple[str, str]],
-    cube: Any,
+    cube: SimilarityCube,
     prompts: list[str],
     rng: np.random.Generator,
 ) -> tuple[dict[tuple[str, str], float], dict[str, Any]]:
