@@ -111,99 +111,130 @@ async def collect(
     Requests another collector on the same store holds are left to it; at the end this one
     waits up to ``wait_for_others_s`` for their answers to be stored."""
     plan = plan or plan_collection(backend, probe_set, store, samples, base)
-    summary = CollectionSummary(backend.identity.label, plan.requested, plan.already_stored)
     context = ProbeContext(
         probe_set.name,
         probe_set.version,
         {probe.id: probe.category for probe in probe_set.probes},
     )
-    limit = max(1, min(concurrency, backend.max_concurrency or concurrency))
-    policy = retry or RetryPolicy()
-    elsewhere: list[str] = []  # keys another collector held when this one wanted them
-    answered_any = plan.already_stored > 0
-    refusals: list[BackendError] = []
-    refused_everything = asyncio.Event()  # workers drain what is in flight, then stop
-    stop_after = max(REFUSALS_BEFORE_STOP, limit * max(1, backend.max_batch_size))
+    run = _Collection(backend, store, plan, context, retry or RetryPolicy(), on_progress)
+    workers = max(1, min(concurrency, backend.max_concurrency or concurrency))
+    await run.send_all(workers)
+    await run.wait_for_others(wait_for_others_s)
+    return run.summary
 
-    async def run_batch(keyed: list[tuple[str, GenerationRequest]]) -> None:
-        nonlocal answered_any
+
+class _Collection:
+    """One collection run: workers share the missing requests, store each batch's answers as
+    they arrive, and stop early when every request so far was refused."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        store: ResponseStore,
+        plan: CollectionPlan,
+        context: ProbeContext,
+        policy: RetryPolicy,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.backend = backend
+        self.store = store
+        self.plan = plan
+        self.context = context
+        self.policy = policy
+        self.on_progress = on_progress
+        self.summary = CollectionSummary(backend.identity.label, plan.requested,
+                                         plan.already_stored)
+        self.elsewhere: list[str] = []  # keys another collector held when this one wanted them
+        self.answered_any = plan.already_stored > 0
+        self.refusals: list[BackendError] = []
+        self.refused_everything = asyncio.Event()  # workers drain what is in flight, then stop
+
+    async def send_all(self, workers: int) -> None:
+        # ``workers`` share one generator, so memory stays flat however many requests are
+        # missing (a task per batch cost ~1.5 kB each: 60 MB for 40,000 requests, measured).
+        keyed = list(zip(self.plan.missing_keys, self.plan.missing, strict=True))
+        batches = _shuffled_batches(keyed, max(1, self.backend.max_batch_size))
+        stop_after = max(REFUSALS_BEFORE_STOP, workers * max(1, self.backend.max_batch_size))
+        while True:
+            tasks = [asyncio.create_task(self._worker(batches, stop_after))
+                     for _ in range(workers)]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+            if not self.refused_everything.is_set():
+                return
+            if not self.answered_any:
+                raise BackendError(
+                    f"the first {len(self.refusals)} requests were all refused, so the request "
+                    f"itself is likely wrong (for example a sampling setting this model does "
+                    f"not accept), not the prompts; the last refusal: {self.refusals[-1]}"
+                )
+            self.refused_everything.clear()  # an answer landed while draining: go on
+
+    async def _worker(self, batches: Iterator[list[tuple[str, GenerationRequest]]],
+                      stop_after: int) -> None:
+        while not self.refused_everything.is_set():
+            batch = next(batches, None)
+            if batch is None:
+                return
+            await self._run_batch(batch, stop_after)
+
+    async def _run_batch(self, keyed: list[tuple[str, GenerationRequest]], stop_after: int
+                         ) -> None:
         # Another collector on the same store may have stored, or be requesting, some of these
         # since we planned: claiming them first means no answer is ever paid for twice.
-        mine = store.claim([key for key, _ in keyed])
+        mine = self.store.claim([key for key, _ in keyed])
         claimed = [(key, r) for key, r in keyed if key in mine]
-        batch = [r for _, r in claimed]
-        elsewhere.extend(key for key, _ in keyed if key not in mine)
-        if not batch:
-            if on_progress is not None:
-                on_progress(len(keyed))
-            return
+        self.elsewhere.extend(key for key, _ in keyed if key not in mine)
+        if claimed:
+            await self._send(claimed, stop_after)
+        if self.on_progress is not None:
+            self.on_progress(len(keyed))
+
+    async def _send(self, claimed: list[tuple[str, GenerationRequest]], stop_after: int) -> None:
+        batch = [request for _, request in claimed]
+        summary = self.summary
         try:
             results = await call_with_retries(
-                lambda: generate_or_missing(backend, batch), policy, on_retry=_log_retry
+                lambda: generate_or_missing(self.backend, batch), self.policy,
+                on_retry=_log_retry,
             )
         except (RetryableError, BackendError) as exc:
             if isinstance(exc, BackendError) and not exc.per_request:
                 raise  # a wrong key or model fails every request alike: stop asking
             summary.failed += len(batch)
             summary.errors.append(str(exc))
-            if isinstance(exc, BackendError) and not answered_any:
-                refusals.extend([exc] * len(batch))
-                if len(refusals) >= stop_after:
-                    refused_everything.set()
-        else:
-            answered_any = True
-            answered: list[tuple[str | None, GenerationRequest, Generation]] = []
-            for (key, request), result in zip(claimed, results, strict=True):
-                if isinstance(result, AnswerNotAvailable):
-                    summary.unavailable += 1
-                else:
-                    answered.append((key, request, result))
-            stored = store.add_many(backend.identity, answered, context) if answered else 0
-            summary.stored_now += stored
-            summary.duplicates += len(answered) - stored
-        if on_progress is not None:
-            on_progress(len(keyed))
+            if isinstance(exc, BackendError) and not self.answered_any:
+                self.refusals.extend([exc] * len(batch))
+                if len(self.refusals) >= stop_after:
+                    self.refused_everything.set()
+            return
+        self.answered_any = True
+        answered: list[tuple[str | None, GenerationRequest, Generation]] = []
+        for (key, request), result in zip(claimed, results, strict=True):
+            if isinstance(result, AnswerNotAvailable):
+                summary.unavailable += 1
+            else:
+                answered.append((key, request, result))
+        stored = (self.store.add_many(self.backend.identity, answered, self.context)
+                  if answered else 0)
+        summary.stored_now += stored
+        summary.duplicates += len(answered) - stored
 
-    # ``limit`` workers share one generator, so memory stays flat however many requests are
-    # missing (a task per batch cost ~1.5 kB each: 60 MB for 40,000 requests, measured).
-    keyed_missing = list(zip(plan.missing_keys, plan.missing, strict=True))
-    batches = _shuffled_batches(keyed_missing, max(1, backend.max_batch_size))
-
-    async def worker() -> None:
-        while not refused_everything.is_set():
-            batch = next(batches, None)
-            if batch is None:
-                return
-            await run_batch(batch)
-
-    while True:
-        tasks = [asyncio.create_task(worker()) for _ in range(limit)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-        if not refused_everything.is_set():
-            break
-        if not answered_any:
-            raise BackendError(
-                f"the first {len(refusals)} requests were all refused, so the request itself "
-                f"is likely wrong (for example a sampling setting this model does not accept), "
-                f"not the prompts; the last refusal: {refusals[-1]}"
-            )
-        refused_everything.clear()  # an answer landed while draining: the prompts were refused
-    # Held by another collector: its answers in flight land shortly; one that is stopped or
-    # stuck leaves them pending, and those are not reported as done.
-    pending = set(elsewhere)
-    deadline = time.monotonic() + wait_for_others_s
-    while True:
-        pending -= store.stored_keys(list(pending)) if pending else set()
-        if not pending or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(0.2)
-    summary.stored_elsewhere = len(set(elsewhere)) - len(pending)
-    summary.pending_elsewhere = len(pending)
-    return summary
+    async def wait_for_others(self, timeout_s: float) -> None:
+        """Held by another collector: its answers in flight land shortly; one that is stopped
+        or stuck leaves them pending, and those are not reported as done."""
+        pending = set(self.elsewhere)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pending -= self.store.stored_keys(list(pending)) if pending else set()
+            if not pending or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.2)
+        self.summary.stored_elsewhere = len(set(self.elsewhere)) - len(pending)
+        self.summary.pending_elsewhere = len(pending)
 
 
 def _log_retry(event: RetryEvent) -> None:
