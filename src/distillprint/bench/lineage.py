@@ -57,10 +57,11 @@ class LineageConfig(ClassifierHyperparameters):
     max_background: int | None = Field(default=50, ge=0)  # None (or 'all' in YAML): every one
     classifier: Literal["auto", "cv", "artifact"] = "auto"
     artifact: Path | None = None  # None: the scoring model shipped in the package
-    alpha: float = Field(default=0.05, gt=0, lt=1)
-    distilled_above: float = 0.8
-    not_distilled_below: float = 0.2
-    min_prompts: int = VerdictPolicy().min_prompts
+    # the verdict policy's own defaults, as ``score`` uses them
+    alpha: float = Field(default=VerdictPolicy.alpha, gt=0, lt=1)
+    distilled_above: float = VerdictPolicy.distilled_above
+    not_distilled_below: float = VerdictPolicy.not_distilled_below
+    min_prompts: int = VerdictPolicy.min_prompts
     budgets: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [8, 16, 32, 64, 128])
     budget_seeds: int = Field(default=3, ge=1)

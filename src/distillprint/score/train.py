@@ -19,7 +19,7 @@ class ClassifierParams:
     C: float = 1.0
     positive: bool = True
     calibration_cv: int = 5
-    calibration_C: float = 1.0
+    calibration_C: float = 30.0  # as shipped (configs/classifier/default.yaml)
     random_state: int = 0
 
     def make(self) -> DistillationClassifier:
