@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 METHOD_LABEL = "distillprint scorer"
 
@@ -192,20 +195,20 @@ def _labelled_scores(rows: list[list[Any]], labels: dict[tuple[str, str], int]) 
 def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     import matplotlib
 
-    matplotlib.use("Agg")
     with matplotlib.rc_context({"text.parse_math": False}):  # '$' in model names is text
         return _write_plots(result, out_dir)
 
 
 def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     out_dir.mkdir(parents=True, exist_ok=True)
     labelled = [p for p in result["pairs"] if p["label"] is not None]
     labels = {(p["teacher"], p["suspect"]): int(p["label"]) for p in labelled}
     paths = []
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     methods = {METHOD_LABEL: [[p["teacher"], p["suspect"], p["probability"]] for p in labelled]}
     methods |= {n: b["pair_scores"] for n, b in result["baselines"].items() if "pair_scores" in b}
     for name, rows in methods.items():
@@ -217,7 +220,8 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     ax.legend(loc="lower right", fontsize=8)
     paths.append(_save(fig, out_dir / "roc.png"))
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     y, p = _labelled_scores(methods[METHOD_LABEL], labels)
     bins = np.clip((p * 5).astype(int), 0, 4)
     for b in sorted(set(bins.tolist())):
@@ -242,7 +246,8 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     paths.append(_save(fig, out_dir / "calibration.png"))
 
     summary = result["query_budget"]["summary"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     x = [s["n_prompts"] for s in summary]
     ax.plot(x, [s["auroc_mean"] for s in summary], marker="o", label="AUROC (mean)")
     ax.plot(x, [s["auroc_min"] for s in summary], ls="--", label="AUROC (min over seeds)")
@@ -263,9 +268,10 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
 def _plot_budget_validity(
     summary: list[dict[str, Any]], cfg: dict[str, Any], out_dir: Path
 ) -> Path:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     x = np.array([s["n_prompts"] for s in summary], dtype=float)
     series = (
         ("negatives_p_at_alpha", "negatives with p <= alpha", "o"),
@@ -291,12 +297,9 @@ def _plot_budget_validity(
     return _save(fig, out_dir / "budget_validity.png")
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return path
 
 

@@ -74,13 +74,11 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def plot_accuracy(report: dict[str, Any], path: Path, centering: str = "prompt") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     ks = report["ks"]
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    figure = Figure(figsize=(6.4, 4.2))
+    axis = figure.subplots()
     for label, result in report["results"].items():
         values = [result[centering]["accuracy"][str(k)] for k in ks]
         axis.plot(ks, values, marker="o", label=label)
@@ -94,5 +92,4 @@ def plot_accuracy(report: dict[str, Any], path: Path, centering: str = "prompt")
     axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
     return path

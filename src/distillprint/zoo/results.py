@@ -82,10 +82,7 @@ def zoo_markdown(result: dict[str, Any]) -> str:
 
 
 def probability_heatmap(result: dict[str, Any], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     teachers = sorted({p["teacher"] for p in result["pairs"]})
     suspects = sorted({p["suspect"] for p in result["pairs"]})
@@ -93,7 +90,8 @@ def probability_heatmap(result: dict[str, Any], path: Path) -> Path:
     for p in result["pairs"]:
         if p["probability"] is not None:
             grid[teachers.index(p["teacher"]), suspects.index(p["suspect"])] = p["probability"]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(suspects), 1.6 + 0.6 * len(teachers)))
+    fig = Figure(figsize=(1.0 + 0.9 * len(suspects), 1.6 + 0.6 * len(teachers)))
+    ax = fig.subplots()
     image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(len(suspects)), suspects, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(teachers)), teachers, fontsize=8)
@@ -105,5 +103,4 @@ def probability_heatmap(result: dict[str, Any], path: Path) -> Path:
     ax.set_title("Distillation zoo: P(distilled) for every teacher x model")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
