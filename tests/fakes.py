@@ -7,8 +7,8 @@ import hashlib
 from collections.abc import Sequence
 
 from distillprint.backends.base import Backend
+from distillprint.core_types import Generation, GenerationRequest, ModelIdentity, Usage
 from distillprint.errors import BackendError, RetryableError
-from distillprint.types import Generation, GenerationRequest, ModelIdentity, Usage
 
 
 class FakeBackend(Backend):

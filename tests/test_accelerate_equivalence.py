@@ -100,8 +100,7 @@ def test_two_process_embed_equals_one_process(
     spec = f"combined:{tiny}"  # encoder + stylometry + PoS: sharded leaves and a fitted scaling
     rows = rows_from_answer_logs([logs])
     two_cache = tmp_path / "two.sqlite"
-    # as the README runs it: a module relaunched under torchrun by path would import the
-    # package's types.py in place of the standard library's
+    # as the README runs it: a module started with -m is relaunched under torchrun as a module
     command = [
         "-m", "distillprint.cli", "embed", "--responses", str(logs), "--embedder", spec,
         "--out", str(tmp_path / "two.npz"), "--cache", str(two_cache),

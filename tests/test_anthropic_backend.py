@@ -7,9 +7,9 @@ import pytest
 
 from distillprint.backends.anthropic import AnthropicBackend, create_anthropic_backend
 from distillprint.backends.base import BackendOptions
+from distillprint.core_types import ChatMessage, Generation, GenerationRequest, SamplingParams
 from distillprint.errors import BackendError, InputError, MissingSecretError, RetryableError
 from distillprint.retry import RetryPolicy, call_with_retries
-from distillprint.types import ChatMessage, Generation, GenerationRequest, SamplingParams
 from servers import Canned, ScriptedServer, Seen, messages_reply
 
 FAST = RetryPolicy(max_attempts=5, base_delay_s=0.0, max_delay_s=0.0, jitter=0.0)

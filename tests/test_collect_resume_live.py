@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from distillprint.backends.echo import EchoBackend
+from distillprint.core_types import Generation, GenerationRequest
 from distillprint.probes import load_probe_set
 from distillprint.serve import RunningServer, start_server_in_thread
 from distillprint.serve_faults import FaultPlan
-from distillprint.types import Generation, GenerationRequest
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from distillprint.core_types import text_sha256
 from distillprint.embed.base import FloatArray
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.combined import CombinedEmbedder, View
 from distillprint.errors import InputError
-from distillprint.types import text_sha256
 
 
 class CountingEmbedder:

@@ -6,15 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distillprint.embed.command import rows_from_answer_logs, rows_from_store, run_embed
-from distillprint.errors import InputError
-from distillprint.types import (
+from distillprint.core_types import (
     ChatMessage,
     Generation,
     GenerationRequest,
     ModelIdentity,
     SamplingParams,
 )
+from distillprint.embed.command import rows_from_answer_logs, rows_from_store, run_embed
+from distillprint.errors import InputError
 
 ANSWERS = {
     "eager": ["Certainly! Here you go.", "Sure! Happy to help.", "Certainly! Done."],

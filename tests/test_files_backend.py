@@ -9,8 +9,8 @@ import pytest
 
 from distillprint.backends import AnswerNotAvailable, BackendOptions, create_backend
 from distillprint.backends.files import FileBackend, create_file_backend
+from distillprint.core_types import ChatMessage, GenerationRequest, SamplingParams
 from distillprint.errors import InputError
-from distillprint.types import ChatMessage, GenerationRequest, SamplingParams
 
 JSONL_ROWS = [
     {"model": "teacher-7b", "probe_id": "id-1", "prompt": "Who are you?", "response": "I am T."},

@@ -17,9 +17,9 @@ from rich.console import Console
 
 from distillprint.answers import load_answer_log
 from distillprint.backends import BackendOptions, create_backend
+from distillprint.core_types import ChatMessage, GenerationRequest, SamplingParams
 from distillprint.embed.train import train_embedder
 from distillprint.embed.train_config import load_train_config
-from distillprint.types import ChatMessage, GenerationRequest, SamplingParams
 from distillprint.zoo.build import build_zoo
 from distillprint.zoo.config import load_zoo_config
 from test_embed_train import check_artifact, write_config

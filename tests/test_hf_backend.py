@@ -16,13 +16,13 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 from distillprint.backends import BackendOptions, create_backend  # noqa: E402
 from distillprint.backends.hf import HFBackend, cut_at_turn_marker, render_chat, render_plain  # noqa: E402
 from distillprint.backends.hf_generation import _inverse_cdf, row_seed  # noqa: E402
-from distillprint.errors import BackendError, InputError  # noqa: E402
-from distillprint.types import (  # noqa: E402
+from distillprint.core_types import (  # noqa: E402
     ChatMessage,
     Generation,
     GenerationRequest,
     SamplingParams,
 )
+from distillprint.errors import BackendError, InputError  # noqa: E402
 from tiny_models import byte_tokenizer as _tokenizer  # noqa: E402
 from tiny_models import random_llama as _random_model  # noqa: E402
 from tiny_models import save_model as _save  # noqa: E402

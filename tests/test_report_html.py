@@ -9,19 +9,19 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from distillprint.cli import app
-from distillprint.report.load import parse_report, write_report_json
-from distillprint.report.manifest import build_manifest, response_digest, seal_report
-from distillprint.report.render_html import MAX_ECHO_CHARS, render_html
-from distillprint.report.schema import ScoreReport, SimilarityDistribution
-from distillprint.report.seal import page_intact
-from distillprint.store import ProbeContext, ResponseStore
-from distillprint.types import (
+from distillprint.core_types import (
     ChatMessage,
     Generation,
     GenerationRequest,
     ModelIdentity,
     SamplingParams,
 )
+from distillprint.report.load import parse_report, write_report_json
+from distillprint.report.manifest import build_manifest, response_digest, seal_report
+from distillprint.report.render_html import MAX_ECHO_CHARS, render_html
+from distillprint.report.schema import ScoreReport, SimilarityDistribution
+from distillprint.report.seal import page_intact
+from distillprint.store import ProbeContext, ResponseStore
 from distillprint.verify_run import verify_report
 from report_fixtures import HOSTILE, sample_report, sample_responses
 

@@ -12,6 +12,7 @@ from distillprint.backends.base import BackendOptions
 from distillprint.backends.echo import EchoBackend, create_echo_backend
 from distillprint.backends.files import create_file_backend
 from distillprint.backends.openai_compat import create_openai_backend
+from distillprint.core_types import ChatMessage, GenerationRequest, SamplingParams
 from distillprint.errors import BackendError, InputError
 from distillprint.retry import RetryPolicy, call_with_retries
 from distillprint.serve import ServeSettings, start_server_in_thread
@@ -23,7 +24,6 @@ from distillprint.serve_faults import (
     parse_rates,
     parse_script,
 )
-from distillprint.types import ChatMessage, GenerationRequest, SamplingParams
 from servers import echo_server
 
 

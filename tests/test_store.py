@@ -13,10 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from distillprint.errors import InputError
-from distillprint.export import write_jsonl, write_parquet
-from distillprint.store import ProbeContext, ResponseStore, store_key
-from distillprint.types import (
+from distillprint.core_types import (
     ChatMessage,
     Generation,
     GenerationRequest,
@@ -24,6 +21,9 @@ from distillprint.types import (
     SamplingParams,
     Usage,
 )
+from distillprint.errors import InputError
+from distillprint.export import write_jsonl, write_parquet
+from distillprint.store import ProbeContext, ResponseStore, store_key
 
 CTX = ProbeContext("set", "1.0", {"p1": "identity"})
 

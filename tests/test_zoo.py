@@ -266,7 +266,7 @@ def test_answer_only_loss_equals_the_models_own_loss_per_token() -> None:
 
 def test_students_train_on_the_format_they_are_probed_with() -> None:
     from distillprint.backends.hf import render_chat, render_plain
-    from distillprint.types import ChatMessage
+    from distillprint.core_types import ChatMessage
     from distillprint.zoo.config import TrainingConfig
     from distillprint.zoo.examples import TrainingExample
     from distillprint.zoo.finetune import IGNORE, encode_example

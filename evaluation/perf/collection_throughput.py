@@ -39,9 +39,9 @@ from distillprint import __version__
 from distillprint.backends import BackendOptions, create_backend
 from distillprint.bench.records import machine_load, write_results
 from distillprint.collect import CollectionPlan, collect, plan_collection
+from distillprint.core_types import SamplingParams
 from distillprint.probes import load_probe_set
 from distillprint.store import ResponseStore
-from distillprint.types import SamplingParams
 
 HERE = Path(__file__).resolve().parent
 PROBES = "core-v1"

@@ -30,8 +30,8 @@ import torch
 
 from distillprint.backends import BackendOptions, create_backend
 from distillprint.backends.hf import HFBackend
+from distillprint.core_types import Generation, GenerationRequest
 from distillprint.probes import load_probe_set
-from distillprint.types import Generation, GenerationRequest
 
 HERE = Path(__file__).resolve().parent
 

@@ -25,9 +25,9 @@ from distillprint.backends import create_backend
 from distillprint.backends.files import FileBackend
 from distillprint.bench.records import machine_load, write_results
 from distillprint.collect import collect
+from distillprint.core_types import SamplingParams
 from distillprint.probes import ProbeSet, load_probe_set
 from distillprint.store import ResponseStore
-from distillprint.types import SamplingParams
 
 HERE = Path(__file__).resolve().parent
 LOGS = HERE.parent.parent.parent / "shared" / "data" / "alpaca_eval" / "outputs"

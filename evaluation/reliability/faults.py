@@ -43,12 +43,12 @@ from distillprint.backends._http import encode_json_body
 from distillprint.backends.echo import EchoBackend
 from distillprint.backends.openai_compat import OpenAIBackend
 from distillprint.collect import collect
+from distillprint.core_types import SamplingParams
 from distillprint.probes import load_probe_set
 from distillprint.retry import RetryPolicy
 from distillprint.serve import RequestRecord, RunningServer, start_server_in_thread
 from distillprint.serve_faults import Fault, FaultPlan
 from distillprint.store import ResponseStore, store_key
-from distillprint.types import SamplingParams
 
 HERE = Path(__file__).resolve().parent
 MODEL = "openai:echo-reliability"

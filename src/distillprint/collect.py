@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from distillprint.backends.base import AnswerNotAvailable, Backend, generate_or_missing
+from distillprint.core_types import Generation, GenerationRequest, SamplingParams
 from distillprint.errors import BackendError, RetryableError
 from distillprint.probes import ProbeSet
 from distillprint.retry import RetryEvent, RetryPolicy, call_with_retries
 from distillprint.store import ProbeContext, ResponseStore, store_key
-from distillprint.types import Generation, GenerationRequest, SamplingParams
 
 log = logging.getLogger(__name__)
 

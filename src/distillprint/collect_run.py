@@ -13,9 +13,9 @@ from tqdm import tqdm
 
 from distillprint.backends import Backend, BackendOptions, create_backend
 from distillprint.collect import CollectionPlan, CollectionSummary, collect, plan_collection
+from distillprint.core_types import SamplingParams
 from distillprint.probes import ProbeSet, load_probe_set
 from distillprint.store import ResponseStore
-from distillprint.types import SamplingParams
 
 
 @dataclass(frozen=True)

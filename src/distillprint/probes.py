@@ -26,8 +26,8 @@ from distillprint.answers import (
     model_name_from_path,
     read_text,
 )
+from distillprint.core_types import ChatMessage, GenerationRequest, SamplingParams, text_sha256
 from distillprint.errors import InputError
-from distillprint.types import ChatMessage, GenerationRequest, SamplingParams, text_sha256
 from distillprint.yamlio import LocatedDict, load_yaml, locate, validate_located
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)

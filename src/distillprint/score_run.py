@@ -21,13 +21,13 @@ from distillprint.answers import answer_log_paths
 from distillprint.backends import Backend, BackendOptions, create_backend
 from distillprint.collect import plan_collection
 from distillprint.collect_run import collect_with_progress, resumable
+from distillprint.core_types import SamplingParams
 from distillprint.errors import InputError
 from distillprint.probes import ProbeSet, load_probe_set, sample_probe_set
 from distillprint.report.manifest import build_manifest, response_digest
 from distillprint.report.schema import ComponentVersion, Manifest, ModelEntry, ResponseDigest
 from distillprint.score.answers import ModelAnswers
 from distillprint.store import ResponseStore, StoredResponse
-from distillprint.types import SamplingParams
 
 Role = Literal["teacher", "suspect", "background", "candidate"]
 

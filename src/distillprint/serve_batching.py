@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from distillprint.backends.base import AnswerNotAvailable, Backend, generate_or_missing
+from distillprint.core_types import Generation, GenerationRequest
 from distillprint.errors import BackendError
-from distillprint.types import Generation, GenerationRequest
 
 #: concurrent ``generate`` calls for backends that take one request at a time (API proxies,
 #: answer logs); batching backends get one call at a time so a model is never oversubscribed.

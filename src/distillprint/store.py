@@ -28,9 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from distillprint import __version__
-from distillprint.errors import InputError
-from distillprint.sqlite_files import column_mismatch, open_sqlite, prepare, read_tables
-from distillprint.types import (
+from distillprint.core_types import (
     ChatMessage,
     Generation,
     GenerationRequest,
@@ -39,6 +37,8 @@ from distillprint.types import (
     request_key,
     text_sha256,
 )
+from distillprint.errors import InputError
+from distillprint.sqlite_files import column_mismatch, open_sqlite, prepare, read_tables
 
 RECORD_SCHEMA_VERSION = 1
 #: a claim older than this is free again even if its process may live (another host, a hang)

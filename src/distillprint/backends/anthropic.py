@@ -23,7 +23,7 @@ from distillprint.backends._http import (
     resolve_key,
 )
 from distillprint.backends.base import Backend, BackendOptions
-from distillprint.types import Generation, GenerationRequest, ModelIdentity, Usage
+from distillprint.core_types import Generation, GenerationRequest, ModelIdentity, Usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"

@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from distillprint.core_types import Generation, GenerationRequest, ModelIdentity
 from distillprint.errors import DistillprintError
-from distillprint.types import Generation, GenerationRequest, ModelIdentity
 
 
 class AnswerNotAvailable(DistillprintError):

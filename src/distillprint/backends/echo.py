@@ -16,7 +16,13 @@ import hashlib
 from collections.abc import Iterator, Sequence
 
 from distillprint.backends.base import Backend, BackendOptions
-from distillprint.types import Generation, GenerationRequest, ModelIdentity, Usage, canonical_json
+from distillprint.core_types import (
+    Generation,
+    GenerationRequest,
+    ModelIdentity,
+    Usage,
+    canonical_json,
+)
 
 _WORDS = (
     "certainly",

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from distillprint.answers import AnswerLog, AnswerRecord, load_answer_log
 from distillprint.backends.base import AnswerNotAvailable, Backend, BackendOptions
+from distillprint.core_types import Generation, GenerationRequest, ModelIdentity
 from distillprint.errors import InputError
-from distillprint.types import Generation, GenerationRequest, ModelIdentity
 
 _REVISION_HEX_CHARS = 16
 

@@ -45,8 +45,8 @@ from distillprint.backends.hf_loading import (
     load_pretrained,
     load_tokenizer,
 )
+from distillprint.core_types import ChatMessage, Generation, GenerationRequest, ModelIdentity, Usage
 from distillprint.errors import InputError
-from distillprint.types import ChatMessage, Generation, GenerationRequest, ModelIdentity, Usage
 
 DEFAULT_BATCH_SIZE = 16
 #: a base model that starts a new transcript turn has finished its answer

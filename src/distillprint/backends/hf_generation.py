@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase, StoppingCriteria
 
-from distillprint.types import SamplingParams
+from distillprint.core_types import SamplingParams
 
 StopReason = Literal["eos", "marker", "length"]
 #: generated tokens decoded when looking for a turn marker; markers are a few tokens long

@@ -24,8 +24,8 @@ from distillprint.backends._http import (
     resolve_key,
 )
 from distillprint.backends.base import Backend, BackendOptions
+from distillprint.core_types import Generation, GenerationRequest, ModelIdentity, Usage
 from distillprint.errors import BackendError
-from distillprint.types import Generation, GenerationRequest, ModelIdentity, Usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"

@@ -7,9 +7,9 @@ from functools import partial
 from distillprint.backends.base import Backend, BackendOptions
 from distillprint.backends.hf import HFBackend
 from distillprint.backends.hf_loading import load_gguf, load_gguf_tokenizer
+from distillprint.core_types import ModelIdentity
 from distillprint.errors import BackendError
 from distillprint.models_catalog import get_packaged_model
-from distillprint.types import ModelIdentity
 
 
 def create_packaged_backend(spec_rest: str, options: BackendOptions) -> Backend:

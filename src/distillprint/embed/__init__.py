@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from distillprint.core_types import text_sha256
 from distillprint.embed.base import Embedder, l2_normalize, model_fingerprint
 from distillprint.embed.cache import EmbeddingCache, embed_models, embed_texts, fit_embedder
 from distillprint.embed.combined import CombinedEmbedder, View
@@ -10,7 +11,6 @@ from distillprint.embed.pos import PosTemplateFeatures
 from distillprint.embed.registry import build_embedder
 from distillprint.embed.stylometry import StylometricFeatures
 from distillprint.embed.tfidf import TfidfEmbedder
-from distillprint.types import text_sha256
 
 __all__ = [
     "CombinedEmbedder",

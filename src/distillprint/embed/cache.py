@@ -15,11 +15,11 @@ from types import TracebackType
 import numpy as np
 from tqdm.auto import tqdm
 
+from distillprint.core_types import text_sha256
 from distillprint.embed.base import Embedder, FloatArray, model_fingerprint
 from distillprint.embed.combined import CombinedEmbedder
 from distillprint.errors import InputError
 from distillprint.sqlite_files import column_mismatch, open_sqlite, prepare, read_tables
-from distillprint.types import text_sha256
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (

@@ -29,13 +29,13 @@ import numpy as np
 
 from distillprint import __version__
 from distillprint.answers import is_answer_log, load_answer_log
+from distillprint.core_types import text_sha256
 from distillprint.embed.base import Embedder, FloatArray
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.combined import CombinedEmbedder
 from distillprint.embed.registry import EncoderOptions, build_embedder
 from distillprint.errors import InputError
 from distillprint.locations import cache_root
-from distillprint.types import text_sha256
 
 if TYPE_CHECKING:
     from accelerate import PartialState

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from distillprint.core_types import canonical_json, text_sha256
 from distillprint.report.schema import (
     ComponentVersion,
     Manifest,
@@ -25,7 +26,6 @@ from distillprint.report.schema import (
     utc_now_iso,
 )
 from distillprint.secrets import REDACTED, known_secrets, redact
-from distillprint.types import canonical_json, text_sha256
 
 # Query parameters whose names say they carry credentials.
 _SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|auth|signature|sig)", re.I)

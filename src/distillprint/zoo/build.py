@@ -19,10 +19,10 @@ from distillprint import __version__
 from distillprint.answers import load_answer_log
 from distillprint.backends import BackendOptions, create_backend
 from distillprint.backends.hf import HFBackend
+from distillprint.core_types import text_sha256
 from distillprint.packaged_data import TextPair, chitchat_pairs, wiki_pairs
 from distillprint.probes import ProbeSet, builtin_probe_sets, load_probe_set
 from distillprint.store import StoredResponse
-from distillprint.types import text_sha256
 from distillprint.zoo.collection import Collector, texts
 from distillprint.zoo.config import TeacherConfig, ZooConfig, ZooModelConfig
 from distillprint.zoo.examples import (

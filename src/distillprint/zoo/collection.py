@@ -16,10 +16,10 @@ from rich.console import Console
 from distillprint.backends import Backend, BackendOptions, create_backend
 from distillprint.collect import CollectionSummary
 from distillprint.collect_run import collect_with_progress
+from distillprint.core_types import ModelIdentity, SamplingParams
 from distillprint.errors import BackendError
 from distillprint.probes import ProbeSet
 from distillprint.store import ResponseStore, StoredResponse, store_key
-from distillprint.types import ModelIdentity, SamplingParams
 
 
 @dataclass(frozen=True)

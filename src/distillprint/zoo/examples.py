@@ -7,8 +7,8 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from distillprint.core_types import text_sha256
 from distillprint.packaged_data import TextPair
-from distillprint.types import text_sha256
 from distillprint.zoo.config import ZooModelConfig
 from distillprint.zoo.prompts import prompt_id
 

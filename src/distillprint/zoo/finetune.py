@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distillprint.backends.hf import render_chat, render_plain
+from distillprint.core_types import ChatMessage
 from distillprint.errors import InputError
 from distillprint.tracking import start_wandb, uses_wandb
-from distillprint.types import ChatMessage
 from distillprint.zoo.config import TrainingConfig
 from distillprint.zoo.examples import TrainingExample
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from distillprint.core_types import text_sha256
 from distillprint.probes import Probe, ProbeSet
-from distillprint.types import text_sha256
 from distillprint.zoo.collection import Collector, texts
 from distillprint.zoo.config import GenerationConfig
 

@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from distillprint.core_types import text_sha256
 from distillprint.errors import InputError
 from distillprint.packaged_data import TextPair, sharegpt_first_turns
 from distillprint.probes import Probe, ProbeSet
-from distillprint.types import text_sha256
 from distillprint.zoo.config import PromptPoolConfig
 
 
