@@ -84,3 +84,16 @@ def test_rows_from_store(tmp_path: Path) -> None:
     ]
     with pytest.raises(InputError, match="no such distillprint response store"):
         rows_from_store(tmp_path / "none.sqlite")
+
+
+def test_answer_logs_are_named_by_their_files_as_in_the_benchmarks(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    rows = [{"instruction": "p", "output": "an answer", "generator": "vendor/long-name-v2"}]
+    (logs / "short-name.json").write_text(json.dumps(rows))
+    assert {row.model for row in rows_from_answer_logs([logs])} == {"short-name"}
+    copy = tmp_path / "elsewhere"
+    copy.mkdir()
+    (copy / "short-name.json").write_text(json.dumps([{**rows[0], "output": "another"}]))
+    with pytest.raises(InputError, match="two answer files with different answers"):
+        rows_from_answer_logs([logs, copy])

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from distillprint import __version__
-from distillprint.answers import is_answer_log, load_answer_log
+from distillprint.answers import answer_log_paths, load_answer_log
 from distillprint.core_types import text_sha256
 from distillprint.embed.base import Embedder, FloatArray
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
@@ -84,21 +84,16 @@ def default_cache_path() -> Path:
 
 
 def rows_from_answer_logs(paths: Sequence[Path]) -> list[ResponseRow]:
-    """Answer-log files, or folders of them (one model per file)."""
-    files: list[Path] = []
+    """Answer-log files, or folders of them: one model per file, named by the file as every
+    benchmark names it (two files of one name must hold the same answers)."""
     for path in paths:
-        if path.is_dir():
-            files.extend(p for p in sorted(path.iterdir()) if is_answer_log(p))
-        elif path.exists():
-            files.append(path)
-        else:
+        if not path.exists():
             raise InputError("no such file or directory", path=path)
     rows: list[ResponseRow] = []
-    for file in files:
-        log = load_answer_log(file)
+    for name, file in answer_log_paths(paths).items():
         rows.extend(
-            ResponseRow(log.model, r.response, r.probe_id or "", r.sample_index)
-            for r in log.records
+            ResponseRow(name, r.response, r.probe_id or "", r.sample_index)
+            for r in load_answer_log(file, model=name).records
         )
     if not rows:
         raise InputError("no answers found", path=", ".join(map(str, paths)))
