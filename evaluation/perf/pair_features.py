@@ -19,6 +19,7 @@ import argparse
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +90,14 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(report: dict[str, Any]) -> Any:
+def plot(report: dict[str, Any]) -> Callable[[Path], None]:
     def draw(path: Path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         rows = report["rows"]
         models = [r["models"] for r in rows]
-        figure, axis = plt.subplots(figsize=(6, 4))
+        figure = Figure(figsize=(6, 4))
+        axis = figure.subplots()
         axis.plot(models, [r["dense_s"] for r in rows], "o-", label="dense (M x M x |B|)")
         axis.plot(models, [r["sorted_s"] for r in rows], "s-", label="sorted + binary search")
         axis.set_xlabel("models in the comparison (6 pair models + background)")
@@ -108,7 +107,6 @@ def plot(report: dict[str, Any]) -> Any:
         axis.grid(alpha=0.3)
         figure.tight_layout()
         figure.savefig(path, dpi=120)
-        plt.close(figure)
 
     return draw
 
