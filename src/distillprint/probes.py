@@ -19,15 +19,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from distillprint.answers import (
-    AnswerLog,
-    has_lone_surrogate,
-    load_answer_log,
-    model_name_from_path,
-    read_text,
-)
+from distillprint.answers import AnswerLog, load_answer_log, model_name_from_path, read_text
 from distillprint.core_types import ChatMessage, GenerationRequest, SamplingParams, text_sha256
 from distillprint.errors import InputError
+from distillprint.textio import has_lone_surrogate
 from distillprint.yamlio import LocatedDict, load_yaml, locate, validate_located
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
