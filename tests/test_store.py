@@ -22,7 +22,7 @@ from distillprint.core_types import (
     Usage,
 )
 from distillprint.errors import InputError
-from distillprint.export import write_jsonl, write_parquet
+from distillprint.export import export_responses
 from distillprint.store import ProbeContext, ResponseStore, store_key
 
 CTX = ProbeContext("set", "1.0", {"p1": "identity"})
@@ -72,18 +72,40 @@ def test_not_a_store(tmp_path: Path) -> None:
 
 def test_exports(tmp_path: Path) -> None:
     ident = ModelIdentity("fake", "m")
-    with ResponseStore(tmp_path / "s.sqlite") as store:
+    path = tmp_path / "s.sqlite"
+    with ResponseStore(path) as store:
         for index in range(3):
             store.add(ident, request(index), Generation(f"a{index}"), CTX)
-        assert write_jsonl(store.responses(), tmp_path / "out.jsonl") == 3
-        assert write_parquet(store.responses(), tmp_path / "out.parquet") == 3
+        assert export_responses(store.responses(), tmp_path / "out.jsonl", path) == 3
+        assert export_responses(store.responses(), tmp_path / "OUT.PARQUET", path) == 3
+        assert export_responses(store.responses(probe_set="typo"), tmp_path / "none.parquet",
+                                path) == 0
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert {"model", "probe_id", "prompt", "response", "sample_index"} <= set(rows[0])
     assert rows[0]["model"] == "fake:m" and rows[2]["sample_index"] == 2
-    from datasets import Dataset
+    from datasets import load_dataset
 
-    table = Dataset.from_parquet(str(tmp_path / "out.parquet"))
+    table = load_dataset("parquet", data_files=str(tmp_path / "OUT.PARQUET"), split="train")
     assert table.num_rows == 3 and table[1]["response"] == "a1"
+    assert table.features["prompt_tokens"].dtype == "int64"  # integers, missing or not
+    import pyarrow.parquet as pq
+
+    empty = pq.read_table(tmp_path / "none.parquet")  # datasets will not load a 0-row split
+    assert empty.num_rows == 0 and empty.column_names == table.column_names
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
+
+
+@pytest.mark.parametrize("out", ["s.sqlite", "s.sqlite-wal", "out.csv"])
+def test_an_export_never_overwrites_its_store_or_guesses_a_format(
+    tmp_path: Path, out: str
+) -> None:
+    path = tmp_path / "s.sqlite"
+    with ResponseStore(path) as store:
+        store.add(ModelIdentity("fake", "m"), request(0), Generation("kept"), CTX)
+    before = path.read_bytes()
+    with ResponseStore(path, read_only=True) as store, pytest.raises(InputError, match="out"):
+        export_responses(store.responses(), tmp_path / out, path)
+    assert path.read_bytes() == before and not (tmp_path / "out.csv").exists()
 
 
 def test_claims_keep_two_collectors_off_each_others_requests(tmp_path: Path) -> None:

@@ -233,16 +233,15 @@ def responses_export(
     probe_set: Annotated[str | None, typer.Option("--probe-set", help="Only this set.")] = None,
 ) -> None:
     """Export stored responses as JSONL (one object per line) or a Parquet table."""
-    from distillprint.export import write_jsonl, write_parquet
+    from distillprint.export import export_responses
     from distillprint.store import ResponseStore
 
     with ResponseStore(store, read_only=True) as db:
-        records = db.responses(probe_set=probe_set)
-        if out_path.suffix == ".parquet":
-            count = write_parquet(records, out_path)
-        else:
-            count = write_jsonl(records, out_path)
+        count = export_responses(db.responses(probe_set=probe_set), out_path, store)
     console.print(f"exported {count} responses to {out_path}")
+    if count == 0:
+        console.print("note: nothing matched" + (f" probe set '{probe_set}'" if probe_set else
+                      "") + "; `distillprint responses models` lists what the store holds")
 
 
 @responses_app.command("models")

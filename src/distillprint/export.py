@@ -3,15 +3,47 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
+from distillprint.errors import InputError
 from distillprint.store import StoredResponse
+
+FORMATS = (".jsonl", ".parquet")
+# Column types of the Parquet table, so an empty export still has the full schema and token
+# counts stay integers where some are missing.
+_ARROW_TYPES = {"str": "string", "int": "int64", "float": "float64", "int | None": "int64"}
+_JSON_COLUMNS = ("messages", "params")  # nested values, stored as JSON strings
+
+
+def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) -> int:
+    """Write ``records`` to ``out`` (format by suffix) through a temporary file, so a failed
+    export leaves no half file and never touches the store it reads."""
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise InputError(f"unknown export format '{out.suffix}': use {' or '.join(FORMATS)}",
+                         field="--out")
+    store_files = {Path(f"{store}{end}").resolve() for end in ("", "-wal", "-shm", "-journal")}
+    if out.resolve() in store_files:
+        raise InputError("is the store being exported (or one of its files): choose another "
+                         "--out", path=out, field="--out")
+    write: Callable[[Iterable[StoredResponse], Path], int] = (
+        write_parquet if suffix == ".parquet" else write_jsonl)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        count = write(records, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
 
 
 def write_jsonl(records: Iterable[StoredResponse], out: Path) -> int:
     """One object per line; ``model`` is the spec-like label (``backend:model``)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with out.open("w", encoding="utf-8") as handle:
         for record in records:
@@ -20,14 +52,26 @@ def write_jsonl(records: Iterable[StoredResponse], out: Path) -> int:
     return count
 
 
+def export_features() -> Any:
+    """The Parquet table's ``datasets.Features``: one flat, typed column per stored field."""
+    from datasets import Features, Value
+
+    return Features({
+        field.name: Value("string" if field.name in _JSON_COLUMNS
+                          else _ARROW_TYPES[str(field.type)])
+        for field in fields(StoredResponse)
+    })
+
+
 def write_parquet(records: Iterable[StoredResponse], out: Path) -> int:
     from datasets import Dataset
 
     rows = [record.export_row() for record in records]
-    for row in rows:
-        # Nested values become JSON strings so the table has one flat schema for every backend.
+    for row in rows:  # nested values as JSON strings: one flat schema for every backend
         row["messages"] = json.dumps(row["messages"], ensure_ascii=False)
         row["params"] = json.dumps(row["params"], sort_keys=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Dataset.from_list(rows).to_parquet(str(out))
+    features = export_features()
+    table = Dataset.from_list(rows, features=features) if rows else Dataset.from_dict(
+        {name: [] for name in features}, features=features)
+    table.to_parquet(str(out))
     return len(rows)
