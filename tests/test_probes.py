@@ -209,3 +209,19 @@ def test_sample_rejects_impossible_sizes() -> None:
             sample_probe_set(full, n)
         assert info.value.field == "n"
     assert len(sample_probe_set(full, 3).probes) == 3  # fewer than categories: still n
+
+
+def test_two_probes_asking_the_same_are_refused_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text(
+        "name: dup\nversion: '1'\nprobes:\n"
+        "  - {id: a, category: c, prompt: hi, rationale: r}\n"
+        "  - {id: b, category: c, prompt: hi, rationale: r}\n"
+        "  - {id: c, category: c, prompt: hi, rationale: r, sampling: {temperature: 0.5}}\n"
+    )
+    with pytest.raises(InputError, match=r"'b' asks exactly what 'a' \(line 4\)") as info:
+        load_probe_set(path)
+    assert info.value.line == 5
+    path.write_text(path.read_text().replace("  - {id: b, category: c, prompt: hi, rationale: r}\n",
+                                             ""))
+    assert len(load_probe_set(path).probes) == 2  # other sampling: another request

@@ -396,16 +396,16 @@ def benchmark_lineage(
                      "the options below override it."),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed for background and budget draws [default: 0].")
+        int | None, typer.Option(help="Seed for background and budget draws (default: 0).")
     ] = None,
     max_background: Annotated[
         str | None,
-        typer.Option(help="Background models to use (a number, or 'all') [default: 50]."),
+        typer.Option(help="Background models to use (a number, or 'all') (default: 50)."),
     ] = None,
     classifier: Annotated[
         str | None,
         typer.Option(help="auto | cv (retrain out-of-fold) | artifact (shipped model) "
-                     "[default: auto]."),
+                     "(default: auto)."),
     ] = None,
     artifact: Annotated[Path | None, typer.Option(help="Scoring model for 'artifact'.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache of similarity cubes.")] = None,
@@ -417,7 +417,7 @@ def benchmark_lineage(
         typer.Option(help="Prompt budget of the query-budget curve (repeatable).")
     ] = None,
     budget_seeds: Annotated[
-        int | None, typer.Option(min=1, help="Random prompt draws per budget [default: 3].")
+        int | None, typer.Option(min=1, help="Random prompt draws per budget (default: 3).")
     ] = None,
 ) -> None:
     """Detection, calibration, attribution and query-budget metrics with baselines side by side."""
@@ -455,13 +455,16 @@ def benchmark_identify(
     out_path: Annotated[Path, typer.Option("--out", help="Result JSON (+ .md and .png).")],
     models: Annotated[
         int | None,
-        typer.Option(min=2, help="Models to identify among [default: all, up to 32]."),
+        typer.Option(min=2, help="Models to identify among (default: all, up to 32)."),
     ] = None,
     prompts: Annotated[
         int | None,
-        typer.Option(help="Prompts per model, half for the fingerprint [default: all, up to 256]."),
+        typer.Option(min=4, help="Prompts per model, half for the fingerprint "
+                     "(default: all, up to 256)."),
     ] = None,
-    k: Annotated[list[int] | None, typer.Option(help="Responses per query (repeatable).")] = None,
+    k: Annotated[
+        list[int] | None, typer.Option(min=1, help="Responses per query (repeatable).")
+    ] = None,
     finetuned: Annotated[Path | None, typer.Option(help="Fine-tuned encoder directory.")] = None,
     exclude_lineage: Annotated[
         Path | None, typer.Option(help="Leave out models named in this lineage CSV.")

@@ -233,7 +233,26 @@ def _load_yaml_set(path: Path) -> ProbeSet:
     if not isinstance(data, LocatedDict):
         raise InputError("a probe set is a mapping with a 'probes' list", path=path, line=1)
     _check_unique_ids(data, path)
-    return validate_located(ProbeSet, data, path)
+    probe_set = validate_located(ProbeSet, data, path)
+    _check_distinct_requests(probe_set, data, path)
+    return probe_set
+
+
+def _check_distinct_requests(probe_set: ProbeSet, data: LocatedDict, path: Path) -> None:
+    """Two probes that send the same messages with the same sampling are one request: the
+    store keeps one answer, and the second probe would never have its own."""
+    first: dict[tuple[object, ...], int] = {}
+    for index, probe in enumerate(probe_set.probes):
+        request = (probe.chat(), probe_set.sampling_for(probe, SamplingParams()))
+        if request in first:
+            earlier = first[request]
+            raise InputError(
+                f"probe '{probe.id}' asks exactly what '{probe_set.probes[earlier].id}' (line "
+                f"{locate(data, ('probes', earlier, 'id'))}) asks: give it another prompt or "
+                "other sampling, or drop it",
+                path=path, line=locate(data, ("probes", index, "id")), field=f"probes.{index}",
+            )
+        first[request] = index
 
 
 def _check_unique_ids(data: LocatedDict, path: Path) -> None:
