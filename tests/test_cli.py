@@ -106,3 +106,12 @@ def test_collect_stops_when_the_server_refuses_every_request(tmp_path: Path) -> 
     assert "first 5 requests were all refused" in result.stderr
     assert "cannot both be specified" in result.stderr
     assert len(server.seen) == 5  # not the probe set's 179
+
+
+def test_sampling_a_probe_file_onto_itself_is_refused(tmp_path: Path) -> None:
+    source = Path(__file__).resolve().parents[1] / "probes" / "core-v1.yaml"
+    copy = tmp_path / "set.yaml"
+    copy.write_bytes(source.read_bytes())
+    result = run_cli("probes", "sample", str(copy), "--n", "64", "--out", str(copy))
+    assert result.returncode == 2 and "write the subset elsewhere" in result.stderr
+    assert copy.read_bytes() == source.read_bytes()

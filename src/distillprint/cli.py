@@ -125,6 +125,9 @@ def probes_sample(
     from distillprint.probes import load_probe_set, sample_probe_set, write_probe_set
     from distillprint.score.stats import VerdictPolicy
 
+    if Path(probes).exists() and out_path.resolve() == Path(probes).resolve():
+        raise InputError("is the probe set being sampled: write the subset elsewhere",
+                         path=out_path, field="--out")
     subset = sample_probe_set(load_probe_set(probes), n, seed)
     write_probe_set(subset, out_path)
     counts = ", ".join(
