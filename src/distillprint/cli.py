@@ -241,10 +241,11 @@ def responses_export(
 
     with ResponseStore(store, read_only=True) as db:
         count = export_responses(db.responses(probe_set=probe_set), out_path, store)
-    console.print(f"exported {count} responses to {out_path}")
+    console.print(f"exported {count} responses to {out_path}", markup=False)
     if count == 0:
-        console.print("note: nothing matched" + (f" probe set '{probe_set}'" if probe_set else
-                      "") + "; `distillprint responses models` lists what the store holds")
+        matched = f" probe set '{probe_set}'" if probe_set else ""
+        console.print(f"note: nothing matched{matched}; `distillprint responses models` lists "
+                      "what the store holds", markup=False)
 
 
 @responses_app.command("models")
