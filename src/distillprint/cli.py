@@ -484,8 +484,12 @@ def benchmark_identify(
     )
     report = run_identify_command(responses, out_path, options,
                                   command=shlex.join(["distillprint", *sys.argv[1:]]))
+    table = Table("variant", *(f"top-1 at k = {k}" for k in report["ks"]))
     for label, result in report["results"].items():
-        out.print(f"{label}: {result['prompt']['accuracy']}", markup=False)
+        accuracy = result["prompt"]["accuracy"]
+        table.add_row(label, *(f"{accuracy[str(k)]:.3f}" for k in report["ks"]))
+    out.print(table)
+    out.print(f"-> {out_path} (+ .md, .png)", markup=False)
 
 
 @zoo_app.command("build")
