@@ -115,3 +115,15 @@ def test_sampling_a_probe_file_onto_itself_is_refused(tmp_path: Path) -> None:
     result = run_cli("probes", "sample", str(copy), "--n", "64", "--out", str(copy))
     assert result.returncode == 2 and "write the subset elsewhere" in result.stderr
     assert copy.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--alpha", "0"), ("--alpha", "nan"),
+                                               ("--max-background", "-1")])
+def test_score_options_are_checked_before_any_model_is_asked(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    store = tmp_path / "s.sqlite"
+    result = run_cli("score", "--teacher", "echo:t", "--suspect", "echo:s", "--store", str(store),
+                     option, value)
+    assert result.returncode == 2 and option in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not store.exists()

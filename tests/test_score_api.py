@@ -90,15 +90,39 @@ def test_no_shared_prompts_is_inconclusive(zoo) -> None:  # type: ignore[no-unty
     assert result.verdict == "inconclusive" and result.n_prompts == 0
 
 
+SHORT = VerdictPolicy(min_prompts=16)  # the synthetic zoo answers 40 prompts
+
+
 def test_attribution_ranks_the_true_teacher_first(zoo) -> None:  # type: ignore[no-untyped-def]
     models, background, scoring = zoo
     teachers = [models[t] for t in ("teacher_a", "teacher_b", "teacher_c")]
-    result = attribute(models["student_b2"], teachers, background, model=scoring)
+    result = attribute(models["student_b2"], teachers, background, model=scoring, policy=SHORT)
     assert result.candidates[0].teacher == "teacher_b"
+    assert result.none_of_these is not None
     total = sum(c.posterior for c in result.candidates) + result.none_of_these
     assert abs(total - 1) < 1e-9
-    unrelated = attribute(models["human_2"], teachers, background, model=scoring)
-    assert unrelated.none_of_these > 0.5
+    unrelated = attribute(models["human_2"], teachers, background, model=scoring, policy=SHORT)
+    assert unrelated.none_of_these is not None and unrelated.none_of_these > 0.5
+
+
+def test_attribution_abstains_where_score_would(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    teachers = [models[t] for t in ("teacher_a", "teacher_b")]
+    # 40 shared prompts, under the default minimum of 64: nothing is ruled in or out
+    thin = attribute(models["student_b2"], teachers, background, model=scoring)
+    assert thin.none_of_these is None
+    assert all(c.unscored and "shared prompt" in c.unscored for c in thin.candidates)
+    # a background of 2 models: the same
+    small = attribute(models["student_b2"], teachers, background[:2], model=scoring,
+                      policy=SHORT)
+    assert small.none_of_these is None and all("background" in (c.unscored or "")
+                                               for c in small.candidates)
+    # one candidate that shares too few prompts is left out, the others still rank
+    few = ModelAnswers("teacher_b_short", dict(list(models["teacher_b"].responses.items())[:10]))
+    mixed = attribute(models["student_b2"], [few, models["teacher_a"]], background,
+                      model=scoring, policy=SHORT)
+    short = next(c for c in mixed.candidates if c.teacher == "teacher_b_short")
+    assert short.unscored and short.posterior == 0.0 and mixed.none_of_these is not None
 
 
 def test_attribution_names_candidates_that_are_related_to_each_other(zoo) -> None:  # type: ignore[no-untyped-def]

@@ -293,3 +293,17 @@ def test_failures_never_exit_1_which_means_the_gate_fired(
     with pytest.raises(SystemExit) as info:
         cli.main()
     assert info.value.code == code and shown in capsys.readouterr().err
+
+
+def test_max_background_counts_background_models_only(tmp_path: Path) -> None:
+    from distillprint.score_run import ModelSpec, _log_specs
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for name in ("teacher", "suspect", "b1", "b2", "b3", "b4"):
+        (folder / f"{name}.json").write_text(json.dumps([{"instruction": "p", "output": name}]))
+    named = [ModelSpec(f"file:{folder / 'teacher.json'}", "teacher"),
+             ModelSpec(f"file:{folder / 'suspect.json'}", "suspect")]
+    for seed in range(5):  # whatever the draw, three background logs and never a named one
+        drawn = _log_specs([folder], 3, seed, named)
+        assert len(drawn) == 3 and not {s.spec for s in drawn} & {s.spec for s in named}

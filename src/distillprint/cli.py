@@ -55,6 +55,14 @@ def _probability_option(value: float | None, name: str) -> float | None:
     return value
 
 
+def _alpha_option(value: float) -> float:
+    # checked before any model is asked: the run would otherwise fail after paying for it
+    if not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"must be between 0 and 1 (exclusive), got {value}",
+                                 param_hint="--alpha")
+    return value
+
+
 def _max_background(value: str | None) -> int | str | None:
     """``--max-background``: a count, or ``all`` (kept as a word for the config to read)."""
     if value is None or value == "all":
@@ -279,7 +287,8 @@ ScoringModelOption = Annotated[
 
 
 MaxBackgroundOption = Annotated[
-    int | None, typer.Option(help="Draw this many logs from --background-dir (seeded).")
+    int | None,
+    typer.Option(min=0, help="Draw this many logs from --background-dir (seeded)."),
 ]
 SeedOption = Annotated[int, typer.Option(help="Seed for drawing background logs.")]
 
@@ -312,7 +321,9 @@ def score(
     concurrency: ConcurrencyOption = 8,
     temperature: TemperatureOption = None,
     max_tokens: MaxTokensOption = None,
-    alpha: Annotated[float, typer.Option(help="Significance level of the test.")] = 0.05,
+    alpha: Annotated[
+        float, typer.Option(help="Significance level of the test.", callback=_alpha_option)
+    ] = 0.05,
     scoring_model: ScoringModelOption = None,
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,

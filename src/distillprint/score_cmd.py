@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from distillprint.report.junit import is_failure, write_junit
@@ -163,12 +164,22 @@ def attribute_command(
                   title=f"Who taught {suspect_label}?")
     for rank, candidate in enumerate(result.candidates, start=1):
         table.add_row(
-            str(rank), candidate.teacher, f"{candidate.posterior:.3f}",
+            str(rank), escape(candidate.teacher),
+            "n/a" if candidate.unscored else f"{candidate.posterior:.3f}",
             "n/a" if candidate.pair_probability is None else f"{candidate.pair_probability:.3f}",
             "n/a" if candidate.p_value is None else f"{candidate.p_value:.4f}",
         )
-    table.add_row("-", "none of these", f"{result.none_of_these:.3f}", "", "")
+    none_of_these = result.none_of_these
+    table.add_row("-", "none of these", "n/a" if none_of_these is None else
+                  f"{none_of_these:.3f}", "", "")
     out.print(table)
+    for candidate in result.candidates:
+        if candidate.unscored:
+            out.print(f"note: {candidate.teacher} is left out of the ranking: "
+                      f"{candidate.unscored}", markup=False)
+    if none_of_these is None:
+        out.print("note: no candidate could be scored, so the attribution is inconclusive",
+                  markup=False)
     by_pair: dict[frozenset[str], list[str]] = {}
     for related in result.related_candidates:
         by_pair.setdefault(frozenset((related.teacher, related.suspect)), []).append(

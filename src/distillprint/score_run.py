@@ -95,7 +95,8 @@ def gather_evidence(
 ) -> Evidence:
     """Validate every input first, then collect what the store lacks for each spec."""
     probe_set = settings.probe_set()
-    specs = [*specs, *_log_specs(settings.background_dirs, settings.max_background, settings.seed)]
+    specs = [*specs, *_log_specs(settings.background_dirs, settings.max_background,
+                                 settings.seed, specs)]
     backends = [
         (spec, create_backend(spec.spec, BackendOptions(
             base_url=spec.base_url, timeout_s=settings.timeout_s, batch_size=settings.batch_size
@@ -140,13 +141,19 @@ def _repeats_a_candidate(
 
 
 def _log_specs(
-    directories: Sequence[Path], max_background: int | None, seed: int
+    directories: Sequence[Path], max_background: int | None, seed: int,
+    named: Sequence[ModelSpec] = (),
 ) -> list[ModelSpec]:
-    """Each answer log in the folders is one background model, read like any ``file:`` spec."""
+    """Each answer log in the folders is one background model, read like any ``file:`` spec.
+    The logs of the models ``named`` (teacher, suspect, candidates) are left out before the
+    draw, so ``max_background`` counts background models only."""
     for directory in directories:
         if not directory.is_dir():
             raise InputError("not a directory", path=directory, field="background-dir")
-    paths = sorted(answer_log_paths(directories).values())
+    own = {Path(spec.spec.removeprefix("file:")).resolve()
+           for spec in named if spec.spec.startswith("file:")}
+    paths = sorted(path for path in answer_log_paths(directories).values()
+                   if path.resolve() not in own)
     if max_background is not None and len(paths) > max_background:
         paths = sorted(random.Random(seed).sample(paths, max_background))
     return [ModelSpec(f"file:{path}", "background") for path in paths]

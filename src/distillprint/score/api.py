@@ -101,6 +101,9 @@ class TeacherCandidate:
     pair_probability: float | None
     posterior: float
     p_value: float | None
+    #: why the candidate is left out of the posterior (too few shared prompts, too small a
+    #: background, undefined features), as ``score`` would call the pair inconclusive
+    unscored: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class RelatedCandidates:
 class Attribution:
     suspect: str
     candidates: tuple[TeacherCandidate, ...]  # best first
-    none_of_these: float
+    none_of_these: float | None  # None: no candidate could be scored, so nothing is ruled out
     n_background: int
     related_candidates: tuple[RelatedCandidates, ...] = ()
     # background models the suspect also scores as a student of (not among the candidates)
@@ -339,10 +342,17 @@ def attribute(
     names = [t.name for t in teachers]
     rows = np.array([feats.vector(s, cube.index(n), list(scoring.features)) for n in names])
     probs, pvals = scoring.predict(rows) if names else (np.zeros(0), np.zeros(0))
-    posterior = attribution_posterior(names, [float(p) for p in probs])
+    # A candidate ``score`` would call inconclusive for thin evidence gives no evidence here.
+    unscored = [_thin_evidence(finite_or_none(float(p)), finite_or_none(float(pv)),
+                               int(feats.shared_prompts[s, cube.index(n)]), len(background),
+                               policy)
+                for n, p, pv in zip(names, probs, pvals, strict=True)]
+    posterior = attribution_posterior(
+        names, [math.nan if why else float(p) for p, why in zip(probs, unscored, strict=True)])
     candidates = [
-        TeacherCandidate(n, finite_or_none(float(p)), post, finite_or_none(float(pv)))
-        for n, p, post, pv in zip(names, probs, posterior.probabilities, pvals, strict=True)
+        TeacherCandidate(n, finite_or_none(float(p)), post, finite_or_none(float(pv)), why)
+        for n, p, post, pv, why in zip(names, probs, posterior.probabilities, pvals, unscored,
+                                       strict=True)
     ]
     # probabilities saturate at 1 for several close candidates: the raw score still orders them
     decisions = pair_decisions(scoring.classifier, feats, [(s, cube.index(n)) for n in names],
@@ -351,10 +361,23 @@ def attribute(
     candidates.sort(key=lambda c: (-c.posterior, -np.nan_to_num(raw[c.teacher], nan=-np.inf)))
     related = tuple(r for r in candidate_relations(feats, scoring, names)
                     if r.probability >= policy.distilled_above)  # NaN compares false
+    none_of_these = None if all(unscored) else posterior.none_of_these
     return Attribution(
-        suspect.name, tuple(candidates), posterior.none_of_these, len(background), related,
+        suspect.name, tuple(candidates), none_of_these, len(background), related,
         background_teachers(scoring, feats, s, policy),
     )
+
+
+def _thin_evidence(
+    probability: float | None, p_value: float | None, n_prompts: int, n_background: int,
+    policy: VerdictPolicy,
+) -> str | None:
+    """The reason ``score`` would give for an inconclusive pair on thin evidence, else None."""
+    decision = decide(probability, p_value, n_prompts, n_background, policy)
+    thin = decision.verdict is Verdict.INCONCLUSIVE and (
+        n_prompts < policy.min_prompts or n_background < policy.min_background
+        or probability is None or p_value is None)
+    return "; ".join(decision.reasons) if thin else None
 
 
 def candidate_relations(
