@@ -249,10 +249,12 @@ def test_an_unreadable_or_unwritable_cube_cache_costs_time_not_the_score(
     assert path.stat().st_size > 1000  # written again whole
 
     # another run's cube being written is neither served nor pruned
-    writing = tmp_path / f"{path.stem}.x1y2.tmp.npz"
-    writing.write_bytes(b"partial")
-    assert cube_cache.prune(tmp_path, path, max_bytes=0) == []
-    assert writing.exists()
+    from distillprint.atomic import replaced_atomically
+
+    with replaced_atomically(tmp_path / "cube-another.npz") as writing:
+        writing.write_bytes(b"partial")
+        assert cube_cache.prune(tmp_path, path, max_bytes=0) == []
+        assert writing.exists()
 
     def read_only(_path: object, _cube: object) -> None:
         raise OSError(30, "Read-only file system")

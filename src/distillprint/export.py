@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from distillprint.atomic import replaced_atomically
 from distillprint.errors import InputError
 from distillprint.store import StoredResponse
 
@@ -33,13 +33,8 @@ def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) 
     write: Callable[[Iterable[StoredResponse], Path], int] = (
         write_parquet if suffix == ".parquet" else write_jsonl)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        count = write(records, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return count
+    with replaced_atomically(out) as tmp:
+        return write(records, tmp)
 
 
 def write_jsonl(records: Iterable[StoredResponse], out: Path) -> int:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from distillprint.atomic import replaced_atomically
 from distillprint.embed.train_config import TrainConfig
 from distillprint.errors import InputError
 
@@ -142,9 +143,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, progress: Progre
     accelerator.save_state(str(folder))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        tmp = folder / f"{PROGRESS_NAME}.tmp"
-        tmp.write_text(progress.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        tmp.replace(folder / PROGRESS_NAME)
+        with replaced_atomically(folder / PROGRESS_NAME) as tmp:
+            tmp.write_text(progress.model_dump_json(indent=2) + "\n", encoding="utf-8")
         for older in root.iterdir():
             if older != folder:
                 shutil.rmtree(older, ignore_errors=True)

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from distillprint import __version__
+from distillprint.atomic import replaced_atomically
 from distillprint.score.answers import ModelAnswers
 from distillprint.score.cube import SimilarityCube, build_cube
 from distillprint.score.views import View
 
 log = logging.getLogger(__name__)
-TMP_SUFFIX = ".tmp.npz"  # a cube being written, by this run or another
 
 
 def cube_key(models: Sequence[ModelAnswers], views: Sequence[View], prompts: Sequence[str]) -> str:
@@ -50,15 +49,9 @@ def _save(path: Path, cube: SimilarityCube) -> None:
     for view in cube.views:
         arrays[f"sims::{view}"] = cube.sims[view]
         arrays[f"fp::{view}"] = cube.fingerprint_sims[view]
-    # A name of its own: two runs computing the same cube must not write one temporary file.
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            np.savez(tmp, **arrays)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    # a handle, not a path: np.savez would add ".npz" to the temporary file's name
+    with replaced_atomically(path) as tmp, tmp.open("wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def _load(path: Path) -> SimilarityCube:
@@ -80,9 +73,7 @@ DEFAULT_MAX_BYTES = 2 << 30
 def prune(cache_dir: Path, keep: Path, max_bytes: int) -> list[Path]:
     """Delete the least recently used cubes beyond ``max_bytes``; ``keep`` always stays."""
     cubes = []
-    for path in Path(cache_dir).glob("cube-*.npz"):
-        if path.name.endswith(TMP_SUFFIX):
-            continue  # another run's cube being written
+    for path in Path(cache_dir).glob("cube-*.npz"):  # cubes being written are hidden files
         try:
             stat = path.stat()
         except FileNotFoundError:  # another process pruned it first

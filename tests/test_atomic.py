@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distillprint.atomic import replaced_atomically
+
+
+def test_a_failed_write_leaves_the_target_and_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), replaced_atomically(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_two_writers_of_one_target_get_their_own_files(tmp_path: Path) -> None:
+    target = tmp_path / "cube.npz"
+    with replaced_atomically(target) as first, replaced_atomically(target) as second:
+        assert first != second and first.name.startswith(".")
+        first.write_text("a")
+        second.write_text("b")
+    assert target.read_text() == "a"  # the last rename wins, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["cube.npz"]
