@@ -40,6 +40,7 @@ from distillprint.score.stats import (
     attribution_posterior,
     decide,
     finite_or_none,
+    thin_evidence,
 )
 
 PAIR_SCORE_SCHEMA_VERSION = 1
@@ -343,9 +344,9 @@ def attribute(
     rows = np.array([feats.vector(s, cube.index(n), list(scoring.features)) for n in names])
     probs, pvals = scoring.predict(rows) if names else (np.zeros(0), np.zeros(0))
     # A candidate ``score`` would call inconclusive for thin evidence gives no evidence here.
-    unscored = [_thin_evidence(finite_or_none(float(p)), finite_or_none(float(pv)),
-                               int(feats.shared_prompts[s, cube.index(n)]), len(background),
-                               policy)
+    unscored = ["; ".join(thin_evidence(finite_or_none(float(p)), finite_or_none(float(pv)),
+                                        int(feats.shared_prompts[s, cube.index(n)]),
+                                        len(background), policy)) or None
                 for n, p, pv in zip(names, probs, pvals, strict=True)]
     posterior = attribution_posterior(
         names, [math.nan if why else float(p) for p, why in zip(probs, unscored, strict=True)])
@@ -366,18 +367,6 @@ def attribute(
         suspect.name, tuple(candidates), none_of_these, len(background), related,
         background_teachers(scoring, feats, s, policy),
     )
-
-
-def _thin_evidence(
-    probability: float | None, p_value: float | None, n_prompts: int, n_background: int,
-    policy: VerdictPolicy,
-) -> str | None:
-    """The reason ``score`` would give for an inconclusive pair on thin evidence, else None."""
-    decision = decide(probability, p_value, n_prompts, n_background, policy)
-    thin = decision.verdict is Verdict.INCONCLUSIVE and (
-        n_prompts < policy.min_prompts or n_background < policy.min_background
-        or probability is None or p_value is None)
-    return "; ".join(decision.reasons) if thin else None
 
 
 def candidate_relations(

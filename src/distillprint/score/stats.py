@@ -53,14 +53,15 @@ def _missing(value: float | None) -> bool:
     return value is None or math.isnan(value)
 
 
-def decide(
+def thin_evidence(
     probability: float | None,
     p_value: float | None,
     n_prompts: int,
     n_background: int,
     policy: VerdictPolicy | None = None,
-) -> Decision:
-    """Distilled only when probability and p-value agree; abstain when evidence is thin."""
+) -> tuple[str, ...]:
+    """Why the evidence is too thin to judge (empty when it is not): too small a background,
+    too few shared prompts, or undefined features."""
     policy = policy or VerdictPolicy()
     thin: list[str] = []
     if n_background < policy.min_background:
@@ -70,8 +71,23 @@ def decide(
         )
     if n_prompts < policy.min_prompts:
         thin.append(f"only {n_prompts} shared prompt(s) (need at least {policy.min_prompts})")
-    if thin or _missing(probability) or _missing(p_value):
-        return Decision(Verdict.INCONCLUSIVE, tuple(thin or ["features undefined"]))
+    if not thin and (_missing(probability) or _missing(p_value)):
+        thin.append("features undefined")
+    return tuple(thin)
+
+
+def decide(
+    probability: float | None,
+    p_value: float | None,
+    n_prompts: int,
+    n_background: int,
+    policy: VerdictPolicy | None = None,
+) -> Decision:
+    """Distilled only when probability and p-value agree; abstain when evidence is thin."""
+    policy = policy or VerdictPolicy()
+    thin = thin_evidence(probability, p_value, n_prompts, n_background, policy)
+    if thin:
+        return Decision(Verdict.INCONCLUSIVE, thin)
     assert probability is not None and p_value is not None
     if probability >= policy.distilled_above and p_value <= policy.alpha:
         reasons = (
