@@ -146,7 +146,8 @@ class _Collection:
                                          plan.already_stored)
         self.elsewhere: list[str] = []  # keys another collector held when this one wanted them
         self.answered_any = plan.already_stored > 0
-        self.refusals: list[BackendError] = []
+        self.refused = 0  # requests refused before any answer
+        self.last_refusal: BackendError | None = None
         self.refused_everything = asyncio.Event()  # workers drain what is in flight, then stop
 
     async def send_all(self, workers: int) -> None:
@@ -167,9 +168,9 @@ class _Collection:
                 return
             if not self.answered_any:
                 raise BackendError(
-                    f"the first {len(self.refusals)} requests were all refused, so the request "
+                    f"the first {self.refused} requests were all refused, so the request "
                     f"itself is likely wrong (for example a sampling setting this model does "
-                    f"not accept), not the prompts; the last refusal: {self.refusals[-1]}"
+                    f"not accept), not the prompts; the last refusal: {self.last_refusal}"
                 )
             self.refused_everything.clear()  # an answer landed while draining: go on
 
@@ -207,8 +208,9 @@ class _Collection:
             summary.failed += len(batch)
             summary.errors.append(str(exc))
             if isinstance(exc, BackendError) and not self.answered_any:
-                self.refusals.extend([exc] * len(batch))
-                if len(self.refusals) >= stop_after:
+                self.refused += len(batch)
+                self.last_refusal = exc
+                if self.refused >= stop_after:
                     self.refused_everything.set()
             return
         self.answered_any = True

@@ -92,7 +92,10 @@ def reference_percentiles(sims: np.ndarray, background: np.ndarray) -> np.ndarra
     for a few dozen models; past that its M x M x |B| work per prompt dominates scoring (39 s of
     43 s with 187 models), and sorting each row's background once, then searching it, wins."""
     n_models = sims.shape[1]
-    dense_cost = n_models * n_models * int(np.count_nonzero(background))
+    n_background = int(np.count_nonzero(background))
+    if n_background == 0:
+        return np.full((n_models, n_models), np.nan)
+    dense_cost = n_models * n_models * n_background
     compute = _percentiles_dense if dense_cost <= DENSE_MAX_ELEMENTS else _percentiles_sorted
     return compute(sims, np.asarray(background, dtype=bool))
 
@@ -122,8 +125,6 @@ def _chunk_size(sims: np.ndarray, background: np.ndarray) -> int:
 def _percentiles_dense(sims: np.ndarray, background: np.ndarray) -> np.ndarray:
     n_prompts, n_models, _ = sims.shape
     ref_idx = np.flatnonzero(background)
-    if len(ref_idx) == 0:
-        return np.full((n_models, n_models), np.nan)
     own = np.arange(n_models)
     # k is excluded when it is the row model i or the column model j
     excluded = (ref_idx[None, None, :] == own[:, None, None]) | (
@@ -147,8 +148,6 @@ def _percentiles_dense(sims: np.ndarray, background: np.ndarray) -> np.ndarray:
 def _percentiles_sorted(sims: np.ndarray, background: np.ndarray) -> np.ndarray:
     n_prompts, n_models, _ = sims.shape
     ref_idx = np.flatnonzero(background)
-    if len(ref_idx) == 0:
-        return np.full((n_models, n_models), np.nan)
     ref_rows = ref_idx  # row i == background model k: its own column leaves row i's references
     ref_cols = np.arange(len(ref_idx))
     different = ~np.eye(n_models, dtype=bool)
