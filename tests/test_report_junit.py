@@ -49,3 +49,15 @@ def test_a_tiny_p_value_reads_as_a_relation() -> None:
     report = sample_report().model_copy(update={"p_value": 1e-6})
     text = render_junit([report], fail_above=0.5)
     assert "p-value &lt; 0.001" in text and "= &lt;" not in text  # XML-escaped
+
+
+def test_a_low_gate_crossed_by_an_undecided_pair_does_not_claim_distillation() -> None:
+    reports = [
+        sample_report(probability=0.93, verdict="distilled"),
+        sample_report(probability=0.40, verdict="inconclusive"),
+    ]
+    suite = _suite(render_junit(reports, fail_above=0.3))
+    messages = [case.find("failure").get("message") or "" for case in suite.findall("testcase")]
+    assert "looks distilled" in messages[0]
+    assert "looks distilled" not in messages[1]
+    assert "crossed the gate: P(distilled) = 0.4 > 0.3 (verdict: inconclusive)" in messages[1]

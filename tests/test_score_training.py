@@ -130,9 +130,23 @@ def test_p_value_caveat_reports_the_measured_rate_for_fewer_prompts() -> None:
     assert p_value_caveat(plain, 100, 0.05) is None
 
 
+def test_p_value_caveat_at_any_alpha_from_the_stored_null_p_values() -> None:
+    model = _with_budget_table({64: 0.07})
+    row = model.metadata["budget_validity"]["rows"][0]
+    # 100 unrelated pairs: 3 at p <= 0.01, 8 at p <= 0.05
+    row["negative_p_values"] = [0.004, 0.008, 0.01] + [0.03] * 5 + [0.5] * 92
+    at_001 = p_value_caveat(model, 100, 0.01)
+    assert at_001 is not None and "3.0% of unrelated training pairs had p <= 0.01" in at_001
+    at_005 = p_value_caveat(model, 100, 0.05)
+    assert at_005 is not None and "8.0%" in at_005  # counted, not the stored rate at 0.05
+    assert p_value_caveat(model, 100, 0.1) is None  # 8% <= 10%: within alpha
+
+
 def test_shipped_artifact_carries_its_fewer_prompts_table() -> None:
     caveat = p_value_caveat(default_model(), 64, 0.05)
     assert caveat is not None and "fewer than the scoring model's 805" in caveat
+    strict = p_value_caveat(default_model(), 64, 0.01)
+    assert strict is not None and "p <= 0.01" in strict
 
 
 def test_grouped_predictions_can_score_other_features_of_the_same_rows() -> None:

@@ -107,7 +107,7 @@ def score_command(
         )
         stages.append(Stage(n_prompts=pair.n_prompts, alpha=pair.alpha,
                             probability=pair.probability, p_value=pair.p_value,
-                            verdict=pair.verdict))  # type: ignore[arg-type]
+                            verdict=pair.verdict))
         if len(looks) > 1:
             console.print(f"stage {len(stages)} of {len(looks)}: {pair.n_prompts} prompts, "
                           f"{pair.verdict} at alpha {pair.alpha:.4g}", markup=False)
@@ -134,7 +134,7 @@ def score_command(
         return 0
     if is_failure(report, fail_above):
         return 1
-    return 1 if fail_inconclusive and report.verdict == "inconclusive" else 0
+    return 1 if fail_inconclusive and report.verdict is Verdict.INCONCLUSIVE else 0
 
 
 def attribute_command(

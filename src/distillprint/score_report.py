@@ -58,7 +58,7 @@ def build_report(
         probability=pair.probability,
         p_value=pair.p_value,
         alpha=pair.alpha,
-        verdict=pair.verdict,  # type: ignore[arg-type]  # the scorer's verdicts are the schema's
+        verdict=pair.verdict,
         verdict_reason="; ".join(pair.reasons),
         background_p_value=pair.background_p_value,
         teacher_lookalikes=[schema.Lookalike(**asdict(item)) for item in pair.teacher_lookalikes],

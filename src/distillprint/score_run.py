@@ -12,7 +12,6 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from rich.console import Console
 
@@ -25,11 +24,15 @@ from distillprint.core_types import SamplingParams
 from distillprint.errors import InputError
 from distillprint.probes import ProbeSet, load_probe_set, sample_probe_set
 from distillprint.report.manifest import build_manifest, response_digest
-from distillprint.report.schema import ComponentVersion, Manifest, ModelEntry, ResponseDigest
+from distillprint.report.schema import (
+    ComponentVersion,
+    Manifest,
+    ModelEntry,
+    ResponseDigest,
+    Role,
+)
 from distillprint.score.answers import ModelAnswers
 from distillprint.store import ResponseStore, StoredResponse
-
-Role = Literal["teacher", "suspect", "background", "candidate"]
 
 
 @dataclass(frozen=True)

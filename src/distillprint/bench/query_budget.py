@@ -36,10 +36,10 @@ from distillprint.score.stats import VerdictPolicy
 Scorer = Callable[[PairFeatures], GridPredictions]
 
 
-def _verdict_counts(
-    pairs: list[LabelledPair], preds: GridPredictions, policy: VerdictPolicy
-) -> dict[str, Any]:
-    """Labelled pairs by outcome under the P / p thresholds (no minimum-prompt gate)."""
+def _scored_labelled(
+    pairs: list[LabelledPair], preds: GridPredictions
+) -> tuple[list[int], list[float], list[float]]:
+    """Labels, probabilities and p-values of the labelled pairs that got both scores."""
     labels, probabilities, p_values = [], [], []
     for p in pairs:
         key = (p.teacher, p.suspect)
@@ -49,6 +49,14 @@ def _verdict_counts(
         labels.append(p.label)
         probabilities.append(prob)
         p_values.append(pval)
+    return labels, probabilities, p_values
+
+
+def _verdict_counts(
+    pairs: list[LabelledPair], preds: GridPredictions, policy: VerdictPolicy
+) -> dict[str, Any]:
+    """Labelled pairs by outcome under the P / p thresholds (no minimum-prompt gate)."""
+    labels, probabilities, p_values = _scored_labelled(pairs, preds)
     counts = verdict_tally(labels, probabilities, p_values, policy)
     ece = expected_calibration_error(labels, probabilities)
     return {**counts, "ece": None if ece is None else round(ece, 4)}
@@ -146,13 +154,25 @@ def verdict_validity(
     rows = []
     for budget in sorted({b for b in budgets if 0 < b < n_prompts}):
         runs = []
+        negative_p_values: list[float] = []
         for offset in range(n_seeds):
             subset = cube.subset_prompts(_draw(n_prompts, budget, seed + offset))
             preds = fixed_scorer(pair_features(subset, background))
             runs.append({"fixed_model": _verdict_counts(pairs, preds, policy)})
+            labels, _, p_values = _scored_labelled(pairs, preds)
+            negative_p_values += [p for label, p in zip(labels, p_values, strict=True) if not label]
         summary = _fixed_model_summary(runs)
         assert summary is not None
-        rows.append({"n_prompts": budget, "draws": n_seeds, **summary})
+        rows.append(
+            {
+                "n_prompts": budget,
+                "draws": n_seeds,
+                **summary,
+                # Kept whole so that a caveat can state the false-positive rate at any alpha
+                # a user picks, not only at the policy's default.
+                "negative_p_values": sorted(round(float(p), 6) for p in negative_p_values),
+            }
+        )
     return rows
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from distillprint.report.render_html import format_p_value, format_percent
 from distillprint.report.schema import ScoreReport
+from distillprint.score.stats import Verdict
 
 SUITE_NAME = "distillprint"
 FAILURE_TYPE = "DistillationThresholdExceeded"
@@ -38,6 +39,18 @@ def _summary(report: ScoreReport) -> str:
     )
 
 
+def _failure_message(report: ScoreReport, fail_above: float) -> str:
+    """States the gate that was crossed; "looks distilled" only when the verdict says so,
+    since a user may set the threshold below what the verdict policy calls distilled."""
+    crossed = f"P(distilled) = {report.probability:.6g} > {fail_above}"
+    if report.verdict is Verdict.DISTILLED:
+        return f"{report.suspect} looks distilled from {report.teacher}: {crossed}"
+    return (
+        f"{report.suspect} vs {report.teacher} crossed the gate: {crossed} "
+        f"(verdict: {report.verdict})"
+    )
+
+
 def _testcase(suite: ET.Element, report: ScoreReport, fail_above: float) -> None:
     case = ET.SubElement(
         suite,
@@ -54,10 +67,7 @@ def _testcase(suite: ET.Element, report: ScoreReport, fail_above: float) -> None
             "failure",
             {
                 "type": FAILURE_TYPE,
-                "message": _safe(
-                    f"{report.suspect} looks distilled from {report.teacher}: "
-                    f"P(distilled) = {report.probability:.6g} > {fail_above}"
-                ),
+                "message": _safe(_failure_message(report, fail_above)),
             },
         )
         failure.text = _safe(f"{_summary(report)}\n{report.verdict_reason}")

@@ -13,13 +13,14 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from distillprint.score.stats import Verdict
+
 # 1.1 added ``stages`` (a budget grown in stages); 1.2 added ``background_p_value`` and
 # ``teacher_lookalikes`` (how specific the match is to this teacher); 1.3 added
 # ``report_sha256`` (so that ``verify`` notices an edited verdict too). Older reports still load.
 REPORT_SCHEMA_VERSION: Final = "1.3"
 SCHEMA_FILE_NAME = "score_report.schema.json"
 
-Verdict = Literal["distilled", "not distilled", "inconclusive"]
 Role = Literal["teacher", "suspect", "background", "candidate"]
 
 

@@ -74,7 +74,7 @@ class PairScore:
     probability: float | None
     p_value: float | None
     background_p_value: float | None
-    verdict: str
+    verdict: Verdict
     reasons: tuple[str, ...]
     # background models that would themselves be called the teacher's students, most alike first
     teacher_lookalikes: tuple[Lookalike, ...]
@@ -169,18 +169,32 @@ def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str |
     suspect's score noisier, so the p-value is optimistic (see the model card)."""
     table = scoring.metadata.get("budget_validity")
     trained = scoring.metadata.get("training_data", {}).get("n_prompts")
-    if not table or table.get("alpha") != alpha or not trained or n_prompts >= trained:
+    if not table or not trained or n_prompts >= trained:
         return None
     rows = table["rows"]
     below = [r for r in rows if r["n_prompts"] <= n_prompts]
     row = below[-1] if below else rows[0]
-    rate = row["negatives_p_at_alpha"]["rate"]
+    rate = _negatives_rejected(row, alpha, table.get("alpha"))
     if rate is None or rate <= alpha:
         return None
     return (
         f"p-value from {n_prompts} prompts, fewer than the scoring model's {trained}: scored "
         f"on {row['n_prompts']}, {rate:.1%} of unrelated training pairs had p <= {alpha}"
     )
+
+
+def _negatives_rejected(
+    row: dict[str, Any], alpha: float, table_alpha: float | None
+) -> float | None:
+    """Share of unrelated pairs with p <= ``alpha`` in one budget row. Artifacts trained
+    before the negatives' p-values were stored only know the rate at the table's alpha."""
+    p_values = row.get("negative_p_values")
+    if p_values:
+        return float(np.mean(np.asarray(p_values) <= alpha))
+    if table_alpha == alpha:
+        rate = row["negatives_p_at_alpha"]["rate"]
+        return None if rate is None else float(rate)
+    return None
 
 
 def teacher_lookalikes(
@@ -271,7 +285,7 @@ def pair_score_from_features(
         probability=finite_or_none(prob),
         p_value=finite_or_none(pval),
         background_p_value=background_p,
-        verdict=decision.verdict.value,
+        verdict=decision.verdict,
         reasons=tuple(reasons),
         teacher_lookalikes=lookalikes,
         alpha=policy.alpha,
