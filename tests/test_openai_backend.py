@@ -115,7 +115,7 @@ async def test_payload_and_parsing(
 
 
 async def test_empty_and_null_completions_are_answers(backend_for: list[OpenAIBackend]) -> None:
-    with echo_server("empty") as server:
+    with echo_server("empty", model="test-model") as server:
         generation = await generate(make(backend_for, server.base_url))
     assert (generation.text, generation.finish_reason) == ("", "stop")
     with ScriptedServer([chat_reply(None, "content_filter")]) as scripted:

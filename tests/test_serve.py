@@ -27,15 +27,17 @@ from distillprint.serve_faults import (
 from servers import echo_server
 
 
-def chat_body(prompt: str = "hello", **extra: Any) -> dict[str, Any]:
-    return {"model": "m", "messages": [{"role": "user", "content": prompt}], **extra}
+def chat_body(prompt: str = "hello", model: str = "echo-model", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": prompt}], **extra}
 
 
 def test_routes_and_openai_shape() -> None:
     with echo_server(model="tiny") as server, httpx.Client(base_url=server.url) as client:
         assert client.get("/health").json() == {"status": "ok"}
         assert client.get("/v1/models").json()["data"][0]["id"] == "tiny"
-        reply = client.post("/v1/chat/completions", json=chat_body(seed=3, temperature=0.5))
+        reply = client.post(
+            "/v1/chat/completions", json=chat_body(model="tiny", seed=3, temperature=0.5)
+        )
         assert client.get("/nowhere").status_code == 404
         assert client.post("/v1/embeddings", json={}).status_code == 404
     assert reply.status_code == 200
@@ -48,6 +50,18 @@ def test_routes_and_openai_shape() -> None:
     assert body["object"] == "chat.completion" and body["model"] == "tiny"
     assert body["choices"][0]["message"] == {"role": "assistant", "content": expected.text}
     assert body["usage"]["completion_tokens"] == expected.usage.completion_tokens
+
+
+def test_a_request_for_another_model_is_refused_not_answered() -> None:
+    with echo_server(model="tiny") as server, httpx.Client(base_url=server.url) as client:
+        other = client.post("/v1/chat/completions", json=chat_body(model="gpt-4o"))
+        unnamed = client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}
+        )
+    assert other.status_code == 404
+    message = other.json()["error"]["message"]
+    assert "'gpt-4o' is not served here" in message and "'tiny'" in message
+    assert unnamed.status_code == 200  # as vLLM: no model named means the served one
 
 
 def test_n_choices_are_distinct_samples() -> None:
@@ -104,7 +118,8 @@ async def test_concurrent_requests_are_batched() -> None:
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
             replies = await asyncio.gather(
-                *(client.post("/v1/chat/completions", json=chat_body(f"q{i}")) for i in range(16))
+                *(client.post("/v1/chat/completions", json=chat_body(f"q{i}", model="m"))
+                for i in range(16))
             )
     finally:
         server.stop()
@@ -235,7 +250,7 @@ async def test_a_missing_logged_answer_fails_only_its_own_client(tmp_path: Path)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
             replies = await asyncio.gather(*(
-                client.post("/v1/chat/completions", json=chat_body(prompt))
+                client.post("/v1/chat/completions", json=chat_body(prompt, model="teacher"))
                 for prompt in ("q0", "unknown", "q1", "q2")
             ))
     finally:

@@ -78,7 +78,8 @@ def serve(latency_ms: float, max_batch: int) -> Iterator[Server]:
     """``distillprint serve`` in its own process, so client and server hold separate GILs."""
     command = [
         sys.executable, "-c", "from distillprint.cli import main; main()", "serve",
-        "--model", "echo:bench", "--port", "0", "--max-batch", str(max_batch),
+        "--model", "echo:bench", "--served-model-name", "bench-echo", "--port", "0",
+        "--max-batch", str(max_batch),
         "--fault-latency-ms", str(latency_ms),
     ]
     process = subprocess.Popen(
@@ -256,7 +257,8 @@ def _markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Collection throughput: requests/s versus concurrency",
         "",
-        f"`distillprint serve --model echo:bench --max-batch {setup['server_max_batch']} "
+        "`distillprint serve --model echo:bench --served-model-name bench-echo "
+        f"--max-batch {setup['server_max_batch']} "
         f"--fault-latency-ms {setup['latency_ms']:g}` in its own process on loopback; the "
         f"collector (`collect`, `openai:` backend, one SQLite commit per answer) in another. "
         f"Median of {setup['repeats']} runs per row, runs interleaved. {setup['cpus']} CPU "

@@ -595,7 +595,11 @@ def serve(
     max_batch: Annotated[int | None, typer.Option(help="Requests per model call.")] = None,
     batch_window_ms: Annotated[float, typer.Option(help="Wait to fill a batch, ms.")] = 5.0,
     concurrency: Annotated[int | None, typer.Option(help="Concurrent model calls.")] = None,
-    served_model_name: Annotated[str | None, typer.Option(help="Name in /v1/models.")] = None,
+    served_model_name: Annotated[
+        str | None,
+        typer.Option(help="The name clients must ask for (listed in /v1/models); a request "
+                     "for another model gets 404. Default: the backend's model name."),
+    ] = None,
     api_key_env: Annotated[
         str | None, typer.Option(help="Require the key held in this environment variable.")
     ] = None,

@@ -275,6 +275,18 @@ class ChatHandler(BaseHTTPRequestHandler):
         finally:
             entry.finish(status)
 
+    def _check_model(self, payload: dict[str, Any]) -> None:
+        """A request for another model is refused as vLLM and OpenAI refuse it: answering it
+        would store this model's answers under the name the client asked for."""
+        requested = payload.get("model")
+        if requested is not None and requested != self.state.model_name:
+            raise RequestRejected(
+                404,
+                f"the model '{requested}' is not served here; this server serves "
+                f"'{self.state.model_name}'",
+                "not_found_error",
+            )
+
     def _chat(self, body: bytes, fault: Fault | None) -> int | None:
         plan = self.state.faults.plan
         if self.state.stopping.wait(plan.latency_s) or fault is Fault.RESET:
@@ -297,6 +309,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise RequestRejected(400, "the body is not valid JSON") from None
         requests = parse_chat_request(payload)
+        self._check_model(payload)
         try:
             generations = self.state.batcher.generate(requests)
         except Exception as exc:
