@@ -307,3 +307,38 @@ def test_max_background_counts_background_models_only(tmp_path: Path) -> None:
     for seed in range(5):  # whatever the draw, three background logs and never a named one
         drawn = _log_specs([folder], 3, seed, named)
         assert len(drawn) == 3 and not {s.spec for s in drawn} & {s.spec for s in named}
+
+
+def _declare_model(path: Path, name: str) -> Path:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, "model": name}) + "\n" for r in rows))
+    return path
+
+
+def test_two_logs_declaring_one_model_name_are_told_apart_by_file(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    """Logs written under an API alias ("gpt-4o" on two dates) declare the same name; answers
+    are keyed by name, so that is refused for a named pair and said for a background log."""
+    _declare_model(logs["teacher"], "gpt-4o")
+    _declare_model(logs["student"], "gpt-4o")
+    common = ["--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+              "--background-dir", str(logs["background"])]
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        *common,
+    ])
+    assert isinstance(result.exception, InputError)
+    said = str(result.exception)
+    assert "teacher.jsonl" in said and "student.jsonl" in said and "'file:gpt-4o'" in said
+
+    _declare_model(logs["student"], "student")
+    _declare_model(logs["background"] / "bg0.jsonl", "gpt-4o")
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        *common, "--json", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "bg0.jsonl left out: it declares the model name of" in result.output
+    assert len(json.loads(out.read_text())["background"]) == 5

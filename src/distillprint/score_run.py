@@ -112,12 +112,24 @@ def gather_evidence(
             with resumable(console):
                 records = asyncio.run(_collect_one(backend, probe_set, store, settings, console))
             label = backend.identity.label
-            # a log of a model named explicitly is skipped in ``_add_stored``, silently
-            if (spec.role == "background" and label not in evidence.answers
-                    and _repeats_a_candidate(evidence, records, console, label)):
+            if spec.role == "background" and (
+                _name_taken(evidence, spec, label, console)
+                or _repeats_a_candidate(evidence, records, console, label)
+            ):
                 continue
-            _add_stored(evidence, spec, backend.identity.label, records)
+            _add_stored(evidence, spec, label, records)
     return evidence
+
+
+def _name_taken(evidence: Evidence, spec: ModelSpec, label: str, console: Console) -> bool:
+    """Answers are keyed by model name, so a background log whose file declares a name
+    already in use (another snapshot logged under the same API alias, say) cannot join."""
+    if label not in evidence.answers:
+        return False
+    holder = next(entry.spec for entry in evidence.entries if entry.label == label)
+    console.print(f"background {spec.spec} left out: it declares the model name of {holder} "
+                  f"('{label}')", markup=False)
+    return True
 
 
 #: a background log this much identical to a teacher's or suspect's answers is that model
@@ -185,10 +197,16 @@ async def _collect_one(
 def _add_stored(
     evidence: Evidence, spec: ModelSpec, label: str, records: list[StoredResponse]
 ) -> None:
-    if label in evidence.answers and spec.role == "background":
-        return  # a candidate named explicitly is not also part of its own background
     if label in evidence.answers:
-        raise InputError(f"model '{label}' is named twice", field=spec.role)
+        holder = next(entry.spec for entry in evidence.entries if entry.label == label)
+        if holder == spec.spec:
+            raise InputError(f"model '{label}' is named twice", field=spec.role)
+        raise InputError(
+            f"{spec.spec} and {holder} both name their model '{label}'; answers are kept by "
+            "model name, so give one log another name (its 'model' field, or 'generator' in "
+            "AlpacaEval JSON)",
+            field=spec.role,
+        )
     responses: dict[str, list[str]] = {}
     for record in sorted(records, key=lambda r: (r.probe_id, r.sample_index)):
         responses.setdefault(record.probe_id, []).append(record.response)
