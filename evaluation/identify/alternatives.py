@@ -11,7 +11,6 @@ responses; only the first is what ``benchmark identify`` reports.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,36 +25,29 @@ from distillprint.embed.command import default_cache_path
 from distillprint.embed.identify import (
     BenchmarkSet,
     Draws,
+    DrawScorer,
     SelectionOptions,
     center_vectors,
     embed_variant,
+    identify_by,
     make_draws,
     select_benchmark_set,
 )
 from distillprint.embed.identify_command import IdentifyOptions, standard_variants
 
-#: per query response, one score per candidate model (higher: more likely the author)
-Scorer = Callable[[FloatArray], FloatArray]
 KS = (1, 8, 32)
 
 
 def accuracy(models: list[str], query: dict[str, FloatArray], draws: Draws,
-             score_mean: Scorer | None = None, score_each: Scorer | None = None) -> list[float]:
+             score_mean: DrawScorer | None = None,
+             score_each: DrawScorer | None = None) -> list[float]:
     """Top-1 per k. ``score_mean`` scores the mean of the k vectors; ``score_each`` scores
     every response and sums (log-probabilities: the naive-Bayes aggregation)."""
-    result = []
-    for indices in draws.values():
-        correct = total = 0
-        for position, model in enumerate(models):
-            if score_mean is not None:
-                scores = score_mean(query[model][indices].mean(axis=1))
-            else:
-                assert score_each is not None
-                scores = score_each(query[model])[indices].sum(axis=1)
-            correct += int(np.sum(scores.argmax(axis=1) == position))
-            total += len(indices)
-        result.append(correct / total)
-    return result
+    if score_each is not None:
+        query = {m: score_each(query[m]) for m in models}
+        score_mean = np.asarray
+    assert score_mean is not None
+    return [result.accuracy for result in identify_by(models, query, draws, score_mean).values()]
 
 
 def dense_rows(models: list[str], ref: dict[str, FloatArray], query: dict[str, FloatArray],

@@ -14,6 +14,7 @@ was trained on, answering training-split prompts only, and nothing is fitted on 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from distillprint.embed.identify import (
     SelectionOptions,
     center_vectors,
     identify,
+    identify_by,
     make_draws,
     select_benchmark_set,
     split_vectors,
@@ -83,18 +85,19 @@ def _hubness_rows(data: BenchmarkSet, halves: Halves, draws: Draws) -> dict[str,
     np.fill_diagonal(similarity, -np.inf)
     rows = {}
     for neighbours, weight in ((5, 0.5), (5, 1.0)):
-        hub = np.sort(similarity, axis=1)[:, -neighbours:].mean(axis=1)
-        accuracies = []
-        for k in KS:
-            correct = total = 0
-            for position, model in enumerate(data.models):
-                samples = l2_normalize(query[model][draws[k]].mean(axis=1))
-                guesses = np.argmax(samples @ prints.T - weight * hub, axis=1)
-                correct += int(np.sum(guesses == position))
-                total += len(guesses)
-            accuracies.append(correct / total)
-        rows[f"hubness correction (CSLS, {neighbours} neighbours, weight {weight})"] = accuracies
+        penalty = weight * np.sort(similarity, axis=1)[:, -neighbours:].mean(axis=1)
+        results = identify_by(
+            data.models, query, {k: draws[k] for k in KS},
+            functools.partial(_csls_scores, prints=prints, penalty=penalty),
+        )
+        rows[f"hubness correction (CSLS, {neighbours} neighbours, weight {weight})"] = [
+            results[k].accuracy for k in KS
+        ]
     return rows
+
+
+def _csls_scores(means: FloatArray, prints: FloatArray, penalty: FloatArray) -> FloatArray:
+    return np.asarray(l2_normalize(means) @ prints.T - penalty)
 
 
 def _unit(x: FloatArray) -> FloatArray:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
+from sklearn.metrics import roc_auc_score, roc_curve
 
 
 def _as_arrays(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -18,14 +19,11 @@ def _as_arrays(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.nda
 
 
 def auroc(labels: ArrayLike, scores: ArrayLike) -> float | None:
-    """Mann-Whitney AUROC with ties counted half; None when one class is missing."""
+    """AUROC (ties count half); None when one class is missing, where scikit-learn raises."""
     y, s = _as_arrays(labels, scores)
-    pos, neg = s[y == 1], s[y == 0]
-    if len(pos) == 0 or len(neg) == 0:
+    if len(np.unique(y)) < 2:
         return None
-    greater = (pos[:, None] > neg[None, :]).sum()
-    ties = (pos[:, None] == neg[None, :]).sum()
-    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+    return float(roc_auc_score(y, s))
 
 
 def tpr_at_fpr(labels: ArrayLike, scores: ArrayLike, max_fpr: float) -> float | None:
@@ -35,15 +33,10 @@ def tpr_at_fpr(labels: ArrayLike, scores: ArrayLike, max_fpr: float) -> float | 
     as flagged: the metric never credits a threshold that splits tied scores.
     """
     y, s = _as_arrays(labels, scores)
-    pos, neg = s[y == 1], s[y == 0]
-    if len(pos) == 0 or len(neg) == 0:
+    if len(np.unique(y)) < 2:
         return None
-    best = 0.0
-    for threshold in np.unique(s):
-        fpr = float(np.mean(neg >= threshold))
-        if fpr <= max_fpr + 1e-12:
-            best = max(best, float(np.mean(pos >= threshold)))
-    return best
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    return float(tpr[fpr <= max_fpr + 1e-12].max())
 
 
 def expected_calibration_error(

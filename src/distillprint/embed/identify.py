@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -174,6 +174,10 @@ def center_vectors(
     )
 
 
+#: mean query vectors of many draws (n, dim) -> one score per candidate model (n, models)
+DrawScorer = Callable[[FloatArray], FloatArray]
+
+
 def identify(
     models: Sequence[str],
     reference: dict[str, FloatArray],
@@ -184,12 +188,21 @@ def identify(
     """Top-1 accuracy per k of nearest-fingerprint identification by cosine."""
     reference, query = center_vectors(models, reference, query, centering)
     prints = l2_normalize(np.stack([reference[m].mean(axis=0) for m in models]))
+    return identify_by(models, query, draws, lambda means: l2_normalize(means) @ prints.T)
+
+
+def identify_by(
+    models: Sequence[str], query: dict[str, FloatArray], draws: Draws, score: DrawScorer
+) -> dict[int, KResult]:
+    """Top-1 accuracy per k when each draw's k query vectors are averaged and ``score`` ranks
+    the candidates (``models`` order). Other decision rules than the fingerprint cosine plug
+    in here; per-response log-probabilities summed over a draw are the same ranking as their
+    mean, so they pass as query vectors with ``score`` the identity."""
     results: dict[int, KResult] = {}
     for k, indices in draws.items():
         correct, total, confusions = 0, 0, Counter[tuple[str, str]]()
         for position, model in enumerate(models):
-            samples = l2_normalize(query[model][indices].mean(axis=1))
-            guesses = np.argmax(samples @ prints.T, axis=1)
+            guesses = np.argmax(score(query[model][indices].mean(axis=1)), axis=1)
             correct += int(np.sum(guesses == position))
             total += len(guesses)
             confusions.update((model, models[g]) for g in guesses if g != position)
