@@ -97,3 +97,15 @@ def test_answer_logs_are_named_by_their_files_as_in_the_benchmarks(tmp_path: Pat
     (copy / "short-name.json").write_text(json.dumps([{**rows[0], "output": "another"}]))
     with pytest.raises(InputError, match="two answer files with different answers"):
         rows_from_answer_logs([logs, copy])
+
+
+def test_an_unusable_device_is_refused_before_any_model_loads(tmp_path: Path) -> None:
+    import torch
+
+    rows = rows_from_answer_logs([write_logs(tmp_path / "logs")])
+    with pytest.raises(InputError, match="not a torch device") as bad:
+        run_embed(rows, embedder="minilm", out=tmp_path / "v.npz", device="gpu0")
+    assert bad.value.field == "device"
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, none on a CPU host
+    with pytest.raises(InputError, match="not available on this machine"):
+        run_embed(rows, embedder="minilm", out=tmp_path / "v.npz", device=missing)

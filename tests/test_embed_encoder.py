@@ -58,3 +58,12 @@ def test_a_folder_left_by_an_interrupted_run_fails_clearly(tmp_path: Path) -> No
     (tmp_path / "wandb").mkdir()  # what a run stopped before its first save leaves
     with pytest.raises(InputError, match="cannot load encoder"):
         SentenceEncoder(str(tmp_path)).transform(["x"])
+
+
+def test_auto_device_is_resolved_when_the_model_loads() -> None:
+    import torch
+
+    auto = SentenceEncoder(max_length=32, batch_size=2, num_threads=1, device="auto")
+    assert auto.device == "auto"  # nothing imported or loaded yet
+    auto.transform(["hello"])
+    assert auto.device == ("cuda" if torch.cuda.is_available() else "cpu")

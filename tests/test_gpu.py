@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -76,3 +77,12 @@ def test_batched_generation_on_cuda_matches_one_at_a_time(tmp_path: Path) -> Non
     together, alone = asyncio.run(run())
     assert together == alone
     assert all(len(text) > 0 for text in together)
+
+
+def test_encoder_vectors_on_cuda_match_the_cpu() -> None:
+    from distillprint.embed.encoder import SentenceEncoder
+
+    texts = ["Certainly! Here is a short answer.", "No.", "A longer reply " * 20]
+    cpu = SentenceEncoder(max_length=64, device="cpu").transform(texts)
+    gpu = SentenceEncoder(max_length=64, device="cuda").transform(texts)
+    np.testing.assert_allclose(gpu, cpu, atol=1e-4)

@@ -529,6 +529,11 @@ def embed(
     ] = "combined",
     probe_set: Annotated[str | None, typer.Option(help="Only this probe set (store).")] = None,
     cache: Annotated[Path | None, typer.Option(help="Embedding cache (SQLite).")] = None,
+    device: Annotated[
+        str,
+        typer.Option(help="Torch device of the neural encoder: auto (each process's "
+                     "accelerate device, else CUDA when present), cpu, cuda, cuda:N."),
+    ] = "auto",
 ) -> None:
     """Style vectors for stored responses or answer logs, cached by text hash and embedder."""
     from distillprint.embed.command import rows_from_answer_logs, rows_from_store, run_embed
@@ -537,7 +542,7 @@ def embed(
     if (store is None) == (not responses):
         raise InputError("give exactly one of --store or --responses", field="embed")
     rows = rows_from_store(store, probe_set) if store else rows_from_answer_logs(responses or [])
-    summary = run_embed(rows, embedder=embedder, out=out_path, cache_path=cache)
+    summary = run_embed(rows, embedder=embedder, out=out_path, cache_path=cache, device=device)
     if not summary.main_process:  # under accelerate, one summary line, from the main process
         return
     out.print(

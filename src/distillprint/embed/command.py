@@ -9,8 +9,10 @@ Under ``accelerate launch --num_processes N`` every process embeds its share of 
 texts (``split_between_processes``) through its cache; the shares are gathered on the main
 process, which stores them in its cache, assembles the output from there and writes it.
 Unsupervised fits (TF-IDF vocabulary, the combined embedder's scaling) still see all texts,
-so the vectors equal a one-process run's up to float rounding. Encoders run on the CPU in
-every process (``EncoderOptions`` has no device yet), also under a multi-GPU launch.
+so the vectors equal a one-process run's up to float rounding. The neural encoder runs on
+each process's accelerate device (one GPU per process under a multi-GPU launch); a plain run
+uses CUDA when there is one (``--device`` overrides both). Vectors computed on a GPU equal
+the CPU's up to float rounding, so the cache serves both.
 """
 
 from __future__ import annotations
@@ -135,6 +137,26 @@ def process_state() -> PartialState | None:
     return state if state.num_processes > 1 else None
 
 
+def resolve_device(requested: str, state: PartialState | None) -> str:
+    """``auto``: the process's accelerate device under a launch, else left to the encoder
+    (CUDA when there is one). A device this machine lacks is refused before any model loads."""
+    if requested == "auto":
+        return requested if state is None else str(state.device)
+    import torch
+
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise InputError(f"'{requested}' is not a torch device (auto, cpu, cuda, cuda:1, ...)",
+                         field="device") from None
+    if device.type == "cuda" and (
+        not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()
+    ):
+        raise InputError(f"device '{requested}' is not available on this machine",
+                         field="device")
+    return requested
+
+
 def leaf_embedders(embedder: Embedder) -> list[Embedder]:
     """The views the cache stores vectors for: a combined embedder's views, recursively."""
     if isinstance(embedder, CombinedEmbedder):
@@ -187,6 +209,7 @@ def run_embed(
     out: Path,
     cache_path: Path | None = None,
     options: EncoderOptions | None = None,
+    device: str = "auto",
     progress: bool = True,
 ) -> EmbedSummary:
     """Embed every row (fitting unsupervised views on these texts first), write ``out``.
@@ -196,9 +219,10 @@ def run_embed(
     if out.suffix != ".npz":
         raise InputError("the output must be an .npz file", path=out)
     started = time.perf_counter()
-    model = build_embedder(embedder, options or EncoderOptions())
-    texts = [row.text for row in rows]
     state = process_state()
+    chosen = options or EncoderOptions()
+    model = build_embedder(embedder, replace(chosen, device=resolve_device(device, state)))
+    texts = [row.text for row in rows]
     summary = None
     with EmbeddingCache(cache_path or default_cache_path()) as cache:
         shares = [] if state is None else embed_shares(texts, model, cache, state, progress)

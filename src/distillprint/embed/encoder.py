@@ -95,7 +95,7 @@ class SentenceEncoder:
         *,
         max_length: int = 256,
         batch_size: int = 32,
-        device: str = "cpu",
+        device: str = "cpu",  # or "auto": CUDA when there is one
         num_threads: int | None = None,
         label: str | None = None,
     ) -> None:
@@ -121,8 +121,11 @@ class SentenceEncoder:
 
     def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         if self._model is None or self._tokenizer is None:
+            import torch
             from transformers import AutoModel, AutoTokenizer
 
+            if self.device == "auto":  # resolved here, so views without a model import no torch
+                self.device = "cuda" if torch.cuda.is_available() else "cpu"
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.source)
                 self._model = AutoModel.from_pretrained(self.source).to(self.device).eval()

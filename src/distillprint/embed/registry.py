@@ -36,6 +36,7 @@ class EncoderOptions:
     max_length: int = 256
     batch_size: int = 32
     num_threads: int | None = None
+    device: str = "cpu"  # a torch device; only the neural encoder uses it
 
 
 def style_views(weights: ViewWeights = ViewWeights()) -> list[View]:
@@ -65,6 +66,7 @@ def build_embedder(
             max_length=options.max_length,
             batch_size=options.batch_size,
             num_threads=options.num_threads,
+            device=options.device,
         )
 
     if spec == "minilm" or (prefix == "encoder" and not rest):
