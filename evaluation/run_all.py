@@ -36,7 +36,7 @@ BENCHMARKS: list[list[str]] = [
     [str(HERE / "reliability" / "faults.py")],
     [str(HERE / "perf" / "collection_throughput.py")],
     [str(HERE / "perf" / "scoring_latency.py"), "--responses", str(DATA / "outputs")],
-    [str(HERE / "perf" / "embedding_throughput.py"), "--threads", "1", "--repeats", "3"],
+    [str(HERE / "perf" / "embedding_throughput.py"), "--threads", "1"],
     [str(HERE / "perf" / "local_generation.py"), "--model", "packaged:smollm2-135m-instruct",
      "--threads", "2"],
     [str(HERE / "perf" / "log_ingestion.py")],

@@ -41,6 +41,7 @@ from distillprint.bench.records import machine_load, write_results
 from distillprint.collect import CollectionPlan, collect, plan_collection
 from distillprint.core_types import SamplingParams
 from distillprint.probes import load_probe_set
+from distillprint.provenance import command_line
 from distillprint.store import ResponseStore
 
 HERE = Path(__file__).resolve().parent
@@ -264,7 +265,7 @@ def _markdown(result: dict[str, Any]) -> str:
         f"Median of {setup['repeats']} runs per row, runs interleaved. {setup['cpus']} CPU "
         f"cores shared with other jobs; `uptime` at the start: `{setup['uptime_start']}`, "
         f"at the end: `{setup['uptime_end']}`. distillprint {setup['version']}, Python "
-        f"{setup['python']}. Regenerate with `python evaluation/perf/collection_throughput.py`.",
+        f"{setup['python']}. Regenerate with `{setup['command']}`.",
         "",
         "| concurrency | requests | req/s | runs | theoretical | ratio | reference client "
         "| client CPU ms/req | server CPU ms/req | client RSS MiB at 25/50/75/100% "
@@ -333,6 +334,7 @@ def main() -> None:
     rows = [_row(level, level_runs, args.latency_ms / 1000) for level, level_runs in runs.items()]
     result = {
         "setup": {
+            "command": command_line(__file__, sys.argv[1:]),
             "probes": PROBES,
             "latency_ms": args.latency_ms,
             "server_max_batch": args.server_max_batch,

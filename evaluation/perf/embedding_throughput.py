@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +47,7 @@ from distillprint.embed.command import ResponseRow, run_embed
 from distillprint.embed.encoder import SentenceEncoder
 from distillprint.embed.registry import EncoderOptions
 from distillprint.embed.throughput import long_texts, measure_point
+from distillprint.provenance import command_line
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[2] / "shared" / "data" / "alpaca_eval" / "outputs"
@@ -57,7 +59,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--lengths", default="64,128,256")
     parser.add_argument("--batch-sizes", default="8,32,128")
     parser.add_argument("--texts", type=int, default=128, help="responses per setting")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache-rows", type=int, default=96, help="rows in the rerun check")
     parser.add_argument("--out-dir", type=Path, default=HERE)
@@ -133,8 +135,7 @@ def _markdown(result: dict[str, Any]) -> str:
         f"float32 CPU, torch threads {setup['threads']} for every contestant, tokenizer "
         f"parallelism {setup['tokenizers_parallelism']} ({setup['cpus']} cores shared with "
         f"other jobs), {setup['rounds']} interleaved rounds, torch {setup['torch']}, "
-        f"transformers {setup['transformers']}. Regenerate with "
-        "`python evaluation/perf/embedding_throughput.py --threads 1`.",
+        f"transformers {setup['transformers']}. Regenerate with `{setup['command']}`.",
         "",
         "Rates are responses/s in the best round (wall clock). Ratios are throughput relative "
         "to `bare` (target >= 0.8): **CPU** from the best rounds of process CPU time, the "
@@ -218,6 +219,7 @@ def main() -> None:
     points = _grid([row.text for row in rows], args, encoder)
     rerun = _rerun_check(rows[: args.cache_rows], args.threads)
     setup = {
+        "command": command_line(__file__, sys.argv[1:]),
         "texts": args.texts, "rounds": args.repeats, "threads": args.threads,
         "cpus": os.cpu_count(), "torch": torch.__version__,
         "transformers": transformers.__version__, "machine": platform.machine(),

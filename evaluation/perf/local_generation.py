@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from distillprint.backends import BackendOptions, create_backend
 from distillprint.backends.hf import HFBackend
 from distillprint.core_types import Generation, GenerationRequest
 from distillprint.probes import load_probe_set
+from distillprint.provenance import command_line
 
 HERE = Path(__file__).resolve().parent
 
@@ -96,8 +98,7 @@ def _markdown(result: dict[str, Any]) -> str:
         f"{setup['prompts']} core-v1 probes, max_tokens {setup['max_tokens']}, temperature "
         f"{setup['temperature']}, float32 on CPU ({setup['cpus']} cores, torch threads "
         f"{setup['threads']}, OMP_WAIT_POLICY={setup['omp_wait_policy']}), torch "
-        f"{setup['torch']}. Regenerate with "
-        "`python evaluation/perf/local_generation.py` (`make bench`).",
+        f"{setup['torch']}. Regenerate with `{setup['command']}`.",
         "",
         f"Model load: {result['load_first_s']} s first in this run, "
         f"{result['load_second_s']} s again (converted safetensors cache).",
@@ -135,6 +136,7 @@ def main() -> None:
         row["same_as_unbatched"] = sum(a == b for a, b in zip(texts, baseline_texts, strict=True))
     result = {
         "setup": {
+            "command": command_line(__file__, sys.argv[1:]),
             "model": args.model,
             "prompts": len(requests),
             "max_tokens": args.max_tokens,

@@ -33,6 +33,7 @@ from typing import Any
 
 from distillprint import __version__
 from distillprint.bench.records import machine_load, write_results
+from distillprint.provenance import command_line
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -212,6 +213,7 @@ def main() -> None:
         "machine": {"load_before": load_before, "load_after": machine_load(),
                     "cpus": os.cpu_count(), "python": platform.python_version()},
         "package_version": __version__,
+        "command": command_line(__file__, sys.argv[1:]),
     }
     write_results(args.out_dir, args.name, result, _markdown(result), lambda p: _plot(result, p))
 
@@ -225,8 +227,7 @@ def _markdown(result: dict[str, Any]) -> str:
         f"Python thread on its own CPU clock; torch's native threads and worker processes are "
         f"not seen). Load before: "
         f"`{result['machine']['load_before']}`, after: `{result['machine']['load_after']}`. "
-        f"distillprint {result['package_version']}. Regenerate with "
-        "`python evaluation/perf/profile_pipeline.py`.",
+        f"distillprint {result['package_version']}. Regenerate with `{result['command']}`.",
         "",
         "| stage | wall s | CPU s | largest areas (share of profiled CPU) | largest distillprint "
         "calls (cumulative share) |",

@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from rich.console import Console
 from distillprint import __version__, score_cmd
 from distillprint.answers import is_answer_log, load_answer_log, model_name_from_path
 from distillprint.bench.records import machine_load, write_results
+from distillprint.provenance import command_line
 from distillprint.score_run import ModelSpec, RunSettings
 
 HERE = Path(__file__).resolve().parent
@@ -215,7 +217,7 @@ def _markdown(result: dict[str, Any]) -> str:
         f"{setup['cpus']} CPU cores shared with other jobs; `uptime` at the start: "
         f"`{setup['uptime_start']}`, at the end: `{setup['uptime_end']}`. distillprint "
         f"{setup['version']}, Python {setup['python']}. Regenerate with "
-        "`python evaluation/perf/scoring_latency.py`.",
+        f"`{setup['command']}`.",
         "",
         "| background | prompts | cold (s) | cold CPU (s) | warm (s) | warm CPU (s) | warm runs "
         "| warm: evidence | warm: score | warm: report | P(distilled) | same cold/warm "
@@ -278,6 +280,7 @@ def main() -> None:
         rows = _measure(workspace, [int(n) for n in args.backgrounds.split(",")], args.repeats)
     result = {
         "setup": {
+            "command": command_line(__file__, sys.argv[1:]),
             "teacher": args.teacher,
             "suspect": args.suspect,
             "prompts": args.prompts,

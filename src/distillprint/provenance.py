@@ -1,8 +1,11 @@
-"""Where a result came from: the commit of the distillprint checkout that produced it."""
+"""Where a result came from: the commit of the distillprint checkout and the command that
+produced it."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -21,3 +24,12 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def command_line(script: str | Path, argv: Sequence[str]) -> str:
+    """The command that reproduces a result, as typed from the checkout's root: what a
+    committed table prints under "Regenerate with", so that it names the options it ran with."""
+    path = Path(script).resolve()
+    root = Path(__file__).resolve().parents[2]
+    shown = path.relative_to(root) if path.is_relative_to(root) else path
+    return shlex.join(["python", str(shown), *argv])
