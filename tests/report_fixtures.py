@@ -19,8 +19,8 @@ from distillprint.report.schema import (
     ModelEntry,
     ScoreReport,
     SimilarityDistribution,
-    Verdict,
 )
+from distillprint.score.stats import Verdict
 
 TEACHER = "gpt4_1106_preview"
 SUSPECT = "openchat-3.5"
@@ -102,7 +102,7 @@ def sample_report(
     *,
     probability: float = 0.93,
     p_value: float = 0.004,
-    verdict: Verdict = "distilled",
+    verdict: Verdict | str = Verdict.DISTILLED,
     teacher: str = TEACHER,
     with_attribution: bool = True,
     n_probes: int = 12,

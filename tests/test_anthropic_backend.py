@@ -24,6 +24,9 @@ REQUEST = GenerationRequest(
     SamplingParams(temperature=0.2, top_p=1.0, max_tokens=50, seed=9),
 )
 
+# most tests here talk HTTP to a real server on loopback
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -92,6 +92,7 @@ def test_a_spec_that_names_no_model_says_so(spec: str) -> None:
     assert "did you mean" not in str(info.value)
 
 
+@pytest.mark.integration
 def test_collect_stops_when_the_server_refuses_every_request(tmp_path: Path) -> None:
     from servers import Canned, ScriptedServer
 
@@ -127,3 +128,25 @@ def test_score_options_are_checked_before_any_model_is_asked(
                      option, value)
     assert result.returncode == 2 and option in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not store.exists()
+
+
+@pytest.mark.integration
+def test_an_incomplete_collection_exits_4_and_a_rerun_sends_only_the_rest(tmp_path: Path) -> None:
+    from servers import Canned, ScriptedServer, messages_reply
+
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps([{"instruction": f"Question {i}?"} for i in range(6)]))
+    refusal = Canned(400, {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "this prompt is not allowed"}})
+    store = tmp_path / "s.sqlite"
+    args = ("collect", "--model", "anthropic:claude-test", "--probes", str(prompts),
+            "--store", str(store), "--concurrency", "1")
+    with ScriptedServer([messages_reply, refusal]) as server:  # then answers everything
+        first = run_cli(*args, "--base-url", server.url)
+        sent_first = len(server.seen)
+        again = run_cli(*args, "--base-url", server.url)
+    assert first.returncode == 4, first.stderr  # ran, but not everything was stored
+    assert "stored 5 new" in first.stderr and "1 failed" in first.stderr
+    assert "not allowed" in first.stderr
+    assert again.returncode == 0, again.stderr
+    assert len(server.seen) - sent_first == 1 and "stored 1 new, 5 already stored" in again.stderr

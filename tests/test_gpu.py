@@ -1,8 +1,8 @@
 """The GPU recipes' code paths on a real CUDA device: the zoo built with ``device: cuda`` and
 bf16 LoRA training (as ``configs/zoo/gpu.yaml``), the embedder trained in bf16 (as
-``configs/embedder`` GPU recipes), and batched local generation on the device. Tiny in-code
-models keep them fast; CI has no GPU, so they skip there. Run on a GPU machine with
-``pytest -m gpu tests/test_gpu.py``.
+``configs/embedder`` GPU recipes), batched local generation and the packaged sentence encoder
+on the device. Tiny in-code models keep the first three fast; CI has no GPU, so all skip
+there. Run on a GPU machine with ``pytest -m gpu tests/test_gpu.py``.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def test_batched_generation_on_cuda_matches_one_at_a_time(tmp_path: Path) -> Non
     assert all(len(text) > 0 for text in together)
 
 
+@pytest.mark.integration
 def test_encoder_vectors_on_cuda_match_the_cpu() -> None:
     from distillprint.embed.encoder import SentenceEncoder
 

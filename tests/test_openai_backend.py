@@ -23,6 +23,9 @@ REQUEST = GenerationRequest(
     probe_id="identity-1",
 )
 
+# most tests here talk HTTP to a real server on loopback
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:

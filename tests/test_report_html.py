@@ -21,6 +21,7 @@ from distillprint.report.manifest import build_manifest, response_digest, seal_r
 from distillprint.report.render_html import MAX_ECHO_CHARS, render_html
 from distillprint.report.schema import ScoreReport, SimilarityDistribution
 from distillprint.report.seal import page_intact
+from distillprint.score.stats import Verdict
 from distillprint.store import ProbeContext, ResponseStore
 from distillprint.verify_run import verify_report
 from report_fixtures import HOSTILE, sample_report, sample_responses
@@ -156,7 +157,7 @@ def test_an_answer_cut_when_scored_is_marked_once() -> None:
 
 
 def test_an_inconclusive_verdict_says_its_probability_is_provisional() -> None:
-    report = sample_report().model_copy(update={"verdict": "inconclusive", "probability": 0.99})
+    report = sample_report(verdict=Verdict.INCONCLUSIVE, probability=0.99)
     assert "read the number as provisional" in " ".join(render_html(report).split())
 
 
@@ -274,3 +275,13 @@ def test_a_page_written_with_windows_line_ends_still_verifies(tmp_path: Path) ->
     page, store = _written_page(tmp_path)
     page.write_bytes(page.read_bytes().replace(b"\n", b"\r\n"))
     assert verify_report(page, store).page_intact is True
+
+
+def test_a_repeated_or_garbled_seal_counts_as_an_edit_not_as_an_unsealed_page() -> None:
+    page = render_html(sample_report())
+    seal = SEAL_TAG.search(page)
+    assert seal is not None
+    doubled = page.replace("<title>", seal.group(0) + "<title>", 1)
+    assert page_intact(doubled) is False
+    garbled = page.replace(seal.group(1), "not-a-digest", 1)
+    assert page_intact(garbled) is False

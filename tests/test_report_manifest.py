@@ -155,3 +155,11 @@ def test_keys_from_the_environment_are_redacted_by_default(monkeypatch: pytest.M
         package_version="0.1.0",
     )
     assert "canary-7f3a9c" not in manifest.model_dump_json()
+
+
+def test_evidence_missing_from_the_store_alone_fails_verification() -> None:
+    texts = sample_responses()
+    del texts[(SUSPECT, "probe-001", 0)]
+    result = verify_manifest(sample_report().manifest, _current(texts))
+    assert not result.ok and result.manifest_intact and result.changed == []
+    assert [(m.model, m.probe_id) for m in result.missing] == [(SUSPECT, "probe-001")]

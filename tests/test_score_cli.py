@@ -70,8 +70,9 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
         "--markdown", str(outputs["md"]), "--junit", str(outputs["xml"]), "--fail-above", "0.5",
     ])
     report = json.loads(outputs["json"].read_text())
-    assert report["verdict"] in {"distilled", "not distilled", "inconclusive"}
-    assert report["verdict"] in outputs["html"].read_text()
+    # 40 shared prompts are below the verdict's minimum: P is reported, the verdict abstains
+    assert report["verdict"] == "inconclusive" and "prompts" in report["verdict_reason"]
+    assert 'id="verdict">inconclusive<' in outputs["html"].read_text()
     assert len(report["background"]) == 6
     assert len(report["manifest"]["responses"]) == 8 * N_PROMPTS
     assert report["probability"] is not None and report["probability"] > 0.5
@@ -111,8 +112,19 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert tampered.exit_code == 1
     assert "changed" in tampered.output and "alpaca-3" in tampered.output
 
+    db.execute("DROP TRIGGER responses_no_delete")
+    db.execute("DELETE FROM responses WHERE model = 'student'")  # the suspect's evidence, gone
+    db.commit()
+    erased = runner.invoke(app, ["verify", str(outputs["json"]), "--store", str(store)])
+    assert erased.exit_code == 1
+    assert "missing: file:student alpaca-" in erased.output
+    # the 7 other models' forged answers are still changed; 20 problems are listed
+    assert f"... and {7 + N_PROMPTS - 20} more" in erased.output
+    assert f"7 changed, {N_PROMPTS} missing answers" in erased.output
 
-def test_attribute_ranks_the_true_teacher_first(tmp_path: Path, logs: dict[str, Path]) -> None:
+
+def test_attribute_ranks_the_true_teacher_first(tmp_path: Path) -> None:
+    logs = make_logs(tmp_path, n_prompts=80)  # enough shared prompts for every pair to count
     out = tmp_path / "attribution.json"
     result = CliRunner().invoke(app, [
         "attribute", "--suspect", f"file:{logs['student']}",
@@ -123,7 +135,10 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path, logs: dict[str, 
     ])
     assert result.exit_code == 0, result.output
     ranking = json.loads(out.read_text())
-    assert ranking["candidates"][0]["teacher"] == "file:teacher"
+    first, second = ranking["candidates"]
+    assert first["teacher"] == "file:teacher" and first["unscored"] is None
+    assert first["posterior"] > 0.9 > second["posterior"]
+    assert ranking["none_of_these"] is not None and ranking["none_of_these"] < 0.1
     assert ranking["related_candidates"] == []
 
 
@@ -247,17 +262,56 @@ def test_staged_budget_stops_when_distilled_and_goes_on_otherwise(tmp_path: Path
     assert 'id="stages"' in (tmp_path / "unrelated.html").read_text()
     bad = CliRunner().invoke(app, ["score", "--teacher", f"file:{logs['teacher']}",
                                    "--suspect", f"file:{logs['student']}", "--stop-on", "never"])
-    assert bad.exit_code != 0
+    assert isinstance(bad.exception, InputError)
+    assert "must be 'distilled' or 'any'" in str(bad.exception)
 
 
 def test_staging_rules() -> None:
     from distillprint.score_cmd import Staging
 
     assert Staging((64, 128, 500)).looks(200) == [64, 128, None]  # a stage past the set: dropped
+    assert Staging((64, 200)).looks(200) == [64, None]  # the whole set is looked at once
     assert Staging().looks(200) == [None]
     assert Staging().stops("distilled") and not Staging().stops("not distilled")
     assert Staging((64,), "any").stops("not distilled")
     assert not Staging((64,), "any").stops("inconclusive")
+
+
+def test_fail_inconclusive_makes_an_abstention_fail_the_gate(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    """40 shared prompts: below the verdict's minimum, so the verdict is inconclusive."""
+    common = ["score", "--teacher", f"file:{logs['teacher']}",
+              "--suspect", f"file:{logs['student']}", "--probes", str(logs["prompts"]),
+              "--store", str(tmp_path / "s.sqlite"), "--background-dir", str(logs["background"]),
+              "--fail-above", "1.0"]
+    assert CliRunner().invoke(app, common).exit_code == 0  # P can never exceed 1
+    strict = CliRunner().invoke(app, [*common, "--fail-inconclusive"])
+    assert strict.exit_code == 1, strict.output
+
+
+def test_a_model_named_as_teacher_and_suspect_is_refused(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['teacher']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+    ])
+    assert isinstance(result.exception, InputError)
+    assert "model 'file:teacher' is named twice" in str(result.exception)
+
+
+@pytest.mark.parametrize("alpha", ["0", "1.0", "nan", "-0.05"])
+def test_an_alpha_that_is_no_level_is_refused_before_collecting(
+    tmp_path: Path, logs: dict[str, Path], alpha: str
+) -> None:
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--store", str(tmp_path / "s.sqlite"), "--alpha", alpha,
+    ])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "between 0 and 1 (exclusive)" in said
+    assert not (tmp_path / "s.sqlite").exists()
 
 
 @pytest.mark.parametrize("threshold", ["nan", "1.5", "-0.1"])

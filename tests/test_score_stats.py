@@ -15,19 +15,31 @@ from distillprint.score.stats import (
 
 
 @pytest.mark.parametrize(
-    ("prob", "p", "expected"),
+    ("prob", "p", "expected", "reason"),
     [
-        (0.95, 0.01, Verdict.DISTILLED),
-        (0.05, 0.5, Verdict.NOT_DISTILLED),
-        (0.5, 0.2, Verdict.INCONCLUSIVE),  # middle band
-        (0.95, 0.3, Verdict.INCONCLUSIVE),  # probability and p-value disagree
-        (0.05, 0.01, Verdict.INCONCLUSIVE),
+        (0.95, 0.01, Verdict.DISTILLED, "P(distilled) 0.95 >= 0.8"),
+        (0.05, 0.5, Verdict.NOT_DISTILLED, "P(distilled) 0.05 <= 0.2"),
+        (0.6, 0.01, Verdict.INCONCLUSIVE, "P(distilled) 0.60 in the middle band"),
+        (0.3, 0.2, Verdict.INCONCLUSIVE, "P(distilled) 0.30 in the middle band"),
+        (0.5, 0.2, Verdict.INCONCLUSIVE, "probability and p-value disagree"),
+        (0.95, 0.3, Verdict.INCONCLUSIVE, "probability and p-value disagree"),
+        (0.05, 0.01, Verdict.INCONCLUSIVE, "probability and p-value disagree"),
     ],
 )
 def test_verdict_needs_probability_and_p_value_to_agree(
-    prob: float, p: float, expected: Verdict
+    prob: float, p: float, expected: Verdict, reason: str
 ) -> None:
-    assert decide(prob, p, n_prompts=100, n_background=20).verdict is expected
+    decision = decide(prob, p, n_prompts=100, n_background=20)
+    assert decision.verdict is expected and decision.reasons[0] == reason
+
+
+def test_verdict_thresholds_are_inclusive() -> None:
+    """Conformal p-values are discrete, (1 + k) / (1 + n): p equal to alpha does happen."""
+    policy = VerdictPolicy()
+    at_edges = decide(policy.distilled_above, policy.alpha, 100, 20)
+    assert at_edges.verdict is Verdict.DISTILLED
+    assert decide(policy.not_distilled_below, 0.5, 100, 20).verdict is Verdict.NOT_DISTILLED
+    assert decide(0.1, policy.alpha, 100, 20).verdict is Verdict.INCONCLUSIVE  # p not above
 
 
 def test_thin_evidence_abstains_with_a_reason() -> None:
@@ -45,6 +57,8 @@ def test_policy_thresholds_are_used() -> None:
 
 def test_background_rank_p_value_is_exact_rank() -> None:
     assert background_rank_p_value(5.0, np.array([1.0, 2.0]), np.array([3.0, 6.0])) == 2 / 5
+    # a stand-in scoring exactly as high counts against the pair (ties are not evidence)
+    assert background_rank_p_value(5.0, np.array([5.0, 2.0]), np.array([3.0, 6.0])) == 3 / 5
     assert background_rank_p_value(9.0, np.array([1.0]), np.array([np.nan])) == 1 / 2
     assert background_rank_p_value(1.0, np.array([]), np.array([])) is None
 
@@ -64,3 +78,11 @@ def test_attribution_posterior_sums_to_one_and_orders_candidates() -> None:
     assert post.probabilities[0] > post.probabilities[1] > post.probabilities[2] == 0.0
     nobody = attribution_posterior(["a"], [0.01])
     assert nobody.none_of_these > 0.98
+
+
+def test_attribution_posterior_takes_certain_pair_probabilities() -> None:
+    """A calibrated classifier can return exactly 1.0 (or 0.0); odds must stay finite."""
+    post = attribution_posterior(["sure", "maybe", "never"], [1.0, 0.9, 0.0])
+    assert all(math.isfinite(p) for p in (*post.probabilities, post.none_of_these))
+    assert math.isclose(sum(post.probabilities) + post.none_of_these, 1.0)
+    assert post.probabilities[0] > 0.99 and post.probabilities[2] < 1e-9

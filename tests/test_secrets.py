@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from distillprint.errors import InputError
 from distillprint.secrets import (
     REDACTED,
     RedactingFilter,
@@ -51,3 +52,48 @@ def test_redacting_filter_covers_messages_args_and_tracebacks(
     assert "canary-secret-42" not in caplog.text
     assert f"sending {REDACTED}" in caplog.text
     assert f"RuntimeError: failed with {REDACTED}" in caplog.text
+
+
+ENTRY_SECRET = "entry-point-canary-7f3a9c1e5b"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InputError(f"bad base URL https://u:{ENTRY_SECRET}@host/v1"),
+        OSError(13, "Permission denied", f"/keys/{ENTRY_SECRET}.txt"),
+        RuntimeError(f"unexpected reply echoing {ENTRY_SECRET}"),
+    ],
+    ids=["user error", "os error", "internal error"],
+)
+def test_the_command_line_entry_point_never_prints_a_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], error: Exception
+) -> None:
+    import distillprint.cli as cli
+
+    monkeypatch.setenv("SUSPECT_API_KEY", ENTRY_SECRET)
+
+    def fail() -> None:
+        raise error
+
+    monkeypatch.setattr(cli, "app", fail)
+    with pytest.raises(SystemExit):
+        cli.main()
+    shown = capsys.readouterr().err
+    assert ENTRY_SECRET not in shown and "[REDACTED]" in shown
+
+
+def test_the_entry_points_log_handler_redacts_keys_from_every_library(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import distillprint.cli as cli
+
+    monkeypatch.setenv("SUSPECT_API_KEY", ENTRY_SECRET)
+    root, ours = logging.getLogger(), logging.getLogger("distillprint")
+    monkeypatch.setattr(root, "handlers", [])  # as in a fresh process: basicConfig installs
+    monkeypatch.setattr(root, "level", root.level)  # restored after the test, as are these
+    monkeypatch.setattr(ours, "level", ours.level)
+    cli._configure_logging()
+    logging.getLogger("httpx").warning("GET https://api.example/v1?key=%s", ENTRY_SECRET)
+    shown = capsys.readouterr().err
+    assert "GET https://api.example/v1?key=" in shown and ENTRY_SECRET not in shown

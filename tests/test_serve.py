@@ -26,6 +26,9 @@ from distillprint.serve_faults import (
 )
 from servers import echo_server
 
+# most tests here talk HTTP to a real server on loopback
+pytestmark = pytest.mark.integration
+
 
 def chat_body(prompt: str = "hello", model: str = "echo-model", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": prompt}], **extra}

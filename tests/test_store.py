@@ -263,3 +263,21 @@ def test_write_protected_store_is_readable_and_names_itself_to_writers(tmp_path:
         assert json.loads(out.read_text())["response"] == "answer"
     finally:
         folder.chmod(0o755)
+
+
+def test_a_claim_is_taken_over_only_when_its_holder_is_known_to_be_gone() -> None:
+    import socket
+
+    from distillprint.store import _claim_is_free
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid, me, host = int(done.stdout), os.getpid(), socket.gethostname()
+    now, lease = 1000.0, 900.0
+    assert _claim_is_free((host, me, now), host, me, now, lease)  # our own claim
+    assert _claim_is_free((host, dead_pid, now), host, me, now, lease)  # abandoned here
+    assert not _claim_is_free((host, os.getppid(), now), host, me, now, lease)  # alive here
+    # another machine's processes cannot be checked from here: its claims wait for the lease
+    assert not _claim_is_free(("elsewhere", dead_pid, now), host, me, now, lease)
+    assert not _claim_is_free(("elsewhere", me, now), host, me, now, lease)
+    assert _claim_is_free(("elsewhere", me, now - lease - 1), host, me, now, lease)
