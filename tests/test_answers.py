@@ -120,3 +120,29 @@ def test_a_log_file_given_instead_of_a_folder_counts_as_itself(tmp_path: Path) -
     assert answer_log_paths([log]) == {"solo": log}
     with pytest.raises(InputError, match="not a directory"):
         answer_log_paths([tmp_path / "missing"])
+
+
+def test_logs_as_judges_deliver_them_are_read(tmp_path: Path) -> None:
+    """Suffixes in capitals, a gzipped file without .gz, a byte-order mark, AlpacaEval records
+    written as JSON lines, and AlpacaEval's own results/<model>/model_outputs.json layout."""
+    alpaca = [{"instruction": "i", "output": "o", "generator": "g"}]
+    (tmp_path / "Upper.JSON").write_text(json.dumps(alpaca), encoding="utf-8")
+    (tmp_path / "zipped.json").write_bytes(gzip.compress(json.dumps(alpaca).encode()))
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(alpaca).encode())
+    (tmp_path / "lines.jsonl").write_text(json.dumps(alpaca[0]) + "\n", encoding="utf-8")
+    results = tmp_path / "some-model"
+    results.mkdir()
+    (results / "model_outputs.json").write_text(json.dumps(alpaca), encoding="utf-8")
+    (results / "annotations.json").write_text("[]", encoding="utf-8")  # not an answer log
+    found = answer_log_paths([tmp_path])
+    assert set(found) == {"Upper", "zipped", "bom", "lines", "some-model"}
+    for name, path in found.items():
+        log = load_answer_log(path, model=name)
+        assert [(r.prompt, r.response) for r in log.records] == [("i", "o")], name
+
+
+def test_a_record_of_neither_shape_says_which_fields_an_answer_needs(tmp_path: Path) -> None:
+    path = tmp_path / "wrapped.json"
+    path.write_text(json.dumps({"data": [{"instruction": "i", "output": "o"}]}))
+    with pytest.raises(InputError, match=r"'prompt' and 'response' .* 'instruction' and 'output'"):
+        load_answer_log(path)

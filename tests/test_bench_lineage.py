@@ -290,6 +290,8 @@ def test_pairs_that_cannot_be_scored_are_reported(tmp_path: Path) -> None:
     warning = next(m for m in messages if m.startswith("warning:"))
     assert f"{len(unscored)} of {len(result['pairs'])} pairs could not be scored" in warning
     assert "student_a1" in warning
+    note = next(m for m in messages if m.startswith("note:"))
+    assert "1 paired model(s) answered under 90%" in note and "student_a1 (0)" in note
 
 
 def test_the_shipped_lineage_config_is_the_default_and_errors_name_the_option(
@@ -320,3 +322,69 @@ def test_cli_refuses_a_background_count_that_is_no_number(tmp_path: Path) -> Non
         "benchmark", "lineage", "--pairs", str(pairs_csv), "--responses", str(answers),
         "--out", str(tmp_path / "r.json"), "--max-background", "abc"])
     assert result.exit_code == 2 and "number or 'all'" in result.output
+
+
+def test_a_pair_naming_a_missing_model_says_where_it_looked_and_what_is_close(
+    tmp_path: Path,
+) -> None:
+    from distillprint.score.pairs import check_pairs_have_answers, read_pairs_csv
+
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("teacher,suspect,relation,label\ngpt-4,Vicuna-7b,primary,1\n")
+    with pytest.raises(InputError) as info:
+        check_pairs_have_answers(read_pairs_csv(csv_path), {"gpt-4", "vicuna-7b", "other"},
+                                 csv_path, [tmp_path / "logs"])
+    said = str(info.value)
+    assert "'Vicuna-7b' (is it 'vicuna-7b'?)" in said
+    assert f"{tmp_path / 'logs'} hold 3 answer file(s)" in said
+
+
+@pytest.mark.parametrize(
+    ("overrides", "option", "message"),
+    [
+        ({"seed": -1}, "--seed", "greater than or equal to 0"),
+        ({"max_background": 2}, "--max-background", "greater than or equal to 3"),
+        ({"min_prompts": 0}, "--min-prompts", "greater than or equal to 1"),
+        ({"distilled_above": 5}, "--distilled-above", "less than or equal to 1"),
+        ({"distilled_above": 0.1, "not_distilled_below": 0.9}, None, "no probability can be both"),
+    ],
+)
+def test_settings_that_cannot_give_a_verdict_are_refused_before_any_work(
+    overrides: dict[str, object], option: str | None, message: str
+) -> None:
+    from distillprint.bench.lineage import load_lineage_config
+
+    with pytest.raises(InputError, match=message) as info:
+        load_lineage_config(None, overrides)
+    if option is not None:
+        assert info.value.field == option
+
+
+def test_cross_validation_on_one_label_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    rows = [r for r in csv.DictReader(pairs_csv.open()) if r["label"] == "1"]
+    positives = tmp_path / "positive.csv"
+    with positives.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["teacher", "suspect", "relation", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(InputError, match=r"only label 1\. Score it with --classifier artifact"):
+        run_lineage_benchmark(positives, [answers], None, config=_config(tmp_path, classifier="cv"))
+
+
+def test_a_folder_as_the_result_path_is_refused_before_any_work(tmp_path: Path) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    with pytest.raises(InputError, match="is a folder") as info:
+        run_lineage_benchmark(pairs_csv, [answers], tmp_path, config=_config(tmp_path))
+    assert info.value.path == str(tmp_path)
+
+
+def test_metrics_are_undefined_when_no_pair_is_scored_and_one_teacher_attributes_nothing() -> None:
+    from distillprint.bench.evaluate import attribution_cases, detection_metrics
+    from distillprint.score.pairs import LabelledPair
+
+    pairs = [LabelledPair("t", "s1", "primary", 1), LabelledPair("t", "s2", "human_data", 0)]
+    metrics = detection_metrics(pairs, {})
+    assert (metrics["auroc"], metrics["tpr_at_5pct_fpr"], metrics["n_unscored"]) == (None, None, 2)
+    assert detection_metrics(pairs, {("t", "s1"): 0.9})["auroc"] == 1.0  # s2 at the floor
+    assert attribution_cases(pairs, {("t", "s1"): 0.9}) == []  # a single candidate: no choice

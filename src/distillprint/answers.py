@@ -3,6 +3,9 @@
 JSONL (the project's export format): one object per line with at least ``prompt`` and
 ``response``; ``model``, ``probe_id``, ``category`` and ``sample_index`` are optional.
 AlpacaEval JSON: a list of ``{"instruction", "output", "generator"}`` objects.
+Either record shape is read in either container (a JSON list or JSON lines), suffixes in any
+case, gzip recognised by its bytes, a leading byte-order mark ignored. AlpacaEval's own
+layout, ``results/<model>/model_outputs.json``, names the model by its folder.
 Every error names the file, the line and the field.
 """
 
@@ -21,6 +24,10 @@ from distillprint.errors import InputError
 from distillprint.textio import decode_utf8, has_lone_surrogate
 
 ANSWER_LOG_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+# AlpacaEval's results folder keeps each model's answers as <model>/model_outputs.json
+ALPACA_EVAL_FILE = "model_outputs"
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -47,25 +54,35 @@ class AnswerLog:
 
 
 def is_answer_log(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(ANSWER_LOG_SUFFIXES)
+    return path.is_file() and path.name.lower().endswith(ANSWER_LOG_SUFFIXES)
 
 
 def model_name_from_path(path: Path) -> str:
-    name = path.name
+    """The file name without its answer-log suffix (any case); for AlpacaEval's
+    ``<model>/model_outputs.json``, the folder's name."""
+    name, lowered = path.name, path.name.lower()
     for suffix in sorted(ANSWER_LOG_SUFFIXES, key=len, reverse=True):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
+        if lowered.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    else:
+        name = path.stem
+    if name == ALPACA_EVAL_FILE and path.parent.name:
+        return path.parent.name
+    return name
 
 
 def read_text(path: Path) -> str:
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+        raw = path.read_bytes()
+        # by content, not suffix: a gzipped log renamed to .json is still a gzipped log
+        if raw.startswith(_GZIP_MAGIC):
+            raw = gzip.decompress(raw)
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read file ({exc})", path=path) from None
-    return decode_utf8(raw, path)
+    return decode_utf8(raw.removeprefix(_BOM), path)
 
 
 def _text(value: str, key: str, path: Path, line: int) -> str:
@@ -159,10 +176,20 @@ def _require_nothing_after(text: str, position: int, line: int, path: Path) -> N
         raise InputError("unexpected content after the JSON list", path=path, line=line)
 
 
-def _record(obj: Any, path: Path, line: int, alpaca: bool) -> AnswerRecord:
+def _is_alpaca_record(obj: dict[str, Any]) -> bool:
+    return "prompt" not in obj and "instruction" in obj
+
+
+def _record(obj: Any, path: Path, line: int) -> AnswerRecord:
     if not isinstance(obj, dict):
         raise InputError(f"expected an object, got {type(obj).__name__}", path=path, line=line)
-    if alpaca:
+    if "prompt" not in obj and "instruction" not in obj:
+        raise InputError(
+            "missing required field: an answer needs 'prompt' and 'response' (or AlpacaEval's "
+            "'instruction' and 'output')",
+            path=path, line=line, field="prompt",
+        )
+    if _is_alpaca_record(obj):
         return AnswerRecord(
             prompt=_require_str(obj, "instruction", path, line),
             response=_require_str(obj, "output", path, line),
@@ -184,17 +211,16 @@ def load_answer_log(path: str | Path, model: str | None = None) -> AnswerLog:
     text = read_text(path)
     if not text.strip():
         raise InputError("empty answer log", path=path, line=1)
-    alpaca = text.lstrip().startswith("[")
-    rows = _iter_json_array(text, path) if alpaca else _iter_jsonl(text, path)
+    listed = text.lstrip().startswith("[")
+    rows = _iter_json_array(text, path) if listed else _iter_jsonl(text, path)
     records: list[AnswerRecord] = []
     names: set[str] = set()
     for line, obj in rows:
-        records.append(_record(obj, path, line, alpaca))
-        if isinstance(obj, dict):
-            key = "generator" if alpaca else "model"
-            name = obj.get(key)
-            if isinstance(name, str) and name:
-                names.add(_text(name, key, path, line))
+        records.append(_record(obj, path, line))
+        key = "generator" if _is_alpaca_record(obj) else "model"
+        name = obj.get(key)
+        if isinstance(name, str) and name:
+            names.add(_text(name, key, path, line))
     if not records:
         raise InputError("answer log holds no answers", path=path, line=1)
     resolved = model or (names.pop() if len(names) == 1 else model_name_from_path(path))
@@ -213,7 +239,7 @@ def answer_log_paths(directories: Sequence[Path]) -> dict[str, Path]:
         if directory.is_file():
             listed = [directory]
         elif directory.is_dir():
-            listed = sorted(directory.iterdir())
+            listed = sorted(_folder_logs(directory))
         else:
             raise InputError("not a directory", path=directory)
         for path in listed:
@@ -228,6 +254,19 @@ def answer_log_paths(directories: Sequence[Path]) -> dict[str, Path]:
                 )
             paths.setdefault(name, path)
     return paths
+
+
+def _folder_logs(directory: Path) -> Iterator[Path]:
+    """The folder's files, and in its subfolders only AlpacaEval's ``model_outputs`` files
+    (its results folder holds each model's answers there, beside annotation files that are
+    not answer logs)."""
+    for entry in directory.iterdir():
+        if entry.is_dir():
+            yield from (child for child in entry.iterdir()
+                        if model_name_from_path(child) == entry.name and is_answer_log(child)
+                        and child.name.lower().startswith(ALPACA_EVAL_FILE))
+        else:
+            yield entry
 
 
 def _same_answers(first: Path, second: Path, name: str) -> bool:

@@ -290,7 +290,7 @@ MaxBackgroundOption = Annotated[
     int | None,
     typer.Option(min=0, help="Draw this many logs from --background-dir (seeded)."),
 ]
-SeedOption = Annotated[int, typer.Option(help="Seed for drawing background logs.")]
+SeedOption = Annotated[int, typer.Option(min=0, help="Seed for drawing background logs.")]
 
 
 def _run_settings(
@@ -442,7 +442,11 @@ def benchmark_lineage(
 ) -> None:
     """Detection, calibration, attribution and query-budget metrics with baselines side by side."""
     from distillprint.bench.lineage import load_lineage_config, run_lineage_benchmark
-    from distillprint.bench.lineage_report import table_cell, write_lineage_report
+    from distillprint.bench.lineage_report import (
+        attribution_cell,
+        table_cell,
+        write_lineage_report,
+    )
 
     overrides = {
         "seed": seed,
@@ -463,8 +467,8 @@ def benchmark_lineage(
     # metrics are None when undefined (one class of labels, no pair scored)
     out.print(
         f"AUROC {table_cell(result['auroc'])}  TPR@5%FPR {table_cell(result['tpr_at_5pct_fpr'])}"
-        f"  ECE {table_cell(result['ece'])}  attribution {result['attribution_correct']}/"
-        f"{result['attribution_total']}  -> {out_path}",
+        f"  ECE {table_cell(result['ece'])}  attribution {attribution_cell(result)}"
+        f"  -> {out_path}",
         markup=False,
     )
 
@@ -489,7 +493,7 @@ def benchmark_identify(
     exclude_lineage: Annotated[
         Path | None, typer.Option(help="Leave out models named in this lineage CSV.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for model and prompt draws.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for model and prompt draws.")] = 0,
 ) -> None:
     """Top-1 identification of a response's source model, every encoder side by side."""
     from distillprint.embed.identify_command import IdentifyOptions, run_identify_command

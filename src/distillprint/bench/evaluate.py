@@ -31,12 +31,14 @@ def detection_metrics(
     labelled = [p for p in pairs if p.label is not None]
     y = np.array([p.label for p in labelled], dtype=int)
     raw = np.array([scores.get((p.teacher, p.suspect), math.nan) for p in labelled], dtype=float)
-    floor = np.nanmin(raw) - 1.0 if np.isfinite(raw).any() else 0.0
-    s = np.where(np.isfinite(raw), raw, floor)
+    scored = np.isfinite(raw)
+    # with nothing scored every pair would tie at the floor: "0.5" would report a coin flip
+    # for a method that gave no answer at all
+    s = np.where(scored, raw, np.nanmin(raw) - 1.0 if scored.any() else math.nan)
     out: dict[str, Any] = {
-        "auroc": _round(auroc(y, s)),
-        "tpr_at_1pct_fpr": _round(tpr_at_fpr(y, s, 0.01)),
-        "tpr_at_5pct_fpr": _round(tpr_at_fpr(y, s, 0.05)),
+        "auroc": _round(auroc(y, s)) if scored.any() else None,
+        "tpr_at_1pct_fpr": _round(tpr_at_fpr(y, s, 0.01)) if scored.any() else None,
+        "tpr_at_5pct_fpr": _round(tpr_at_fpr(y, s, 0.05)) if scored.any() else None,
         "n_positive": int((y == 1).sum()),
         "n_negative": int((y == 0).sum()),
         "n_unscored": int((~np.isfinite(raw)).sum()),
@@ -58,7 +60,10 @@ class AttributionCase:
 
 
 def attribution_cases(pairs: Sequence[LabelledPair], scores: Grid) -> list[AttributionCase]:
-    """Each suspect with a positive pair, attributed among every teacher in the pairs file."""
+    """Each suspect with a positive pair, attributed among every teacher in the pairs file.
+
+    A suspect with a single candidate teacher is left out: picking the only candidate is no
+    attribution, and counting it would inflate the score (a file with one teacher has none)."""
     teachers = sorted({p.teacher for p in pairs})
     truth: dict[str, set[str]] = {}
     for p in pairs:
@@ -67,6 +72,8 @@ def attribution_cases(pairs: Sequence[LabelledPair], scores: Grid) -> list[Attri
     cases = []
     for suspect in sorted(truth):
         candidates = [t for t in teachers if t != suspect]
+        if len(candidates) < 2:
+            continue
         values = {t: scores.get((t, suspect), math.nan) for t in candidates}
         finite = {t: v for t, v in values.items() if math.isfinite(v)}
         predicted = max(finite, key=lambda t: finite[t]) if finite else None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from distillprint import __version__
 from distillprint.bench import baselines as bl
@@ -28,6 +28,7 @@ from distillprint.bench.predict import (
     predict_with_artifact,
 )
 from distillprint.bench.query_budget import query_budget_curve
+from distillprint.errors import InputError
 from distillprint.provenance import git_commit
 from distillprint.score.answers import (
     ModelAnswers,
@@ -38,7 +39,7 @@ from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import Comparison, LabelledPair, load_comparison, read_pairs_csv
-from distillprint.score.pairwise import PairFeatures, pair_features
+from distillprint.score.pairwise import MIN_BACKGROUND, PairFeatures, pair_features
 from distillprint.score.stats import VerdictPolicy, decide, finite_or_none
 from distillprint.score.training import ClassifierHyperparameters
 from distillprint.yamlio import load_mapping, validate_located
@@ -54,14 +55,15 @@ DEFAULT_BASELINES: tuple[BaselineName, ...] = ("tfidf_cosine", "pos_template", "
 class LineageConfig(ClassifierHyperparameters):
     """Everything that changes the benchmark's numbers; recorded in the result file."""
 
-    max_background: int | None = Field(default=50, ge=0)  # None (or 'all' in YAML): every one
+    # None (or 'all' in YAML): every one; fewer than MIN_BACKGROUND defines no pair feature
+    max_background: int | None = Field(default=50, ge=MIN_BACKGROUND)
     classifier: Literal["auto", "cv", "artifact"] = "auto"
     artifact: Path | None = None  # None: the scoring model shipped in the package
     # the verdict policy's own defaults, as ``score`` uses them
     alpha: float = Field(default=VerdictPolicy.alpha, gt=0, lt=1)
-    distilled_above: float = VerdictPolicy.distilled_above
-    not_distilled_below: float = VerdictPolicy.not_distilled_below
-    min_prompts: int = VerdictPolicy.min_prompts
+    distilled_above: float = Field(default=VerdictPolicy.distilled_above, ge=0, le=1)
+    not_distilled_below: float = Field(default=VerdictPolicy.not_distilled_below, ge=0, le=1)
+    min_prompts: int = Field(default=VerdictPolicy.min_prompts, ge=1)
     budgets: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [8, 16, 32, 64, 128])
     budget_seeds: int = Field(default=3, ge=1)
@@ -75,6 +77,15 @@ class LineageConfig(ClassifierHyperparameters):
     @classmethod
     def _all_means_none(cls, value: Any) -> Any:
         return None if value == "all" else value
+
+    @model_validator(mode="after")
+    def _bands_do_not_overlap(self) -> LineageConfig:
+        if self.distilled_above <= self.not_distilled_below:
+            raise ValueError(
+                f"distilled_above ({self.distilled_above}) must be above not_distilled_below "
+                f"({self.not_distilled_below}): no probability can be both"
+            )
+        return self
 
     def policy(self) -> VerdictPolicy:
         return VerdictPolicy(
@@ -128,6 +139,50 @@ def _fixed_scorer(
     )
 
 
+def _say_partial_coverage(
+    models: list[ModelAnswers], pairs: list[LabelledPair], prompts: list[str], say: Log
+) -> None:
+    """Paired models that answered few of the prompts: logs join on the exact prompt text
+    (or probe id), so a log whose prompts were reworded silently shares fewer."""
+    paired = {p.teacher for p in pairs} | {p.suspect for p in pairs}
+    compared = set(prompts)
+    answered = {m.name: len(compared.intersection(m.responses)) for m in models}
+    short = [(name, n) for name, n in answered.items()
+             if name in paired and n < 0.9 * len(prompts)]
+    if short:
+        listed = ", ".join(f"{name} ({count})" for name, count in short[:5])
+        say(f"note: {len(short)} paired model(s) answered under 90% of the {len(prompts)} "
+            f"prompts: "
+            f"{listed}{' ...' if len(short) > 5 else ''}; answers join on the exact prompt text "
+            "or probe id")
+
+
+def _check_writable(out: Path) -> None:
+    if out.is_dir():
+        raise InputError("the result path is a folder; name a .json file", path=out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create its folder ({exc.strerror or exc})", path=out) from None
+
+
+def _check_both_labels(pairs: list[LabelledPair], source: Path, requested: str) -> None:
+    """Cross-validation refits the classifier on the file's own labelled pairs."""
+    labels = {p.label for p in pairs if p.label is not None}
+    if labels == {0, 1}:
+        return
+    have = "no labelled pair" if not labels else f"only label {labels.pop()}"
+    why = ("--classifier cv refits the classifier on this file's labelled pairs"
+           if requested == "cv" else
+           "its labelled pairs overlap the shipped model's training pairs, so 'auto' refits "
+           "the classifier on them (cv)")
+    raise InputError(
+        f"{why}, which needs both labels, 0 and 1; the file has {have}. Score it with "
+        "--classifier artifact (the shipped model) or add pairs of the other label",
+        path=source,
+    )
+
+
 def _pair_records(
     pairs: list[LabelledPair],
     preds: GridPredictions,
@@ -149,6 +204,11 @@ def _pair_records(
             n_bg,
             cfg.policy(),
         )
+        reasons = list(decision.reasons)
+        features = {n: finite_or_none(float(feats.values[n][s, t])) for n in names}
+        if reasons == ["features undefined"] and None not in features.values():
+            # cross-validation fitted no classifier for this pair's fold (method.notes says why)
+            reasons = ["no classifier could be fitted for this pair (see method.notes)"]
         records.append(
             {
                 "teacher": p.teacher,
@@ -160,8 +220,8 @@ def _pair_records(
                 "conformal_p_value": finite_or_none(preds.conformal_p_value.get(key)),
                 "background_p_value": finite_or_none(preds.background_p_value.get(key)),
                 "verdict": decision.verdict.value,
-                "reasons": list(decision.reasons),
-                "features": {n: finite_or_none(float(feats.values[n][s, t])) for n in names},
+                "reasons": reasons,
+                "features": features,
             }
         )
     return records
@@ -359,10 +419,14 @@ def run_lineage_benchmark(
         timings[f"{name}_s"] = round(time.perf_counter() - clock, 1)
         clock = time.perf_counter()
 
+    if out is not None:
+        _check_writable(Path(out))  # before minutes of work, not after
     pairs = read_pairs_csv(pairs_csv)
-    comparison = load_comparison(pairs, response_dirs, cfg.max_background, cfg.seed, pairs_csv)
     scoring = ScoringModel.load(cfg.artifact) if cfg.artifact else default_model()
     mode = _resolve_mode(cfg, scoring, pairs)
+    if mode == "cv":
+        _check_both_labels(pairs, pairs_csv, cfg.classifier)
+    comparison = load_comparison(pairs, response_dirs, cfg.max_background, cfg.seed, pairs_csv)
     lap("load")
     say(f"{len(pairs)} pairs, {len(comparison.background)} background models, mode {mode}")
     models = comparison.ordered(pairs)
@@ -370,6 +434,7 @@ def run_lineage_benchmark(
     cube = cached_cube(models, scoring.make_views(), prompts, cfg.cache_dir)
     lap("cube")
     say(f"similarity cube: {len(models)} models x {len(prompts)} prompts")
+    _say_partial_coverage(models, pairs, prompts, say)
     bg_mask = np.isin(np.array(cube.models), comparison.background)
     scorer = _scorer(mode, scoring, pairs, cfg)
     feats = pair_features(cube, bg_mask)
@@ -378,8 +443,8 @@ def run_lineage_benchmark(
             if r["probability"] is None]
     if thin:
         # usually logs that answered different prompts; every such pair is inconclusive
-        say(f"warning: {len(thin)} of {len(pairs)} pairs could not be scored (too few shared "
-            f"prompts or background models), e.g. {', '.join(thin[:3])}")
+        say(f"warning: {len(thin)} of {len(pairs)} pairs could not be scored (each pair's "
+            f"reasons say why), e.g. {', '.join(thin[:3])}")
     # with the shipped model in every mode: no teacher-vs-teacher pair is in its training data
     teachers = sorted({p.teacher for p in pairs})
     scored["teacher_relations"] = [

@@ -20,12 +20,17 @@ def table_cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def attribution_cell(scores: dict[str, Any]) -> str:
+    """"correct/total", or "n/a" when no suspect had two candidate teachers to choose from."""
+    total = scores["attribution_total"]
+    return f"{scores['attribution_correct']}/{total}" if total else "n/a"
+
+
 def _method_rows(result: dict[str, Any]) -> list[str]:
     rows = [
         f"| {METHOD_LABEL} ({result['method']['mode']}) | {table_cell(result['auroc'])} | "
         f"{table_cell(result['tpr_at_1pct_fpr'])} | {table_cell(result['tpr_at_5pct_fpr'])} | "
-        f"{table_cell(result.get('ece'))} | "
-        f"{result['attribution_correct']}/{result['attribution_total']} |"
+        f"{table_cell(result.get('ece'))} | {attribution_cell(result)} |"
     ]
     for name, base in result["baselines"].items():
         if "skipped" in base:
@@ -33,8 +38,7 @@ def _method_rows(result: dict[str, Any]) -> list[str]:
             continue
         rows.append(
             f"| {name} | {table_cell(base['auroc'])} | {table_cell(base['tpr_at_1pct_fpr'])} | "
-            f"{table_cell(base['tpr_at_5pct_fpr'])} | n/a | "
-            f"{base['attribution_correct']}/{base['attribution_total']} |"
+            f"{table_cell(base['tpr_at_5pct_fpr'])} | n/a | {attribution_cell(base)} |"
         )
     return rows
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,10 +134,24 @@ def choose_background(
     return sorted(candidates[i] for i in picked)
 
 
-def check_pairs_have_answers(pairs: list[LabelledPair], available: set[str], source: Path) -> None:
+def check_pairs_have_answers(
+    pairs: list[LabelledPair], available: set[str], source: Path, searched: Sequence[Path] = ()
+) -> None:
     missing = sorted(pair_models(pairs) - available)
-    if missing:
-        raise InputError(f"pairs name models with no answer file: {missing[:10]}", path=source)
+    if not missing:
+        return
+    hints = []
+    for name in missing[:10]:
+        near = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+        hints.append(f"'{name}'" + (f" (is it '{near[0]}'?)" if near else ""))
+    where = ", ".join(str(d) for d in searched) or "the response folders"
+    raise InputError(
+        f"pairs name models with no answer file: {', '.join(hints)}"
+        f"{' and more' if len(missing) > 10 else ''}; {where} hold {len(available)} answer "
+        "file(s), each named after its model (file name without .json/.jsonl/.gz, or the "
+        "folder of an AlpacaEval model_outputs.json)",
+        path=source,
+    )
 
 
 @dataclass(frozen=True)
@@ -161,7 +177,7 @@ def load_comparison(
 ) -> Comparison:
     """Pick the background from file names first, then parse only the files needed."""
     files = answer_log_paths(directories)
-    check_pairs_have_answers(pairs, set(files), source)
+    check_pairs_have_answers(pairs, set(files), source, directories)
     background = choose_background(list(files), pairs, max_background, seed)
     wanted = pair_models(pairs) | set(background)
     answers = load_model_answers({n: p for n, p in files.items() if n in wanted})

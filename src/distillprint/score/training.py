@@ -31,7 +31,7 @@ class ClassifierHyperparameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # numpy's generators take no negative seed
     C: float = Field(default=1.0, gt=0)
     positive: bool = True
     calibration_cv: int = Field(default=5, ge=0)
