@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from distillprint.bench.lineage import LineageConfig, _wrong_between_related, run_lineage_benchmark
+from distillprint.bench.lineage import _wrong_between_related, run_lineage_benchmark
+from distillprint.bench.lineage_config import LineageConfig
 from distillprint.bench.lineage_report import markdown_summary
 from distillprint.errors import InputError
 from distillprint.score.api import compare
@@ -297,7 +298,7 @@ def test_pairs_that_cannot_be_scored_are_reported(tmp_path: Path) -> None:
 def test_the_shipped_lineage_config_is_the_default_and_errors_name_the_option(
     tmp_path: Path,
 ) -> None:
-    from distillprint.bench.lineage import load_lineage_config
+    from distillprint.bench.lineage_config import load_lineage_config
 
     shipped = Path(__file__).resolve().parents[1] / "configs" / "lineage" / "default.yaml"
     assert load_lineage_config(shipped, {}) == LineageConfig()
@@ -352,7 +353,7 @@ def test_a_pair_naming_a_missing_model_says_where_it_looked_and_what_is_close(
 def test_settings_that_cannot_give_a_verdict_are_refused_before_any_work(
     overrides: dict[str, object], option: str | None, message: str
 ) -> None:
-    from distillprint.bench.lineage import load_lineage_config
+    from distillprint.bench.lineage_config import load_lineage_config
 
     with pytest.raises(InputError, match=message) as info:
         load_lineage_config(None, overrides)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
+from distillprint.bench.lineage import run_lineage_benchmark
+from distillprint.bench.lineage_config import LineageConfig
 
 COMMITTED = Path(__file__).resolve().parents[1] / "evaluation" / "lineage" / "results.json"
 

@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from distillprint.bench.lineage import load_lineage_config, run_lineage_benchmark
+from distillprint.bench.lineage import run_lineage_benchmark
+from distillprint.bench.lineage_config import load_lineage_config
 from distillprint.bench.lineage_report import write_lineage_report
 
 DATA = Path("../shared/data/alpaca_eval")

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
+from distillprint.bench.lineage import run_lineage_benchmark
+from distillprint.bench.lineage_config import LineageConfig
 from distillprint.probes import Probe, ProbeSet, load_probe_set
 from distillprint.zoo.collection import Collector
 from distillprint.zoo.config import load_zoo_config

@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from distillprint.bench.lineage import LineageConfig, run_lineage_benchmark
+from distillprint.bench.lineage import run_lineage_benchmark
+from distillprint.bench.lineage_config import LineageConfig
 from distillprint.bench.lineage_report import write_lineage_report
 from distillprint.zoo.results import probability_heatmap, zoo_markdown
 

@@ -441,7 +441,8 @@ def benchmark_lineage(
     ] = None,
 ) -> None:
     """Detection, calibration, attribution and query-budget metrics with baselines side by side."""
-    from distillprint.bench.lineage import load_lineage_config, run_lineage_benchmark
+    from distillprint.bench.lineage import run_lineage_benchmark
+    from distillprint.bench.lineage_config import load_lineage_config
     from distillprint.bench.lineage_report import (
         attribution_cell,
         table_cell,
