@@ -339,9 +339,9 @@ def test_relaunch_detection(tmp_path: Path) -> None:
 def test_a_module_is_relaunched_as_a_module() -> None:
     from distillprint.embed.launch import relaunch_target
 
-    cli = "/repo/src/distillprint/cli.py"
-    assert relaunch_target([cli, "embed", "--out", "v.npz"], "distillprint.cli") == [
-        "--module", "--", "distillprint.cli", "embed", "--out", "v.npz"]
+    cli = "/repo/src/distillprint/cli/__main__.py"
+    assert relaunch_target([cli, "embed", "--out", "v.npz"], "distillprint.cli.__main__") == [
+        "--module", "--", "distillprint.cli.__main__", "embed", "--out", "v.npz"]
     assert relaunch_target(["train.py", "--config", "c.yaml"], None) == [
         "--", "train.py", "--config", "c.yaml"]
 

@@ -140,7 +140,7 @@ def _breakdown(stats_file: Path) -> dict[str, Any]:
     entries = stats.stats  # type: ignore[attr-defined]
     for (filename, line, function), (_, _, tottime, cumtime, _) in entries.items():
         areas[_area(filename, function)] += tottime
-        if "/distillprint/" in filename and "cli.py" not in filename:
+        if "/distillprint/" in filename and "/distillprint/cli/" not in filename:
             where = filename.split("/distillprint/", 1)[1]
             own.append((cumtime, f"{where}:{line} {function}"))
     total = sum(areas.values()) or 1.0

@@ -85,7 +85,7 @@ def main_module_name() -> str | None:
 
 def relaunch_target(argv: Sequence[str], module: str | None) -> list[str]:
     """torchrun's arguments for the same program. A module started with ``-m`` is restarted
-    with ``--module``: run by its path, ``distillprint/cli.py`` would put its own folder
+    with ``--module``: run by its path, ``distillprint/cli/__main__.py`` would put its own folder
     first on ``sys.path``, where any package module named like a standard one would hide it,
     and its relative position in the package would be lost."""
     # "--": torchrun would otherwise take a program option that abbreviates one of its own

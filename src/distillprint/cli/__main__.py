@@ -1,0 +1,5 @@
+"""``python -m distillprint.cli``."""
+
+from distillprint.cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""What every command shares: the consoles, option types, their checks and exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from distillprint.score_run import RunSettings
+
+# emoji off: model labels such as ``echo:a:b`` hold ``:a:``, which rich would draw as an emoji
+console = Console(stderr=True, soft_wrap=True, emoji=False)
+out = Console(soft_wrap=True, emoji=False)
+
+StoreOption = Annotated[Path, typer.Option("--store", help="SQLite response store.")]
+DefaultStoreOption = Annotated[Path, typer.Option(help="SQLite response store.")]
+DEFAULT_STORE = Path("distillprint.sqlite")
+# 0 pass, 1 a gate crossed (score --fail-above, verify), 2 bad input, 130 interrupted
+EXIT_INTERNAL_ERROR = 3
+EXIT_INCOMPLETE = 4  # collect: some requests failed or are still pending; a rerun retries them
+
+
+def probability_option(value: float | None, name: str) -> float | None:
+    # NaN or a number outside [0, 1] would silently switch a CI gate off (or always on)
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise typer.BadParameter(f"must be a probability from 0 to 1, got {value}",
+                                 param_hint=name)
+    return value
+
+
+def alpha_option(value: float) -> float:
+    # checked before any model is asked: the run would otherwise fail after paying for it
+    if not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"must be between 0 and 1 (exclusive), got {value}",
+                                 param_hint="--alpha")
+    return value
+
+
+def max_background_option(value: str | None) -> int | str | None:
+    """``--max-background``: a count, or ``all`` (kept as a word for the config to read)."""
+    if value is None or value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number or 'all', got '{value}'",
+                                 param_hint="--max-background") from None
+
+
+ProbesOption = Annotated[str, typer.Option(help="Probe set name or file.")]
+BackgroundOption = Annotated[
+    list[str] | None,
+    typer.Option("--background", help="Background model spec (repeatable): unrelated models."),
+]
+BackgroundDirOption = Annotated[
+    list[Path] | None,
+    typer.Option("--background-dir", help="Folder of answer logs used as background (repeatable)."),
+]
+SamplesOption = Annotated[int, typer.Option(min=1, help="Samples per probe.")]
+ConcurrencyOption = Annotated[int, typer.Option(min=1, help="Concurrent requests.")]
+TemperatureOption = Annotated[float | None, typer.Option(help="Override temperature.")]
+MaxTokensOption = Annotated[int | None, typer.Option(help="Override max tokens.")]
+ScoringModelOption = Annotated[
+    Path | None, typer.Option("--scoring-model", help="Scoring model JSON (default: shipped).")
+]
+
+
+MaxBackgroundOption = Annotated[
+    int | None,
+    typer.Option(min=0, help="Draw this many logs from --background-dir (seeded)."),
+]
+SeedOption = Annotated[int, typer.Option(min=0, help="Seed for drawing background logs.")]
+
+
+def run_settings(
+    probes: str, store: Path, samples: int, concurrency: int, temperature: float | None,
+    max_tokens: int | None, background_dirs: list[Path] | None, max_background: int | None,
+    seed: int,
+) -> RunSettings:
+    return RunSettings(
+        probes=probes, store=store, samples=samples, concurrency=concurrency,
+        temperature=temperature, max_tokens=max_tokens,
+        background_dirs=tuple(background_dirs or ()), max_background=max_background, seed=seed,
+    )

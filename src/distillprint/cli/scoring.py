@@ -1,0 +1,170 @@
+"""Scoring: a suspect against a teacher, attribution among candidates, and verification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distillprint.cli.common import (
+    DEFAULT_STORE,
+    BackgroundDirOption,
+    BackgroundOption,
+    ConcurrencyOption,
+    DefaultStoreOption,
+    MaxBackgroundOption,
+    MaxTokensOption,
+    ProbesOption,
+    SamplesOption,
+    ScoringModelOption,
+    SeedOption,
+    StoreOption,
+    TemperatureOption,
+    alpha_option,
+    console,
+    out,
+    probability_option,
+    run_settings,
+)
+from distillprint.errors import InputError
+from distillprint.score_run import ModelSpec
+
+ATTRIBUTE_HELP = (
+    "Rank candidate teachers for a suspect, including 'none of these'.\n\n"
+    "All candidates are scored in one comparison, its text views fitted on every answer in "
+    "it, so a candidate's P(distilled) can differ from what `score` gives the same pair alone "
+    "(in the third decimal on the development logs: 0.9748 against 0.9719); `score` gives a "
+    "pair's verdict and report."
+)
+
+
+def score(
+    teacher: Annotated[str, typer.Option(help="Teacher model spec.")],
+    suspect: Annotated[str, typer.Option(help="Suspect model spec.")],
+    store: DefaultStoreOption = DEFAULT_STORE,
+    probes: ProbesOption = "core-v1",
+    background: BackgroundOption = None,
+    background_dir: BackgroundDirOption = None,
+    max_background: MaxBackgroundOption = None,
+    seed: SeedOption = 0,
+    base_url: Annotated[str | None, typer.Option(help="Suspect's base URL (openai:).")] = None,
+    teacher_base_url: Annotated[str | None, typer.Option(help="Teacher's base URL.")] = None,
+    samples: SamplesOption = 1,
+    concurrency: ConcurrencyOption = 8,
+    temperature: TemperatureOption = None,
+    max_tokens: MaxTokensOption = None,
+    alpha: Annotated[
+        float, typer.Option(help="Significance level of the test.", callback=alpha_option)
+    ] = 0.05,
+    scoring_model: ScoringModelOption = None,
+    report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write a Markdown summary.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+    fail_above: Annotated[
+        float | None,
+        typer.Option(help="Exit 1 when P(distilled) is above this (0 to 1).",
+                     callback=lambda value: probability_option(value, "--fail-above")),
+    ] = None,
+    fail_inconclusive: Annotated[
+        bool, typer.Option(help="With --fail-above, also exit 1 when no probability results.")
+    ] = False,
+    stage: Annotated[
+        list[int] | None,
+        typer.Option(
+            min=1,
+            help="Grow the budget in stages (repeatable, e.g. --stage 64 --stage 128): score on "
+            "that many probes first (a nested stratified sample), then the whole set, each at "
+            "alpha / stages.",
+        ),
+    ] = None,
+    stop_on: Annotated[
+        str, typer.Option(help="Stop at the first stage that is 'distilled' or 'any' verdict.")
+    ] = "distilled",
+) -> None:
+    """Collect what is missing, then score how likely SUSPECT was distilled from TEACHER."""
+    from distillprint.score_cmd import Staging, score_command
+
+    if stop_on not in ("distilled", "any"):
+        raise InputError("must be 'distilled' or 'any'", field="stop-on")
+    code = score_command(
+        teacher=ModelSpec(teacher, "teacher", teacher_base_url),
+        suspect=ModelSpec(suspect, "suspect", base_url),
+        background=[ModelSpec(spec, "background") for spec in background or []],
+        settings=run_settings(probes, store, samples, concurrency, temperature, max_tokens,
+                               background_dir, max_background, seed),
+        alpha=alpha, scoring_model=scoring_model, html=report, json_path=json_out,
+        markdown=markdown, junit=junit, fail_above=fail_above,
+        fail_inconclusive=fail_inconclusive, console=console, out=out,
+        staging=Staging(tuple(sorted(set(stage or []))), stop_on),  # type: ignore[arg-type]
+    )
+    raise typer.Exit(code=code)
+
+
+def attribute(
+    suspect: Annotated[str, typer.Option(help="Suspect model spec.")],
+    teacher: Annotated[list[str], typer.Option(help="Candidate teacher spec (repeatable).")],
+    store: DefaultStoreOption = DEFAULT_STORE,
+    probes: ProbesOption = "core-v1",
+    background: BackgroundOption = None,
+    background_dir: BackgroundDirOption = None,
+    max_background: MaxBackgroundOption = None,
+    seed: SeedOption = 0,
+    base_url: Annotated[str | None, typer.Option(help="Suspect's base URL (openai:).")] = None,
+    samples: SamplesOption = 1,
+    concurrency: ConcurrencyOption = 8,
+    temperature: TemperatureOption = None,
+    max_tokens: MaxTokensOption = None,
+    scoring_model: ScoringModelOption = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+) -> None:
+    from distillprint.score_cmd import attribute_command
+
+    attribute_command(
+        suspect=ModelSpec(suspect, "suspect", base_url),
+        teachers=[ModelSpec(spec, "candidate") for spec in teacher],
+        background=[ModelSpec(spec, "background") for spec in background or []],
+        settings=run_settings(probes, store, samples, concurrency, temperature, max_tokens,
+                               background_dir, max_background, seed),
+        scoring_model=scoring_model, json_path=json_out, out=out, console=console,
+    )
+
+
+def verify(
+    report: Annotated[Path, typer.Argument(help="Report (.json or .html).")],
+    store: StoreOption,
+) -> None:
+    """Recompute the report's evidence hashes from the store; exit 1 if anything changed."""
+    from distillprint.verify_run import verify_report
+
+    result = verify_report(report, store)
+    if result.ok:
+        unsealed = " (a report older than schema 1.3: its results carry no hash)" \
+            if result.report_intact is None else ""
+        out.print(f"ok: all evidence in {report} matches {store}{unsealed}", markup=False)
+        if result.page_intact:
+            out.print("checked: the data embedded in the page and its visible text, which is "
+                      "as distillprint wrote it", markup=False)
+        elif report.suffix.lower() in (".html", ".htm"):
+            # written before pages were sealed, or stripped of its seal: say what went unchecked
+            out.print("checked: the data embedded in the page; the page carries no seal, so its "
+                      "visible text is not checked: keep the JSON report as the record",
+                      markup=False)
+        return
+    if not result.manifest_intact:
+        out.print("the manifest itself was edited (its hash does not match)", markup=False)
+    if result.report_intact is False:
+        out.print("the report itself was edited: its verdict, probability or evidence no longer "
+                  "match its hash", markup=False)
+    if result.page_intact is False:
+        out.print("the HTML page was edited after it was written: its visible text no longer "
+                  "matches what distillprint wrote", markup=False)
+    problems = [("changed", c.model, c.probe_id, c.sample_index) for c in result.changed]
+    problems += [("missing", d.model, d.probe_id, d.sample_index) for d in result.missing]
+    for kind, model, probe_id, sample_index in problems[:20]:
+        out.print(f"{kind}: {model} {probe_id} #{sample_index}", markup=False)
+    if len(problems) > 20:
+        out.print(f"... and {len(problems) - 20} more", markup=False)
+    out.print(f"{len(result.changed)} changed, {len(result.missing)} missing answers")
+    raise typer.Exit(code=1)
