@@ -45,6 +45,16 @@ def _write_zoo(root: Path, seed: int = 0) -> tuple[Path, Path]:
     return pairs_csv, answers
 
 
+def _positives_only(pairs_csv: Path) -> Path:
+    rows = [r for r in csv.DictReader(pairs_csv.open()) if r["label"] == "1"]
+    positives = pairs_csv.with_name("positive.csv")
+    with positives.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["teacher", "suspect", "relation", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return positives
+
+
 def _artifact(root: Path) -> Path:
     models, pairs = synthetic_zoo(n_prompts=40, n_background=8, seed=7)
     blank = ScoringModel(VIEWS, FEATURES, ClassifierParams().make())
@@ -258,12 +268,7 @@ def test_cli_summary_prints_undefined_metrics_as_na(tmp_path: Path) -> None:
     from distillprint.cli import app
 
     pairs_csv, answers = _write_zoo(tmp_path)
-    rows = [r for r in csv.DictReader(pairs_csv.open()) if r["label"] == "1"]
-    only_positive = tmp_path / "positive.csv"
-    with only_positive.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["teacher", "suspect", "relation", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
+    only_positive = _positives_only(pairs_csv)
     args = ["benchmark", "lineage", "--pairs", str(only_positive), "--responses", str(answers),
             "--out", str(tmp_path / "r.json"), "--classifier", "artifact", "--artifact",
             str(_artifact(tmp_path)), "--budget", "8", "--budget-seeds", "1"]
@@ -363,12 +368,7 @@ def test_settings_that_cannot_give_a_verdict_are_refused_before_any_work(
 
 def test_cross_validation_on_one_label_is_refused_with_the_way_out(tmp_path: Path) -> None:
     pairs_csv, answers = _write_zoo(tmp_path)
-    rows = [r for r in csv.DictReader(pairs_csv.open()) if r["label"] == "1"]
-    positives = tmp_path / "positive.csv"
-    with positives.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["teacher", "suspect", "relation", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
+    positives = _positives_only(pairs_csv)
     with pytest.raises(InputError, match=r"only label 1\. Score it with --classifier artifact"):
         run_lineage_benchmark(positives, [answers], None, config=_config(tmp_path, classifier="cv"))
 

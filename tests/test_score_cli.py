@@ -301,28 +301,23 @@ def test_a_model_named_as_teacher_and_suspect_is_refused(
     assert "model 'file:teacher' is named twice" in str(result.exception)
 
 
-@pytest.mark.parametrize("alpha", ["0", "1.0", "nan", "-0.05"])
-def test_an_alpha_that_is_no_level_is_refused_before_collecting(
-    tmp_path: Path, logs: dict[str, Path], alpha: str
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        *(("--alpha", alpha, "between 0 and 1 (exclusive)")
+          for alpha in ("0", "1.0", "nan", "-0.05")),
+        *(("--fail-above", threshold, "probability from 0 to 1")
+          for threshold in ("nan", "1.5", "-0.1")),
+    ],
+)
+def test_an_alpha_or_gate_out_of_range_is_refused_before_collecting(
+    tmp_path: Path, logs: dict[str, Path], option: str, value: str, message: str
 ) -> None:
     result = CliRunner().invoke(app, [
         "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
-        "--store", str(tmp_path / "s.sqlite"), "--alpha", alpha,
+        "--store", str(tmp_path / "s.sqlite"), option, value,
     ])
-    said = " ".join(result.output.split())
-    assert result.exit_code == 2 and "between 0 and 1 (exclusive)" in said
-    assert not (tmp_path / "s.sqlite").exists()
-
-
-@pytest.mark.parametrize("threshold", ["nan", "1.5", "-0.1"])
-def test_a_gate_threshold_that_is_no_probability_is_refused(
-    tmp_path: Path, logs: dict[str, Path], threshold: str
-) -> None:
-    result = CliRunner().invoke(app, [
-        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
-        "--store", str(tmp_path / "s.sqlite"), "--fail-above", threshold,
-    ])
-    assert result.exit_code == 2 and "probability from 0 to 1" in result.output
+    assert result.exit_code == 2 and message in " ".join(result.output.split())
     assert not (tmp_path / "s.sqlite").exists()
 
 
