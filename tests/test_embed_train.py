@@ -121,6 +121,7 @@ def test_in_process_training_lowers_loss_and_saves(tmp_path: Path) -> None:
     config = load_train_config(write_config(tmp_path, steps=40))
     result = train_embedder(config)
     assert result.output_dir == tmp_path / "out"
+    assert (result.metrics["device"], result.metrics["mixed_precision"]) == ("cpu", "no")
     first, last = sum(result.losses[:5]) / 5, sum(result.losses[-5:]) / 5
     assert last < first * 0.8
     assert (

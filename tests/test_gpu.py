@@ -42,6 +42,7 @@ def test_zoo_builds_on_cuda_with_bf16_lora(mini_config: Path) -> None:  # noqa: 
     config = load_zoo_config(mini_config)
     manifest = build_zoo(config, Console(quiet=True))
     metrics = manifest["models"]["student-a"]["metrics"]
+    assert (metrics["device"], metrics["mixed_precision"]) == ("cuda", "bf16")
     assert metrics["steps"] == 6
     assert torch.isfinite(torch.tensor([metrics["first_loss"], metrics["final_loss"]])).all()
     answers = load_answer_log(config.out_dir / "responses" / "student-a.jsonl").records
@@ -54,6 +55,7 @@ def test_embedder_trains_in_bf16_on_cuda(tmp_path: Path) -> None:
     recipe.update(cpu=False, mixed_precision="bf16")
     path.write_text(yaml.safe_dump(recipe))
     result = train_embedder(load_train_config(path))
+    assert (result.metrics["device"], result.metrics["mixed_precision"]) == ("cuda", "bf16")
     first, last = sum(result.losses[:5]) / 5, sum(result.losses[-5:]) / 5
     assert last < first * 0.8
     check_artifact(tmp_path / "out")

@@ -119,6 +119,7 @@ def test_mini_zoo_builds_probes_and_resumes(mini_config: Path) -> None:
     recipe = manifest["models"]["student-a"]
     assert recipe["examples"] == 6 and len(recipe["data_sha256"]) == 64
     assert recipe["metrics"]["steps"] == 2 and recipe["metrics"]["first_loss"] > 0
+    assert (recipe["metrics"]["device"], recipe["metrics"]["mixed_precision"]) == ("cpu", "no")
     assert manifest["models"]["bg"]["examples"] == 3  # half the teacher's answers
     assert manifest["models"]["bg-log"]["examples"] == 3
     assert manifest["models"]["bg-log"]["sources"] == [f"log:{config.models[-1].answer_log}"]

@@ -210,6 +210,8 @@ def train_embedder(
         "trainable_parameters": trainable,
         "steps": config.optim.steps,
         "processes": accelerator.num_processes,
+        "device": accelerator.device.type,
+        "mixed_precision": accelerator.mixed_precision,
         "train_seconds": round(seconds, 1),
         "resumed_from_step": resumed.step,
         "first_loss": losses[0],

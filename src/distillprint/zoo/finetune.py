@@ -173,6 +173,8 @@ def finetune_student(
         "train_seconds": round(seconds, 1),
         "train_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
         "processes": accelerator.num_processes,
+        "device": accelerator.device.type,
+        "mixed_precision": accelerator.mixed_precision,
     }
     accelerator.log({f"final/{k}": v for k, v in metrics.items() if v is not None})
     if accelerator.is_main_process:
