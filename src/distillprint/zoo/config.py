@@ -18,13 +18,28 @@ LOCAL_PREFIXES = ("hf", "gguf", "packaged")
 
 
 def _check_spec(spec: str) -> str:
-    """Only the spec's syntax: a typo would otherwise surface after hours of teacher
-    collection, when the build first creates that backend. Nothing is loaded here."""
+    """The spec's syntax, and for ``packaged:`` that the catalogue knows the model: a typo
+    would otherwise surface after hours of teacher collection, when the build first creates
+    that backend. Nothing is loaded here (``ZooConfig.not_installed`` is checked by the build:
+    a recipe can be read where its models are not installed)."""
     try:
-        split_spec(spec)
+        prefix, name = split_spec(spec)
+        if prefix == "packaged":
+            from distillprint.models_catalog import get_packaged_model
+
+            get_packaged_model(name)
     except InputError as exc:
         raise ValueError(exc.reason) from None
     return spec
+
+
+#: where a model can generate: cpu, cuda, cuda:N or mps
+DEVICE_PATTERN = r"^(cpu|mps|cuda(:\d+)?)$"
+
+
+def _no_means_no(value: Any) -> Any:
+    """YAML reads an unquoted ``no`` as false: ``mixed_precision: no`` means "no"."""
+    return "no" if value is False else value
 
 
 class _Strict(BaseModel):
@@ -50,7 +65,7 @@ class PromptPoolConfig(_Strict):
     """ShareGPT first-turn prompts: the distillation pool and a disjoint held-out probe slice."""
 
     distillation_prompts: int = Field(default=200, ge=1)
-    heldout_prompts: int = Field(default=64, ge=0)
+    heldout_prompts: int = Field(default=64, ge=1)  # every model is probed on them
     #: more pool prompts, drawn after the held-out slice: grows the students' data while the
     #: held-out prompts (and every answer already probed on them) stay exactly the same
     extra_distillation_prompts: int = Field(default=0, ge=0)
@@ -91,6 +106,8 @@ class TrainingConfig(_Strict):
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
 
+    _mixed_precision = field_validator("mixed_precision", mode="before")(_no_means_no)
+
 
 class ZooModelConfig(_Strict):
     """One zoo model: a student of a teacher, a human-data model, or the untouched base."""
@@ -111,12 +128,27 @@ class ZooModelConfig(_Strict):
     #: examples for a model trained on ``human`` or ``answer_log`` data alone (0: pool size)
     human_examples: int = Field(default=0, ge=0)
     train: bool = True
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
+
+    @field_validator("answer_log")
+    @classmethod
+    def _answer_log_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"no answer log at '{path}' (relative paths start from the "
+                             "working directory)")
+        return path
 
     @model_validator(mode="after")
     def _consistent(self) -> ZooModelConfig:
+        # pairs.csv labels every paired model that names a teacher as its student
         if self.role == "student" and self.teacher is None:
             raise ValueError("a student needs a 'teacher'")
+        if self.role == "control" and self.teacher is not None:
+            raise ValueError("a control names no 'teacher' (pairs.csv would label it the "
+                             "teacher's student)")
+        if self.teacher is not None and not self.train:
+            raise ValueError("a model with a 'teacher' and 'train: false' would be the "
+                             "untouched base labelled as distilled")
         if self.teacher_fraction < 1.0 and self.human is None:
             raise ValueError("a mixture needs 'human' to name the other data")
         sources = [x for x in (self.teacher, self.human, self.answer_log) if x is not None]
@@ -129,12 +161,12 @@ class ZooModelConfig(_Strict):
 
 class ZooConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     #: backend spec of the student base model (a base model without a chat template)
     base: str = "packaged:gemma3-270m"
     #: where local teachers, paraphrasers and students generate ("cuda" on a GPU machine);
     #: training goes wherever accelerate puts it
-    device: str = "cpu"
+    device: str = Field(default="cpu", pattern=DEVICE_PATTERN)
     work_dir: Path = Path("artifacts/zoo")
     out_dir: Path = Path("evaluation/zoo")
     prompts: PromptPoolConfig = PromptPoolConfig()
@@ -161,9 +193,10 @@ class ZooConfig(_Strict):
     @model_validator(mode="after")
     def _references(self) -> ZooConfig:
         teachers = {t.name for t in self.teachers}
-        names = [m.name for m in self.models] + list(teachers)
-        if len(set(names)) != len(names):
-            raise ValueError("model and teacher names must be unique")
+        names = [m.name for m in self.models] + [t.name for t in self.teachers]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"model and teacher names must be unique: {repeated} repeat")
         for model in self.models:
             if model.teacher is not None and model.teacher not in teachers:
                 raise ValueError(f"model '{model.name}' names unknown teacher '{model.teacher}'")
@@ -173,6 +206,15 @@ class ZooConfig(_Strict):
 
     def teacher(self, name: str) -> TeacherConfig:
         return next(t for t in self.teachers if t.name == name)
+
+    def not_installed(self) -> list[str]:
+        """Packaged models the recipe uses that this machine lacks."""
+        from distillprint.models_catalog import get_packaged_model
+
+        specs = [self.base, self.paraphraser, *(t.model for t in self.teachers)]
+        names = {spec.partition(":")[2] for spec in specs
+                 if spec is not None and spec.startswith("packaged:")}
+        return sorted(name for name in names if not get_packaged_model(name).is_installed())
 
 
 def _check_teacher_references(tree: dict[str, Any], path: Path) -> None:

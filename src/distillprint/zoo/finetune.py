@@ -59,6 +59,18 @@ def encode_example(
     return Encoded(prompt + answer, [IGNORE] * len(prompt) + answer)
 
 
+def _check_target_modules(model: Any, targets: Sequence[str]) -> None:
+    """peft refuses a target list that matches nothing but silently drops names that match
+    nothing while others match: a typo would train fewer projections than the recipe says."""
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    unknown = sorted(set(targets) - present)
+    if unknown:
+        linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                         if type(module).__name__ == "Linear"})
+        raise InputError(f"LoRA target module(s) {unknown} are not in the base model; its "
+                         f"linear layers are {linear}", field="training.target_modules")
+
+
 def _batches(encoded: Sequence[Encoded], size: int, seed: int) -> list[list[Encoded]]:
     order = list(range(len(encoded)))
     random.Random(seed).shuffle(order)
@@ -145,6 +157,7 @@ def finetune_student(
     out_dir.mkdir(parents=True, exist_ok=True)
     accelerator = _accelerator(config, run_name, out_dir, recipe)
     set_seed(seed)
+    _check_target_modules(model, config.target_modules)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=config.target_modules,
                       task_type="CAUSAL_LM")
