@@ -177,3 +177,36 @@ def test_grouped_predictions_can_score_other_features_of_the_same_rows() -> None
     assert np.all(moved.probability[scored] >= same.probability[scored])
     assert np.any(moved.probability[scored] > same.probability[scored])
     assert np.all(moved.p_value[scored] <= same.p_value[scored])
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ({"views": ["word", "tempalte"]}, "views", "unknown view 'tempalte'"),
+        ({"views": []}, "views", "at least 1 item"),
+        ({"max_background": 2}, "max_background", "greater than or equal to 3"),
+        ({"validity_budgets": [0, 16]}, "validity_budgets.0", "greater than or equal to 1"),
+        ({"seed": -1}, "seed", "greater than or equal to 0"),
+    ],
+)
+def test_settings_that_would_fail_after_training_fail_at_load(
+    tmp_path: Path, extra: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        load_classifier_config(_config(tmp_path, **extra))
+    assert info.value.field == field
+
+
+def test_every_unpaired_model_as_background_is_written_all(tmp_path: Path) -> None:
+    assert load_classifier_config(_config(tmp_path, max_background="all")).max_background is None
+
+
+def test_an_artifact_path_that_cannot_be_written_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "artifact"
+    folder.mkdir()
+    config = _config(tmp_path, out=str(folder))
+    assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
+    said = capsys.readouterr()
+    assert "the result path is a folder" in said.err and said.out == ""  # nothing trained

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from distillprint.errors import DistillprintError
+from distillprint.locations import check_result_path
 from distillprint.score.model_card import model_card
 from distillprint.score.training import load_classifier_config, train_scoring_model
 
@@ -22,12 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_classifier_config(args.config)
+        check_result_path(cfg.out, field="out")  # before training, which the save would lose
         model, metrics = train_scoring_model(cfg)
+        model.save(cfg.out)
+        (cfg.out.parent / "MODEL_CARD.md").write_text(model_card(model))
     except DistillprintError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model.save(cfg.out)
-    (cfg.out.parent / "MODEL_CARD.md").write_text(model_card(model))
+    except OSError as exc:  # the artifact's folder filled up or was made read-only meanwhile
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(json.dumps({"artifact": str(cfg.out), **metrics}, indent=1))
     return 0
 

@@ -20,7 +20,7 @@ import numpy as np
 from distillprint import __version__
 from distillprint.bench import baselines as bl
 from distillprint.bench.evaluate import attribution_cases, attribution_summary, detection_metrics
-from distillprint.bench.lineage_config import LineageConfig, check_cv_labels, check_result_path
+from distillprint.bench.lineage_config import LineageConfig, check_cv_labels
 from distillprint.bench.predict import (
     GridPredictions,
     grid_rows,
@@ -28,6 +28,7 @@ from distillprint.bench.predict import (
     predict_with_artifact,
 )
 from distillprint.bench.query_budget import query_budget_curve
+from distillprint.locations import check_result_path
 from distillprint.provenance import git_commit
 from distillprint.score.answers import (
     ModelAnswers,

@@ -74,15 +74,6 @@ def load_lineage_config(path: Path | None, overrides: dict[str, Any]) -> Lineage
                             overrides=options)
 
 
-def check_result_path(out: Path) -> None:
-    if out.is_dir():
-        raise InputError("the result path is a folder; name a .json file", path=out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create its folder ({exc.strerror or exc})", path=out) from None
-
-
 def check_cv_labels(pairs: list[LabelledPair], source: Path, requested: str) -> None:
     """Cross-validation refits the classifier on the file's own labelled pairs."""
     labels = {p.label for p in pairs if p.label is not None}

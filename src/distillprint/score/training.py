@@ -8,21 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from distillprint import __version__
+from distillprint.errors import InputError
 from distillprint.score.answers import shared_prompt_ids
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel
 from distillprint.score.pairs import LabelledPair, load_comparison, read_pairs_csv
-from distillprint.score.pairwise import FEATURE_KINDS, PairFeatures, pair_features
+from distillprint.score.pairwise import FEATURE_KINDS, MIN_BACKGROUND, PairFeatures, pair_features
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
-from distillprint.score.views import make_views
+from distillprint.score.views import VIEW_FACTORIES, make_views
 from distillprint.yamlio import load_mapping, validate_located
 
 
@@ -53,16 +54,36 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
     name: str = "default"
     pairs: Path
     responses: list[Path] = Field(min_length=1)
-    views: list[str] = ["word", "template", "stylometry"]
+    views: list[str] = Field(default=["word", "template", "stylometry"], min_length=1)
     features: list[str] = ["mean.glob", "mean.srank", "mean.trank"]
-    max_background: int | None = 50
+    # None (or 'all' in YAML): every unpaired model; fewer than MIN_BACKGROUND define nothing
+    max_background: int | None = Field(default=50, ge=MIN_BACKGROUND)
     out: Path
     cache_dir: Path | None = None
     data_licences: list[str] = []
     # Verdict error rates on fewer prompts than training used, stored in the artifact so that
     # a score on fewer prompts can say how optimistic its p-value was measured to be.
-    validity_budgets: list[int] = Field(default_factory=lambda: [16, 32, 64, 128, 256])
+    validity_budgets: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [16, 32, 64, 128, 256])
     validity_draws: int = Field(default=10, ge=1)
+
+    @field_validator("max_background", mode="before")
+    @classmethod
+    def _all_means_none(cls, value: Any) -> Any:
+        return None if value == "all" else value
+
+    @field_validator("views")
+    @classmethod
+    def _views_exist(cls, views: list[str]) -> list[str]:
+        for name in views:  # building a view loads nothing; a typo fails here, not after loading
+            try:
+                make_views([name])
+            except InputError:
+                raise ValueError(
+                    f"unknown view '{name}': one of {', '.join(VIEW_FACTORIES)}, or a style "
+                    "embedder (minilm, pos, encoder:<path>, ...)"
+                ) from None
+        return views
 
     @field_validator("features")
     @classmethod
