@@ -360,3 +360,49 @@ def test_center_by_prompt_removes_shared_content() -> None:
     centred = center_by_prompt(embeddings, torch.tensor([0, 1, 0, 1]))
     assert torch.allclose(centred[0], centred[1]) and torch.allclose(centred[2], centred[3])
     assert torch.allclose(centred[0], -centred[2])
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "message"),
+    [
+        # each of these used to pass and fail only after accelerate and wandb had started
+        ("optim.seed=-1", "--set optim.seed", "greater than or equal to 0"),
+        ("data.response_dirs=[]", "--set data.response_dirs", "at least 1 item"),
+        ("data.response_dirs=[no/such/folder]", "--set data.response_dirs",
+         "no folder at 'no/such/folder'"),
+        ("data.lineage_csv=no.csv", "--set data.lineage_csv", "no file at 'no.csv'"),
+        ("mixed_precision=fp16", None, "fp16 does not run on the CPU"),
+    ],
+)
+def test_settings_that_would_fail_after_startup_fail_at_load(
+    tmp_path: Path, override: str, field: str | None, message: str
+) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        load_train_config(write_config(tmp_path, steps=2), [override])
+    assert info.value.field == field
+
+
+def test_empty_configs_and_file_outputs_are_refused_and_no_means_no(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(InputError, match="the config is empty"):
+        load_train_config(empty)  # every field has a default: it would start a 200-step run
+    path = write_config(tmp_path, steps=2)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(InputError, match="is a file; name the folder") as info:
+        load_train_config(path, [f"output_dir={tmp_path / 'a-file'}"])
+    assert info.value.field == "--set output_dir"
+    path.write_text(path.read_text() + "mixed_precision: no\n")  # YAML reads false
+    assert load_train_config(path).mixed_precision == "no"
+
+
+def test_a_misspelled_exclusion_or_too_many_training_models_stop_before_training(
+    tmp_path: Path,
+) -> None:
+    from distillprint.embed.train_data import load_training_data
+
+    path = write_config(tmp_path, steps=2)
+    with pytest.raises(InputError, match=r"exclude_models names no model .*\['NulModel'\]"):
+        load_training_data(load_train_config(path, ["data.exclude_models=[NulModel]"]).data)
+    with pytest.raises(InputError, match="max_train_models is 99 but only 6 models"):
+        load_training_data(load_train_config(path, ["data.max_train_models=99"]).data)

@@ -46,3 +46,10 @@ def test_a_config_file_is_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="expected a mapping") as info:
         load_mapping(listed)
     assert (info.value.path, info.value.line) == (str(listed), 1)
+
+
+def test_an_unclosed_quote_names_the_line_where_it_opened(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text('a: 1\nb: "no\nc: 3\nd: 4\n')
+    with pytest.raises(InputError, match="while scanning a quoted scalar on line 2"):
+        load_yaml(path)

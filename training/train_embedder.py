@@ -38,9 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config: TrainConfig | None = None
     try:
+        # checked before torchrun relaunches this script as N processes, so a mistake is
+        # reported once, not once per process inside torchrun's tracebacks
+        config = load_train_config(args.config, args.set)
         if argv is None:
             relaunch_multi_cpu(sys.argv)
-        config = load_train_config(args.config, args.set)
         result = train_embedder(config)
     except DistillprintError as exc:
         print(f"error: {exc}", file=sys.stderr)

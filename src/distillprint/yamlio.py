@@ -79,7 +79,13 @@ def load_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise InputError(f"invalid YAML: {exc.problem or exc}", path=path, line=line) from None
+        # An unclosed quote is noticed only where the file ends; where it opened is the
+        # context, which is the line to fix.
+        began = ""
+        if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
+            began = f" ({exc.context} on line {exc.context_mark.line + 1})"
+        raise InputError(f"invalid YAML: {exc.problem or exc}{began}", path=path,
+                         line=line) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", path=path) from None
     except RecursionError:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from distillprint.embed.data import DEFAULT_EXCLUDED, DEFAULT_SALT
 from distillprint.errors import InputError
@@ -17,10 +17,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _existing(path: Path, kind: str) -> Path:
+    # checked at load: otherwise the run fails after accelerate and wandb have started
+    exists = path.is_dir() if kind == "folder" else path.is_file()
+    if not exists:
+        raise ValueError(f"no {kind} at '{path}' (relative paths start from the working "
+                         "directory: run from the repository root)")
+    return path
+
+
+def _no_means_no(value: Any) -> Any:
+    """YAML reads an unquoted ``no`` as false: ``mixed_precision: no`` means "no"."""
+    return "no" if value is False else value
+
+
 class DataConfig(_Strict):
     # Each directory is one group of models that answered the same prompts (a batch is drawn
     # from one group, so same-prompt hard negatives exist in every batch).
-    response_dirs: list[Path] = [Path("../shared/data/alpaca_eval/outputs")]
+    response_dirs: list[Path] = Field(
+        default=[Path("../shared/data/alpaca_eval/outputs")], min_length=1)
     lineage_csv: Path | None = Path("../shared/data/alpaca_eval/lineage_dev.csv")
     holdout_models: int = Field(default=40, ge=0)
     exclude_models: list[str] = list(DEFAULT_EXCLUDED)
@@ -30,6 +45,16 @@ class DataConfig(_Strict):
     sharegpt_answers: int = Field(default=0, ge=0)
     validation_models: int = Field(default=12, ge=0)
     validation_prompts: int = Field(default=24, ge=0)
+
+    @field_validator("response_dirs")
+    @classmethod
+    def _folders_exist(cls, folders: list[Path]) -> list[Path]:
+        return [_existing(folder, "folder") for folder in folders]
+
+    @field_validator("lineage_csv")
+    @classmethod
+    def _csv_exists(cls, path: Path | None) -> Path | None:
+        return None if path is None else _existing(path, "file")
 
 
 class ModelConfig(_Strict):
@@ -51,7 +76,7 @@ class OptimConfig(_Strict):
     # share is removed up front, as the identification protocol does at inference.
     center_prompts: bool = False
     max_grad_norm: float = Field(default=1.0, gt=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)  # torch and numpy take no negative seed
     # Save a resumable checkpoint every N steps (None: never); a rerun with the same settings
     # and output_dir continues from the latest one.
     checkpoint_every: int | None = Field(default=None, ge=1)
@@ -73,6 +98,23 @@ class TrainConfig(_Strict):
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    _mixed_precision = field_validator("mixed_precision", mode="before")(_no_means_no)
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_is_a_folder(cls, path: Path) -> Path:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"'{path}' is a file; name the folder the encoder is saved in")
+        return path
+
+    @model_validator(mode="after")
+    def _precision_runs_where_asked(self) -> TrainConfig:
+        # accelerate's CPU autocast leaves fp16 in fp32: the card would claim what did not run
+        if self.cpu and self.mixed_precision == "fp16":
+            raise ValueError("mixed_precision fp16 does not run on the CPU (cpu: true): use "
+                             "'no' or 'bf16'")
+        return self
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -102,6 +144,9 @@ def _parse_override(item: str) -> tuple[str, Any]:
 def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
     """YAML file plus ``section.key=value`` overrides (values parsed as YAML scalars)."""
     tree = load_mapping(path)
+    if not tree and not overrides:
+        # every field has a default, so an empty file would start the default 200-step run
+        raise InputError("the config is empty", path=path, line=1)
     keys: list[str] = []
     for item in overrides or []:
         dotted, value = _parse_override(item)

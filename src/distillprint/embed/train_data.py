@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 
 from distillprint.embed.data import (
+    DEFAULT_EXCLUDED,
     ModelResponses,
     PromptSplit,
     common_prompts,
@@ -77,6 +78,13 @@ def load_training_data(config: DataConfig) -> TrainingData:
     split = PromptSplit(config.train_fraction, config.split_salt)
     groups: list[Group] = []
     validation: Group | None = None
+    # a typo would leave the model it meant in the training data (the default names a model
+    # of the AlpacaEval folder, which other folders need not hold)
+    named = set(model_files(config.response_dirs))
+    unknown = sorted(set(config.exclude_models) - named - set(DEFAULT_EXCLUDED))
+    if unknown:
+        raise InputError(f"exclude_models names no model in the response folders: {unknown}",
+                         field="data.exclude_models")
     for directory in config.response_dirs:
         files = model_files([directory])
         models = split_models(
@@ -86,6 +94,11 @@ def load_training_data(config: DataConfig) -> TrainingData:
             exclude=config.exclude_models,
             salt=config.split_salt,
         ).train
+        if config.max_train_models is not None and config.max_train_models > len(models):
+            raise InputError(
+                f"max_train_models is {config.max_train_models} but only {len(models)} models "
+                f"are left for training (after {config.holdout_models} held out and the "
+                "labelled and excluded ones)", path=directory, field="data.max_train_models")
         if config.max_train_models is not None:
             models = sorted(
                 random.Random(config.split_salt).sample(models, config.max_train_models)
