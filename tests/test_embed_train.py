@@ -406,3 +406,13 @@ def test_a_misspelled_exclusion_or_too_many_training_models_stop_before_training
         load_training_data(load_train_config(path, ["data.exclude_models=[NulModel]"]).data)
     with pytest.raises(InputError, match="max_train_models is 99 but only 6 models"):
         load_training_data(load_train_config(path, ["data.max_train_models=99"]).data)
+
+
+def test_a_base_encoder_that_cannot_serve_the_config_is_refused_by_field(tmp_path: Path) -> None:
+    path = write_config(tmp_path, steps=2)
+    with pytest.raises(InputError, match="cannot load the base encoder") as info:
+        train_embedder(load_train_config(path, [f"model.base_model={tmp_path / 'nothing'}"]))
+    assert info.value.field == "model.base_model"
+    with pytest.raises(InputError, match="exceeds the base encoder's") as info:
+        train_embedder(load_train_config(path, ["model.max_length=100000"]))
+    assert info.value.field == "model.max_length"

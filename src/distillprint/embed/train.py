@@ -158,7 +158,19 @@ def load_base(
     from distillprint.embed.encoder import resolve_model_source
 
     path = resolve_model_source(str(source))
-    return AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    try:
+        return AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load the base encoder '{source}': {exc}",
+                         field="model.base_model") from None
+
+
+def _check_max_length(model: PreTrainedModel, max_length: int) -> None:
+    """A window past the model's position embeddings fails at the first long text."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(limit, int) and max_length > limit:
+        raise InputError(f"max_length {max_length} exceeds the base encoder's {limit} positions",
+                         field="model.max_length")
 
 
 def train_embedder(
@@ -186,6 +198,7 @@ def train_embedder(
     set_seed(config.optim.seed)
     data = data or load_training_data(config.data)
     model, tokenizer = load_base(base or config.model.base_model)
+    _check_max_length(model, config.model.max_length)
     trainable = freeze_lower_layers(model, config.model.train_layers)
     optimizer, schedule = _optimizer_and_schedule(model, config)
     # The schedule stays unprepared: a prepared one advances once per process per step, which
