@@ -72,6 +72,23 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
     def _all_means_none(cls, value: Any) -> Any:
         return None if value == "all" else value
 
+    @field_validator("pairs")
+    @classmethod
+    def _pairs_exist(cls, path: Path) -> Path:
+        if not path.is_file():
+            raise ValueError(f"no pairs file at '{path}' (relative paths start from the "
+                             "working directory: run from the repository root)")
+        return path
+
+    @field_validator("responses")
+    @classmethod
+    def _responses_exist(cls, paths: list[Path]) -> list[Path]:
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise ValueError(f"no answer folder or file at {missing} (relative paths start "
+                             "from the working directory)")
+        return paths
+
     @field_validator("views")
     @classmethod
     def _views_exist(cls, views: list[str]) -> list[str]:
