@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from distillprint.errors import InputError
 from distillprint.score.pairs import LabelledPair
-from distillprint.score.pairwise import MIN_BACKGROUND
 from distillprint.score.stats import VerdictPolicy
-from distillprint.score.training import ClassifierHyperparameters
+from distillprint.score.training import ClassifierHyperparameters, MaxBackground
 from distillprint.yamlio import load_mapping, validate_located
 
 BaselineName = Literal["tfidf_cosine", "pos_template", "mmd"]
@@ -23,8 +22,7 @@ DEFAULT_BASELINES: tuple[BaselineName, ...] = ("tfidf_cosine", "pos_template", "
 class LineageConfig(ClassifierHyperparameters):
     """Everything that changes the benchmark's numbers; recorded in the result file."""
 
-    # None (or 'all' in YAML): every one; fewer than MIN_BACKGROUND defines no pair feature
-    max_background: int | None = Field(default=50, ge=MIN_BACKGROUND)
+    max_background: MaxBackground = 50
     classifier: Literal["auto", "cv", "artifact"] = "auto"
     artifact: Path | None = None  # None: the scoring model shipped in the package
     # the verdict policy's own defaults, as ``score`` uses them
@@ -40,11 +38,6 @@ class LineageConfig(ClassifierHyperparameters):
     mmd_prompts: int = Field(default=200, ge=4)
     mmd_permutations: int = Field(default=200, ge=1)
     cache_dir: Path | None = None
-
-    @field_validator("max_background", mode="before")
-    @classmethod
-    def _all_means_none(cls, value: Any) -> Any:
-        return None if value == "all" else value
 
     @model_validator(mode="after")
     def _bands_do_not_overlap(self) -> LineageConfig:

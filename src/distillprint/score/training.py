@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from distillprint import __version__
 from distillprint.errors import InputError
@@ -25,6 +32,17 @@ from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
 from distillprint.score.views import VIEW_FACTORIES, make_views
 from distillprint.yamlio import load_mapping, validate_located
+
+
+def _all_means_none(value: Any) -> Any:
+    return None if value == "all" else value
+
+
+#: background models drawn from the unpaired ones: None (``all`` in YAML) takes every one;
+#: fewer than MIN_BACKGROUND define no pair feature
+MaxBackground = Annotated[
+    Annotated[int, Field(ge=MIN_BACKGROUND)] | None, BeforeValidator(_all_means_none)
+]
 
 
 class ClassifierHyperparameters(BaseModel):
@@ -56,8 +74,7 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
     responses: list[Path] = Field(min_length=1)
     views: list[str] = Field(default=["word", "template", "stylometry"], min_length=1)
     features: list[str] = ["mean.glob", "mean.srank", "mean.trank"]
-    # None (or 'all' in YAML): every unpaired model; fewer than MIN_BACKGROUND define nothing
-    max_background: int | None = Field(default=50, ge=MIN_BACKGROUND)
+    max_background: MaxBackground = 50
     out: Path
     cache_dir: Path | None = None
     data_licences: list[str] = []
@@ -66,11 +83,6 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
     validity_budgets: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [16, 32, 64, 128, 256])
     validity_draws: int = Field(default=10, ge=1)
-
-    @field_validator("max_background", mode="before")
-    @classmethod
-    def _all_means_none(cls, value: Any) -> Any:
-        return None if value == "all" else value
 
     @field_validator("pairs")
     @classmethod
