@@ -155,3 +155,9 @@ def validate_located(
             inner = f"{field}: " if field != override else ""
             raise InputError(inner + message, field=given[override]) from None
         raise InputError(message, path=path, line=locate(data, loc), field=field) from None
+
+
+def no_means_no(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted ``no`` as false: for a field whose choices include the
+    word "no" (``mixed_precision: no``), false means that word."""
+    return "no" if value is False else value

