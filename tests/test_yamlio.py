@@ -53,3 +53,24 @@ def test_an_unclosed_quote_names_the_line_where_it_opened(tmp_path: Path) -> Non
     path.write_text('a: 1\nb: "no\nc: 3\nd: 4\n')
     with pytest.raises(InputError, match="while scanning a quoted scalar on line 2"):
         load_yaml(path)
+
+
+def test_every_mistake_in_a_config_is_reported_in_one_run(tmp_path: Path) -> None:
+    from pydantic import BaseModel, ConfigDict, Field
+
+    from distillprint.yamlio import load_mapping, validate_located
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        steps: int = Field(ge=1)
+        rate: float = Field(gt=0)
+        name: str = "x"
+
+    path = tmp_path / "config.yaml"
+    path.write_text("steps: 0\nname: ok\nrate: -1\nstepz: 3\n")
+    with pytest.raises(InputError) as info:
+        validate_located(Settings, load_mapping(path), path)
+    assert (info.value.line, info.value.field) == (1, "steps")
+    said = str(info.value)
+    assert "rate (line 3): Input should be greater than 0" in said
+    assert "stepz (line 4): Extra inputs are not permitted" in said

@@ -136,7 +136,8 @@ def load_mapping(path: Path) -> dict[str, Any]:
 def validate_located(
     model: type[ModelT], data: Any, path: Path, overrides: Mapping[str, str] | None = None
 ) -> ModelT:
-    """Validate YAML data, turning the first pydantic error into a located InputError.
+    """Validate YAML data, turning the first pydantic error into a located InputError; the
+    others are listed after it, each with its line, so that one run shows every mistake.
 
     ``overrides`` maps the dotted keys set on the command line after the file was read to how
     the user wrote them (``--set optim.steps``, ``--seed``): an error in one of them names
@@ -144,9 +145,9 @@ def validate_located(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first, *others = exc.errors()
         loc = tuple(first["loc"])
-        message = f"{first['msg']} ({len(exc.errors())} error(s) in total)"
+        message = first["msg"] + _also(others, data)
         field = ".".join(str(part) for part in loc) or None
         given = overrides or {}
         override = _override_at(loc, list(given))
@@ -155,6 +156,20 @@ def validate_located(
             inner = f"{field}: " if field != override else ""
             raise InputError(inner + message, field=given[override]) from None
         raise InputError(message, path=path, line=locate(data, loc), field=field) from None
+
+
+def _also(others: list[Any], data: Any, shown: int = 4) -> str:
+    """"; also: FIELD (line N): MESSAGE; ..." for the errors after the first."""
+    if not others:
+        return ""
+    listed = []
+    for error in others[:shown]:
+        loc = tuple(error["loc"])
+        line = locate(data, loc)
+        where = ".".join(str(part) for part in loc) or "the file"
+        listed.append(f"{where}{f' (line {line})' if line else ''}: {error['msg']}")
+    more = f"; and {len(others) - shown} more" if len(others) > shown else ""
+    return "; also " + "; ".join(listed) + more
 
 
 def no_means_no(value: Any) -> Any:
