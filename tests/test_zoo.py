@@ -190,6 +190,8 @@ models:
         ("packaged:gemma3-270m", "packaged:gemma3-270", 2, "base",
          "did you mean 'gemma3-270m'"),
         ("base:", "device: gpu\nbase:", 2, "device", "should match pattern"),
+        ("base:", "probing: {probe_set: core-v2}\nbase:", 2, "probing.probe_set",
+         "no probe set named 'core-v2'"),
         ("base:", "seed: -1\nbase:", 2, "seed", "greater than or equal to 0"),
         ("teacher: t}", "teacher: t, train: false}", 7, "models.0",
          "untouched base labelled as distilled"),

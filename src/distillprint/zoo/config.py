@@ -82,6 +82,17 @@ class ProbingConfig(_Strict):
     max_tokens: int = Field(default=48, ge=1)
     batch_size: int = Field(default=32, ge=1)
 
+    @field_validator("probe_set")
+    @classmethod
+    def _probe_set_exists(cls, name: str) -> str:
+        from distillprint.probes import builtin_probe_sets
+
+        builtin = builtin_probe_sets()
+        if name not in builtin and not Path(name).is_file():
+            raise ValueError(f"no probe set named '{name}' and no such file (built-in sets: "
+                             f"{', '.join(builtin) or 'none installed'})")
+        return name
+
 
 class TrainingConfig(_Strict):
     lora_r: int = Field(default=16, ge=1)

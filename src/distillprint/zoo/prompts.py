@@ -74,7 +74,8 @@ def select_prompts(
     if len(ordered) < wanted:
         raise InputError(
             f"only {len(ordered)} usable ShareGPT prompts in the first "
-            f"{config.scan_conversations} conversations; {wanted} wanted",
+            f"{config.scan_conversations} conversations; {wanted} wanted (distillation, "
+            "held-out and extra prompts): raise scan_conversations or ask for fewer",
             field="prompts.scan_conversations",
         )
     pool = ordered[:first] + ordered[first + heldout : wanted]
