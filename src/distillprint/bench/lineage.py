@@ -91,10 +91,9 @@ def _say_partial_coverage(
              if name in paired and n < 0.9 * len(prompts)]
     if short:
         listed = ", ".join(f"{name} ({count})" for name, count in short[:5])
+        more = " ..." if len(short) > 5 else ""
         say(f"note: {len(short)} paired model(s) answered under 90% of the {len(prompts)} "
-            f"prompts: "
-            f"{listed}{' ...' if len(short) > 5 else ''}; answers join on the exact prompt text "
-            "or probe id")
+            f"prompts: {listed}{more}; answers join on the exact prompt text or probe id")
 
 
 def _pair_records(
