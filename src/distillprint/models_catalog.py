@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
-import os
 import shlex
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from distillprint.atomic import replaced_atomically
 from distillprint.errors import BackendError, InputError
 from distillprint.locations import cache_root, module_dir
 
@@ -107,12 +107,10 @@ class ConcatenatedParts:
         if parts is None:
             raise FileNotFoundError(f"some of the {self.count} parts are not installed")
         target = workdir / self.filename
-        partial = target.with_name(target.name + ".partial")
-        with partial.open("wb") as out:
+        with replaced_atomically(target) as partial, partial.open("wb") as out:
             for part in parts:
                 with part.open("rb") as chunk:
                     shutil.copyfileobj(chunk, out, 8 << 20)
-        os.replace(partial, target)
         return target
 
 
