@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -176,3 +176,17 @@ def no_means_no(value: Any) -> Any:
     """YAML 1.1 reads an unquoted ``no`` as false: for a field whose choices include the
     word "no" (``mixed_precision: no``), false means that word."""
     return "no" if value is False else value
+
+
+#: why a path in a config is not found where the user expected it
+RELATIVE_PATHS = "relative paths start from the working directory: run from the repository root"
+
+
+def existing_path(path: Path, what: str, kind: Literal["file", "folder", "any"] = "file") -> Path:
+    """For config validators: a path the run will read, checked when the config loads, since
+    the run itself would reach it only after its slow start. The ``ValueError`` becomes an
+    error naming the field and line (``validate_located``)."""
+    found = {"file": path.is_file, "folder": path.is_dir, "any": path.exists}[kind]()
+    if not found:
+        raise ValueError(f"no {what} at '{path}' ({RELATIVE_PATHS})")
+    return path

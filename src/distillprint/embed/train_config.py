@@ -10,20 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from distillprint.embed.data import DEFAULT_EXCLUDED, DEFAULT_SALT
 from distillprint.errors import InputError
-from distillprint.yamlio import load_mapping, no_means_no, validate_located
+from distillprint.yamlio import existing_path, load_mapping, no_means_no, validate_located
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _existing(path: Path, kind: str) -> Path:
-    # checked at load: otherwise the run fails after accelerate and wandb have started
-    exists = path.is_dir() if kind == "folder" else path.is_file()
-    if not exists:
-        raise ValueError(f"no {kind} at '{path}' (relative paths start from the working "
-                         "directory: run from the repository root)")
-    return path
 
 
 class DataConfig(_Strict):
@@ -44,12 +35,13 @@ class DataConfig(_Strict):
     @field_validator("response_dirs")
     @classmethod
     def _folders_exist(cls, folders: list[Path]) -> list[Path]:
-        return [_existing(folder, "folder") for folder in folders]
+        # checked at load: otherwise the run fails after accelerate and wandb have started
+        return [existing_path(folder, "folder", "folder") for folder in folders]
 
     @field_validator("lineage_csv")
     @classmethod
     def _csv_exists(cls, path: Path | None) -> Path | None:
-        return None if path is None else _existing(path, "file")
+        return None if path is None else existing_path(path, "file")
 
 
 class ModelConfig(_Strict):

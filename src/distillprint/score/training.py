@@ -31,7 +31,7 @@ from distillprint.score.pairwise import FEATURE_KINDS, MIN_BACKGROUND, PairFeatu
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
 from distillprint.score.views import VIEW_FACTORIES, make_views
-from distillprint.yamlio import load_mapping, validate_located
+from distillprint.yamlio import RELATIVE_PATHS, existing_path, load_mapping, validate_located
 
 
 def _all_means_none(value: Any) -> Any:
@@ -87,18 +87,14 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
     @field_validator("pairs")
     @classmethod
     def _pairs_exist(cls, path: Path) -> Path:
-        if not path.is_file():
-            raise ValueError(f"no pairs file at '{path}' (relative paths start from the "
-                             "working directory: run from the repository root)")
-        return path
+        return existing_path(path, "pairs file")
 
     @field_validator("responses")
     @classmethod
     def _responses_exist(cls, paths: list[Path]) -> list[Path]:
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
-            raise ValueError(f"no answer folder or file at {missing} (relative paths start "
-                             "from the working directory)")
+            raise ValueError(f"no answer folder or file at {missing} ({RELATIVE_PATHS})")
         return paths
 
     @field_validator("views")

