@@ -32,17 +32,19 @@ def detection_metrics(
     y = np.array([p.label for p in labelled], dtype=int)
     raw = np.array([scores.get((p.teacher, p.suspect), math.nan) for p in labelled], dtype=float)
     scored = np.isfinite(raw)
-    # with nothing scored every pair would tie at the floor: "0.5" would report a coin flip
-    # for a method that gave no answer at all
-    s = np.where(scored, raw, np.nanmin(raw) - 1.0 if scored.any() else math.nan)
     out: dict[str, Any] = {
-        "auroc": _round(auroc(y, s)) if scored.any() else None,
-        "tpr_at_1pct_fpr": _round(tpr_at_fpr(y, s, 0.01)) if scored.any() else None,
-        "tpr_at_5pct_fpr": _round(tpr_at_fpr(y, s, 0.05)) if scored.any() else None,
+        "auroc": None, "tpr_at_1pct_fpr": None, "tpr_at_5pct_fpr": None,
         "n_positive": int((y == 1).sum()),
         "n_negative": int((y == 0).sum()),
-        "n_unscored": int((~np.isfinite(raw)).sum()),
+        "n_unscored": int((~scored).sum()),
     }
+    # with nothing scored every pair would tie at the floor: "0.5" would report a coin flip
+    # for a method that gave no answer at all
+    if scored.any():
+        s = np.where(scored, raw, np.nanmin(raw) - 1.0)
+        out["auroc"] = _round(auroc(y, s))
+        out["tpr_at_1pct_fpr"] = _round(tpr_at_fpr(y, s, 0.01))
+        out["tpr_at_5pct_fpr"] = _round(tpr_at_fpr(y, s, 0.05))
     if probabilities is not None:
         p = np.array([probabilities.get((q.teacher, q.suspect), math.nan) for q in labelled])
         ok = np.isfinite(p)
