@@ -389,3 +389,26 @@ def test_metrics_are_undefined_when_no_pair_is_scored_and_one_teacher_attributes
     assert (metrics["auroc"], metrics["tpr_at_5pct_fpr"], metrics["n_unscored"]) == (None, None, 2)
     assert detection_metrics(pairs, {("t", "s1"): 0.9})["auroc"] == 1.0  # s2 at the floor
     assert attribution_cases(pairs, {("t", "s1"): 0.9}) == []  # a single candidate: no choice
+
+
+def test_a_background_model_whose_two_copies_disagree_is_left_out_not_fatal(
+    tmp_path: Path,
+) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    second = tmp_path / "held-out"
+    second.mkdir()
+    first_line = (answers / "background_0.jsonl").read_text().splitlines()[0]
+    changed = first_line.replace('"response": "', '"response": "x')
+    (second / "background_0.jsonl").write_text(changed + "\n")
+    cfg = _config(tmp_path, classifier="artifact", baselines=[], budgets=[])
+    said: list[str] = []
+    result = run_lineage_benchmark(
+        pairs_csv, [answers, second], None, config=cfg, log=said.append
+    )
+    assert "background_0" not in result["data"]["background"]
+    assert any("'background_0' left out" in line and str(second) in line for line in said)
+
+    student = next(answers.glob("student_*.jsonl"))
+    (second / student.name).write_text('{"prompt": "p", "response": "other"}\n')
+    with pytest.raises(InputError, match=f"'{student.stem}' has two answer files"):
+        run_lineage_benchmark(pairs_csv, [answers, second], None, config=cfg)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import sqlite3
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from distillprint.cli import app
@@ -218,16 +220,20 @@ def test_a_background_model_in_two_folders_counts_once(
     ])
     assert result.exit_code == 0, result.output
     assert len(json.loads(out.read_text())["background"]) == 6
-    # under one name, different answers are two models: refuse rather than drop one silently
+    # under one name, different answers: neither copy is trusted, and the run says so
     lines = first.read_text().splitlines()
     (second / first.name).write_text("\n".join(lines[1:]) + "\n")
     result = CliRunner().invoke(app, [
         "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
         "--probes", str(logs["prompts"]), "--store", str(tmp_path / "store.sqlite"),
         "--background-dir", str(logs["background"]), "--background-dir", str(second),
-    ])
-    assert result.exit_code != 0
-    assert isinstance(result.exception, InputError) and "different answers" in str(result.exception)
+        "--json", str(out),
+    ], terminal_width=500)
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())["background"]) == 5
+    assert f"left out: {first} and {second / first.name} hold different answers" in " ".join(
+        result.output.split()
+    )
 
 
 def test_staged_budget_stops_when_distilled_and_goes_on_otherwise(tmp_path: Path) -> None:
@@ -353,8 +359,9 @@ def test_max_background_counts_background_models_only(tmp_path: Path) -> None:
         (folder / f"{name}.json").write_text(json.dumps([{"instruction": "p", "output": name}]))
     named = [ModelSpec(f"file:{folder / 'teacher.json'}", "teacher"),
              ModelSpec(f"file:{folder / 'suspect.json'}", "suspect")]
+    quiet = Console(file=io.StringIO())
     for seed in range(5):  # whatever the draw, three background logs and never a named one
-        drawn = _log_specs([folder], 3, seed, named)
+        drawn = _log_specs([folder], 3, seed, named, quiet)
         assert len(drawn) == 3 and not {s.spec for s in drawn} & {s.spec for s in named}
 
 

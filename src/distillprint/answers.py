@@ -227,14 +227,19 @@ def load_answer_log(path: str | Path, model: str | None = None) -> AnswerLog:
     return AnswerLog(model=resolved, path=path, records=tuple(records))
 
 
-def answer_log_paths(directories: Sequence[Path]) -> dict[str, Path]:
+def answer_log_paths(
+    directories: Sequence[Path], conflicts: dict[str, tuple[Path, Path]] | None = None
+) -> dict[str, Path]:
     """Model name (the file name without its suffixes) -> answer log, across the folders (a
     log file given instead of a folder counts as itself).
 
     One model may sit in two folders (a teacher's log copied next to its held-out students,
     say): copies are one model when they hold the same answers, whatever their format or
-    compression; different answers under one name are an error naming both files."""
+    compression. Different answers under one name are an error naming both files, unless the
+    caller passes ``conflicts``: such names are then left out of the result and recorded
+    there (name -> both files), for callers that can do without them (a background)."""
     paths: dict[str, Path] = {}
+    clashing: dict[str, tuple[Path, Path]] = {}
     for directory in map(Path, directories):
         if directory.is_file():
             listed = [directory]
@@ -246,14 +251,20 @@ def answer_log_paths(directories: Sequence[Path]) -> dict[str, Path]:
             if not is_answer_log(path):
                 continue
             name = model_name_from_path(path)
-            if name in paths and not _same_answers(paths[name], path, name):
-                raise InputError(
-                    f"model '{name}' has two answer files with different answers "
-                    f"(the other is {paths[name]}); rename one",
-                    path=path,
-                )
+            if name in paths and name not in clashing and not _same_answers(
+                paths[name], path, name
+            ):
+                if conflicts is None:
+                    raise InputError(
+                        f"model '{name}' has two answer files with different answers "
+                        f"(the other is {paths[name]}); rename one",
+                        path=path,
+                    )
+                clashing[name] = (paths[name], path)
             paths.setdefault(name, path)
-    return paths
+    if conflicts is not None:
+        conflicts.update(clashing)
+    return {name: path for name, path in paths.items() if name not in clashing}
 
 
 def _folder_logs(directory: Path) -> Iterator[Path]:

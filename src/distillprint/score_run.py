@@ -99,7 +99,7 @@ def gather_evidence(
     """Validate every input first, then collect what the store lacks for each spec."""
     probe_set = settings.probe_set()
     specs = [*specs, *_log_specs(settings.background_dirs, settings.max_background,
-                                 settings.seed, specs)]
+                                 settings.seed, specs, console)]
     backends = [
         (spec, create_backend(spec.spec, BackendOptions(
             base_url=spec.base_url, timeout_s=settings.timeout_s, batch_size=settings.batch_size
@@ -157,7 +157,7 @@ def _repeats_a_candidate(
 
 def _log_specs(
     directories: Sequence[Path], max_background: int | None, seed: int,
-    named: Sequence[ModelSpec] = (),
+    named: Sequence[ModelSpec], console: Console,
 ) -> list[ModelSpec]:
     """Each answer log in the folders is one background model, read like any ``file:`` spec.
     The logs of the models ``named`` (teacher, suspect, candidates) are left out before the
@@ -167,8 +167,12 @@ def _log_specs(
             raise InputError("not a directory", path=directory, field="background-dir")
     own = {Path(spec.spec.removeprefix("file:")).resolve()
            for spec in named if spec.spec.startswith("file:")}
-    paths = sorted(path for path in answer_log_paths(directories).values()
+    conflicts: dict[str, tuple[Path, Path]] = {}
+    paths = sorted(path for path in answer_log_paths(directories, conflicts).values()
                    if path.resolve() not in own)
+    for name, (first, second) in sorted(conflicts.items()):
+        console.print(f"background {name} left out: {first} and {second} hold different "
+                      "answers", markup=False)
     if max_background is not None and len(paths) > max_background:
         paths = sorted(random.Random(seed).sample(paths, max_background))
     return [ModelSpec(f"file:{path}", "background") for path in paths]

@@ -341,6 +341,8 @@ def run_lineage_benchmark(
         check_cv_labels(pairs, pairs_csv, cfg.classifier)
     comparison = load_comparison(pairs, response_dirs, cfg.max_background, cfg.seed, pairs_csv)
     lap("load")
+    for name, (first, second) in sorted(comparison.left_out.items()):
+        say(f"background model '{name}' left out: {first} and {second} hold different answers")
     say(f"{len(pairs)} pairs, {len(comparison.background)} background models, mode {mode}")
     models = comparison.ordered(pairs)
     prompts = shared_prompt_ids(models)

@@ -7,7 +7,7 @@ import difflib
 import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +98,9 @@ def _pair(row: dict[Any, Any], n_columns: int, path: Path, line: int) -> Labelle
                          path=path, line=line)
     teacher, suspect = (row["teacher"] or "").strip(), (row["suspect"] or "").strip()
     if not teacher or not suspect:
-        field = "suspect" if teacher else "teacher"
+        empty = "suspect" if teacher else "teacher"
         raise InputError("teacher and suspect must be non-empty", path=path, line=line,
-                         field=field)
+                         field=empty)
     if teacher == suspect:
         raise InputError("a model cannot be its own teacher", path=path, line=line,
                          field="suspect")
@@ -161,6 +161,8 @@ class Comparison:
     answers: dict[str, ModelAnswers]
     background: list[str]
     n_available: int  # answer files found in the folders
+    # unpaired models with two answer files that disagree: neither copy can be trusted
+    left_out: dict[str, tuple[Path, Path]] = field(default_factory=dict)
 
     def ordered(self, pairs: list[LabelledPair]) -> list[ModelAnswers]:
         paired = sorted(pair_models(pairs))
@@ -176,9 +178,19 @@ def load_comparison(
     source: Path,
 ) -> Comparison:
     """Pick the background from file names first, then parse only the files needed."""
-    files = answer_log_paths(directories)
+    conflicts: dict[str, tuple[Path, Path]] = {}
+    files = answer_log_paths(directories, conflicts)
+    paired_conflicts = sorted(pair_models(pairs) & set(conflicts))
+    if paired_conflicts:
+        name = paired_conflicts[0]
+        first, second = conflicts[name]
+        raise InputError(
+            f"model '{name}' has two answer files with different answers (the other is "
+            f"{first}); a paired model needs one, so rename or remove one",
+            path=second,
+        )
     check_pairs_have_answers(pairs, set(files), source, directories)
     background = choose_background(list(files), pairs, max_background, seed)
     wanted = pair_models(pairs) | set(background)
     answers = load_model_answers({n: p for n, p in files.items() if n in wanted})
-    return Comparison(answers, background, len(files))
+    return Comparison(answers, background, len(files) + len(conflicts), conflicts)
