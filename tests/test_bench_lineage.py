@@ -406,6 +406,9 @@ def test_a_background_model_whose_two_copies_disagree_is_left_out_not_fatal(
         pairs_csv, [answers, second], None, config=cfg, log=said.append
     )
     assert "background_0" not in result["data"]["background"]
+    assert result["data"]["left_out"] == {
+        "background_0": [str(answers / "background_0.jsonl"), str(second / "background_0.jsonl")]
+    }
     assert any("'background_0' left out" in line and str(second) in line for line in said)
 
     student = next(answers.glob("student_*.jsonl"))

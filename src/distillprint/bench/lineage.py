@@ -300,6 +300,10 @@ def _provenance(
             "n_models_used": len(comparison.answers),
             "n_prompts": n_prompts,
             "background": comparison.background,
+            # only when it happened, so that results without it stay byte-identical
+            **({"left_out": {name: [str(a), str(b)]
+                             for name, (a, b) in sorted(comparison.left_out.items())}}
+               if comparison.left_out else {}),
         },
         "config": cfg.model_dump(mode="json"),
         "seeds": {
