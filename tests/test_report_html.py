@@ -244,14 +244,33 @@ def test_an_edited_data_block_is_still_caught_by_the_report_hash(tmp_path: Path)
 
 
 def test_an_unsealed_older_page_still_verifies_on_its_data(tmp_path: Path) -> None:
-    page, store = _written_page(tmp_path)
-    older, removed = SEAL_TAG.subn("", page.read_text(encoding="utf-8"))
+    report, store = _stored_report(tmp_path, schema_version="1.2")
+    older = report.model_copy(update={"report_sha256": None})  # 1.2 wrote neither
+    page = tmp_path / "report.html"
+    text, removed = SEAL_TAG.subn("", render_html(older))
     assert removed == 1
-    page.write_text(older, encoding="utf-8")
+    page.write_text(text, encoding="utf-8")
     result = verify_report(page, store)
-    assert result.page_intact is None and result.ok and result.report_intact is True
+    assert result.ok and result.page_intact is None and result.report_intact is None
     shown = CliRunner().invoke(app, ["verify", str(page), "--store", str(store)])
     assert shown.exit_code == 0 and "the page carries no seal" in " ".join(shown.output.split())
+
+
+def test_a_current_report_stripped_of_its_hash_or_seal_counts_as_edited(tmp_path: Path) -> None:
+    """Removing the evidence of an edit must not pass for a report written before hashes."""
+    page, store = _written_page(tmp_path)
+    edited = page.read_text(encoding="utf-8").replace(">distilled<", ">not distilled<")
+    page.write_text(SEAL_TAG.sub("", edited), encoding="utf-8")
+    result = verify_report(page, store)
+    assert result.page_intact is False and not result.ok
+
+    report, store = _stored_report(tmp_path / "json")
+    stripped = report.model_copy(update={"report_sha256": None, "probability": 0.01})
+    result = verify_report(write_report_json(stripped, tmp_path / "report.json"), store)
+    assert result.report_intact is False and not result.ok
+    shown = CliRunner().invoke(app, ["verify", str(tmp_path / "report.json"), "--store",
+                                     str(store)])
+    assert shown.exit_code == 1 and "the report itself was edited" in shown.output
 
 
 def test_a_json_report_has_no_page_to_check(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from distillprint.report.schema import ResponseDigest
 from distillprint.report.seal import page_intact
 from distillprint.store import ResponseStore
 
+UNHASHED_SCHEMAS = frozenset({"1.0", "1.1", "1.2"})
+
 
 def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
     text = read_report_text(report_path)  # once: the seal and the data are of one text
@@ -34,11 +36,16 @@ def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
                     response_digest(label, record.probe_id, record.sample_index, record.response)
                 )
     result = verify_manifest(manifest, current)
+    # Schema 1.3 writes both the report hash and, in HTML, the page seal: a 1.3 report without
+    # them had them removed, which must not read as an older, unhashed report.
+    hashed = report.schema_version not in UNHASHED_SCHEMAS
     # None for a JSON report too: JSON text cannot hold the seal tag's unescaped quotes
     page = page_intact(text)
+    if page is None and hashed and text.lstrip().startswith("<"):
+        page = False
     if page is not None:
         result = result.model_copy(update={"page_intact": page, "ok": result.ok and page})
-    if report.report_sha256 is None:  # written before schema 1.3
+    if report.report_sha256 is None and not hashed:
         return result
     intact = report_hash(report) == report.report_sha256
     return result.model_copy(update={"report_intact": intact, "ok": result.ok and intact})
