@@ -108,6 +108,13 @@ def test_minimal_report_renders_without_optional_evidence() -> None:
     assert "No per-category evidence" in page and "No fingerprint map" in page
     assert "Attribution among candidate teachers" not in page
     assert page.count("data:image/png;base64,") == 1
+    # no prompt in common: no similarity to mark, rather than a line drawn at 0
+    unmatched = bare.model_copy(update={
+        "similarity": SimilarityDistribution(teacher=None, background={"b": 0.2}),
+        "background": ["b"],
+    })
+    page = render_html(ScoreReport.model_validate(unmatched.model_dump()))
+    assert "suspect's similarity to the teacher (n/a)" in page
 
 
 def test_long_answers_are_clipped_in_the_page_but_kept_in_the_data() -> None:
@@ -135,7 +142,9 @@ def test_specificity_section_lists_the_teachers_lookalikes() -> None:
     assert "background-model-03" in section and "97.0%" in section
     none_alike = render_html(sample_report().model_copy(update={"teacher_lookalikes": []}))
     assert "No background model would itself be called" in none_alike
-    older = render_html(sample_report().model_copy(update={"teacher_lookalikes": None}))
+    unassessed = sample_report().model_copy(update={"teacher_lookalikes": None})
+    assert "Not assessed: no background model could be scored" in render_html(unassessed)
+    older = render_html(unassessed.model_copy(update={"schema_version": "1.1"}))
     assert 'id="specificity"' not in older
 
 

@@ -37,8 +37,14 @@ def test_code_span_handles_backticks_newlines_and_length() -> None:
     assert code_span("  ") == "*(empty)*"
 
 
-def test_plain_prose_is_neutralised() -> None:
-    assert plain("see [x](http://e) @bob <b>") == "see \\[x\\]\\(http://e\\) \\@bob &lt;b&gt;"
+def test_plain_prose_is_neutralised_and_still_reads_as_itself() -> None:
+    from markdown_it import MarkdownIt
+
+    shown = plain("see [x](http://e) @bob <b> &amp; P(distilled) 0.85 >= 0.8")
+    assert shown == "see \\[x\\]\\(http://e\\) \\@bob \\<b\\> \\&amp; P\\(distilled\\) 0.85 ≥ 0.8"
+    rendered = MarkdownIt("commonmark").render(shown)
+    # no link, no tag, no entity decoded: the reader sees the text that was written
+    assert rendered == "<p>see [x](http://e) @bob &lt;b&gt; &amp;amp; P(distilled) 0.85 ≥ 0.8</p>\n"
 
 
 def test_inconclusive_report_says_so() -> None:
@@ -50,5 +56,7 @@ def test_summary_says_how_specific_the_match_is() -> None:
     text = render_markdown(sample_report())
     assert "| Background p-value (specificity) | 0.020 |" in text
     assert "2 of 12: `background-model-03`, `background-model-07` |" in text
-    older = sample_report().model_copy(update={"teacher_lookalikes": None})
-    assert "specificity" not in render_markdown(older)
+    unassessed = sample_report().model_copy(update={"teacher_lookalikes": None})
+    assert "teacher's students | not assessed" in render_markdown(unassessed)
+    older = unassessed.model_copy(update={"schema_version": "1.1"})
+    assert "teacher's students" not in render_markdown(older)

@@ -80,6 +80,7 @@ def test_tiny_background_still_returns_an_inconclusive_result(zoo, n_background)
     assert result.verdict == "inconclusive"
     assert result.probability is None and "background" in result.reasons[0]
     assert result.similarity_to_teacher is not None
+    assert result.teacher_lookalikes is None  # not assessed, which is not "none found"
     json.dumps(result.to_dict(), allow_nan=False)
 
 

@@ -14,7 +14,8 @@ from rich.table import Table
 
 from distillprint.report.junit import is_failure, write_junit
 from distillprint.report.schema import Stage
-from distillprint.score.api import PairScore, attribute, score_pair
+from distillprint.score import display
+from distillprint.score.api import DEFAULT_POLICY, PairScore, attribute, score_pair
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.stats import Verdict, VerdictPolicy
 from distillprint.score_report import build_report, write_outputs
@@ -122,10 +123,12 @@ def score_command(
         console.print(f"wrote {junit}")
     for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
         console.print(f"wrote {path}")
-    probability = "n/a" if report.probability is None else f"{report.probability:.3f}"
-    p_value = "n/a" if report.p_value is None else f"{report.p_value:.4f}"
+    cuts = display.probability_cuts(report.thresholds)
+    probability = display.fraction(report.probability, cuts)
+    p_value = display.p_value(report.p_value, [report.alpha])
     out.print(
-        f"verdict: {report.verdict}  P(distilled) = {probability}  p-value = {p_value}  "
+        f"verdict: {report.verdict}  P(distilled) {display.relation(probability)}  "
+        f"p-value {display.relation(p_value)}  "
         f"({report.n_prompts} prompts, {len(background_labels)} background models)",
         markup=False,
     )
@@ -160,18 +163,18 @@ def attribute_command(
         model=scoring,
         cache_dir=settings.cube_cache,
     )
+    cuts = (DEFAULT_POLICY.distilled_above, DEFAULT_POLICY.not_distilled_below)
     table = Table("rank", "candidate teacher", "posterior", "P(distilled)", "p-value",
                   title=f"Who taught {suspect_label}?")
     for rank, candidate in enumerate(result.candidates, start=1):
         table.add_row(
             str(rank), escape(candidate.teacher),
-            "n/a" if candidate.unscored else f"{candidate.posterior:.3f}",
-            "n/a" if candidate.pair_probability is None else f"{candidate.pair_probability:.3f}",
-            "n/a" if candidate.p_value is None else f"{candidate.p_value:.4f}",
+            "n/a" if candidate.unscored else display.fraction(candidate.posterior),
+            display.fraction(candidate.pair_probability, cuts),
+            display.p_value(candidate.p_value, [DEFAULT_POLICY.alpha]),
         )
     none_of_these = result.none_of_these
-    table.add_row("-", "none of these", "n/a" if none_of_these is None else
-                  f"{none_of_these:.3f}", "", "")
+    table.add_row("-", "none of these", display.fraction(none_of_these), "", "")
     out.print(table)
     for candidate in result.candidates:
         if candidate.unscored:
@@ -183,19 +186,21 @@ def attribute_command(
     by_pair: dict[frozenset[str], list[str]] = {}
     for related in result.related_candidates:
         by_pair.setdefault(frozenset((related.teacher, related.suspect)), []).append(
-            f"{related.suspect} as a student of {related.teacher}: P {related.probability:.3f}")
+            f"{related.suspect} as a student of {related.teacher}: "
+            f"P {display.fraction(related.probability, cuts)}")
     for scores in by_pair.values():
         out.print(f"note: two candidates score as related to each other ({'; '.join(scores)}): "
                   "a suspect close to one is close to both, so their order above is weak evidence",
                   markup=False)
     if result.background_teachers:
-        named = ", ".join(f"{item.model} (P {item.probability:.3f})"
+        named = ", ".join(f"{item.model} (P {display.fraction(item.probability, cuts)})"
                           for item in result.background_teachers[:5])
         more = len(result.background_teachers) - 5
         out.print(f"note: the suspect also scores as distilled from "
                   f"{len(result.background_teachers)} background model(s) not among the "
-                  f"candidates: {named}{f' and {more} more' if more > 0 else ''}; name them "
-                  "with --teacher to rank them too", markup=False)
+                  f"candidates: {named}{f' and {more} more' if more > 0 else ''}. 'none of "
+                  "these' weighs only the candidates named, so it cannot rule these out; name "
+                  "them with --teacher to rank them too", markup=False)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")

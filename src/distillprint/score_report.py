@@ -61,12 +61,14 @@ def build_report(
         verdict=pair.verdict,
         verdict_reason="; ".join(pair.reasons),
         background_p_value=pair.background_p_value,
-        teacher_lookalikes=[schema.Lookalike(**asdict(item)) for item in pair.teacher_lookalikes],
+        teacher_lookalikes=None if pair.teacher_lookalikes is None else [
+            schema.Lookalike(**asdict(item)) for item in pair.teacher_lookalikes
+        ],
         thresholds=_finite(dict(pair.thresholds)),
         features=_finite(pair.features),
         background=background,
         similarity=schema.SimilarityDistribution(
-            teacher=pair.similarity_to_teacher or 0.0,
+            teacher=pair.similarity_to_teacher,
             background=_finite(pair.background_similarities),
         ),
         per_category=[

@@ -147,7 +147,7 @@ def _lookalike_shares(
     n_background = int(feats.background.sum())
     rows = []
     for teacher in teachers:
-        found = teacher_lookalikes(scoring, feats, feats.models.index(teacher), policy)
+        found = teacher_lookalikes(scoring, feats, feats.models.index(teacher), policy) or ()
         rows.append({
             "teacher": teacher,
             "n_background": n_background,

@@ -34,8 +34,10 @@ ATTRIBUTE_HELP = (
     "Rank candidate teachers for a suspect, including 'none of these'.\n\n"
     "All candidates are scored in one comparison, its text views fitted on every answer in "
     "it, so a candidate's P(distilled) can differ from what `score` gives the same pair alone "
-    "(in the third decimal on the development logs: 0.9748 against 0.9719); `score` gives a "
-    "pair's verdict and report."
+    "(in the third decimal on the development logs with the same background models: 0.9748 "
+    "against 0.9719). A --max-background draw leaves out every model named here, so it can "
+    "pick other background models than `score`'s draw, and P and p-values then differ more. "
+    "`score` gives a pair's verdict and report."
 )
 
 

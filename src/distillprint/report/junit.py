@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from distillprint.report.render_html import format_p_value, format_percent
 from distillprint.report.schema import ScoreReport
+from distillprint.score.display import p_value, percent, probability_cuts, relation, setting
 from distillprint.score.stats import Verdict
 
 SUITE_NAME = "distillprint"
@@ -26,16 +26,12 @@ def is_failure(report: ScoreReport, fail_above: float) -> bool:
     return report.probability is not None and report.probability > fail_above
 
 
-def _as_relation(p_value: str) -> str:
-    """'= 0.012', or '< 0.001' as the formatter writes it, never '= < 0.001'."""
-    return p_value if p_value.startswith(("<", ">")) else f"= {p_value}"
-
-
 def _summary(report: ScoreReport) -> str:
+    shown = percent(report.probability, probability_cuts(report.thresholds))
     return (
-        f"P(distilled) = {format_percent(report.probability)}, "
-        f"p-value {_as_relation(format_p_value(report.p_value))} "
-        f"(alpha = {report.alpha}), verdict: {report.verdict}"
+        f"P(distilled) {relation(shown)}, "
+        f"p-value {relation(p_value(report.p_value, [report.alpha]))} "
+        f"(alpha = {setting(report.alpha)}), verdict: {report.verdict}"
     )
 
 

@@ -96,7 +96,8 @@ def similarity_plot(report: ScoreReport) -> str:
     fig = _new_figure(FIG_WIDTH, 3.2)
     ax = fig.add_subplot()
     values = sorted(report.similarity.background.values())
-    span = max([*values, teacher]) - min([*values, teacher])
+    marked = [*values, *([] if teacher is None else [teacher])]
+    span = max(marked, default=0.0) - min(marked, default=0.0)
     heights = _dot_stack(values, width=max(span / 45, 1e-3))
     ax.scatter(
         values,
@@ -107,12 +108,13 @@ def similarity_plot(report: ScoreReport) -> str:
         zorder=3,
         label=f"background models (n={len(values)}), one dot each",
     )
-    ax.axvline(
-        teacher,
-        color=ROLE_STYLE["teacher"][0],
-        linewidth=2.5,
-        label=f"teacher: {_short(report.teacher)} ({teacher:.3f})",
-    )
+    if teacher is not None:  # no shared prompt: nothing to mark
+        ax.axvline(
+            teacher,
+            color=ROLE_STYLE["teacher"][0],
+            linewidth=2.5,
+            label=f"teacher: {_short(report.teacher)} ({teacher:.3f})",
+        )
     ax.set_ylim(0, max(heights, default=1) + 1.5)
     ax.yaxis.set_major_locator(_integer_ticks())
     ax.set_xlabel(f"similarity of the suspect ({_short(report.suspect)}) to each model")

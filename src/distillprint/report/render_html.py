@@ -19,6 +19,7 @@ from distillprint.report.evidence import rank_categories, ranked_echoes
 from distillprint.report.plots import render_plots
 from distillprint.report.schema import Manifest, ScoreReport
 from distillprint.report.seal import BLANK_PAGE_SEAL, seal_page
+from distillprint.score import display
 from distillprint.score.evidence import MAX_ECHO_CHARS, clip
 
 REPORT_DATA_ID = "distillprint-report"
@@ -54,25 +55,16 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["pct"] = format_percent
-    env.filters["pval"] = format_p_value
+    env.filters["pct"] = display.percent
+    env.filters["pval"] = display.p_value
     env.filters["num"] = format_number
+    env.filters["setting"] = display.setting
     env.filters["clip"] = clip
     return env
 
 
-def format_p_value(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
 def format_number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
-
-
-def format_percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def model_summaries(manifest: Manifest) -> list[ModelSummary]:
@@ -91,7 +83,8 @@ def model_summaries(manifest: Manifest) -> list[ModelSummary]:
 
 def background_standing(report: ScoreReport) -> BackgroundStanding:
     background = report.similarity.background
-    closer = sum(1 for value in background.values() if report.similarity.teacher > value)
+    teacher = report.similarity.teacher
+    closer = 0 if teacher is None else sum(1 for value in background.values() if teacher > value)
     nearest = max(background, key=lambda name: background[name]) if background else None
     return BackgroundStanding(closer_than=closer, total=len(background), nearest=nearest)
 
@@ -100,6 +93,7 @@ def _context(report: ScoreReport) -> dict[str, Any]:
     return {
         "r": report,
         "verdict_style": VERDICT_STYLE[report.verdict],
+        "probability_cuts": display.probability_cuts(report.thresholds),
         "plots": render_plots(report),
         "standing": background_standing(report),
         "categories": rank_categories(report.per_category),

@@ -6,18 +6,20 @@ links, images, HTML or @-mentions, so a hostile answer cannot ping people or inj
 
 from __future__ import annotations
 
-import html
 import re
 
 from distillprint.report.evidence import rank_categories, ranked_echoes
-from distillprint.report.render_html import format_number, format_p_value, format_percent
+from distillprint.report.render_html import format_number
 from distillprint.report.schema import CategoryEvidence, Echo, ScoreReport
+from distillprint.score.display import p_value, percent, probability_cuts, setting
 
 TOP_CATEGORIES = 5
 TOP_ECHOES = 3
 TOP_LOOKALIKES = 3
 ECHO_CHARS = 160
-_MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]()#!|~@]")
+# CommonMark lets a backslash escape any ASCII punctuation; escaping '<', '>' and '&' this way
+# neutralises HTML and entities while the text still reads as itself in a plain terminal.
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]()#!|~@<>&]")
 VERDICT_MARK = {"distilled": "🔴", "not distilled": "🟢", "inconclusive": "🟡"}
 
 
@@ -36,7 +38,7 @@ def code_span(text: str, limit: int = ECHO_CHARS) -> str:
 
 def plain(text: str) -> str:
     """Scorer-written prose on one line with Markdown and HTML syntax neutralised."""
-    flat = html.escape(" ".join(text.split()), quote=False)
+    flat = " ".join(text.split()).replace("<=", "≤").replace(">=", "≥")
     return _MARKDOWN_SYNTAX.sub(r"\\\g<0>", flat)
 
 
@@ -56,8 +58,9 @@ def _summary_lines(report: ScoreReport) -> list[str]:
         "| | |",
         "|---|---|",
         f"| Verdict | **{report.verdict}** |",
-        f"| Probability of distillation | {format_percent(report.probability)} |",
-        f"| p-value | {format_p_value(report.p_value)} (α = {report.alpha:.4g}) |",
+        f"| Probability of distillation | "
+        f"{percent(report.probability, probability_cuts(report.thresholds))} |",
+        f"| p-value | {p_value(report.p_value, [report.alpha])} (α = {setting(report.alpha)}) |",
         f"| Probe set | {_cell(f'{report.probe_set} version {report.probe_set_version}')}, "
         f"{report.n_prompts} prompts, {len(report.background)} background models |",
         *_specificity_rows(report),
@@ -67,13 +70,17 @@ def _summary_lines(report: ScoreReport) -> list[str]:
 
 
 def _specificity_rows(report: ScoreReport) -> list[str]:
-    if report.teacher_lookalikes is None:  # reports older than schema 1.2
-        return []
+    if report.teacher_lookalikes is None:
+        if report.schema_version in ("1.0", "1.1"):  # written before it was measured
+            return []
+        return ["| Background models that also score as the teacher's students | "
+                "not assessed: no background model could be scored against the teacher |"]
     names = ", ".join(_cell(item.model) for item in report.teacher_lookalikes[:TOP_LOOKALIKES])
     more = len(report.teacher_lookalikes) - TOP_LOOKALIKES
     listed = f": {names}" + (f" and {more} more" if more > 0 else "") if names else ""
     return [
-        f"| Background p-value (specificity) | {format_p_value(report.background_p_value)} |",
+        f"| Background p-value (specificity) | "
+        f"{p_value(report.background_p_value, [report.alpha])} |",
         f"| Background models that also score as the teacher's students | "
         f"{len(report.teacher_lookalikes)} of {len(report.background)}{listed} |",
     ]
@@ -124,8 +131,9 @@ def _stage_lines(report: ScoreReport) -> list[str]:
     ]
     for stage in report.stages:
         lines.append(
-            f"| {stage.n_prompts} | {stage.alpha:.4g} | {format_percent(stage.probability)} | "
-            f"{format_p_value(stage.p_value)} | {stage.verdict} |"
+            f"| {stage.n_prompts} | {setting(stage.alpha)} | "
+            f"{percent(stage.probability, probability_cuts(report.thresholds))} | "
+            f"{p_value(stage.p_value, [stage.alpha])} | {stage.verdict} |"
         )
     return lines
 

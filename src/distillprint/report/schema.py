@@ -35,7 +35,12 @@ def _check_utc_timestamp(value: str) -> str:
     return value
 
 
-UtcTimestamp = Annotated[str, AfterValidator(_check_utc_timestamp)]
+# the pattern tells JSON Schema readers what the validator enforces
+UtcTimestamp = Annotated[
+    str,
+    Field(pattern=r"^\d{4}-\d{2}-\d{2}T.+(Z|\+00:00)$", json_schema_extra={"format": "date-time"}),
+    AfterValidator(_check_utc_timestamp),
+]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Label = Annotated[str, Field(min_length=1)]
@@ -105,7 +110,8 @@ class Manifest(_Strict):
 class SimilarityDistribution(_Strict):
     """Similarity of the suspect to the teacher and to each background model."""
 
-    teacher: float
+    # None when the suspect and the teacher answered no prompt in common
+    teacher: float | None
     background: dict[str, float]
 
 
@@ -178,7 +184,8 @@ class ScoreReport(_Strict):
     verdict_reason: str
     # rank of the pair among background stand-ins for teacher and suspect: specificity evidence
     background_p_value: Probability | None = None
-    # None in reports older than 1.2; empty when no background model looks like a student
+    # empty when no background model looks like a student; None when that could not be
+    # assessed (no background pair scored), and in reports older than 1.2
     teacher_lookalikes: list[Lookalike] | None = None
     thresholds: dict[str, float]
     features: dict[str, float]

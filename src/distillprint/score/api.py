@@ -77,7 +77,7 @@ class PairScore:
     verdict: Verdict
     reasons: tuple[str, ...]
     # background models that would themselves be called the teacher's students, most alike first
-    teacher_lookalikes: tuple[Lookalike, ...]
+    teacher_lookalikes: tuple[Lookalike, ...] | None  # None: could not be assessed
     alpha: float
     thresholds: dict[str, float]
     n_prompts: int
@@ -199,7 +199,7 @@ def _negatives_rejected(
 
 def teacher_lookalikes(
     scoring: ScoringModel, feats: PairFeatures, teacher: int, policy: VerdictPolicy
-) -> tuple[Lookalike, ...]:
+) -> tuple[Lookalike, ...] | None:
     """Background models the classifier would call distilled from the teacher, most alike first.
 
     P(distilled) asks whether a suspect is closer to the teacher than the background is. When
@@ -211,7 +211,7 @@ def teacher_lookalikes(
 
 def background_teachers(
     scoring: ScoringModel, feats: PairFeatures, suspect: int, policy: VerdictPolicy
-) -> tuple[Lookalike, ...]:
+) -> tuple[Lookalike, ...] | None:
     """Background models the suspect would be called distilled from: teachers worth naming as
     candidates when the ones given are not it."""
     return _background_above(scoring, feats, policy, lambda b: (suspect, b))
@@ -222,18 +222,20 @@ def _background_above(
     feats: PairFeatures,
     policy: VerdictPolicy,
     pair_with: Callable[[int], tuple[int, int]],
-) -> tuple[Lookalike, ...]:
+) -> tuple[Lookalike, ...] | None:
     """Background models whose pair (``pair_with(b)``: suspect, teacher) scores P(distilled) at
-    or above the verdict's threshold, highest first."""
+    or above the verdict's threshold, highest first; None when no such pair could be scored
+    (too small a background, or answers to other prompts), which is not the same as none."""
     indices = [int(b) for b in np.flatnonzero(feats.background)]
     if not indices:
-        return ()
+        return None
     names = [feats.models[b] for b in indices]
     rows = feats.matrix([pair_with(b) for b in indices], list(scoring.features))
     ok = ~np.isnan(rows).any(axis=1)
+    if not ok.any():
+        return None
     probs = np.full(len(names), np.nan)
-    if ok.any():
-        probs[ok] = scoring.predict(rows[ok])[0]
+    probs[ok] = scoring.predict(rows[ok])[0]
     found = [Lookalike(n, float(p)) for n, p in zip(names, probs, strict=True)
              if p >= policy.distilled_above]  # NaN compares false
     return tuple(sorted(found, key=lambda item: (-item.probability, item.model)))
@@ -379,7 +381,7 @@ def attribute(
     none_of_these = None if all(unscored) else posterior.none_of_these
     return Attribution(
         suspect.name, tuple(candidates), none_of_these, len(background), related,
-        background_teachers(scoring, feats, s, policy),
+        background_teachers(scoring, feats, s, policy) or (),
     )
 
 

@@ -21,6 +21,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from distillprint.score import display
+
 
 class Verdict(StrEnum):
     DISTILLED = "distilled"
@@ -89,21 +91,25 @@ def decide(
     if thin:
         return Decision(Verdict.INCONCLUSIVE, thin)
     assert probability is not None and p_value is not None
+    cuts = (policy.distilled_above, policy.not_distilled_below)
+    shown_p = display.fraction(probability, cuts, digits=2)
+    shown_pv = display.on_its_side(p_value, 3, (policy.alpha,), style="g")
+    alpha = display.setting(policy.alpha)
     if probability >= policy.distilled_above and p_value <= policy.alpha:
         reasons = (
-            f"P(distilled) {probability:.2f} >= {policy.distilled_above}",
-            f"p = {p_value:.3g} <= alpha {policy.alpha:.4g}",
+            f"P(distilled) {shown_p} >= {display.setting(policy.distilled_above)}",
+            f"p = {shown_pv} <= alpha {alpha}",
         )
         return Decision(Verdict.DISTILLED, reasons)
     if probability <= policy.not_distilled_below and p_value > policy.alpha:
         reasons = (
-            f"P(distilled) {probability:.2f} <= {policy.not_distilled_below}",
-            f"p = {p_value:.3g} > alpha {policy.alpha:.4g}",
+            f"P(distilled) {shown_p} <= {display.setting(policy.not_distilled_below)}",
+            f"p = {shown_pv} > alpha {alpha}",
         )
         return Decision(Verdict.NOT_DISTILLED, reasons)
     if (probability >= 0.5) != (p_value <= policy.alpha):
         return Decision(Verdict.INCONCLUSIVE, ("probability and p-value disagree",))
-    return Decision(Verdict.INCONCLUSIVE, (f"P(distilled) {probability:.2f} in the middle band",))
+    return Decision(Verdict.INCONCLUSIVE, (f"P(distilled) {shown_p} in the middle band",))
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from distillprint.score import display
+from distillprint.score.stats import Verdict, decide
+
+
+@pytest.mark.parametrize(
+    ("value", "cuts", "shown"),
+    [
+        (0.79996, [0.8], "79.996%"),  # not "80.0%" beside an inconclusive verdict
+        (0.80004, [0.8], "80.004%"),
+        (0.8, [0.8], "80.0%"),
+        (0.5, [0.8, 0.2], "50.0%"),
+        (0.9996, [0.8], "> 99.9%"),
+        (0.0004, [0.2], "< 0.1%"),
+        (None, [], "n/a"),
+    ],
+)
+def test_percent_never_rounds_onto_a_threshold_or_to_certainty(
+    value: float | None, cuts: list[float], shown: str
+) -> None:
+    assert display.percent(value, cuts) == shown
+
+
+def test_p_values_keep_their_side_of_alpha() -> None:
+    assert display.p_value(0.0496, [0.05]) == "0.0496"
+    assert display.p_value(0.0504, [0.05]) == "0.0504"
+    assert display.p_value(0.012, [0.05]) == "0.012"
+    assert display.p_value(0.0004, [0.05]) == "< 0.001"
+    assert display.p_value(0.0004, [0.0005]) == "0.0004"  # "< 0.001" would hide the side
+
+
+def test_settings_read_as_typed() -> None:
+    assert display.setting(64.0) == "64"
+    assert display.setting(0.05 / 3) == "0.01667"
+
+
+def test_verdict_reasons_show_which_side_of_the_threshold_a_value_is_on() -> None:
+    decision = decide(0.79996, 0.01, n_prompts=100, n_background=20)
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    assert decision.reasons == ("P(distilled) 0.79996 in the middle band",)
+    distilled = decide(0.99996, 0.0496, n_prompts=100, n_background=20)
+    assert distilled.reasons == ("P(distilled) > 0.99 >= 0.8", "p = 0.0496 <= alpha 0.05")
