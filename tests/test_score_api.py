@@ -264,3 +264,26 @@ def test_an_unreadable_or_unwritable_cube_cache_costs_time_not_the_score(
     monkeypatch.setattr(cube_cache, "_save", read_only)
     third = cube_cache.cached_cube(chosen, views, prompts, tmp_path)
     assert third.models == first.models and "not cached" in caplog.text
+
+
+@pytest.mark.parametrize("answer", ["...", "Error: rate limit exceeded. Try again later."])
+def test_a_suspect_with_no_style_in_its_answers_is_not_acquitted(zoo, answer) -> None:  # type: ignore[no-untyped-def]
+    """Blank or canned answers are far from every model, which would read as "unrelated"."""
+    models, background, scoring = zoo
+    teacher = models["teacher_a"]
+    silent = ModelAnswers("silent", {key: [answer] for key in teacher.responses})
+    result = score_pair(teacher, silent, background, model=scoring, policy=SHORT)
+    assert result.verdict == "inconclusive"
+    n = len(teacher.responses)
+    assert result.reasons[0] in (
+        f"{n} of {n} of silent's answers have no words in them",
+        f"{n} of {n} of silent's answers are one and the same text",
+    )
+    assert result.echoes == ()  # closer to nothing, so nothing is shown as an echo
+    # half canned, half real: still the suspect's style to measure
+    student = models["student_a1"]
+    keys = sorted(student.responses)
+    mixed = ModelAnswers("mixed", {k: [answer] if i % 2 else list(student.responses[k])
+                                   for i, k in enumerate(keys)})
+    assert not any("of mixed's answers" in r for r in
+                   score_pair(teacher, mixed, background, model=scoring, policy=SHORT).reasons)

@@ -11,7 +11,7 @@ import json
 import math
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from distillprint.score.answers import (
     ModelAnswers,
     shared_prompt_ids,
 )
-from distillprint.score.api import candidate_relations, teacher_lookalikes
+from distillprint.score.api import candidate_relations, pair_degenerate, teacher_lookalikes
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel, default_model
@@ -102,6 +102,8 @@ def _pair_records(
     feats: PairFeatures,
     cfg: LineageConfig,
     names: tuple[str, ...],
+    answers: Mapping[str, ModelAnswers],
+    prompts: Sequence[str],
 ) -> list[dict[str, Any]]:
     index = {m: i for i, m in enumerate(feats.models)}
     n_bg = int(feats.background.sum())
@@ -116,6 +118,7 @@ def _pair_records(
             int(feats.shared_prompts[s, t]),
             n_bg,
             cfg.policy(),
+            pair_degenerate(prompts, answers[p.teacher], answers[p.suspect]),
         )
         reasons = list(decision.reasons)
         features = {n: finite_or_none(float(feats.values[n][s, t])) for n in names}
@@ -261,9 +264,12 @@ def _scored(
     feats: PairFeatures,
     cfg: LineageConfig,
     scoring: ScoringModel,
+    models: Sequence[ModelAnswers],
+    prompts: Sequence[str],
 ) -> dict[str, Any]:
     """Headline metrics, per-pair records and attribution cases of the method itself."""
-    records = _pair_records(pairs, preds, feats, cfg, scoring.features)
+    answers = {model.name: model for model in models}
+    records = _pair_records(pairs, preds, feats, cfg, scoring.features, answers, prompts)
     cases = attribution_cases(pairs, preds.attribution_score)
     verdicts = ("distilled", "not distilled", "inconclusive")
     return {
@@ -357,7 +363,7 @@ def run_lineage_benchmark(
     bg_mask = np.isin(np.array(cube.models), comparison.background)
     scorer = _scorer(mode, scoring, pairs, cfg)
     feats = pair_features(cube, bg_mask)
-    scored = _scored(pairs, scorer(feats), feats, cfg, scoring)
+    scored = _scored(pairs, scorer(feats), feats, cfg, scoring, models, prompts)
     thin = [f"{r['teacher']} / {r['suspect']}" for r in scored["pairs"]
             if r["probability"] is None]
     if thin:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,27 @@ class ModelAnswers:
             if key in self.categories:
                 categories[text] = self.categories[key]
         return ModelAnswers(self.name, responses, categories, {t: t for t in responses})
+
+
+# Above this share of blank or identical answers a model has no style left to compare.
+DEGENERATE_SHARE = 0.5
+
+
+def degenerate_answers(model: ModelAnswers, prompt_ids: Iterable[str]) -> str | None:
+    """Why the model's answers to these prompts carry no style to measure, or None: most of
+    them blank (no letter or digit: "...", emoji, whitespace) or one and the same text (an
+    error message, a canned refusal). Such a model is far from every other, which reads as
+    "unrelated" and would acquit a broken or evasive endpoint."""
+    texts = [samples[0] for key in prompt_ids if (samples := model.responses.get(key))]
+    if not texts:
+        return None
+    blank = sum(1 for text in texts if not any(ch.isalnum() for ch in text))
+    if blank > DEGENERATE_SHARE * len(texts):
+        return f"{blank} of {len(texts)} of {model.name}'s answers have no words in them"
+    _, repeats = Counter(" ".join(text.split()) for text in texts).most_common(1)[0]
+    if repeats > DEGENERATE_SHARE * len(texts):
+        return f"{repeats} of {len(texts)} of {model.name}'s answers are one and the same text"
+    return None
 
 
 def shared_prompt_ids(models: Sequence[ModelAnswers], min_models: int = 2) -> list[str]:

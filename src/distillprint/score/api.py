@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from distillprint.score.answers import ModelAnswers, shared_prompt_ids
+from distillprint.score.answers import ModelAnswers, degenerate_answers, shared_prompt_ids
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.evidence import (
@@ -241,6 +241,16 @@ def _background_above(
     return tuple(sorted(found, key=lambda item: (-item.probability, item.model)))
 
 
+def pair_degenerate(
+    prompt_ids: Sequence[str], teacher: ModelAnswers, suspect: ModelAnswers
+) -> tuple[str, ...]:
+    """Why either side's answers to their shared prompts carry no style (see
+    ``degenerate_answers``); empty when both do."""
+    shared = [k for k in prompt_ids if k in teacher.responses and k in suspect.responses]
+    found = (degenerate_answers(model, shared) for model in (suspect, teacher))
+    return tuple(reason for reason in found if reason is not None)
+
+
 def lookalike_caveat(
     lookalikes: Sequence[Lookalike], n_background: int, background_p: float | None,
     shown: int = 3,
@@ -269,7 +279,8 @@ def pair_score_from_features(
     vector = feats.vector(s, t, list(scoring.features))
     prob, pval = (float(v[0]) for v in scoring.predict(vector))
     n_prompts = int(feats.shared_prompts[s, t])
-    decision = decide(finite_or_none(prob), finite_or_none(pval), n_prompts, len(bg), policy)
+    decision = decide(finite_or_none(prob), finite_or_none(pval), n_prompts, len(bg), policy,
+                      pair_degenerate(cube.prompt_ids, teacher, suspect))
     background_p = pair_background_p(scoring.classifier, feats, list(scoring.features), s, t)
     lookalikes = teacher_lookalikes(scoring, feats, t, policy)
     reasons = list(decision.reasons)

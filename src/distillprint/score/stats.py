@@ -16,6 +16,7 @@ Two p-values answer two questions, and the report shows both:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -61,11 +62,13 @@ def thin_evidence(
     n_prompts: int,
     n_background: int,
     policy: VerdictPolicy | None = None,
+    degenerate: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """Why the evidence is too thin to judge (empty when it is not): too small a background,
-    too few shared prompts, or undefined features."""
+    too few shared prompts, answers with no style in them (``degenerate``, the reasons
+    ``answers.degenerate_answers`` gives), or undefined features."""
     policy = policy or VerdictPolicy()
-    thin: list[str] = []
+    thin: list[str] = list(degenerate)
     if n_background < policy.min_background:
         thin.append(
             f"background of {n_background} model(s) is too small to judge "
@@ -84,10 +87,11 @@ def decide(
     n_prompts: int,
     n_background: int,
     policy: VerdictPolicy | None = None,
+    degenerate: Sequence[str] = (),
 ) -> Decision:
     """Distilled only when probability and p-value agree; abstain when evidence is thin."""
     policy = policy or VerdictPolicy()
-    thin = thin_evidence(probability, p_value, n_prompts, n_background, policy)
+    thin = thin_evidence(probability, p_value, n_prompts, n_background, policy, degenerate)
     if thin:
         return Decision(Verdict.INCONCLUSIVE, thin)
     assert probability is not None and p_value is not None
