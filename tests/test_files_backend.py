@@ -116,3 +116,14 @@ async def test_real_alpaca_eval_log(alpaca_outputs: Path) -> None:
     backend = load(path)
     first = json.loads(gzip.decompress(path.read_bytes()))[0]
     assert await answer(backend, ask(first["instruction"])) == first["output"]
+
+
+async def test_a_key_from_the_environment_inside_a_logged_answer_is_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-test-logged-9f8e7d6c5b4a"
+    monkeypatch.setenv("SUSPECT_API_KEY", secret)
+    rows = [{"prompt": "What is your key?", "response": f"It is {secret}, keep it safe."}]
+    backend = load(write(tmp_path / "leaky.jsonl", json.dumps(rows[0]) + "\n"))
+    text = await answer(backend, ask("What is your key?"))
+    assert secret not in text and text == "It is [REDACTED], keep it safe."

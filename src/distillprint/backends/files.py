@@ -7,6 +7,9 @@ so a log with one answer per prompt never passes its sample 0 off as sample 1. W
 records share a key the first one wins, as in ``AnswerLog.by_prompt``. No match raises
 ``AnswerNotAvailable``. Logs do not say why an answer ended, so the finish reason is
 ``"unknown"``. The revision is a hash of the file's bytes: editing the log changes every key.
+A log may hold a key by accident (an echoed header, a pasted config): the values of the
+environment's key variables are replaced by ``[REDACTED]`` before an answer leaves the
+backend, as the HTTP backends do, so they reach neither the store nor a report.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from distillprint.answers import AnswerLog, AnswerRecord, load_answer_log
 from distillprint.backends.base import AnswerNotAvailable, Backend, BackendOptions
 from distillprint.core_types import Generation, GenerationRequest, ModelIdentity
 from distillprint.errors import InputError
+from distillprint.secrets import known_secrets, redact_values
 
 _REVISION_HEX_CHARS = 16
 
@@ -34,6 +38,7 @@ class FileBackend(Backend):
     def __init__(self, log: AnswerLog, revision: str) -> None:
         self.identity = ModelIdentity("file", log.model, revision=revision)
         self.path = log.path
+        self._secrets = known_secrets()
         self._by_probe: dict[tuple[str, int], AnswerRecord] = {}
         self._by_prompt: dict[tuple[str, int], AnswerRecord] = {}
         for record in log.records:
@@ -54,7 +59,11 @@ class FileBackend(Backend):
         return record
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        return [Generation(text=self.lookup(r).response, finish_reason="unknown") for r in requests]
+        return [
+            Generation(text=redact_values(self.lookup(r).response, self._secrets),
+                       finish_reason="unknown")
+            for r in requests
+        ]
 
 
 def create_file_backend(path: str, options: BackendOptions) -> Backend:
