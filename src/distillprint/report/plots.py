@@ -119,6 +119,8 @@ def similarity_plot(report: ScoreReport) -> str:
     ax.yaxis.set_major_locator(_integer_ticks())
     ax.set_xlabel(f"similarity of the suspect ({_short(report.suspect)}) to each model")
     ax.set_ylabel("models")
+    ax.set_title("Suspect's similarity to the teacher and to each background model",
+                 fontsize=10, pad=24)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _to_base64(fig)
@@ -151,6 +153,8 @@ def category_plot(report: ScoreReport) -> str | None:
     )
     ax.set_yticks(rows, [f"{_short(c.category, 24)} (n={c.n})" for c in ranked], fontsize=8)
     ax.set_xlabel("similarity")
+    ax.set_ylabel("probe category")
+    ax.set_title("Similarity by probe category", fontsize=10, pad=24)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _to_base64(fig)
@@ -183,13 +187,17 @@ def fingerprint_map_plot(report: ScoreReport) -> str | None:
         )
         for p in chosen:
             if role != "background" or label_all:
+                # role-coloured and named, so a suspect sitting on its teacher cannot swap
+                # the two labels in a reader's eye
+                named = role in ("teacher", "suspect")
                 ax.annotate(
-                    _short(p.model, 22),
+                    f"{role}: {_short(p.model, 22)}" if named else _short(p.model, 22),
                     (p.x, p.y),
                     xytext=LABEL_OFFSET[role],
                     fontsize=8,
                     textcoords="offset points",
-                    color="#222222",
+                    color=colour if named else "#222222",
+                    fontweight="bold" if named else "normal",
                     zorder=4,
                 )
     ax.margins(0.12)
@@ -197,5 +205,6 @@ def fingerprint_map_plot(report: ScoreReport) -> str | None:
     ax.set_yticks([])
     ax.set_xlabel("map axis 1 (no units: nearby points answer in a similar style)")
     ax.set_ylabel("map axis 2")
+    ax.set_title("Map of model fingerprints", fontsize=10)
     ax.legend(loc="best", fontsize=8, frameon=True)
     return _to_base64(fig)
