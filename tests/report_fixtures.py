@@ -10,7 +10,6 @@ import random
 
 from distillprint.report.manifest import build_manifest, response_digest
 from distillprint.report.schema import (
-    Attribution,
     CategoryEvidence,
     ComponentVersion,
     Echo,
@@ -104,7 +103,6 @@ def sample_report(
     p_value: float = 0.004,
     verdict: Verdict | str = Verdict.DISTILLED,
     teacher: str = TEACHER,
-    with_attribution: bool = True,
     n_probes: int = 12,
 ) -> ScoreReport:
     rng = random.Random(0)
@@ -118,11 +116,6 @@ def sample_report(
         package_version="0.1.0",
         created_at=CREATED_AT,
     )
-    attribution = [
-        Attribution(teacher=TEACHER, probability=0.81),
-        Attribution(teacher="claude-2", probability=0.07),
-        Attribution(teacher="none of these", probability=0.12),
-    ]
     return ScoreReport(
         created_at=CREATED_AT,
         package_version="0.1.0",
@@ -152,6 +145,5 @@ def sample_report(
         per_category=_categories(rng),
         echoes=_echoes(),
         fingerprint_map=_map(rng),
-        attribution=attribution if with_attribution else None,
         manifest=manifest,
     )

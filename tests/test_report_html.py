@@ -92,7 +92,7 @@ def test_embedded_json_reproduces_the_report() -> None:
 
 def test_minimal_report_renders_without_optional_evidence() -> None:
     report = sample_report(
-        verdict="inconclusive", probability=0.5, p_value=0.2, with_attribution=False
+        verdict="inconclusive", probability=0.5, p_value=0.2
     )
     bare = report.model_copy(
         update={
@@ -106,7 +106,6 @@ def test_minimal_report_renders_without_optional_evidence() -> None:
     page = render_html(ScoreReport.model_validate(bare.model_dump()))
     assert _parse(page).verdict_text.strip() == "inconclusive"
     assert "No per-category evidence" in page and "No fingerprint map" in page
-    assert "Attribution among candidate teachers" not in page
     assert page.count("data:image/png;base64,") == 1
     # no prompt in common: no similarity to mark, rather than a line drawn at 0
     unmatched = bare.model_copy(update={

@@ -11,9 +11,9 @@ from distillprint.errors import InputError
 from distillprint.report.load import parse_report, read_report, write_report_json
 from distillprint.report.schema import (
     REPORT_SCHEMA_VERSION,
-    SCHEMA_FILE_NAME,
+    AttributionReport,
     ScoreReport,
-    export_json_schema,
+    export_json_schemas,
     report_json_schema,
     utc_now_iso,
 )
@@ -80,16 +80,19 @@ def test_utc_now_iso_is_accepted_by_the_schema() -> None:
     assert stamp.endswith("Z")
 
 
-def test_committed_json_schema_is_current(tmp_path: Path) -> None:
-    committed = resources.files("distillprint.report").joinpath(SCHEMA_FILE_NAME).read_text()
-    fresh = export_json_schema(tmp_path / SCHEMA_FILE_NAME).read_text()
-    assert committed == fresh, (
-        "refresh it: python -c 'from distillprint.report.schema import export_json_schema; "
-        'export_json_schema("src/distillprint/report/score_report.schema.json")\''
-    )
+def test_committed_json_schemas_are_current(tmp_path: Path) -> None:
+    for fresh in export_json_schemas(tmp_path):
+        committed = resources.files("distillprint.report").joinpath(fresh.name).read_text()
+        assert committed == fresh.read_text(), (
+            "refresh them: python -c 'from distillprint.report.schema import "
+            'export_json_schemas; export_json_schemas("src/distillprint/report")\''
+        )
     schema = report_json_schema()
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) >= {"verdict", "probability", "p_value", "manifest"}
+    attribution = report_json_schema(AttributionReport)
+    assert "attribution report" in attribution["$comment"]
+    assert set(attribution["required"]) >= {"candidates", "none_of_these", "manifest"}
 
 
 def test_parse_report_names_the_bad_field() -> None:

@@ -134,6 +134,7 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path) -> None:
         "--teacher", f"file:{logs['teacher']}",
         "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
         "--background-dir", str(logs["background"]), "--json", str(out),
+        "--markdown", str(tmp_path / "attribution.md"),
     ])
     assert result.exit_code == 0, result.output
     ranking = json.loads(out.read_text())
@@ -142,6 +143,20 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path) -> None:
     assert first["posterior"] > 0.9 > second["posterior"]
     assert ranking["none_of_these"] is not None and ranking["none_of_these"] < 0.1
     assert ranking["related_candidates"] == []
+    # a versioned record of what was compared, which verify checks like a score report
+    assert (ranking["kind"], ranking["schema_version"]) == ("attribution", "1.0")
+    assert len(ranking["background"]) == ranking["n_background"] > 0
+    assert {m["role"] for m in ranking["manifest"]["models"]} == {
+        "suspect", "candidate", "background"}
+    store = tmp_path / "s.sqlite"
+    runner = CliRunner()
+    assert runner.invoke(app, ["verify", str(out), "--store", str(store)]).exit_code == 0
+    summary = (tmp_path / "attribution.md").read_text()
+    assert "| 1 | `file:teacher` |" in summary and "| - | none of these |" in summary
+    out.write_text(out.read_text().replace(f'"posterior": {first["posterior"]}',
+                                           '"posterior": 0.01', 1))
+    edited = runner.invoke(app, ["verify", str(out), "--store", str(store)])
+    assert edited.exit_code == 1 and "the report itself was edited" in edited.output
 
 
 def test_attribute_warns_when_two_candidates_are_related(

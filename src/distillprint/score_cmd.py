@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,12 +12,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from distillprint.report.junit import is_failure, write_junit
+from distillprint.report.load import write_report_json
+from distillprint.report.render_markdown import render_attribution_markdown
 from distillprint.report.schema import Stage
 from distillprint.score import display
 from distillprint.score.api import DEFAULT_POLICY, PairScore, attribute, score_pair
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.stats import Verdict, VerdictPolicy
-from distillprint.score_report import build_report, write_outputs
+from distillprint.score_report import build_attribution_report, build_report, write_outputs
 from distillprint.score_run import Evidence, ModelSpec, RunSettings, gather_evidence
 
 
@@ -150,6 +151,7 @@ def attribute_command(
     json_path: Path | None,
     out: Console,
     console: Console,
+    markdown: Path | None = None,
 ) -> None:
     scoring = _scoring(scoring_model)
     evidence = gather_evidence([suspect, *teachers, *background], settings, console)
@@ -201,7 +203,11 @@ def attribute_command(
                   f"candidates: {named}{f' and {more} more' if more > 0 else ''}. 'none of "
                   "these' weighs only the candidates named, so it cannot rule these out; name "
                   "them with --teacher to rank them too", markup=False)
+    report = build_attribution_report(result, evidence, scoring, teacher_labels,
+                                      background_labels)
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {write_report_json(report, json_path)}")
+    if markdown is not None:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(render_attribution_markdown(report), encoding="utf-8")
+        console.print(f"wrote {markdown}")

@@ -13,8 +13,8 @@ from distillprint.report.load import write_report_json
 from distillprint.report.manifest import seal_report
 from distillprint.report.render_html import render_html
 from distillprint.report.render_markdown import render_markdown
-from distillprint.report.schema import ComponentVersion, ScoreReport
-from distillprint.score.api import PairScore
+from distillprint.report.schema import AttributionReport, ComponentVersion, ScoreReport
+from distillprint.score.api import Attribution, PairScore
 from distillprint.score.evidence import CategoryEvidence, Echo
 from distillprint.score.model import ScoringModel
 from distillprint.score_run import Evidence
@@ -80,6 +80,39 @@ def build_report(
         ],
         fingerprint_map=[schema.MapPoint(**asdict(p)) for p in pair.fingerprint_map],
         stages=stages,
+        manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
+    ))
+
+
+def build_attribution_report(
+    result: Attribution,
+    evidence: Evidence,
+    scoring: ScoringModel,
+    candidates: list[str],
+    background: list[str],
+) -> AttributionReport:
+    labels = [result.suspect, *candidates, *background]
+    return seal_report(AttributionReport(
+        created_at=schema.utc_now_iso(),
+        package_version=__version__,
+        suspect=result.suspect,
+        probe_set=evidence.probe_set.name,
+        probe_set_version=evidence.probe_set.version,
+        candidates=[
+            schema.CandidateScore(
+                teacher=c.teacher,
+                posterior=None if c.unscored else c.posterior,
+                pair_probability=c.pair_probability,
+                p_value=c.p_value,
+                unscored=c.unscored,
+            )
+            for c in result.candidates
+        ],
+        none_of_these=result.none_of_these,
+        related_candidates=[schema.RelatedPair(**asdict(r)) for r in result.related_candidates],
+        background_teachers=[schema.Lookalike(**asdict(b)) for b in result.background_teachers],
+        background=background,
+        n_background=result.n_background,
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
     ))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distillprint.report.load import parse_report, read_report_text
+from distillprint.report.load import parse_any_report, read_report_text
 from distillprint.report.manifest import (
     DigestKey,
     VerifyResult,
@@ -12,7 +12,7 @@ from distillprint.report.manifest import (
     response_digest,
     verify_manifest,
 )
-from distillprint.report.schema import ResponseDigest
+from distillprint.report.schema import ResponseDigest, ScoreReport
 from distillprint.report.seal import page_intact
 from distillprint.store import ResponseStore
 
@@ -21,7 +21,7 @@ UNHASHED_SCHEMAS = frozenset({"1.0", "1.1", "1.2"})
 
 def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
     text = read_report_text(report_path)  # once: the seal and the data are of one text
-    report = parse_report(text, source=report_path)
+    report = parse_any_report(text, source=report_path)
     manifest = report.manifest
     wanted = {DigestKey(d.model, d.probe_id, d.sample_index) for d in manifest.responses}
     labels = {entry.label for entry in manifest.models}
@@ -38,7 +38,7 @@ def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
     result = verify_manifest(manifest, current)
     # Schema 1.3 writes both the report hash and, in HTML, the page seal: a 1.3 report without
     # them had them removed, which must not read as an older, unhashed report.
-    hashed = report.schema_version not in UNHASHED_SCHEMAS
+    hashed = not (isinstance(report, ScoreReport) and report.schema_version in UNHASHED_SCHEMAS)
     # None for a JSON report too: JSON text cannot hold the seal tag's unescaped quotes
     page = page_intact(text)
     if page is None and hashed and text.lstrip().startswith("<"):

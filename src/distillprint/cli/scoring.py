@@ -119,7 +119,10 @@ def attribute(
     temperature: TemperatureOption = None,
     max_tokens: MaxTokensOption = None,
     scoring_model: ScoringModelOption = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the attribution report here (JSON; `verify` checks it).")] = None,
+    markdown: Annotated[Path | None, typer.Option(
+        help="Write a Markdown summary here (a pull-request comment).")] = None,
 ) -> None:
     from distillprint.score_cmd import attribute_command
 
@@ -130,11 +133,13 @@ def attribute(
         settings=run_settings(probes, store, samples, concurrency, temperature, max_tokens,
                                background_dir, max_background, seed),
         scoring_model=scoring_model, json_path=json_out, out=out, console=console,
+        markdown=markdown,
     )
 
 
 def verify(
-    report: Annotated[Path, typer.Argument(help="Report (.json or .html).")],
+    report: Annotated[Path, typer.Argument(
+        help="Score report (.json or .html) or attribution report (.json).")],
     store: StoreOption,
 ) -> None:
     """Recompute the report's evidence hashes from the store; exit 1 if anything changed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,14 +10,14 @@ from pydantic import ValidationError
 
 from distillprint.errors import InputError
 from distillprint.report.render_html import REPORT_DATA_ID
-from distillprint.report.schema import ScoreReport
+from distillprint.report.schema import AttributionReport, ScoreReport
 
 _DATA_BLOCK = re.compile(
     rf'<script type="application/json" id="{REPORT_DATA_ID}">(.*?)</script>', re.DOTALL
 )
 
 
-def write_report_json(report: ScoreReport, path: str | Path) -> Path:
+def write_report_json(report: ScoreReport | AttributionReport, path: str | Path) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -24,19 +25,39 @@ def write_report_json(report: ScoreReport, path: str | Path) -> Path:
 
 
 def parse_report(text: str, *, source: str | Path = "<report>") -> ScoreReport:
-    """Parse a report from JSON text or from an HTML page made by ``render_html``."""
+    """Parse a score report from JSON text or from an HTML page made by ``render_html``."""
+    report = parse_any_report(text, source=source)
+    if not isinstance(report, ScoreReport):
+        raise InputError("an attribution report, not a score report", path=source)
+    return report
+
+
+def parse_any_report(
+    text: str, *, source: str | Path = "<report>"
+) -> ScoreReport | AttributionReport:
+    """A score report (JSON or HTML) or an attribution report (JSON), told apart by ``kind``."""
     if text.lstrip().startswith("<"):
         match = _DATA_BLOCK.search(text)
         if match is None:
             raise InputError("no embedded distillprint report found in this HTML", path=source)
         text = match.group(1)
     try:
-        return ScoreReport.model_validate_json(text)
+        kind = json.loads(text).get("kind")
+    except (ValueError, AttributeError):
+        kind = None  # not a JSON object: the score report's validation says what is wrong
+    model: type[ScoreReport | AttributionReport] = (
+        AttributionReport if kind == "attribution" else ScoreReport
+    )
+    try:
+        return model.model_validate_json(text)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
         raise InputError(
-            f"not a valid score report: {first['msg']}", path=source, field=field
+            f"not a valid {'attribution' if kind == 'attribution' else 'score'} report: "
+            f"{first['msg']}",
+            path=source,
+            field=field,
         ) from exc
 
 

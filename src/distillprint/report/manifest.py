@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
 
 from distillprint.core_types import canonical_json, text_sha256
 from distillprint.report.schema import (
+    AttributionReport,
     ComponentVersion,
     Manifest,
     ModelEntry,
@@ -26,6 +27,8 @@ from distillprint.report.schema import (
     utc_now_iso,
 )
 from distillprint.secrets import REDACTED, known_secrets, redact
+
+_Report = TypeVar("_Report", ScoreReport, AttributionReport)
 
 # Query parameters whose names say they carry credentials.
 _SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|auth|signature|sig)", re.I)
@@ -97,13 +100,13 @@ def _sha256_without(model: BaseModel, field: str) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
-def report_hash(report: ScoreReport) -> str:
+def report_hash(report: ScoreReport | AttributionReport) -> str:
     """SHA-256 of the canonical JSON of every report field except this hash: the verdict,
     probability and evidence, as well as the manifest with its own hash."""
     return _sha256_without(report, "report_sha256")
 
 
-def seal_report(report: ScoreReport) -> ScoreReport:
+def seal_report(report: _Report) -> _Report:
     return report.model_copy(update={"report_sha256": report_hash(report)})
 
 

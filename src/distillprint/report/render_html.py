@@ -98,7 +98,6 @@ def _context(report: ScoreReport) -> dict[str, Any]:
         "standing": background_standing(report),
         "categories": rank_categories(report.per_category),
         "echoes": ranked_echoes(report.echoes),
-        "attribution": sorted(report.attribution or [], key=lambda a: -a.probability),
         "features": sorted(report.features.items()),
         "models": model_summaries(report.manifest),
         "list_digests": len(report.manifest.responses) <= MAX_LISTED_DIGESTS,

@@ -10,8 +10,8 @@ import re
 
 from distillprint.report.evidence import rank_categories, ranked_echoes
 from distillprint.report.render_html import format_number
-from distillprint.report.schema import CategoryEvidence, Echo, ScoreReport
-from distillprint.score.display import p_value, percent, probability_cuts, setting
+from distillprint.report.schema import AttributionReport, CategoryEvidence, Echo, ScoreReport
+from distillprint.score.display import fraction, p_value, percent, probability_cuts, setting
 
 TOP_CATEGORIES = 5
 TOP_ECHOES = 3
@@ -147,4 +147,33 @@ def render_markdown(report: ScoreReport) -> str:
         f"({len(report.manifest.responses)} response digests)",
         "",
     ]
+    return "\n".join(lines)
+
+
+def render_attribution_markdown(report: AttributionReport) -> str:
+    lines = [
+        f"## distillprint: who taught {code_span(report.suspect, limit=60)}?",
+        "",
+        "| Rank | Candidate teacher | Posterior | P(distilled) | p-value |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for rank, c in enumerate(report.candidates, start=1):
+        teacher = code_span(c.teacher, limit=60).replace("|", "\\|")
+        lines.append(f"| {rank} | {teacher} | {fraction(c.posterior)} | "
+                     f"{fraction(c.pair_probability)} | {p_value(c.p_value)} |")
+    lines.append(f"| - | none of these | {fraction(report.none_of_these)} | | |")
+    notes = [f"{code_span(c.teacher, limit=60)} left out of the ranking: {c.unscored}"
+             for c in report.candidates if c.unscored]
+    notes += [f"{code_span(r.suspect, limit=60)} scores as a student of "
+              f"{code_span(r.teacher, limit=60)} (P {fraction(r.probability)}): between them "
+              "the ranking is weak evidence" for r in report.related_candidates]
+    if report.background_teachers:
+        named = ", ".join(code_span(b.model, limit=60) for b in report.background_teachers[:5])
+        notes.append(f"the suspect also scores as distilled from {len(report.background_teachers)}"
+                     f" background model(s) not among the candidates ({named}); "
+                     f"'none of these' weighs only the candidates named")
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
+    lines += ["", f"{report.n_background} background models; manifest SHA-256 "
+              f"`{report.manifest.manifest_sha256}`", ""]
     return "\n".join(lines)

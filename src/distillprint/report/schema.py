@@ -19,7 +19,6 @@ from distillprint.score.stats import Verdict
 # ``teacher_lookalikes`` (how specific the match is to this teacher); 1.3 added
 # ``report_sha256`` (so that ``verify`` notices an edited verdict too). Older reports still load.
 REPORT_SCHEMA_VERSION: Final = "1.3"
-SCHEMA_FILE_NAME = "score_report.schema.json"
 
 Role = Literal["teacher", "suspect", "background", "candidate"]
 
@@ -194,6 +193,8 @@ class ScoreReport(_Strict):
     per_category: list[CategoryEvidence]
     echoes: list[Echo]
     fingerprint_map: list[MapPoint]
+    # never written: attribution has its own report (AttributionReport); kept so that
+    # reports that carry the key still load
     attribution: list[Attribution] | None = None
     # every look when the budget was grown in stages; the report's own fields are the last
     stages: list[Stage] | None = None
@@ -211,17 +212,73 @@ class ScoreReport(_Strict):
         return self
 
 
-def report_json_schema() -> dict[str, Any]:
-    schema = ScoreReport.model_json_schema()
+# An attribution ranks several candidate teachers where a score report judges one, so it has
+# its own record, verified like a score report (manifest and report hash).
+ATTRIBUTION_SCHEMA_VERSION: Final = "1.0"
+
+
+class CandidateScore(_Strict):
+    teacher: Label
+    # None when the pair could not be scored (``unscored`` says why)
+    posterior: Probability | None
+    pair_probability: Probability | None  # P(distilled) of the pair, as ``score`` gives it
+    p_value: Probability | None
+    unscored: str | None = None
+
+
+class RelatedPair(_Strict):
+    """Two candidates that score as distilled one from the other (``suspect`` as a student of
+    ``teacher``): between them the ranking is weak evidence."""
+
+    teacher: Label
+    suspect: Label
+    probability: Probability
+
+
+class AttributionReport(_Strict):
+    kind: Literal["attribution"] = "attribution"
+    schema_version: Literal["1.0"] = ATTRIBUTION_SCHEMA_VERSION
+    created_at: UtcTimestamp
+    package_version: str
+    suspect: Label
+    probe_set: Label
+    probe_set_version: str
+    candidates: list[CandidateScore]  # best first
+    # posterior that none of the candidates is the teacher; None when none could be scored
+    none_of_these: Probability | None
+    related_candidates: list[RelatedPair]
+    # background models the suspect also scores as distilled from, not among the candidates
+    background_teachers: list[Lookalike]
+    background: list[str]
+    n_background: int = Field(ge=0)
+    manifest: Manifest
+    report_sha256: Sha256Hex | None = None
+
+
+def report_json_schema(model: type[BaseModel] = ScoreReport) -> dict[str, Any]:
+    kind, version = (
+        ("attribution report", ATTRIBUTION_SCHEMA_VERSION)
+        if model is AttributionReport
+        else ("score report", REPORT_SCHEMA_VERSION)
+    )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$comment": f"distillprint score report, schema version {REPORT_SCHEMA_VERSION}",
-        **schema,
+        "$comment": f"distillprint {kind}, schema version {version}",
+        **model.model_json_schema(),
     }
 
 
-def export_json_schema(path: str | Path) -> Path:
-    """Write the report's JSON Schema; the committed copy is checked against this by a test."""
-    target = Path(path)
-    target.write_text(json.dumps(report_json_schema(), indent=2, sort_keys=True) + "\n")
-    return target
+def export_json_schemas(folder: str | Path) -> list[Path]:
+    """Write both reports' JSON Schemas; the committed copies are checked by a test."""
+    written = []
+    for name, model in SCHEMA_FILES.items():
+        target = Path(folder) / name
+        target.write_text(json.dumps(report_json_schema(model), indent=2, sort_keys=True) + "\n")
+        written.append(target)
+    return written
+
+
+SCHEMA_FILES: dict[str, type[BaseModel]] = {
+    "score_report.schema.json": ScoreReport,
+    "attribution_report.schema.json": AttributionReport,
+}
