@@ -119,13 +119,25 @@ def test_sampling_a_probe_file_onto_itself_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("option", "value"), [("--alpha", "0"), ("--alpha", "nan"),
-                                               ("--max-background", "-1")])
+                                               ("--max-background", "-1"),
+                                               ("--temperature", "3"), ("--max-tokens", "0")])
 def test_score_options_are_checked_before_any_model_is_asked(
     tmp_path: Path, option: str, value: str
 ) -> None:
     store = tmp_path / "s.sqlite"
     result = run_cli("score", "--teacher", "echo:t", "--suspect", "echo:s", "--store", str(store),
                      option, value)
+    assert result.returncode == 2 and option in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not store.exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--temperature", "-1"), ("--max-tokens", "100000"),
+                                               ("--batch-size", "0")])
+def test_collect_sampling_options_out_of_range_are_bad_input(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    store = tmp_path / "s.sqlite"
+    result = run_cli("collect", "--model", "echo:m", "--store", str(store), option, value)
     assert result.returncode == 2 and option in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not store.exists()
 

@@ -413,3 +413,41 @@ def test_two_logs_declaring_one_model_name_are_told_apart_by_file(
     assert result.exit_code == 0, result.output
     assert "bg0.jsonl left out: it declares the model name of" in result.output
     assert len(json.loads(out.read_text())["background"]) == 5
+
+
+def test_a_gate_without_a_background_is_refused_before_any_collection(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    """Below the policy's background minimum no probability is computed, so such a gate
+    would pass every checkpoint."""
+    store = tmp_path / "s.sqlite"
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(store), "--fail-above", "0.5",
+        "--background", f"file:{logs['background'] / 'bg0.jsonl'}",
+    ])
+    assert isinstance(result.exception, InputError) and result.exception.field == "fail-above"
+    assert "at least 3 background models" in str(result.exception) and not store.exists()
+
+
+@pytest.mark.integration
+def test_score_exits_4_when_the_suspect_could_not_answer_everything(
+    tmp_path: Path, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servers import Canned, ScriptedServer
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789abcdef")
+    refusal = Canned(400, {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "this prompt is not allowed"}})
+    out = tmp_path / "report.json"
+    with ScriptedServer([refusal]) as server:  # one refusal, then answers
+        result = CliRunner().invoke(app, [
+            "score", "--teacher", f"file:{logs['teacher']}",
+            "--suspect", "anthropic:claude-test", "--base-url", server.url,
+            "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+            "--background-dir", str(logs["background"]), "--json", str(out),
+            "--concurrency", "1",
+        ], terminal_width=500)
+    assert result.exit_code == 4, result.output
+    assert "incomplete: requests to anthropic:claude-test failed" in result.output
+    assert json.loads(out.read_text())["n_prompts"] == N_PROMPTS - 1  # what arrived is scored

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Exit codes: 0 pass, 1 a gate crossed (score --fail-above, verify), 2 bad input,
+# 130 interrupted, and these two.
+EXIT_INTERNAL_ERROR = 3
+# collect, score, attribute: some requests failed or are still pending; a rerun retries them
+EXIT_INCOMPLETE = 4
+
 
 class DistillprintError(Exception):
     """Base class for errors the CLI reports without a traceback."""

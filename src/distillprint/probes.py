@@ -30,12 +30,19 @@ _SET_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _NOT_IN_SET_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+# Bounds of what probe files and the command line may set (the CLI options use them too).
+TEMPERATURE_RANGE = (0.0, 2.0)
+MAX_TOKENS_RANGE = (1, 32768)
+
+
 class SamplingOverrides(BaseModel):
     model_config = _STRICT
 
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    temperature: float | None = Field(
+        default=None, ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1]
+    )
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1, le=32768)
+    max_tokens: int | None = Field(default=None, ge=MAX_TOKENS_RANGE[0], le=MAX_TOKENS_RANGE[1])
     seed: int | None = None
 
     def as_overrides(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from distillprint.errors import EXIT_INCOMPLETE, InputError
 from distillprint.report.junit import is_failure, write_junit
 from distillprint.report.load import write_report_json
 from distillprint.report.render_markdown import render_attribution_markdown
@@ -20,7 +21,13 @@ from distillprint.score.api import DEFAULT_POLICY, PairScore, attribute, score_p
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.stats import Verdict, VerdictPolicy
 from distillprint.score_report import build_attribution_report, build_report, write_outputs
-from distillprint.score_run import Evidence, ModelSpec, RunSettings, gather_evidence
+from distillprint.score_run import (
+    Evidence,
+    ModelSpec,
+    RunSettings,
+    background_log_specs,
+    gather_evidence,
+)
 
 
 def _background_labels(evidence: Evidence, named: Sequence[str]) -> list[str]:
@@ -97,9 +104,12 @@ def score_command(
     out: Console,
     staging: Staging = Staging(),
 ) -> int:
-    """Returns the exit code: 1 when the CI gate (``fail_above``) is crossed."""
+    """Returns the exit code: 1 when the CI gate (``fail_above``) is crossed, else 4 when
+    collection left requests failed (the report is still written from what arrived)."""
     scoring = _scoring(scoring_model)
     specs = [teacher, suspect, *background]
+    if fail_above is not None:
+        _check_gate_background(specs, settings, console)
     looks = staging.looks(len(settings.probe_set().probes))
     stages: list[Stage] = []
     for look in looks:
@@ -134,11 +144,37 @@ def score_command(
         markup=False,
     )
     out.print(f"reason: {report.verdict_reason}", markup=False)
-    if fail_above is None:
-        return 0
-    if is_failure(report, fail_above):
+    if fail_above is not None and is_failure(report, fail_above):
         return 1
-    return 1 if fail_inconclusive and report.verdict is Verdict.INCONCLUSIVE else 0
+    if fail_above is not None and fail_inconclusive and report.verdict is Verdict.INCONCLUSIVE:
+        return 1
+    return _incomplete_code(evidence, out)
+
+
+def _incomplete_code(evidence: Evidence, out: Console) -> int:
+    if not evidence.incomplete:
+        return 0
+    out.print(f"incomplete: requests to {', '.join(evidence.incomplete)} failed (see above); "
+              "the result uses what arrived, and a rerun sends only the rest", markup=False)
+    return EXIT_INCOMPLETE
+
+
+def _check_gate_background(
+    specs: Sequence[ModelSpec], settings: RunSettings, console: Console
+) -> None:
+    """A gate scored without a background could never fire: no probability is computed below
+    the policy's minimum, so every checkpoint would pass. Refuse it before any collection."""
+    needed = DEFAULT_POLICY.min_background
+    available = sum(spec.role == "background" for spec in specs) + len(
+        background_log_specs(settings, specs, console)
+    )
+    if available < needed:
+        raise InputError(
+            f"a gate needs at least {needed} background models (--background or "
+            f"--background-dir), {available} given: without them no probability is computed "
+            "and the gate could never fire",
+            field="fail-above",
+        )
 
 
 def attribute_command(
@@ -152,7 +188,8 @@ def attribute_command(
     out: Console,
     console: Console,
     markdown: Path | None = None,
-) -> None:
+) -> int:
+    """Returns the exit code: 4 when collection left requests failed, else 0."""
     scoring = _scoring(scoring_model)
     evidence = gather_evidence([suspect, *teachers, *background], settings, console)
     labels = list(evidence.answers)
@@ -170,7 +207,7 @@ def attribute_command(
                   title=f"Who taught {suspect_label}?")
     for rank, candidate in enumerate(result.candidates, start=1):
         table.add_row(
-            str(rank), escape(candidate.teacher),
+            "-" if candidate.unscored else str(rank), escape(candidate.teacher),
             "n/a" if candidate.unscored else display.fraction(candidate.posterior),
             display.fraction(candidate.pair_probability, cuts),
             display.p_value(candidate.p_value, [DEFAULT_POLICY.alpha]),
@@ -211,3 +248,4 @@ def attribute_command(
         markdown.parent.mkdir(parents=True, exist_ok=True)
         markdown.write_text(render_attribution_markdown(report), encoding="utf-8")
         console.print(f"wrote {markdown}")
+    return _incomplete_code(evidence, out)

@@ -79,6 +79,8 @@ class Evidence:
     answers: dict[str, ModelAnswers] = field(default_factory=dict)
     entries: list[ModelEntry] = field(default_factory=list)
     digests: list[ResponseDigest] = field(default_factory=list)
+    #: specs whose collection left requests failed or pending: a rerun sends only those
+    incomplete: list[str] = field(default_factory=list)
 
     def manifest_for(self, labels: Sequence[str], classifier: ComponentVersion) -> Manifest:
         wanted = set(labels)
@@ -98,8 +100,7 @@ def gather_evidence(
 ) -> Evidence:
     """Validate every input first, then collect what the store lacks for each spec."""
     probe_set = settings.probe_set()
-    specs = [*specs, *_log_specs(settings.background_dirs, settings.max_background,
-                                 settings.seed, specs, console)]
+    specs = [*specs, *background_log_specs(settings, specs, console)]
     backends = [
         (spec, create_backend(spec.spec, BackendOptions(
             base_url=spec.base_url, timeout_s=settings.timeout_s, batch_size=settings.batch_size
@@ -110,7 +111,11 @@ def gather_evidence(
     with ResponseStore(settings.store) as store:
         for spec, backend in backends:
             with resumable(console):
-                records = asyncio.run(_collect_one(backend, probe_set, store, settings, console))
+                records, complete = asyncio.run(
+                    _collect_one(backend, probe_set, store, settings, console)
+                )
+            if not complete:
+                evidence.incomplete.append(spec.spec)
             label = backend.identity.label
             if spec.role == "background" and (
                 _name_taken(evidence, spec, label, console)
@@ -119,6 +124,14 @@ def gather_evidence(
                 continue
             _add_stored(evidence, spec, label, records)
     return evidence
+
+
+def background_log_specs(
+    settings: RunSettings, named: Sequence[ModelSpec], console: Console
+) -> list[ModelSpec]:
+    """The background models the settings' ``--background-dir`` folders contribute."""
+    return _log_specs(settings.background_dirs, settings.max_background, settings.seed, named,
+                      console)
 
 
 def _name_taken(evidence: Evidence, spec: ModelSpec, label: str, console: Console) -> bool:
@@ -184,18 +197,19 @@ async def _collect_one(
     store: ResponseStore,
     settings: RunSettings,
     console: Console,
-) -> list[StoredResponse]:
+) -> tuple[list[StoredResponse], bool]:
+    """The stored answers, and whether collection left nothing failed or pending."""
     # One plan serves collection and lookup, so each request's key is hashed once, not twice.
     plan = plan_collection(backend, probe_set, store, settings.samples, SamplingParams())
     try:
-        await collect_with_progress(
+        summary = await collect_with_progress(
             backend, probe_set, store, samples=settings.samples,
             concurrency=settings.concurrency, console=console, plan=plan,
         )
     finally:
         await backend.aclose()
     found = store.get_many(plan.keys)
-    return [found[key] for key in plan.keys if key in found]
+    return [found[key] for key in plan.keys if key in found], summary.complete
 
 
 def _add_stored(

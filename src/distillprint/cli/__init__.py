@@ -13,12 +13,12 @@ from typing import Annotated
 import typer
 
 from distillprint import __version__
-from distillprint.cli.common import EXIT_INTERNAL_ERROR, console, out
+from distillprint.cli.common import console, out
 from distillprint.cli.data import collect, models_app, probes_app, responses_app
 from distillprint.cli.research import benchmark_app, embed, zoo_app
 from distillprint.cli.scoring import ATTRIBUTE_HELP, attribute, score, verify
 from distillprint.cli.serving import serve
-from distillprint.errors import DistillprintError
+from distillprint.errors import EXIT_INTERNAL_ERROR, DistillprintError
 
 app = typer.Typer(
     help="Decide, with evidence, whether a language model was distilled from a teacher.",

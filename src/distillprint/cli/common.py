@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from distillprint.probes import MAX_TOKENS_RANGE, TEMPERATURE_RANGE
 from distillprint.score_run import RunSettings
 
 # emoji off: model labels such as ``echo:a:b`` hold ``:a:``, which rich would draw as an emoji
@@ -17,9 +18,6 @@ out = Console(soft_wrap=True, emoji=False)
 StoreOption = Annotated[Path, typer.Option("--store", help="SQLite response store.")]
 DefaultStoreOption = Annotated[Path, typer.Option(help="SQLite response store.")]
 DEFAULT_STORE = Path("distillprint.sqlite")
-# 0 pass, 1 a gate crossed (score --fail-above, verify), 2 bad input, 130 interrupted
-EXIT_INTERNAL_ERROR = 3
-EXIT_INCOMPLETE = 4  # collect: some requests failed or are still pending; a rerun retries them
 
 
 def probability_option(value: float | None, name: str) -> float | None:
@@ -60,8 +58,10 @@ BackgroundDirOption = Annotated[
 ]
 SamplesOption = Annotated[int, typer.Option(min=1, help="Samples per probe.")]
 ConcurrencyOption = Annotated[int, typer.Option(min=1, help="Concurrent requests.")]
-TemperatureOption = Annotated[float | None, typer.Option(help="Override temperature.")]
-MaxTokensOption = Annotated[int | None, typer.Option(help="Override max tokens.")]
+TemperatureOption = Annotated[float | None, typer.Option(
+    min=TEMPERATURE_RANGE[0], max=TEMPERATURE_RANGE[1], help="Override temperature.")]
+MaxTokensOption = Annotated[int | None, typer.Option(
+    min=MAX_TOKENS_RANGE[0], max=MAX_TOKENS_RANGE[1], help="Override max tokens.")]
 ScoringModelOption = Annotated[
     Path | None, typer.Option("--scoring-model", help="Scoring model JSON (default: shipped).")
 ]

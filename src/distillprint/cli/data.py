@@ -9,8 +9,14 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from distillprint.cli.common import EXIT_INCOMPLETE, StoreOption, console, out
-from distillprint.errors import InputError
+from distillprint.cli.common import (
+    MaxTokensOption,
+    StoreOption,
+    TemperatureOption,
+    console,
+    out,
+)
+from distillprint.errors import EXIT_INCOMPLETE, InputError
 
 probes_app = typer.Typer(help="Inspect and validate probe sets.", no_args_is_help=True)
 models_app = typer.Typer(help="Packaged local models.", no_args_is_help=True)
@@ -143,9 +149,9 @@ def collect(
     samples: Annotated[int, typer.Option(min=1, help="Samples per probe.")] = 1,
     concurrency: Annotated[int, typer.Option(min=1, help="Concurrent requests.")] = 8,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
-    temperature: Annotated[float | None, typer.Option(help="Override temperature.")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Override max tokens.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Local model batch size.")] = None,
+    temperature: TemperatureOption = None,
+    max_tokens: MaxTokensOption = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Local model batch size.")] = None,
     timeout: Annotated[float, typer.Option(help="Request timeout, seconds.")] = 120.0,
     threads: Annotated[int | None, typer.Option(help="Torch threads for local models.")] = None,
 ) -> None:

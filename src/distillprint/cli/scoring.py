@@ -126,7 +126,7 @@ def attribute(
 ) -> None:
     from distillprint.score_cmd import attribute_command
 
-    attribute_command(
+    code = attribute_command(
         suspect=ModelSpec(suspect, "suspect", base_url),
         teachers=[ModelSpec(spec, "candidate") for spec in teacher],
         background=[ModelSpec(spec, "background") for spec in background or []],
@@ -135,6 +135,7 @@ def attribute(
         scoring_model=scoring_model, json_path=json_out, out=out, console=console,
         markdown=markdown,
     )
+    raise typer.Exit(code=code)
 
 
 def verify(

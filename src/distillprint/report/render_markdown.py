@@ -159,7 +159,8 @@ def render_attribution_markdown(report: AttributionReport) -> str:
     ]
     for rank, c in enumerate(report.candidates, start=1):
         teacher = code_span(c.teacher, limit=60).replace("|", "\\|")
-        lines.append(f"| {rank} | {teacher} | {fraction(c.posterior)} | "
+        shown_rank = "-" if c.unscored else str(rank)
+        lines.append(f"| {shown_rank} | {teacher} | {fraction(c.posterior)} | "
                      f"{fraction(c.pair_probability)} | {p_value(c.p_value)} |")
     lines.append(f"| - | none of these | {fraction(report.none_of_these)} | | |")
     notes = [f"{code_span(c.teacher, limit=60)} left out of the ranking: {c.unscored}"
