@@ -66,6 +66,18 @@ def test_collect_export_and_embed(tmp_path: Path) -> None:
     with np.load(vectors) as data:
         shapes = {name: data[name].shape for name in data.files}
     assert (179,) in {shape[:1] for shape in shapes.values()}, shapes
+    # a second model in the store: the whole export is no longer one model's log
+    assert run_cli("collect", "--model", "echo:other", "--store", str(store)).returncode == 0
+    both = tmp_path / "both.jsonl"
+    assert run_cli("responses", "export", "--store", str(store), "--out", str(both)).returncode == 0
+    mixed = run_cli("collect", "--model", f"file:{both}", "--store", str(tmp_path / "t.sqlite"))
+    assert mixed.returncode == 2 and "holds answers of 2 models (echo:m, echo:other)" in (
+        mixed.stderr)
+    one = tmp_path / "one.jsonl"
+    only = run_cli("responses", "export", "--store", str(store), "--out", str(one),
+                   "--model", "echo:other")
+    assert only.returncode == 0 and "exported 179 responses" in only.stderr
+    assert {json.loads(line)["model"] for line in one.read_text().splitlines()} == {"echo:other"}
 
 
 def test_probes_sample_writes_a_loadable_budget_and_warns_below_the_verdict_minimum(

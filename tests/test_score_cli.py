@@ -451,3 +451,15 @@ def test_score_exits_4_when_the_suspect_could_not_answer_everything(
     assert result.exit_code == 4, result.output
     assert "incomplete: requests to anthropic:claude-test failed" in result.output
     assert json.loads(out.read_text())["n_prompts"] == N_PROMPTS - 1  # what arrived is scored
+
+
+def test_logs_scored_on_a_probe_set_they_never_answered_get_the_way_out(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--store", str(tmp_path / "s.sqlite"), "--background-dir", str(logs["background"]),
+    ])  # no --probes: core-v1, whose prompts these logs never saw
+    assert isinstance(result.exception, InputError) and result.exception.field == "teacher"
+    assert "answers none of the 179 prompts of probe set 'core-v1'" in str(result.exception)
+    assert "pass --probes with one of the logs" in str(result.exception)

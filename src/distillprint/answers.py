@@ -223,7 +223,15 @@ def load_answer_log(path: str | Path, model: str | None = None) -> AnswerLog:
             names.add(_text(name, key, path, line))
     if not records:
         raise InputError("answer log holds no answers", path=path, line=1)
-    resolved = model or (names.pop() if len(names) == 1 else model_name_from_path(path))
+    if len(names) > 1:
+        # one model per log: mixing several would score a blend as if it were one model
+        shown = ", ".join(sorted(names)[:5]) + (" ..." if len(names) > 5 else "")
+        raise InputError(
+            f"holds answers of {len(names)} models ({shown}); an answer log is one model's "
+            "answers: write one per model (`distillprint responses export --model LABEL`)",
+            path=path,
+        )
+    resolved = model or (names.pop() if names else model_name_from_path(path))
     return AnswerLog(model=resolved, path=path, records=tuple(records))
 
 

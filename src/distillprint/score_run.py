@@ -116,6 +116,13 @@ def gather_evidence(
                 )
             if not complete:
                 evidence.incomplete.append(spec.spec)
+            if not records and spec.role != "background" and spec.spec.startswith("file:"):
+                raise InputError(
+                    f"{spec.spec} answers none of the {len(probe_set.probes)} prompts of probe "
+                    f"set '{probe_set.name}'; to score logs on their own prompts, pass "
+                    "--probes with one of the logs (AlpacaEval JSON or the project's JSONL)",
+                    field=spec.role,
+                )
             label = backend.identity.label
             if spec.role == "background" and (
                 _name_taken(evidence, spec, label, console)

@@ -175,16 +175,24 @@ def responses_export(
     store: StoreOption,
     out_path: Annotated[Path, typer.Option("--out", help="Output .jsonl or .parquet file.")],
     probe_set: Annotated[str | None, typer.Option("--probe-set", help="Only this set.")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Only this model (its label, e.g. file:teacher, as `responses models` lists it, "
+             "or its bare name): one model's answer log, as `score` and benchmarks read.")
+    ] = None,
 ) -> None:
     """Export stored responses as JSONL (one object per line) or a Parquet table."""
     from distillprint.export import export_responses
     from distillprint.store import ResponseStore
 
     with ResponseStore(store, read_only=True) as db:
-        count = export_responses(db.responses(probe_set=probe_set), out_path, store)
+        records = (r for r in db.responses(probe_set=probe_set)
+                   if model is None or model in (r.identity.label, r.identity.model))
+        count = export_responses(records, out_path, store)
     console.print(f"exported {count} responses to {out_path}", markup=False)
     if count == 0:
-        matched = f" probe set '{probe_set}'" if probe_set else ""
+        matched = " ".join(filter(None, [f"model '{model}'" if model else "",
+                                         f"probe set '{probe_set}'" if probe_set else ""]))
+        matched = f" {matched}" if matched else ""
         console.print(f"note: nothing matched{matched}; `distillprint responses models` lists "
                       "what the store holds", markup=False)
 

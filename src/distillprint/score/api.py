@@ -284,7 +284,7 @@ def pair_score_from_features(
     background_p = pair_background_p(scoring.classifier, feats, list(scoring.features), s, t)
     lookalikes = teacher_lookalikes(scoring, feats, t, policy)
     reasons = list(decision.reasons)
-    caveat = p_value_caveat(scoring, n_prompts, policy.alpha)
+    caveat = p_value_caveat(scoring, n_prompts, policy.alpha) if math.isfinite(pval) else None
     if caveat is not None:
         reasons.append(caveat)
     if lookalikes and decision.verdict is Verdict.DISTILLED:
