@@ -74,3 +74,18 @@ def test_every_mistake_in_a_config_is_reported_in_one_run(tmp_path: Path) -> Non
     said = str(info.value)
     assert "rate (line 3): Input should be greater than 0" in said
     assert "stepz (line 4): Extra inputs are not permitted" in said
+
+
+def test_a_list_is_not_also_reported_short_when_its_only_item_is_invalid(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text("name: one\nversion: 1.0.0\nprobes:\n  - id: a\n    category: identity\n"
+                    "    prompt: Who are you?\n    sampling: {top_p: 0}\n")
+    from distillprint.probes import load_probe_set
+
+    with pytest.raises(InputError) as info:
+        load_probe_set(str(path))
+    said = str(info.value)
+    assert info.value.field == "probes.0.rationale" and "top_p (line 7)" in said
+    assert "at least 1 item" not in said

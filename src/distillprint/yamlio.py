@@ -145,7 +145,7 @@ def validate_located(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first, *others = exc.errors()
+        first, *others = _without_follow_ons(exc.errors())
         loc = tuple(first["loc"])
         message = first["msg"] + _also(others, data)
         field = ".".join(str(part) for part in loc) or None
@@ -156,6 +156,15 @@ def validate_located(
             inner = f"{field}: " if field != override else ""
             raise InputError(inner + message, field=given[override]) from None
         raise InputError(message, path=path, line=locate(data, loc), field=field) from None
+
+
+def _without_follow_ons(errors: list[Any]) -> list[Any]:
+    """Drop an error about a container when one of its items has its own error: a list whose
+    only item is invalid is also "too short after validation", which only repeats it."""
+    locs = [tuple(error["loc"]) for error in errors]
+    kept = [error for error, loc in zip(errors, locs, strict=True)
+            if not any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs)]
+    return kept or errors
 
 
 def _also(others: list[Any], data: Any, shown: int = 4) -> str:
