@@ -156,3 +156,12 @@ def test_identify_command_on_short_answers_with_the_packaged_encoder(tmp_path: P
     assert "skipped" in report["throughput"]
     assert report["command"].startswith("distillprint ")
     assert report["git_commit"] is None or len(report["git_commit"]) == 40
+
+
+def test_a_missing_finetuned_folder_says_how_to_make_one(tmp_path: Path) -> None:
+    from distillprint.embed.identify_command import IdentifyOptions, standard_variants
+
+    missing = tmp_path / "artifacts" / "embedder" / "cpu-small"
+    with pytest.raises(InputError, match="train the encoder first") as info:
+        standard_variants(IdentifyOptions(finetuned=missing))
+    assert info.value.field == "finetuned" and str(missing) in str(info.value)

@@ -62,6 +62,13 @@ def standard_variants(options: IdentifyOptions) -> list[Variant]:
     ]
     manifest = None
     if options.finetuned is not None:
+        if not Path(options.finetuned).is_dir():
+            raise InputError(
+                "no such folder: train the encoder first (accelerate launch --config_file "
+                "configs/accelerate/cpu-1proc.yaml training/train_embedder.py --config "
+                "configs/embedder/cpu-small.yaml), or leave out --finetuned",
+                path=options.finetuned, field="finetuned",
+            )
         manifest = TrainingManifest.load(options.finetuned)
         if manifest is None:
             raise InputError("not a fine-tuned checkpoint (no training_data.json)",
