@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -259,7 +260,7 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     accuracy = [s["attribution_correct_mean"] / total for s in summary]
     ax.plot(x, accuracy, marker="s", label="attribution accuracy")
     ax.axhline(0.95, ls=":", color="grey", lw=1)
-    ax.set_xscale("log", base=2)
+    _budget_axis(ax, x)
     ax.set(xlabel="prompts", ylim=(0, 1.02), title="Query budget")
     ax.legend(fontsize=8)
     paths.append(_save(fig, out_dir / "query_budget.png"))
@@ -267,6 +268,15 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     if validity:
         paths.append(_plot_budget_validity(validity, result.get("config", {}), out_dir))
     return paths
+
+
+def _budget_axis(ax: Any, budgets: Sequence[float]) -> None:
+    """A log-2 axis ticked at the budgets themselves, as plain numbers: the default log ticks
+    are mathtext ('$2^{3}$'), which the plots' parse_math=False (for '$' in model names)
+    would print raw."""
+    ax.set_xscale("log", base=2)
+    ax.minorticks_off()
+    ax.set_xticks(list(budgets), [f"{int(b)}" for b in budgets])
 
 
 def _plot_budget_validity(
@@ -290,7 +300,7 @@ def _plot_budget_validity(
     ax.axhline(cfg.get("alpha", 0.05), ls=":", color="grey", lw=1, label="alpha")
     if "min_prompts" in cfg:
         ax.axvline(cfg["min_prompts"], ls="--", color="grey", lw=1, label="minimum for a verdict")
-    ax.set_xscale("log", base=2)
+    _budget_axis(ax, x)
     ax.set(
         xlabel="prompts answered",
         ylabel="share of negative pairs",
