@@ -251,17 +251,22 @@ def test_an_edited_data_block_is_still_caught_by_the_report_hash(tmp_path: Path)
     assert result.report_intact is False and result.page_intact is False and not result.ok
 
 
-def test_an_unsealed_older_page_still_verifies_on_its_data(tmp_path: Path) -> None:
+def test_a_page_without_hash_or_seal_is_not_verified_whatever_version_it_claims(
+    tmp_path: Path,
+) -> None:
+    """An older report would carry neither; so would an edited one that claims to be older."""
     report, store = _stored_report(tmp_path, schema_version="1.2")
-    older = report.model_copy(update={"report_sha256": None})  # 1.2 wrote neither
+    edited = report.model_copy(update={"report_sha256": None, "verdict": "not distilled"})
     page = tmp_path / "report.html"
-    text, removed = SEAL_TAG.subn("", render_html(older))
+    text, removed = SEAL_TAG.subn("", render_html(edited))
     assert removed == 1
     page.write_text(text, encoding="utf-8")
     result = verify_report(page, store)
-    assert result.ok and result.page_intact is None and result.report_intact is None
-    shown = CliRunner().invoke(app, ["verify", str(page), "--store", str(store)])
-    assert shown.exit_code == 0 and "the page carries no seal" in " ".join(shown.output.split())
+    assert result.manifest_intact and not result.ok
+    assert result.unhashed and result.unsealed and result.page_intact is False
+    shown = " ".join(CliRunner().invoke(
+        app, ["verify", str(page), "--store", str(store)]).output.split())
+    assert "carries no result hash" in shown and "carries no seal" in shown
 
 
 def test_a_current_report_stripped_of_its_hash_or_seal_counts_as_edited(tmp_path: Path) -> None:
@@ -278,7 +283,7 @@ def test_a_current_report_stripped_of_its_hash_or_seal_counts_as_edited(tmp_path
     assert result.report_intact is False and not result.ok
     shown = CliRunner().invoke(app, ["verify", str(tmp_path / "report.json"), "--store",
                                      str(store)])
-    assert shown.exit_code == 1 and "the report itself was edited" in shown.output
+    assert shown.exit_code == 1 and "carries no result hash" in shown.output
 
 
 def test_a_json_report_has_no_page_to_check(tmp_path: Path) -> None:

@@ -12,11 +12,9 @@ from distillprint.report.manifest import (
     response_digest,
     verify_manifest,
 )
-from distillprint.report.schema import ResponseDigest, ScoreReport
+from distillprint.report.schema import ResponseDigest
 from distillprint.report.seal import page_intact
 from distillprint.store import ResponseStore
-
-UNHASHED_SCHEMAS = frozenset({"1.0", "1.1", "1.2"})
 
 
 def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
@@ -36,16 +34,16 @@ def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
                     response_digest(label, record.probe_id, record.sample_index, record.response)
                 )
     result = verify_manifest(manifest, current)
-    # Schema 1.3 writes both the report hash and, in HTML, the page seal: a 1.3 report without
-    # them had them removed, which must not read as an older, unhashed report.
-    hashed = not (isinstance(report, ScoreReport) and report.schema_version in UNHASHED_SCHEMAS)
-    # None for a JSON report too: JSON text cannot hold the seal tag's unescaped quotes
-    page = page_intact(text)
-    if page is None and hashed and text.lstrip().startswith("<"):
+    # A report without its hash (or a page without its seal) cannot show that its verdict is
+    # as written: whether the hash was removed or the report predates it (schema < 1.3), the
+    # report's own claim about its version could be edited too, so neither passes.
+    page = page_intact(text)  # None: no seal (or a JSON report, which cannot hold one)
+    unsealed = page is None and text.lstrip().startswith("<")
+    if unsealed:
         page = False
     if page is not None:
         result = result.model_copy(update={"page_intact": page, "ok": result.ok and page})
-    if report.report_sha256 is None and not hashed:
-        return result
-    intact = report_hash(report) == report.report_sha256
-    return result.model_copy(update={"report_intact": intact, "ok": result.ok and intact})
+    intact = report.report_sha256 is not None and report_hash(report) == report.report_sha256
+    return result.model_copy(update={"report_intact": intact, "ok": result.ok and intact,
+                                     "unhashed": report.report_sha256 is None,
+                                     "unsealed": unsealed})

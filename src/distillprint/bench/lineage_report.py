@@ -300,7 +300,7 @@ def _plot_budget_validity(
     ax.axhline(cfg.get("alpha", 0.05), ls=":", color="grey", lw=1, label="alpha")
     if "min_prompts" in cfg:
         ax.axvline(cfg["min_prompts"], ls="--", color="grey", lw=1, label="minimum for a verdict")
-    _budget_axis(ax, x)
+    _budget_axis(ax, x.tolist())
     ax.set(
         xlabel="prompts answered",
         ylabel="share of negative pairs",

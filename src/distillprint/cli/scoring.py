@@ -148,24 +148,23 @@ def verify(
 
     result = verify_report(report, store)
     if result.ok:
-        unsealed = " (a report older than schema 1.3: its results carry no hash)" \
-            if result.report_intact is None else ""
-        out.print(f"ok: all evidence in {report} matches {store}{unsealed}", markup=False)
+        out.print(f"ok: all evidence in {report} matches {store}", markup=False)
         if result.page_intact:
             out.print("checked: the data embedded in the page and its visible text, which is "
                       "as distillprint wrote it", markup=False)
-        elif report.suffix.lower() in (".html", ".htm"):
-            # written before pages were sealed, or stripped of its seal: say what went unchecked
-            out.print("checked: the data embedded in the page; the page carries no seal, so its "
-                      "visible text is not checked: keep the JSON report as the record",
-                      markup=False)
         return
     if not result.manifest_intact:
         out.print("the manifest itself was edited (its hash does not match)", markup=False)
-    if result.report_intact is False:
+    if result.unhashed:
+        out.print("the report carries no result hash (removed, or written before schema 1.3), "
+                  "so its verdict and probability cannot be checked", markup=False)
+    elif result.report_intact is False:
         out.print("the report itself was edited: its verdict, probability or evidence no longer "
                   "match its hash", markup=False)
-    if result.page_intact is False:
+    if result.unsealed:
+        out.print("the HTML page carries no seal (removed, or written before pages were "
+                  "sealed), so its visible text cannot be checked", markup=False)
+    elif result.page_intact is False:
         out.print("the HTML page was edited after it was written: its visible text no longer "
                   "matches what distillprint wrote", markup=False)
     problems = [("changed", c.model, c.probe_id, c.sample_index) for c in result.changed]

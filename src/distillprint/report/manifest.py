@@ -58,11 +58,12 @@ class VerifyResult(BaseModel):
 
     ok: bool
     manifest_intact: bool
-    # None for reports older than schema 1.3, which carry no report hash
     report_intact: bool | None = None
-    # HTML reports only: whether the page's visible text is as written. None for JSON reports
-    # and for pages written before pages were sealed
+    # HTML reports only: whether the page's visible text is as written; None for JSON reports
     page_intact: bool | None = None
+    # the report carries no result hash / the page no seal: removed, or written before them
+    unhashed: bool = False
+    unsealed: bool = False
     changed: list[DigestChange]
     missing: list[ResponseDigest]
 

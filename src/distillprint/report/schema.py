@@ -34,10 +34,10 @@ def _check_utc_timestamp(value: str) -> str:
     return value
 
 
-# the pattern tells JSON Schema readers what the validator enforces
+# JSON Schema readers get the form distillprint writes; loading checks it (any ISO 8601 UTC)
 UtcTimestamp = Annotated[
     str,
-    Field(pattern=r"^\d{4}-\d{2}-\d{2}T.+(Z|\+00:00)$", json_schema_extra={"format": "date-time"}),
+    Field(json_schema_extra={"format": "date-time", "pattern": r"^\d{4}-\d{2}-\d{2}T.+Z$"}),
     AfterValidator(_check_utc_timestamp),
 ]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]

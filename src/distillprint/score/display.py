@@ -70,6 +70,8 @@ def p_value(value: float | None, cuts: Iterable[float] = ()) -> str:
 def setting(value: float) -> str:
     """A setting as its user would have typed it: 64 rather than 64.0, 0.01667 rather than
     0.016666666666666666."""
+    if float(value).is_integer():
+        return str(int(value))
     return f"{value:.4g}"
 
 
