@@ -14,7 +14,10 @@ from distillprint.score.stats import Verdict, decide
         (0.8, [0.8], "80.0%"),
         (0.5, [0.8, 0.2], "50.0%"),
         (0.9996, [0.8], "> 99.9%"),
+        (1.0, [0.8], "> 99.9%"),  # a saturated classifier, not certainty
         (0.0004, [0.2], "< 0.1%"),
+        (0.0, [0.2], "< 0.1%"),
+        (0.29, [0.29], "29.0%"),  # the cut is compared unscaled: no float noise
         (None, [], "n/a"),
     ],
 )
@@ -30,6 +33,8 @@ def test_p_values_keep_their_side_of_alpha() -> None:
     assert display.p_value(0.012, [0.05]) == "0.012"
     assert display.p_value(0.0004, [0.05]) == "< 0.001"
     assert display.p_value(0.0004, [0.0005]) == "0.0004"  # "< 0.001" would hide the side
+    assert display.p_value(0.0003334, [0.001 / 3]) == "0.0003334"  # alpha 0.001 over 3 looks
+    assert display.p_value(0.00049996, [0.0005]) == "0.00049996"
 
 
 def test_settings_read_as_typed() -> None:

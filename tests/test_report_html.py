@@ -113,7 +113,8 @@ def test_minimal_report_renders_without_optional_evidence() -> None:
         "background": ["b"],
     })
     page = render_html(ScoreReport.model_validate(unmatched.model_dump()))
-    assert "suspect's similarity to the teacher (n/a)" in page
+    assert "answered no prompt in common" in page and "red line" not in page
+    assert "background models; the nearest background model" not in page
 
 
 def test_long_answers_are_clipped_in_the_page_but_kept_in_the_data() -> None:

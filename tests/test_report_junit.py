@@ -61,3 +61,15 @@ def test_a_low_gate_crossed_by_an_undecided_pair_does_not_claim_distillation() -
     assert "looks distilled" in messages[0]
     assert "looks distilled" not in messages[1]
     assert "crossed the gate: P(distilled) = 0.4 > 0.3 (verdict: inconclusive)" in messages[1]
+
+
+def test_a_probability_just_over_the_gate_is_not_shown_as_equal_to_it() -> None:
+    report = sample_report(probability=0.5000004, verdict="inconclusive")
+    suite = _suite(render_junit([report], fail_above=0.5))
+    case = suite.find("testcase")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None
+    assert "P(distilled) = 0.5000004 > 0.5" in (failure.get("message") or "")
+    assert "P(distilled) = 50.0%" not in (failure.text or "")
+    assert "P(distilled) = 50.00004%" in (failure.text or "")

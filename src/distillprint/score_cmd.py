@@ -135,7 +135,9 @@ def score_command(
     for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
         console.print(f"wrote {path}")
     cuts = display.probability_cuts(report.thresholds)
-    probability = display.fraction(report.probability, cuts)
+    probability = display.fraction(
+        report.probability, [*cuts, *([] if fail_above is None else [fail_above])]
+    )
     p_value = display.p_value(report.p_value, [report.alpha])
     out.print(
         f"verdict: {report.verdict}  P(distilled) {display.relation(probability)}  "

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from distillprint.report.schema import ScoreReport
-from distillprint.score.display import p_value, percent, probability_cuts, relation, setting
+from distillprint.score.display import (
+    on_its_side,
+    p_value,
+    percent,
+    probability_cuts,
+    relation,
+    setting,
+)
 from distillprint.score.stats import Verdict
 
 SUITE_NAME = "distillprint"
@@ -26,8 +33,8 @@ def is_failure(report: ScoreReport, fail_above: float) -> bool:
     return report.probability is not None and report.probability > fail_above
 
 
-def _summary(report: ScoreReport) -> str:
-    shown = percent(report.probability, probability_cuts(report.thresholds))
+def _summary(report: ScoreReport, fail_above: float) -> str:
+    shown = percent(report.probability, [*probability_cuts(report.thresholds), fail_above])
     return (
         f"P(distilled) {relation(shown)}, "
         f"p-value {relation(p_value(report.p_value, [report.alpha]))} "
@@ -38,7 +45,9 @@ def _summary(report: ScoreReport) -> str:
 def _failure_message(report: ScoreReport, fail_above: float) -> str:
     """States the gate that was crossed; "looks distilled" only when the verdict says so,
     since a user may set the threshold below what the verdict policy calls distilled."""
-    crossed = f"P(distilled) = {report.probability:.6g} > {fail_above}"
+    assert report.probability is not None  # only a report that crossed the gate
+    shown = on_its_side(report.probability, 6, [fail_above], style="g")
+    crossed = f"P(distilled) = {shown} > {setting(fail_above)}"
     if report.verdict is Verdict.DISTILLED:
         return f"{report.suspect} looks distilled from {report.teacher}: {crossed}"
     return (
@@ -66,10 +75,10 @@ def _testcase(suite: ET.Element, report: ScoreReport, fail_above: float) -> None
                 "message": _safe(_failure_message(report, fail_above)),
             },
         )
-        failure.text = _safe(f"{_summary(report)}\n{report.verdict_reason}")
+        failure.text = _safe(f"{_summary(report, fail_above)}\n{report.verdict_reason}")
     out = ET.SubElement(case, "system-out")
     out.text = _safe(
-        f"{_summary(report)}\nreason: {report.verdict_reason}\n"
+        f"{_summary(report, fail_above)}\nreason: {report.verdict_reason}\n"
         f"manifest sha256: {report.manifest.manifest_sha256}"
     )
 

@@ -41,7 +41,7 @@ class ModelSummary:
 class BackgroundStanding:
     """Where the teacher falls among the background: the plain-language headline figure."""
 
-    closer_than: int
+    closer_than: int | None  # None: the suspect and the teacher share no prompt
     total: int
     nearest: str | None
 
@@ -84,7 +84,7 @@ def model_summaries(manifest: Manifest) -> list[ModelSummary]:
 def background_standing(report: ScoreReport) -> BackgroundStanding:
     background = report.similarity.background
     teacher = report.similarity.teacher
-    closer = 0 if teacher is None else sum(1 for value in background.values() if teacher > value)
+    closer = None if teacher is None else sum(1 for value in background.values() if teacher > value)
     nearest = max(background, key=lambda name: background[name]) if background else None
     return BackgroundStanding(closer_than=closer, total=len(background), nearest=nearest)
 

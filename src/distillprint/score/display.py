@@ -16,15 +16,18 @@ def _side(value: float, cut: float) -> int:
     return (value > cut) - (value < cut)
 
 
-def on_its_side(value: float, digits: int, cuts: Iterable[float] = (), style: str = "f") -> str:
-    """``value`` with at least ``digits`` decimals (``style`` "f") or significant digits
-    ("g"), more if fewer would round it onto or across one of the ``cuts``."""
+def on_its_side(
+    value: float, digits: int, cuts: Iterable[float] = (), style: str = "f", scale: float = 1.0
+) -> str:
+    """``value * scale`` with at least ``digits`` decimals (``style`` "f") or significant
+    digits ("g"), more if fewer would round it onto or across one of the ``cuts`` (which are
+    on the unscaled value, so a percentage is compared as the probability it shows)."""
     cuts = tuple(cuts)
     for places in range(digits, digits + _MAX_EXTRA_DIGITS + 1):
-        shown = f"{value:.{places}{style}}"
-        if all(_side(float(shown), cut) == _side(value, cut) for cut in cuts):
+        shown = f"{value * scale:.{places}{style}}"
+        if all(_side(float(shown) / scale, cut) == _side(value, cut) for cut in cuts):
             return shown
-    return repr(value)
+    return repr(value * scale)
 
 
 def relation(shown: str) -> str:
@@ -37,11 +40,11 @@ def percent(value: float | None, cuts: Iterable[float] = ()) -> str:
     """A probability as a percentage; the extremes say so rather than round to 0 or 100."""
     if value is None:
         return "n/a"
-    if 0.9995 <= value < 1.0:
+    if value >= 0.9995:  # a saturated classifier gives exactly 1.0: still not certainty
         return "> 99.9%"
-    if 0.0 < value < 0.0005:
+    if value < 0.0005:
         return "< 0.1%"
-    return on_its_side(100 * value, 1, (100 * cut for cut in cuts)) + "%"
+    return on_its_side(value, 1, cuts, scale=100.0) + "%"
 
 
 def fraction(value: float | None, cuts: Iterable[float] = (), digits: int = 3) -> str:
@@ -50,9 +53,9 @@ def fraction(value: float | None, cuts: Iterable[float] = (), digits: int = 3) -
     if value is None:
         return "n/a"
     unit = 10.0**-digits
-    if 1.0 - unit / 2 <= value < 1.0:
+    if value >= 1.0 - unit / 2:
         return f"> {1.0 - unit:.{digits}f}"
-    if 0.0 < value < unit / 2:
+    if value < unit / 2:
         return f"< {unit:.{digits}f}"
     return on_its_side(value, digits, cuts)
 
@@ -63,7 +66,9 @@ def p_value(value: float | None, cuts: Iterable[float] = ()) -> str:
     cuts = tuple(cuts)
     if value < 0.001:
         # below every cut: "< 0.001" says enough; an alpha under 0.001 needs the digits
-        return "< 0.001" if all(cut >= 0.001 for cut in cuts) else f"{value:.3g}"
+        if all(cut >= 0.001 for cut in cuts):
+            return "< 0.001"
+        return on_its_side(value, 3, cuts, style="g")
     return on_its_side(value, 3, cuts)
 
 
