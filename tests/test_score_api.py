@@ -280,6 +280,11 @@ def test_a_suspect_with_no_style_in_its_answers_is_not_acquitted(zoo, answer) ->
         f"{n} of {n} of silent's answers are one and the same text",
     )
     assert result.echoes == ()  # closer to nothing, so nothing is shown as an echo
+    # nor does attribution acquit it: no candidate is scored, so nothing is ruled out
+    ranked = attribute(silent, [teacher, models["teacher_b"]], background, model=scoring,
+                       policy=SHORT)
+    assert ranked.none_of_these is None
+    assert all(c.unscored and "silent's answers" in c.unscored for c in ranked.candidates)
     # half canned, half real: still the suspect's style to measure
     student = models["student_a1"]
     keys = sorted(student.responses)

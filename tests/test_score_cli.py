@@ -242,13 +242,13 @@ def test_a_background_model_in_two_folders_counts_once(
         "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
         "--probes", str(logs["prompts"]), "--store", str(tmp_path / "store.sqlite"),
         "--background-dir", str(logs["background"]), "--background-dir", str(second),
-        "--json", str(out),
+        "--json", str(out), "--stage", "20",
     ], terminal_width=500)
     assert result.exit_code == 0, result.output
     assert len(json.loads(out.read_text())["background"]) == 5
-    assert f"left out: {first} and {second / first.name} hold different answers" in " ".join(
-        result.output.split()
-    )
+    said = " ".join(result.output.split())
+    # said once, though the folders serve two looks
+    assert said.count(f"left out: {first} and {second / first.name} hold different answers") == 1
 
 
 def test_staged_budget_stops_when_distilled_and_goes_on_otherwise(tmp_path: Path) -> None:
@@ -456,10 +456,17 @@ def test_score_exits_4_when_the_suspect_could_not_answer_everything(
 def test_logs_scored_on_a_probe_set_they_never_answered_get_the_way_out(
     tmp_path: Path, logs: dict[str, Path]
 ) -> None:
+    store = tmp_path / "s.sqlite"
     result = CliRunner().invoke(app, [
-        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
-        "--store", str(tmp_path / "s.sqlite"), "--background-dir", str(logs["background"]),
-    ])  # no --probes: core-v1, whose prompts these logs never saw
-    assert isinstance(result.exception, InputError) and result.exception.field == "teacher"
+        "score", "--teacher", "echo:paid-api", "--suspect", f"file:{logs['student']}",
+        "--store", str(store), "--background-dir", str(logs["background"]),
+    ])  # no --probes: core-v1, whose prompts this log never saw
+    assert isinstance(result.exception, InputError) and result.exception.field == "suspect"
     assert "answers none of the 179 prompts of probe set 'core-v1'" in str(result.exception)
     assert "pass --probes with one of the logs" in str(result.exception)
+    assert not store.exists()  # refused before the teacher was asked anything
+    ranked = CliRunner().invoke(app, [
+        "attribute", "--suspect", "echo:s", "--teacher", f"file:{logs['teacher']}",
+        "--store", str(store), "--background-dir", str(logs["background"]),
+    ])
+    assert isinstance(ranked.exception, InputError) and ranked.exception.field == "teacher"

@@ -107,9 +107,12 @@ def score_command(
     """Returns the exit code: 1 when the CI gate (``fail_above``) is crossed, else 4 when
     collection left requests failed (the report is still written from what arrived)."""
     scoring = _scoring(scoring_model)
-    specs = [teacher, suspect, *background]
+    # the folders are read once, not once per look: their notes are said once too
+    named = [teacher, suspect, *background]
+    specs = [*named, *background_log_specs(settings, named, console)]
+    settings = replace(settings, background_dirs=())
     if fail_above is not None:
-        _check_gate_background(specs, settings, console)
+        _check_gate_background(specs)
     looks = staging.looks(len(settings.probe_set().probes))
     stages: list[Stage] = []
     for look in looks:
@@ -161,15 +164,11 @@ def _incomplete_code(evidence: Evidence, out: Console) -> int:
     return EXIT_INCOMPLETE
 
 
-def _check_gate_background(
-    specs: Sequence[ModelSpec], settings: RunSettings, console: Console
-) -> None:
+def _check_gate_background(specs: Sequence[ModelSpec]) -> None:
     """A gate scored without a background could never fire: no probability is computed below
     the policy's minimum, so every checkpoint would pass. Refuse it before any collection."""
     needed = DEFAULT_POLICY.min_background
-    available = sum(spec.role == "background" for spec in specs) + len(
-        background_log_specs(settings, specs, console)
-    )
+    available = sum(spec.role == "background" for spec in specs)
     if available < needed:
         raise InputError(
             f"a gate needs at least {needed} background models (--background or "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -18,6 +18,7 @@ from rich.console import Console
 from distillprint import __version__
 from distillprint.answers import answer_log_paths
 from distillprint.backends import Backend, BackendOptions, create_backend
+from distillprint.backends.files import FileBackend
 from distillprint.collect import plan_collection
 from distillprint.collect_run import collect_with_progress, resumable
 from distillprint.core_types import SamplingParams
@@ -107,6 +108,7 @@ def gather_evidence(
         )))
         for spec in specs
     ]
+    _check_logs_answer_the_probes(backends, replace(settings, probe_limit=None).probe_set())
     evidence = Evidence(probe_set)
     with ResponseStore(settings.store) as store:
         for spec, backend in backends:
@@ -116,13 +118,6 @@ def gather_evidence(
                 )
             if not complete:
                 evidence.incomplete.append(spec.spec)
-            if not records and spec.role != "background" and spec.spec.startswith("file:"):
-                raise InputError(
-                    f"{spec.spec} answers none of the {len(probe_set.probes)} prompts of probe "
-                    f"set '{probe_set.name}'; to score logs on their own prompts, pass "
-                    "--probes with one of the logs (AlpacaEval JSON or the project's JSONL)",
-                    field=spec.role,
-                )
             label = backend.identity.label
             if spec.role == "background" and (
                 _name_taken(evidence, spec, label, console)
@@ -131,6 +126,24 @@ def gather_evidence(
                 continue
             _add_stored(evidence, spec, label, records)
     return evidence
+
+
+def _check_logs_answer_the_probes(
+    backends: Sequence[tuple[ModelSpec, Backend]], probe_set: ProbeSet
+) -> None:
+    """Before anything is collected (a paid API teacher, say): a named answer log that answers
+    none of the probe set's prompts was meant to be scored on its own prompts."""
+    requests = list(probe_set.requests(1))
+    for spec, backend in backends:
+        if spec.role == "background" or not isinstance(backend, FileBackend):
+            continue
+        if not any(backend.has_answer(request) for request in requests):
+            raise InputError(
+                f"{spec.spec} answers none of the {len(probe_set.probes)} prompts of probe set "
+                f"'{probe_set.name}'; to score logs on their own prompts, pass --probes with "
+                "one of the logs (AlpacaEval JSON or the project's JSONL)",
+                field=_OPTION_OF_ROLE.get(spec.role, spec.role),
+            )
 
 
 def background_log_specs(
@@ -151,6 +164,9 @@ def _name_taken(evidence: Evidence, spec: ModelSpec, label: str, console: Consol
                   f"('{label}')", markup=False)
     return True
 
+
+# the command-line option that names a model in each role (``attribute``'s candidates)
+_OPTION_OF_ROLE = {"candidate": "teacher"}
 
 #: a background log this much identical to a teacher's or suspect's answers is that model
 DUPLICATE_SHARE = 0.5

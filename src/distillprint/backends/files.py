@@ -46,10 +46,17 @@ class FileBackend(Backend):
                 self._by_probe.setdefault((record.probe_id, record.sample_index), record)
             self._by_prompt.setdefault((record.prompt, record.sample_index), record)
 
-    def lookup(self, request: GenerationRequest) -> AnswerRecord:
+    def _find(self, request: GenerationRequest) -> AnswerRecord | None:
         index = request.sample_index
         record = self._by_probe.get((request.probe_id, index)) if request.probe_id else None
-        record = record or self._by_prompt.get((request.prompt, index))
+        return record or self._by_prompt.get((request.prompt, index))
+
+    def has_answer(self, request: GenerationRequest) -> bool:
+        return self._find(request) is not None
+
+    def lookup(self, request: GenerationRequest) -> AnswerRecord:
+        index = request.sample_index
+        record = self._find(request)
         if record is None:
             what = f"probe '{request.probe_id}'" if request.probe_id else "this prompt"
             raise AnswerNotAvailable(

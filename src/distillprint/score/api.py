@@ -371,9 +371,12 @@ def attribute(
     rows = np.array([feats.vector(s, cube.index(n), list(scoring.features)) for n in names])
     probs, pvals = scoring.predict(rows) if names else (np.zeros(0), np.zeros(0))
     # A candidate ``score`` would call inconclusive for thin evidence gives no evidence here.
+    teacher_by_name = {t.name: t for t in teachers}
     unscored = ["; ".join(thin_evidence(finite_or_none(float(p)), finite_or_none(float(pv)),
                                         int(feats.shared_prompts[s, cube.index(n)]),
-                                        len(background), policy)) or None
+                                        len(background), policy,
+                                        pair_degenerate(cube.prompt_ids, teacher_by_name[n],
+                                                        suspect))) or None
                 for n, p, pv in zip(names, probs, pvals, strict=True)]
     posterior = attribution_posterior(
         names, [math.nan if why else float(p) for p, why in zip(probs, unscored, strict=True)])
