@@ -60,3 +60,27 @@ def test_summary_says_how_specific_the_match_is() -> None:
     assert "teacher's students | not assessed" in render_markdown(unassessed)
     older = unassessed.model_copy(update={"schema_version": "1.1"})
     assert "teacher's students" not in render_markdown(older)
+
+
+def test_attribution_summary_keeps_figures_on_their_side_and_says_what_is_unscored() -> None:
+    from distillprint.report.render_markdown import render_attribution_markdown
+    from distillprint.report.schema import AttributionReport, CandidateScore
+
+    sample = sample_report()
+    report = AttributionReport(
+        created_at=sample.created_at, package_version="0.1.0", suspect="s",
+        probe_set="core", probe_set_version="1.0",
+        candidates=[
+            CandidateScore(teacher="t1", posterior=0.6, pair_probability=0.79996, p_value=0.0504),
+            CandidateScore(teacher="t|2", posterior=None, pair_probability=None, p_value=None,
+                           unscored="only 3 shared prompt(s) (need at least 64)"),
+        ],
+        none_of_these=0.4, related_candidates=[], background_teachers=[], background=["b"],
+        n_background=1, alpha=0.05, thresholds={"distilled_above": 0.8,
+                                                "not_distilled_below": 0.2},
+        manifest=sample.manifest,
+    )
+    text = render_attribution_markdown(report)
+    assert "| 1 | `t1` | 0.600 | 0.79996 | 0.0504 |" in text
+    assert "| - | `t\\|2` | n/a | n/a | n/a |" in text
+    assert "left out of the ranking: only 3 shared prompt\\(s\\)" in text

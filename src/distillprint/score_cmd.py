@@ -242,7 +242,7 @@ def attribute_command(
                   "these' weighs only the candidates named, so it cannot rule these out; name "
                   "them with --teacher to rank them too", markup=False)
     report = build_attribution_report(result, evidence, scoring, teacher_labels,
-                                      background_labels)
+                                      background_labels, DEFAULT_POLICY)
     if json_path is not None:
         console.print(f"wrote {write_report_json(report, json_path)}")
     if markdown is not None:

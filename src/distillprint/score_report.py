@@ -17,6 +17,7 @@ from distillprint.report.schema import AttributionReport, ComponentVersion, Scor
 from distillprint.score.api import Attribution, PairScore
 from distillprint.score.evidence import CategoryEvidence, Echo
 from distillprint.score.model import ScoringModel
+from distillprint.score.stats import VerdictPolicy
 from distillprint.score_run import Evidence
 
 
@@ -90,6 +91,7 @@ def build_attribution_report(
     scoring: ScoringModel,
     candidates: list[str],
     background: list[str],
+    policy: VerdictPolicy,
 ) -> AttributionReport:
     labels = [result.suspect, *candidates, *background]
     return seal_report(AttributionReport(
@@ -113,6 +115,8 @@ def build_attribution_report(
         background_teachers=[schema.Lookalike(**asdict(b)) for b in result.background_teachers],
         background=background,
         n_background=result.n_background,
+        alpha=policy.alpha,
+        thresholds=_finite({k: float(v) for k, v in asdict(policy).items()}),
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
     ))
 

@@ -151,6 +151,7 @@ def render_markdown(report: ScoreReport) -> str:
 
 
 def render_attribution_markdown(report: AttributionReport) -> str:
+    cuts = probability_cuts(report.thresholds)
     lines = [
         f"## distillprint: who taught {code_span(report.suspect, limit=60)}?",
         "",
@@ -158,21 +159,22 @@ def render_attribution_markdown(report: AttributionReport) -> str:
         "|---:|---|---:|---:|---:|",
     ]
     for rank, c in enumerate(report.candidates, start=1):
-        teacher = code_span(c.teacher, limit=60).replace("|", "\\|")
-        shown_rank = "-" if c.unscored else str(rank)
-        lines.append(f"| {shown_rank} | {teacher} | {fraction(c.posterior)} | "
-                     f"{fraction(c.pair_probability)} | {p_value(c.p_value)} |")
+        lines.append(f"| {'-' if c.unscored else rank} | {_cell(c.teacher)} | "
+                     f"{fraction(c.posterior)} | {fraction(c.pair_probability, cuts)} | "
+                     f"{p_value(c.p_value, [report.alpha])} |")
     lines.append(f"| - | none of these | {fraction(report.none_of_these)} | | |")
-    notes = [f"{code_span(c.teacher, limit=60)} left out of the ranking: {c.unscored}"
+    notes = [f"{code_span(c.teacher, limit=60)} left out of the ranking: {plain(c.unscored)}"
              for c in report.candidates if c.unscored]
+    if report.none_of_these is None:
+        notes.append("no candidate could be scored, so the attribution is inconclusive")
     notes += [f"{code_span(r.suspect, limit=60)} scores as a student of "
-              f"{code_span(r.teacher, limit=60)} (P {fraction(r.probability)}): between them "
-              "the ranking is weak evidence" for r in report.related_candidates]
+              f"{code_span(r.teacher, limit=60)} (P {fraction(r.probability, cuts)}): between "
+              "them the ranking is weak evidence" for r in report.related_candidates]
     if report.background_teachers:
         named = ", ".join(code_span(b.model, limit=60) for b in report.background_teachers[:5])
         notes.append(f"the suspect also scores as distilled from {len(report.background_teachers)}"
-                     f" background model(s) not among the candidates ({named}); "
-                     f"'none of these' weighs only the candidates named")
+                     f" background model(s) not among the candidates ({named}); 'none of these'"
+                     " weighs only the candidates named")
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     lines += ["", f"{report.n_background} background models; manifest SHA-256 "

@@ -251,6 +251,10 @@ class AttributionReport(_Strict):
     background_teachers: list[Lookalike]
     background: list[str]
     n_background: int = Field(ge=0)
+    # the verdict policy the pairs were judged by (a candidate is unscored where ``score``
+    # would be inconclusive for thin evidence)
+    alpha: float = Field(gt=0.0, lt=1.0)
+    thresholds: dict[str, float]
     manifest: Manifest
     report_sha256: Sha256Hex | None = None
 
