@@ -73,6 +73,8 @@ def test_collect_export_and_embed(tmp_path: Path) -> None:
     mixed = run_cli("collect", "--model", f"file:{both}", "--store", str(tmp_path / "t.sqlite"))
     assert mixed.returncode == 2 and "holds answers of 2 models (echo:m, echo:other)" in (
         mixed.stderr)
+    as_probes = run_cli("probes", "validate", str(both))  # its prompts alone are fine
+    assert as_probes.returncode == 0 and "179 probes" in as_probes.stdout, as_probes.stderr
     one = tmp_path / "one.jsonl"
     only = run_cli("responses", "export", "--store", str(store), "--out", str(one),
                    "--model", "echo:other")
@@ -174,3 +176,26 @@ def test_an_incomplete_collection_exits_4_and_a_rerun_sends_only_the_rest(tmp_pa
     assert "not allowed" in first.stderr
     assert again.returncode == 0, again.stderr
     assert len(server.seen) - sent_first == 1 and "stored 1 new, 5 already stored" in again.stderr
+
+
+def test_exporting_one_model_refuses_to_mix_its_revisions_or_sampling_settings(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "s.sqlite"
+    log = tmp_path / "t.jsonl"
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps([{"instruction": "Hi?"}]))
+    for answer in ("OLD answer", "NEW answer"):  # the log edited between two collections
+        log.write_text(json.dumps({"prompt": "Hi?", "response": answer}) + "\n")
+        assert run_cli("collect", "--model", f"file:{log}", "--probes", str(prompts),
+                       "--store", str(store)).returncode == 0
+    out = tmp_path / "one.jsonl"
+    mixed = run_cli("responses", "export", "--store", str(store), "--out", str(out),
+                    "--model", "file:t")
+    assert mixed.returncode == 2 and "names 2 stored models" in mixed.stderr and not out.exists()
+    for tokens in ("16", "8"):  # one model, two sampling settings
+        assert run_cli("collect", "--model", "echo:m", "--probes", str(prompts), "--store",
+                       str(store), "--max-tokens", tokens).returncode == 0
+    twice = run_cli("responses", "export", "--store", str(store), "--out", str(out),
+                    "--model", "echo:m")
+    assert twice.returncode == 2 and "more than once" in twice.stderr

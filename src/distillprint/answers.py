@@ -205,8 +205,13 @@ def _record(obj: Any, path: Path, line: int) -> AnswerRecord:
     )
 
 
-def load_answer_log(path: str | Path, model: str | None = None) -> AnswerLog:
-    """Read a whole log or fail without side effects, naming file, line and field."""
+def load_answer_log(
+    path: str | Path, model: str | None = None, *, prompts_only: bool = False
+) -> AnswerLog:
+    """Read a whole log or fail without side effects, naming file, line and field.
+
+    A log is one model's answers; ``prompts_only`` reads one for its prompts alone (a probe
+    set), where an export of several models' answers serves as well as any."""
     path = Path(path)
     text = read_text(path)
     if not text.strip():
@@ -223,7 +228,7 @@ def load_answer_log(path: str | Path, model: str | None = None) -> AnswerLog:
             names.add(_text(name, key, path, line))
     if not records:
         raise InputError("answer log holds no answers", path=path, line=1)
-    if len(names) > 1:
+    if len(names) > 1 and not prompts_only:
         # one model per log: mixing several would score a blend as if it were one model
         shown = ", ".join(sorted(names)[:5]) + (" ..." if len(names) > 5 else "")
         raise InputError(
@@ -231,7 +236,7 @@ def load_answer_log(path: str | Path, model: str | None = None) -> AnswerLog:
             "answers: write one per model (`distillprint responses export --model LABEL`)",
             path=path,
         )
-    resolved = model or (names.pop() if names else model_name_from_path(path))
+    resolved = model or (names.pop() if len(names) == 1 else model_name_from_path(path))
     return AnswerLog(model=resolved, path=path, records=tuple(records))
 
 

@@ -37,6 +37,31 @@ def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) 
         return write(records, tmp)
 
 
+def one_models_answers(records: Iterable[StoredResponse], model: str) -> list[StoredResponse]:
+    """The records of one model (its label or bare name), refused when that would still mix
+    answers: two identities under the name (another revision, base URL or backend), or two
+    answers to one prompt and sample (collected under different sampling settings)."""
+    chosen = [r for r in records if model in (r.identity.label, r.identity.model)]
+    identities = sorted({(r.identity.label, r.identity.revision, r.identity.base_url)
+                         for r in chosen})
+    if len(identities) > 1:
+        listed = "; ".join(f"{label} revision {rev or '-'} at {url or '-'}"
+                           for label, rev, url in identities[:4])
+        raise InputError(f"'{model}' names {len(identities)} stored models ({listed}): their "
+                         "answers would mix in one log; export from a store holding one",
+                         field="model")
+    seen: set[tuple[str, str, int]] = set()
+    for record in chosen:
+        key = (record.probe_set, record.probe_id, record.sample_index)
+        if key in seen:
+            raise InputError(f"'{model}' answered probe '{record.probe_id}' sample "
+                             f"{record.sample_index} more than once (collected with different "
+                             "sampling settings): its answers would mix in one log",
+                             field="model")
+        seen.add(key)
+    return chosen
+
+
 def write_jsonl(records: Iterable[StoredResponse], out: Path) -> int:
     """One object per line; ``model`` is the spec-like label (``backend:model``)."""
     count = 0

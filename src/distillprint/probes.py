@@ -296,7 +296,8 @@ def _load_alpaca_set(path: Path) -> ProbeSet:
     version = f"sha256-{text_sha256(text)[:12]}"
     try:
         if not text.lstrip().startswith("["):
-            return _probes_from_log(load_answer_log(path), version, _record_lines(text))
+            log = load_answer_log(path, prompts_only=True)
+            return _probes_from_log(log, version, _record_lines(text))
         return _probes_from_prompt_list(_json_list(text, path), path, version)
     except ValidationError as exc:
         # Names, ids and prompts come from the file: one that breaks the probe schema is bad

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -17,6 +18,9 @@ from distillprint.cli.common import (
     out,
 )
 from distillprint.errors import EXIT_INCOMPLETE, InputError
+
+if TYPE_CHECKING:
+    from distillprint.store import StoredResponse
 
 probes_app = typer.Typer(help="Inspect and validate probe sets.", no_args_is_help=True)
 models_app = typer.Typer(help="Packaged local models.", no_args_is_help=True)
@@ -181,12 +185,13 @@ def responses_export(
     ] = None,
 ) -> None:
     """Export stored responses as JSONL (one object per line) or a Parquet table."""
-    from distillprint.export import export_responses
+    from distillprint.export import export_responses, one_models_answers
     from distillprint.store import ResponseStore
 
     with ResponseStore(store, read_only=True) as db:
-        records = (r for r in db.responses(probe_set=probe_set)
-                   if model is None or model in (r.identity.label, r.identity.model))
+        records: Iterable[StoredResponse] = db.responses(probe_set=probe_set)
+        if model is not None:
+            records = one_models_answers(records, model)
         count = export_responses(records, out_path, store)
     console.print(f"exported {count} responses to {out_path}", markup=False)
     if count == 0:
