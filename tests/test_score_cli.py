@@ -470,3 +470,28 @@ def test_logs_scored_on_a_probe_set_they_never_answered_get_the_way_out(
         "--store", str(store), "--background-dir", str(logs["background"]),
     ])
     assert isinstance(ranked.exception, InputError) and ranked.exception.field == "teacher"
+
+
+@pytest.mark.integration
+def test_answers_cut_at_the_token_limit_on_one_side_only_are_named_in_the_reasons(
+    tmp_path: Path, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servers import Canned, ScriptedServer, Seen, chat_reply
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+
+    def cut(seen: Seen) -> Canned:
+        return chat_reply(f"Certainly! About {seen.body['messages'][-1]['content']}", "length")
+
+    out = tmp_path / "report.json"
+    with ScriptedServer(default=cut) as server:
+        result = CliRunner().invoke(app, [
+            "score", "--teacher", f"file:{logs['teacher']}", "--suspect", "openai:short",
+            "--base-url", f"{server.url}/v1", "--probes", str(logs["prompts"]),
+            "--store", str(tmp_path / "s.sqlite"), "--background-dir", str(logs["background"]),
+            "--json", str(out), "--max-tokens", "8",
+        ])
+    assert result.exit_code == 0, result.output
+    reason = json.loads(out.read_text())["verdict_reason"]
+    assert "100% of openai:short's and 0% of file:teacher's answers stopped at the token limit" \
+        in reason

@@ -83,6 +83,9 @@ def _score_once(
         policy=VerdictPolicy(alpha=alpha),
         cache_dir=settings.cube_cache,
     )
+    caveat = evidence.truncation_caveat(suspect_label, teacher_label)
+    if caveat is not None:
+        pair = replace(pair, reasons=(*pair.reasons, caveat))
     return pair, evidence, background_labels
 
 
@@ -216,6 +219,10 @@ def attribute_command(
     none_of_these = result.none_of_these
     table.add_row("-", "none of these", display.fraction(none_of_these), "", "")
     out.print(table)
+    for label in teacher_labels:
+        caveat = evidence.truncation_caveat(suspect_label, label)
+        if caveat is not None:
+            out.print(f"note: {caveat}", markup=False)
     for candidate in result.candidates:
         if candidate.unscored:
             out.print(f"note: {candidate.teacher} is left out of the ranking: "

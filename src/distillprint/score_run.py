@@ -82,6 +82,19 @@ class Evidence:
     digests: list[ResponseDigest] = field(default_factory=list)
     #: specs whose collection left requests failed or pending: a rerun sends only those
     incomplete: list[str] = field(default_factory=list)
+    #: per model, the share of its answers that stopped at the token limit
+    cut_share: dict[str, float] = field(default_factory=dict)
+
+    def truncation_caveat(self, first: str, second: str) -> str | None:
+        """Answers cut at a token limit on one side only look less alike than the models
+        are (a live suspect at --max-tokens 48 against a teacher's full-length log, say),
+        which pulls P(distilled) down."""
+        shares = (self.cut_share.get(first, 0.0), self.cut_share.get(second, 0.0))
+        if max(shares) < MOSTLY_CUT or min(shares) > RARELY_CUT:
+            return None
+        return (f"{shares[0]:.0%} of {first}'s and {shares[1]:.0%} of {second}'s answers "
+                "stopped at the token limit: answers cut to different lengths look less alike "
+                "than the models are; collect both with the same --max-tokens")
 
     def manifest_for(self, labels: Sequence[str], classifier: ComponentVersion) -> Manifest:
         wanted = set(labels)
@@ -168,6 +181,11 @@ def _name_taken(evidence: Evidence, spec: ModelSpec, label: str, console: Consol
 # the command-line option that names a model in each role (``attribute``'s candidates)
 _OPTION_OF_ROLE = {"candidate": "teacher"}
 
+# One side's answers mostly cut at the token limit while the other's rarely are: the
+# lengths differ by the limit, not by the models.
+MOSTLY_CUT = 0.5
+RARELY_CUT = 0.1
+
 #: a background log this much identical to a teacher's or suspect's answers is that model
 DUPLICATE_SHARE = 0.5
 
@@ -248,6 +266,9 @@ def _add_stored(
             "AlpacaEval JSON)",
             field=spec.role,
         )
+    if records:
+        cut = sum(record.finish_reason == "length" for record in records)
+        evidence.cut_share[label] = cut / len(records)
     responses: dict[str, list[str]] = {}
     for record in sorted(records, key=lambda r: (r.probe_id, r.sample_index)):
         responses.setdefault(record.probe_id, []).append(record.response)
