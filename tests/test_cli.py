@@ -199,3 +199,16 @@ def test_exporting_one_model_refuses_to_mix_its_revisions_or_sampling_settings(
     twice = run_cli("responses", "export", "--store", str(store), "--out", str(out),
                     "--model", "echo:m")
     assert twice.returncode == 2 and "more than once" in twice.stderr
+
+
+def test_a_label_picks_its_model_before_a_bare_name_that_equals_it(tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    assert run_cli("collect", "--model", "echo:m", "--store", str(store)).returncode == 0
+    one = tmp_path / "one.jsonl"
+    assert run_cli("responses", "export", "--store", str(store), "--out", str(one),
+                   "--model", "echo:m").returncode == 0
+    # the exported log re-collected: label file:echo:m, whose bare name is echo:m
+    assert run_cli("collect", "--model", f"file:{one}", "--store", str(store)).returncode == 0
+    again = run_cli("responses", "export", "--store", str(store), "--out",
+                    str(tmp_path / "two.jsonl"), "--model", "echo:m")
+    assert again.returncode == 0 and "exported 179 responses" in again.stderr, again.stderr

@@ -48,3 +48,12 @@ def test_verdict_reasons_show_which_side_of_the_threshold_a_value_is_on() -> Non
     assert decision.reasons == ("P(distilled) 0.79996 in the middle band",)
     distilled = decide(0.99996, 0.0496, n_prompts=100, n_background=20)
     assert distilled.reasons == ("P(distilled) > 0.99 >= 0.8", "p = 0.0496 <= alpha 0.05")
+
+
+def test_cuts_inside_the_extreme_band_and_decimal_cuts_are_honoured() -> None:
+    assert display.percent(0.007, [0.007]) == "0.7%"  # no float noise at the cut itself
+    below, above = display.fraction(0.99985, [0.9999]), display.fraction(0.99995, [0.9999])
+    assert (below, above) == ("0.9998", "0.99995")  # and 0.99995 is not shown as 1.000
+    assert display.fraction(1.0, [0.8]) == "> 0.999"
+    assert display.fraction(0.93, [0.5], digits=6, style="g") == "0.93"
+    assert display.relation("n/a") == "n/a" and display.relation("0.2") == "= 0.2"

@@ -64,7 +64,9 @@ def load(path: Path) -> FileBackend:
 async def test_jsonl_by_probe_id_prompt_and_sample(tmp_path: Path, name: str) -> None:
     path = jsonl(tmp_path / name)
     backend = load(path)
-    assert await answer(backend, ask("reworded, but same probe", probe_id="id-1")) == "I am T."
+    assert await answer(backend, ask("Who are you?", probe_id="id-1")) == "I am T."
+    with pytest.raises(AnswerNotAvailable):  # the same id for another prompt: another set's
+        await answer(backend, ask("Count the stars.", probe_id="id-1"))
     assert await answer(backend, ask("Who are you?", sample_index=1)) == "T here."
     assert await answer(backend, ask("Pick a colour.", probe_id="unknown-id")) == "Blue."
     generation = (await backend.generate([ask("Pick a colour.")]))[0]

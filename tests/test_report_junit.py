@@ -73,3 +73,14 @@ def test_a_probability_just_over_the_gate_is_not_shown_as_equal_to_it() -> None:
     assert "P(distilled) = 0.5000004 > 0.5" in (failure.get("message") or "")
     assert "P(distilled) = 50.0%" not in (failure.text or "")
     assert "P(distilled) = 50.00004%" in (failure.text or "")
+
+
+def test_fail_inconclusive_fails_the_junit_case_as_it_fails_the_exit_code() -> None:
+    report = sample_report(probability=0.55, verdict="inconclusive")
+    assert _suite(render_junit([report], fail_above=0.9)).get("failures") == "0"
+    suite = _suite(render_junit([report], fail_above=0.9, fail_inconclusive=True))
+    case = suite.find("testcase")
+    assert suite.get("failures") == "1" and case is not None
+    failure = case.find("failure")
+    assert failure is not None and "which --fail-inconclusive fails" in (
+        failure.get("message") or "")

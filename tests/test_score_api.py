@@ -283,7 +283,7 @@ def test_a_suspect_with_no_style_in_its_answers_is_not_acquitted(zoo, answer) ->
     # nor does attribution acquit it: no candidate is scored, so nothing is ruled out
     ranked = attribute(silent, [teacher, models["teacher_b"]], background, model=scoring,
                        policy=SHORT)
-    assert ranked.none_of_these is None
+    assert ranked.none_of_these is None and ranked.background_teachers == ()
     assert all(c.unscored and "silent's answers" in c.unscored for c in ranked.candidates)
     # half canned, half real: still the suspect's style to measure
     student = models["student_a1"]

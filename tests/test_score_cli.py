@@ -213,10 +213,11 @@ def test_a_copy_of_the_suspect_in_the_background_is_left_out(
     result = CliRunner().invoke(app, [
         "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
         "--probes", str(logs["prompts"]), "--store", str(tmp_path / "store.sqlite"),
-        "--background-dir", str(logs["background"]), "--json", str(out),
+        "--background-dir", str(logs["background"]), "--json", str(out), "--stage", "20",
     ])
-    assert "left out" in result.output, result.output
     assert len(json.loads(out.read_text())["background"]) == 6  # the 6 real ones only
+    # said once, though two looks (20 prompts, then 40) each leave it out
+    assert result.output.count("student-copy.jsonl left out") == 1, result.output
 
 
 def test_a_background_model_in_two_folders_counts_once(

@@ -41,7 +41,10 @@ def one_models_answers(records: Iterable[StoredResponse], model: str) -> list[St
     """The records of one model (its label or bare name), refused when that would still mix
     answers: two identities under the name (another revision, base URL or backend), or two
     answers to one prompt and sample (collected under different sampling settings)."""
-    chosen = [r for r in records if model in (r.identity.label, r.identity.model)]
+    rows = list(records)
+    # the label first: an exported log re-collected as file:echo:m has the bare name echo:m
+    chosen = [r for r in rows if r.identity.label == model] or [
+        r for r in rows if r.identity.model == model]
     identities = sorted({(r.identity.label, r.identity.revision, r.identity.base_url)
                          for r in chosen})
     if len(identities) > 1:

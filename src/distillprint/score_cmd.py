@@ -66,8 +66,9 @@ def _score_once(
     scoring: ScoringModel,
     alpha: float,
     console: Console,
+    said: set[str],
 ) -> tuple[PairScore, Evidence, list[str]]:
-    evidence = gather_evidence(specs, settings, console)
+    evidence = gather_evidence(specs, settings, console, said)
     teacher_label, suspect_label = list(evidence.answers)[:2]
     background_labels = _background_labels(evidence, [teacher_label, suspect_label])
     console.print(
@@ -118,10 +119,11 @@ def score_command(
         _check_gate_background(specs)
     looks = staging.looks(len(settings.probe_set().probes))
     stages: list[Stage] = []
+    said: set[str] = set()
     for look in looks:
         step = replace(settings, probe_limit=look)
         pair, evidence, background_labels = _score_once(
-            specs, step, scoring, alpha / len(looks), console
+            specs, step, scoring, alpha / len(looks), console, said
         )
         stages.append(Stage(n_prompts=pair.n_prompts, alpha=pair.alpha,
                             probability=pair.probability, p_value=pair.p_value,
@@ -136,7 +138,8 @@ def score_command(
     # the CI system's files first: the HTML (plots) is the likeliest to fail, and must not
     # take the JUnit and JSON down with it
     if junit is not None:
-        write_junit([report], fail_above if fail_above is not None else 1.0, junit)
+        write_junit([report], fail_above if fail_above is not None else 1.0, junit,
+                    fail_inconclusive=fail_above is not None and fail_inconclusive)
         console.print(f"wrote {junit}")
     for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
         console.print(f"wrote {path}")
@@ -152,9 +155,7 @@ def score_command(
         markup=False,
     )
     out.print(f"reason: {report.verdict_reason}", markup=False)
-    if fail_above is not None and is_failure(report, fail_above):
-        return 1
-    if fail_above is not None and fail_inconclusive and report.verdict is Verdict.INCONCLUSIVE:
+    if fail_above is not None and is_failure(report, fail_above, fail_inconclusive):
         return 1
     return _incomplete_code(evidence, out)
 
@@ -212,9 +213,11 @@ def attribute_command(
     for rank, candidate in enumerate(result.candidates, start=1):
         table.add_row(
             "-" if candidate.unscored else str(rank), escape(candidate.teacher),
-            "n/a" if candidate.unscored else display.fraction(candidate.posterior),
-            display.fraction(candidate.pair_probability, cuts),
-            display.p_value(candidate.p_value, [DEFAULT_POLICY.alpha]),
+            # a candidate left out is neither ranked nor cleared: its figures say nothing
+            *(("n/a",) * 3 if candidate.unscored else (
+                display.fraction(candidate.posterior),
+                display.fraction(candidate.pair_probability, cuts),
+                display.p_value(candidate.p_value, [DEFAULT_POLICY.alpha]))),
         )
     none_of_these = result.none_of_these
     table.add_row("-", "none of these", display.fraction(none_of_these), "", "")

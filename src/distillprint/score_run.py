@@ -110,9 +110,14 @@ class Evidence:
 
 
 def gather_evidence(
-    specs: Sequence[ModelSpec], settings: RunSettings, console: Console
+    specs: Sequence[ModelSpec], settings: RunSettings, console: Console,
+    said: set[str] | None = None,
 ) -> Evidence:
-    """Validate every input first, then collect what the store lacks for each spec."""
+    """Validate every input first, then collect what the store lacks for each spec.
+
+    ``said`` carries the background models already said to be left out across calls (the
+    looks of a budget grown in stages), so each is said once."""
+    said = set() if said is None else said
     probe_set = settings.probe_set()
     specs = [*specs, *background_log_specs(settings, specs, console)]
     backends = [
@@ -133,8 +138,8 @@ def gather_evidence(
                 evidence.incomplete.append(spec.spec)
             label = backend.identity.label
             if spec.role == "background" and (
-                _name_taken(evidence, spec, label, console)
-                or _repeats_a_candidate(evidence, records, console, label)
+                _name_taken(evidence, spec, label, console, said)
+                or _repeats_a_candidate(evidence, records, console, spec, said)
             ):
                 continue
             _add_stored(evidence, spec, label, records)
@@ -167,14 +172,22 @@ def background_log_specs(
                       console)
 
 
-def _name_taken(evidence: Evidence, spec: ModelSpec, label: str, console: Console) -> bool:
+def _left_out(console: Console, said: set[str], spec: ModelSpec, why: str) -> None:
+    """Say why a background model is left out, once per run however many looks."""
+    if spec.spec not in said:
+        said.add(spec.spec)
+        console.print(f"background {spec.spec} left out: {why}", markup=False)
+
+
+def _name_taken(
+    evidence: Evidence, spec: ModelSpec, label: str, console: Console, said: set[str]
+) -> bool:
     """Answers are keyed by model name, so a background log whose file declares a name
     already in use (another snapshot logged under the same API alias, say) cannot join."""
     if label not in evidence.answers:
         return False
     holder = next(entry.spec for entry in evidence.entries if entry.label == label)
-    console.print(f"background {spec.spec} left out: it declares the model name of {holder} "
-                  f"('{label}')", markup=False)
+    _left_out(console, said, spec, f"it declares the model name of {holder} ('{label}')")
     return True
 
 
@@ -191,7 +204,8 @@ DUPLICATE_SHARE = 0.5
 
 
 def _repeats_a_candidate(
-    evidence: Evidence, records: list[StoredResponse], console: Console, label: str
+    evidence: Evidence, records: list[StoredResponse], console: Console, spec: ModelSpec,
+    said: set[str],
 ) -> bool:
     """A copy of the suspect (or teacher) in the background folder would hide the very
     similarity the score measures; leave it out, loudly."""
@@ -203,8 +217,8 @@ def _repeats_a_candidate(
                   for i, _ in enumerate(samples) if (pid, i) in answers]
         same = sum(model.responses[pid][i] == answers[(pid, i)] for pid, i in shared)
         if shared and same >= DUPLICATE_SHARE * len(shared):
-            console.print(f"background {label} left out: {same} of {len(shared)} answers are "
-                          f"identical to {name}'s", markup=False)
+            _left_out(console, said, spec,
+                      f"{same} of {len(shared)} answers are identical to {name}'s")
             return True
     return False
 

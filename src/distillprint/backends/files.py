@@ -1,8 +1,9 @@
 """Answers already collected, served as a model: spec ``file:<path>``.
 
 The log is JSONL or AlpacaEval JSON, optionally gzipped (see ``distillprint.answers``). A
-request is answered by the record with the same probe id, else by the record whose prompt
-equals the request's last user turn exactly; in both cases the sample index must match too,
+request is answered by the record with the same probe id and prompt (two probes may share a
+user turn and differ in their system prompt), else by the record whose prompt equals the
+request's last user turn exactly; in both cases the sample index must match too,
 so a log with one answer per prompt never passes its sample 0 off as sample 1. When several
 records share a key the first one wins, as in ``AnswerLog.by_prompt``. No match raises
 ``AnswerNotAvailable``. Logs do not say why an answer ended, so the finish reason is
@@ -49,7 +50,11 @@ class FileBackend(Backend):
     def _find(self, request: GenerationRequest) -> AnswerRecord | None:
         index = request.sample_index
         record = self._by_probe.get((request.probe_id, index)) if request.probe_id else None
-        return record or self._by_prompt.get((request.prompt, index))
+        # An id names one exact prompt: a record under the same id with another prompt comes
+        # from another probe set (prompt lists number their items alpaca-0, alpaca-1, ...).
+        if record is not None and record.prompt == request.prompt:
+            return record
+        return self._by_prompt.get((request.prompt, index))
 
     def has_answer(self, request: GenerationRequest) -> bool:
         return self._find(request) is not None

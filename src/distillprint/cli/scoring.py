@@ -70,7 +70,8 @@ def score(
                      callback=lambda value: probability_option(value, "--fail-above")),
     ] = None,
     fail_inconclusive: Annotated[
-        bool, typer.Option(help="With --fail-above, also exit 1 when no probability results.")
+        bool, typer.Option(help="With --fail-above, also exit 1 (and fail the JUnit case) "
+                                "when the verdict is inconclusive.")
     ] = False,
     stage: Annotated[
         list[int] | None,
@@ -156,8 +157,8 @@ def verify(
     if not result.manifest_intact:
         out.print("the manifest itself was edited (its hash does not match)", markup=False)
     if result.unhashed:
-        out.print("the report carries no result hash (removed, or written before schema 1.3), "
-                  "so its verdict and probability cannot be checked", markup=False)
+        out.print("the report carries no result hash (removed, or written by an older "
+                  "version), so its results cannot be checked", markup=False)
     elif result.report_intact is False:
         out.print("the report itself was edited: its verdict, probability or evidence no longer "
                   "match its hash", markup=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from distillprint.report.schema import ScoreReport
 from distillprint.score.display import (
-    on_its_side,
+    fraction,
     p_value,
     percent,
     probability_cuts,
@@ -28,8 +28,11 @@ def _safe(text: str) -> str:
     return _XML_ILLEGAL.sub("\ufffd", text)
 
 
-def is_failure(report: ScoreReport, fail_above: float) -> bool:
-    """A report without a probability never crosses the threshold; callers decide about it."""
+def is_failure(report: ScoreReport, fail_above: float, fail_inconclusive: bool = False) -> bool:
+    """Above the gate; or, with ``fail_inconclusive``, any inconclusive verdict (a report
+    without a probability never crosses the gate by itself)."""
+    if fail_inconclusive and report.verdict is Verdict.INCONCLUSIVE:
+        return True
     return report.probability is not None and report.probability > fail_above
 
 
@@ -45,9 +48,11 @@ def _summary(report: ScoreReport, fail_above: float) -> str:
 def _failure_message(report: ScoreReport, fail_above: float) -> str:
     """States the gate that was crossed; "looks distilled" only when the verdict says so,
     since a user may set the threshold below what the verdict policy calls distilled."""
-    assert report.probability is not None  # only a report that crossed the gate
-    shown = on_its_side(report.probability, 6, [fail_above], style="g")
-    crossed = f"P(distilled) = {shown} > {setting(fail_above)}"
+    if report.probability is None or report.probability <= fail_above:
+        return (f"{report.suspect} vs {report.teacher} is inconclusive, which "
+                f"--fail-inconclusive fails: {report.verdict_reason}")
+    shown = fraction(report.probability, [fail_above], digits=6, style="g")
+    crossed = f"P(distilled) {relation(shown)} > {fail_above}"
     if report.verdict is Verdict.DISTILLED:
         return f"{report.suspect} looks distilled from {report.teacher}: {crossed}"
     return (
@@ -56,7 +61,9 @@ def _failure_message(report: ScoreReport, fail_above: float) -> str:
     )
 
 
-def _testcase(suite: ET.Element, report: ScoreReport, fail_above: float) -> None:
+def _testcase(
+    suite: ET.Element, report: ScoreReport, fail_above: float, fail_inconclusive: bool
+) -> None:
     case = ET.SubElement(
         suite,
         "testcase",
@@ -66,7 +73,7 @@ def _testcase(suite: ET.Element, report: ScoreReport, fail_above: float) -> None
             "time": "0",
         },
     )
-    if is_failure(report, fail_above):
+    if is_failure(report, fail_above, fail_inconclusive):
         failure = ET.SubElement(
             case,
             "failure",
@@ -83,10 +90,12 @@ def _testcase(suite: ET.Element, report: ScoreReport, fail_above: float) -> None
     )
 
 
-def render_junit(reports: Sequence[ScoreReport], fail_above: float) -> str:
+def render_junit(
+    reports: Sequence[ScoreReport], fail_above: float, fail_inconclusive: bool = False
+) -> str:
     """JUnit XML with one ``testsuite`` named "distillprint"; a failure per report above
-    ``fail_above``."""
-    failures = sum(is_failure(report, fail_above) for report in reports)
+    ``fail_above`` (and per inconclusive one with ``fail_inconclusive``)."""
+    failures = sum(is_failure(report, fail_above, fail_inconclusive) for report in reports)
     counts = {
         "tests": str(len(reports)),
         "failures": str(failures),
@@ -99,13 +108,16 @@ def render_junit(reports: Sequence[ScoreReport], fail_above: float) -> str:
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", {"name": "fail_above", "value": str(fail_above)})
     for report in reports:
-        _testcase(suite, report, fail_above)
+        _testcase(suite, report, fail_above, fail_inconclusive)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_junit(reports: Sequence[ScoreReport], fail_above: float, path: str | Path) -> Path:
+def write_junit(
+    reports: Sequence[ScoreReport], fail_above: float, path: str | Path,
+    fail_inconclusive: bool = False,
+) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_junit(reports, fail_above), encoding="utf-8")
+    target.write_text(render_junit(reports, fail_above, fail_inconclusive), encoding="utf-8")
     return target

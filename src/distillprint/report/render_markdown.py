@@ -159,9 +159,11 @@ def render_attribution_markdown(report: AttributionReport) -> str:
         "|---:|---|---:|---:|---:|",
     ]
     for rank, c in enumerate(report.candidates, start=1):
+        figures = ("n/a",) * 3 if c.unscored else (  # left out: neither ranked nor cleared
+            fraction(c.posterior), fraction(c.pair_probability, cuts),
+            p_value(c.p_value, [report.alpha]))
         lines.append(f"| {'-' if c.unscored else rank} | {_cell(c.teacher)} | "
-                     f"{fraction(c.posterior)} | {fraction(c.pair_probability, cuts)} | "
-                     f"{p_value(c.p_value, [report.alpha])} |")
+                     f"{' | '.join(figures)} |")
     lines.append(f"| - | none of these | {fraction(report.none_of_these)} | | |")
     notes = [f"{code_span(c.teacher, limit=60)} left out of the ranking: {plain(c.unscored)}"
              for c in report.candidates if c.unscored]

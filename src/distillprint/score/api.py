@@ -393,9 +393,11 @@ def attribute(
     related = tuple(r for r in candidate_relations(feats, scoring, names)
                     if r.probability >= policy.distilled_above)  # NaN compares false
     none_of_these = None if all(unscored) else posterior.none_of_these
+    # a suspect whose answers carry no style is "close" to whatever else is blank or canned
+    blank = degenerate_answers(suspect, cube.prompt_ids) is not None
     return Attribution(
         suspect.name, tuple(candidates), none_of_these, len(background), related,
-        background_teachers(scoring, feats, s, policy) or (),
+        () if blank else background_teachers(scoring, feats, s, policy) or (),
     )
 
 

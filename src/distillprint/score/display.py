@@ -8,56 +8,79 @@ contradiction of an inconclusive verdict. Figures next to a cut get the digits t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 
 _MAX_EXTRA_DIGITS = 6
 
 
-def _side(value: float, cut: float) -> int:
+def _side(value: Decimal, cut: Decimal) -> int:
     return (value > cut) - (value < cut)
 
 
+def _exact(value: float) -> Decimal:
+    # the shortest repr: 0.007 is 0.007, not the binary float's 0.00700000000000000015...
+    return Decimal(repr(value))
+
+
 def on_its_side(
-    value: float, digits: int, cuts: Iterable[float] = (), style: str = "f", scale: float = 1.0
+    value: float, digits: int, cuts: Iterable[float] = (), style: str = "f", scale: int = 1
 ) -> str:
     """``value * scale`` with at least ``digits`` decimals (``style`` "f") or significant
-    digits ("g"), more if fewer would round it onto or across one of the ``cuts`` (which are
-    on the unscaled value, so a percentage is compared as the probability it shows)."""
-    cuts = tuple(cuts)
+    digits ("g"), more if fewer would round it onto or across one of the ``cuts`` (on the
+    unscaled value; compared in decimal, so a percentage shows no float noise)."""
+    exact = _exact(value) * scale
+    limits = [_exact(cut) * scale for cut in cuts]
     for places in range(digits, digits + _MAX_EXTRA_DIGITS + 1):
-        shown = f"{value * scale:.{places}{style}}"
-        if all(_side(float(shown) / scale, cut) == _side(value, cut) for cut in cuts):
+        shown = f"{exact:.{places}{style}}"
+        if all(_side(Decimal(shown), limit) == _side(exact, limit) for limit in limits):
             return shown
-    return repr(value * scale)
+    return str(exact)
 
 
 def relation(shown: str) -> str:
     """'= 0.012' for a shown figure, or '< 0.001' as the formatters write it, never
-    '= < 0.001'."""
-    return shown if shown.startswith(("<", ">")) else f"= {shown}"
+    '= < 0.001' (nor '= n/a')."""
+    return shown if shown.startswith(("<", ">", "n/a")) else f"= {shown}"
+
+
+def _extreme(value: float, unit: float, cuts: Iterable[float]) -> int:
+    """+1 / -1 when ``value`` is within half a ``unit`` of 1 / 0 and no cut lies in that band
+    (a gate at 0.9999 must still tell 0.99985 from 0.99995), else 0."""
+    band = unit / 2
+    cuts = tuple(cuts)
+    if value >= 1.0 - band and not any(cut >= 1.0 - band for cut in cuts):
+        return 1
+    if value < band and not any(cut < band for cut in cuts):
+        return -1
+    return 0
 
 
 def percent(value: float | None, cuts: Iterable[float] = ()) -> str:
-    """A probability as a percentage; the extremes say so rather than round to 0 or 100."""
+    """A probability as a percentage; the extremes say so rather than round to 0 or 100 (a
+    saturated classifier gives exactly 1.0: still not certainty)."""
     if value is None:
         return "n/a"
-    if value >= 0.9995:  # a saturated classifier gives exactly 1.0: still not certainty
-        return "> 99.9%"
-    if value < 0.0005:
-        return "< 0.1%"
-    return on_its_side(value, 1, cuts, scale=100.0) + "%"
+    cuts = tuple(cuts)
+    extreme = _extreme(value, 0.001, cuts)
+    if extreme:
+        return "> 99.9%" if extreme > 0 else "< 0.1%"
+    # 0 and 1 are cuts too: short of certainty is never shown as certainty
+    return on_its_side(value, 1, (*cuts, 0.0, 1.0), scale=100) + "%"
 
 
-def fraction(value: float | None, cuts: Iterable[float] = (), digits: int = 3) -> str:
-    """A probability as a decimal, ``digits`` places unless a cut needs more; the extremes say
-    so rather than round to 0 or 1."""
+def fraction(
+    value: float | None, cuts: Iterable[float] = (), digits: int = 3, style: str = "f"
+) -> str:
+    """A probability as a decimal, ``digits`` places (or significant digits, ``style`` "g")
+    unless a cut needs more; the extremes say so rather than round to 0 or 1."""
     if value is None:
         return "n/a"
+    cuts = tuple(cuts)
     unit = 10.0**-digits
-    if value >= 1.0 - unit / 2:
-        return f"> {1.0 - unit:.{digits}f}"
-    if value < unit / 2:
-        return f"< {unit:.{digits}f}"
-    return on_its_side(value, digits, cuts)
+    extreme = _extreme(value, unit, cuts)
+    if extreme:
+        return f"> {1.0 - unit:.{digits}f}" if extreme > 0 else f"< {unit:.{digits}f}"
+    return on_its_side(value, digits, (*cuts, 0.0, 1.0), style=style)
 
 
 def p_value(value: float | None, cuts: Iterable[float] = ()) -> str:
