@@ -481,18 +481,25 @@ def test_answers_cut_at_the_token_limit_on_one_side_only_are_named_in_the_reason
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
 
-    def cut(seen: Seen) -> Canned:
-        return chat_reply(f"Certainly! About {seen.body['messages'][-1]['content']}", "length")
+    def cut(seen: Seen) -> Canned:  # openai:terse stops on its own, every other model is cut
+        ending = "stop" if seen.body["model"] == "terse" else "length"
+        return chat_reply(f"Certainly! About {seen.body['messages'][-1]['content']}", ending)
 
-    out = tmp_path / "report.json"
+    common = ["--suspect", "openai:short", "--probes", str(logs["prompts"]),
+              "--store", str(tmp_path / "s.sqlite"), "--background-dir", str(logs["background"]),
+              "--max-tokens", "8"]
+    reasons = []
     with ScriptedServer(default=cut) as server:
-        result = CliRunner().invoke(app, [
-            "score", "--teacher", f"file:{logs['teacher']}", "--suspect", "openai:short",
-            "--base-url", f"{server.url}/v1", "--probes", str(logs["prompts"]),
-            "--store", str(tmp_path / "s.sqlite"), "--background-dir", str(logs["background"]),
-            "--json", str(out), "--max-tokens", "8",
-        ])
-    assert result.exit_code == 0, result.output
-    reason = json.loads(out.read_text())["verdict_reason"]
-    assert "100% of openai:short's and 0% of file:teacher's answers stopped at the token limit" \
-        in reason
+        url = ["--base-url", f"{server.url}/v1"]
+        teachers = [  # a full-length log; then a live teacher under the same limit
+            ["--teacher", f"file:{logs['teacher']}"],
+            ["--teacher", "openai:terse", "--teacher-base-url", f"{server.url}/v1"],
+        ]
+        for teacher in teachers:
+            out = tmp_path / "report.json"
+            result = CliRunner().invoke(app, ["score", *teacher, *url, *common, "--json", str(out)])
+            assert result.exit_code == 0, result.output
+            reasons.append(json.loads(out.read_text())["verdict_reason"])
+    assert ("100% of openai:short's and 0% of file:teacher's answers stopped at the token limit"
+            in reasons[0])
+    assert "token limit" not in reasons[1]  # one shared limit: a terse model is cut less often

@@ -84,13 +84,19 @@ class Evidence:
     incomplete: list[str] = field(default_factory=list)
     #: per model, the share of its answers that stopped at the token limit
     cut_share: dict[str, float] = field(default_factory=dict)
+    #: per model, the token limits it was asked with; None for a log, whose limit is unknown
+    limits: dict[str, frozenset[int | None] | None] = field(default_factory=dict)
 
     def truncation_caveat(self, first: str, second: str) -> str | None:
         """Answers cut at a token limit on one side only look less alike than the models
         are (a live suspect at --max-tokens 48 against a teacher's full-length log, say),
-        which pulls P(distilled) down."""
+        which pulls P(distilled) down. Under one shared limit a terse model is simply cut
+        less often, so that is not flagged."""
         shares = (self.cut_share.get(first, 0.0), self.cut_share.get(second, 0.0))
         if max(shares) < MOSTLY_CUT or min(shares) > RARELY_CUT:
+            return None
+        limits = (self.limits.get(first), self.limits.get(second))
+        if None not in limits and limits[0] == limits[1]:
             return None
         return (f"{shares[0]:.0%} of {first}'s and {shares[1]:.0%} of {second}'s answers "
                 "stopped at the token limit: answers cut to different lengths look less alike "
@@ -283,6 +289,9 @@ def _add_stored(
     if records:
         cut = sum(record.finish_reason == "length" for record in records)
         evidence.cut_share[label] = cut / len(records)
+        logged = spec.spec.startswith("file:")  # stored under the command line's settings
+        evidence.limits[label] = None if logged else frozenset(
+            record.params.max_tokens for record in records)
     responses: dict[str, list[str]] = {}
     for record in sorted(records, key=lambda r: (r.probe_id, r.sample_index)):
         responses.setdefault(record.probe_id, []).append(record.response)
