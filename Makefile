@@ -88,9 +88,9 @@ demo: install
 			--teacher file:$(ALPACA)/text_davinci_003.json.gz --teacher file:$(ALPACA)/gemini-pro.json.gz \
 			--probes $(ALPACA)/gpt-3.5-turbo-0301.json.gz --background-dir $(ALPACA) --max-background 30 \
 			--store $(DEMO_DIR)/logs.sqlite --json $(DEMO_DIR)/vicuna-13b-attribution.json \
-			--markdown $(DEMO_DIR)/vicuna-13b-attribution.md || exit 1; \
+			--report $(DEMO_DIR)/vicuna-13b-attribution.html || exit 1; \
 	else echo "== 4/4 skipped: $(ALPACA) not found =="; fi
-	@echo "== done: open $(DEMO_DIR)/*-report.html =="
+	@echo "== done: open $(DEMO_DIR)/*.html (score reports and the attribution) =="
 
 bench: install
 	$(PY) evaluation/run_all.py

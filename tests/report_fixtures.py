@@ -10,12 +10,15 @@ import random
 
 from distillprint.report.manifest import build_manifest, response_digest
 from distillprint.report.schema import (
+    AttributionReport,
+    CandidateScore,
     CategoryEvidence,
     ComponentVersion,
     Echo,
     Lookalike,
     MapPoint,
     ModelEntry,
+    RelatedPair,
     ScoreReport,
     SimilarityDistribution,
 )
@@ -146,4 +149,26 @@ def sample_report(
         echoes=_echoes(),
         fingerprint_map=_map(rng),
         manifest=manifest,
+    )
+
+
+def sample_attribution(suspect: str = SUSPECT, top: str = TEACHER) -> AttributionReport:
+    """An attribution of SUSPECT among three candidates, one left out for thin evidence."""
+    sample = sample_report()
+    return AttributionReport(
+        created_at=CREATED_AT, package_version="0.1.0", suspect=suspect,
+        probe_set="core", probe_set_version="1.0",
+        candidates=[
+            CandidateScore(teacher=top, posterior=0.97, pair_probability=0.9996, p_value=0.0004),
+            CandidateScore(teacher="claude-2", posterior=0.02, pair_probability=0.41,
+                           p_value=0.12),
+            CandidateScore(teacher="tiny-model", posterior=None, pair_probability=None,
+                           p_value=None, unscored="only 3 shared prompt(s) (need at least 64)"),
+        ],
+        none_of_these=0.01,
+        related_candidates=[RelatedPair(teacher=top, suspect="claude-2", probability=0.85)],
+        background_teachers=[Lookalike(model="background-model-03", probability=0.97)],
+        background=["background-model-03"], n_background=1, alpha=0.05,
+        thresholds={"distilled_above": 0.8, "not_distilled_below": 0.2},
+        manifest=sample.manifest,
     )

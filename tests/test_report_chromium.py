@@ -50,3 +50,16 @@ def test_chromium_renders_the_verdict(tmp_path: Path) -> None:
     assert 'id="probability">51.0%<' in dom
     # Autoescaped hostile text stays inert: the DOM holds no injected elements.
     assert "<script>alert(1)</script>" not in dom
+
+
+def test_chromium_renders_the_attribution_page(tmp_path: Path) -> None:
+    from distillprint.report.render_html import render_attribution_html
+    from report_fixtures import sample_attribution
+
+    page = tmp_path / "attribution.html"
+    page.write_text(render_attribution_html(sample_attribution()))
+    command = [str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+               page.as_uri()]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert '<div id="top-candidate"><bdi>gpt4_1106_preview</bdi></div>' in dom
+    assert 'id="none-of-these">0.010<' in dom

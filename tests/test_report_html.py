@@ -16,7 +16,7 @@ from distillprint.core_types import (
     ModelIdentity,
     SamplingParams,
 )
-from distillprint.report.load import parse_report, write_report_json
+from distillprint.report.load import parse_any_report, parse_report, write_report_json
 from distillprint.report.manifest import build_manifest, response_digest, seal_report
 from distillprint.report.render_html import MAX_ECHO_CHARS, render_html
 from distillprint.report.schema import ScoreReport, SimilarityDistribution
@@ -318,3 +318,16 @@ def test_a_repeated_or_garbled_seal_counts_as_an_edit_not_as_an_unsealed_page() 
     assert page_intact(doubled) is False
     garbled = page.replace(seal.group(1), "not-a-digest", 1)
     assert page_intact(garbled) is False
+
+
+def test_the_attribution_page_ranks_escapes_and_is_sealed() -> None:
+    from distillprint.report.render_html import render_attribution_html
+    from report_fixtures import sample_attribution
+
+    page = render_attribution_html(sample_attribution(top=HOSTILE))
+    assert page_intact(page) is True
+    assert "<script>alert(1)</script>" not in page.split('<script type="application/json"')[0]
+    assert 'id="top-posterior">0.970<' in page and 'id="none-of-these">0.010<' in page
+    assert ">&gt; 0.999<" in page  # the top pair's P, never shown as 1.000
+    assert "only 3 shared prompt(s)" in page and "background-model-03" in page
+    assert parse_any_report(page).suspect == sample_attribution().suspect

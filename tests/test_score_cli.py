@@ -134,7 +134,7 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path) -> None:
         "--teacher", f"file:{logs['teacher']}",
         "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
         "--background-dir", str(logs["background"]), "--json", str(out),
-        "--markdown", str(tmp_path / "attribution.md"),
+        "--markdown", str(tmp_path / "attribution.md"), "--report", str(tmp_path / "a.html"),
     ])
     assert result.exit_code == 0, result.output
     ranking = json.loads(out.read_text())
@@ -153,6 +153,15 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path) -> None:
     assert runner.invoke(app, ["verify", str(out), "--store", str(store)]).exit_code == 0
     summary = (tmp_path / "attribution.md").read_text()
     assert "| 1 | `file:teacher` |" in summary and "| - | none of these |" in summary
+    page = tmp_path / "a.html"
+    text = page.read_text()
+    assert '<div id="top-candidate"><bdi>file:teacher</bdi></div>' in text
+    assert "http" not in text.split("<script")[0].split("</head>")[1]  # self-contained
+    assert runner.invoke(app, ["verify", str(page), "--store", str(store)]).exit_code == 0
+    page.write_text(text.replace("<bdi>file:teacher</bdi>", "<bdi>file:bg0</bdi>", 1))
+    forged = runner.invoke(app, ["verify", str(page), "--store", str(store)])
+    assert forged.exit_code == 1 and "the HTML page was edited" in " ".join(
+        forged.output.split())
     out.write_text(out.read_text().replace(f'"posterior": {first["posterior"]}',
                                            '"posterior": 0.01', 1))
     edited = runner.invoke(app, ["verify", str(out), "--store", str(store)])

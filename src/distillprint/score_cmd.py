@@ -14,6 +14,7 @@ from rich.table import Table
 from distillprint.errors import EXIT_INCOMPLETE, InputError
 from distillprint.report.junit import is_failure, write_junit
 from distillprint.report.load import write_report_json
+from distillprint.report.render_html import render_attribution_html
 from distillprint.report.render_markdown import render_attribution_markdown
 from distillprint.report.schema import Stage
 from distillprint.score import display
@@ -193,6 +194,7 @@ def attribute_command(
     out: Console,
     console: Console,
     markdown: Path | None = None,
+    html: Path | None = None,
 ) -> int:
     """Returns the exit code: 4 when collection left requests failed, else 0."""
     scoring = _scoring(scoring_model)
@@ -259,4 +261,8 @@ def attribute_command(
         markdown.parent.mkdir(parents=True, exist_ok=True)
         markdown.write_text(render_attribution_markdown(report), encoding="utf-8")
         console.print(f"wrote {markdown}")
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_attribution_html(report), encoding="utf-8")
+        console.print(f"wrote {html}")
     return _incomplete_code(evidence, out)

@@ -124,6 +124,8 @@ def attribute(
         "--json", help="Write the attribution report here (JSON; `verify` checks it).")] = None,
     markdown: Annotated[Path | None, typer.Option(
         help="Write a Markdown summary here (a pull-request comment).")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="Write a self-contained HTML report here (`verify` checks it too).")] = None,
 ) -> None:
     from distillprint.score_cmd import attribute_command
 
@@ -134,14 +136,14 @@ def attribute(
         settings=run_settings(probes, store, samples, concurrency, temperature, max_tokens,
                                background_dir, max_background, seed),
         scoring_model=scoring_model, json_path=json_out, out=out, console=console,
-        markdown=markdown,
+        markdown=markdown, html=report,
     )
     raise typer.Exit(code=code)
 
 
 def verify(
     report: Annotated[Path, typer.Argument(
-        help="Score report (.json or .html) or attribution report (.json).")],
+        help="Score or attribution report (.json or .html).")],
     store: StoreOption,
 ) -> None:
     """Recompute the report's evidence hashes from the store; exit 1 if anything changed."""

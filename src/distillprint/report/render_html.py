@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from distillprint.report.evidence import rank_categories, ranked_echoes
 from distillprint.report.plots import render_plots
-from distillprint.report.schema import Manifest, ScoreReport
+from distillprint.report.schema import AttributionReport, Manifest, ScoreReport
 from distillprint.report.seal import BLANK_PAGE_SEAL, seal_page
 from distillprint.score import display
 from distillprint.score.evidence import MAX_ECHO_CHARS, clip
@@ -56,6 +56,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["pct"] = display.percent
+    env.filters["frac"] = display.fraction
     env.filters["pval"] = display.p_value
     env.filters["num"] = format_number
     env.filters["setting"] = display.setting
@@ -110,4 +111,23 @@ def _context(report: ScoreReport) -> dict[str, Any]:
 
 def render_html(report: ScoreReport) -> str:
     page = _environment().get_template("report.html.j2").render(**_context(report))
+    return seal_page(page)
+
+
+def render_attribution_html(report: AttributionReport) -> str:
+    """The attribution report as one self-contained, sealed page, verifiable as the score
+    page is."""
+    scored = [c for c in report.candidates if not c.unscored]
+    context = {
+        "r": report,
+        "top": scored[0] if scored and report.none_of_these is not None else None,
+        "banner_style": "warn" if report.none_of_these is None else "neutral",
+        "probability_cuts": display.probability_cuts(report.thresholds),
+        "models": model_summaries(report.manifest),
+        "list_digests": len(report.manifest.responses) <= MAX_LISTED_DIGESTS,
+        "report_data": report.model_dump(mode="json"),
+        "report_data_id": REPORT_DATA_ID,
+        "page_seal": BLANK_PAGE_SEAL,
+    }
+    page = _environment().get_template("attribution.html.j2").render(**context)
     return seal_page(page)
