@@ -72,6 +72,11 @@ class RunSettings:
         return probe_set.with_sampling(temperature=self.temperature, max_tokens=self.max_tokens)
 
 
+# One side's answers mostly cut at the token limit while the other's rarely are: the
+# lengths differ by the limit, not by the models.
+MOSTLY_CUT = 0.5
+RARELY_CUT = 0.1
+
 @dataclass
 class Evidence:
     """Everything a score used: answers per model and the digests that pin them."""
@@ -199,11 +204,6 @@ def _name_taken(
 
 # the command-line option that names a model in each role (``attribute``'s candidates)
 _OPTION_OF_ROLE = {"candidate": "teacher"}
-
-# One side's answers mostly cut at the token limit while the other's rarely are: the
-# lengths differ by the limit, not by the models.
-MOSTLY_CUT = 0.5
-RARELY_CUT = 0.1
 
 #: a background log this much identical to a teacher's or suspect's answers is that model
 DUPLICATE_SHARE = 0.5
