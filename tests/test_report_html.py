@@ -331,3 +331,16 @@ def test_the_attribution_page_ranks_escapes_and_is_sealed() -> None:
     assert ">&gt; 0.999<" in page  # the top pair's P, never shown as 1.000
     assert "only 3 shared prompt(s)" in page and "background-model-03" in page
     assert parse_any_report(page).suspect == sample_attribution().suspect
+
+
+def test_the_attribution_banner_names_two_candidates_too_close_to_call() -> None:
+    from distillprint.report.render_html import render_attribution_html
+    from report_fixtures import sample_attribution
+
+    report = sample_attribution()
+    first, second, *rest = report.candidates
+    tied = report.model_copy(update={"candidates": [
+        first.model_copy(update={"posterior": 0.5}),
+        second.model_copy(update={"posterior": 0.4999997}), *rest]})
+    page = render_attribution_html(tied)
+    assert "<bdi>claude-2</bdi> (too close to call)" in page

@@ -65,6 +65,8 @@ def test_a_low_gate_crossed_by_an_undecided_pair_does_not_claim_distillation() -
 
 def test_a_probability_just_over_the_gate_is_not_shown_as_equal_to_it() -> None:
     report = sample_report(probability=0.5000004, verdict="inconclusive")
+    # score records the gate among the thresholds, so every output keeps P on its side
+    report = report.model_copy(update={"thresholds": {**report.thresholds, "fail_above": 0.5}})
     suite = _suite(render_junit([report], fail_above=0.5))
     case = suite.find("testcase")
     assert case is not None
@@ -84,3 +86,12 @@ def test_fail_inconclusive_fails_the_junit_case_as_it_fails_the_exit_code() -> N
     failure = case.find("failure")
     assert failure is not None and "which --fail-inconclusive fails" in (
         failure.get("message") or "")
+
+
+def test_no_gate_means_no_invented_threshold_and_an_incomplete_run_is_an_error() -> None:
+    report = sample_report(probability=0.9999999999)
+    text = render_junit([report], fail_above=None)
+    assert "fail_above" not in text and "99.99999" not in text and "&gt; 99.9%" in text
+    suite = _suite(render_junit([report], fail_above=None, incomplete=True))
+    case = suite.find("testcase")
+    assert suite.get("errors") == "1" and case is not None and case.find("error") is not None

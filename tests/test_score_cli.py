@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import sqlite3
 from pathlib import Path
 
@@ -79,6 +80,7 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert len(report["manifest"]["responses"]) == 8 * N_PROMPTS
     assert report["probability"] is not None and report["probability"] > 0.5
     assert result.exit_code == 1, result.output  # the CI gate fires
+    assert re.search(r"gate: P\(distilled\) (= 0\.\d+|> 0\.999) > 0\.5: exit 1", result.output)
     assert "<failure" in outputs["xml"].read_text()
 
     # a second score reads the similarity cube cached beside the store, same verdict
@@ -214,24 +216,24 @@ def test_attribute_names_background_models_the_suspect_scores_as_distilled_from(
     assert "also scores as distilled from" in " ".join(result.output.split())
 
 
-def test_a_copy_of_the_suspect_in_the_background_is_left_out(
-    tmp_path: Path, logs: dict[str, Path]
-) -> None:
-    (logs["background"] / "student-copy.jsonl").write_bytes(logs["student"].read_bytes())
+def test_a_copy_of_the_suspect_in_the_background_is_left_out(tmp_path: Path) -> None:
+    logs = make_logs(tmp_path, n_prompts=80)  # two looks: 64 prompts, then 80
+    suspect = logs["background"] / "bg0.jsonl"  # unrelated: no look stops early
+    (logs["background"] / "suspect-copy.jsonl").write_bytes(suspect.read_bytes())
     out = tmp_path / "report.json"
     result = CliRunner().invoke(app, [
-        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{suspect}",
         "--probes", str(logs["prompts"]), "--store", str(tmp_path / "store.sqlite"),
-        "--background-dir", str(logs["background"]), "--json", str(out), "--stage", "20",
+        "--background-dir", str(logs["background"]), "--json", str(out), "--stage", "64",
     ])
-    assert len(json.loads(out.read_text())["background"]) == 6  # the 6 real ones only
-    # said once, though two looks (20 prompts, then 40) each leave it out
-    assert result.output.count("student-copy.jsonl left out") == 1, result.output
+    assert len(json.loads(out.read_text())["background"]) == 5  # bg1-bg5: no bg0, no copy
+    assert "stage 2 of 2" in result.output, result.output
+    # said once, though both looks leave it out
+    assert result.output.count("suspect-copy.jsonl left out") == 1, result.output
 
 
-def test_a_background_model_in_two_folders_counts_once(
-    tmp_path: Path, logs: dict[str, Path]
-) -> None:
+def test_a_background_model_in_two_folders_counts_once(tmp_path: Path) -> None:
+    logs = make_logs(tmp_path, n_prompts=80)
     second = tmp_path / "more-background"
     second.mkdir()
     first = sorted(logs["background"].iterdir())[0]
@@ -252,7 +254,7 @@ def test_a_background_model_in_two_folders_counts_once(
         "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
         "--probes", str(logs["prompts"]), "--store", str(tmp_path / "store.sqlite"),
         "--background-dir", str(logs["background"]), "--background-dir", str(second),
-        "--json", str(out), "--stage", "20",
+        "--json", str(out), "--stage", "64",
     ], terminal_width=500)
     assert result.exit_code == 0, result.output
     assert len(json.loads(out.read_text())["background"]) == 5
@@ -319,6 +321,12 @@ def test_fail_inconclusive_makes_an_abstention_fail_the_gate(
     assert CliRunner().invoke(app, common).exit_code == 0  # P can never exceed 1
     strict = CliRunner().invoke(app, [*common, "--fail-inconclusive"])
     assert strict.exit_code == 1, strict.output
+    assert "gate: the verdict is inconclusive (--fail-inconclusive): exit 1" in strict.output
+    alone = CliRunner().invoke(app, [*common[:-2], "--fail-inconclusive"])  # no --fail-above
+    assert isinstance(alone.exception, InputError)
+    assert alone.exception.field == "fail-inconclusive"
+    early = CliRunner().invoke(app, [*common, "--stage", "16"])
+    assert isinstance(early.exception, InputError) and early.exception.field == "stage"
 
 
 def test_a_model_named_as_teacher_and_suspect_is_refused(
@@ -456,11 +464,16 @@ def test_score_exits_4_when_the_suspect_could_not_answer_everything(
             "--suspect", "anthropic:claude-test", "--base-url", server.url,
             "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
             "--background-dir", str(logs["background"]), "--json", str(out),
-            "--concurrency", "1",
+            "--concurrency", "1", "--junit", str(tmp_path / "ci.xml"),
         ], terminal_width=500)
     assert result.exit_code == 4, result.output
-    assert "incomplete: requests to anthropic:claude-test failed" in result.output
-    assert json.loads(out.read_text())["n_prompts"] == N_PROMPTS - 1  # what arrived is scored
+    written = json.loads(out.read_text())
+    assert written["n_prompts"] == N_PROMPTS - 1  # what arrived is scored
+    # every output says so, not only the exit code: CI reads the JUnit
+    assert "collection incomplete: requests to anthropic:claude-test failed" in (
+        written["verdict_reason"])
+    junit = (tmp_path / "ci.xml").read_text()
+    assert 'errors="1"' in junit and "CollectionIncomplete" in junit
 
 
 def test_logs_scored_on_a_probe_set_they_never_answered_get_the_way_out(

@@ -134,20 +134,23 @@ def score_command(
                           f"{pair.verdict} at alpha {pair.alpha:.4g}", markup=False)
         if staging.stops(pair.verdict):
             break
+    notes = _incomplete_notes(evidence)
+    # every output states the gate, so that none rounds a probability onto it
+    gate = {} if fail_above is None else {"fail_above": fail_above}
+    pair = replace(pair, reasons=(*pair.reasons, *notes),
+                   thresholds={**pair.thresholds, **gate})
     report = build_report(pair, evidence, scoring, background_labels,
                           stages=stages if len(looks) > 1 else None)
     # the CI system's files first: the HTML (plots) is the likeliest to fail, and must not
     # take the JUnit and JSON down with it
     if junit is not None:
-        write_junit([report], fail_above if fail_above is not None else 1.0, junit,
-                    fail_inconclusive=fail_above is not None and fail_inconclusive)
+        write_junit([report], fail_above, junit, fail_inconclusive=fail_inconclusive,
+                    incomplete=bool(notes))
         console.print(f"wrote {junit}")
     for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
         console.print(f"wrote {path}")
-    cuts = display.probability_cuts(report.thresholds)
-    probability = display.fraction(
-        report.probability, [*cuts, *([] if fail_above is None else [fail_above])]
-    )
+    probability = display.fraction(report.probability,
+                                   display.probability_cuts(report.thresholds))
     p_value = display.p_value(report.p_value, [report.alpha])
     out.print(
         f"verdict: {report.verdict}  P(distilled) {display.relation(probability)}  "
@@ -157,16 +160,20 @@ def score_command(
     )
     out.print(f"reason: {report.verdict_reason}", markup=False)
     if fail_above is not None and is_failure(report, fail_above, fail_inconclusive):
+        why = ("the verdict is inconclusive (--fail-inconclusive)"
+               if report.probability is None or report.probability <= fail_above
+               else f"P(distilled) {display.relation(probability)} > {fail_above}")
+        out.print(f"gate: {why}: exit 1", markup=False)
         return 1
-    return _incomplete_code(evidence, out)
+    return EXIT_INCOMPLETE if notes else 0
 
 
-def _incomplete_code(evidence: Evidence, out: Console) -> int:
+def _incomplete_notes(evidence: Evidence) -> tuple[str, ...]:
+    """Said in the reasons of every output, not only by the exit code."""
     if not evidence.incomplete:
-        return 0
-    out.print(f"incomplete: requests to {', '.join(evidence.incomplete)} failed (see above); "
-              "the result uses what arrived, and a rerun sends only the rest", markup=False)
-    return EXIT_INCOMPLETE
+        return ()
+    return (f"collection incomplete: requests to {', '.join(evidence.incomplete)} failed; "
+            "the result uses what arrived, and a rerun sends only the rest",)
 
 
 def _check_gate_background(specs: Sequence[ModelSpec]) -> None:
@@ -265,4 +272,6 @@ def attribute_command(
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(render_attribution_html(report), encoding="utf-8")
         console.print(f"wrote {html}")
-    return _incomplete_code(evidence, out)
+    for note in _incomplete_notes(evidence):
+        out.print(f"note: {note}", markup=False)
+    return EXIT_INCOMPLETE if evidence.incomplete else 0

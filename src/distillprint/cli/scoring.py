@@ -87,10 +87,20 @@ def score(
     ] = "distilled",
 ) -> None:
     """Collect what is missing, then score how likely SUSPECT was distilled from TEACHER."""
+    from distillprint.score.stats import VerdictPolicy
     from distillprint.score_cmd import Staging, score_command
 
     if stop_on not in ("distilled", "any"):
         raise InputError("must be 'distilled' or 'any'", field="stop-on")
+    if fail_inconclusive and fail_above is None:
+        raise InputError("gates nothing without --fail-above (the gate it widens)",
+                         field="fail-inconclusive")
+    needed = VerdictPolicy().min_prompts
+    too_few = [n for n in stage or [] if n < needed]
+    if too_few:
+        # such a look can never reach a verdict, yet it would take its share of alpha
+        raise InputError(f"{too_few[0]} is below the {needed} prompts a verdict needs",
+                         field="stage")
     code = score_command(
         teacher=ModelSpec(teacher, "teacher", teacher_base_url),
         suspect=ModelSpec(suspect, "suspect", base_url),

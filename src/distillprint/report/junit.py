@@ -20,6 +20,7 @@ from distillprint.score.stats import Verdict
 
 SUITE_NAME = "distillprint"
 FAILURE_TYPE = "DistillationThresholdExceeded"
+INCOMPLETE_TYPE = "CollectionIncomplete"
 # XML 1.0 forbids these characters even when escaped; labels and reasons may carry them.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -28,16 +29,20 @@ def _safe(text: str) -> str:
     return _XML_ILLEGAL.sub("\ufffd", text)
 
 
-def is_failure(report: ScoreReport, fail_above: float, fail_inconclusive: bool = False) -> bool:
+def is_failure(
+    report: ScoreReport, fail_above: float | None, fail_inconclusive: bool = False
+) -> bool:
     """Above the gate; or, with ``fail_inconclusive``, any inconclusive verdict (a report
-    without a probability never crosses the gate by itself)."""
+    without a probability never crosses the gate by itself). No gate, no failure."""
+    if fail_above is None:
+        return False
     if fail_inconclusive and report.verdict is Verdict.INCONCLUSIVE:
         return True
     return report.probability is not None and report.probability > fail_above
 
 
-def _summary(report: ScoreReport, fail_above: float) -> str:
-    shown = percent(report.probability, [*probability_cuts(report.thresholds), fail_above])
+def _summary(report: ScoreReport) -> str:
+    shown = percent(report.probability, probability_cuts(report.thresholds))
     return (
         f"P(distilled) {relation(shown)}, "
         f"p-value {relation(p_value(report.p_value, [report.alpha]))} "
@@ -62,7 +67,8 @@ def _failure_message(report: ScoreReport, fail_above: float) -> str:
 
 
 def _testcase(
-    suite: ET.Element, report: ScoreReport, fail_above: float, fail_inconclusive: bool
+    suite: ET.Element, report: ScoreReport, fail_above: float | None, fail_inconclusive: bool,
+    incomplete: bool,
 ) -> None:
     case = ET.SubElement(
         suite,
@@ -74,6 +80,7 @@ def _testcase(
         },
     )
     if is_failure(report, fail_above, fail_inconclusive):
+        assert fail_above is not None
         failure = ET.SubElement(
             case,
             "failure",
@@ -82,42 +89,51 @@ def _testcase(
                 "message": _safe(_failure_message(report, fail_above)),
             },
         )
-        failure.text = _safe(f"{_summary(report, fail_above)}\n{report.verdict_reason}")
+        failure.text = _safe(f"{_summary(report)}\n{report.verdict_reason}")
+    elif incomplete:  # the run could not ask everything: neither a pass nor a fail
+        error = ET.SubElement(case, "error", {"type": INCOMPLETE_TYPE,
+                                              "message": "collection incomplete: rerun"})
+        error.text = _safe(report.verdict_reason)
     out = ET.SubElement(case, "system-out")
     out.text = _safe(
-        f"{_summary(report, fail_above)}\nreason: {report.verdict_reason}\n"
+        f"{_summary(report)}\nreason: {report.verdict_reason}\n"
         f"manifest sha256: {report.manifest.manifest_sha256}"
     )
 
 
 def render_junit(
-    reports: Sequence[ScoreReport], fail_above: float, fail_inconclusive: bool = False
+    reports: Sequence[ScoreReport], fail_above: float | None, fail_inconclusive: bool = False,
+    incomplete: bool = False,
 ) -> str:
     """JUnit XML with one ``testsuite`` named "distillprint"; a failure per report above
-    ``fail_above`` (and per inconclusive one with ``fail_inconclusive``)."""
+    ``fail_above`` (and per inconclusive one with ``fail_inconclusive``), an error per other
+    report when collection was ``incomplete``."""
     failures = sum(is_failure(report, fail_above, fail_inconclusive) for report in reports)
+    errors = len(reports) - failures if incomplete else 0
     counts = {
         "tests": str(len(reports)),
         "failures": str(failures),
-        "errors": "0",
+        "errors": str(errors),
         "skipped": "0",
         "time": "0",
     }
     root = ET.Element("testsuites", {"name": SUITE_NAME, **counts})
     suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, **counts})
     properties = ET.SubElement(suite, "properties")
-    ET.SubElement(properties, "property", {"name": "fail_above", "value": str(fail_above)})
+    if fail_above is not None:
+        ET.SubElement(properties, "property", {"name": "fail_above", "value": str(fail_above)})
     for report in reports:
-        _testcase(suite, report, fail_above, fail_inconclusive)
+        _testcase(suite, report, fail_above, fail_inconclusive, incomplete)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def write_junit(
-    reports: Sequence[ScoreReport], fail_above: float, path: str | Path,
-    fail_inconclusive: bool = False,
+    reports: Sequence[ScoreReport], fail_above: float | None, path: str | Path,
+    fail_inconclusive: bool = False, incomplete: bool = False,
 ) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_junit(reports, fail_above, fail_inconclusive), encoding="utf-8")
+    target.write_text(render_junit(reports, fail_above, fail_inconclusive, incomplete),
+                      encoding="utf-8")
     return target

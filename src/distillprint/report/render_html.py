@@ -23,6 +23,8 @@ from distillprint.score import display
 from distillprint.score.evidence import MAX_ECHO_CHARS, clip
 
 REPORT_DATA_ID = "distillprint-report"
+# posteriors closer than this name two candidates in the attribution banner, not one
+TOO_CLOSE_TO_CALL = 0.05
 MAX_LISTED_DIGESTS = 2000
 
 VERDICT_STYLE = {"distilled": "bad", "not distilled": "good", "inconclusive": "warn"}
@@ -118,9 +120,15 @@ def render_attribution_html(report: AttributionReport) -> str:
     """The attribution report as one self-contained, sealed page, verifiable as the score
     page is."""
     scored = [c for c in report.candidates if not c.unscored]
+    top = scored[0] if scored and report.none_of_these is not None else None
+    # a second candidate within a few points of the first is not beaten by it
+    close = (top is not None and len(scored) > 1 and top.posterior is not None
+             and scored[1].posterior is not None
+             and top.posterior - scored[1].posterior < TOO_CLOSE_TO_CALL)
     context = {
         "r": report,
-        "top": scored[0] if scored and report.none_of_these is not None else None,
+        "top": top,
+        "runner_up": scored[1] if close else None,
         "banner_style": "warn" if report.none_of_these is None else "neutral",
         "probability_cuts": display.probability_cuts(report.thresholds),
         "models": model_summaries(report.manifest),

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from distillprint.score import display
 from distillprint.score.answers import ModelAnswers, degenerate_answers, shared_prompt_ids
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
@@ -179,7 +180,8 @@ def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str |
         return None
     return (
         f"p-value from {n_prompts} prompts, fewer than the scoring model's {trained}: scored "
-        f"on {row['n_prompts']}, {rate:.1%} of unrelated training pairs had p <= {alpha}"
+        f"on {row['n_prompts']}, {rate:.1%} of unrelated training pairs had p <= "
+        f"{display.setting(alpha)}"
     )
 
 

@@ -104,6 +104,7 @@ def setting(value: float) -> str:
 
 
 def probability_cuts(thresholds: Mapping[str, float]) -> list[float]:
-    """The verdict's probability thresholds among a report's recorded ones."""
-    return [thresholds[name] for name in ("distilled_above", "not_distilled_below")
+    """The probability thresholds among a report's recorded ones: the verdict's, and a CI
+    gate's when one was set."""
+    return [thresholds[name] for name in ("distilled_above", "not_distilled_below", "fail_above")
             if name in thresholds]
