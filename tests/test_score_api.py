@@ -266,7 +266,7 @@ def test_an_unreadable_or_unwritable_cube_cache_costs_time_not_the_score(
     assert third.models == first.models and "not cached" in caplog.text
 
 
-@pytest.mark.parametrize("answer", ["...", "Error: rate limit exceeded. Try again later."])
+@pytest.mark.parametrize("answer", ["", "...", "Error: rate limit exceeded. Try again later."])
 def test_a_suspect_with_no_style_in_its_answers_is_not_acquitted(zoo, answer) -> None:  # type: ignore[no-untyped-def]
     """Blank or canned answers are far from every model, which would read as "unrelated"."""
     models, background, scoring = zoo

@@ -103,7 +103,6 @@ def _pair_records(
     cfg: LineageConfig,
     names: tuple[str, ...],
     answers: Mapping[str, ModelAnswers],
-    prompts: Sequence[str],
 ) -> list[dict[str, Any]]:
     index = {m: i for i, m in enumerate(feats.models)}
     n_bg = int(feats.background.sum())
@@ -118,7 +117,7 @@ def _pair_records(
             int(feats.shared_prompts[s, t]),
             n_bg,
             cfg.policy(),
-            pair_degenerate(prompts, answers[p.teacher], answers[p.suspect]),
+            pair_degenerate(answers[p.teacher], answers[p.suspect]),
         )
         reasons = list(decision.reasons)
         features = {n: finite_or_none(float(feats.values[n][s, t])) for n in names}
@@ -265,11 +264,10 @@ def _scored(
     cfg: LineageConfig,
     scoring: ScoringModel,
     models: Sequence[ModelAnswers],
-    prompts: Sequence[str],
 ) -> dict[str, Any]:
     """Headline metrics, per-pair records and attribution cases of the method itself."""
     answers = {model.name: model for model in models}
-    records = _pair_records(pairs, preds, feats, cfg, scoring.features, answers, prompts)
+    records = _pair_records(pairs, preds, feats, cfg, scoring.features, answers)
     cases = attribution_cases(pairs, preds.attribution_score)
     verdicts = ("distilled", "not distilled", "inconclusive")
     return {
@@ -363,7 +361,7 @@ def run_lineage_benchmark(
     bg_mask = np.isin(np.array(cube.models), comparison.background)
     scorer = _scorer(mode, scoring, pairs, cfg)
     feats = pair_features(cube, bg_mask)
-    scored = _scored(pairs, scorer(feats), feats, cfg, scoring, models, prompts)
+    scored = _scored(pairs, scorer(feats), feats, cfg, scoring, models)
     thin = [f"{r['teacher']} / {r['suspect']}" for r in scored["pairs"]
             if r["probability"] is None]
     if thin:

@@ -243,12 +243,11 @@ def _background_above(
     return tuple(sorted(found, key=lambda item: (-item.probability, item.model)))
 
 
-def pair_degenerate(
-    prompt_ids: Sequence[str], teacher: ModelAnswers, suspect: ModelAnswers
-) -> tuple[str, ...]:
-    """Why either side's answers to their shared prompts carry no style (see
-    ``degenerate_answers``); empty when both do."""
-    shared = [k for k in prompt_ids if k in teacher.responses and k in suspect.responses]
+def pair_degenerate(teacher: ModelAnswers, suspect: ModelAnswers) -> tuple[str, ...]:
+    """Why either side's answers to the prompts both answered carry no style (see
+    ``degenerate_answers``); empty when both do. Blank answers count: the comparison itself
+    leaves them out, and an all-blank suspect would read as "no shared prompts"."""
+    shared = [k for k in teacher.responses if k in suspect.responses]
     found = (degenerate_answers(model, shared) for model in (suspect, teacher))
     return tuple(reason for reason in found if reason is not None)
 
@@ -282,7 +281,7 @@ def pair_score_from_features(
     prob, pval = (float(v[0]) for v in scoring.predict(vector))
     n_prompts = int(feats.shared_prompts[s, t])
     decision = decide(finite_or_none(prob), finite_or_none(pval), n_prompts, len(bg), policy,
-                      pair_degenerate(cube.prompt_ids, teacher, suspect))
+                      pair_degenerate(teacher, suspect))
     background_p = pair_background_p(scoring.classifier, feats, list(scoring.features), s, t)
     lookalikes = teacher_lookalikes(scoring, feats, t, policy)
     reasons = list(decision.reasons)
@@ -377,8 +376,7 @@ def attribute(
     unscored = ["; ".join(thin_evidence(finite_or_none(float(p)), finite_or_none(float(pv)),
                                         int(feats.shared_prompts[s, cube.index(n)]),
                                         len(background), policy,
-                                        pair_degenerate(cube.prompt_ids, teacher_by_name[n],
-                                                        suspect))) or None
+                                        pair_degenerate(teacher_by_name[n], suspect))) or None
                 for n, p, pv in zip(names, probs, pvals, strict=True)]
     posterior = attribution_posterior(
         names, [math.nan if why else float(p) for p, why in zip(probs, unscored, strict=True)])
