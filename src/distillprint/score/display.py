@@ -31,7 +31,8 @@ def on_its_side(
     exact = _exact(value) * scale
     limits = [_exact(cut) * scale for cut in cuts]
     for places in range(digits, digits + _MAX_EXTRA_DIGITS + 1):
-        shown = f"{exact:.{places}{style}}"
+        # formatted as a float ("g" drops trailing zeros), compared as a decimal
+        shown = f"{value * scale:.{places}{style}}"
         if all(_side(Decimal(shown), limit) == _side(exact, limit) for limit in limits):
             return shown
     return str(exact)
