@@ -7,7 +7,7 @@ import pytest
 
 from distillprint.backends import BackendOptions
 from distillprint.backends.files import create_file_backend
-from distillprint.collect import collect
+from distillprint.collect import REFUSALS_BEFORE_STOP, collect
 from distillprint.errors import BackendError
 from distillprint.probes import Probe, ProbeSet
 from distillprint.retry import RetryPolicy
@@ -167,8 +167,23 @@ async def test_an_answer_in_flight_when_refusals_reach_the_stop_resumes_the_run(
     assert (summary.stored_now, summary.failed) == (3, 9)
 
 
-async def test_requests_given_up_after_retries_are_not_refusals(tmp_path: Path) -> None:
+async def test_a_server_that_never_answers_is_given_up_on_not_retried_for_every_probe(
+    tmp_path: Path,
+) -> None:
+    """Unreachable (retries spent) is not refused (a wrong request, exit 2): the run stops
+    early and reports the failures, so a rerun sends the rest once the server is back."""
     with ResponseStore(tmp_path / "s.sqlite") as store:
-        summary = await collect(FakeBackend(transient_failures=1000), probe_set(8), store,
-                                retry=FAST, concurrency=1)
-    assert (summary.stored_now, summary.failed) == (0, 8)  # reported, not stopped as refused
+        backend = FakeBackend(transient_failures=1000)
+        summary = await collect(backend, probe_set(40), store, retry=FAST, concurrency=1)
+    assert (summary.stored_now, summary.failed) == (0, REFUSALS_BEFORE_STOP)
+    assert not summary.complete and "the server looks unreachable" in summary.errors[0]
+    attempts = 1000 - backend._transient_failures
+    assert attempts == REFUSALS_BEFORE_STOP * FAST.max_attempts  # not 40 rounds of retries
+
+
+async def test_a_server_that_recovers_is_not_given_up_on(tmp_path: Path) -> None:
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        # the first 3 requests fail for good (3 attempts each), then it answers
+        backend = FakeBackend(transient_failures=3 * FAST.max_attempts)
+        summary = await collect(backend, probe_set(12), store, retry=FAST, concurrency=1)
+    assert (summary.stored_now, summary.failed) == (9, 3)

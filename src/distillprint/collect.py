@@ -149,6 +149,10 @@ class _Collection:
         self.refused = 0  # requests refused before any answer
         self.last_refusal: BackendError | None = None
         self.refused_everything = asyncio.Event()  # workers drain what is in flight, then stop
+        # requests that found no server, retries spent, before any answer: a closed port or
+        # a wrong host fails them all alike, and each costs a full round of retries
+        self.unreached = 0
+        self.unreachable = asyncio.Event()
 
     async def send_all(self, workers: int) -> None:
         # ``workers`` share one generator, so memory stays flat however many requests are
@@ -164,6 +168,12 @@ class _Collection:
             finally:
                 for task in tasks:
                     task.cancel()
+            if self.unreachable.is_set() and not self.answered_any:
+                self.summary.errors.insert(0, (
+                    f"stopped after the first {self.unreached} requests all failed, retries "
+                    "spent: the server looks unreachable; rerun when it is (the store keeps "
+                    "what arrived)"))
+                return
             if not self.refused_everything.is_set():
                 return
             if not self.answered_any:
@@ -176,7 +186,7 @@ class _Collection:
 
     async def _worker(self, batches: Iterator[list[tuple[str, GenerationRequest]]],
                       stop_after: int) -> None:
-        while not self.refused_everything.is_set():
+        while not (self.refused_everything.is_set() or self.unreachable.is_set()):
             batch = next(batches, None)
             if batch is None:
                 return
@@ -212,6 +222,10 @@ class _Collection:
                 self.last_refusal = exc
                 if self.refused >= stop_after:
                     self.refused_everything.set()
+            elif not self.answered_any:
+                self.unreached += len(batch)
+                if self.unreached >= stop_after:
+                    self.unreachable.set()
             return
         self.answered_any = True
         answered: list[tuple[str | None, GenerationRequest, Generation]] = []
