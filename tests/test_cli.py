@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -193,6 +194,12 @@ def test_exporting_one_model_refuses_to_mix_its_revisions_or_sampling_settings(
     mixed = run_cli("responses", "export", "--store", str(store), "--out", str(out),
                     "--model", "file:t")
     assert mixed.returncode == 2 and "names 2 stored models" in mixed.stderr and not out.exists()
+    newest = hashlib.sha256(log.read_bytes()).hexdigest()[:8]  # file: revisions hash the log
+    picked = run_cli("responses", "export", "--store", str(store), "--out", str(out),
+                     "--model", "file:t", "--revision", newest)
+    assert picked.returncode == 0, picked.stderr
+    assert json.loads(out.read_text())["response"] == "NEW answer"
+    out.unlink()
     for tokens in ("16", "8"):  # one model, two sampling settings
         assert run_cli("collect", "--model", "echo:m", "--probes", str(prompts), "--store",
                        str(store), "--max-tokens", tokens).returncode == 0

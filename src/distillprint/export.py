@@ -37,21 +37,26 @@ def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) 
         return write(records, tmp)
 
 
-def one_models_answers(records: Iterable[StoredResponse], model: str) -> list[StoredResponse]:
-    """The records of one model (its label or bare name), refused when that would still mix
-    answers: two identities under the name (another revision, base URL or backend), or two
-    answers to one prompt and sample (collected under different sampling settings)."""
+def one_models_answers(
+    records: Iterable[StoredResponse], model: str, revision: str | None = None
+) -> list[StoredResponse]:
+    """The records of one model (its label or bare name; ``revision``, a prefix of the stored
+    one, picks among several), refused when that would still mix answers: two identities
+    under the name (another revision, base URL or backend), or two answers to one prompt and
+    sample (collected under different sampling settings)."""
     rows = list(records)
     # the label first: an exported log re-collected as file:echo:m has the bare name echo:m
     chosen = [r for r in rows if r.identity.label == model] or [
         r for r in rows if r.identity.model == model]
+    if revision is not None:
+        chosen = [r for r in chosen if r.identity.revision.startswith(revision)]
     identities = sorted({(r.identity.label, r.identity.revision, r.identity.base_url)
                          for r in chosen})
     if len(identities) > 1:
         listed = "; ".join(f"{label} revision {rev or '-'} at {url or '-'}"
                            for label, rev, url in identities[:4])
         raise InputError(f"'{model}' names {len(identities)} stored models ({listed}): their "
-                         "answers would mix in one log; export from a store holding one",
+                         "answers would mix in one log; pick one with --revision",
                          field="model")
     seen: set[tuple[str, str, int]] = set()
     for record in chosen:

@@ -183,15 +183,23 @@ def responses_export(
         help="Only this model (its label, e.g. file:teacher, as `responses models` lists it, "
              "or its bare name): one model's answer log, as `score` and benchmarks read.")
     ] = None,
+    revision: Annotated[str | None, typer.Option(
+        help="With --model: only this revision (a prefix of it, as `responses models` lists "
+             "it), when the store holds several.")
+    ] = None,
 ) -> None:
     """Export stored responses as JSONL (one object per line) or a Parquet table."""
     from distillprint.export import export_responses, one_models_answers
     from distillprint.store import ResponseStore
 
+    if revision is not None and model is None:
+        raise InputError("picks among one model's revisions: name it with --model",
+                         field="revision")
+
     with ResponseStore(store, read_only=True) as db:
         records: Iterable[StoredResponse] = db.responses(probe_set=probe_set)
         if model is not None:
-            records = one_models_answers(records, model)
+            records = one_models_answers(records, model, revision)
         count = export_responses(records, out_path, store)
     console.print(f"exported {count} responses to {out_path}", markup=False)
     if count == 0:
