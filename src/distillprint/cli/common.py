@@ -72,6 +72,9 @@ MaxBackgroundOption = Annotated[
     typer.Option(min=0, help="Draw this many logs from --background-dir (seeded)."),
 ]
 SeedOption = Annotated[int, typer.Option(min=0, help="Seed for drawing background logs.")]
+SuspectBaseUrlOption = Annotated[
+    str | None, typer.Option("--base-url", help="Suspect's base URL (openai:).")
+]
 
 
 def run_settings(
