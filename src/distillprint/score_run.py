@@ -137,7 +137,10 @@ def gather_evidence(
         )))
         for spec in specs
     ]
-    _check_logs_answer_the_probes(backends, replace(settings, probe_limit=None).probe_set())
+    # the whole set, not a staged look's sample: a log may answer only later looks' probes
+    full = probe_set if settings.probe_limit is None else replace(
+        settings, probe_limit=None).probe_set()
+    _check_logs_answer_the_probes(backends, full)
     evidence = Evidence(probe_set)
     with ResponseStore(settings.store) as store:
         for spec, backend in backends:
