@@ -92,28 +92,36 @@ def background_standing(report: ScoreReport) -> BackgroundStanding:
     return BackgroundStanding(closer_than=closer, total=len(background), nearest=nearest)
 
 
-def _context(report: ScoreReport) -> dict[str, Any]:
-    return {
-        "r": report,
-        "verdict_style": VERDICT_STYLE[report.verdict],
-        "probability_cuts": display.probability_cuts(report.thresholds),
-        "plots": render_plots(report),
-        "standing": background_standing(report),
-        "categories": rank_categories(report.per_category),
-        "echoes": ranked_echoes(report.echoes),
-        "features": sorted(report.features.items()),
-        "models": model_summaries(report.manifest),
-        "list_digests": len(report.manifest.responses) <= MAX_LISTED_DIGESTS,
-        "report_data": report.model_dump(mode="json"),
-        "report_data_id": REPORT_DATA_ID,
-        "max_echo_chars": MAX_ECHO_CHARS,
-        "page_seal": BLANK_PAGE_SEAL,
-    }
+def _render_sealed(
+    template: str, report: ScoreReport | AttributionReport, **context: Any
+) -> str:
+    """What every page has: the report, its thresholds, the manifest section, the embedded
+    data block and the seal."""
+    page = _environment().get_template(template).render(
+        r=report,
+        probability_cuts=display.probability_cuts(report.thresholds),
+        models=model_summaries(report.manifest),
+        list_digests=len(report.manifest.responses) <= MAX_LISTED_DIGESTS,
+        report_data=report.model_dump(mode="json"),
+        report_data_id=REPORT_DATA_ID,
+        page_seal=BLANK_PAGE_SEAL,
+        **context,
+    )
+    return seal_page(page)
 
 
 def render_html(report: ScoreReport) -> str:
-    page = _environment().get_template("report.html.j2").render(**_context(report))
-    return seal_page(page)
+    return _render_sealed(
+        "report.html.j2",
+        report,
+        verdict_style=VERDICT_STYLE[report.verdict],
+        plots=render_plots(report),
+        standing=background_standing(report),
+        categories=rank_categories(report.per_category),
+        echoes=ranked_echoes(report.echoes),
+        features=sorted(report.features.items()),
+        max_echo_chars=MAX_ECHO_CHARS,
+    )
 
 
 def render_attribution_html(report: AttributionReport) -> str:
@@ -125,17 +133,10 @@ def render_attribution_html(report: AttributionReport) -> str:
     close = (top is not None and len(scored) > 1 and top.posterior is not None
              and scored[1].posterior is not None
              and top.posterior - scored[1].posterior < TOO_CLOSE_TO_CALL)
-    context = {
-        "r": report,
-        "top": top,
-        "runner_up": scored[1] if close else None,
-        "banner_style": "warn" if report.none_of_these is None else "neutral",
-        "probability_cuts": display.probability_cuts(report.thresholds),
-        "models": model_summaries(report.manifest),
-        "list_digests": len(report.manifest.responses) <= MAX_LISTED_DIGESTS,
-        "report_data": report.model_dump(mode="json"),
-        "report_data_id": REPORT_DATA_ID,
-        "page_seal": BLANK_PAGE_SEAL,
-    }
-    page = _environment().get_template("attribution.html.j2").render(**context)
-    return seal_page(page)
+    return _render_sealed(
+        "attribution.html.j2",
+        report,
+        top=top,
+        runner_up=scored[1] if close else None,
+        banner_style="warn" if report.none_of_these is None else "neutral",
+    )
