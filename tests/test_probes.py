@@ -119,6 +119,14 @@ def test_alpaca_json_is_a_probe_set(tmp_path: Path) -> None:
     assert probe_set.name == "prompts"  # a valid name stays as it is
 
 
+def test_alpaca_json_of_two_generators_asks_each_instruction_once(tmp_path: Path) -> None:
+    answered = [{"instruction": prompt, "output": "o", "generator": generator}
+                for generator in ("a", "b") for prompt in ("Say hi", "Count")]
+    probe_set = load_probe_set(write(tmp_path, json.dumps(answered), "two.json"))
+    assert [(p.id, p.prompt) for p in probe_set.probes] == [("alpaca-0", "Say hi"),
+                                                            ("alpaca-1", "Count")]
+
+
 def test_answer_logs_named_like_real_models_are_probe_sets(tmp_path: Path) -> None:
     """AlpacaEval log names and model labels hold '+' or ':', which set names may not."""
     answered = [{"instruction": "Say hi", "output": "hi", "generator": "x"}]

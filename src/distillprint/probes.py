@@ -366,10 +366,16 @@ def _json_list(text: str, path: Path) -> list[Any]:
 
 
 def _probes_from_prompt_list(items: list[Any], path: Path, version: str) -> ProbeSet:
+    """One probe per instruction: a file that holds several generators' answers (AlpacaEval
+    leaderboard exports do) repeats each instruction once per generator."""
     probes_list = []
+    seen: set[str] = set()
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("instruction"), str):
             raise InputError(f"item {index} has no string value", path=path, field="instruction")
+        if item["instruction"] in seen:
+            continue
+        seen.add(item["instruction"])
         category = str(item.get("dataset") or "alpaca")
         if has_lone_surrogate(item["instruction"] + category):
             raise InputError(f"item {index} holds an unpaired surrogate escape", path=path,
