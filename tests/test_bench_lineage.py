@@ -415,3 +415,16 @@ def test_a_background_model_whose_two_copies_disagree_is_left_out_not_fatal(
     (second / student.name).write_text('{"prompt": "p", "response": "other"}\n')
     with pytest.raises(InputError, match=f"'{student.stem}' has two answer files"):
         run_lineage_benchmark(pairs_csv, [answers, second], None, config=cfg)
+
+
+def test_verdicts_must_hold_with_any_one_background_model_left_out(tmp_path: Path) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    cfg = _config(tmp_path, classifier="artifact", min_prompts=16, baselines=[])
+    wide = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
+    assert wide["verdicts"]["inconclusive"] < len(wide["pairs"])
+    minimal = run_lineage_benchmark(
+        pairs_csv, [answers], None, config=cfg.model_copy(update={"max_background": 3}))
+    assert minimal["verdicts"]["inconclusive"] == len(minimal["pairs"])
+    decided = [r for r, w in zip(minimal["pairs"], wide["pairs"], strict=True)
+               if w["verdict"] != "inconclusive"]
+    assert any("use at least 4" in r["reasons"][-1] for r in decided)

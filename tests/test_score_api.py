@@ -292,3 +292,14 @@ def test_a_suspect_with_no_style_in_its_answers_is_not_acquitted(zoo, answer) ->
                                    for i, k in enumerate(keys)})
     assert not any("of mixed's answers" in r for r in
                    score_pair(teacher, mixed, background, model=scoring, policy=SHORT).reasons)
+
+
+def test_a_verdict_must_hold_with_any_one_background_model_left_out(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    teacher, human = models["teacher_a"], models["human_1"]
+    full = score_pair(teacher, human, background, model=scoring, policy=SHORT)
+    assert full.verdict == "not distilled"  # holds without any one of 8
+    minimal = score_pair(teacher, human, background[:3], model=scoring, policy=SHORT)
+    assert minimal.probability is not None and minimal.probability <= 0.2
+    assert minimal.verdict == "inconclusive"
+    assert "2 are too few to judge: use at least 4" in minimal.reasons[-1]

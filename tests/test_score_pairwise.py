@@ -146,3 +146,32 @@ def test_a_background_without_spread_does_not_blow_up_the_global_score() -> None
     background = np.array([False, False, True, True, True])
     z = _global_z(raw, background)
     assert z[0, 1] == pytest.approx(-0.1 / MIN_SPREAD)
+
+
+@pytest.mark.parametrize("n_background", [3, 4, 7])
+def test_features_without_each_background_model_match_a_full_recomputation(
+    n_background: int,
+) -> None:
+    rng = np.random.default_rng(n_background)
+    n_models = n_background + 3
+    sims = rng.uniform(-0.2, 1.0, size=(25, n_models, n_models)).astype(np.float32)
+    sims = (sims + sims.transpose(0, 2, 1)) / 2
+    sims[rng.uniform(size=sims.shape) < 0.1] = np.nan  # skipped answers
+    sims[:, :, 3] = np.round(sims[:, :, 3], 1)  # ties
+    cube = SimilarityCube(tuple(f"m{i}" for i in range(n_models)), tuple(map(str, range(25))),
+                          {"word": sims, "template": sims[::-1].copy()}, {},
+                          np.ones((n_models, 25), dtype=bool))
+    background = np.zeros(n_models, dtype=bool)
+    background[2:] = True  # the suspect's sibling 2 is background, as in lineage fallbacks
+    background[-1] = False
+    background[2 + n_background:] = False
+    names = [f"{v}.{k}" for v in ("word", "template", "mean") for k in pairwise.FEATURE_KINDS]
+    for suspect, teacher in [(0, 1), (2, 1), (1, 0)]:
+        feats = pair_features(cube, background)
+        refs, rows = pairwise.features_without_each(cube, feats, suspect, teacher, names)
+        assert list(refs) == list(np.flatnonzero(background))
+        for ref, row in zip(refs, rows, strict=True):
+            without = background.copy()
+            without[ref] = False
+            expected = pair_features(cube, without).vector(suspect, teacher, names)
+            np.testing.assert_allclose(row, expected, rtol=1e-9, atol=1e-12, equal_nan=True)

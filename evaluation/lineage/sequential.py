@@ -8,7 +8,8 @@ divided by the number of stages (Bonferroni over the looks). This script measure
 costs and gains: for 20 random prompt orders, every labelled development pair is scored on
 nested prefixes of the 805 prompts by classifiers fitted on all prompts (leave-one-teacher-out,
 as the shipped model meets a new suspect), stopping by the rule ``distillprint score --stage``
-applies (``Staging``). Reads the classifier config for data, views and features.
+applies (``Staging``), with its verdicts (one must hold with any one background model left
+out). Reads the classifier config for data, views and features.
 """
 
 from __future__ import annotations
@@ -21,13 +22,35 @@ from pathlib import Path
 import numpy as np
 
 from distillprint.bench.metrics import wilson_interval
-from distillprint.bench.predict import predict_cross_validated
-from distillprint.score.pairwise import pair_features
-from distillprint.score.stats import Verdict, VerdictPolicy, decide
+from distillprint.bench.predict import GridPredictions, predict_cross_validated
+from distillprint.score.cube import SimilarityCube
+from distillprint.score.model import predict_rows
+from distillprint.score.pairwise import PairFeatures, features_without_each, pair_features
+from distillprint.score.stats import Decision, Verdict, VerdictPolicy, decide, holds_without_each
 from distillprint.score.training import load_classifier_config, training_data
 from distillprint.score_cmd import Staging
 
-Scores = dict[tuple[str, str], tuple[float, float]]  # (teacher, suspect) -> (P, p)
+Key = tuple[str, str]  # (teacher, suspect)
+
+
+@dataclass(frozen=True)
+class Look:
+    """One pair scored at one stage: P and p, and both with each background model left out
+    (``score`` requires a verdict to hold without any one of them)."""
+
+    probability: float
+    p_value: float
+    without: list[tuple[str, float, float]]
+
+    def decision(self, n_prompts: int, n_bg: int, policy: VerdictPolicy) -> Decision:
+        full = decide(self.probability, self.p_value, n_prompts, n_bg, policy)
+        return holds_without_each(full, [
+            (name, decide(prob, p_value, n_prompts, n_bg - 1, policy))
+            for name, prob, p_value in self.without
+        ], policy)
+
+
+Scores = dict[Key, Look]
 
 
 @dataclass(frozen=True)
@@ -56,7 +79,7 @@ def _simulate(
     for scores in orders:
         for key, label in labels.items():
             for stage in looks:
-                verdict = decide(*scores[stage][key], stage, n_bg, policy).verdict
+                verdict = scores[stage][key].decision(stage, n_bg, policy).verdict
                 if plan.staging.stops(verdict):
                     break
             used.append(stage)
@@ -73,6 +96,18 @@ def _simulate(
         "positives_distilled": share(1, Verdict.DISTILLED),
         "positives_not_distilled": share(1, Verdict.NOT_DISTILLED),
     }
+
+
+def _look(
+    cube: SimilarityCube, feats: PairFeatures, preds: GridPredictions, key: Key,
+    features: tuple[str, ...],
+) -> Look:
+    suspect, teacher = cube.index(key[1]), cube.index(key[0])
+    refs, rows = features_without_each(cube, feats, suspect, teacher, list(features))
+    probs, p_values = predict_rows(preds.classifier[key], rows)
+    without = [(feats.models[ref], float(prob), float(p_value))
+               for ref, prob, p_value in zip(refs, probs, p_values, strict=True)]
+    return Look(preds.probability[key], preds.p_value[key], without)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             preds = predict_cross_validated(
                 data.features, data.pairs, features, cfg.params(), scored_feats=feats
             )
-            scores[stage] = {k: (preds.probability[k], preds.p_value[k]) for k in labels}
+            scores[stage] = {k: _look(subset, feats, preds, k, features) for k in labels}
         orders.append(scores)
     n_bg = int(data.background_mask.sum())
     lines = [

@@ -103,7 +103,9 @@ def verdict_tally(
     policy: VerdictPolicy,
 ) -> dict[str, int]:
     """Labelled pairs by verdict under ``policy``'s thresholds, with its minimum prompt and
-    background counts lifted (the callers measure where those minimums should sit)."""
+    background counts lifted (the callers measure where those minimums should sit) and without
+    the rule that a verdict hold with any one background model left out: what the thresholds
+    alone give."""
     ungated = replace(policy, min_prompts=0, min_background=0)
     counts = dict.fromkeys(("negatives", "negatives_p_at_alpha", "negatives_distilled",
                             "positives", "positives_distilled", "positives_not_distilled"), 0)

@@ -34,7 +34,12 @@ from distillprint.score.answers import (
     ModelAnswers,
     shared_prompt_ids,
 )
-from distillprint.score.api import candidate_relations, pair_degenerate, teacher_lookalikes
+from distillprint.score.api import (
+    candidate_relations,
+    pair_degenerate,
+    steady_decision,
+    teacher_lookalikes,
+)
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel, default_model
@@ -99,6 +104,7 @@ def _say_partial_coverage(
 def _pair_records(
     pairs: list[LabelledPair],
     preds: GridPredictions,
+    cube: SimilarityCube,
     feats: PairFeatures,
     cfg: LineageConfig,
     names: tuple[str, ...],
@@ -106,19 +112,18 @@ def _pair_records(
 ) -> list[dict[str, Any]]:
     index = {m: i for i, m in enumerate(feats.models)}
     n_bg = int(feats.background.sum())
+    policy = cfg.policy()
     records = []
     for p in pairs:
         key = (p.teacher, p.suspect)
         prob, pval = preds.probability.get(key), preds.p_value.get(key)
         s, t = index[p.suspect], index[p.teacher]
-        decision = decide(
-            finite_or_none(prob),
-            finite_or_none(pval),
-            int(feats.shared_prompts[s, t]),
-            n_bg,
-            cfg.policy(),
-            pair_degenerate(answers[p.teacher], answers[p.suspect]),
-        )
+        degenerate = pair_degenerate(answers[p.teacher], answers[p.suspect])
+        decision = decide(finite_or_none(prob), finite_or_none(pval),
+                          int(feats.shared_prompts[s, t]), n_bg, policy, degenerate)
+        if key in preds.classifier:
+            decision = steady_decision(decision, cube, feats, preds.classifier[key], names,
+                                       (s, t), policy, degenerate)
         reasons = list(decision.reasons)
         features = {n: finite_or_none(float(feats.values[n][s, t])) for n in names}
         if reasons == ["features undefined"] and None not in features.values():
@@ -260,6 +265,7 @@ def _wrong_between_related(
 def _scored(
     pairs: list[LabelledPair],
     preds: GridPredictions,
+    cube: SimilarityCube,
     feats: PairFeatures,
     cfg: LineageConfig,
     scoring: ScoringModel,
@@ -267,7 +273,7 @@ def _scored(
 ) -> dict[str, Any]:
     """Headline metrics, per-pair records and attribution cases of the method itself."""
     answers = {model.name: model for model in models}
-    records = _pair_records(pairs, preds, feats, cfg, scoring.features, answers)
+    records = _pair_records(pairs, preds, cube, feats, cfg, scoring.features, answers)
     cases = attribution_cases(pairs, preds.attribution_score)
     verdicts = ("distilled", "not distilled", "inconclusive")
     return {
@@ -361,7 +367,7 @@ def run_lineage_benchmark(
     bg_mask = np.isin(np.array(cube.models), comparison.background)
     scorer = _scorer(mode, scoring, pairs, cfg)
     feats = pair_features(cube, bg_mask)
-    scored = _scored(pairs, scorer(feats), feats, cfg, scoring, models)
+    scored = _scored(pairs, scorer(feats), cube, feats, cfg, scoring, models)
     thin = [f"{r['teacher']} / {r['suspect']}" for r in scored["pairs"]
             if r["probability"] is None]
     if thin:

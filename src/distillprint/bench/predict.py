@@ -37,6 +37,8 @@ class GridPredictions:
     conformal_p_value: dict[Key, float] = field(default_factory=dict)
     background_p_value: dict[Key, float | None] = field(default_factory=dict)
     attribution_score: dict[Key, float] = field(default_factory=dict)
+    # the classifier behind each pair's probability (a fold's, in cross-validation)
+    classifier: dict[Key, DistillationClassifier] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -71,6 +73,7 @@ def predict_with_artifact(
             float(scoring.classifier.null_p_values(data.X[i : i + 1])[0]) if defined else math.nan
         )
         out.attribution_score[(t, s)] = float(prob[i])
+        out.classifier[(t, s)] = scoring.classifier
         out.background_p_value[(t, s)] = _background_p(
             scoring.classifier, feats, list(scoring.features), (t, s)
         )
@@ -115,6 +118,8 @@ def predict_cross_validated(
         out.background_p_value[key] = (
             _background_p(model, target_feats, list(features), key) if model is not None else None
         )
+        if model is not None:
+            out.classifier[key] = model
     if by_suspect.skipped_groups:
         out.notes.append(f"no attribution model for suspects {list(by_suspect.skipped_groups)}")
     return out

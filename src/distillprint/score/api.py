@@ -17,6 +17,7 @@ import numpy as np
 
 from distillprint.score import display
 from distillprint.score.answers import ModelAnswers, degenerate_answers, shared_prompt_ids
+from distillprint.score.classifier import DistillationClassifier
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.evidence import (
@@ -33,14 +34,17 @@ from distillprint.score.model import (
     default_model,
     pair_background_p,
     pair_decisions,
+    predict_rows,
 )
-from distillprint.score.pairwise import PairFeatures, pair_features
+from distillprint.score.pairwise import PairFeatures, features_without_each, pair_features
 from distillprint.score.stats import (
+    Decision,
     Verdict,
     VerdictPolicy,
     attribution_posterior,
     decide,
     finite_or_none,
+    holds_without_each,
     thin_evidence,
 )
 
@@ -252,6 +256,32 @@ def pair_degenerate(teacher: ModelAnswers, suspect: ModelAnswers) -> tuple[str, 
     return tuple(reason for reason in found if reason is not None)
 
 
+def steady_decision(
+    decision: Decision,
+    cube: SimilarityCube,
+    feats: PairFeatures,
+    classifier: DistillationClassifier,
+    features: Sequence[str],
+    pair: tuple[int, int],
+    policy: VerdictPolicy,
+    degenerate: Sequence[str] = (),
+) -> Decision:
+    """``decision`` for the (suspect, teacher) index ``pair``, made inconclusive when leaving
+    out any one background model would change its verdict (``stats.holds_without_each``)."""
+    if decision.verdict is Verdict.INCONCLUSIVE:
+        return decision
+    suspect, teacher = pair
+    refs, rows = features_without_each(cube, feats, suspect, teacher, list(features))
+    probs, pvals = predict_rows(classifier, rows)
+    n_prompts = int(feats.shared_prompts[suspect, teacher])
+    without = [
+        (feats.models[ref], decide(finite_or_none(float(prob)), finite_or_none(float(pval)),
+                                   n_prompts, len(refs) - 1, policy, degenerate))
+        for ref, prob, pval in zip(refs, probs, pvals, strict=True)
+    ]
+    return holds_without_each(decision, without, policy)
+
+
 def lookalike_caveat(
     lookalikes: Sequence[Lookalike], n_background: int, background_p: float | None,
     shown: int = 3,
@@ -280,8 +310,12 @@ def pair_score_from_features(
     vector = feats.vector(s, t, list(scoring.features))
     prob, pval = (float(v[0]) for v in scoring.predict(vector))
     n_prompts = int(feats.shared_prompts[s, t])
-    decision = decide(finite_or_none(prob), finite_or_none(pval), n_prompts, len(bg), policy,
-                      pair_degenerate(teacher, suspect))
+    degenerate = pair_degenerate(teacher, suspect)
+    decision = steady_decision(
+        decide(finite_or_none(prob), finite_or_none(pval), n_prompts, len(bg), policy,
+               degenerate),
+        cube, feats, scoring.classifier, scoring.features, (s, t), policy, degenerate,
+    )
     background_p = pair_background_p(scoring.classifier, feats, list(scoring.features), s, t)
     lookalikes = teacher_lookalikes(scoring, feats, t, policy)
     reasons = list(decision.reasons)

@@ -41,6 +41,21 @@ def pair_decisions(
     return out
 
 
+def predict_rows(
+    classifier: DistillationClassifier, features: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and p-values (conformal, tail-extrapolated beyond the null's largest
+    score) per row; NaN where a feature is undefined."""
+    features = np.atleast_2d(np.asarray(features, dtype=np.float64))
+    prob = np.full(len(features), np.nan)
+    pval = np.full(len(features), np.nan)
+    ok = ~np.isnan(features).any(axis=1)
+    if ok.any():
+        prob[ok] = classifier.predict_proba(features[ok])[:, 1]
+        pval[ok] = classifier.tail_p_values(features[ok])
+    return prob, pval
+
+
 def pair_background_p(
     classifier: DistillationClassifier,
     feats: PairFeatures,
@@ -71,16 +86,7 @@ class ScoringModel:
         return {(t, s) for t, s in self.metadata.get("training_pairs", [])}
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities and p-values (conformal, tail-extrapolated beyond the null's
-        largest score) per row; NaN where a feature is undefined."""
-        features = np.atleast_2d(np.asarray(features, dtype=np.float64))
-        prob = np.full(len(features), np.nan)
-        pval = np.full(len(features), np.nan)
-        ok = ~np.isnan(features).any(axis=1)
-        if ok.any():
-            prob[ok] = self.classifier.predict_proba(features[ok])[:, 1]
-            pval[ok] = self.classifier.tail_p_values(features[ok])
-        return prob, pval
+        return predict_rows(self.classifier, features)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -68,20 +68,29 @@ def mean_similarity(sims: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
 
 
-def _global_z(raw: np.ndarray, background: np.ndarray) -> np.ndarray:
-    idx = np.flatnonzero(background)
-    if len(idx) < MIN_BACKGROUND:
-        return np.full_like(raw, np.nan)
-    upper = np.triu_indices(len(idx), 1)
-    ref = raw[np.ix_(idx, idx)][upper]
+def _z_scale(background_raw: np.ndarray) -> tuple[float, float] | None:
+    """Centre and spread of the similarities between background models (``background_raw``:
+    their square block of the raw matrix); None when they define no reference."""
+    if len(background_raw) < MIN_BACKGROUND:
+        return None
+    ref = background_raw[np.triu_indices(len(background_raw), 1)]
     ref = ref[~np.isnan(ref)]
     if len(ref) == 0:
-        return np.full_like(raw, np.nan)
+        return None
     centre = float(np.median(ref))
     spread = 1.4826 * float(np.median(np.abs(ref - centre)))
     if spread <= 1e-9:
         spread = float(ref.std())
-    return (raw - centre) / max(spread, MIN_SPREAD)
+    return centre, max(spread, MIN_SPREAD)
+
+
+def _global_z(raw: np.ndarray, background: np.ndarray) -> np.ndarray:
+    idx = np.flatnonzero(background)
+    scale = _z_scale(raw[np.ix_(idx, idx)])
+    if scale is None:
+        return np.full_like(raw, np.nan)
+    centre, spread = scale
+    return (raw - centre) / spread
 
 
 def reference_percentiles(sims: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -173,6 +182,15 @@ def _percentiles_sorted(sims: np.ndarray, background: np.ndarray) -> np.ndarray:
     return _accumulate(fractions(), n_prompts, n_models, _chunk_size(sims, background))
 
 
+def _add_view_means(values: dict[str, np.ndarray], views: tuple[str, ...]) -> None:
+    """``mean.<kind>``: each feature kind averaged over the views that define it."""
+    for kind in FEATURE_KINDS:
+        stack = np.stack([values[f"{view}.{kind}"] for view in views])
+        all_nan = np.isnan(stack).all(axis=0)
+        mean = np.nanmean(np.where(all_nan[None], 0.0, stack), axis=0)
+        values[f"mean.{kind}"] = np.where(all_nan, np.nan, mean)
+
+
 def pair_features(cube: SimilarityCube, background: np.ndarray) -> PairFeatures:
     """Every view's glob/srank/trank for all ordered pairs of the cube's models."""
     background = np.asarray(background, dtype=bool)
@@ -188,10 +206,52 @@ def pair_features(cube: SimilarityCube, background: np.ndarray) -> PairFeatures:
         nan = np.full_like(raw[view], np.nan)
         values[f"{view}.srank"] = ranks if ranks is not None else nan
         values[f"{view}.trank"] = ranks.T if ranks is not None else nan
-    for kind in FEATURE_KINDS:
-        stack = np.stack([values[f"{view}.{kind}"] for view in cube.sims])
-        all_nan = np.isnan(stack).all(axis=0)
-        mean = np.nanmean(np.where(all_nan[None], 0.0, stack), axis=0)
-        values[f"mean.{kind}"] = np.where(all_nan, np.nan, mean)
+    _add_view_means(values, cube.views)
     shared = cube.present.astype(np.int64) @ cube.present.T.astype(np.int64)
     return PairFeatures(cube.models, background, raw, values, shared)
+
+
+def _rank_without_each(sims: np.ndarray, row: int, column: int, refs: np.ndarray) -> np.ndarray:
+    """``reference_percentiles(...)[row, column]`` recomputed with each model of ``refs`` (the
+    background) left out in turn: one value per entry of ``refs``."""
+    x = sims[:, row, column][:, None]
+    own = (refs == row) | (refs == column)  # never a reference for their own pair
+    values = sims[:, row, refs]
+    valid = ~np.isnan(values) & ~own[None, :]
+    counted = ((values < x) & valid) + 0.5 * ((values == x) & valid)
+    below = counted.sum(axis=1)[:, None] - counted
+    n_ref = valid.sum(axis=1)[:, None] - valid
+    ok = ~np.isnan(x) & (n_ref > 0)
+    fractions = np.where(ok, below / np.maximum(n_ref, 1), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ranks = fractions.sum(axis=0) / ok.sum(axis=0)
+    return np.where(ok.any(axis=0), ranks, np.nan)
+
+
+def features_without_each(
+    cube: SimilarityCube, feats: PairFeatures, suspect: int, teacher: int, names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (suspect, teacher) feature vector with each background model left out in turn.
+
+    Returns the left-out models' indices and one row of ``names`` features per model, equal to
+    ``pair_features(cube, background without it).vector(suspect, teacher, names)`` but without
+    recomputing every pair: how much a pair's score rests on single background models."""
+    refs = np.flatnonzero(feats.background)
+    enough = len(refs) - 1 >= MIN_BACKGROUND
+    values: dict[str, np.ndarray] = {}
+    for view, sims in cube.sims.items():
+        raw = feats.raw[view]
+        glob = np.full(len(refs), np.nan)
+        for position in range(len(refs)):
+            kept = np.delete(refs, position)
+            scale = _z_scale(raw[np.ix_(kept, kept)])
+            if scale is not None:
+                glob[position] = (raw[suspect, teacher] - scale[0]) / scale[1]
+        values[f"{view}.glob"] = glob
+        for kind, (row, column) in (("srank", (suspect, teacher)), ("trank", (teacher, suspect))):
+            values[f"{view}.{kind}"] = (_rank_without_each(sims, row, column, refs) if enough
+                                        else np.full(len(refs), np.nan))
+    _add_view_means(values, cube.views)
+    if not len(refs):
+        return refs, np.zeros((0, len(names)))
+    return refs, np.column_stack([values[name] for name in names])

@@ -116,6 +116,36 @@ def decide(
     return Decision(Verdict.INCONCLUSIVE, (f"P(distilled) {shown_p} in the middle band",))
 
 
+def holds_without_each(
+    decision: Decision, without: Sequence[tuple[str, Decision]], policy: VerdictPolicy
+) -> Decision:
+    """``decision`` unless leaving out one background model (``without``: each left-out
+    model's name and the decision then) would change its verdict.
+
+    Measured on the AlpacaEval logs (50 draws of 5-25 background models), a verdict that
+    leaving out one background model changes is often reversed by another background draw;
+    requiring it to hold removed nearly all reversals, at the cost of more inconclusive
+    verdicts on small backgrounds (evaluation/lineage/README.md, "Background stability")."""
+    if decision.verdict is Verdict.INCONCLUSIVE or not without:
+        return decision
+    changed = [(name, other.verdict) for name, other in without
+               if other.verdict is not decision.verdict]
+    if not changed:
+        return decision
+    n_background = len(without)
+    if n_background - 1 < policy.min_background:
+        why = (f"'{decision.verdict}' must hold with any one of the {n_background} background "
+               f"models left out, and {n_background - 1} are too few to judge: use at least "
+               f"{policy.min_background + 1}")
+    else:
+        shown = ", ".join(f"without {name} {verdict}" for name, verdict in changed[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        why = (f"'{decision.verdict}' rests on single background models: leaving out "
+               f"{len(changed)} of {n_background} one at a time changes it ({shown}{more}); "
+               "a larger background would settle it")
+    return Decision(Verdict.INCONCLUSIVE, (*decision.reasons, why))
+
+
 def finite_or_none(value: float | None) -> float | None:
     """A number as strict JSON allows it: NaN and infinities (undefined) become None."""
     return None if value is None or not math.isfinite(value) else float(value)
