@@ -36,6 +36,8 @@ BENCHMARKS: list[list[str]] = [
      "--out", str(HERE / "families" / "specificity.md")],
     [str(HERE / "lineage" / "sequential.py"),
      "--out", str(HERE / "lineage" / "sequential" / "results.md")],
+    [str(HERE / "lineage" / "background_stability.py"), "--responses", str(DATA / "outputs"),
+     "--out", str(HERE / "lineage" / "background-stability" / "results.md")],
     [str(HERE / "zoo" / "run.py")],
     [str(HERE / "zoo" / "run.py"),
      "--extra-responses", str(HERE / "zoo" / "extra-background" / "responses"),
