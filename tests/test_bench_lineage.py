@@ -417,9 +417,12 @@ def test_a_background_model_whose_two_copies_disagree_is_left_out_not_fatal(
         run_lineage_benchmark(pairs_csv, [answers, second], None, config=cfg)
 
 
-def test_verdicts_must_hold_with_any_one_background_model_left_out(tmp_path: Path) -> None:
+@pytest.mark.parametrize("classifier", ["artifact", "cv"])
+def test_verdicts_must_hold_with_any_one_background_model_left_out(
+    tmp_path: Path, classifier: str
+) -> None:
     pairs_csv, answers = _write_zoo(tmp_path)
-    cfg = _config(tmp_path, classifier="artifact", min_prompts=16, baselines=[])
+    cfg = _config(tmp_path, classifier=classifier, min_prompts=16, baselines=[])
     wide = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
     assert wide["verdicts"]["inconclusive"] < len(wide["pairs"])
     minimal = run_lineage_benchmark(

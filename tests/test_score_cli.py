@@ -525,3 +525,19 @@ def test_answers_cut_at_the_token_limit_on_one_side_only_are_named_in_the_reason
     assert ("100% of openai:short's and 0% of file:teacher's answers stopped at the token limit"
             in reasons[0])
     assert "token limit" not in reasons[1]  # one shared limit: a terse model is cut less often
+
+
+def test_fail_inconclusive_with_the_minimum_background_is_refused_before_any_collection(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    """With 3 background models no verdict holds with one left out: every run would fail."""
+    store = tmp_path / "s.sqlite"
+    three = [arg for index in range(3)
+             for arg in ("--background", f"file:{logs['background'] / f'bg{index}.jsonl'}")]
+    gate = ["score", "--teacher", f"file:{logs['teacher']}", "--suspect",
+            f"file:{logs['student']}", "--probes", str(logs["prompts"]), "--store", str(store),
+            "--fail-above", "0.5", *three]
+    result = CliRunner().invoke(app, [*gate, "--fail-inconclusive"])
+    assert isinstance(result.exception, InputError)
+    assert result.exception.field == "fail-inconclusive" and not store.exists()
+    assert "at least 4 background models" in str(result.exception)

@@ -11,7 +11,7 @@ from distillprint.score.stats import (
     attribution_posterior,
     background_rank_p_value,
     decide,
-    holds_without_each,
+    decide_steady,
 )
 
 
@@ -91,23 +91,27 @@ def test_attribution_posterior_takes_certain_pair_probabilities() -> None:
 
 def test_a_verdict_that_one_background_model_would_change_is_inconclusive() -> None:
     policy = VerdictPolicy()
+    steady = [(f"b{i}", 0.9, 0.02) for i in range(5)]
     distilled = decide(0.95, 0.01, 100, 5, policy)
-    steady = [(f"b{i}", decide(0.9, 0.02, 100, 4, policy)) for i in range(5)]
-    assert holds_without_each(distilled, steady, policy) == distilled
-    shaky = [*steady[:4], ("b4", decide(0.7, 0.02, 100, 4, policy))]
-    decision = holds_without_each(distilled, shaky, policy)
+    assert decide_steady(0.95, 0.01, 100, 5, policy, (), lambda: steady) == distilled
+    shaky = [*steady[:4], ("b4", 0.7, 0.02)]
+    decision = decide_steady(0.95, 0.01, 100, 5, policy, (), lambda: shaky)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert decision.reasons[:2] == distilled.reasons  # the numbers stay in view
     assert "leaving out 1 of 5 one at a time changes it (without b4 inconclusive)" in (
         decision.reasons[-1])
-    inconclusive = decide(0.5, 0.01, 100, 5, policy)
-    assert holds_without_each(inconclusive, shaky, policy) == inconclusive
+
+
+def test_an_inconclusive_verdict_is_not_rescored_without_each_background_model() -> None:
+    def fail() -> list[tuple[str, float, float]]:
+        raise AssertionError("rescored an inconclusive verdict")
+
+    decision = decide_steady(0.5, 0.01, 100, 5, VerdictPolicy(), (), fail)
+    assert decision == decide(0.5, 0.01, 100, 5, VerdictPolicy())
 
 
 def test_a_background_at_the_minimum_cannot_give_a_verdict_that_holds() -> None:
-    policy = VerdictPolicy()
-    not_distilled = decide(0.01, 0.6, 100, 3, policy)
-    without = [(f"b{i}", decide(0.01, 0.6, 100, 2, policy)) for i in range(3)]
-    decision = holds_without_each(not_distilled, without, policy)
+    without = [(f"b{i}", 0.01, 0.6) for i in range(3)]
+    decision = decide_steady(0.01, 0.6, 100, 3, VerdictPolicy(), (), lambda: without)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert "use at least 4" in decision.reasons[-1]

@@ -17,23 +17,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from distillprint import __version__
 from distillprint.answers import answer_log_paths
-from distillprint.score.answers import load_model_answers, shared_prompt_ids
-from distillprint.score.api import steady_decision
+from distillprint.provenance import command_line, git_commit
+from distillprint.score.answers import ModelAnswers, load_model_answers, shared_prompt_ids
+from distillprint.score.api import pair_decision, pair_degenerate
 from distillprint.score.classifier import DistillationClassifier
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import default_model, predict_rows
 from distillprint.score.pairs import LabelledPair, choose_background, pair_models, read_pairs_csv
 from distillprint.score.pairwise import pair_features
-from distillprint.score.stats import Verdict, VerdictPolicy, decide
+from distillprint.score.stats import Verdict, VerdictPolicy, decide, finite_or_none
 from distillprint.score.training import ClassifierHyperparameters
 
 DATA = Path("../shared/data/alpaca_eval")
@@ -50,9 +54,9 @@ def _sub(cube: SimilarityCube, names: list[str]) -> SimilarityCube:
 
 
 def _verdicts(
-    cube: SimilarityCube, pairs: list[LabelledPair], background: list[str],
-    classifier_for: dict[str, DistillationClassifier], features: list[str],
-    policy: VerdictPolicy,
+    cube: SimilarityCube, answers: dict[str, ModelAnswers], pairs: list[LabelledPair],
+    background: list[str], classifier_for: Mapping[str, DistillationClassifier],
+    features: list[str], policy: VerdictPolicy,
 ) -> dict[str, list[Verdict]]:
     """Each rule's verdict for every pair, against one background."""
     paired = sorted(pair_models(pairs))
@@ -64,11 +68,12 @@ def _verdicts(
         s, t = sub.index(pair.suspect), sub.index(pair.teacher)
         classifier = classifier_for[pair.teacher]
         probs, p_values = predict_rows(classifier, feats.vector(s, t, features))
-        prob, p_value = float(probs[0]), float(p_values[0])
-        plain = decide(prob, p_value, int(feats.shared_prompts[s, t]), len(background), policy)
-        out["plain"].append(plain.verdict)
-        out["holds without each"].append(
-            steady_decision(plain, sub, feats, classifier, features, (s, t), policy).verdict)
+        prob, p_value = finite_or_none(float(probs[0])), finite_or_none(float(p_values[0]))
+        degenerate = pair_degenerate(answers[pair.teacher], answers[pair.suspect])
+        out["plain"].append(decide(prob, p_value, int(feats.shared_prompts[s, t]),
+                                   len(background), policy, degenerate).verdict)
+        out["holds without each"].append(pair_decision(
+            prob, p_value, sub, feats, classifier, features, (s, t), policy, degenerate).verdict)
     return out
 
 
@@ -111,6 +116,11 @@ def _rows(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=Path, default=DATA / "outputs")
+    parser.add_argument("--pairs", type=Path, default=DATA / "lineage_dev.csv",
+                        help="development pairs: scored by classifiers fitted without their "
+                        "teacher")
+    parser.add_argument("--transfer-pairs", type=Path, default=FAMILIES,
+                        help="pairs the shipped classifier never saw, scored by it as is")
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/score"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 15, 25, 50])
     parser.add_argument("--draws", type=int, default=20)
@@ -124,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     cube = cached_cube(models, scoring.make_views(), shared_prompt_ids(models), args.cache_dir)
     print(f"cube of {len(models)} models in {time.perf_counter() - started:.0f} s", flush=True)
     policy = VerdictPolicy()
-    files = {"development": read_pairs_csv(DATA / "lineage_dev.csv"),
-             "families": read_pairs_csv(FAMILIES)}
+    files = {"development": read_pairs_csv(args.pairs),
+             "families": read_pairs_csv(args.transfer_pairs)}
     # development: each teacher's pairs scored by a classifier that never saw that teacher,
     # fitted on the shipped background's features
     dev_pairs = [p for p in files["development"] if p.label is not None]
@@ -150,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.sizes:
             rng = np.random.default_rng(size)
             draws = [
-                _verdicts(cube, pairs, sorted(rng.choice(unpaired, size, replace=False).tolist()),
+                _verdicts(cube, answers, pairs,
+                          sorted(rng.choice(unpaired, size, replace=False).tolist()),
                           classifiers[name], features, policy)
                 for _ in range(args.draws)
             ]
@@ -159,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Verdicts against small backgrounds, with and without the leave-one-out rule",
         "",
-        f"Command: `python evaluation/lineage/background_stability.py --out {args.out}`; "
+        f"Command: `{command_line(__file__, sys.argv[1:] if argv is None else argv)}`; "
         f"{args.draws} seeded draws per size of AlpacaEval models in no pair of the file. Shares "
         "are over all pairs and draws; 'reversed' counts pairs called `distilled` on one draw "
         "and `not distilled` on another.",
@@ -175,8 +186,16 @@ def main(argv: list[str] | None = None) -> int:
                      f"{row.reversed_pairs} of {sum(row.pairs.values())} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    table = [asdict(row) for row in rows]
-    args.out.with_suffix(".json").write_text(json.dumps(table, indent=1) + "\n")
+    result = {
+        "rows": [asdict(row) for row in rows],
+        "settings": {"sizes": args.sizes, "draws": args.draws, "seeds": "numpy default_rng(size)",
+                     "pairs": str(args.pairs), "transfer_pairs": str(args.transfer_pairs),
+                     "responses": str(args.responses)},
+        "command": command_line(__file__, sys.argv[1:] if argv is None else argv),
+        "package_version": __version__,
+        "git_commit": git_commit(),
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out} ({time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -23,10 +23,10 @@ import numpy as np
 
 from distillprint.bench.metrics import wilson_interval
 from distillprint.bench.predict import GridPredictions, predict_cross_validated
+from distillprint.score.api import scores_without_each
 from distillprint.score.cube import SimilarityCube
-from distillprint.score.model import predict_rows
-from distillprint.score.pairwise import PairFeatures, features_without_each, pair_features
-from distillprint.score.stats import Decision, Verdict, VerdictPolicy, decide, holds_without_each
+from distillprint.score.pairwise import PairFeatures, pair_features
+from distillprint.score.stats import Decision, Verdict, VerdictPolicy, decide_steady
 from distillprint.score.training import load_classifier_config, training_data
 from distillprint.score_cmd import Staging
 
@@ -40,14 +40,11 @@ class Look:
 
     probability: float
     p_value: float
-    without: list[tuple[str, float, float]]
+    without: tuple[tuple[str, float | None, float | None], ...]
 
     def decision(self, n_prompts: int, n_bg: int, policy: VerdictPolicy) -> Decision:
-        full = decide(self.probability, self.p_value, n_prompts, n_bg, policy)
-        return holds_without_each(full, [
-            (name, decide(prob, p_value, n_prompts, n_bg - 1, policy))
-            for name, prob, p_value in self.without
-        ], policy)
+        return decide_steady(self.probability, self.p_value, n_prompts, n_bg, policy, (),
+                             lambda: self.without)
 
 
 Scores = dict[Key, Look]
@@ -102,11 +99,10 @@ def _look(
     cube: SimilarityCube, feats: PairFeatures, preds: GridPredictions, key: Key,
     features: tuple[str, ...],
 ) -> Look:
-    suspect, teacher = cube.index(key[1]), cube.index(key[0])
-    refs, rows = features_without_each(cube, feats, suspect, teacher, list(features))
-    probs, p_values = predict_rows(preds.classifier[key], rows)
-    without = [(feats.models[ref], float(prob), float(p_value))
-               for ref, prob, p_value in zip(refs, probs, p_values, strict=True)]
+    classifier = preds.classifier.get(key)
+    pair = (cube.index(key[1]), cube.index(key[0]))
+    without = () if classifier is None else tuple(
+        scores_without_each(cube, feats, classifier, features, pair))
     return Look(preds.probability[key], preds.p_value[key], without)
 
 

@@ -117,7 +117,7 @@ def score_command(
     specs = [*named, *background_log_specs(settings, named, console)]
     settings = replace(settings, background_dirs=())
     if fail_above is not None:
-        _check_gate_background(specs)
+        _check_gate_background(specs, fail_inconclusive)
     looks = staging.looks(len(settings.probe_set().probes))
     stages: list[Stage] = []
     said: set[str] = set()
@@ -176,17 +176,25 @@ def _incomplete_notes(evidence: Evidence) -> tuple[str, ...]:
             "the result uses what arrived, and a rerun sends only the rest",)
 
 
-def _check_gate_background(specs: Sequence[ModelSpec]) -> None:
-    """A gate scored without a background could never fire: no probability is computed below
-    the policy's minimum, so every checkpoint would pass. Refuse it before any collection."""
-    needed = DEFAULT_POLICY.min_background
+def _check_gate_background(specs: Sequence[ModelSpec], fail_inconclusive: bool) -> None:
+    """Refuse, before any collection, a gate whose outcome the background size decides: below
+    the policy's minimum no probability is computed, so it could never fire; at the minimum no
+    verdict holds with one background model left out, so ``--fail-inconclusive`` always fails."""
     available = sum(spec.role == "background" for spec in specs)
+    needed = DEFAULT_POLICY.min_background
     if available < needed:
         raise InputError(
             f"a gate needs at least {needed} background models (--background or "
             f"--background-dir), {available} given: without them no probability is computed "
             "and the gate could never fire",
             field="fail-above",
+        )
+    if fail_inconclusive and available <= needed:
+        raise InputError(
+            f"--fail-inconclusive needs at least {needed + 1} background models, {available} "
+            "given: a verdict must hold with any one of them left out, so every run would be "
+            "inconclusive and fail",
+            field="fail-inconclusive",
         )
 
 

@@ -36,8 +36,8 @@ from distillprint.score.answers import (
 )
 from distillprint.score.api import (
     candidate_relations,
+    pair_decision,
     pair_degenerate,
-    steady_decision,
     teacher_lookalikes,
 )
 from distillprint.score.cube import SimilarityCube
@@ -119,11 +119,13 @@ def _pair_records(
         prob, pval = preds.probability.get(key), preds.p_value.get(key)
         s, t = index[p.suspect], index[p.teacher]
         degenerate = pair_degenerate(answers[p.teacher], answers[p.suspect])
-        decision = decide(finite_or_none(prob), finite_or_none(pval),
-                          int(feats.shared_prompts[s, t]), n_bg, policy, degenerate)
-        if key in preds.classifier:
-            decision = steady_decision(decision, cube, feats, preds.classifier[key], names,
-                                       (s, t), policy, degenerate)
+        classifier = preds.classifier.get(key)
+        if classifier is None:  # no classifier scored it: the probability is undefined too
+            decision = decide(finite_or_none(prob), finite_or_none(pval),
+                              int(feats.shared_prompts[s, t]), n_bg, policy, degenerate)
+        else:
+            decision = pair_decision(finite_or_none(prob), finite_or_none(pval), cube, feats,
+                                     classifier, names, (s, t), policy, degenerate)
         reasons = list(decision.reasons)
         features = {n: finite_or_none(float(feats.values[n][s, t])) for n in names}
         if reasons == ["features undefined"] and None not in features.values():

@@ -114,7 +114,11 @@ def predict_cross_validated(
         _fill(out, data, by_suspect, np.flatnonzero(skipped))
     for i, key in enumerate(zip(data.teachers, data.suspects, strict=True)):
         out.attribution_score[key] = float(by_suspect.probability[i])
-        model = by_teacher.models.get(key[0]) or by_suspect.models.get(key[1])
+        # the classifier behind the probability: the teacher's fold, or for teachers whose
+        # fold had one class (skipped, filled above), the suspect's
+        model = by_teacher.models.get(key[0])
+        if model is None:
+            model = by_suspect.models.get(key[1])
         out.background_p_value[key] = (
             _background_p(model, target_feats, list(features), key) if model is not None else None
         )

@@ -42,9 +42,8 @@ from distillprint.score.stats import (
     Verdict,
     VerdictPolicy,
     attribution_posterior,
-    decide,
+    decide_steady,
     finite_or_none,
-    holds_without_each,
     thin_evidence,
 )
 
@@ -256,8 +255,24 @@ def pair_degenerate(teacher: ModelAnswers, suspect: ModelAnswers) -> tuple[str, 
     return tuple(reason for reason in found if reason is not None)
 
 
-def steady_decision(
-    decision: Decision,
+def scores_without_each(
+    cube: SimilarityCube,
+    feats: PairFeatures,
+    classifier: DistillationClassifier,
+    features: Sequence[str],
+    pair: tuple[int, int],
+) -> list[tuple[str, float | None, float | None]]:
+    """The (suspect, teacher) index ``pair``'s P(distilled) and p-value with each background
+    model left out in turn, by ``classifier`` (the one that scored the pair)."""
+    refs, rows = features_without_each(cube, feats, *pair, list(features))
+    probs, pvals = predict_rows(classifier, rows)
+    return [(feats.models[ref], finite_or_none(float(prob)), finite_or_none(float(pval)))
+            for ref, prob, pval in zip(refs, probs, pvals, strict=True)]
+
+
+def pair_decision(
+    probability: float | None,
+    p_value: float | None,
     cube: SimilarityCube,
     feats: PairFeatures,
     classifier: DistillationClassifier,
@@ -266,20 +281,14 @@ def steady_decision(
     policy: VerdictPolicy,
     degenerate: Sequence[str] = (),
 ) -> Decision:
-    """``decision`` for the (suspect, teacher) index ``pair``, made inconclusive when leaving
-    out any one background model would change its verdict (``stats.holds_without_each``)."""
-    if decision.verdict is Verdict.INCONCLUSIVE:
-        return decision
+    """The verdict on the (suspect, teacher) index ``pair``: ``stats.decide_steady`` on the
+    cube's shared prompts and background."""
     suspect, teacher = pair
-    refs, rows = features_without_each(cube, feats, suspect, teacher, list(features))
-    probs, pvals = predict_rows(classifier, rows)
-    n_prompts = int(feats.shared_prompts[suspect, teacher])
-    without = [
-        (feats.models[ref], decide(finite_or_none(float(prob)), finite_or_none(float(pval)),
-                                   n_prompts, len(refs) - 1, policy, degenerate))
-        for ref, prob, pval in zip(refs, probs, pvals, strict=True)
-    ]
-    return holds_without_each(decision, without, policy)
+    return decide_steady(
+        probability, p_value, int(feats.shared_prompts[suspect, teacher]),
+        int(feats.background.sum()), policy, degenerate,
+        lambda: scores_without_each(cube, feats, classifier, features, pair),
+    )
 
 
 def lookalike_caveat(
@@ -310,12 +319,9 @@ def pair_score_from_features(
     vector = feats.vector(s, t, list(scoring.features))
     prob, pval = (float(v[0]) for v in scoring.predict(vector))
     n_prompts = int(feats.shared_prompts[s, t])
-    degenerate = pair_degenerate(teacher, suspect)
-    decision = steady_decision(
-        decide(finite_or_none(prob), finite_or_none(pval), n_prompts, len(bg), policy,
-               degenerate),
-        cube, feats, scoring.classifier, scoring.features, (s, t), policy, degenerate,
-    )
+    decision = pair_decision(finite_or_none(prob), finite_or_none(pval), cube, feats,
+                             scoring.classifier, scoring.features, (s, t), policy,
+                             pair_degenerate(teacher, suspect))
     background_p = pair_background_p(scoring.classifier, feats, list(scoring.features), s, t)
     lookalikes = teacher_lookalikes(scoring, feats, t, policy)
     reasons = list(decision.reasons)

@@ -233,9 +233,10 @@ def features_without_each(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The (suspect, teacher) feature vector with each background model left out in turn.
 
-    Returns the left-out models' indices and one row of ``names`` features per model, equal to
-    ``pair_features(cube, background without it).vector(suspect, teacher, names)`` but without
-    recomputing every pair: how much a pair's score rests on single background models."""
+    Returns the left-out models' indices and one row of ``names`` features per model, equal
+    (up to summation order, about 1e-16) to ``pair_features(cube, background without
+    it).vector(suspect, teacher, names)`` without recomputing every pair: how much a pair's
+    score rests on single background models."""
     refs = np.flatnonzero(feats.background)
     enough = len(refs) - 1 >= MIN_BACKGROUND
     values: dict[str, np.ndarray] = {}
@@ -252,6 +253,4 @@ def features_without_each(
             values[f"{view}.{kind}"] = (_rank_without_each(sims, row, column, refs) if enough
                                         else np.full(len(refs), np.nan))
     _add_view_means(values, cube.views)
-    if not len(refs):
-        return refs, np.zeros((0, len(names)))
     return refs, np.column_stack([values[name] for name in names])

@@ -16,7 +16,7 @@ Two p-values answer two questions, and the report shows both:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -116,23 +116,36 @@ def decide(
     return Decision(Verdict.INCONCLUSIVE, (f"P(distilled) {shown_p} in the middle band",))
 
 
-def holds_without_each(
-    decision: Decision, without: Sequence[tuple[str, Decision]], policy: VerdictPolicy
-) -> Decision:
-    """``decision`` unless leaving out one background model (``without``: each left-out
-    model's name and the decision then) would change its verdict.
+#: (background model left out, P(distilled), p-value) for one pair
+ScoresWithout = Sequence[tuple[str, float | None, float | None]]
 
-    Measured on the AlpacaEval logs (50 draws of 5-25 background models), a verdict that
-    leaving out one background model changes is often reversed by another background draw;
-    requiring it to hold removed nearly all reversals, at the cost of more inconclusive
-    verdicts on small backgrounds (evaluation/lineage/README.md, "Background stability")."""
-    if decision.verdict is Verdict.INCONCLUSIVE or not without:
+
+def decide_steady(
+    probability: float | None,
+    p_value: float | None,
+    n_prompts: int,
+    n_background: int,
+    policy: VerdictPolicy,
+    degenerate: Sequence[str],
+    scores_without_each: Callable[[], ScoresWithout],
+) -> Decision:
+    """``decide``, except that a decisive verdict which leaving out one background model would
+    change (``scores_without_each``: the pair rescored without each, computed only when the
+    verdict is decisive) is ``inconclusive``.
+
+    Measured on the AlpacaEval logs (evaluation/lineage/README.md, "Background stability"; 20
+    draws of 5-50 background models), the rule makes both wrong verdicts rarer at every
+    background size, at the cost of decisive right answers on small backgrounds; verdicts
+    reversed between draws become fewer but do not vanish."""
+    decision = decide(probability, p_value, n_prompts, n_background, policy, degenerate)
+    if decision.verdict is Verdict.INCONCLUSIVE:
         return decision
+    without = [(name, decide(prob, pval, n_prompts, n_background - 1, policy, degenerate))
+               for name, prob, pval in scores_without_each()]
     changed = [(name, other.verdict) for name, other in without
                if other.verdict is not decision.verdict]
     if not changed:
         return decision
-    n_background = len(without)
     if n_background - 1 < policy.min_background:
         why = (f"'{decision.verdict}' must hold with any one of the {n_background} background "
                f"models left out, and {n_background - 1} are too few to judge: use at least "
@@ -141,7 +154,7 @@ def holds_without_each(
         shown = ", ".join(f"without {name} {verdict}" for name, verdict in changed[:3])
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         why = (f"'{decision.verdict}' rests on single background models: leaving out "
-               f"{len(changed)} of {n_background} one at a time changes it ({shown}{more}); "
+               f"{len(changed)} of {len(without)} one at a time changes it ({shown}{more}); "
                "a larger background would settle it")
     return Decision(Verdict.INCONCLUSIVE, (*decision.reasons, why))
 
