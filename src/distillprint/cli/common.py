@@ -50,7 +50,9 @@ def max_background_option(value: str | None) -> int | str | None:
 ProbesOption = Annotated[str, typer.Option(help="Probe set name or file.")]
 BackgroundOption = Annotated[
     list[str] | None,
-    typer.Option("--background", help="Background model spec (repeatable): unrelated models."),
+    typer.Option("--background", help=(
+        "Background model spec (repeatable): unrelated models answering the same probes. A "
+        "probability needs 3; a verdict must hold with any one left out, so use 15 or more.")),
 ]
 BackgroundDirOption = Annotated[
     list[Path] | None,
