@@ -179,12 +179,13 @@ def _row(
 
 
 def _comparable(report: dict[str, Any]) -> str:
-    """A report without what changes from run to run: time stamps, the manifest hash that
-    covers one, and the specs, which name this run's temporary folder."""
+    """A report without what changes from run to run: time stamps, the manifest and report
+    hashes that cover one, and the specs, which name this run's temporary folder."""
     manifest = {k: v for k, v in report["manifest"].items()
                 if k not in {"created_at", "manifest_sha256"}}
     manifest["models"] = [{k: v for k, v in m.items() if k != "spec"} for m in manifest["models"]]
-    rest = {k: v for k, v in report.items() if k not in {"created_at", "manifest"}}
+    rest = {k: v for k, v in report.items()
+            if k not in {"created_at", "manifest", "report_sha256"}}
     return json.dumps({**rest, "manifest": manifest}, sort_keys=True)
 
 
