@@ -6,6 +6,7 @@ import io
 import json
 import random
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -541,3 +542,24 @@ def test_fail_inconclusive_with_the_minimum_background_is_refused_before_any_col
     assert isinstance(result.exception, InputError)
     assert result.exception.field == "fail-inconclusive" and not store.exists()
     assert "at least 4 background models" in str(result.exception)
+
+
+def test_a_gate_is_refused_when_left_out_logs_shrink_the_background_below_its_minimum(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    """A copy of the teacher's answers in the reference folder is left out once read, which
+    would leave a gate with 2 background models and no probability: it must not pass."""
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    for name in ("bg0", "bg1"):
+        shutil.copy(logs["background"] / f"{name}.jsonl", folder / f"{name}.jsonl")
+    shutil.copy(logs["teacher"], folder / "our-teacher-answers.jsonl")
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(folder), "--fail-above", "0.5",
+    ])
+    assert isinstance(result.exception, InputError), result.output
+    assert result.exception.field == "fail-above"
+    assert "2 remain after the background models left out" in str(result.exception)
+    assert "our-teacher-answers.jsonl left out" in result.output

@@ -98,8 +98,8 @@ def test_a_verdict_that_one_background_model_would_change_is_inconclusive() -> N
     decision = decide_steady(0.95, 0.01, 100, 5, policy, (), lambda: shaky)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert decision.reasons[:2] == distilled.reasons  # the numbers stay in view
-    assert "leaving out 1 of 5 one at a time changes it (without b4 inconclusive)" in (
-        decision.reasons[-1])
+    assert ("leaving out 1 of 5 one at a time changes it (without b4: inconclusive (P 0.70, "
+            "p 0.02))") in decision.reasons[-1]
 
 
 def test_an_inconclusive_verdict_is_not_rescored_without_each_background_model() -> None:

@@ -117,7 +117,8 @@ def score_command(
     specs = [*named, *background_log_specs(settings, named, console)]
     settings = replace(settings, background_dirs=())
     if fail_above is not None:
-        _check_gate_background(specs, fail_inconclusive)
+        _check_gate_background(sum(spec.role == "background" for spec in specs),
+                               fail_inconclusive)
     looks = staging.looks(len(settings.probe_set().probes))
     stages: list[Stage] = []
     said: set[str] = set()
@@ -126,6 +127,10 @@ def score_command(
         pair, evidence, background_labels = _score_once(
             specs, step, scoring, alpha / len(looks), console, said
         )
+        if fail_above is not None:
+            # logs left out while reading them (copies of the teacher's or suspect's answers,
+            # names already taken) can leave fewer than the count checked before collection
+            _check_gate_background(len(background_labels), fail_inconclusive, after_reading=True)
         stages.append(Stage(n_prompts=pair.n_prompts, alpha=pair.alpha,
                             probability=pair.probability, p_value=pair.p_value,
                             verdict=pair.verdict))
@@ -176,23 +181,27 @@ def _incomplete_notes(evidence: Evidence) -> tuple[str, ...]:
             "the result uses what arrived, and a rerun sends only the rest",)
 
 
-def _check_gate_background(specs: Sequence[ModelSpec], fail_inconclusive: bool) -> None:
-    """Refuse, before any collection, a gate whose outcome the background size decides: below
-    the policy's minimum no probability is computed, so it could never fire; at the minimum no
-    verdict holds with one background model left out, so ``--fail-inconclusive`` always fails."""
-    available = sum(spec.role == "background" for spec in specs)
+def _check_gate_background(
+    available: int, fail_inconclusive: bool, after_reading: bool = False
+) -> None:
+    """Refuse a gate whose outcome the background size decides: below the policy's minimum no
+    probability is computed, so it could never fire; at the minimum no verdict holds with one
+    background model left out, so ``--fail-inconclusive`` always fails. Checked on the specs
+    before any collection, and again on the models that remain once the logs are read."""
     needed = DEFAULT_POLICY.min_background
+    given = (f"{available} remain after the background models left out above (the answers "
+             "collected are kept in the store)" if after_reading else f"{available} given")
     if available < needed:
         raise InputError(
-            f"a gate needs at least {needed} background models (--background or "
-            f"--background-dir), {available} given: without them no probability is computed "
-            "and the gate could never fire",
+            f"a gate needs at least {needed} background models (--background, or "
+            f"--background-dir with --max-background), {given}: without them no probability "
+            "is computed and the gate could never fire",
             field="fail-above",
         )
     if fail_inconclusive and available <= needed:
         raise InputError(
-            f"--fail-inconclusive needs at least {needed + 1} background models, {available} "
-            "given: a verdict must hold with any one of them left out, so every run would be "
+            f"--fail-inconclusive needs at least {needed + 1} background models, {given}: a "
+            "verdict must hold with any one of them left out, so every run would be "
             "inconclusive and fail",
             field="fail-inconclusive",
         )

@@ -52,7 +52,8 @@ BackgroundOption = Annotated[
     list[str] | None,
     typer.Option("--background", help=(
         "Background model spec (repeatable): unrelated models answering the same probes. A "
-        "probability needs 3; a verdict must hold with any one left out, so use 15 or more.")),
+        "probability needs 3, a verdict 4 (it must hold with any one left out); with fewer "
+        "than 15 verdicts often rest on single models and read inconclusive.")),
 ]
 BackgroundDirOption = Annotated[
     list[Path] | None,

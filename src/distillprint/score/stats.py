@@ -81,6 +81,17 @@ def thin_evidence(
     return tuple(thin)
 
 
+def _shown(
+    probability: float | None, p_value: float | None, policy: VerdictPolicy
+) -> tuple[str, str]:
+    """P and p as the reasons print them: never rounded onto or across a threshold."""
+    cuts = (policy.distilled_above, policy.not_distilled_below)
+    shown_p = display.fraction(probability, cuts, digits=2)
+    shown_pv = "n/a" if p_value is None else display.on_its_side(
+        p_value, 3, (policy.alpha,), style="g")
+    return shown_p, shown_pv
+
+
 def decide(
     probability: float | None,
     p_value: float | None,
@@ -95,9 +106,7 @@ def decide(
     if thin:
         return Decision(Verdict.INCONCLUSIVE, thin)
     assert probability is not None and p_value is not None
-    cuts = (policy.distilled_above, policy.not_distilled_below)
-    shown_p = display.fraction(probability, cuts, digits=2)
-    shown_pv = display.on_its_side(p_value, 3, (policy.alpha,), style="g")
+    shown_p, shown_pv = _shown(probability, p_value, policy)
     alpha = display.setting(policy.alpha)
     if probability >= policy.distilled_above and p_value <= policy.alpha:
         reasons = (
@@ -140,9 +149,11 @@ def decide_steady(
     decision = decide(probability, p_value, n_prompts, n_background, policy, degenerate)
     if decision.verdict is Verdict.INCONCLUSIVE:
         return decision
-    without = [(name, decide(prob, pval, n_prompts, n_background - 1, policy, degenerate))
-               for name, prob, pval in scores_without_each()]
-    changed = [(name, other.verdict) for name, other in without
+    scores = list(scores_without_each())
+    without = [decide(prob, pval, n_prompts, n_background - 1, policy, degenerate)
+               for _, prob, pval in scores]
+    changed = [(name, other.verdict, prob, pval)
+               for (name, prob, pval), other in zip(scores, without, strict=True)
                if other.verdict is not decision.verdict]
     if not changed:
         return decision
@@ -151,8 +162,12 @@ def decide_steady(
                f"models left out, and {n_background - 1} are too few to judge: use at least "
                f"{policy.min_background + 1}")
     else:
-        shown = ", ".join(f"without {name} {verdict}" for name, verdict in changed[:3])
-        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        parts = []
+        for name, verdict, prob, pval in changed[:3]:
+            shown_p, shown_pv = _shown(prob, pval, policy)
+            parts.append(f"without {name}: {verdict} (P {shown_p}, p {shown_pv})")
+        shown = ", ".join(parts)
+        more = f"; and {len(changed) - 3} more" if len(changed) > 3 else ""
         why = (f"'{decision.verdict}' rests on single background models: leaving out "
                f"{len(changed)} of {len(without)} one at a time changes it ({shown}{more}); "
                "a larger background would settle it")
