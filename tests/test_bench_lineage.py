@@ -431,3 +431,15 @@ def test_verdicts_must_hold_with_any_one_background_model_left_out(
     decided = [r for r, w in zip(minimal["pairs"], wide["pairs"], strict=True)
                if w["verdict"] != "inconclusive"]
     assert any("use at least 4" in r["reasons"][-1] for r in decided)
+
+
+def test_background_models_with_no_style_in_their_answers_are_left_out(tmp_path: Path) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    source = next(answers.glob("background*.jsonl"))
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
+    (answers / "nullmodel.jsonl").write_text(
+        "".join(json.dumps({**row, "response": "..."}) + "\n" for row in rows))
+    cfg = _config(tmp_path, classifier="artifact", baselines=[])
+    result = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
+    assert "nullmodel" not in result["data"]["background"]
+    assert "have no words in them" in result["data"]["left_out_no_style"]["nullmodel"]

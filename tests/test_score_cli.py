@@ -563,3 +563,19 @@ def test_a_gate_is_refused_when_left_out_logs_shrink_the_background_below_its_mi
     assert result.exception.field == "fail-above"
     assert "2 remain after the background models left out" in str(result.exception)
     assert "our-teacher-answers.jsonl left out" in result.output
+
+
+def test_a_background_log_with_no_style_in_its_answers_is_left_out(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    """AlpacaEval ships a NullModel whose answers are one canned text; it is no reference."""
+    write_log(logs["background"] / "null.jsonl", ["Sorry, no answer."] * N_PROMPTS)
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(logs["background"]), "--json", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "null.jsonl left out" in result.output and "one and the same text" in result.output
+    assert len(json.loads(out.read_text())["background"]) == 6

@@ -29,7 +29,12 @@ import numpy as np
 from distillprint import __version__
 from distillprint.answers import answer_log_paths
 from distillprint.provenance import command_line, git_commit
-from distillprint.score.answers import ModelAnswers, load_model_answers, shared_prompt_ids
+from distillprint.score.answers import (
+    ModelAnswers,
+    degenerate_answers,
+    load_model_answers,
+    shared_prompt_ids,
+)
 from distillprint.score.api import pair_decision, pair_degenerate
 from distillprint.score.classifier import DistillationClassifier
 from distillprint.score.cube import SimilarityCube
@@ -139,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     # development: each teacher's pairs scored by a classifier that never saw that teacher,
     # fitted on the shipped background's features
     dev_pairs = [p for p in files["development"] if p.label is not None]
-    shipped_bg = choose_background(list(cube.models), files["development"], 50, 0)
+    # as ``score`` and ``benchmark lineage`` do, models whose answers carry no style (the
+    # NullModel) are never background
+    no_style = {n for n, model in answers.items()
+                if degenerate_answers(model, model.responses) is not None}
+    shipped_bg = [n for n in choose_background(list(cube.models), files["development"], 50, 0)
+                  if n not in no_style]
     params = ClassifierHyperparameters().params()
     names = sorted(pair_models(files["development"]))
     sub = _sub(cube, names + shipped_bg)
@@ -156,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for name, all_pairs in files.items():
         pairs = [p for p in all_pairs if p.label is not None]
-        unpaired = sorted(set(cube.models) - pair_models(all_pairs))
+        unpaired = sorted(set(cube.models) - pair_models(all_pairs) - no_style)
         for size in args.sizes:
             rng = np.random.default_rng(size)
             draws = [

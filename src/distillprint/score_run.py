@@ -32,7 +32,7 @@ from distillprint.report.schema import (
     ResponseDigest,
     Role,
 )
-from distillprint.score.answers import ModelAnswers
+from distillprint.score.answers import ModelAnswers, degenerate_answers
 from distillprint.store import ResponseStore, StoredResponse
 
 
@@ -154,6 +154,7 @@ def gather_evidence(
             if spec.role == "background" and (
                 _name_taken(evidence, spec, label, console, said)
                 or _repeats_a_candidate(evidence, records, console, spec, said)
+                or _carries_no_style(records, label, probe_set, console, spec, said)
             ):
                 continue
             _add_stored(evidence, spec, label, records)
@@ -230,6 +231,23 @@ def _repeats_a_candidate(
                       f"{same} of {len(shared)} answers are identical to {name}'s")
             return True
     return False
+
+
+def _carries_no_style(
+    records: list[StoredResponse], label: str, probe_set: ProbeSet, console: Console,
+    spec: ModelSpec, said: set[str],
+) -> bool:
+    """A background model whose answers are mostly blank or one canned text (AlpacaEval's
+    NullModel, a broken endpoint) is no reference for style: every pair looks closer to the
+    teacher than to it, and verdicts came to rest on it."""
+    responses: dict[str, list[str]] = {}
+    for record in records:
+        responses.setdefault(record.probe_id, []).append(record.response)
+    model = _model_answers(label, responses, probe_set)
+    why = degenerate_answers(model, model.responses)
+    if why is not None:
+        _left_out(console, said, spec, why)
+    return why is not None
 
 
 def _log_specs(

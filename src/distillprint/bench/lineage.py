@@ -316,6 +316,8 @@ def _provenance(
             **({"left_out": {name: [str(a), str(b)]
                              for name, (a, b) in sorted(comparison.left_out.items())}}
                if comparison.left_out else {}),
+            **({"left_out_no_style": dict(sorted(comparison.no_style.items()))}
+               if comparison.no_style else {}),
         },
         "config": cfg.model_dump(mode="json"),
         "seeds": {
@@ -359,6 +361,8 @@ def run_lineage_benchmark(
     lap("load")
     for name, (first, second) in sorted(comparison.left_out.items()):
         say(f"background model '{name}' left out: {first} and {second} hold different answers")
+    for name, why in sorted(comparison.no_style.items()):
+        say(f"background model '{name}' left out: {why}")
     say(f"{len(pairs)} pairs, {len(comparison.background)} background models, mode {mode}")
     models = comparison.ordered(pairs)
     prompts = shared_prompt_ids(models)

@@ -15,7 +15,7 @@ import numpy as np
 
 from distillprint.answers import answer_log_paths
 from distillprint.errors import InputError
-from distillprint.score.answers import ModelAnswers, load_model_answers
+from distillprint.score.answers import ModelAnswers, degenerate_answers, load_model_answers
 from distillprint.score.pairwise import MIN_BACKGROUND
 
 logger = logging.getLogger(__name__)
@@ -163,6 +163,8 @@ class Comparison:
     n_available: int  # answer files found in the folders
     # unpaired models with two answer files that disagree: neither copy can be trusted
     left_out: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    # drawn background models whose answers carry no style (model -> why), left out
+    no_style: dict[str, str] = field(default_factory=dict)
 
     def ordered(self, pairs: list[LabelledPair]) -> list[ModelAnswers]:
         paired = sorted(pair_models(pairs))
@@ -193,4 +195,8 @@ def load_comparison(
     background = choose_background(list(files), pairs, max_background, seed)
     wanted = pair_models(pairs) | set(background)
     answers = load_model_answers({n: p for n, p in files.items() if n in wanted})
-    return Comparison(answers, background, len(files) + len(conflicts), conflicts)
+    # as ``score`` does: mostly blank or canned answers are no reference for style
+    no_style = {name: why for name in background if name not in pair_models(pairs)
+                and (why := degenerate_answers(answers[name], answers[name].responses))}
+    return Comparison(answers, [n for n in background if n not in no_style],
+                      len(files) + len(conflicts), conflicts, no_style)
