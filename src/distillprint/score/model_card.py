@@ -88,9 +88,10 @@ Licences of the training data:
   training lineage, not the direction of distillation.
 - Measured for the shipped model (`configs/classifier/default.yaml`) on five teacher families
   it never saw (`evaluation/families/`: Llama-3, Mistral, Qwen, Yi and Gemma-2 derivatives,
-  documented lineages): it ranks every descendant above every unrelated pair, but calls 29 of
+  documented lineages): it ranks every descendant above every unrelated pair, but calls 26 of
   54 pairs with no documented lineage `distilled` (32 before verdicts had to hold with any one
-  background model left out): modern assistants
+  background model left out and blank or canned background models were left out): modern
+  assistants
   that share synthetic training data score as each other's students. `score` names the
   background models that would themselves be called the teacher's students.
 - Probabilities are calibrated on that label mix; a population with different base rates
