@@ -164,7 +164,12 @@ def test_latency_and_stall_and_prompt_stop() -> None:
         with pytest.raises(httpx.ReadTimeout):
             client.post("/v1/chat/completions", json=chat_body())
         client.post("/v1/chat/completions", json=chat_body())
-        records = server.chat_requests()
+        # the server closes its record after the response is sent, so the client can read
+        # the reply first; wait for the record rather than race it
+        deadline = time.monotonic() + 5.0
+        while (records := server.chat_requests())[1].duration_s is None:
+            assert time.monotonic() < deadline, records
+            time.sleep(0.01)
         started = time.monotonic()
     assert time.monotonic() - started < 2.0  # stop() woke the 30 s stall
     assert records[0].fault == "stall" and records[0].duration_s is None
