@@ -143,8 +143,8 @@ def decide_steady(
     verdict is decisive) is ``inconclusive``.
 
     Measured on the AlpacaEval logs (evaluation/lineage/README.md, "Background stability"; 20
-    draws of 5-50 background models), the rule makes both wrong verdicts rarer at every
-    background size, at the cost of decisive right answers on small backgrounds; verdicts
+    draws of 5-50 background models), the rule makes both wrong verdicts rarer, or as rare,
+    at every background size, at the cost of decisive right answers on small backgrounds; verdicts
     reversed between draws become fewer but do not vanish."""
     decision = decide(probability, p_value, n_prompts, n_background, policy, degenerate)
     if decision.verdict is Verdict.INCONCLUSIVE:
