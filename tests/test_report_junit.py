@@ -86,6 +86,8 @@ def test_fail_inconclusive_fails_the_junit_case_as_it_fails_the_exit_code() -> N
     failure = case.find("failure")
     assert failure is not None and "which --fail-inconclusive fails" in (
         failure.get("message") or "")
+    settings = {item.get("name"): item.get("value") for item in suite.iter("property")}
+    assert settings == {"fail_above": "0.9", "fail_inconclusive": "true"}
 
 
 def test_no_gate_means_no_invented_threshold_and_an_incomplete_run_is_an_error() -> None:

@@ -122,6 +122,9 @@ def render_junit(
     properties = ET.SubElement(suite, "properties")
     if fail_above is not None:
         ET.SubElement(properties, "property", {"name": "fail_above", "value": str(fail_above)})
+        # whether an abstention fails too: the same report passes or fails by this setting
+        ET.SubElement(properties, "property", {"name": "fail_inconclusive",
+                                               "value": str(fail_inconclusive).lower()})
     for report in reports:
         _testcase(suite, report, fail_above, fail_inconclusive, incomplete)
     ET.indent(root)
