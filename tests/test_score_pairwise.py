@@ -175,3 +175,16 @@ def test_features_without_each_background_model_match_a_full_recomputation(
             without[ref] = False
             expected = pair_features(cube, without).vector(suspect, teacher, names)
             np.testing.assert_allclose(row, expected, rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_a_cube_of_some_models_is_that_block_of_the_whole_cube() -> None:
+    cube, _ = _cube()
+    names = [cube.models[3], cube.models[0], cube.models[5]]
+    sub = cube.subset_models(names)
+    idx = [cube.index(name) for name in names]
+    assert sub.models == tuple(names) and sub.prompt_ids == cube.prompt_ids
+    for view in cube.views:
+        np.testing.assert_array_equal(sub.sims[view], cube.sims[view][:, idx][:, :, idx])
+        np.testing.assert_array_equal(sub.fingerprint_sims[view],
+                                      cube.fingerprint_sims[view][np.ix_(idx, idx)])
+    np.testing.assert_array_equal(sub.present, cube.present[idx])

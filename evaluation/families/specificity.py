@@ -52,17 +52,6 @@ class Comparisons:
         # fingerprint similarity averaged over views: how alike two models answer overall
         self.alike = np.mean([cube.fingerprint_sims[v] for v in cube.views], axis=0)
 
-    def _sub(self, names: list[str]) -> SimilarityCube:
-        idx = np.array([self.names.index(n) for n in names])
-        c = self.cube
-        return SimilarityCube(
-            tuple(names),
-            c.prompt_ids,
-            {v: s[:, idx][:, :, idx] for v, s in c.sims.items()},
-            {v: s[np.ix_(idx, idx)] for v, s in c.fingerprint_sims.items()},
-            c.present[idx],
-        )
-
     def nearest(self, to: list[str], candidates: list[str], k: int) -> list[str]:
         rows = [self.names.index(n) for n in to]
         closeness = {c: float(self.alike[self.names.index(c), rows].mean()) for c in candidates}
@@ -71,7 +60,7 @@ class Comparisons:
     def rows(self, pairs: list[LabelledPair], background: list[str]) -> list[Row]:
         paired = sorted(pair_models(pairs))
         names = paired + [b for b in background if b not in set(paired)]
-        feats = pair_features(self._sub(names), np.isin(names, background))
+        feats = pair_features(self.cube.subset_models(names), np.isin(names, background))
         return [
             (p.teacher, p.suspect, p.label,
              feats.vector(names.index(p.suspect), names.index(p.teacher), self.features))

@@ -50,14 +50,6 @@ FAMILIES = Path(__file__).resolve().parents[1] / "families" / "pairs.csv"
 RULES = ("plain", "holds without each")
 
 
-def _sub(cube: SimilarityCube, names: list[str]) -> SimilarityCube:
-    idx = np.array([cube.index(n) for n in names])
-    return SimilarityCube(
-        tuple(names), cube.prompt_ids, {v: s[:, idx][:, :, idx] for v, s in cube.sims.items()},
-        {v: s[np.ix_(idx, idx)] for v, s in cube.fingerprint_sims.items()}, cube.present[idx],
-    )
-
-
 def _verdicts(
     cube: SimilarityCube, answers: dict[str, ModelAnswers], pairs: list[LabelledPair],
     background: list[str], classifier_for: Mapping[str, DistillationClassifier],
@@ -66,7 +58,7 @@ def _verdicts(
     """Each rule's verdict for every pair, against one background."""
     paired = sorted(pair_models(pairs))
     names = paired + [b for b in background if b not in set(paired)]
-    sub = _sub(cube, names)
+    sub = cube.subset_models(names)
     feats = pair_features(sub, np.isin(names, background))
     out: dict[str, list[Verdict]] = {rule: [] for rule in RULES}
     for pair in pairs:
@@ -152,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                   if n not in no_style]
     params = ClassifierHyperparameters().params()
     names = sorted(pair_models(files["development"]))
-    sub = _sub(cube, names + shipped_bg)
+    sub = cube.subset_models(names + shipped_bg)
     feats = pair_features(sub, np.isin(sub.models, shipped_bg))
     x = np.array([feats.vector(sub.index(p.suspect), sub.index(p.teacher), features)
                   for p in dev_pairs])

@@ -35,6 +35,18 @@ class SimilarityCube:
     def views(self) -> tuple[str, ...]:
         return tuple(self.sims)
 
+    def subset_models(self, names: Sequence[str]) -> SimilarityCube:
+        """The cube of these models only, in this order (a background drawn from a cube of
+        every model: the views stay fitted on all of them)."""
+        idx = np.array([self.index(name) for name in names])
+        return SimilarityCube(
+            tuple(names),
+            self.prompt_ids,
+            {v: s[:, idx][:, :, idx] for v, s in self.sims.items()},
+            {v: s[np.ix_(idx, idx)] for v, s in self.fingerprint_sims.items()},
+            self.present[idx],
+        )
+
     def subset_prompts(self, keep: np.ndarray) -> SimilarityCube:
         """The cube on a subset of prompts (query-budget curves); fingerprints are kept."""
         return SimilarityCube(
