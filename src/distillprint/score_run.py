@@ -240,10 +240,7 @@ def _carries_no_style(
     """A background model whose answers are mostly blank or one canned text (AlpacaEval's
     NullModel, a broken endpoint) is no reference for style: every pair looks closer to the
     teacher than to it, and verdicts came to rest on it."""
-    responses: dict[str, list[str]] = {}
-    for record in records:
-        responses.setdefault(record.probe_id, []).append(record.response)
-    model = _model_answers(label, responses, probe_set)
+    model = _model_answers(label, _in_sample_order(records), probe_set)
     why = degenerate_answers(model, model.responses)
     if why is not None:
         _left_out(console, said, spec, why)
@@ -313,19 +310,26 @@ def _add_stored(
         logged = spec.spec.startswith("file:")  # stored under the command line's settings
         evidence.limits[label] = None if logged else frozenset(
             record.params.max_tokens for record in records)
-    responses: dict[str, list[str]] = {}
-    for record in sorted(records, key=lambda r: (r.probe_id, r.sample_index)):
-        responses.setdefault(record.probe_id, []).append(record.response)
-        evidence.digests.append(
-            response_digest(label, record.probe_id, record.sample_index, record.response)
-        )
-    evidence.answers[label] = _model_answers(label, responses, evidence.probe_set)
+    records = _in_sample_order(records)
+    evidence.digests.extend(
+        response_digest(label, record.probe_id, record.sample_index, record.response)
+        for record in records
+    )
+    evidence.answers[label] = _model_answers(label, records, evidence.probe_set)
     evidence.entries.append(ModelEntry(label=label, role=spec.role, spec=spec.spec))
 
 
+def _in_sample_order(records: list[StoredResponse]) -> list[StoredResponse]:
+    return sorted(records, key=lambda r: (r.probe_id, r.sample_index))
+
+
 def _model_answers(
-    label: str, responses: dict[str, list[str]], probe_set: ProbeSet
+    label: str, records: list[StoredResponse], probe_set: ProbeSet
 ) -> ModelAnswers:
+    """One model's stored answers; ``records`` in sample order (``_in_sample_order``)."""
+    responses: dict[str, list[str]] = {}
+    for record in records:
+        responses.setdefault(record.probe_id, []).append(record.response)
     probes = probe_set.by_id
     return ModelAnswers(
         label,
