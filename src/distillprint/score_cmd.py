@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from distillprint.errors import EXIT_INCOMPLETE, InputError
-from distillprint.report.junit import is_failure, write_junit
+from distillprint.report.junit import crosses_gate, is_failure, write_junit
 from distillprint.report.load import write_report_json
 from distillprint.report.render_html import render_attribution_html
 from distillprint.report.render_markdown import render_attribution_markdown
@@ -165,9 +165,9 @@ def score_command(
     )
     out.print(f"reason: {report.verdict_reason}", markup=False)
     if fail_above is not None and is_failure(report, fail_above, fail_inconclusive):
-        why = ("the verdict is inconclusive (--fail-inconclusive)"
-               if report.probability is None or report.probability <= fail_above
-               else f"P(distilled) {display.relation(probability)} > {fail_above}")
+        why = (f"P(distilled) {display.relation(probability)} > {fail_above}"
+               if crosses_gate(report, fail_above)
+               else "the verdict is inconclusive (--fail-inconclusive)")
         out.print(f"gate: {why}: exit 1", markup=False)
         return 1
     return EXIT_INCOMPLETE if notes else 0

@@ -38,6 +38,12 @@ def is_failure(
         return False
     if fail_inconclusive and report.verdict is Verdict.INCONCLUSIVE:
         return True
+    return crosses_gate(report, fail_above)
+
+
+def crosses_gate(report: ScoreReport, fail_above: float) -> bool:
+    """The probability itself is above the gate (a failure may also come from
+    ``--fail-inconclusive`` alone)."""
     return report.probability is not None and report.probability > fail_above
 
 
@@ -53,7 +59,7 @@ def _summary(report: ScoreReport) -> str:
 def _failure_message(report: ScoreReport, fail_above: float) -> str:
     """States the gate that was crossed; "looks distilled" only when the verdict says so,
     since a user may set the threshold below what the verdict policy calls distilled."""
-    if report.probability is None or report.probability <= fail_above:
+    if not crosses_gate(report, fail_above):
         return (f"{report.suspect} vs {report.teacher} is inconclusive, which "
                 f"--fail-inconclusive fails: {report.verdict_reason}")
     shown = fraction(report.probability, [fail_above], digits=6, style="g")
