@@ -133,6 +133,7 @@ def sample_report(
         verdict=verdict,
         verdict_reason="The suspect is closer to the teacher than to every background model, "
         "most strongly on identity and refusal probes.",
+        changed_without=[],  # the leave-one-out check held
         background_p_value=0.02,
         teacher_lookalikes=[
             Lookalike(model=BACKGROUND[3], probability=0.97),

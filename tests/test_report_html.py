@@ -19,7 +19,7 @@ from distillprint.core_types import (
 from distillprint.report.load import parse_any_report, parse_report, write_report_json
 from distillprint.report.manifest import build_manifest, response_digest, seal_report
 from distillprint.report.render_html import MAX_ECHO_CHARS, render_html
-from distillprint.report.schema import ScoreReport, SimilarityDistribution
+from distillprint.report.schema import LeftOutCase, ScoreReport, SimilarityDistribution
 from distillprint.report.seal import page_intact
 from distillprint.score.stats import Verdict
 from distillprint.store import ProbeContext, ResponseStore
@@ -133,6 +133,21 @@ def test_long_answers_are_clipped_in_the_page_but_kept_in_the_data() -> None:
 def test_hostile_fixture_text_is_really_in_the_report() -> None:
     # Guards the escaping test: it must exercise a hostile answer, not a benign one.
     assert any(e.suspect_response == HOSTILE for e in sample_report().echoes)
+
+
+def test_leave_one_out_section_lists_the_models_a_verdict_rests_on() -> None:
+    held = render_html(sample_report())
+    assert "holds with any one of the 12 background models left out" in held
+    case = LeftOutCase(left_out="background-model-05", verdict=Verdict.NOT_DISTILLED,
+                       probability=0.12, p_value=0.31)
+    shaky = sample_report(verdict=Verdict.INCONCLUSIVE).model_copy(
+        update={"changed_without": [case]})
+    section = render_html(shaky).split('id="leave-one-out"')[1].split("<h3")[0]
+    assert "leaving out 1 of the 12 background models" in section
+    row = section.split('id="changed-without"')[1]
+    assert "background-model-05" in row and "not distilled" in row and "12.0%" in row
+    unchecked = render_html(shaky.model_copy(update={"changed_without": None}))
+    assert 'id="leave-one-out"' not in unchecked
 
 
 def test_specificity_section_lists_the_teachers_lookalikes() -> None:

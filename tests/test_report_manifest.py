@@ -7,10 +7,19 @@ from distillprint.report.manifest import (
     build_manifest,
     manifest_hash,
     redact_spec,
+    report_hash,
     response_digest,
+    seal_report,
     verify_manifest,
 )
-from distillprint.report.schema import ComponentVersion, ModelEntry, ResponseDigest
+from distillprint.report.schema import (
+    ComponentVersion,
+    LeftOutCase,
+    ModelEntry,
+    ResponseDigest,
+    ScoreReport,
+)
+from distillprint.score.stats import Verdict
 from report_fixtures import SUSPECT, TEACHER, sample_report, sample_responses
 
 
@@ -163,3 +172,26 @@ def test_evidence_missing_from_the_store_alone_fails_verification() -> None:
     result = verify_manifest(sample_report().manifest, _current(texts))
     assert not result.ok and result.manifest_intact and result.changed == []
     assert [(m.model, m.probe_id) for m in result.missing] == [(SUSPECT, "probe-001")]
+
+
+def test_a_report_sealed_before_the_leave_one_out_field_still_verifies() -> None:
+    older = seal_report(sample_report().model_copy(
+        update={"schema_version": "1.3", "changed_without": None}))
+    written = older.model_dump(mode="json")
+    del written["changed_without"]  # a 1.3 report has no such key
+    loaded = ScoreReport.model_validate(written)
+    assert loaded.report_sha256 is not None
+    assert report_hash(loaded) == loaded.report_sha256
+
+
+@pytest.mark.parametrize("edited", [None, []])
+def test_an_edited_leave_one_out_record_fails_the_report_hash(
+    edited: list[LeftOutCase] | None,
+) -> None:
+    case = LeftOutCase(left_out="b4", verdict=Verdict.INCONCLUSIVE, probability=0.7,
+                       p_value=0.02)
+    sealed = seal_report(sample_report(verdict=Verdict.INCONCLUSIVE).model_copy(
+        update={"changed_without": [case]}))
+    assert report_hash(sealed) == sealed.report_sha256
+    forged = sealed.model_copy(update={"changed_without": edited})
+    assert report_hash(forged) != sealed.report_sha256

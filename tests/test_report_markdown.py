@@ -3,7 +3,9 @@ from __future__ import annotations
 import re
 
 from distillprint.report.render_markdown import TOP_ECHOES, code_span, plain, render_markdown
-from report_fixtures import sample_report
+from distillprint.report.schema import LeftOutCase
+from distillprint.score.stats import Verdict
+from report_fixtures import BACKGROUND, sample_report
 
 
 def test_summary_has_the_verdict_numbers_and_hash() -> None:
@@ -50,6 +52,18 @@ def test_plain_prose_is_neutralised_and_still_reads_as_itself() -> None:
 def test_inconclusive_report_says_so() -> None:
     text = render_markdown(sample_report(verdict="inconclusive", probability=0.55, p_value=0.2))
     assert text.startswith("## distillprint: 🟡 inconclusive")
+
+
+def test_summary_says_whether_the_verdict_rests_on_single_background_models() -> None:
+    assert "left out | the verdict holds for each of 12 |" in render_markdown(sample_report())
+    cases = [LeftOutCase(left_out=name, verdict=Verdict.NOT_DISTILLED, probability=0.1,
+                         p_value=0.3) for name in BACKGROUND[:5]]
+    shaky = sample_report(verdict=Verdict.INCONCLUSIVE).model_copy(
+        update={"changed_without": cases})
+    assert ("changes without 5 of 12: `background-model-00`, `background-model-01`, "
+            "`background-model-02` and 2 more |") in render_markdown(shaky)
+    unchecked = shaky.model_copy(update={"changed_without": None})
+    assert "left out" not in render_markdown(unchecked)
 
 
 def test_summary_says_how_specific_the_match_is() -> None:

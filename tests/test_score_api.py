@@ -303,3 +303,19 @@ def test_a_verdict_must_hold_with_any_one_background_model_left_out(zoo) -> None
     assert minimal.probability is not None and minimal.probability <= 0.2
     assert minimal.verdict == "inconclusive"
     assert "2 are too few to judge: use at least 4" in minimal.reasons[-1]
+
+
+def test_the_leave_one_out_check_is_part_of_the_result(zoo) -> None:  # type: ignore[no-untyped-def]
+    models, background, scoring = zoo
+    small = VerdictPolicy(min_prompts=16)
+    held = score_pair(models["teacher_a"], models["human_1"], background, model=scoring,
+                      policy=small)
+    assert held.verdict == "not distilled" and held.changed_without == ()
+    assert held.to_dict()["changed_without"] == []
+    at_minimum = score_pair(models["teacher_a"], models["human_1"], background[:3],
+                            model=scoring, policy=small)
+    assert at_minimum.verdict == "inconclusive"
+    left_out = [case.left_out for case in at_minimum.changed_without or ()]
+    assert left_out == [b.name for b in background[:3]]
+    undecided = score_pair(models["teacher_a"], models["student_a2"], background, model=scoring)
+    assert undecided.changed_without is None  # too few prompts: nothing decisive to check

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from distillprint.score.stats import (
+    LeftOutCase,
     Verdict,
     VerdictPolicy,
     attribution_posterior,
@@ -93,13 +94,16 @@ def test_a_verdict_that_one_background_model_would_change_is_inconclusive() -> N
     policy = VerdictPolicy()
     steady = [(f"b{i}", 0.9, 0.02) for i in range(5)]
     distilled = decide(0.95, 0.01, 100, 5, policy)
-    assert decide_steady(0.95, 0.01, 100, 5, policy, (), lambda: steady) == distilled
+    held = decide_steady(0.95, 0.01, 100, 5, policy, (), lambda: steady)
+    assert (held.verdict, held.reasons) == (distilled.verdict, distilled.reasons)
+    assert held.changed_without == ()  # checked, and it held
     shaky = [*steady[:4], ("b4", 0.7, 0.02)]
     decision = decide_steady(0.95, 0.01, 100, 5, policy, (), lambda: shaky)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert decision.reasons[:2] == distilled.reasons  # the numbers stay in view
     assert ("leaving out 1 of 5 one at a time changes it (without b4: inconclusive (P 0.70, "
             "p 0.02))") in decision.reasons[-1]
+    assert decision.changed_without == (LeftOutCase("b4", Verdict.INCONCLUSIVE, 0.7, 0.02),)
 
 
 def test_an_inconclusive_verdict_is_not_rescored_without_each_background_model() -> None:
@@ -115,3 +119,4 @@ def test_a_background_at_the_minimum_cannot_give_a_verdict_that_holds() -> None:
     decision = decide_steady(0.01, 0.6, 100, 3, VerdictPolicy(), (), lambda: without)
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert "use at least 4" in decision.reasons[-1]
+    assert [case.left_out for case in decision.changed_without or ()] == ["b0", "b1", "b2"]

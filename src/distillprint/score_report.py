@@ -61,6 +61,9 @@ def build_report(
         alpha=pair.alpha,
         verdict=pair.verdict,
         verdict_reason="; ".join(pair.reasons),
+        changed_without=None if pair.changed_without is None else [
+            schema.LeftOutCase(**asdict(case)) for case in pair.changed_without
+        ],
         background_p_value=pair.background_p_value,
         teacher_lookalikes=None if pair.teacher_lookalikes is None else [
             schema.Lookalike(**asdict(item)) for item in pair.teacher_lookalikes

@@ -95,16 +95,22 @@ def _redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _sha256_without(model: BaseModel, field: str) -> str:
-    """SHA-256 of the canonical JSON of every field of ``model`` except ``field``."""
-    body = model.model_dump(mode="json", exclude={field})
+def _sha256_without(model: BaseModel, *fields: str) -> str:
+    """SHA-256 of the canonical JSON of every field of ``model`` except ``fields``."""
+    body = model.model_dump(mode="json", exclude=set(fields))
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+# Report fields added after the report hash was (schema 1.3): an older report was hashed
+# without them, so each counts only when it holds a value.
+_ADDED_AFTER_THE_HASH = ("changed_without",)
 
 
 def report_hash(report: ScoreReport | AttributionReport) -> str:
     """SHA-256 of the canonical JSON of every report field except this hash: the verdict,
     probability and evidence, as well as the manifest with its own hash."""
-    return _sha256_without(report, "report_sha256")
+    absent = [name for name in _ADDED_AFTER_THE_HASH if getattr(report, name, None) is None]
+    return _sha256_without(report, "report_sha256", *absent)
 
 
 def seal_report(report: _Report) -> _Report:

@@ -15,7 +15,7 @@ from distillprint.score.display import fraction, p_value, percent, probability_c
 
 TOP_CATEGORIES = 5
 TOP_ECHOES = 3
-TOP_LOOKALIKES = 3
+TOP_NAMES = 3  # background models named in one table cell
 ECHO_CHARS = 160
 # CommonMark lets a backslash escape any ASCII punctuation; escaping '<', '>' and '&' this way
 # neutralises HTML and entities while the text still reads as itself in a plain terminal.
@@ -63,10 +63,29 @@ def _summary_lines(report: ScoreReport) -> list[str]:
         f"| p-value | {p_value(report.p_value, [report.alpha])} (α = {setting(report.alpha)}) |",
         f"| Probe set | {_cell(f'{report.probe_set} version {report.probe_set_version}')}, "
         f"{report.n_prompts} prompts, {len(report.background)} background models |",
+        *_leave_one_out_rows(report),
         *_specificity_rows(report),
         "",
         f"**Why:** {plain(report.verdict_reason)}",
     ]
+
+
+def _named(models: list[str]) -> str:
+    shown = ", ".join(_cell(name) for name in models[:TOP_NAMES])
+    more = len(models) - TOP_NAMES
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _leave_one_out_rows(report: ScoreReport) -> list[str]:
+    changed = report.changed_without
+    if changed is None:
+        return []
+    n_background = len(report.background)
+    if not changed:
+        return [f"| With one background model left out | the verdict holds for each of "
+                f"{n_background} |"]
+    return [f"| With one background model left out | a decisive verdict changes without "
+            f"{len(changed)} of {n_background}: {_named([c.left_out for c in changed])} |"]
 
 
 def _specificity_rows(report: ScoreReport) -> list[str]:
@@ -75,9 +94,8 @@ def _specificity_rows(report: ScoreReport) -> list[str]:
             return []
         return ["| Background models that also score as the teacher's students | "
                 "not assessed: no background model could be scored against the teacher |"]
-    names = ", ".join(_cell(item.model) for item in report.teacher_lookalikes[:TOP_LOOKALIKES])
-    more = len(report.teacher_lookalikes) - TOP_LOOKALIKES
-    listed = f": {names}" + (f" and {more} more" if more > 0 else "") if names else ""
+    lookalikes = [item.model for item in report.teacher_lookalikes]
+    listed = f": {_named(lookalikes)}" if lookalikes else ""
     return [
         f"| Background p-value (specificity) | "
         f"{p_value(report.background_p_value, [report.alpha])} |",

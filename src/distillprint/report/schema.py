@@ -17,8 +17,10 @@ from distillprint.score.stats import Verdict
 
 # 1.1 added ``stages`` (a budget grown in stages); 1.2 added ``background_p_value`` and
 # ``teacher_lookalikes`` (how specific the match is to this teacher); 1.3 added
-# ``report_sha256`` (so that ``verify`` notices an edited verdict too). Older reports still load.
-REPORT_SCHEMA_VERSION: Final = "1.3"
+# ``report_sha256`` (so that ``verify`` notices an edited verdict too); 1.4 added
+# ``changed_without`` (the leave-one-out check of a decisive verdict, as data). Older reports
+# still load.
+REPORT_SCHEMA_VERSION: Final = "1.4"
 
 Role = Literal["teacher", "suspect", "background", "candidate"]
 
@@ -156,6 +158,16 @@ class Lookalike(_Strict):
     probability: Probability
 
 
+class LeftOutCase(_Strict):
+    """The verdict with one background model left out, where it differs from the decisive one
+    the thresholds gave (which is why the report's verdict is then inconclusive)."""
+
+    left_out: Label
+    verdict: Verdict
+    probability: Probability | None
+    p_value: Probability | None
+
+
 class Stage(_Strict):
     """One look of a budget grown in stages: the verdict on the first ``n_prompts`` probes."""
 
@@ -167,7 +179,7 @@ class Stage(_Strict):
 
 
 class ScoreReport(_Strict):
-    schema_version: Literal["1.0", "1.1", "1.2", "1.3"] = REPORT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4"] = REPORT_SCHEMA_VERSION
     created_at: UtcTimestamp
     package_version: str
     teacher: Label
@@ -181,6 +193,10 @@ class ScoreReport(_Strict):
     alpha: float = Field(gt=0.0, lt=1.0)
     verdict: Verdict
     verdict_reason: str
+    # a decisive verdict rescored with each background model left out: the cases that change
+    # it; empty when it held, None when the thresholds gave no decisive verdict to check (and
+    # in reports older than 1.4)
+    changed_without: list[LeftOutCase] | None = None
     # rank of the pair among background stand-ins for teacher and suspect: specificity evidence
     background_p_value: Probability | None = None
     # empty when no background model looks like a student; None when that could not be

@@ -39,6 +39,7 @@ from distillprint.score.model import (
 from distillprint.score.pairwise import PairFeatures, features_without_each, pair_features
 from distillprint.score.stats import (
     Decision,
+    LeftOutCase,
     Verdict,
     VerdictPolicy,
     attribution_posterior,
@@ -47,7 +48,8 @@ from distillprint.score.stats import (
     thin_evidence,
 )
 
-PAIR_SCORE_SCHEMA_VERSION = 1
+# 2 added ``changed_without``
+PAIR_SCORE_SCHEMA_VERSION = 2
 DEFAULT_POLICY = VerdictPolicy()
 
 
@@ -80,6 +82,9 @@ class PairScore:
     background_p_value: float | None
     verdict: Verdict
     reasons: tuple[str, ...]
+    # a decisive verdict rescored with each background model left out: the cases that change
+    # it (the verdict is then inconclusive); empty when it held, None when there was none
+    changed_without: tuple[LeftOutCase, ...] | None
     # background models that would themselves be called the teacher's students, most alike first
     teacher_lookalikes: tuple[Lookalike, ...] | None  # None: could not be assessed
     alpha: float
@@ -341,6 +346,7 @@ def pair_score_from_features(
         background_p_value=background_p,
         verdict=decision.verdict,
         reasons=tuple(reasons),
+        changed_without=decision.changed_without,
         teacher_lookalikes=lookalikes,
         alpha=policy.alpha,
         thresholds={k: float(v) for k, v in asdict(policy).items()},

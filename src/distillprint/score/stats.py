@@ -47,9 +47,22 @@ class VerdictPolicy:
 
 
 @dataclass(frozen=True)
+class LeftOutCase:
+    """The verdict on a pair with one background model left out, where it differs."""
+
+    left_out: str
+    verdict: Verdict
+    probability: float | None
+    p_value: float | None
+
+
+@dataclass(frozen=True)
 class Decision:
     verdict: Verdict
     reasons: tuple[str, ...]
+    # The leave-one-out check of a decisive verdict (``decide_steady``): the background models
+    # whose leaving out changes it; empty when it held, None when there was nothing to check.
+    changed_without: tuple[LeftOutCase, ...] | None = None
 
 
 def _missing(value: float | None) -> bool:
@@ -150,28 +163,28 @@ def decide_steady(
     if decision.verdict is Verdict.INCONCLUSIVE:
         return decision
     scores = list(scores_without_each())
-    without = [decide(prob, pval, n_prompts, n_background - 1, policy, degenerate)
-               for _, prob, pval in scores]
-    changed = [(name, other.verdict, prob, pval)
-               for (name, prob, pval), other in zip(scores, without, strict=True)
-               if other.verdict is not decision.verdict]
+    changed: list[LeftOutCase] = []
+    for name, prob, pval in scores:
+        verdict = decide(prob, pval, n_prompts, n_background - 1, policy, degenerate).verdict
+        if verdict is not decision.verdict:
+            changed.append(LeftOutCase(name, verdict, prob, pval))
     if not changed:
-        return decision
+        return Decision(decision.verdict, decision.reasons, changed_without=())
     if n_background - 1 < policy.min_background:
         why = (f"'{decision.verdict}' must hold with any one of the {n_background} background "
                f"models left out, and {n_background - 1} are too few to judge: use at least "
                f"{policy.min_background + 1}")
     else:
         parts = []
-        for name, verdict, prob, pval in changed[:3]:
-            shown_p, shown_pv = _shown(prob, pval, policy)
-            parts.append(f"without {name}: {verdict} (P {shown_p}, p {shown_pv})")
+        for case in changed[:3]:
+            shown_p, shown_pv = _shown(case.probability, case.p_value, policy)
+            parts.append(f"without {case.left_out}: {case.verdict} (P {shown_p}, p {shown_pv})")
         shown = ", ".join(parts)
         more = f"; and {len(changed) - 3} more" if len(changed) > 3 else ""
         why = (f"'{decision.verdict}' rests on single background models: leaving out "
-               f"{len(changed)} of {len(without)} one at a time changes it ({shown}{more}); "
+               f"{len(changed)} of {len(scores)} one at a time changes it ({shown}{more}); "
                "a larger background would settle it")
-    return Decision(Verdict.INCONCLUSIVE, (*decision.reasons, why))
+    return Decision(Verdict.INCONCLUSIVE, (*decision.reasons, why), changed_without=tuple(changed))
 
 
 def finite_or_none(value: float | None) -> float | None:
