@@ -147,7 +147,8 @@ def test_score_options_are_checked_before_any_model_is_asked(
 
 
 @pytest.mark.parametrize(("option", "value"), [("--temperature", "-1"), ("--max-tokens", "100000"),
-                                               ("--batch-size", "0")])
+                                               ("--batch-size", "0"), ("--timeout", "-1"),
+                                               ("--timeout", "nan"), ("--threads", "0")])
 def test_collect_sampling_options_out_of_range_are_bad_input(
     tmp_path: Path, option: str, value: str
 ) -> None:
@@ -155,6 +156,33 @@ def test_collect_sampling_options_out_of_range_are_bad_input(
     result = run_cli("collect", "--model", "echo:m", "--store", str(store), option, value)
     assert result.returncode == 2 and option in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not store.exists()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/v1", "http://127.0.0.1:abc/v1",
+                                 "http://[::1/v1", "http://127.0.0.1:8000/sk-TESTSECRET123/v1"])
+def test_a_malformed_base_url_is_bad_input(tmp_path: Path, url: str) -> None:
+    store = tmp_path / "s.sqlite"
+    result = run_cli("collect", "--model", "openai:m", "--store", str(store), "--base-url", url)
+    assert result.returncode == 2 and "base_url" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "TESTSECRET" not in result.stderr
+    assert not store.exists()
+
+
+def test_one_key_is_never_sent_to_two_hosts(tmp_path: Path) -> None:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-suspect-key-123456", "TEACHER_KEY": "sk-t-1234567"}
+    env.pop("OPENAI_BASE_URL", None)
+    store = tmp_path / "s.sqlite"
+    args = ("score", "--suspect", "openai:s", "--base-url", "http://127.0.0.1:9/v1",
+            "--teacher", "openai:t", "--teacher-base-url", "https://api.teacher.example/v1",
+            "--store", str(store))
+    shared = run_cli(*args, env=env)
+    assert shared.returncode == 2, shared.stderr
+    assert "OPENAI_API_KEY would be sent to 2 hosts" in shared.stderr
+    assert "api.teacher.example" in shared.stderr and "sk-suspect" not in shared.stderr
+    assert not store.exists()  # refused before anything was asked
+    background = run_cli(*args, "--teacher-api-key-env", "TEACHER_KEY",
+                         "--background", "openai:b", env=env)  # to api.openai.com by default
+    assert background.returncode == 2 and "would be sent to 2 hosts" in background.stderr
 
 
 @pytest.mark.integration

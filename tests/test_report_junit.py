@@ -97,3 +97,17 @@ def test_no_gate_means_no_invented_threshold_and_an_incomplete_run_is_an_error()
     suite = _suite(render_junit([report], fail_above=None, incomplete=True))
     case = suite.find("testcase")
     assert suite.get("errors") == "1" and case is not None and case.find("error") is not None
+
+
+def test_an_outage_is_an_error_not_a_finding_even_with_fail_inconclusive() -> None:
+    undecided = sample_report(probability=0.5, p_value=0.2, verdict="inconclusive")
+    suite = _suite(render_junit([undecided], fail_above=0.9, fail_inconclusive=True,
+                                incomplete=True))
+    case = suite.find("testcase")
+    assert (suite.get("failures"), suite.get("errors")) == ("0", "1") and case is not None
+    assert case.find("failure") is None and case.find("error") is not None
+    # what did arrive can still cross the gate
+    above = sample_report(probability=0.97)
+    suite = _suite(render_junit([above], fail_above=0.9, fail_inconclusive=True,
+                                incomplete=True))
+    assert (suite.get("failures"), suite.get("errors")) == ("1", "0")

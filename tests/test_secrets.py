@@ -97,3 +97,25 @@ def test_the_entry_points_log_handler_redacts_keys_from_every_library(
     logging.getLogger("httpx").warning("GET https://api.example/v1?key=%s", ENTRY_SECRET)
     shown = capsys.readouterr().err
     assert "GET https://api.example/v1?key=" in shown and ENTRY_SECRET not in shown
+
+
+def test_a_key_variable_may_serve_one_host_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from distillprint.backends import Backend, BackendOptions, create_backend
+    from distillprint.backends.keys import check_keys_stay_with_their_hosts
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-one-key-123456")
+    monkeypatch.setenv("OTHER_KEY", "sk-other-key-12345")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+    def backend(url: str | None, key_env: str | None = None) -> Backend:
+        return create_backend("openai:m", BackendOptions(base_url=url, api_key_env=key_env))
+
+    local = [backend("http://127.0.0.1:8001/v1"), backend("http://localhost:8002/v1")]
+    check_keys_stay_with_their_hosts(local, "")  # both on this machine
+    remote = backend("https://api.vendor.example/v1", "OTHER_KEY")
+    check_keys_stay_with_their_hosts([*local, remote], "")  # a key of its own
+    with pytest.raises(InputError, match=r"OPENAI_API_KEY would be sent to 2 hosts \(api\.openai"):
+        check_keys_stay_with_their_hosts([*local, backend(None)], "--api-key-env")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    keyless = backend("http://127.0.0.1:8003/v1")  # a loopback server may run without one
+    check_keys_stay_with_their_hosts([keyless, remote], "")

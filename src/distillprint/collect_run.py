@@ -26,6 +26,7 @@ class CollectOptions:
     samples: int = 1
     concurrency: int = 8
     base_url: str | None = None
+    api_key_env: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
     batch_size: int | None = None
@@ -42,7 +43,7 @@ def run_collect(options: CollectOptions, console: Console) -> CollectionSummary:
         options.model,
         BackendOptions(
             base_url=options.base_url, timeout_s=options.timeout_s, batch_size=options.batch_size,
-            threads=options.threads,
+            threads=options.threads, api_key_env=options.api_key_env,
         ),
     )
     with resumable(console):

@@ -164,7 +164,8 @@ def score_command(
         markup=False,
     )
     out.print(f"reason: {report.verdict_reason}", markup=False)
-    if fail_above is not None and is_failure(report, fail_above, fail_inconclusive):
+    if fail_above is not None and is_failure(report, fail_above, fail_inconclusive,
+                                             incomplete=bool(notes)):
         why = (f"P(distilled) {display.relation(probability)} > {fail_above}"
                if crosses_gate(report, fail_above)
                else "the verdict is inconclusive (--fail-inconclusive)")

@@ -19,6 +19,7 @@ from distillprint import __version__
 from distillprint.answers import answer_log_paths
 from distillprint.backends import Backend, BackendOptions, create_backend
 from distillprint.backends.files import FileBackend
+from distillprint.backends.keys import check_keys_stay_with_their_hosts
 from distillprint.collect import plan_collection
 from distillprint.collect_run import collect_with_progress, resumable
 from distillprint.core_types import SamplingParams
@@ -41,6 +42,8 @@ class ModelSpec:
     spec: str
     role: Role
     base_url: str | None = None
+    #: the environment variable holding this model's API key (None: the backend's default)
+    api_key_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,10 +136,16 @@ def gather_evidence(
     specs = [*specs, *background_log_specs(settings, specs, console)]
     backends = [
         (spec, create_backend(spec.spec, BackendOptions(
-            base_url=spec.base_url, timeout_s=settings.timeout_s, batch_size=settings.batch_size
+            base_url=spec.base_url, timeout_s=settings.timeout_s, batch_size=settings.batch_size,
+            api_key_env=spec.api_key_env,
         )))
         for spec in specs
     ]
+    check_keys_stay_with_their_hosts(
+        (backend for _, backend in backends),
+        "--api-key-env for the suspect, --teacher-api-key-env for the teacher(s); background "
+        "models use the default variables",
+    )
     # the whole set, not a staged look's sample: a log may answer only later looks' probes
     full = probe_set if settings.probe_limit is None else replace(
         settings, probe_limit=None).probe_set()

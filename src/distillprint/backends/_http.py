@@ -24,7 +24,7 @@ import aiohttp
 
 from distillprint.errors import BackendError, InputError, MissingSecretError, RetryableError
 from distillprint.retry import parse_retry_after
-from distillprint.secrets import Secret, read_secret, redact, redact_values
+from distillprint.secrets import Secret, known_secrets, read_secret, redact, redact_values
 from distillprint.textio import LONE_SURROGATE
 
 # 408/409/425 are transient by definition; 529 is Anthropic's "overloaded".
@@ -42,7 +42,11 @@ def _tls_context() -> ssl.SSLContext:
 
 def normalise_base_url(url: str, *, default_path: str = "") -> str:
     """``scheme://host[:port]/path`` without a trailing slash; credentials are refused."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError as exc:  # a bad port, an unclosed IPv6 bracket
+        raise InputError(f"{exc} in '{redact(url)}'", field="base_url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"expected an http(s) URL, got '{redact(url)}'", field="base_url")
     if parts.username or parts.password:
@@ -58,6 +62,11 @@ def normalise_base_url(url: str, *, default_path: str = "") -> str:
             "environment variable",
             field="base_url",
         )
+    if redact(url, known_secrets()) != url:
+        # the base URL is stored, listed and shown in errors: a key in its path would be too
+        raise InputError("the base URL carries a key (the value of a key variable, or "
+                         "text shaped like one); keys go in environment variables only",
+                         field="base_url")
     path = parts.path.rstrip("/") or default_path
     return urlunsplit((parts.scheme, parts.netloc.lower(), path, "", ""))
 

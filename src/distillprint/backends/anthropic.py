@@ -43,6 +43,7 @@ class AnthropicBackend(Backend):
         key_env = options.api_key_env or DEFAULT_KEY_ENV
         key = resolve_key(key_env, base_url, "anthropic backend")
         headers = {"anthropic-version": API_VERSION}
+        self.sends_key_from = key_env if key is not None else None
         if key is not None:
             headers["x-api-key"] = key.reveal()
         self.identity = ModelIdentity("anthropic", model, options.revision or "", base_url)

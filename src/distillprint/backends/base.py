@@ -41,6 +41,8 @@ class Backend(ABC):
     max_batch_size: int = 1
     #: upper bound on concurrent ``generate`` calls; ``None`` lets the collector decide.
     max_concurrency: int | None = None
+    #: the environment variable whose key this backend sends (``backends.keys``); None: no key
+    sends_key_from: str | None = None
 
     @abstractmethod
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:

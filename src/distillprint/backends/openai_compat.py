@@ -49,6 +49,7 @@ class OpenAIBackend(Backend):
         key_env = options.api_key_env or DEFAULT_KEY_ENV
         key = resolve_key(key_env, base_url, "openai backend")
         headers = {"Authorization": f"Bearer {key.reveal()}"} if key is not None else {}
+        self.sends_key_from = key_env if key is not None else None
         self.identity = ModelIdentity("openai", model, options.revision or "", base_url)
         self._url = f"{base_url}/chat/completions"
         # OpenAI's reasoning models accept only ``max_completion_tokens``, which many other

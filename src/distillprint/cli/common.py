@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -76,8 +77,27 @@ MaxBackgroundOption = Annotated[
 ]
 SeedOption = Annotated[int, typer.Option(min=0, help="Seed for drawing background logs.")]
 SuspectBaseUrlOption = Annotated[
-    str | None, typer.Option("--base-url", help="Suspect's base URL (openai:).")
+    str | None, typer.Option("--base-url", help="Suspect's base URL (openai:, anthropic:).")
 ]
+SuspectKeyEnvOption = Annotated[
+    str | None,
+    typer.Option("--api-key-env", help=(
+        "Environment variable holding the suspect's API key (default: OPENAI_API_KEY or "
+        "ANTHROPIC_API_KEY, by the spec's prefix). A key is sent to one host only: a run "
+        "that would send one variable's key to several hosts is refused.")),
+]
+TeacherKeyEnvOption = Annotated[
+    str | None,
+    typer.Option("--teacher-api-key-env",
+                 help="Environment variable holding the teacher's API key (as --api-key-env)."),
+]
+
+
+def seconds_option(value: float) -> float:
+    # 0 and NaN would read as "no timeout" to the HTTP client; a negative one fails every request
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"must be a positive number of seconds, got {value}")
+    return value
 
 
 def run_settings(

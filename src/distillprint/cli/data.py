@@ -16,6 +16,7 @@ from distillprint.cli.common import (
     TemperatureOption,
     console,
     out,
+    seconds_option,
 )
 from distillprint.errors import EXIT_INCOMPLETE, InputError
 
@@ -152,12 +153,18 @@ def collect(
     probes: Annotated[str, typer.Option(help="Probe set name or file.")] = "core-v1",
     samples: Annotated[int, typer.Option(min=1, help="Samples per probe.")] = 1,
     concurrency: Annotated[int, typer.Option(min=1, help="Concurrent requests.")] = 8,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL.")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        help="Base URL of an openai: (OpenAI-compatible) or anthropic: API.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        help="Environment variable holding the API key (default: OPENAI_API_KEY or "
+             "ANTHROPIC_API_KEY, by the spec's prefix).")] = None,
     temperature: TemperatureOption = None,
     max_tokens: MaxTokensOption = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Local model batch size.")] = None,
-    timeout: Annotated[float, typer.Option(help="Request timeout, seconds.")] = 120.0,
-    threads: Annotated[int | None, typer.Option(help="Torch threads for local models.")] = None,
+    timeout: Annotated[float, typer.Option(
+        help="Request timeout, seconds.", callback=seconds_option)] = 120.0,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="Torch threads for local models.")] = None,
 ) -> None:
     """Query a model with a probe set; reruns send only what the store lacks."""
     from distillprint.collect_run import CollectOptions, run_collect
@@ -165,7 +172,8 @@ def collect(
     summary = run_collect(
         CollectOptions(
             model=model, store=store, probes=probes, samples=samples,
-            concurrency=concurrency, base_url=base_url, temperature=temperature,
+            concurrency=concurrency, base_url=base_url, api_key_env=api_key_env,
+            temperature=temperature,
             max_tokens=max_tokens, batch_size=batch_size, timeout_s=timeout, threads=threads,
         ),
         console=console,

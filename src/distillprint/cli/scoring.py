@@ -21,6 +21,8 @@ from distillprint.cli.common import (
     SeedOption,
     StoreOption,
     SuspectBaseUrlOption,
+    SuspectKeyEnvOption,
+    TeacherKeyEnvOption,
     TemperatureOption,
     alpha_option,
     console,
@@ -53,6 +55,8 @@ def score(
     seed: SeedOption = 0,
     base_url: SuspectBaseUrlOption = None,
     teacher_base_url: Annotated[str | None, typer.Option(help="Teacher's base URL.")] = None,
+    api_key_env: SuspectKeyEnvOption = None,
+    teacher_api_key_env: TeacherKeyEnvOption = None,
     samples: SamplesOption = 1,
     concurrency: ConcurrencyOption = 8,
     temperature: TemperatureOption = None,
@@ -103,8 +107,8 @@ def score(
         raise InputError(f"{too_few[0]} is below the {needed} prompts a verdict needs",
                          field="stage")
     code = score_command(
-        teacher=ModelSpec(teacher, "teacher", teacher_base_url),
-        suspect=ModelSpec(suspect, "suspect", base_url),
+        teacher=ModelSpec(teacher, "teacher", teacher_base_url, teacher_api_key_env),
+        suspect=ModelSpec(suspect, "suspect", base_url, api_key_env),
         background=[ModelSpec(spec, "background") for spec in background or []],
         settings=run_settings(probes, store, samples, concurrency, temperature, max_tokens,
                                background_dir, max_background, seed),
@@ -126,6 +130,10 @@ def attribute(
     max_background: MaxBackgroundOption = None,
     seed: SeedOption = 0,
     base_url: SuspectBaseUrlOption = None,
+    api_key_env: SuspectKeyEnvOption = None,
+    teacher_api_key_env: Annotated[str | None, typer.Option(
+        help="Environment variable holding the candidate teachers' API key (as "
+             "--api-key-env).")] = None,
     samples: SamplesOption = 1,
     concurrency: ConcurrencyOption = 8,
     temperature: TemperatureOption = None,
@@ -141,8 +149,9 @@ def attribute(
     from distillprint.score_cmd import attribute_command
 
     code = attribute_command(
-        suspect=ModelSpec(suspect, "suspect", base_url),
-        teachers=[ModelSpec(spec, "candidate") for spec in teacher],
+        suspect=ModelSpec(suspect, "suspect", base_url, api_key_env),
+        teachers=[ModelSpec(spec, "candidate", api_key_env=teacher_api_key_env)
+                  for spec in teacher],
         background=[ModelSpec(spec, "background") for spec in background or []],
         settings=run_settings(probes, store, samples, concurrency, temperature, max_tokens,
                                background_dir, max_background, seed),

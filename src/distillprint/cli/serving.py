@@ -6,14 +6,18 @@ from typing import Annotated
 
 import typer
 
+from distillprint.cli.common import seconds_option
+
 
 def serve(
     model: Annotated[str, typer.Option("--model", help="Any model spec to serve.")],
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    max_batch: Annotated[int | None, typer.Option(help="Requests per model call.")] = None,
-    batch_window_ms: Annotated[float, typer.Option(help="Wait to fill a batch, ms.")] = 5.0,
-    concurrency: Annotated[int | None, typer.Option(help="Concurrent model calls.")] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
+    max_batch: Annotated[int | None, typer.Option(min=1, help="Requests per model call.")] = None,
+    batch_window_ms: Annotated[float, typer.Option(
+        min=0.0, help="Wait to fill a batch, ms.")] = 5.0,
+    concurrency: Annotated[int | None, typer.Option(
+        min=1, help="Concurrent model calls.")] = None,
     served_model_name: Annotated[
         str | None,
         typer.Option(help="The name clients must ask for (listed in /v1/models); a request "
@@ -23,7 +27,8 @@ def serve(
         str | None, typer.Option(help="Require the key held in this environment variable.")
     ] = None,
     base_url: Annotated[str | None, typer.Option(help="Upstream base URL (openai:).")] = None,
-    timeout: Annotated[float, typer.Option(help="Upstream timeout, seconds.")] = 120.0,
+    timeout: Annotated[float, typer.Option(
+        help="Upstream timeout, seconds.", callback=seconds_option)] = 120.0,
     fault_script: Annotated[
         str,
         typer.Option(help="Faults in order, e.g. 429x3,500,reset. Kinds: 429, 500, 502, 503, "
@@ -33,8 +38,10 @@ def serve(
         list[str] | None, typer.Option(help="Random fault rate, e.g. 429=0.1 (repeatable).")
     ] = None,
     fault_retry_after: Annotated[str, typer.Option(help="Retry-After on 429s.")] = "1",
-    fault_stall_s: Annotated[float, typer.Option(help="Length of a stall fault.")] = 30.0,
-    fault_latency_ms: Annotated[float, typer.Option(help="Latency added to every reply.")] = 0.0,
+    fault_stall_s: Annotated[float, typer.Option(
+        min=0.0, help="Length of a stall fault.")] = 30.0,
+    fault_latency_ms: Annotated[float, typer.Option(
+        min=0.0, help="Latency added to every reply.")] = 0.0,
     fault_seed: Annotated[int, typer.Option(help="Seed for random faults.")] = 0,
 ) -> None:
     """Serve any backend as an OpenAI-compatible /v1/chat/completions endpoint."""

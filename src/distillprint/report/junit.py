@@ -30,13 +30,19 @@ def _safe(text: str) -> str:
 
 
 def is_failure(
-    report: ScoreReport, fail_above: float | None, fail_inconclusive: bool = False
+    report: ScoreReport, fail_above: float | None, fail_inconclusive: bool = False,
+    incomplete: bool = False,
 ) -> bool:
-    """Above the gate; or, with ``fail_inconclusive``, any inconclusive verdict (a report
-    without a probability never crosses the gate by itself). No gate, no failure."""
+    """Above the gate; or, with ``fail_inconclusive``, an inconclusive verdict (a report
+    without a probability never crosses the gate by itself). No gate, no failure.
+
+    When collection was ``incomplete`` an inconclusive verdict is not a failure: the answers
+    that did not arrive (an outage, a wrong URL) may be why it is undecided, so the run is an
+    error to rerun, not a finding about the suspect. A probability above the gate still fails
+    on what did arrive."""
     if fail_above is None:
         return False
-    if fail_inconclusive and report.verdict is Verdict.INCONCLUSIVE:
+    if fail_inconclusive and not incomplete and report.verdict is Verdict.INCONCLUSIVE:
         return True
     return crosses_gate(report, fail_above)
 
@@ -85,7 +91,7 @@ def _testcase(
             "time": "0",
         },
     )
-    if is_failure(report, fail_above, fail_inconclusive):
+    if is_failure(report, fail_above, fail_inconclusive, incomplete):
         assert fail_above is not None
         failure = ET.SubElement(
             case,
@@ -114,7 +120,8 @@ def render_junit(
     """JUnit XML with one ``testsuite`` named "distillprint"; a failure per report above
     ``fail_above`` (and per inconclusive one with ``fail_inconclusive``), an error per other
     report when collection was ``incomplete``."""
-    failures = sum(is_failure(report, fail_above, fail_inconclusive) for report in reports)
+    failures = sum(is_failure(report, fail_above, fail_inconclusive, incomplete)
+                   for report in reports)
     errors = len(reports) - failures if incomplete else 0
     counts = {
         "tests": str(len(reports)),
