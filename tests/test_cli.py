@@ -236,6 +236,23 @@ def test_exporting_one_model_refuses_to_mix_its_revisions_or_sampling_settings(
     assert twice.returncode == 2 and "more than once" in twice.stderr
 
 
+def test_answers_stored_under_other_settings_are_named_before_asking_again(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "s.sqlite"
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps([{"instruction": f"Q{i}?"} for i in range(3)]))
+    args = ("collect", "--model", "echo:m", "--probes", str(prompts), "--store", str(store))
+    first = run_cli(*args, "--max-tokens", "16")
+    assert first.returncode == 0 and "note:" not in first.stderr
+    again = run_cli(*args, "--max-tokens", "16")
+    assert "note:" not in again.stderr  # everything reused: nothing to say
+    other = run_cli(*args, "--max-tokens", "8")
+    assert other.returncode == 0, other.stderr
+    assert "the store holds 3 answers of m to p under other settings (max_tokens 16 " \
+        "(here 8))" in " ".join(other.stderr.split())
+
+
 def test_a_label_picks_its_model_before_a_bare_name_that_equals_it(tmp_path: Path) -> None:
     store = tmp_path / "s.sqlite"
     assert run_cli("collect", "--model", "echo:m", "--store", str(store)).returncode == 0
@@ -247,3 +264,15 @@ def test_a_label_picks_its_model_before_a_bare_name_that_equals_it(tmp_path: Pat
     again = run_cli("responses", "export", "--store", str(store), "--out",
                     str(tmp_path / "two.jsonl"), "--model", "echo:m")
     assert again.returncode == 0 and "exported 179 responses" in again.stderr, again.stderr
+
+
+def test_blank_answers_are_counted_when_stored(tmp_path: Path) -> None:
+    log = tmp_path / "t.jsonl"
+    log.write_text("".join(json.dumps({"prompt": f"Q{i}?", "response": "" if i else "A."}) + "\n"
+                           for i in range(3)))
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps([{"instruction": f"Q{i}?"} for i in range(3)]))
+    result = run_cli("collect", "--model", f"file:{log}", "--probes", str(prompts),
+                     "--store", str(tmp_path / "s.sqlite"))
+    assert result.returncode == 0, result.stderr
+    assert "stored 3 new (2 of the answers received were blank)" in result.stderr

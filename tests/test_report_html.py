@@ -19,7 +19,12 @@ from distillprint.core_types import (
 from distillprint.report.load import parse_any_report, parse_report, write_report_json
 from distillprint.report.manifest import build_manifest, response_digest, seal_report
 from distillprint.report.render_html import MAX_ECHO_CHARS, render_html
-from distillprint.report.schema import LeftOutCase, ScoreReport, SimilarityDistribution
+from distillprint.report.schema import (
+    LeftOutCase,
+    ModelEntry,
+    ScoreReport,
+    SimilarityDistribution,
+)
 from distillprint.report.seal import page_intact
 from distillprint.score.stats import Verdict
 from distillprint.store import ProbeContext, ResponseStore
@@ -359,3 +364,33 @@ def test_the_attribution_banner_names_two_candidates_too_close_to_call() -> None
         second.model_copy(update={"posterior": 0.4999997}), *rest]})
     page = render_attribution_html(tied)
     assert "<bdi>claude-2</bdi> (too close to call)" in page
+
+
+def test_verify_reads_the_answers_of_the_endpoint_the_report_asked(tmp_path: Path) -> None:
+    """One model name served at two base URLs: the other endpoint's answers are neither the
+    evidence nor a change to it."""
+    asked, other = "http://127.0.0.1:8001/v1", "http://127.0.0.1:8002/v1"
+    request = GenerationRequest((ChatMessage("user", "p"),), SamplingParams(), 0, "p")
+    context = ProbeContext("core", "1.0", {})
+
+    def report_and_store(endpoints: list[str]) -> tuple[Path, Path]:
+        store = tmp_path / f"{len(endpoints)}-{endpoints[0][-5:-3]}.sqlite"
+        with ResponseStore(store) as writer:
+            for url in endpoints:
+                writer.add(ModelIdentity("openai", "m", "", url), request, Generation(url),
+                           context)
+        sample = sample_report()
+        entry = ModelEntry(label="openai:m", role="suspect", spec="openai:m", base_url=asked)
+        manifest = build_manifest(
+            probe_set="core", probe_set_version="1.0", models=[entry],
+            responses=[response_digest("openai:m", "p", 0, asked)],
+            classifier=sample.manifest.classifier, embedder=sample.manifest.embedder,
+            package_version="0.1.0", created_at=sample.created_at)
+        path = tmp_path / "report.json"
+        write_report_json(seal_report(sample.model_copy(update={"manifest": manifest})), path)
+        return path, store
+
+    assert verify_report(*report_and_store([asked, other])).ok
+    result = verify_report(*report_and_store([other]))
+    assert not result.ok and result.changed == []
+    assert [(m.model, m.probe_id) for m in result.missing] == [("openai:m", "p")]

@@ -98,3 +98,13 @@ def test_attribution_summary_keeps_figures_on_their_side_and_says_what_is_unscor
     assert "| 1 | `t1` | 0.600 | 0.79996 | 0.0504 |" in text
     assert "| - | `t\\|2` | n/a | n/a | n/a |" in text
     assert "left out of the ranking: only 3 shared prompt\\(s\\)" in text
+
+
+def test_summary_names_the_endpoint_an_api_suspect_was_asked_at() -> None:
+    report = sample_report()
+    models = [m.model_copy(update={"base_url": "http://127.0.0.1:8000/v1"})
+              if m.role == "suspect" else m for m in report.manifest.models]
+    asked = report.model_copy(update={
+        "manifest": report.manifest.model_copy(update={"models": models})})
+    assert "at `http://127.0.0.1:8000/v1` vs teacher" in render_markdown(asked)
+    assert " at `" not in render_markdown(report).split("\n")[2]

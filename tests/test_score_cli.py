@@ -147,7 +147,7 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path) -> None:
     assert ranking["none_of_these"] is not None and ranking["none_of_these"] < 0.1
     assert ranking["related_candidates"] == []
     # a versioned record of what was compared, which verify checks like a score report
-    assert (ranking["kind"], ranking["schema_version"]) == ("attribution", "1.0")
+    assert (ranking["kind"], ranking["schema_version"]) == ("attribution", "1.1")
     assert len(ranking["background"]) == ranking["n_background"] > 0
     assert {m["role"] for m in ranking["manifest"]["models"]} == {
         "suspect", "candidate", "background"}
@@ -579,3 +579,23 @@ def test_a_background_log_with_no_style_in_its_answers_is_left_out(
     assert result.exit_code == 0, result.output
     assert "null.jsonl left out" in result.output and "one and the same text" in result.output
     assert len(json.loads(out.read_text())["background"]) == 6
+
+
+def test_a_background_model_with_no_answers_does_not_count_towards_the_background(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    """A background whose collection failed (or a log of other prompts) would otherwise count
+    towards the 3 a probability needs and the 4 a gate with --fail-inconclusive needs."""
+    elsewhere = logs["background"] / "elsewhere.jsonl"
+    elsewhere.write_text(json.dumps({"prompt": "another question?", "response": "An answer."})
+                         + "\n")
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(logs["background"]), "--json", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "elsewhere.jsonl left out" in result.output
+    assert f"answered none of the {N_PROMPTS} probes" in result.output
+    assert "elsewhere" not in " ".join(json.loads(out.read_text())["background"])

@@ -281,3 +281,17 @@ def test_a_claim_is_taken_over_only_when_its_holder_is_known_to_be_gone() -> Non
     assert not _claim_is_free(("elsewhere", dead_pid, now), host, me, now, lease)
     assert not _claim_is_free(("elsewhere", me, now), host, me, now, lease)
     assert _claim_is_free(("elsewhere", me, now - lease - 1), host, me, now, lease)
+
+
+def test_one_endpoints_answers_are_exported_alone(tmp_path: Path) -> None:
+    from distillprint.export import one_models_answers
+
+    path = tmp_path / "s.sqlite"
+    with ResponseStore(path) as store:
+        for url in ("http://127.0.0.1:8001/v1", "http://127.0.0.1:8002/v1"):
+            store.add(ModelIdentity("openai", "m", "", url), request(), Generation(url), CTX)
+        rows = list(store.responses())
+    with pytest.raises(InputError, match="pick one with --base-url"):
+        one_models_answers(rows, "openai:m")
+    picked = one_models_answers(rows, "openai:m", base_url="http://127.0.0.1:8002/v1/")
+    assert [row.response for row in picked] == ["http://127.0.0.1:8002/v1"]

@@ -45,6 +45,9 @@ class CollectionSummary:
     pending_elsewhere: int = 0
     unavailable: int = 0
     failed: int = 0
+    #: answers received with no text (kept: a blank answer is part of a model's fingerprint,
+    #: but a run that gets many has likely hit a content filter or a broken endpoint)
+    blank: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -153,6 +156,7 @@ class _Collection:
         # a wrong host fails them all alike, and each costs a full round of retries
         self.unreached = 0
         self.unreachable = asyncio.Event()
+        self.sent = 0  # requests handed to the backend (with their retries)
 
     async def send_all(self, workers: int) -> None:
         # ``workers`` share one generator, so memory stays flat however many requests are
@@ -169,10 +173,12 @@ class _Collection:
                 for task in tasks:
                     task.cancel()
             if self.unreachable.is_set() and not self.answered_any:
+                unsent = len(self.plan.missing) - self.sent - len(self.elsewhere)
                 self.summary.errors.insert(0, (
                     f"stopped after the first {self.unreached} requests all failed, retries "
-                    "spent: the server looks unreachable; rerun when it is (the store keeps "
-                    "what arrived)"))
+                    "spent: the server is unreachable or fails every request (the last "
+                    f"error is below); {unsent} requests were not sent; rerun when it "
+                    "answers (the store keeps what arrived)"))
                 return
             if not self.refused_everything.is_set():
                 return
@@ -207,6 +213,7 @@ class _Collection:
     async def _send(self, claimed: list[tuple[str, GenerationRequest]], stop_after: int) -> None:
         batch = [request for _, request in claimed]
         summary = self.summary
+        self.sent += len(batch)
         try:
             results = await call_with_retries(
                 lambda: generate_or_missing(self.backend, batch), self.policy,
@@ -234,6 +241,7 @@ class _Collection:
                 summary.unavailable += 1
             else:
                 answered.append((key, request, result))
+                summary.blank += not result.text.strip()
         stored = (self.store.add_many(self.backend.identity, answered, self.context)
                   if answered else 0)
         summary.stored_now += stored

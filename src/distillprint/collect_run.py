@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from distillprint.backends import Backend, BackendOptions, create_backend
 from distillprint.collect import CollectionPlan, CollectionSummary, collect, plan_collection
 from distillprint.core_types import SamplingParams
 from distillprint.probes import ProbeSet, load_probe_set
-from distillprint.store import ResponseStore
+from distillprint.store import ResponseStore, stored_identity
 
 
 @dataclass(frozen=True)
@@ -92,20 +93,61 @@ async def collect_with_progress(
         f"{probe_set.version}, {plan.already_stored} already stored, "
         f"{len(plan.missing)} to send"
     )
+    if plan.missing:
+        note = _stored_under_other_settings(backend, probe_set, store, samples)
+        if note:
+            console.print(note, markup=False)
     with tqdm(total=len(plan.missing), desc=backend.identity.model, unit="resp",
               dynamic_ncols=True, disable=not plan.missing) as bar:
         summary = await collect(
             backend, probe_set, store, samples=samples, concurrency=concurrency,
             base=SamplingParams(), on_progress=bar.update, plan=plan,
         )
+    blank = f" ({summary.blank} of the answers received were blank)" if summary.blank else ""
     console.print(
-        f"{summary.model}: stored {summary.stored_now} new, "
+        f"{summary.model}: stored {summary.stored_now} new{blank}, "
         f"{summary.already_stored + summary.stored_elsewhere} already stored, "
         f"{summary.unavailable} not in the log, {summary.failed} failed"
     )
     if summary.pending_elsewhere:
         console.print(f"  {summary.pending_elsewhere} requested by another collector on this "
                       "store and not stored yet: rerun once it has finished", markup=False)
-    for error in summary.errors[:5]:
+    errors = summary.errors
+    head, last = (errors, []) if len(errors) <= 5 else (errors[:4], errors[-1:])
+    for error in head:
+        console.print(f"  failed: {error}", markup=False)
+    if last:
+        console.print(f"  ... {len(errors) - 5} more failed; the last:", markup=False)
+    for error in last:
         console.print(f"  failed: {error}", markup=False)
     return summary
+
+
+def _stored_under_other_settings(
+    backend: Backend, probe_set: ProbeSet, store: ResponseStore, samples: int
+) -> str | None:
+    """Answers are reused only under the exact settings they were asked with; say so when the
+    store holds this model's answers to the set under others (another --temperature or
+    --max-tokens, another spelling of the base URL, an edited log), since the requests about
+    to be sent would otherwise look like a first collection."""
+    identity = stored_identity(backend.identity)
+    asked = Counter(request.params for request in probe_set.requests(samples, SamplingParams()))
+    here = asked.most_common(1)[0][0].as_dict()
+    for base_url, revision, params, count in store.answered_settings(
+            identity.backend, identity.model, probe_set.name):
+        differences = []
+        if base_url != identity.base_url:
+            differences.append(f"base URL {base_url or 'none'}")
+        if revision != identity.revision:
+            differences.append(f"revision {revision[:12] or 'none'}")
+        if params not in asked:
+            differences += [f"{name} {value} (here {here[name]})"
+                            for name, value in params.as_dict().items() if value != here[name]]
+        if differences:
+            answers = "answer" if count == 1 else "answers"
+            return (f"note: the store holds {count} {answers} of {identity.model} to "
+                    f"{probe_set.name} under other settings ({', '.join(differences)}); "
+                    "answers are reused only under the settings they were asked with, so "
+                    "these requests are sent anew (stop now and rerun with those settings "
+                    "to reuse them)")
+    return None

@@ -10,7 +10,7 @@ from typing import Any
 
 from distillprint.atomic import replaced_atomically
 from distillprint.errors import InputError
-from distillprint.store import StoredResponse
+from distillprint.store import StoredResponse, public_url
 
 FORMATS = (".jsonl", ".parquet")
 # Column types of the Parquet table, so an empty export still has the full schema and token
@@ -38,25 +38,32 @@ def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) 
 
 
 def one_models_answers(
-    records: Iterable[StoredResponse], model: str, revision: str | None = None
+    records: Iterable[StoredResponse], model: str, revision: str | None = None,
+    base_url: str | None = None,
 ) -> list[StoredResponse]:
     """The records of one model (its label or bare name; ``revision``, a prefix of the stored
-    one, picks among several), refused when that would still mix answers: two identities
-    under the name (another revision, base URL or backend), or two answers to one prompt and
-    sample (collected under different sampling settings)."""
+    one, and ``base_url`` pick among several), refused when that would still mix answers: two
+    identities under the name (another revision, base URL or backend), or two answers to one
+    prompt and sample (collected under different sampling settings)."""
     rows = list(records)
     # the label first: an exported log re-collected as file:echo:m has the bare name echo:m
     chosen = [r for r in rows if r.identity.label == model] or [
         r for r in rows if r.identity.model == model]
     if revision is not None:
         chosen = [r for r in chosen if r.identity.revision.startswith(revision)]
+    if base_url is not None:
+        chosen = [r for r in chosen if r.identity.base_url == public_url(base_url)]
     identities = sorted({(r.identity.label, r.identity.revision, r.identity.base_url)
                          for r in chosen})
     if len(identities) > 1:
         listed = "; ".join(f"{label} revision {rev or '-'} at {url or '-'}"
                            for label, rev, url in identities[:4])
+        options = [option for option, differs in (
+            ("--revision", len({rev for _, rev, _ in identities}) > 1),
+            ("--base-url", len({url for _, _, url in identities}) > 1)) if differs] or [
+            "--model LABEL (as `responses models` lists it)"]
         raise InputError(f"'{model}' names {len(identities)} stored models ({listed}): their "
-                         "answers would mix in one log; pick one with --revision",
+                         f"answers would mix in one log; pick one with {' or '.join(options)}",
                          field="model")
     seen: set[tuple[str, str, int]] = set()
     for record in chosen:

@@ -22,7 +22,7 @@ from distillprint.backends.files import FileBackend
 from distillprint.backends.keys import check_keys_stay_with_their_hosts
 from distillprint.collect import plan_collection
 from distillprint.collect_run import collect_with_progress, resumable
-from distillprint.core_types import SamplingParams
+from distillprint.core_types import ModelIdentity, SamplingParams
 from distillprint.errors import InputError
 from distillprint.probes import ProbeSet, load_probe_set, sample_probe_set
 from distillprint.report.manifest import build_manifest, response_digest
@@ -34,7 +34,7 @@ from distillprint.report.schema import (
     Role,
 )
 from distillprint.score.answers import ModelAnswers, degenerate_answers
-from distillprint.store import ResponseStore, StoredResponse
+from distillprint.store import ResponseStore, StoredResponse, stored_identity
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def gather_evidence(
                 or _carries_no_style(records, label, probe_set, console, spec, said)
             ):
                 continue
-            _add_stored(evidence, spec, label, records)
+            _add_stored(evidence, spec, stored_identity(backend.identity), records)
     return evidence
 
 
@@ -246,11 +246,14 @@ def _carries_no_style(
     records: list[StoredResponse], label: str, probe_set: ProbeSet, console: Console,
     spec: ModelSpec, said: set[str],
 ) -> bool:
-    """A background model whose answers are mostly blank or one canned text (AlpacaEval's
-    NullModel, a broken endpoint) is no reference for style: every pair looks closer to the
-    teacher than to it, and verdicts came to rest on it."""
+    """A background model with no answers, or whose answers are mostly blank or one canned
+    text (AlpacaEval's NullModel, a broken endpoint), is no reference for style: every pair
+    looks closer to the teacher than to it, and verdicts came to rest on it; one with no
+    answers would still count towards the background a verdict needs."""
     model = _model_answers(label, _in_sample_order(records), probe_set)
     why = degenerate_answers(model, model.responses)
+    if not model.responses:  # its collection failed, or its log answers other prompts
+        why = f"{label} answered none of the {len(probe_set.probes)} probes"
     if why is not None:
         _left_out(console, said, spec, why)
     return why is not None
@@ -301,8 +304,9 @@ async def _collect_one(
 
 
 def _add_stored(
-    evidence: Evidence, spec: ModelSpec, label: str, records: list[StoredResponse]
+    evidence: Evidence, spec: ModelSpec, identity: ModelIdentity, records: list[StoredResponse]
 ) -> None:
+    label = identity.label
     if label in evidence.answers:
         holder = next(entry.spec for entry in evidence.entries if entry.label == label)
         if holder == spec.spec:
@@ -325,7 +329,8 @@ def _add_stored(
         for record in records
     )
     evidence.answers[label] = _model_answers(label, records, evidence.probe_set)
-    evidence.entries.append(ModelEntry(label=label, role=spec.role, spec=spec.spec))
+    evidence.entries.append(ModelEntry(label=label, role=spec.role, spec=spec.spec,
+                                       base_url=identity.base_url or None))
 
 
 def _in_sample_order(records: list[StoredResponse]) -> list[StoredResponse]:

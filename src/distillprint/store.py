@@ -322,6 +322,19 @@ class ResponseStore:
         for row in self._db.execute(query, args):
             yield _row_to_record(row)
 
+    def answered_settings(
+        self, backend: str, model: str, probe_set: str
+    ) -> list[tuple[str, str, SamplingParams, int]]:
+        """(base URL, revision, sampling, answers) under which one model answered a probe set,
+        most answers first: the settings that answers are keyed by besides the prompt."""
+        rows = self._db.execute(
+            "SELECT base_url, revision, params, COUNT(*) AS n FROM responses "
+            "WHERE backend=? AND model=? AND probe_set=? "
+            "GROUP BY base_url, revision, params ORDER BY n DESC",
+            (backend, model, probe_set),
+        )
+        return [(r[0], r[1], SamplingParams(**json.loads(r[2])), int(r[3])) for r in rows]
+
     def models(self) -> list[tuple[ModelIdentity, int]]:
         rows = self._db.execute(
             "SELECT backend, model, revision, base_url, COUNT(*) FROM responses "

@@ -22,14 +22,16 @@ def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
     report = parse_any_report(text, source=report_path)
     manifest = report.manifest
     wanted = {DigestKey(d.model, d.probe_id, d.sample_index) for d in manifest.responses}
-    labels = {entry.label for entry in manifest.models}
+    # one model name may be stored from several endpoints: the one the report asked counts
+    endpoints = {entry.label: entry.base_url for entry in manifest.models}
     current: list[ResponseDigest] = []
     with ResponseStore(store_path, read_only=True) as store:
         for record in store.responses(probe_set=manifest.probe_set):
             label = record.identity.label
             key = DigestKey(label, record.probe_id, record.sample_index)
+            endpoint = endpoints.get(label, "")
             # Only the evidence the report used: answers collected later are not a change.
-            if label in labels and key in wanted:
+            if key in wanted and endpoint in (None, record.base_url):
                 current.append(
                     response_digest(label, record.probe_id, record.sample_index, record.response)
                 )

@@ -195,19 +195,24 @@ def responses_export(
         help="With --model: only this revision (a prefix of it, as `responses models` lists "
              "it), when the store holds several.")
     ] = None,
+    base_url: Annotated[str | None, typer.Option(
+        help="With --model: only the answers collected from this base URL, when the store "
+             "holds the model from several endpoints.")
+    ] = None,
 ) -> None:
     """Export stored responses as JSONL (one object per line) or a Parquet table."""
     from distillprint.export import export_responses, one_models_answers
     from distillprint.store import ResponseStore
 
-    if revision is not None and model is None:
-        raise InputError("picks among one model's revisions: name it with --model",
-                         field="revision")
+    for option, value in (("revision", revision), ("base-url", base_url)):
+        if value is not None and model is None:
+            raise InputError("picks among one model's answers: name it with --model",
+                             field=option)
 
     with ResponseStore(store, read_only=True) as db:
         records: Iterable[StoredResponse] = db.responses(probe_set=probe_set)
         if model is not None:
-            records = one_models_answers(records, model, revision)
+            records = one_models_answers(records, model, revision, base_url)
         count = export_responses(records, out_path, store)
     console.print(f"exported {count} responses to {out_path}", markup=False)
     if count == 0:

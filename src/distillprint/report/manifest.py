@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
@@ -95,22 +95,30 @@ def _redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _sha256_without(model: BaseModel, *fields: str) -> str:
-    """SHA-256 of the canonical JSON of every field of ``model`` except ``fields``."""
-    body = model.model_dump(mode="json", exclude=set(fields))
+# Fields added after the report and manifest hashes were (schema 1.3): an older record was
+# hashed without them, so each counts only when it holds a value.
+_ADDED_AFTER_THE_HASH = frozenset({"changed_without", "base_url"})
+
+
+def _without_absent_additions(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_absent_additions(item) for key, item in value.items()
+                if not (key in _ADDED_AFTER_THE_HASH and item is None)}
+    if isinstance(value, list):
+        return [_without_absent_additions(item) for item in value]
+    return value
+
+
+def _sha256_without(model: BaseModel, field: str) -> str:
+    """SHA-256 of the canonical JSON of every field of ``model`` except ``field``."""
+    body = _without_absent_additions(model.model_dump(mode="json", exclude={field}))
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
-
-
-# Report fields added after the report hash was (schema 1.3): an older report was hashed
-# without them, so each counts only when it holds a value.
-_ADDED_AFTER_THE_HASH = ("changed_without",)
 
 
 def report_hash(report: ScoreReport | AttributionReport) -> str:
     """SHA-256 of the canonical JSON of every report field except this hash: the verdict,
     probability and evidence, as well as the manifest with its own hash."""
-    absent = [name for name in _ADDED_AFTER_THE_HASH if getattr(report, name, None) is None]
-    return _sha256_without(report, "report_sha256", *absent)
+    return _sha256_without(report, "report_sha256")
 
 
 def seal_report(report: _Report) -> _Report:

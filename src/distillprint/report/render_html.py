@@ -35,6 +35,7 @@ class ModelSummary:
     label: str
     role: str
     spec: str
+    base_url: str | None
     n_responses: int
     combined_sha256: str
 
@@ -80,7 +81,8 @@ def model_summaries(manifest: Manifest) -> list[ModelSummary]:
             if d.model == entry.label
         )
         combined = hashlib.sha256("\n".join(digests).encode("utf-8")).hexdigest()
-        summaries.append(ModelSummary(entry.label, entry.role, entry.spec, len(digests), combined))
+        summaries.append(ModelSummary(entry.label, entry.role, entry.spec, entry.base_url,
+                                      len(digests), combined))
     return summaries
 
 

@@ -52,8 +52,8 @@ def _summary_lines(report: ScoreReport) -> list[str]:
     return [
         f"## distillprint: {mark} {report.verdict}",
         "",
-        f"Suspect {code_span(report.suspect, limit=60)} vs teacher "
-        f"{code_span(report.teacher, limit=60)}",  # not a table row: no '|' escaping
+        f"Suspect {_named_at(report, report.suspect)} vs teacher "
+        f"{_named_at(report, report.teacher)}",  # not a table row: no '|' escaping
         "",
         "| | |",
         "|---|---|",
@@ -68,6 +68,13 @@ def _summary_lines(report: ScoreReport) -> list[str]:
         "",
         f"**Why:** {plain(report.verdict_reason)}",
     ]
+
+
+def _named_at(report: ScoreReport, label: str) -> str:
+    """A model's label, and the endpoint it was asked at when it is an API model."""
+    endpoint = next((m.base_url for m in report.manifest.models if m.label == label), None)
+    where = f" at {code_span(endpoint, limit=80)}" if endpoint else ""
+    return f"{code_span(label, limit=60)}{where}"
 
 
 def _named(models: list[str]) -> str:

@@ -18,8 +18,8 @@ from distillprint.score.stats import Verdict
 # 1.1 added ``stages`` (a budget grown in stages); 1.2 added ``background_p_value`` and
 # ``teacher_lookalikes`` (how specific the match is to this teacher); 1.3 added
 # ``report_sha256`` (so that ``verify`` notices an edited verdict too); 1.4 added
-# ``changed_without`` (the leave-one-out check of a decisive verdict, as data). Older reports
-# still load.
+# ``changed_without`` (the leave-one-out check of a decisive verdict, as data) and each API
+# model's ``base_url`` in the manifest. Older reports still load.
 REPORT_SCHEMA_VERSION: Final = "1.4"
 
 Role = Literal["teacher", "suspect", "background", "candidate"]
@@ -73,6 +73,9 @@ class ModelEntry(_Strict):
     label: Label
     role: Role
     spec: str
+    # the endpoint an API model was asked at (its answers are stored under it); None for local
+    # models and logs, and in reports older than 1.4
+    base_url: str | None = None
 
 
 class ResponseDigest(_Strict):
@@ -229,8 +232,9 @@ class ScoreReport(_Strict):
 
 
 # An attribution ranks several candidate teachers where a score report judges one, so it has
-# its own record, verified like a score report (manifest and report hash).
-ATTRIBUTION_SCHEMA_VERSION: Final = "1.0"
+# its own record, verified like a score report (manifest and report hash). 1.1 added each API
+# model's ``base_url`` in the manifest.
+ATTRIBUTION_SCHEMA_VERSION: Final = "1.1"
 
 
 class CandidateScore(_Strict):
@@ -253,7 +257,7 @@ class RelatedPair(_Strict):
 
 class AttributionReport(_Strict):
     kind: Literal["attribution"] = "attribution"
-    schema_version: Literal["1.0"] = ATTRIBUTION_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1"] = ATTRIBUTION_SCHEMA_VERSION
     created_at: UtcTimestamp
     package_version: str
     suspect: Label
