@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,8 @@ import pytest
 from distillprint.backends import BackendOptions
 from distillprint.backends.files import create_file_backend
 from distillprint.collect import REFUSALS_BEFORE_STOP, collect
-from distillprint.errors import BackendError
+from distillprint.core_types import Generation, GenerationRequest
+from distillprint.errors import BackendError, RetryableError
 from distillprint.probes import Probe, ProbeSet
 from distillprint.retry import RetryPolicy
 from distillprint.store import ResponseStore
@@ -180,6 +182,30 @@ async def test_a_server_that_never_answers_is_given_up_on_not_retried_for_every_
     assert f"{40 - REFUSALS_BEFORE_STOP} requests were not sent" in summary.errors[0]
     attempts = 1000 - backend._transient_failures
     assert attempts == REFUSALS_BEFORE_STOP * FAST.max_attempts  # not 40 rounds of retries
+
+
+class GoesAway(FakeBackend):
+    """Answers the first ``answers`` calls, then finds no server for good."""
+
+    def __init__(self, answers: int) -> None:
+        super().__init__()
+        self.left = answers
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        if self.left <= 0:
+            raise RetryableError("simulated: connection refused")
+        self.left -= 1
+        return await super().generate(requests)
+
+
+async def test_a_server_that_goes_away_mid_run_is_given_up_on_too(tmp_path: Path) -> None:
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        summary = await collect(GoesAway(answers=3), probe_set(40), store, retry=FAST,
+                                concurrency=1)
+    assert (summary.stored_now, summary.failed) == (3, REFUSALS_BEFORE_STOP)
+    unsent = 40 - 3 - REFUSALS_BEFORE_STOP
+    assert "after earlier answers" in summary.errors[0]
+    assert f"{unsent} requests were not sent" in summary.errors[0]
 
 
 async def test_a_server_that_recovers_is_not_given_up_on(tmp_path: Path) -> None:

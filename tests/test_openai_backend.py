@@ -326,3 +326,13 @@ async def test_other_refusals_are_not_retried_with_another_field(
     with ScriptedServer([refusal]) as server, pytest.raises(BackendError, match="must be 1"):
         await generate(make(backend_for, server.url))
     assert len(server.seen) == 1
+
+
+async def test_tls_to_a_plain_http_server_fails_at_once_not_after_retries(
+    backend_for: list[OpenAIBackend],
+) -> None:
+    with echo_server("", model="test-model") as server:
+        backend = make(backend_for, server.base_url.replace("http://", "https://", 1))
+        with pytest.raises(BackendError, match="is it an http:// server") as caught:
+            await generate(backend)
+    assert not caught.value.per_request  # every request would fail alike: stop asking

@@ -13,7 +13,7 @@ from distillprint.backends.echo import EchoBackend, create_echo_backend
 from distillprint.backends.files import create_file_backend
 from distillprint.backends.openai_compat import create_openai_backend
 from distillprint.core_types import ChatMessage, GenerationRequest, SamplingParams
-from distillprint.errors import BackendError, InputError
+from distillprint.errors import BackendError, InputError, RetryableError
 from distillprint.retry import RetryPolicy, call_with_retries
 from distillprint.serve import ServeSettings, start_server_in_thread
 from distillprint.serve_faults import (
@@ -276,3 +276,5 @@ def test_upstream_refusals_keep_their_kind_and_hide_the_upstream_address() -> No
     prompt = _error_for(BackendError("openai:m: HTTP 400 from https://up.example/v1: too long",
                                      per_request=True))
     assert prompt.status == 400 and "up.example" not in str(prompt)
+    busy = _error_for(RetryableError("openai:m: HTTP 500 from http://10.0.0.5:8000/v1/chat"))
+    assert busy.status == 503 and "10.0.0.5" not in str(busy) and "HTTP 500" in str(busy)

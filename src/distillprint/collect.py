@@ -152,8 +152,8 @@ class _Collection:
         self.refused = 0  # requests refused before any answer
         self.last_refusal: BackendError | None = None
         self.refused_everything = asyncio.Event()  # workers drain what is in flight, then stop
-        # requests that found no server, retries spent, before any answer: a closed port or
-        # a wrong host fails them all alike, and each costs a full round of retries
+        # requests in a row that found no server, retries spent: a closed port, a wrong host
+        # or a server gone mid-run fails them all alike, and each costs a full round of retries
         self.unreached = 0
         self.unreachable = asyncio.Event()
         self.sent = 0  # requests handed to the backend (with their retries)
@@ -172,10 +172,12 @@ class _Collection:
             finally:
                 for task in tasks:
                     task.cancel()
-            if self.unreachable.is_set() and not self.answered_any:
+            if self.unreachable.is_set():
                 unsent = len(self.plan.missing) - self.sent - len(self.elsewhere)
+                which = ("the first" if not self.answered_any
+                         else "the last, after earlier answers,")
                 self.summary.errors.insert(0, (
-                    f"stopped after the first {self.unreached} requests all failed, retries "
+                    f"stopped after {which} {self.unreached} requests all failed, retries "
                     "spent: the server is unreachable or fails every request (the last "
                     f"error is below); {unsent} requests were not sent; rerun when it "
                     "answers (the store keeps what arrived)"))
@@ -229,12 +231,13 @@ class _Collection:
                 self.last_refusal = exc
                 if self.refused >= stop_after:
                     self.refused_everything.set()
-            elif not self.answered_any:
+            elif isinstance(exc, RetryableError):
                 self.unreached += len(batch)
                 if self.unreached >= stop_after:
                     self.unreachable.set()
             return
         self.answered_any = True
+        self.unreached = 0
         answered: list[tuple[str | None, GenerationRequest, Generation]] = []
         for (key, request), result in zip(claimed, results, strict=True):
             if isinstance(result, AnswerNotAvailable):

@@ -155,11 +155,13 @@ def _error_for(exc: BaseException) -> RequestRejected:
         return RequestRejected(404, str(exc), "not_found_error")
     if isinstance(exc, InputError):
         return RequestRejected(400, str(exc))
+    # the upstream's address is this server's business, not its clients'
+    said = _URL.sub("<upstream>", str(exc))
     if isinstance(exc, RetryableError | concurrent.futures.CancelledError):
-        return RequestRejected(503, str(exc) or "server stopping", "overloaded_error")
+        logger.warning("upstream failed, retryable: %s", said)
+        return RequestRejected(503, said or "server stopping", "overloaded_error")
     if isinstance(exc, BackendError):
-        # the upstream's address is this server's business, not its clients'
-        said = _URL.sub("<upstream>", str(exc))
+        logger.warning("upstream failed: %s", said)
         if exc.per_request:  # the upstream refused this prompt: so does this server
             return RequestRejected(400, said)
         return RequestRejected(502, said, "upstream_error")

@@ -190,6 +190,12 @@ class JsonApi:
             raise RetryableError(
                 f"{self.label}: no answer from {self.clean(url)} within {self.timeout_s:g} s"
             ) from None
+        except aiohttp.ClientSSLError as exc:
+            # A TLS handshake that fails (https:// to a plain-HTTP port, a certificate for
+            # another name) fails the same way on every retry and every request.
+            raise BackendError(self.clean(
+                f"{self.label}: TLS with {url} failed ({type(exc).__name__}: {exc}); is it an "
+                "http:// server, or does its certificate name another host?")) from None
         except aiohttp.ClientError as exc:
             # Resets, refused connections and bodies cut short; ``from None`` because the
             # aiohttp exception can hold the request, headers (and so the key) included.
