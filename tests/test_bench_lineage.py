@@ -378,6 +378,12 @@ def test_a_folder_as_the_result_path_is_refused_before_any_work(tmp_path: Path) 
     with pytest.raises(InputError, match="is a folder") as info:
         run_lineage_benchmark(pairs_csv, [answers], tmp_path, config=_config(tmp_path))
     assert info.value.path == str(tmp_path)
+    before = pairs_csv.read_bytes()
+    with pytest.raises(InputError, match="is the pairs CSV"):
+        run_lineage_benchmark(pairs_csv, [answers], pairs_csv, config=_config(tmp_path))
+    with pytest.raises(InputError, match="read as a model's answers"):
+        run_lineage_benchmark(pairs_csv, [answers], answers / "r.json", config=_config(tmp_path))
+    assert pairs_csv.read_bytes() == before
 
 
 def test_metrics_are_undefined_when_no_pair_is_scored_and_one_teacher_attributes_nothing() -> None:

@@ -599,3 +599,36 @@ def test_a_background_model_with_no_answers_does_not_count_towards_the_backgroun
     assert "elsewhere.jsonl left out" in result.output
     assert f"answered none of the {N_PROMPTS} probes" in result.output
     assert "elsewhere" not in " ".join(json.loads(out.read_text())["background"])
+
+
+@pytest.mark.parametrize(("option", "target", "complaint"), [
+    ("--json", "store", "the response store"),
+    ("--markdown", "student", "the answer log of file:"),
+    ("--report", "background/report.html", "whose every file is read as a model's answers"),
+])
+def test_an_output_that_would_overwrite_an_input_is_refused_before_any_work(
+    tmp_path: Path, logs: dict[str, Path], option: str, target: str, complaint: str
+) -> None:
+    store = tmp_path / "s.sqlite"
+    path = {"store": store, "student": logs["student"]}.get(target, tmp_path / target)
+    before = logs["student"].read_bytes()
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(store),
+        "--background-dir", str(logs["background"]), option, str(path),
+    ])
+    assert isinstance(result.exception, InputError), result.output
+    assert result.exception.field == option and complaint in str(result.exception)
+    assert not store.exists() and logs["student"].read_bytes() == before
+    assert not (tmp_path / "background" / "report.html").exists()
+
+
+def test_two_outputs_on_one_path_are_refused(tmp_path: Path, logs: dict[str, Path]) -> None:
+    same = tmp_path / "out.txt"
+    result = CliRunner().invoke(app, [
+        "attribute", "--suspect", f"file:{logs['student']}", "--teacher",
+        f"file:{logs['teacher']}", "--probes", str(logs["prompts"]),
+        "--store", str(tmp_path / "s.sqlite"), "--json", str(same), "--markdown", str(same),
+    ])
+    assert isinstance(result.exception, InputError), result.output
+    assert "is also given to --json" in str(result.exception)

@@ -10,6 +10,7 @@ from typing import Any
 
 from distillprint.atomic import replaced_atomically
 from distillprint.errors import InputError
+from distillprint.locations import check_outputs, store_files
 from distillprint.store import StoredResponse, public_url
 
 FORMATS = (".jsonl", ".parquet")
@@ -26,10 +27,7 @@ def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) 
     if suffix not in FORMATS:
         raise InputError(f"unknown export format '{out.suffix}': use {' or '.join(FORMATS)}",
                          field="--out")
-    store_files = {Path(f"{store}{end}").resolve() for end in ("", "-wal", "-shm", "-journal")}
-    if out.resolve() in store_files:
-        raise InputError("is the store being exported (or one of its files): choose another "
-                         "--out", path=out, field="--out")
+    check_outputs({"--out": out}, store_files(store))
     write: Callable[[Iterable[StoredResponse], Path], int] = (
         write_parquet if suffix == ".parquet" else write_jsonl)
     out.parent.mkdir(parents=True, exist_ok=True)

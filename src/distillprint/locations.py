@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from distillprint.errors import InputError
@@ -43,3 +44,41 @@ def check_result_path(out: Path, field: str | None = None) -> None:
     except OSError as exc:
         raise InputError(f"cannot create its folder ({exc.strerror or exc})", path=out,
                          field=field) from None
+
+
+def check_outputs(
+    outputs: Mapping[str, Path | None], inputs: Mapping[Path, str],
+    folders: Mapping[Path, str] | None = None,
+) -> None:
+    """Refuse, before any work, an output that would overwrite one of the run's ``inputs``
+    (path -> what it is: the response store, an answer log, the pairs CSV), land in one of
+    the ``folders`` it reads every file of (a later run would read the output as a model's
+    answers), or overwrite another output: a typo in a CI script must not turn the
+    append-only evidence store into a JSON file. ``outputs`` maps each option to its path
+    (None: not asked for)."""
+    guarded = {path.resolve(): what for path, what in inputs.items()}
+    read = {folder.resolve(): what for folder, what in (folders or {}).items()}
+    taken: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        target = path.resolve()
+        if target in guarded:
+            raise InputError(f"is {guarded[target]}, which this run reads: writing there would "
+                             "destroy it; choose another path", path=path, field=option)
+        inside = next((what for folder, what in read.items() if folder in target.parents), None)
+        if inside is not None:
+            raise InputError(f"is inside {inside}, whose every file is read as a model's "
+                             "answers: the next run would read this output as one; choose "
+                             "another folder", path=path, field=option)
+        if target in taken:
+            raise InputError(f"is also given to {taken[target]}: each output needs its own "
+                             "path", path=path, field=option)
+        taken[target] = option
+        check_result_path(path, option)
+
+
+def store_files(store: Path) -> dict[Path, str]:
+    """A SQLite store and the files SQLite keeps beside it."""
+    return {Path(f"{store}{end}"): "the response store (or one of its files)"
+            for end in ("", "-wal", "-shm", "-journal")}

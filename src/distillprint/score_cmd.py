@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from distillprint.errors import EXIT_INCOMPLETE, InputError
+from distillprint.locations import check_outputs, store_files
 from distillprint.report.junit import crosses_gate, is_failure, write_junit
 from distillprint.report.load import write_report_json
 from distillprint.report.render_html import render_attribution_html
@@ -33,6 +34,23 @@ from distillprint.score_run import (
 
 def _background_labels(evidence: Evidence, named: Sequence[str]) -> list[str]:
     return [label for label in evidence.answers if label not in named]
+
+
+def _check_outputs(
+    outputs: dict[str, Path | None], specs: Sequence[ModelSpec], settings: RunSettings,
+    scoring_model: Path | None,
+) -> None:
+    """Before any work: no output may overwrite what the run reads, or another output."""
+    inputs = store_files(settings.store)
+    for spec in specs:
+        if spec.spec.startswith("file:"):
+            inputs[Path(spec.spec.removeprefix("file:"))] = f"the answer log of {spec.spec}"
+    if Path(settings.probes).is_file():
+        inputs[Path(settings.probes)] = "the probe set"
+    if scoring_model is not None:
+        inputs[scoring_model] = "the scoring model"
+    check_outputs(outputs, inputs, {folder: f"--background-dir {folder}"
+                                    for folder in settings.background_dirs if folder.is_dir()})
 
 
 def _scoring(path: Path | None) -> ScoringModel:
@@ -111,9 +129,11 @@ def score_command(
 ) -> int:
     """Returns the exit code: 1 when the CI gate (``fail_above``) is crossed, else 4 when
     collection left requests failed (the report is still written from what arrived)."""
+    named = [teacher, suspect, *background]
+    _check_outputs({"--report": html, "--json": json_path, "--markdown": markdown,
+                    "--junit": junit}, named, settings, scoring_model)
     scoring = _scoring(scoring_model)
     # the folders are read once, not once per look: their notes are said once too
-    named = [teacher, suspect, *background]
     specs = [*named, *background_log_specs(settings, named, console)]
     settings = replace(settings, background_dirs=())
     if fail_above is not None:
@@ -222,8 +242,11 @@ def attribute_command(
     html: Path | None = None,
 ) -> int:
     """Returns the exit code: 4 when collection left requests failed, else 0."""
+    named = [suspect, *teachers, *background]
+    _check_outputs({"--report": html, "--json": json_path, "--markdown": markdown}, named,
+                   settings, scoring_model)
     scoring = _scoring(scoring_model)
-    evidence = gather_evidence([suspect, *teachers, *background], settings, console)
+    evidence = gather_evidence(named, settings, console)
     labels = list(evidence.answers)
     suspect_label, teacher_labels = labels[0], labels[1 : 1 + len(teachers)]
     background_labels = _background_labels(evidence, [suspect_label, *teacher_labels])

@@ -28,7 +28,7 @@ from distillprint.bench.predict import (
     predict_with_artifact,
 )
 from distillprint.bench.query_budget import query_budget_curve
-from distillprint.locations import check_result_path
+from distillprint.locations import check_outputs
 from distillprint.provenance import git_commit
 from distillprint.score.answers import (
     ModelAnswers,
@@ -350,8 +350,9 @@ def run_lineage_benchmark(
         timings[f"{name}_s"] = round(time.perf_counter() - clock, 1)
         clock = time.perf_counter()
 
-    if out is not None:
-        check_result_path(Path(out))  # before minutes of work, not after
+    if out is not None:  # before minutes of work, not after
+        check_outputs({"--out": Path(out)}, {Path(pairs_csv): "the pairs CSV"},
+                      {Path(d): f"--responses {d}" for d in response_dirs if Path(d).is_dir()})
     pairs = read_pairs_csv(pairs_csv)
     scoring = ScoringModel.load(cfg.artifact) if cfg.artifact else default_model()
     mode = _resolve_mode(cfg, scoring, pairs)
