@@ -293,12 +293,12 @@ def attribute_command(
                   "a suspect close to one is close to both, so their order above is weak evidence",
                   markup=False)
     if result.background_teachers:
-        named = ", ".join(f"{item.model} (P {display.fraction(item.probability, cuts)})"
-                          for item in result.background_teachers[:5])
+        listed = ", ".join(f"{item.model} (P {display.fraction(item.probability, cuts)})"
+                           for item in result.background_teachers[:5])
         more = len(result.background_teachers) - 5
         out.print(f"note: the suspect also scores as distilled from "
                   f"{len(result.background_teachers)} background model(s) not among the "
-                  f"candidates: {named}{f' and {more} more' if more > 0 else ''}. 'none of "
+                  f"candidates: {listed}{f' and {more} more' if more > 0 else ''}. 'none of "
                   "these' weighs only the candidates named, so it cannot rule these out; name "
                   "them with --teacher to rank them too", markup=False)
     report = build_attribution_report(result, evidence, scoring, teacher_labels,
