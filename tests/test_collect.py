@@ -90,6 +90,35 @@ async def test_answers_claimed_by_a_stalled_collector_are_not_reported_as_done(
         assert not summary.complete
 
 
+async def test_a_request_another_collector_gave_up_unstored_is_asked_here(
+    tmp_path: Path,
+) -> None:
+    """Two runs on one store: the other one's log lacked an answer (or its request failed);
+    it released the claim, so this run asks itself instead of reporting it pending."""
+    import asyncio
+
+    from distillprint.store import store_key
+
+    probes = probe_set(4)
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        backend = FakeBackend()
+        held = store_key(backend.identity, next(iter(probes.requests(1))))
+        store._db.execute("INSERT INTO claims (key, host, pid, claimed_at) VALUES (?,?,?,?)",
+                          (held, "other-host", 1, 1e12))
+
+        async def other_collector_gives_up() -> None:
+            await asyncio.sleep(0.3)
+            store._db.execute("DELETE FROM claims WHERE host='other-host'")
+
+        summary, _ = await asyncio.gather(
+            collect(backend, probes, store, retry=FAST, wait_for_others_s=5.0),
+            other_collector_gives_up())
+        counts = (summary.stored_now, summary.stored_elsewhere, summary.pending_elsewhere)
+        assert counts == (4, 0, 0) and summary.complete
+        claims = store._db.execute("SELECT COUNT(*) FROM claims").fetchone()[0]
+    assert claims == 0  # a finished run leaves no claims behind
+
+
 async def test_a_log_with_gaps_stores_every_answer_it_has(tmp_path: Path) -> None:
     log = tmp_path / "teacher.jsonl"
     logged = [0, 1, 3, 4]  # prompt 2 was never answered

@@ -121,8 +121,11 @@ async def collect(
     )
     run = _Collection(backend, store, plan, context, retry or RetryPolicy(), on_progress)
     workers = max(1, min(concurrency, backend.max_concurrency or concurrency))
-    await run.send_all(workers)
-    await run.wait_for_others(wait_for_others_s)
+    try:
+        await run.send_all(workers)
+        await run.wait_for_others(wait_for_others_s)
+    finally:
+        store.release()
     return run.summary
 
 
@@ -224,6 +227,7 @@ class _Collection:
         except (RetryableError, BackendError) as exc:
             if isinstance(exc, BackendError) and not exc.per_request:
                 raise  # a wrong key or model fails every request alike: stop asking
+            self.store.release(key for key, _ in claimed)  # another collector may try them
             summary.failed += len(batch)
             summary.errors.append(str(exc))
             if isinstance(exc, BackendError) and not self.answered_any:
@@ -239,12 +243,16 @@ class _Collection:
         self.answered_any = True
         self.unreached = 0
         answered: list[tuple[str | None, GenerationRequest, Generation]] = []
+        unavailable = []
         for (key, request), result in zip(claimed, results, strict=True):
             if isinstance(result, AnswerNotAvailable):
                 summary.unavailable += 1
+                unavailable.append(key)
             else:
                 answered.append((key, request, result))
                 summary.blank += not result.text.strip()
+        if unavailable:  # settled here: released, so that no other collector waits on them
+            self.store.release(unavailable)
         stored = (self.store.add_many(self.backend.identity, answered, self.context)
                   if answered else 0)
         summary.stored_now += stored
@@ -252,15 +260,28 @@ class _Collection:
 
     async def wait_for_others(self, timeout_s: float) -> None:
         """Held by another collector: its answers in flight land shortly; one that is stopped
-        or stuck leaves them pending, and those are not reported as done."""
+        or stuck leaves them pending, and those are not reported as done. A request it gave
+        up unstored (not in its log, or failed there) is released, and this run asks it
+        itself, so its outcome is this run's to report."""
+        requests = dict(zip(self.plan.missing_keys, self.plan.missing, strict=True))
         pending = set(self.elsewhere)
+        taken_over = 0
         deadline = time.monotonic() + timeout_s
         while True:
             pending -= self.store.stored_keys(list(pending)) if pending else set()
+            released = self.store.claim(sorted(pending)) if pending else set()
+            if released:
+                pending -= released
+                taken_over += len(released)
+                keyed = [(key, requests[key]) for key in sorted(released)]
+                size = max(1, self.backend.max_batch_size)
+                for first in range(0, len(keyed), size):
+                    await self._send(keyed[first : first + size],
+                                     stop_after=len(self.plan.missing) + 1)
             if not pending or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.2)
-        self.summary.stored_elsewhere = len(set(self.elsewhere)) - len(pending)
+        self.summary.stored_elsewhere = len(set(self.elsewhere)) - len(pending) - taken_over
         self.summary.pending_elsewhere = len(pending)
 
 

@@ -243,6 +243,21 @@ class ResponseStore:
             raise
         return set(mine)
 
+    def release(self, keys: Iterable[str] | None = None) -> None:
+        """Give up this process's claims on ``keys`` (None: on all it holds): a request that
+        ended unstored (not in a log, failed) is free for another collector at once, and a
+        finished run leaves no claims behind."""
+        mine = "host=? AND pid=?"
+        if keys is None:
+            self._db.execute(f"DELETE FROM claims WHERE {mine}", (_HOST, os.getpid()))
+            return
+        wanted = list(keys)
+        for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            self._db.execute(
+                f"DELETE FROM claims WHERE {mine} AND key IN ({','.join('?' * len(chunk))})",
+                (_HOST, os.getpid(), *chunk))
+
     def get_many(self, keys: Iterable[str]) -> dict[str, StoredResponse]:
         """The stored records among ``keys``; absent keys are simply missing."""
         records = (_row_to_record(row) for row in self._select_by_keys("*", keys))
