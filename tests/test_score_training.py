@@ -125,6 +125,9 @@ def test_p_value_caveat_reports_the_measured_rate_for_fewer_prompts() -> None:
     assert below_table is not None and "scored on 16" in below_table and "15.0%" in below_table
     assert p_value_caveat(model, 300, 0.05) is None  # measured at alpha there: nothing to say
     assert p_value_caveat(model, 805, 0.05) is None  # as many prompts as training
+    rising = _with_budget_table({64: 0.07, 256: 0.062})
+    assert p_value_caveat(rising, 804, 0.05) is None  # nearer 805 than 256: holds there
+    assert p_value_caveat(rising, 400, 0.05) is not None  # nearer 256 (by ratio)
     assert p_value_caveat(model, 100, 0.01) is None  # the table is for another alpha
     plain = ScoringModel(model.views, model.features, model.classifier, {})
     assert p_value_caveat(plain, 100, 0.05) is None

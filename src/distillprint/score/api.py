@@ -175,7 +175,9 @@ def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str |
     pairs scored on about ``n_prompts`` prompts, when that was measured to exceed ``alpha``.
 
     The p-value's null comes from pairs scored on every training prompt; fewer prompts make a
-    suspect's score noisier, so the p-value is optimistic (see the model card)."""
+    suspect's score noisier, so the p-value is optimistic (see the model card). The rate is
+    the one measured at the largest budget at or below ``n_prompts``; a suspect nearer (by
+    ratio) the training count than that budget gets no caveat (804 of 805 prompts is not 256)."""
     table = scoring.metadata.get("budget_validity")
     trained = scoring.metadata.get("training_data", {}).get("n_prompts")
     if not table or not trained or n_prompts >= trained:
@@ -183,6 +185,8 @@ def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str |
     rows = table["rows"]
     below = [r for r in rows if r["n_prompts"] <= n_prompts]
     row = below[-1] if below else rows[0]
+    if math.log(trained / n_prompts) < math.log(n_prompts / row["n_prompts"]):
+        return None  # nearer the training count, where the p-value holds by construction
     rate = _negatives_rejected(row, alpha, table.get("alpha"))
     if rate is None or rate <= alpha:
         return None
