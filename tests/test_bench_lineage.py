@@ -165,6 +165,8 @@ def test_artifact_mode_is_deterministic(tmp_path: Path) -> None:
     first = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
     second = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
     assert first["method"]["mode"] == "artifact"
+    assert "in the scoring model's training data, so their numbers are in-sample" in \
+        first["method"]["mode_reason"]  # these pair names are the artifact's own
     assert first["pairs"] == second["pairs"]
     assert first["auroc"] >= 0.9
 
@@ -174,6 +176,7 @@ def test_auto_mode_refits_when_the_artifact_saw_the_pairs(tmp_path: Path) -> Non
     cfg = _config(tmp_path, baselines=[], budgets=[])
     result = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
     assert result["method"]["mode"] == "cv"
+    assert result["method"]["mode_reason"].startswith("auto: ")
 
 
 def test_missing_model_is_reported(tmp_path: Path) -> None:

@@ -234,6 +234,10 @@ def test_exporting_one_model_refuses_to_mix_its_revisions_or_sampling_settings(
     twice = run_cli("responses", "export", "--store", str(store), "--out", str(out),
                     "--model", "echo:m")
     assert twice.returncode == 2 and "more than once" in twice.stderr
+    unknown = run_cli("responses", "export", "--store", str(store), "--out", str(out),
+                      "--model", "echo:nosuch")
+    assert unknown.returncode == 2 and "holds no answers of 'echo:nosuch'" in unknown.stderr
+    assert not out.exists()  # no empty log that would read as a model that answered nothing
 
 
 def test_answers_stored_under_other_settings_are_named_before_asking_again(

@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import json
+import logging
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -439,7 +440,7 @@ def test_pairs_csv_round_trip_or_located_error(
     assert info.value.line == ends[bad[0]]
 
 
-def test_pairs_csv_extremes(tmp_path: Path) -> None:
+def test_pairs_csv_extremes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     header = b"teacher,suspect,relation,label\r\n"
     bom = write(tmp_path / "bom.csv", b"\xef\xbb\xbf" + header + b"a,b,primary,1\r\n")
     assert read_pairs_csv(bom)[0].teacher == "a"  # spreadsheet exports start with a BOM
@@ -449,6 +450,12 @@ def test_pairs_csv_extremes(tmp_path: Path) -> None:
     assert [p.suspect for p in read_pairs_csv(repeat)] == ["b", "c"]  # counted once
     short = write(tmp_path / "short.csv", header + b"a,b,same_vendor\r\n")
     assert read_pairs_csv(short)[0].label is None  # a missing last cell reads as empty
+    with caplog.at_level(logging.WARNING, logger="distillprint"):
+        unusual = write(tmp_path / "unusual.csv", header + b"a,b,primary\r\na,c,human_data,1\r\n")
+        assert [p.label for p in read_pairs_csv(unusual)] == [None, 1]  # read as written...
+    said = caplog.text  # ...and said, with the line
+    assert "unusual.csv:2: relation 'primary' has label empty (unlabelled) here" in said
+    assert "unusual.csv:3: relation 'human_data' has label 1 here, 0 in the development" in said
     cases = {
         "huge.csv": (header + b"a" * 10_000_000 + b",b,primary,1\r\n", 2, "malformed"),
         "utf8.csv": (header + b"\xff,b,p,1\r\n", None, "UTF-8"),

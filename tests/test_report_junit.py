@@ -3,7 +3,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from distillprint.report.junit import FAILURE_TYPE, render_junit, write_junit
+from distillprint.report.junit import (
+    FAILURE_TYPE,
+    INCONCLUSIVE_FAILURE_TYPE,
+    render_junit,
+    write_junit,
+)
 from report_fixtures import sample_report
 
 
@@ -86,6 +91,7 @@ def test_fail_inconclusive_fails_the_junit_case_as_it_fails_the_exit_code() -> N
     failure = case.find("failure")
     assert failure is not None and "which --fail-inconclusive fails" in (
         failure.get("message") or "")
+    assert failure.get("type") == INCONCLUSIVE_FAILURE_TYPE  # not "threshold exceeded"
     settings = {item.get("name"): item.get("value") for item in suite.iter("property")}
     assert settings == {"fail_above": "0.9", "fail_inconclusive": "true"}
 

@@ -108,3 +108,15 @@ def test_summary_names_the_endpoint_an_api_suspect_was_asked_at() -> None:
         "manifest": report.manifest.model_copy(update={"models": models})})
     assert "at `http://127.0.0.1:8000/v1` vs teacher" in render_markdown(asked)
     assert " at `" not in render_markdown(report).split("\n")[2]
+
+
+def test_attribution_summary_says_how_many_background_teachers_it_does_not_name() -> None:
+    from distillprint.report.render_markdown import render_attribution_markdown
+    from distillprint.report.schema import Lookalike
+    from report_fixtures import sample_attribution
+
+    many = [Lookalike(model=f"bg-{i}", probability=0.9) for i in range(6)]
+    report = sample_attribution().model_copy(update={"background_teachers": many})
+    text = render_attribution_markdown(report)
+    assert "from 6 background model(s) not among the candidates (`bg-0`, `bg-1`, `bg-2` and 3 " \
+        "more)" in text

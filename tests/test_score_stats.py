@@ -23,9 +23,12 @@ from distillprint.score.stats import (
         (0.05, 0.5, Verdict.NOT_DISTILLED, "P(distilled) 0.05 <= 0.2"),
         (0.6, 0.01, Verdict.INCONCLUSIVE, "P(distilled) 0.60 in the middle band"),
         (0.3, 0.2, Verdict.INCONCLUSIVE, "P(distilled) 0.30 in the middle band"),
-        (0.5, 0.2, Verdict.INCONCLUSIVE, "probability and p-value disagree"),
-        (0.95, 0.3, Verdict.INCONCLUSIVE, "probability and p-value disagree"),
-        (0.05, 0.01, Verdict.INCONCLUSIVE, "probability and p-value disagree"),
+        (0.5, 0.2, Verdict.INCONCLUSIVE,
+         "probability and p-value disagree: P(distilled) 0.50, p = 0.2 > alpha 0.05"),
+        (0.95, 0.3, Verdict.INCONCLUSIVE,
+         "probability and p-value disagree: P(distilled) 0.95, p = 0.3 > alpha 0.05"),
+        (0.05, 0.01, Verdict.INCONCLUSIVE,
+         "probability and p-value disagree: P(distilled) 0.05, p = 0.01 <= alpha 0.05"),
     ],
 )
 def test_verdict_needs_probability_and_p_value_to_agree(

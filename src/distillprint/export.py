@@ -51,6 +51,12 @@ def one_models_answers(
         chosen = [r for r in chosen if r.identity.revision.startswith(revision)]
     if base_url is not None:
         chosen = [r for r in chosen if r.identity.base_url == public_url(base_url)]
+    if not chosen:  # an empty log would read as a model that answered nothing
+        picked = "".join(f" {what} {value}" for what, value in (
+            ("revision", revision), ("at", base_url)) if value is not None)
+        raise InputError(f"the store holds no answers of '{model}'{picked} (in the probe set "
+                         "asked for, if any): `distillprint responses models` lists what it "
+                         "holds", field="model")
     identities = sorted({(r.identity.label, r.identity.revision, r.identity.base_url)
                          for r in chosen})
     if len(identities) > 1:

@@ -139,7 +139,12 @@ def score_command(
     if fail_above is not None:
         _check_gate_background(sum(spec.role == "background" for spec in specs),
                                fail_inconclusive)
-    looks = staging.looks(len(settings.probe_set().probes))
+    n_probes = len(settings.probe_set().probes)
+    looks = staging.looks(n_probes)
+    beyond = [size for size in staging.sizes if size >= n_probes]
+    if beyond:
+        console.print(f"note: --stage {beyond[0]} is not below the probe set's {n_probes} "
+                      "probes, so that look is the whole set", markup=False)
     stages: list[Stage] = []
     said: set[str] = set()
     for look in looks:
@@ -215,7 +220,8 @@ def _check_gate_background(
     if available < needed:
         raise InputError(
             f"a gate needs at least {needed} background models (--background, or "
-            f"--background-dir with --max-background), {given}: without them no probability "
+            f"--background-dir, drawn down by --max-background), {given}: without them no "
+            "probability "
             "is computed and the gate could never fire",
             field="fail-above",
         )

@@ -51,12 +51,28 @@ RESULT_SCHEMA_VERSION = 1
 Log = Callable[[str], None]
 
 
-def _resolve_mode(cfg: LineageConfig, scoring: ScoringModel, pairs: list[LabelledPair]) -> str:
-    if cfg.classifier != "auto":
-        return cfg.classifier
+def _resolve_mode(
+    cfg: LineageConfig, scoring: ScoringModel, pairs: list[LabelledPair]
+) -> tuple[str, str]:
+    """The classifier mode, and why, in words: the run says it, and the result records it."""
     labelled = {(p.teacher, p.suspect) for p in pairs if p.label is not None}
+    seen = len(labelled & scoring.training_pairs())
+    in_training = (f"{seen} of the {len(labelled)} labelled pairs are in the scoring model's "
+                   "training data")
+    if cfg.classifier == "cv":
+        return "cv", "refitted by cross-validation, as asked"
+    if cfg.classifier == "artifact":
+        if seen:
+            return "artifact", (f"the scoring model as is, as asked; {in_training}, so their "
+                                "numbers are in-sample (optimistic): 'auto' or 'cv' refits "
+                                "without them")
+        return "artifact", "the scoring model as is, as asked"
     # Scoring pairs the artifact was trained on would leak: refit by cross-validation then.
-    return "cv" if labelled & scoring.training_pairs() else "artifact"
+    if seen:
+        return "cv", (f"auto: {in_training}, so the classifier is refitted by cross-validation "
+                      "(a pair scored only by classifiers fitted without its teacher)")
+    return "artifact", ("auto: no labelled pair is in the scoring model's training data, so "
+                        "it scores them as is")
 
 
 def _scorer(
@@ -355,7 +371,7 @@ def run_lineage_benchmark(
                       {Path(d): f"--responses {d}" for d in response_dirs if Path(d).is_dir()})
     pairs = read_pairs_csv(pairs_csv)
     scoring = ScoringModel.load(cfg.artifact) if cfg.artifact else default_model()
-    mode = _resolve_mode(cfg, scoring, pairs)
+    mode, why_mode = _resolve_mode(cfg, scoring, pairs)
     if mode == "cv":
         check_cv_labels(pairs, pairs_csv, cfg.classifier)
     comparison = load_comparison(pairs, response_dirs, cfg.max_background, cfg.seed, pairs_csv)
@@ -364,7 +380,8 @@ def run_lineage_benchmark(
         say(f"background model '{name}' left out: {first} and {second} hold different answers")
     for name, why in sorted(comparison.no_style.items()):
         say(f"background model '{name}' left out: {why}")
-    say(f"{len(pairs)} pairs, {len(comparison.background)} background models, mode {mode}")
+    say(f"{len(pairs)} pairs, {len(comparison.background)} background models, mode {mode} "
+        f"({why_mode})")
     models = comparison.ordered(pairs)
     prompts = shared_prompt_ids(models)
     cube = cached_cube(models, scoring.make_views(), prompts, cfg.cache_dir)
@@ -375,6 +392,7 @@ def run_lineage_benchmark(
     scorer = _scorer(mode, scoring, pairs, cfg)
     feats = pair_features(cube, bg_mask)
     scored = _scored(pairs, scorer(feats), cube, feats, cfg, scoring, models)
+    scored["method"]["mode_reason"] = why_mode
     thin = [f"{r['teacher']} / {r['suspect']}" for r in scored["pairs"]
             if r["probability"] is None]
     if thin:

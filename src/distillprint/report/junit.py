@@ -20,6 +20,8 @@ from distillprint.score.stats import Verdict
 
 SUITE_NAME = "distillprint"
 FAILURE_TYPE = "DistillationThresholdExceeded"
+# --fail-inconclusive failing an abstention: not a finding that the gate was crossed
+INCONCLUSIVE_FAILURE_TYPE = "DistillationInconclusive"
 INCOMPLETE_TYPE = "CollectionIncomplete"
 # XML 1.0 forbids these characters even when escaped; labels and reasons may carry them.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -97,7 +99,8 @@ def _testcase(
             case,
             "failure",
             {
-                "type": FAILURE_TYPE,
+                "type": (FAILURE_TYPE if crosses_gate(report, fail_above)
+                         else INCONCLUSIVE_FAILURE_TYPE),
                 "message": _safe(_failure_message(report, fail_above)),
             },
         )

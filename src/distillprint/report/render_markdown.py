@@ -198,7 +198,7 @@ def render_attribution_markdown(report: AttributionReport) -> str:
               f"{code_span(r.teacher, limit=60)} (P {fraction(r.probability, cuts)}): between "
               "them the ranking is weak evidence" for r in report.related_candidates]
     if report.background_teachers:
-        named = ", ".join(code_span(b.model, limit=60) for b in report.background_teachers[:5])
+        named = _named([b.model for b in report.background_teachers])
         notes.append(f"the suspect also scores as distilled from {len(report.background_teachers)}"
                      f" background model(s) not among the candidates ({named}); 'none of these'"
                      " weighs only the candidates named")

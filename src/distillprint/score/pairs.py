@@ -66,7 +66,30 @@ def read_pairs_csv(path: Path) -> list[LabelledPair]:
         raise InputError(f"malformed CSV ({exc})", path=path, line=line) from None
     if not rows:
         raise InputError("pairs file holds no rows", path=path)
+    _warn_unconventional_labels(rows, path)
     return _without_repeats(rows, path)
+
+
+# The shared development file's relations and their labels. Other relations are free text
+# (the families and zoo files name their own); the label is what every metric uses.
+CONVENTIONAL_LABELS: dict[str, int | None] = {
+    "primary": 1, "other_vendor": 0, "human_data": 0, "same_vendor": None}
+
+
+def _warn_unconventional_labels(rows: list[tuple[int, LabelledPair]], path: Path) -> None:
+    """A row whose label contradicts its relation (``primary,0``), or a labelled relation
+    whose label cell was left out (``t,s,primary``: read as unlabelled), is most likely a
+    typo; it is scored as labelled, and said."""
+    for line, pair in rows:
+        if pair.relation not in CONVENTIONAL_LABELS:
+            continue
+        expected = CONVENTIONAL_LABELS[pair.relation]
+        if pair.label != expected:
+            shown = "empty (unlabelled)" if pair.label is None else str(pair.label)
+            logger.warning("%s:%d: relation '%s' has label %s here, %s in the development "
+                           "file; the label is what the metrics use", path, line,
+                           pair.relation, shown,
+                           "empty" if expected is None else expected)
 
 
 def _without_repeats(rows: list[tuple[int, LabelledPair]], path: Path) -> list[LabelledPair]:

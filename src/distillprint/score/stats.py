@@ -134,7 +134,10 @@ def decide(
         )
         return Decision(Verdict.NOT_DISTILLED, reasons)
     if (probability >= 0.5) != (p_value <= policy.alpha):
-        return Decision(Verdict.INCONCLUSIVE, ("probability and p-value disagree",))
+        side = ">" if p_value > policy.alpha else "<="
+        return Decision(Verdict.INCONCLUSIVE, (
+            f"probability and p-value disagree: P(distilled) {shown_p}, "
+            f"p = {shown_pv} {side} alpha {alpha}",))
     return Decision(Verdict.INCONCLUSIVE, (f"P(distilled) {shown_p} in the middle band",))
 
 
