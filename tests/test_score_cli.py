@@ -632,3 +632,19 @@ def test_two_outputs_on_one_path_are_refused(tmp_path: Path, logs: dict[str, Pat
     ])
     assert isinstance(result.exception, InputError), result.output
     assert "is also given to --json" in str(result.exception)
+
+
+def test_links_in_the_background_folder_are_accounted_for(
+    tmp_path: Path, logs: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A link to the suspect's own log is left out, and said; a link to nothing is said too."""
+    (logs["background"] / "linked.jsonl").symlink_to(logs["student"])
+    (logs["background"] / "gone.jsonl").symlink_to(tmp_path / "no-such-file.jsonl")
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(logs["background"]),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "linked.jsonl left out: it is the suspect's log" in result.output
+    assert "gone.jsonl is a link to nothing" in caplog.text

@@ -14,6 +14,7 @@ from __future__ import annotations
 import filecmp
 import gzip
 import json
+import logging
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from typing import Any
 
 from distillprint.errors import InputError
 from distillprint.textio import decode_utf8, has_lone_surrogate
+
+logger = logging.getLogger(__name__)
 
 ANSWER_LOG_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 # AlpacaEval's results folder keeps each model's answers as <model>/model_outputs.json
@@ -262,6 +265,10 @@ def answer_log_paths(
             raise InputError("not a directory", path=directory)
         for path in listed:
             if not is_answer_log(path):
+                if path.is_symlink() and not path.exists() and \
+                        path.name.lower().endswith(ANSWER_LOG_SUFFIXES):
+                    logger.warning("%s is a link to nothing (%s); left out", path,
+                                   path.readlink())
                 continue
             name = model_name_from_path(path)
             if name in paths and name not in clashing and not _same_answers(

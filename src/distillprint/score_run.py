@@ -269,11 +269,17 @@ def _log_specs(
     for directory in directories:
         if not directory.is_dir():
             raise InputError("not a directory", path=directory, field="background-dir")
-    own = {Path(spec.spec.removeprefix("file:")).resolve()
+    own = {Path(spec.spec.removeprefix("file:")).resolve(): spec
            for spec in named if spec.spec.startswith("file:")}
     conflicts: dict[str, tuple[Path, Path]] = {}
-    paths = sorted(path for path in answer_log_paths(directories, conflicts).values()
-                   if path.resolve() not in own)
+    paths = []
+    for path in sorted(answer_log_paths(directories, conflicts).values()):
+        named_as = own.get(path.resolve())
+        if named_as is None:
+            paths.append(path)
+        else:
+            console.print(f"background {path} left out: it is the {named_as.role}'s log "
+                          f"({named_as.spec})", markup=False)
     for name, (first, second) in sorted(conflicts.items()):
         console.print(f"background {name} left out: {first} and {second} hold different "
                       "answers", markup=False)
