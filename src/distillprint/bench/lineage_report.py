@@ -50,7 +50,8 @@ def markdown_summary(result: dict[str, Any]) -> str:
         "# Lineage benchmark",
         "",
         f"{data['n_models']} models in the folders, {len(data['background'])} of them "
-        f"background, {data['n_prompts']} prompts. Verdicts: {result['verdicts']}.",
+        f"background, {data['n_prompts']} prompts. Verdicts: "
+        f"{', '.join(f'{n} {verdict}' for verdict, n in result['verdicts'].items())}.",
         "",
         "| method | AUROC | TPR@1%FPR | TPR@5%FPR | ECE | attribution |",
         "|---|---|---|---|---|---|",
