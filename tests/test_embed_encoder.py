@@ -50,8 +50,8 @@ def test_version_depends_on_settings_and_weights(encoder: SentenceEncoder) -> No
 
 
 def test_unknown_path_fails_clearly() -> None:
-    with pytest.raises(InputError, match="cannot load encoder"):
-        SentenceEncoder("/nonexistent/checkpoint").transform(["x"])
+    with pytest.raises(InputError, match="no such encoder folder: /nonexistent/checkpoint"):
+        SentenceEncoder("/nonexistent/checkpoint")  # at once, not after the run has started
 
 
 def test_a_folder_left_by_an_interrupted_run_fails_clearly(tmp_path: Path) -> None:

@@ -162,6 +162,9 @@ def embed(
 
     if (store is None) == (not responses):
         raise InputError("give exactly one of --store or --responses", field="embed")
+    if probe_set is not None and store is None:
+        raise InputError("picks among a store's probe sets; answer logs are embedded whole",
+                         field="probe-set")
     rows = rows_from_store(store, probe_set) if store else rows_from_answer_logs(responses or [])
     summary = run_embed(rows, embedder=embedder, out=out_path, cache_path=cache, device=device)
     if not summary.main_process:  # under accelerate, one summary line, from the main process

@@ -111,7 +111,8 @@ def rows_from_store(path: Path, probe_set: str | None = None) -> list[ResponseRo
             for r in store.responses(probe_set=probe_set)
         ]
     if not rows:
-        raise InputError("the response store holds no responses", path=path)
+        which = "" if probe_set is None else f" to probe set '{probe_set}'"
+        raise InputError(f"the response store holds no responses{which}", path=path)
     return rows
 
 

@@ -100,6 +100,11 @@ class SentenceEncoder:
         label: str | None = None,
     ) -> None:
         self.source = resolve_model_source(model)
+        looks_local = self.source.startswith((".", "/", "~")) or self.source.count("/") > 1
+        if looks_local and not Path(self.source).expanduser().exists():
+            # a hub id has one slash at most; otherwise the hub's error would talk about
+            # repository names instead of saying that the folder is not there
+            raise InputError(f"no such encoder folder: {self.source}", field="embedder")
         self.label = label or (PACKAGED_MINILM if model is None else str(model))
         self.max_length = max_length
         self.batch_size = batch_size
