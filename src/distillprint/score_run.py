@@ -278,8 +278,10 @@ def _log_specs(
         if named_as is None:
             paths.append(path)
         else:
-            console.print(f"background {path} left out: it is the {named_as.role}'s log "
-                          f"({named_as.spec})", markup=False)
+            given = Path(named_as.spec.removeprefix("file:"))
+            via = "" if path == given else f" ({named_as.spec}, by another path)"
+            console.print(f"background {path} left out: it is the {named_as.role}'s log{via}",
+                          markup=False)
     for name, (first, second) in sorted(conflicts.items()):
         console.print(f"background {name} left out: {first} and {second} hold different "
                       "answers", markup=False)
