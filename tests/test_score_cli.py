@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from distillprint.cli import app
 from distillprint.errors import InputError
@@ -59,6 +59,15 @@ def make_logs(tmp_path: Path, n_prompts: int = N_PROMPTS) -> dict[str, Path]:
 @pytest.fixture
 def logs(tmp_path: Path) -> dict[str, Path]:
     return make_logs(tmp_path)
+
+
+def score_logs(tmp_path: Path, logs: dict[str, Path], *options: str) -> Result:
+    """``score`` of the student against the teacher with the background folder."""
+    return CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(logs["background"]), *options,
+    ])
 
 
 def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> None:
@@ -571,11 +580,7 @@ def test_a_background_log_with_no_style_in_its_answers_is_left_out(
     """AlpacaEval ships a NullModel whose answers are one canned text; it is no reference."""
     write_log(logs["background"] / "null.jsonl", ["Sorry, no answer."] * N_PROMPTS)
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(app, [
-        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
-        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
-        "--background-dir", str(logs["background"]), "--json", str(out),
-    ])
+    result = score_logs(tmp_path, logs, "--json", str(out))
     assert result.exit_code == 0, result.output
     assert "null.jsonl left out" in result.output and "one and the same text" in result.output
     assert len(json.loads(out.read_text())["background"]) == 6
@@ -590,11 +595,7 @@ def test_a_background_model_with_no_answers_does_not_count_towards_the_backgroun
     elsewhere.write_text(json.dumps({"prompt": "another question?", "response": "An answer."})
                          + "\n")
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(app, [
-        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
-        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
-        "--background-dir", str(logs["background"]), "--json", str(out),
-    ])
+    result = score_logs(tmp_path, logs, "--json", str(out))
     assert result.exit_code == 0, result.output
     assert "elsewhere.jsonl left out" in result.output
     assert f"answered none of the {N_PROMPTS} probes" in result.output
@@ -612,11 +613,7 @@ def test_an_output_that_would_overwrite_an_input_is_refused_before_any_work(
     store = tmp_path / "s.sqlite"
     path = {"store": store, "student": logs["student"]}.get(target, tmp_path / target)
     before = logs["student"].read_bytes()
-    result = CliRunner().invoke(app, [
-        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
-        "--probes", str(logs["prompts"]), "--store", str(store),
-        "--background-dir", str(logs["background"]), option, str(path),
-    ])
+    result = score_logs(tmp_path, logs, option, str(path))
     assert isinstance(result.exception, InputError), result.output
     assert result.exception.field == option and complaint in str(result.exception)
     assert not store.exists() and logs["student"].read_bytes() == before
@@ -640,11 +637,7 @@ def test_links_in_the_background_folder_are_accounted_for(
     """A link to the suspect's own log is left out, and said; a link to nothing is said too."""
     (logs["background"] / "linked.jsonl").symlink_to(logs["student"])
     (logs["background"] / "gone.jsonl").symlink_to(tmp_path / "no-such-file.jsonl")
-    result = CliRunner().invoke(app, [
-        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
-        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
-        "--background-dir", str(logs["background"]),
-    ])
+    result = score_logs(tmp_path, logs)
     assert result.exit_code == 0, result.output
     assert "linked.jsonl left out: it is the suspect's log" in result.output
     assert "gone.jsonl is a link to nothing" in caplog.text
