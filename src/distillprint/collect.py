@@ -177,10 +177,10 @@ class _Collection:
                     task.cancel()
             if self.unreachable.is_set():
                 unsent = len(self.plan.missing) - self.sent - len(self.elsewhere)
-                which = ("the first" if not self.answered_any
-                         else "the last, after earlier answers,")
+                which = (f"the first {self.unreached} requests" if not self.answered_any
+                         else f"{self.unreached} requests in a row, after earlier answers,")
                 self.summary.errors.insert(0, (
-                    f"stopped after {which} {self.unreached} requests all failed, retries "
+                    f"stopped after {which} all failed, retries "
                     "spent: the server is unreachable or fails every request (the last "
                     f"error is below); {unsent} requests were not sent; rerun when it "
                     "answers (the store keeps what arrived)"))
