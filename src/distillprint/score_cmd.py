@@ -221,8 +221,7 @@ def _check_gate_background(
         raise InputError(
             f"a gate needs at least {needed} background models (--background, or "
             f"--background-dir, drawn down by --max-background), {given}: without them no "
-            "probability "
-            "is computed and the gate could never fire",
+            "probability is computed and the gate could never fire",
             field="fail-above",
         )
     if fail_inconclusive and available <= needed:
