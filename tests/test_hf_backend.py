@@ -250,6 +250,9 @@ def test_bad_specs_are_input_errors(tmp_path: Path) -> None:
         create_backend(f"hf:{tmp_path / 'missing'}")
     with pytest.raises(InputError, match="no GGUF file"):
         create_backend(f"gguf:{tmp_path / 'missing.gguf'}")
+    (tmp_path / "probes.gguf").write_text("name: not a model\n")
+    with pytest.raises(InputError, match="is not a GGUF file"):
+        create_backend(f"gguf:{tmp_path / 'probes.gguf'}")
 
 
 def test_threads_option_must_be_positive(chat_model_dir: Path) -> None:

@@ -89,7 +89,10 @@ def test_n_choices_are_distinct_samples() -> None:
         (b'{"messages": [{"role": "user", "content": "x"}], "stop": ["\\n"]}', "'stop'"),
         (b'{"messages": [{"role": "user", "content": "x"}], "temperature": NaN}', "temperature"),
         (b'{"messages": [{"role": "user", "content": "x"}], "top_p": 7}', "top_p"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}', "at least 1"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
+         "between 1 and 32768"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 100000000}',
+         "between 1 and 32768"),
     ],
 )
 def test_bad_requests_get_400_with_a_reason(body: bytes, message: str) -> None:

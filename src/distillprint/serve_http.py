@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from distillprint.backends.base import AnswerNotAvailable
+from distillprint.probes import MAX_TOKENS_RANGE
 from distillprint.core_types import ChatMessage, Generation, GenerationRequest, Role, SamplingParams
 from distillprint.errors import BackendError, InputError, RetryableError
 from distillprint.serve_faults import Fault
@@ -112,8 +113,10 @@ def parse_chat_request(payload: Any) -> list[GenerationRequest]:
         raise RequestRejected(400, "'temperature' must be between 0 and 2")
     if not 0.0 < params.top_p <= 1.0:
         raise RequestRejected(400, "'top_p' must be above 0 and at most 1")
-    if params.max_tokens < 1:
-        raise RequestRejected(400, f"'{tokens_key}' must be at least 1")
+    if not MAX_TOKENS_RANGE[0] <= params.max_tokens <= MAX_TOKENS_RANGE[1]:
+        # one huge request would hold the model (and every request queued behind it) for minutes
+        raise RequestRejected(400, f"'{tokens_key}' must be between {MAX_TOKENS_RANGE[0]} and "
+                                   f"{MAX_TOKENS_RANGE[1]}")
     n = _integer(payload, "n", 1)
     if not 1 <= n <= 128:
         raise RequestRejected(400, "'n' must be between 1 and 128")
@@ -157,9 +160,11 @@ def _error_for(exc: BaseException) -> RequestRejected:
         return RequestRejected(400, str(exc))
     # the upstream's address is this server's business, not its clients'
     said = _URL.sub("<upstream>", str(exc))
-    if isinstance(exc, RetryableError | concurrent.futures.CancelledError):
+    if isinstance(exc, concurrent.futures.CancelledError):
+        return RequestRejected(503, "server stopping", "overloaded_error")
+    if isinstance(exc, RetryableError):
         logger.warning("upstream failed, retryable: %s", said)
-        return RequestRejected(503, said or "server stopping", "overloaded_error")
+        return RequestRejected(503, said, "overloaded_error")
     if isinstance(exc, BackendError):
         logger.warning("upstream failed: %s", said)
         if exc.per_request:  # the upstream refused this prompt: so does this server

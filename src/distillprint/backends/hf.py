@@ -292,6 +292,10 @@ def create_gguf_backend(spec_rest: str, options: BackendOptions) -> Backend:
     path = Path(spec_rest).expanduser()
     if not path.is_file():
         raise InputError(f"no GGUF file at '{spec_rest}'", field="model spec")
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise InputError(f"'{spec_rest}' is not a GGUF file (it does not start with the "
+                             "GGUF magic bytes)", field="model spec")
     resolved = path.resolve()
     fingerprint = file_fingerprint(resolved)
     identity = ModelIdentity("gguf", str(resolved), options.revision or fingerprint)

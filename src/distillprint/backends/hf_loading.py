@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from distillprint.errors import BackendError
+from distillprint.errors import BackendError, InputError
 from distillprint.models_catalog import model_cache_dir
 
 logger = logging.getLogger(__name__)
@@ -116,10 +117,14 @@ def _write_checkpoint(gguf: Path, target: Path) -> None:
     """De-quantise ``gguf`` into a safetensors checkpoint at ``target`` (atomically)."""
     from safetensors.torch import save_model
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+    except (ValueError, struct.error, EOFError) as exc:  # truncated or not a model GGUF
+        raise InputError(f"cannot read it as a GGUF model ({type(exc).__name__}: {exc})",
+                         path=gguf, field="model spec") from None
     # a GGUF-loaded model refuses save_pretrained because of its quantization_config; the
     # weights are plain float32 already, so save them with a config that drops it
     config_dict = model.config.to_dict()
