@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from distillprint.backends.base import AnswerNotAvailable
-from distillprint.probes import MAX_TOKENS_RANGE
 from distillprint.core_types import ChatMessage, Generation, GenerationRequest, Role, SamplingParams
 from distillprint.errors import BackendError, InputError, RetryableError
+from distillprint.probes import MAX_TOKENS_RANGE
 from distillprint.serve_faults import Fault
 
 if TYPE_CHECKING:
