@@ -72,6 +72,24 @@ def test_invalid_probe_names_line_and_field(
     assert info.value.line == line
 
 
+@pytest.mark.parametrize(
+    ("original", "mutation", "field"),
+    [
+        ("max_tokens: 64", "max_tokens: true", "defaults.max_tokens"),  # not 1
+        ("max_tokens: 64", "max_tokens: '64'", "defaults.max_tokens"),
+        ("max_tokens: 64", "seed: -1", "defaults.seed"),
+        ("prompt: Who are you?", "prompt: '   '", "probes.0.prompt"),
+        ('content: "You are Bob."', 'content: " "', "probes.1.messages.0.content"),
+    ],
+)
+def test_values_that_would_be_read_as_something_else_are_refused(
+    tmp_path: Path, original: str, mutation: str, field: str
+) -> None:
+    with pytest.raises(InputError) as info:
+        load_probe_set(write(tmp_path, VALID.replace(original, mutation, 1)))
+    assert info.value.field == field
+
+
 def test_unknown_key_and_duplicate_id(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         unknown_key = VALID.replace("rationale: self", "colour: red\n    rationale: self")

@@ -641,3 +641,19 @@ def test_links_in_the_background_folder_are_accounted_for(
     assert result.exit_code == 0, result.output
     assert "linked.jsonl left out: it is the suspect's log" in result.output
     assert "gone.jsonl is a link to nothing" in caplog.text
+
+
+def test_answers_of_the_diagnostic_echo_model_are_no_background(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    """An exported echo: log (hash-generated text) reads as a model unlike any other."""
+    rows = [{"prompt": f"question number {i}?", "response": f"echo {i:x}", "probe_id": f"q{i}",
+             "model": "echo:bg"} for i in range(N_PROMPTS)]
+    (logs["background"] / "echo-bg.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "r.json"
+    result = score_logs(tmp_path, logs, "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert "echo-bg.jsonl left out: its answers come from the diagnostic echo: model" in \
+        result.output
+    assert len(json.loads(out.read_text())["background"]) == 6

@@ -120,9 +120,9 @@ def _with_budget_table(rates: dict[int, float]) -> ScoringModel:
 def test_p_value_caveat_reports_the_measured_rate_for_fewer_prompts() -> None:
     model = _with_budget_table({16: 0.15, 64: 0.07, 256: 0.04})
     caveat = p_value_caveat(model, 100, 0.05)
-    assert caveat is not None and "scored on 64" in caveat and "7.0%" in caveat
+    assert caveat is not None and "measured at 64 prompts" in caveat and "7.0%" in caveat
     below_table = p_value_caveat(model, 10, 0.05)  # fewer than the smallest budget measured
-    assert below_table is not None and "scored on 16" in below_table and "15.0%" in below_table
+    assert below_table is not None and "measured at 16 prompts" in below_table and "15.0%" in below_table
     assert p_value_caveat(model, 300, 0.05) is None  # measured at alpha there: nothing to say
     assert p_value_caveat(model, 805, 0.05) is None  # as many prompts as training
     rising = _with_budget_table({64: 0.07, 256: 0.062})

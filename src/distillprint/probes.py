@@ -14,10 +14,17 @@ from collections.abc import Iterator
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from distillprint.answers import AnswerLog, load_answer_log, model_name_from_path, read_text
 from distillprint.core_types import ChatMessage, GenerationRequest, SamplingParams, text_sha256
@@ -35,15 +42,22 @@ TEMPERATURE_RANGE = (0.0, 2.0)
 MAX_TOKENS_RANGE = (1, 32768)
 
 
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty or blank (at least 1 character that is not a space)")
+    return text
+
+
 class SamplingOverrides(BaseModel):
-    model_config = _STRICT
+    # strict: `max_tokens: true` would otherwise read as 1 and `'24'` as 24
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     temperature: float | None = Field(
         default=None, ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1]
     )
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(default=None, ge=MAX_TOKENS_RANGE[0], le=MAX_TOKENS_RANGE[1])
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0)
 
     def as_overrides(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -53,7 +67,7 @@ class ProbeMessage(BaseModel):
     model_config = _STRICT
 
     role: Literal["system", "user", "assistant"]
-    content: str = Field(min_length=1)
+    content: Annotated[str, AfterValidator(_not_blank)]
 
 
 class Probe(BaseModel):
@@ -61,7 +75,7 @@ class Probe(BaseModel):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=120)
     category: str = Field(min_length=1)
-    prompt: str | None = Field(default=None, min_length=1)
+    prompt: Annotated[str, AfterValidator(_not_blank)] | None = None
     messages: tuple[ProbeMessage, ...] | None = None
     rationale: str = Field(min_length=1)
     sampling: SamplingOverrides | None = None

@@ -161,7 +161,8 @@ def gather_evidence(
                 evidence.incomplete.append(spec.spec)
             label = backend.identity.label
             if spec.role == "background" and (
-                _name_taken(evidence, spec, label, console, said)
+                _is_diagnostic(backend, console, spec, said)
+                or _name_taken(evidence, spec, label, console, said)
                 or _repeats_a_candidate(evidence, records, console, spec, said)
                 or _carries_no_style(records, label, probe_set, console, spec, said)
             ):
@@ -239,6 +240,16 @@ def _repeats_a_candidate(
             _left_out(console, said, spec,
                       f"{same} of {len(shared)} answers are identical to {name}'s")
             return True
+    return False
+
+
+def _is_diagnostic(backend: Backend, console: Console, spec: ModelSpec, said: set[str]) -> bool:
+    """``echo:`` answers (or a log of them) are a hash of the request, written to test
+    pipelines: no model's style, so no reference for one."""
+    identity = backend.identity
+    if identity.backend == "echo" or identity.model.startswith("echo:"):
+        _left_out(console, said, spec, "its answers come from the diagnostic echo: model")
+        return True
     return False
 
 

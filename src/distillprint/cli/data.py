@@ -228,7 +228,9 @@ def responses_models(store: StoreOption) -> None:
     """Models in a store, with their response counts."""
     from distillprint.store import ResponseStore
 
-    table = Table("model", "revision", "base url", "responses")
+    # labels are what `responses export --model` takes: wrapped whole, never cut with "…"
+    table = Table(*(Column(name, overflow="fold") for name in ("model", "revision", "base url")),
+                  "responses")
     with ResponseStore(store, read_only=True) as db:
         for identity, count in db.models():
             table.add_row(identity.label, identity.revision, identity.base_url, str(count))

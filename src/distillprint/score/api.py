@@ -191,9 +191,9 @@ def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str |
     if rate is None or rate <= alpha:
         return None
     return (
-        f"p-value from {n_prompts} prompts, fewer than the scoring model's {trained}: scored "
-        f"on {row['n_prompts']}, {rate:.1%} of unrelated training pairs had p <= "
-        f"{display.setting(alpha)}"
+        f"p-value from {n_prompts} prompts, fewer than the scoring model's {trained}: "
+        f"measured at {row['n_prompts']} prompts (the nearest budget measured), {rate:.1%} of "
+        f"unrelated training pairs had p <= {display.setting(alpha)}"
     )
 
 
