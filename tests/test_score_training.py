@@ -122,7 +122,8 @@ def test_p_value_caveat_reports_the_measured_rate_for_fewer_prompts() -> None:
     caveat = p_value_caveat(model, 100, 0.05)
     assert caveat is not None and "measured at 64 prompts" in caveat and "7.0%" in caveat
     below_table = p_value_caveat(model, 10, 0.05)  # fewer than the smallest budget measured
-    assert below_table is not None and "measured at 16 prompts" in below_table and "15.0%" in below_table
+    assert below_table is not None
+    assert "measured at 16 prompts" in below_table and "15.0%" in below_table
     assert p_value_caveat(model, 300, 0.05) is None  # measured at alpha there: nothing to say
     assert p_value_caveat(model, 805, 0.05) is None  # as many prompts as training
     rising = _with_budget_table({64: 0.07, 256: 0.062})
