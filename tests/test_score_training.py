@@ -216,3 +216,28 @@ def test_an_artifact_path_that_cannot_be_written_is_refused_before_training(
     assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
     said = capsys.readouterr()
     assert "the result path is a folder" in said.err and said.out == ""  # nothing trained
+
+
+def test_pairs_of_one_label_are_refused_before_any_feature_is_computed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    pairs_csv = tmp_path / "pairs.csv"
+    rows = pairs_csv.read_text().splitlines()
+    pairs_csv.write_text("\n".join([rows[0], *(r for r in rows[1:] if r.endswith(",1"))]) + "\n")
+    assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
+    said = capsys.readouterr().err
+    assert "needs labelled pairs of both labels, 0 and 1; the file has only label 1" in said
+
+
+def test_a_second_classifier_does_not_overwrite_anothers_model_card(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = tmp_path / "artifact" / "MODEL_CARD.md"
+    card.parent.mkdir()
+    card.write_text("# Scoring model `default`\n\nThe shipped one.\n")
+    config = _config(tmp_path)  # named "synthetic", into the same folder
+    assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
+    assert "holds the card of another scoring model (Scoring model `default`)" in \
+        capsys.readouterr().err
+    assert card.read_text().endswith("The shipped one.\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from distillprint.errors import DistillprintError
 from distillprint.locations import check_result_path
-from distillprint.score.model_card import model_card
+from distillprint.score.model_card import CARD_FILE, check_card_is_ours, model_card
 from distillprint.score.training import load_classifier_config, train_scoring_model
 
 
@@ -24,9 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_classifier_config(args.config)
         check_result_path(cfg.out, field="out")  # before training, which the save would lose
+        check_card_is_ours(cfg.out.parent, cfg.name)
         model, metrics = train_scoring_model(cfg)
         model.save(cfg.out)
-        (cfg.out.parent / "MODEL_CARD.md").write_text(model_card(model))
+        (cfg.out.parent / CARD_FILE).write_text(model_card(model))
     except DistillprintError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from distillprint.errors import InputError
 from distillprint.score.model import ScoringModel
 from distillprint.score.stats import VerdictPolicy
 
@@ -41,6 +43,25 @@ def _budget_section(meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+CARD_FILE = "MODEL_CARD.md"
+
+
+def card_title(name: str) -> str:
+    return f"# Scoring model `{name}`"
+
+
+def check_card_is_ours(folder: Path, name: str) -> None:
+    """One card per folder: refuse, before training, to replace another model's card (a
+    second classifier trained into the shipped artifacts folder would overwrite its card)."""
+    card = folder / CARD_FILE
+    if not card.is_file():
+        return
+    title = card.read_text(encoding="utf-8").partition("\n")[0]
+    if title != card_title(name):
+        raise InputError(f"holds the card of another scoring model ({title.lstrip('# ')}): "
+                         f"give each classifier its own folder", path=card, field="out")
+
+
 def model_card(model: ScoringModel) -> str:
     meta = model.metadata
     data = meta.get("training_data", {})
@@ -49,7 +70,7 @@ def model_card(model: ScoringModel) -> str:
     weights = ", ".join(f"`{n}` {w:+.3f}" for n, w in zip(model.features, clf.coef_, strict=True))
     licences = "\n".join(f"- {item}" for item in data.get("licences", [])) or "- (none given)"
     hyperparameters = ", ".join(f"`{k}` {v}" for k, v in sorted(clf.get_params().items()))
-    return f"""# Scoring model `{meta.get("name", "unnamed")}`
+    return f"""{card_title(str(meta.get("name", "unnamed")))}
 
 Decides whether a suspect model was trained on a teacher's outputs from background-relative
 pair features (see `distillprint.score.pairwise`): views {", ".join(model.views)}; features

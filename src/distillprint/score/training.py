@@ -141,6 +141,11 @@ class ClassifierTrainingData:
 def training_data(cfg: ClassifierTrainConfig) -> ClassifierTrainingData:
     """The training comparison: similarity cube, features of every model, labelled rows."""
     pairs = read_pairs_csv(cfg.pairs)
+    labels = {pair.label for pair in pairs if pair.label is not None}
+    if labels != {0, 1}:  # before minutes of features, not after
+        have = "no labelled pair" if not labels else f"only label {labels.pop()}"
+        raise InputError(f"a classifier needs labelled pairs of both labels, 0 and 1; the file "
+                         f"has {have}", path=cfg.pairs, field="label")
     comparison = load_comparison(pairs, cfg.responses, cfg.max_background, cfg.seed, cfg.pairs)
     background = comparison.background
     models = comparison.ordered(pairs)
