@@ -131,7 +131,7 @@ def _start_tracking(accelerator: Accelerator, config: TrainConfig, run_id: str |
     if uses_wandb(config.logging.wandb_mode, config.logging.wandb):
         start_wandb(accelerator, config.logging.project, config.logging.wandb_mode,
                     config.output_dir, json.loads(config.model_dump_json()),
-                    id=run_id, resume="allow")
+                    mode_field="logging.wandb_mode", id=run_id, resume="allow")
 
 
 def _optimizer_and_schedule(model: Any, config: TrainConfig) -> tuple[Any, Any]:
