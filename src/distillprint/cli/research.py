@@ -39,7 +39,9 @@ def benchmark_lineage(
         typer.Option(help="auto | cv (retrain out-of-fold) | artifact (shipped model) "
                      "(default: auto)."),
     ] = None,
-    artifact: Annotated[Path | None, typer.Option(help="Scoring model for 'artifact'.")] = None,
+    artifact: Annotated[Path | None, typer.Option(
+        help="Scoring model (default: shipped): it scores the pairs in 'artifact' mode; in "
+             "'cv' its views and features are refitted out-of-fold.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache of similarity cubes.")] = None,
     report_dir: Annotated[
         Path | None, typer.Option(help="Also write a Markdown table and plots here.")
@@ -100,7 +102,8 @@ def benchmark_identify(
                      "(default: all, up to 256)."),
     ] = None,
     k: Annotated[
-        list[int] | None, typer.Option(min=1, help="Responses per query (repeatable).")
+        list[int] | None, typer.Option(
+            min=1, help="Responses per query (repeatable; default: 1, 8 and 32).")
     ] = None,
     finetuned: Annotated[Path | None, typer.Option(help="Fine-tuned encoder directory.")] = None,
     exclude_lineage: Annotated[

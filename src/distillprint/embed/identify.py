@@ -126,7 +126,9 @@ def make_draws(n_query: int, ks: Sequence[int], trials: int, seed: int) -> Draws
     draws: Draws = {}
     for k in ks:
         if k > n_query:
-            raise InputError(f"k={k} exceeds the {n_query} query responses per model")
+            raise InputError(f"k={k} exceeds the {n_query} query responses per model (half of "
+                             "the prompts; the default k is 1, 8 and 32): pass --k values up "
+                             f"to {n_query}, or more --prompts", field="k")
         if k == 1:
             draws[k] = np.arange(n_query, dtype=np.int64)[:, None]
         else:
