@@ -4,8 +4,8 @@ real LoRA fine-tuning under accelerate for a few steps, live probing into a real
 from __future__ import annotations
 
 import csv
-import re
 import json
+import re
 from pathlib import Path
 
 import pytest
