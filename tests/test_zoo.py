@@ -241,7 +241,7 @@ def test_a_build_stops_before_any_work_when_a_local_base_model_is_missing(
     recipe = RECIPE.replace("models:", f"work_dir: {tmp_path / 'work'}\nmodels:")
     path.write_text(re.sub(r"base: .*", f"base: hf:{tmp_path / 'no-such-base'}", recipe, count=1))
     config = load_zoo_config(path)
-    with pytest.raises(InputError, match="no model at 'hf:.*no-such-base'") as info:
+    with pytest.raises(InputError, match=r"no model at 'hf:.*no-such-base'") as info:
         build_zoo(config, Console(quiet=True))
     assert info.value.field == "base" and not (tmp_path / "work").exists()
 
