@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from distillprint.cli import app
 from distillprint.errors import InputError
+from distillprint.score.model import default_model
 
 N_PROMPTS = 40
 VOCAB = [f"word{index}" for index in range(24)]
@@ -88,6 +89,8 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert 'id="verdict">inconclusive<' in outputs["html"].read_text()
     assert len(report["background"]) == 6
     assert len(report["manifest"]["responses"]) == 8 * N_PROMPTS
+    # the exact classifier, which a name and version alone would not tell from a retrained one
+    assert report["manifest"]["classifier"]["artifact_sha256"] == default_model().sha256()
     assert report["probability"] is not None and report["probability"] > 0.5
     assert result.exit_code == 1, result.output  # the CI gate fires
     assert re.search(r"gate: P\(distilled\) (= 0\.\d+|> 0\.999) > 0\.5: exit 1", result.output)

@@ -23,7 +23,8 @@ from distillprint.score_run import Evidence
 
 def classifier_version(scoring: ScoringModel) -> ComponentVersion:
     name = str(scoring.metadata.get("name", "distillprint-default"))
-    return ComponentVersion(name=name, version=str(scoring.metadata.get("version", __version__)))
+    return ComponentVersion(name=name, version=str(scoring.metadata.get("version", __version__)),
+                            artifact_sha256=scoring.sha256())
 
 
 def _evidence_fields(item: CategoryEvidence | Echo, has_background: bool) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def _redact_url(url: str) -> str:
 
 # Fields added after the report and manifest hashes were (schema 1.3): an older record was
 # hashed without them, so each counts only when it holds a value.
-_ADDED_AFTER_THE_HASH = frozenset({"changed_without", "base_url"})
+_ADDED_AFTER_THE_HASH = frozenset({"changed_without", "base_url", "artifact_sha256"})
 
 
 def _without_absent_additions(value: Any) -> Any:

@@ -18,8 +18,9 @@ from distillprint.score.stats import Verdict
 # 1.1 added ``stages`` (a budget grown in stages); 1.2 added ``background_p_value`` and
 # ``teacher_lookalikes`` (how specific the match is to this teacher); 1.3 added
 # ``report_sha256`` (so that ``verify`` notices an edited verdict too); 1.4 added
-# ``changed_without`` (the leave-one-out check of a decisive verdict, as data) and each API
-# model's ``base_url`` in the manifest. Older reports still load.
+# ``changed_without`` (the leave-one-out check of a decisive verdict, as data), each API
+# model's ``base_url`` and the classifier's ``artifact_sha256`` in the manifest. Older reports
+# still load.
 REPORT_SCHEMA_VERSION: Final = "1.4"
 
 Role = Literal["teacher", "suspect", "background", "candidate"]
@@ -61,6 +62,9 @@ class ComponentVersion(_Strict):
 
     name: Label
     version: Label
+    # the exact artifact (the classifier's weights), where a name and version may be shared
+    # by a retrained model; None for components without one, and in reports older than 1.4
+    artifact_sha256: Sha256Hex | None = None
 
 
 class ModelEntry(_Strict):
@@ -233,7 +237,7 @@ class ScoreReport(_Strict):
 
 # An attribution ranks several candidate teachers where a score report judges one, so it has
 # its own record, verified like a score report (manifest and report hash). 1.1 added each API
-# model's ``base_url`` in the manifest.
+# model's ``base_url`` and the classifier's ``artifact_sha256`` in the manifest.
 ATTRIBUTION_SCHEMA_VERSION: Final = "1.1"
 
 

@@ -8,6 +8,7 @@ classifier was trained on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from distillprint.core_types import canonical_json
 from distillprint.errors import InputError
 from distillprint.score.classifier import DistillationClassifier
 from distillprint.score.pairwise import PairFeatures
@@ -96,6 +98,11 @@ class ScoringModel:
             "classifier": self.classifier.to_dict(),
             "metadata": self.metadata,
         }
+
+    def sha256(self) -> str:
+        """SHA-256 of the model's canonical JSON: it names these exact weights in a report,
+        where two models may share a name (a retrained "default")."""
+        return hashlib.sha256(canonical_json(self.to_dict()).encode("utf-8")).hexdigest()
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
