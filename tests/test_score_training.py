@@ -78,6 +78,9 @@ def test_training_script_writes_artifact_and_model_card(
     card = (tmp_path / "artifact" / "MODEL_CARD.md").read_text()
     assert "synthetic, CC0" in card and "Cross-validated metrics" in card
     assert "On fewer prompts than training used" in card and "| 16 |" in card
+    # the shipped model's measurements are not claimed for a model trained on other pairs
+    assert "nothing beyond the cross-validated metrics above was measured for it" in card
+    assert "calls 26 of" not in card
     printed = json.loads(capsys.readouterr().out)
     assert printed["auroc"] >= 0.9 and printed["attribution_total"] == 4
 

@@ -62,6 +62,33 @@ def check_card_is_ours(folder: Path, name: str) -> None:
                          f"give each classifier its own folder", path=card, field="out")
 
 
+SHIPPED_PAIRS = "lineage_dev.csv"  # the development split the shipped model is trained on
+
+
+def _limits(meta: dict[str, Any]) -> str:
+    """What was measured of the shipped model holds for models trained on its data; of any
+    other, only what its own metrics above say."""
+    n_pairs = len(meta.get("training_pairs", []))
+    pairs = str(meta.get("training_data", {}).get("pairs") or "")
+    if not pairs.endswith(SHIPPED_PAIRS):
+        return (f"- Trained on {n_pairs} pairs of `{_fmt(pairs or None)}`; nothing beyond the "
+                "cross-validated metrics above was measured for it. The shipped model, trained on "
+                "the development pairs, calls many pairs of unrelated modern assistants "
+                "`distilled` on teacher families it never saw (`evaluation/families/`); expect "
+                "the same of any model trained on few teacher families.")
+    return f"""- Trained on {n_pairs} development pairs from one teacher vendor plus
+  one other-vendor teacher; its negatives are other-vendor and human-data pairs. Sibling
+  fine-tunes of one base model or one dataset also score high: the features measure shared
+  training lineage, not the direction of distillation.
+- Measured for the shipped model (`configs/classifier/default.yaml`) on five teacher families
+  it never saw (`evaluation/families/`: Llama-3, Mistral, Qwen, Yi and Gemma-2 derivatives,
+  documented lineages): it ranks every descendant above every unrelated pair, but calls 26 of
+  54 pairs with no documented lineage `distilled` (32 before verdicts had to hold with any one
+  background model left out and blank or canned background models were left out): modern
+  assistants that share synthetic training data score as each other's students. `score` names
+  the background models that would themselves be called the teacher's students."""
+
+
 def model_card(model: ScoringModel) -> str:
     meta = model.metadata
     data = meta.get("training_data", {})
@@ -103,24 +130,13 @@ Licences of the training data:
 {_fmt(metrics.get("attribution_correct"))}/{_fmt(metrics.get("attribution_total"))} |
 {_budget_section(meta)}
 ## Limits
-- Trained on {len(meta.get("training_pairs", []))} development pairs from one teacher vendor plus
-  one other-vendor teacher; its negatives are other-vendor and human-data pairs. Sibling
-  fine-tunes of one base model or one dataset also score high: the features measure shared
-  training lineage, not the direction of distillation.
-- Measured for the shipped model (`configs/classifier/default.yaml`) on five teacher families
-  it never saw (`evaluation/families/`: Llama-3, Mistral, Qwen, Yi and Gemma-2 derivatives,
-  documented lineages): it ranks every descendant above every unrelated pair, but calls 26 of
-  54 pairs with no documented lineage `distilled` (32 before verdicts had to hold with any one
-  background model left out and blank or canned background models were left out): modern
-  assistants
-  that share synthetic training data score as each other's students. `score` names the
-  background models that would themselves be called the teacher's students.
+{_limits(meta)}
 - Probabilities are calibrated on that label mix; a population with different base rates
   needs recalibration.
 - Features, calibration and the p-value's null all come from pairs scored on every shared
   prompt. A suspect that answered fewer has noisier features, so its p-value is optimistic
-  (the table above; `score` adds the measured rate to its reasons); verdicts therefore need
-  at least {VerdictPolicy().min_prompts} shared prompts.
+  (the table above; `score` adds the measured rate to its reasons); verdicts need at least
+  {VerdictPolicy().min_prompts} shared prompts whatever this table covers.
 
 Package version {_fmt(meta.get("package_version"))}.
 """
