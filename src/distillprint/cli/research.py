@@ -138,7 +138,12 @@ def zoo_build(
     from distillprint.zoo.config import load_zoo_config
 
     recipe = load_zoo_config(config)
-    manifest = build_zoo(recipe, console)
+    try:
+        manifest = build_zoo(recipe, console)
+    except KeyboardInterrupt:
+        console.print("interrupted: rerun the same command to resume (stored answers and "
+                      "trained students are kept)", markup=False)
+        raise
     out.print(f"{len(manifest['models'])} zoo models -> {recipe.out_dir}", markup=False)
 
 
