@@ -109,6 +109,10 @@ def test_read_report_rejects_html_without_data(tmp_path: Path) -> None:
     page.write_text("<html><body>hello</body></html>")
     with pytest.raises(InputError, match="no embedded distillprint report"):
         read_report(page)
+    junit = tmp_path / "distillprint.xml"
+    junit.write_text('<?xml version="1.0" encoding="utf-8"?>\n<testsuites/>\n')
+    with pytest.raises(InputError, match="not a report: verify the --json or --report file"):
+        read_report(junit)
 
 
 def test_reports_of_schema_1_0_without_stages_still_load() -> None:

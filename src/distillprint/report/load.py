@@ -39,6 +39,9 @@ def parse_any_report(
     if text.lstrip().startswith("<"):
         match = _DATA_BLOCK.search(text)
         if match is None:
+            if text.lstrip().startswith("<?xml"):  # the --junit file: a summary, no evidence
+                raise InputError("a JUnit or other XML file, not a report: verify the --json "
+                                 "or --report file of the same run", path=source)
             raise InputError("no embedded distillprint report found in this HTML", path=source)
         text = match.group(1)
     try:
