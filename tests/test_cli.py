@@ -280,3 +280,11 @@ def test_blank_answers_are_counted_when_stored(tmp_path: Path) -> None:
                      "--store", str(tmp_path / "s.sqlite"))
     assert result.returncode == 0, result.stderr
     assert "stored 3 new (2 of the answers received were blank)" in result.stderr
+
+
+def test_probes_show_filters_by_category_and_names_an_unknown_one() -> None:
+    shown = run_cli("probes", "show", "core-v1", "--category", "identity")
+    assert shown.returncode == 0 and "probes of 179, in category identity" in shown.stdout
+    assert "[refusal]" not in shown.stdout
+    unknown = run_cli("probes", "show", "core-v1", "--category", "nosuch")
+    assert unknown.returncode == 2 and "no probe in category 'nosuch'" in unknown.stderr

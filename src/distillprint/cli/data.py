@@ -52,10 +52,15 @@ def probes_show(
     from distillprint.probes import load_probe_set
 
     probe_set = load_probe_set(probes)
-    out.print(f"[bold]{probe_set.name}[/bold] {probe_set.version}: {len(probe_set.probes)} probes")
-    for probe in probe_set.probes:
-        if category and probe.category != category:
-            continue
+    shown = [p for p in probe_set.probes if category is None or p.category == category]
+    if not shown:
+        categories = sorted({p.category for p in probe_set.probes})
+        raise InputError(f"no probe in category '{category}'; the set has {', '.join(categories)}",
+                         field="category")
+    of = "" if category is None else f" of {len(probe_set.probes)}, in category {category}"
+    out.print(f"[bold]{probe_set.name}[/bold] {probe_set.version}: {len(shown)} probes"
+              + escape(of))
+    for probe in shown:
         # Probe text may hold brackets (chat-template markup): never read it as rich markup.
         out.print(f"[cyan]{probe.id}[/cyan] {escape(f'[{probe.category}] {probe.user_prompt!r}')}")
         out.print(f"    [dim]{escape(probe.rationale)}[/dim]")
