@@ -181,6 +181,7 @@ def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[
             "pairs": str(cfg.pairs),
             "responses": [str(r) for r in cfg.responses],
             "n_background": len(background),
+            "background": sorted(background),  # the draw itself, for provenance
             "n_prompts": int(feats.shared_prompts.max()) if len(background) else 0,
             "licences": cfg.data_licences,
         },
