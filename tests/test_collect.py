@@ -119,6 +119,30 @@ async def test_a_request_another_collector_gave_up_unstored_is_asked_here(
     assert claims == 0  # a finished run leaves no claims behind
 
 
+async def test_a_failure_that_another_collector_then_answered_is_not_missing(
+    tmp_path: Path,
+) -> None:
+    from distillprint.store import ProbeContext, store_key
+
+    probes = probe_set(3)
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+
+        class AnsweredElsewhere(FakeBackend):
+            """Fails one prompt here; meanwhile another collector stores its answer."""
+
+            async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+                if requests[0].prompt == "prompt 1":
+                    store.add(self.identity, requests[0], Generation("from elsewhere"),
+                              ProbeContext(probes.name, probes.version, {}),
+                              key=store_key(self.identity, requests[0]))
+                    raise BackendError("simulated 400", per_request=True)
+                return await super().generate(requests)
+
+        summary = await collect(AnsweredElsewhere(), probes, store, retry=FAST)
+    assert (summary.stored_now, summary.failed, summary.stored_elsewhere) == (2, 0, 1)
+    assert summary.complete
+
+
 async def test_a_log_with_gaps_stores_every_answer_it_has(tmp_path: Path) -> None:
     log = tmp_path / "teacher.jsonl"
     logged = [0, 1, 3, 4]  # prompt 2 was never answered

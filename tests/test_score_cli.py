@@ -608,7 +608,7 @@ def test_a_background_model_with_no_answers_does_not_count_towards_the_backgroun
 @pytest.mark.parametrize(("option", "target", "complaint"), [
     ("--json", "store", "the response store"),
     ("--markdown", "student", "the answer log of file:"),
-    ("--report", "background/report.html", "whose every file is read as a model's answers"),
+    ("--json", "background/report.json", "would be read as a model's answers from"),
 ])
 def test_an_output_that_would_overwrite_an_input_is_refused_before_any_work(
     tmp_path: Path, logs: dict[str, Path], option: str, target: str, complaint: str
@@ -620,7 +620,26 @@ def test_an_output_that_would_overwrite_an_input_is_refused_before_any_work(
     assert isinstance(result.exception, InputError), result.output
     assert result.exception.field == option and complaint in str(result.exception)
     assert not store.exists() and logs["student"].read_bytes() == before
-    assert not (tmp_path / "background" / "report.html").exists()
+    assert not (tmp_path / "background" / "report.json").exists()
+
+
+def test_outputs_that_no_run_reads_as_answers_may_sit_beside_the_logs(
+    tmp_path: Path, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page or a note in the background folder is not an answer log; `~` in a file: spec
+    is the home folder, as the file backend reads it, and guarded as such."""
+    result = score_logs(tmp_path, logs, "--report", str(logs["background"] / "report.html"),
+                        "--markdown", str(logs["background"] / "notes" / "summary.md"))
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copy(logs["teacher"], tmp_path / "home-teacher.jsonl")
+    guarded = CliRunner().invoke(app, [
+        "score", "--teacher", "file:~/home-teacher.jsonl", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s2.sqlite"),
+        "--json", str(tmp_path / "home-teacher.jsonl"),
+    ])
+    assert isinstance(guarded.exception, InputError), guarded.output
+    assert "the answer log of file:~/home-teacher.jsonl" in str(guarded.exception)
 
 
 def test_two_outputs_on_one_path_are_refused(tmp_path: Path, logs: dict[str, Path]) -> None:

@@ -119,3 +119,15 @@ def test_a_key_variable_may_serve_one_host_only(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("OPENAI_API_KEY")
     keyless = backend("http://127.0.0.1:8003/v1")  # a loopback server may run without one
     check_keys_stay_with_their_hosts([keyless, remote], "")
+
+
+def test_a_base_url_error_never_shows_a_key_and_a_key_shaped_host_is_a_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from distillprint.backends._http import normalise_base_url
+
+    monkeypatch.setenv("OPENAI_API_KEY", "Zq8v7XwP2mK9rT4yL6nB")
+    with pytest.raises(InputError, match="Port out of range") as info:
+        normalise_base_url("http://127.0.0.1:99999/Zq8v7XwP2mK9rT4yL6nB/v1")
+    assert "Zq8v7XwP2mK9rT4yL6nB" not in str(info.value)
+    assert normalise_base_url("https://sk-llmgateway.corp.example/v1").startswith("https://sk-")

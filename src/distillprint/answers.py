@@ -287,6 +287,18 @@ def answer_log_paths(
     return {name: path for name, path in paths.items() if name not in clashing}
 
 
+def read_from_folder(path: Path, directory: Path) -> bool:
+    """Whether a file at ``path`` would be read as an answer log of ``directory`` (as
+    ``_folder_logs`` and ``is_answer_log`` list them), were it written there."""
+    path, directory = path.resolve(), directory.resolve()
+    named_as_log = path.name.lower().endswith(ANSWER_LOG_SUFFIXES)
+    if path.parent == directory:
+        return named_as_log
+    return (named_as_log and path.parent.parent == directory
+            and model_name_from_path(path) == path.parent.name
+            and path.name.lower().startswith(ALPACA_EVAL_FILE))
+
+
 def _folder_logs(directory: Path) -> Iterator[Path]:
     """The folder's files, and in its subfolders only AlpacaEval's ``model_outputs`` files
     (its results folder holds each model's answers there, beside annotation files that are

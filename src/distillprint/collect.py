@@ -160,6 +160,7 @@ class _Collection:
         self.unreached = 0
         self.unreachable = asyncio.Event()
         self.sent = 0  # requests handed to the backend (with their retries)
+        self.failed_keys: list[str] = []  # released for another collector, which may store them
 
     async def send_all(self, workers: int) -> None:
         # ``workers`` share one generator, so memory stays flat however many requests are
@@ -228,6 +229,7 @@ class _Collection:
             if isinstance(exc, BackendError) and not exc.per_request:
                 raise  # a wrong key or model fails every request alike: stop asking
             self.store.release(key for key, _ in claimed)  # another collector may try them
+            self.failed_keys.extend(key for key, _ in claimed)
             summary.failed += len(batch)
             summary.errors.append(str(exc))
             if isinstance(exc, BackendError) and not self.answered_any:
@@ -269,7 +271,9 @@ class _Collection:
         deadline = time.monotonic() + timeout_s
         while True:
             pending -= self.store.stored_keys(list(pending)) if pending else set()
-            released = self.store.claim(sorted(pending)) if pending else set()
+            # not to a server this run already gave up on: each request would cost its retries
+            gone = self.unreachable.is_set()
+            released = self.store.claim(sorted(pending)) if pending and not gone else set()
             if released:
                 pending -= released
                 taken_over += len(released)
@@ -283,6 +287,13 @@ class _Collection:
             await asyncio.sleep(0.2)
         self.summary.stored_elsewhere = len(set(self.elsewhere)) - len(pending) - taken_over
         self.summary.pending_elsewhere = len(pending)
+        # a request that failed here and that another collector then answered is not missing
+        recovered = self.store.stored_keys(self.failed_keys) if self.failed_keys else set()
+        if recovered:
+            self.summary.failed -= len(recovered)
+            self.summary.stored_elsewhere += len(recovered)
+            self.summary.errors.append(f"{len(recovered)} of the failed requests were then "
+                                       "answered by another collector on this store")
 
 
 def _log_retry(event: RetryEvent) -> None:

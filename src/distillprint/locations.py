@@ -51,13 +51,14 @@ def check_outputs(
     folders: Mapping[Path, str] | None = None,
 ) -> None:
     """Refuse, before any work, an output that would overwrite one of the run's ``inputs``
-    (path -> what it is: the response store, an answer log, the pairs CSV), land in one of
-    the ``folders`` it reads every file of (a later run would read the output as a model's
-    answers), or overwrite another output: a typo in a CI script must not turn the
-    append-only evidence store into a JSON file. ``outputs`` maps each option to its path
+    (path -> what it is: the response store, an answer log, the pairs CSV), be read as an
+    answer log of one of the ``folders`` the run reads logs from (the next run would take it
+    for a model's answers), or overwrite another output: a typo in a CI script must not turn
+    the append-only evidence store into a JSON file. ``outputs`` maps each option to its path
     (None: not asked for)."""
+    from distillprint.answers import read_from_folder
+
     guarded = {path.resolve(): what for path, what in inputs.items()}
-    read = {folder.resolve(): what for folder, what in (folders or {}).items()}
     taken: dict[Path, str] = {}
     for option, path in outputs.items():
         if path is None:
@@ -66,11 +67,11 @@ def check_outputs(
         if target in guarded:
             raise InputError(f"is {guarded[target]}, which this run reads: writing there would "
                              "destroy it; choose another path", path=path, field=option)
-        inside = next((what for folder, what in read.items() if folder in target.parents), None)
+        inside = next((what for folder, what in (folders or {}).items()
+                       if read_from_folder(target, folder)), None)
         if inside is not None:
-            raise InputError(f"is inside {inside}, whose every file is read as a model's "
-                             "answers: the next run would read this output as one; choose "
-                             "another folder", path=path, field=option)
+            raise InputError(f"would be read as a model's answers from {inside} by the next "
+                             "run; choose another name or folder", path=path, field=option)
         if target in taken:
             raise InputError(f"is also given to {taken[target]}: each output needs its own "
                              "path", path=path, field=option)

@@ -29,6 +29,7 @@ from distillprint.score_run import (
     RunSettings,
     background_log_specs,
     gather_evidence,
+    log_path,
 )
 
 
@@ -44,7 +45,7 @@ def _check_outputs(
     inputs = store_files(settings.store)
     for spec in specs:
         if spec.spec.startswith("file:"):
-            inputs[Path(spec.spec.removeprefix("file:"))] = f"the answer log of {spec.spec}"
+            inputs[log_path(spec)] = f"the answer log of {spec.spec}"
     if Path(settings.probes).is_file():
         inputs[Path(settings.probes)] = "the probe set"
     if scoring_model is not None:

@@ -46,6 +46,12 @@ class ModelSpec:
     api_key_env: str | None = None
 
 
+def log_path(spec: ModelSpec) -> Path:
+    """The answer log a ``file:`` spec names, as the file backend reads it (``~`` expanded:
+    the shell leaves a ``~`` inside ``file:~/x`` alone)."""
+    return Path(spec.spec.removeprefix("file:")).expanduser()
+
+
 @dataclass(frozen=True)
 class RunSettings:
     probes: str
@@ -280,7 +286,7 @@ def _log_specs(
     for directory in directories:
         if not directory.is_dir():
             raise InputError("not a directory", path=directory, field="background-dir")
-    own = {Path(spec.spec.removeprefix("file:")).resolve(): spec
+    own = {log_path(spec).resolve(): spec
            for spec in named if spec.spec.startswith("file:")}
     conflicts: dict[str, tuple[Path, Path]] = {}
     paths = []
@@ -289,7 +295,7 @@ def _log_specs(
         if named_as is None:
             paths.append(path)
         else:
-            given = Path(named_as.spec.removeprefix("file:"))
+            given = log_path(named_as)
             via = "" if path == given else f" ({named_as.spec}, by another path)"
             console.print(f"background {path} left out: it is the {named_as.role}'s log{via}",
                           markup=False)

@@ -42,13 +42,15 @@ def _tls_context() -> ssl.SSLContext:
 
 def normalise_base_url(url: str, *, default_path: str = "") -> str:
     """``scheme://host[:port]/path`` without a trailing slash; credentials are refused."""
+    secrets = known_secrets()
+    shown = redact(url, secrets)
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 - urlsplit checks the port only when it is read
     except ValueError as exc:  # a bad port, an unclosed IPv6 bracket
-        raise InputError(f"{exc} in '{redact(url)}'", field="base_url") from None
+        raise InputError(f"{redact(str(exc), secrets)} in '{shown}'", field="base_url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"expected an http(s) URL, got '{redact(url)}'", field="base_url")
+        raise InputError(f"expected an http(s) URL, got '{shown}'", field="base_url")
     if parts.username or parts.password:
         raise InputError(
             "the base URL must not carry credentials; put the key in an environment variable",
@@ -62,8 +64,9 @@ def normalise_base_url(url: str, *, default_path: str = "") -> str:
             "environment variable",
             field="base_url",
         )
-    if redact(url, known_secrets()) != url:
-        # the base URL is stored, listed and shown in errors: a key in its path would be too
+    if redact_values(url, secrets) != url or redact(parts.path) != parts.path:
+        # the base URL is stored, listed and shown in errors: a key in it would be too (a host
+        # named like a key, sk-gateway.example, is a host)
         raise InputError("the base URL carries a key (the value of a key variable, or "
                          "text shaped like one); keys go in environment variables only",
                          field="base_url")

@@ -34,6 +34,7 @@ def check_keys_stay_with_their_hosts(backends: Iterable[Backend], how_to_split: 
             raise InputError(
                 f"the key in {variable} would be sent to {len(where)} hosts "
                 f"({', '.join(sorted(where))}); a key goes to one host only: give the others "
-                f"their own key variable ({how_to_split}) or point them at one host",
+                f"their own key variable ({how_to_split}; a loopback server needs none: "
+                "name an unset variable) or point them at one host",
                 field=variable,
             )

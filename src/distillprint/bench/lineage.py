@@ -367,7 +367,9 @@ def run_lineage_benchmark(
         clock = time.perf_counter()
 
     if out is not None:  # before minutes of work, not after
-        check_outputs({"--out": Path(out)}, {Path(pairs_csv): "the pairs CSV"},
+        logs = {Path(d): f"the answer log --responses {d}" for d in response_dirs
+                if Path(d).is_file()}
+        check_outputs({"--out": Path(out)}, {Path(pairs_csv): "the pairs CSV", **logs},
                       {Path(d): f"--responses {d}" for d in response_dirs if Path(d).is_dir()})
     pairs = read_pairs_csv(pairs_csv)
     scoring = ScoringModel.load(cfg.artifact) if cfg.artifact else default_model()

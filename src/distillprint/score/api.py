@@ -180,7 +180,7 @@ def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str |
     ratio) the training count than that budget gets no caveat (804 of 805 prompts is not 256)."""
     table = scoring.metadata.get("budget_validity")
     trained = scoring.metadata.get("training_data", {}).get("n_prompts")
-    if not table or not trained or n_prompts >= trained:
+    if not table or not trained or n_prompts >= trained or n_prompts < 1:
         return None
     rows = table["rows"]
     below = [r for r in rows if r["n_prompts"] <= n_prompts]
@@ -188,11 +188,12 @@ def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str |
     if math.log(trained / n_prompts) < math.log(n_prompts / row["n_prompts"]):
         return None  # nearer the training count, where the p-value holds by construction
     rate = _negatives_rejected(row, alpha, table.get("alpha"))
+    which = "the largest budget not above it" if below else "the smallest budget"
     if rate is None or rate <= alpha:
         return None
     return (
         f"p-value from {n_prompts} prompts, fewer than the scoring model's {trained}: "
-        f"measured at {row['n_prompts']} prompts (the nearest budget measured), {rate:.1%} of "
+        f"measured at {row['n_prompts']} prompts ({which} measured), {rate:.1%} of "
         f"unrelated training pairs had p <= {display.setting(alpha)}"
     )
 

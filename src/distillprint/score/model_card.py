@@ -70,7 +70,7 @@ def _limits(meta: dict[str, Any]) -> str:
     other, only what its own metrics above say."""
     n_pairs = len(meta.get("training_pairs", []))
     pairs = str(meta.get("training_data", {}).get("pairs") or "")
-    if not pairs.endswith(SHIPPED_PAIRS):
+    if Path(pairs).name != SHIPPED_PAIRS:
         return (f"- Trained on {n_pairs} pairs of `{_fmt(pairs or None)}`; nothing beyond the "
                 "cross-validated metrics above was measured for it. The shipped model, trained on "
                 "the development pairs, calls many pairs of unrelated modern assistants "
