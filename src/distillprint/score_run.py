@@ -166,14 +166,16 @@ def gather_evidence(
             if not complete:
                 evidence.incomplete.append(spec.spec)
             label = backend.identity.label
+            records = _in_sample_order(records)
+            answers = _model_answers(label, records, probe_set)
             if spec.role == "background" and (
                 _is_diagnostic(backend, console, spec, said)
                 or _name_taken(evidence, spec, label, console, said)
                 or _repeats_a_candidate(evidence, records, console, spec, said)
-                or _carries_no_style(records, label, probe_set, console, spec, said)
+                or _carries_no_style(answers, probe_set, console, spec, said)
             ):
                 continue
-            _add_stored(evidence, spec, stored_identity(backend.identity), records)
+            _add_stored(evidence, spec, stored_identity(backend.identity), records, answers)
     return evidence
 
 
@@ -260,17 +262,16 @@ def _is_diagnostic(backend: Backend, console: Console, spec: ModelSpec, said: se
 
 
 def _carries_no_style(
-    records: list[StoredResponse], label: str, probe_set: ProbeSet, console: Console,
-    spec: ModelSpec, said: set[str],
+    model: ModelAnswers, probe_set: ProbeSet, console: Console, spec: ModelSpec, said: set[str],
 ) -> bool:
     """A background model with no answers, or whose answers are mostly blank or one canned
     text (AlpacaEval's NullModel, a broken endpoint), is no reference for style: every pair
     looks closer to the teacher than to it, and verdicts came to rest on it; one with no
     answers would still count towards the background a verdict needs."""
-    model = _model_answers(label, _in_sample_order(records), probe_set)
-    why = degenerate_answers(model, model.responses)
     if not model.responses:  # its collection failed, or its log answers other prompts
-        why = f"{label} answered none of the {len(probe_set.probes)} probes"
+        why: str | None = f"{model.name} answered none of the {len(probe_set.probes)} probes"
+    else:
+        why = degenerate_answers(model, model.responses)
     if why is not None:
         _left_out(console, said, spec, why)
     return why is not None
@@ -329,8 +330,10 @@ async def _collect_one(
 
 
 def _add_stored(
-    evidence: Evidence, spec: ModelSpec, identity: ModelIdentity, records: list[StoredResponse]
+    evidence: Evidence, spec: ModelSpec, identity: ModelIdentity, records: list[StoredResponse],
+    answers: ModelAnswers,
 ) -> None:
+    """``records`` in sample order, and ``answers`` built from them (``_model_answers``)."""
     label = identity.label
     if label in evidence.answers:
         holder = next(entry.spec for entry in evidence.entries if entry.label == label)
@@ -348,12 +351,11 @@ def _add_stored(
         logged = spec.spec.startswith("file:")  # stored under the command line's settings
         evidence.limits[label] = None if logged else frozenset(
             record.params.max_tokens for record in records)
-    records = _in_sample_order(records)
     evidence.digests.extend(
         response_digest(label, record.probe_id, record.sample_index, record.response)
         for record in records
     )
-    evidence.answers[label] = _model_answers(label, records, evidence.probe_set)
+    evidence.answers[label] = answers
     evidence.entries.append(ModelEntry(label=label, role=spec.role, spec=spec.spec,
                                        base_url=identity.base_url or None))
 
