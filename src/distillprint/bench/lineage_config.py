@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from distillprint.errors import InputError
-from distillprint.score.pairs import LabelledPair
+from distillprint.score.pairs import LabelledPair, missing_label
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.training import ClassifierHyperparameters, MaxBackground
 from distillprint.yamlio import load_mapping, validate_located
@@ -69,10 +69,9 @@ def load_lineage_config(path: Path | None, overrides: dict[str, Any]) -> Lineage
 
 def check_cv_labels(pairs: list[LabelledPair], source: Path, requested: str) -> None:
     """Cross-validation refits the classifier on the file's own labelled pairs."""
-    labels = {p.label for p in pairs if p.label is not None}
-    if labels == {0, 1}:
+    have = missing_label(pairs)
+    if have is None:
         return
-    have = "no labelled pair" if not labels else f"only label {labels.pop()}"
     why = ("--classifier cv refits the classifier on this file's labelled pairs"
            if requested == "cv" else
            "its labelled pairs overlap the shipped model's training pairs, so 'auto' refits "

@@ -134,6 +134,15 @@ def _pair(row: dict[Any, Any], n_columns: int, path: Path, line: int) -> Labelle
     return LabelledPair(teacher, suspect, relation, LABELS[raw])
 
 
+def missing_label(pairs: list[LabelledPair]) -> str | None:
+    """What keeps a classifier from being fitted on these pairs ("no labelled pair", "only
+    label 1"), or None when both labels are there."""
+    labels = {pair.label for pair in pairs if pair.label is not None}
+    if labels == {0, 1}:
+        return None
+    return "no labelled pair" if not labels else f"only label {labels.pop()}"
+
+
 def pair_models(pairs: list[LabelledPair]) -> set[str]:
     return {p.teacher for p in pairs} | {p.suspect for p in pairs}
 

@@ -26,7 +26,12 @@ from distillprint.score.answers import shared_prompt_ids
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.cube_cache import cached_cube
 from distillprint.score.model import ScoringModel
-from distillprint.score.pairs import LabelledPair, load_comparison, read_pairs_csv
+from distillprint.score.pairs import (
+    LabelledPair,
+    load_comparison,
+    missing_label,
+    read_pairs_csv,
+)
 from distillprint.score.pairwise import FEATURE_KINDS, MIN_BACKGROUND, PairFeatures, pair_features
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
@@ -141,9 +146,8 @@ class ClassifierTrainingData:
 def training_data(cfg: ClassifierTrainConfig) -> ClassifierTrainingData:
     """The training comparison: similarity cube, features of every model, labelled rows."""
     pairs = read_pairs_csv(cfg.pairs)
-    labels = {pair.label for pair in pairs if pair.label is not None}
-    if labels != {0, 1}:  # before minutes of features, not after
-        have = "no labelled pair" if not labels else f"only label {labels.pop()}"
+    have = missing_label(pairs)
+    if have is not None:  # before minutes of features, not after
         raise InputError(f"a classifier needs labelled pairs of both labels, 0 and 1; the file "
                          f"has {have}", path=cfg.pairs, field="label")
     comparison = load_comparison(pairs, cfg.responses, cfg.max_background, cfg.seed, cfg.pairs)
