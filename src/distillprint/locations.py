@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from distillprint.answers import read_from_folder
 from distillprint.errors import InputError
 
 #: documented in evaluation/identify/README.md; ``DISTILLPRINT_CACHE`` is still honoured.
@@ -56,8 +57,6 @@ def check_outputs(
     for a model's answers), or overwrite another output: a typo in a CI script must not turn
     the append-only evidence store into a JSON file. ``outputs`` maps each option to its path
     (None: not asked for)."""
-    from distillprint.answers import read_from_folder
-
     guarded = {path.resolve(): what for path, what in inputs.items()}
     taken: dict[Path, str] = {}
     for option, path in outputs.items():

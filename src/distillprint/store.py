@@ -251,9 +251,7 @@ class ResponseStore:
         if keys is None:
             self._db.execute(f"DELETE FROM claims WHERE {mine}", (_HOST, os.getpid()))
             return
-        wanted = list(keys)
-        for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
-            chunk = wanted[start : start + 500]
+        for chunk in _chunks(keys):
             self._db.execute(
                 f"DELETE FROM claims WHERE {mine} AND key IN ({','.join('?' * len(chunk))})",
                 (_HOST, os.getpid(), *chunk))
@@ -266,9 +264,7 @@ class ResponseStore:
     def _select_by_keys(
         self, columns: str, keys: Iterable[str], table: str = "responses"
     ) -> Iterator[Any]:
-        wanted = list(keys)
-        for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
-            chunk = wanted[start : start + 500]
+        for chunk in _chunks(keys):
             marks = ",".join("?" * len(chunk))
             query = f"SELECT {columns} FROM {table} WHERE key IN ({marks})"
             for row in self._db.execute(query, chunk):
@@ -422,6 +418,13 @@ def _response_row(
         created_at,
         __version__,
     )
+
+
+def _chunks(keys: Iterable[str], size: int = 500) -> Iterator[list[str]]:
+    """Keys in lists short enough for one statement's bound parameters (SQLite's limit)."""
+    wanted = list(keys)
+    for start in range(0, len(wanted), size):
+        yield wanted[start : start + size]
 
 
 def _row_to_record(row: sqlite3.Row) -> StoredResponse:
