@@ -16,6 +16,12 @@ CACHE_ENV = "DISTILLPRINT_CACHE_DIR"
 _LEGACY_CACHE_ENV = "DISTILLPRINT_CACHE"
 
 
+def written_as_path(text: str) -> bool:
+    """Whether a model name is written as a file-system path (``./m``, ``/m``, ``~/m``) rather
+    than as a hub id, so that a missing one is reported as a missing folder."""
+    return text.startswith((".", "/", "~"))
+
+
 def cache_root() -> Path:
     """``$DISTILLPRINT_CACHE_DIR``, else ``$DISTILLPRINT_CACHE``, else ``~/.cache/distillprint``
     (an empty variable counts as unset)."""

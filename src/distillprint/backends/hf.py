@@ -47,6 +47,7 @@ from distillprint.backends.hf_loading import (
 )
 from distillprint.core_types import ChatMessage, Generation, GenerationRequest, ModelIdentity, Usage
 from distillprint.errors import InputError
+from distillprint.locations import written_as_path
 
 DEFAULT_BATCH_SIZE = 16
 #: a base model that starts a new transcript turn has finished its answer
@@ -279,7 +280,7 @@ def create_hf_backend(spec_rest: str, options: BackendOptions) -> Backend:
         loader = partial(load_pretrained, str(resolved), device=options.device)
         return HFBackend.from_options(identity, loader, options,
                                       partial(load_tokenizer, str(resolved)))
-    if spec_rest.startswith((".", "/", "~")) or path.exists():
+    if written_as_path(spec_rest) or path.exists():
         raise InputError(f"no model directory at '{spec_rest}'", field="model spec")
     identity = ModelIdentity("hf", spec_rest, options.revision or "")
     loader = partial(load_pretrained, spec_rest, revision=options.revision, device=options.device)

@@ -18,6 +18,7 @@ import numpy as np
 
 from distillprint.embed.base import FloatArray, l2_normalize, short_hash
 from distillprint.errors import InputError
+from distillprint.locations import written_as_path
 
 if TYPE_CHECKING:
     import torch
@@ -100,7 +101,7 @@ class SentenceEncoder:
         label: str | None = None,
     ) -> None:
         self.source = resolve_model_source(model)
-        looks_local = self.source.startswith((".", "/", "~")) or self.source.count("/") > 1
+        looks_local = written_as_path(self.source) or self.source.count("/") > 1
         if looks_local and not Path(self.source).expanduser().exists():
             # a hub id has one slash at most; otherwise the hub's error would talk about
             # repository names instead of saying that the folder is not there

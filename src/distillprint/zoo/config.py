@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from distillprint.backends.registry import split_spec
 from distillprint.errors import InputError
+from distillprint.locations import written_as_path
 from distillprint.yamlio import (
     existing_path,
     load_mapping,
@@ -224,7 +225,7 @@ class ZooConfig(_Strict):
         for where, spec in named:
             prefix, _, rest = (spec or "").partition(":")
             path = Path(rest).expanduser()
-            local = rest.startswith((".", "/", "~")) or prefix == "gguf"
+            local = written_as_path(rest) or prefix == "gguf"
             if prefix in ("hf", "gguf") and local and not path.exists():
                 missing.append((where, spec or ""))
         return missing
