@@ -53,6 +53,23 @@ def test_embed_answer_logs_then_rerun_hits_cache(tmp_path: Path) -> None:
     assert json.loads(str(saved["metadata"]))["embedder"] == "stylometry"
 
 
+def test_rows_of_one_prompt_join_across_models_without_probe_ids(tmp_path: Path) -> None:
+    logs = tmp_path / "alpaca"
+    logs.mkdir()
+    for model, outputs in ANSWERS.items():
+        rows = [{"instruction": f"q{i}", "output": text} for i, text in enumerate(outputs)]
+        (logs / f"{model}.json").write_text(json.dumps(rows[::-1] if model == "terse" else rows))
+    run_embed(rows_from_answer_logs([logs]), embedder="stylometry", out=tmp_path / "v.npz",
+              cache_path=tmp_path / "cache.sqlite", progress=False)
+    saved = np.load(tmp_path / "v.npz")
+    assert set(saved["probe_id"]) == {""}
+    by_model = {
+        name: list(saved["prompt_sha256"][saved["model"] == name]) for name in ANSWERS
+    }
+    assert len(set(by_model["eager"])) == 3
+    assert by_model["terse"] == by_model["eager"][::-1]
+
+
 def test_embed_rejects_bad_output_and_embedder(tmp_path: Path) -> None:
     rows = rows_from_answer_logs([write_logs(tmp_path / "logs")])
     with pytest.raises(InputError, match=r"\.npz"):

@@ -76,7 +76,7 @@ def _round_robin_rows(responses: Path) -> list[ResponseRow]:
     logs = load_answer_dirs([responses])
     per_model = [
         [
-            ResponseRow(name, r.response, r.probe_id or "", r.sample_index)
+            ResponseRow(name, r.response, r.prompt, r.probe_id or "", r.sample_index)
             for r in logs[name].records
         ]
         for name in sorted(logs)

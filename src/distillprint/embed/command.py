@@ -2,7 +2,8 @@
 
 The CLI calls ``rows_from_store`` or ``rows_from_answer_logs`` and then ``run_embed``. The
 output is an ``.npz`` file: one row per response (``vectors``, ``model``, ``probe_id``,
-``sample_index``, ``text_sha256``), one per model (``model_names``, ``model_vectors``: the
+``prompt_sha256``, ``sample_index``, ``text_sha256``; answer logs such as AlpacaEval's carry
+no probe ids, so ``prompt_sha256`` is the key that joins rows of one prompt across models), one per model (``model_names``, ``model_vectors``: the
 mean style vector), and ``metadata`` (JSON: embedder name and version, schema, package).
 
 Under ``accelerate launch --num_processes N`` every process embeds its share of the distinct
@@ -49,6 +50,7 @@ OUTPUT_SCHEMA = 1
 class ResponseRow:
     model: str
     text: str
+    prompt: str
     probe_id: str = ""
     sample_index: int = 0
 
@@ -94,7 +96,7 @@ def rows_from_answer_logs(paths: Sequence[Path]) -> list[ResponseRow]:
     rows: list[ResponseRow] = []
     for name, file in answer_log_paths(paths).items():
         rows.extend(
-            ResponseRow(name, r.response, r.probe_id or "", r.sample_index)
+            ResponseRow(name, r.response, r.prompt, r.probe_id or "", r.sample_index)
             for r in load_answer_log(file, model=name).records
         )
     if not rows:
@@ -107,7 +109,7 @@ def rows_from_store(path: Path, probe_set: str | None = None) -> list[ResponseRo
 
     with ResponseStore(path, read_only=True) as store:
         rows = [
-            ResponseRow(r.identity.label, r.response, r.probe_id, r.sample_index)
+            ResponseRow(r.identity.label, r.response, r.prompt, r.probe_id, r.sample_index)
             for r in store.responses(probe_set=probe_set)
         ]
     if not rows:
@@ -284,6 +286,7 @@ def _write_output(
         vectors=vectors,
         model=labels,
         probe_id=np.array([row.probe_id for row in rows]),
+        prompt_sha256=np.array([text_sha256(row.prompt) for row in rows]),
         sample_index=np.array([row.sample_index for row in rows]),
         text_sha256=np.array([text_sha256(row.text) for row in rows]),
         model_names=np.array(names),
