@@ -194,6 +194,9 @@ def test_grouped_predictions_can_score_other_features_of_the_same_rows() -> None
         ({"max_background": 2}, "max_background", "greater than or equal to 3"),
         ({"validity_budgets": [0, 16]}, "validity_budgets.0", "greater than or equal to 1"),
         ({"seed": -1}, "seed", "greater than or equal to 0"),
+        ({"C": "1.0"}, "C", "valid number"),  # a quoted number is a typo, not coerced
+        ({"positive": "yes"}, "positive", "valid boolean"),
+        ({"calibration_cv": True}, "calibration_cv", "valid integer"),
         ({"pairs": "no/pairs.csv"}, "pairs", "no pairs file at 'no/pairs.csv'"),
         ({"responses": ["no/folder"]}, "responses", r"no answer folder or file at \['no/folder'\]"),
     ],

@@ -89,3 +89,32 @@ def test_a_list_is_not_also_reported_short_when_its_only_item_is_invalid(
     said = str(info.value)
     assert info.value.field == "probes.0.rationale" and "top_p (line 7)" in said
     assert "at least 1 item" not in said
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("5e-5", 5e-5), ("1.0e5", 1.0e5), ("-2E+3", -2000.0), (".5e1", 5.0), ("1e", "1e"),
+     ("v1e5", "v1e5"), ("12", 12)],
+)
+def test_exponent_numbers_read_as_yaml_1_2_does(tmp_path: Path, text: str, value: object) -> None:
+    """Configs are strict, so PyYAML's YAML 1.1 reading of ``5e-5`` as a string would refuse
+    a learning rate written the way everyone writes it."""
+    from distillprint.yamlio import parse_value
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"x: {text}\n")
+    assert load_yaml(path)["x"] == value == parse_value(text)
+    assert type(load_yaml(path)["x"]) is type(value)
+
+
+def test_a_quoted_number_is_refused_by_a_config_not_coerced(tmp_path: Path) -> None:
+    from distillprint.embed.train_config import load_train_config
+
+    path = tmp_path / "embedder.yaml"
+    path.write_text("optim:\n  steps: '50'\n  learning_rate: 5e-5\n")
+    with pytest.raises(InputError, match="valid integer") as info:
+        load_train_config(path)
+    assert (info.value.field, info.value.line) == ("optim.steps", 2)
+    path.write_text(f"data: {{response_dirs: ['{tmp_path}'], lineage_csv: null}}\n"
+                    "optim:\n  steps: 50\n  learning_rate: 5e-5\n")
+    assert load_train_config(path).optim.learning_rate == 5e-5

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Strict, ValidationError
 
 from distillprint.errors import InputError
 from distillprint.textio import decode_utf8, has_lone_surrogate
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+#: Configs are strict: ``C: "1.0"`` or ``steps: true`` is a typo to report, not a number to
+#: coerce. Unknown keys are errors too.
+STRICT_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True)
+#: A path is the one value YAML can only write as a string.
+ConfigPath = Annotated[Path, Strict(False)]
 
 
 class LocatedDict(dict[str, Any]):
@@ -63,6 +70,19 @@ def _construct_located_mapping(loader: _LocatingLoader, node: yaml.MappingNode) 
 _LocatingLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_located_mapping
 )
+# PyYAML follows YAML 1.1, where ``5e-5`` (no dot) and ``1.0e5`` (no exponent sign) are
+# strings; configs are strict, so they would be refused. YAML 1.2 and every other reader take
+# them as the numbers their authors meant.
+_LocatingLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
+
+
+def parse_value(text: str) -> Any:
+    """One value written as YAML (a command-line override), read as config files are."""
+    return yaml.load(text, Loader=_LocatingLoader)
 
 
 def load_yaml(path: Path) -> Any:

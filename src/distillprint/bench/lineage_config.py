@@ -11,7 +11,7 @@ from distillprint.errors import InputError
 from distillprint.score.pairs import LabelledPair, missing_label
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.training import ClassifierHyperparameters, MaxBackground
-from distillprint.yamlio import load_mapping, validate_located
+from distillprint.yamlio import ConfigPath, load_mapping, validate_located
 
 BaselineName = Literal["tfidf_cosine", "pos_template", "mmd"]
 
@@ -24,7 +24,7 @@ class LineageConfig(ClassifierHyperparameters):
 
     max_background: MaxBackground = 50
     classifier: Literal["auto", "cv", "artifact"] = "auto"
-    artifact: Path | None = None  # None: the scoring model shipped in the package
+    artifact: ConfigPath | None = None  # None: the scoring model shipped in the package
     # the verdict policy's own defaults, as ``score`` uses them
     alpha: float = Field(default=VerdictPolicy.alpha, gt=0, lt=1)
     distilled_above: float = Field(default=VerdictPolicy.distilled_above, ge=0, le=1)
@@ -37,7 +37,7 @@ class LineageConfig(ClassifierHyperparameters):
     pos_prompts: int = Field(default=100, ge=4)
     mmd_prompts: int = Field(default=200, ge=4)
     mmd_permutations: int = Field(default=200, ge=1)
-    cache_dir: Path | None = None
+    cache_dir: ConfigPath | None = None
 
     @model_validator(mode="after")
     def _bands_do_not_overlap(self) -> LineageConfig:

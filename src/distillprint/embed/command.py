@@ -2,9 +2,10 @@
 
 The CLI calls ``rows_from_store`` or ``rows_from_answer_logs`` and then ``run_embed``. The
 output is an ``.npz`` file: one row per response (``vectors``, ``model``, ``probe_id``,
-``prompt_sha256``, ``sample_index``, ``text_sha256``; answer logs such as AlpacaEval's carry
-no probe ids, so ``prompt_sha256`` is the key that joins rows of one prompt across models), one per model (``model_names``, ``model_vectors``: the
-mean style vector), and ``metadata`` (JSON: embedder name and version, schema, package).
+``prompt_sha256``, ``sample_index``, ``text_sha256``), one per model (``model_names``,
+``model_vectors``: the mean style vector), and ``metadata`` (JSON: embedder name and version,
+schema, package). Answer logs such as AlpacaEval's carry no probe ids, so ``prompt_sha256`` is
+the key that joins rows of one prompt across models.
 
 Under ``accelerate launch --num_processes N`` every process embeds its share of the distinct
 texts (``split_between_processes``) through its cache; the shares are gathered on the main

@@ -6,23 +6,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from distillprint.embed.data import DEFAULT_EXCLUDED, DEFAULT_SALT
 from distillprint.errors import InputError
-from distillprint.yamlio import existing_path, load_mapping, no_means_no, validate_located
+from distillprint.yamlio import (
+    STRICT_CONFIG,
+    ConfigPath,
+    existing_path,
+    load_mapping,
+    no_means_no,
+    parse_value,
+    validate_located,
+)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT_CONFIG
 
 
 class DataConfig(_Strict):
     # Each directory is one group of models that answered the same prompts (a batch is drawn
     # from one group, so same-prompt hard negatives exist in every batch).
-    response_dirs: list[Path] = Field(
+    response_dirs: list[ConfigPath] = Field(
         default=[Path("../shared/data/alpaca_eval/outputs")], min_length=1)
-    lineage_csv: Path | None = Path("../shared/data/alpaca_eval/lineage_dev.csv")
+    lineage_csv: ConfigPath | None = Path("../shared/data/alpaca_eval/lineage_dev.csv")
     holdout_models: int = Field(default=40, ge=0)
     exclude_models: list[str] = list(DEFAULT_EXCLUDED)
     max_train_models: int | None = Field(default=None, ge=2)
@@ -77,7 +85,7 @@ class LoggingConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    output_dir: Path = Path("artifacts/embedder")
+    output_dir: ConfigPath = Path("artifacts/embedder")
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     cpu: bool = False
     num_threads: int | None = Field(default=None, ge=1)
@@ -122,7 +130,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
         raise InputError(f"malformed override --set '{item}': expected KEY=VALUE with a "
                          "dotted KEY such as optim.steps=50")
     try:
-        return dotted, yaml.safe_load(raw)
+        return dotted, parse_value(raw)
     except (yaml.YAMLError, RecursionError):
         raise InputError(f"the value '{raw}' is not valid YAML",
                          field=f"--set {dotted}") from None

