@@ -46,6 +46,9 @@ test-slow: install chromium
 lint: install
 	$(VENV)/bin/ruff check src tests training evaluation
 	$(VENV)/bin/mypy
+	@# the scripts, one folder at a time: several folders hold a run.py
+	for scripts in training evaluation/*/ evaluation/run_all.py; do \
+		$(VENV)/bin/mypy $$scripts || exit 1; done
 
 LIVE := --probes core-v1 --store $(DEMO_DIR)/store.sqlite --max-tokens 48 --temperature 0
 ALPACA := ../shared/data/alpaca_eval/outputs

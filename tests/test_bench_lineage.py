@@ -314,6 +314,12 @@ def test_the_shipped_lineage_config_is_the_default_and_errors_name_the_option(
     with pytest.raises(InputError, match="greater than or equal to 1") as info:
         load_lineage_config(shipped, {"budgets": [0, 8]})
     assert info.value.field == "--budget"
+    # a result file is a config too: the one it records
+    ran = LineageConfig(seed=3, max_background=None, budgets=[8, 16])
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps({"kind": "lineage_benchmark", "auroc": 0.9,
+                                  "config": ran.model_dump(mode="json")}))
+    assert load_lineage_config(result, {"seed": 4}) == ran.model_copy(update={"seed": 4})
     typo = tmp_path / "lineage.yaml"
     typo.write_text("seed: 1\nclasifier: cv\n")
     with pytest.raises(InputError, match="Extra inputs") as info:

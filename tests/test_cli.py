@@ -95,6 +95,15 @@ def test_probes_sample_writes_a_loadable_budget_and_warns_below_the_verdict_mini
     too_many = run_cli("probes", "sample", "core-v1", "--n", "999", "--out", str(tmp_path / "x"))
     assert too_many.returncode == 2 and "cannot draw 999" in too_many.stderr
     assert not (tmp_path / "x").exists()
+    # a built-in set named by its name is as much the input as its file is
+    from distillprint.probes import probe_set_file
+
+    shipped = probe_set_file("core-v1")
+    assert shipped is not None
+    before = shipped.read_bytes()
+    over = run_cli("probes", "sample", "core-v1", "--n", "16", "--out", str(shipped))
+    assert over.returncode == 2 and "is the probe set being sampled" in over.stderr
+    assert shipped.read_bytes() == before
 
 
 @pytest.mark.parametrize("spec", ["file:", "hf: "])
@@ -288,3 +297,15 @@ def test_probes_show_filters_by_category_and_names_an_unknown_one() -> None:
     assert "[refusal]" not in shown.stdout
     unknown = run_cli("probes", "show", "core-v1", "--category", "nosuch")
     assert unknown.returncode == 2 and "no probe in category 'nosuch'" in unknown.stderr
+
+
+def test_collecting_a_log_that_answers_none_of_the_probes_is_bad_input(tmp_path: Path) -> None:
+    """As for score: the log was meant to be read on its own prompts, not core-v1's."""
+    log = tmp_path / "answers.jsonl"
+    log.write_text(json.dumps({"prompt": "Not a core-v1 prompt", "response": "Hello"}) + "\n")
+    store = tmp_path / "s.sqlite"
+    result = run_cli("collect", "--model", f"file:{log}", "--store", str(store),
+                     "--probes", "core-v1")
+    assert result.returncode == 2, result.stderr
+    assert "answers none of the 179 prompts of probe set 'core-v1'" in result.stderr
+    assert not store.exists()

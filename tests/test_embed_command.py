@@ -101,6 +101,14 @@ def test_rows_from_store(tmp_path: Path) -> None:
     ]
     with pytest.raises(InputError, match="no such distillprint response store"):
         rows_from_store(tmp_path / "none.sqlite")
+    # a second revision under the same label is another model, not more answers of the first
+    with ResponseStore(path) as store:
+        request = GenerationRequest(messages=(ChatMessage("user", "q0"),),
+                                    params=SamplingParams(), probe_id="p0")
+        store.add(ModelIdentity("file", "m1", "v2"), request, Generation("Hi"),
+                  ProbeContext("s", "1", {}))
+    assert sorted({row.model for row in rows_from_store(path)}) == [
+        "file:m1 (revision - at -)", "file:m1 (revision v2 at -)"]
 
 
 def test_answer_logs_are_named_by_their_files_as_in_the_benchmarks(tmp_path: Path) -> None:

@@ -100,6 +100,7 @@ def check_artifact(output: Path) -> None:
         assert (output / name).is_file(), name
     card = (output / "MODEL_CARD.md").read_text()
     assert "CC BY-NC 4.0" in card and "learning_rate" in card and "validation_after" in card
+    assert "Validation: top-1 identification among" in card
     commit = git_commit()  # the checkout that trained it, where there is one
     assert f"commit {commit}." in card if commit else "commit unknown" in card
     manifest = TrainingManifest.load(output)
@@ -279,6 +280,8 @@ def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
         ("optim.stepz=5", "--set optim.stepz", "Extra inputs"),
         ("optim.steps.x=5", "--set optim.steps.x", "'steps' is not a section"),
         ("optim.steps=[", "--set optim.steps", "not valid YAML"),
+        # fewer would skip validation while the card described it
+        ("data.validation_prompts=4", "--set data.validation_prompts", "at least 8 prompts"),
         ("=1", None, "malformed override --set '=1'"),
         ("optim..steps=1", None, "malformed override --set 'optim..steps=1'"),
     ],

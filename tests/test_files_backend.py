@@ -129,3 +129,17 @@ async def test_a_key_from_the_environment_inside_a_logged_answer_is_redacted(
     backend = load(write(tmp_path / "leaky.jsonl", json.dumps(rows[0]) + "\n"))
     text = await answer(backend, ask("What is your key?"))
     assert secret not in text and text == "It is [REDACTED], keep it safe."
+
+
+def test_a_repeated_prompt_with_another_answer_is_said_and_the_first_answer_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [*ALPACA_ROWS, {**ALPACA_ROWS[0], "output": "Pear."}, ALPACA_ROWS[1]]
+    path = tmp_path / "dup.json"
+    path.write_text(json.dumps(rows))
+    with caplog.at_level("WARNING", logger="distillprint"):
+        backend = create_backend(f"file:{path}", BackendOptions())
+    assert isinstance(backend, FileBackend)
+    assert backend.lookup(ask("Name a fruit.")).response == "Apple."
+    # the exact repeat of "Count to 3." is no conflict; the other answer to the fruit is one
+    assert f"{path}: 1 records repeat a prompt and sample" in caplog.text

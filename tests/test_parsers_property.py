@@ -465,6 +465,7 @@ def test_pairs_csv_extremes(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
         "self.csv": (header + b"a,b,p,1\r\na,a,p,1\r\n", 3, "its own teacher"),
         "conflict.csv": (header + b"a,b,p,1\r\na,c,p,0\r\na,b,p,0\r\n", 4, "also on line 2"),
         "extra.csv": (header + b"a,b,p,1,x\r\n", 2, "5 cells where the header has 4"),
+        "cut.csv": (header + b"a,b,p,1\r\na,c\r\n", 3, "2 cells missing: the pair has no relation"),
         "repeated.csv": (b"teacher,suspect,relation,label,label\r\na,b,p,1,0\r\n", 1, "repeated"),
         "quote.csv": (header + b'a,"b,p,1\r\na,c,p,0\r\n', 3, "malformed"),
     }

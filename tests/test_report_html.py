@@ -163,7 +163,7 @@ def test_specificity_section_lists_the_teachers_lookalikes() -> None:
     none_alike = render_html(sample_report().model_copy(update={"teacher_lookalikes": []}))
     assert "No background model would itself be called" in none_alike
     unassessed = sample_report().model_copy(update={"teacher_lookalikes": None})
-    assert "Not assessed: no background model could be scored" in render_html(unassessed)
+    assert "Not assessed: no background model answered enough" in render_html(unassessed)
     older = render_html(unassessed.model_copy(update={"schema_version": "1.1"}))
     assert 'id="specificity"' not in older
 
@@ -394,3 +394,18 @@ def test_verify_reads_the_answers_of_the_endpoint_the_report_asked(tmp_path: Pat
     result = verify_report(*report_and_store([other]))
     assert not result.ok and result.changed == []
     assert [(m.model, m.probe_id) for m in result.missing] == [("openai:m", "p")]
+
+
+def test_a_report_stripped_of_its_manifest_hash_fails_verify_as_edited(tmp_path: Path) -> None:
+    """A removed hash is an edit (exit 1), as for the result hash, not an invalid file."""
+    report, store = _stored_report(tmp_path)
+    path = write_report_json(report, tmp_path / "report.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for removed in (lambda m: m.pop("manifest_sha256"), lambda m: m.update(manifest_sha256=None)):
+        manifest = dict(data["manifest"])
+        removed(manifest)
+        path.write_text(json.dumps({**data, "manifest": manifest}), encoding="utf-8")
+        result = verify_report(path, store)
+        assert result.manifest_unhashed and not result.manifest_intact and not result.ok
+        shown = CliRunner().invoke(app, ["verify", str(path), "--store", str(store)])
+        assert shown.exit_code == 1 and "carries no hash (removed)" in shown.output

@@ -198,3 +198,32 @@ def test_an_edited_leave_one_out_record_fails_the_report_hash(
     assert report_hash(sealed) == sealed.report_sha256
     forged = sealed.model_copy(update={"changed_without": edited})
     assert report_hash(forged) != sealed.report_sha256
+
+
+def test_the_hashes_follow_the_recipe_the_readme_gives() -> None:
+    """An opposing expert must be able to recompute them without reading our code."""
+    import hashlib
+    import json
+
+    added = {"changed_without", "base_url", "artifact_sha256", "notes", "verdict_reason",
+             "stage_plan"}
+
+    def dropped(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: dropped(v) for k, v in value.items() if not (k in added and v is None)}
+        if isinstance(value, list):
+            return [dropped(v) for v in value]
+        return value
+
+    def sha256_of(value: object) -> str:
+        text = json.dumps(dropped(value), sort_keys=True, ensure_ascii=False,
+                          separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    noted = sample_report().model_copy(update={"notes": ["background é left out"]})
+    report = json.loads(seal_report(noted).model_dump_json())
+    assert report["notes"] and report["stage_plan"] is None  # one addition kept, one dropped
+    manifest = {k: v for k, v in report["manifest"].items() if k != "manifest_sha256"}
+    assert sha256_of(manifest) == report["manifest"]["manifest_sha256"]
+    assert sha256_of({k: v for k, v in report.items() if k != "report_sha256"}) == (
+        report["report_sha256"])

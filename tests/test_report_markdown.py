@@ -72,6 +72,11 @@ def test_summary_says_how_specific_the_match_is() -> None:
     assert "2 of 12: `background-model-03`, `background-model-07` |" in text
     unassessed = sample_report().model_copy(update={"teacher_lookalikes": None})
     assert "teacher's students | not assessed" in render_markdown(unassessed)
+    # the reason names what was missing: the pair's own answers, or enough background models
+    nothing = unassessed.model_copy(update={"n_prompts": 0})
+    assert "answered no prompt in common" in render_markdown(nothing)
+    few = unassessed.model_copy(update={"background": ["a", "b", "c"]})
+    assert "3 background models; scoring one of them" in render_markdown(few)
     older = unassessed.model_copy(update={"schema_version": "1.1"})
     assert "teacher's students" not in render_markdown(older)
 

@@ -58,8 +58,9 @@ def test_reasons_name_the_measured_p_value_rate_on_fewer_prompts(zoo) -> None:  
     )
     plain = score_pair(models["teacher_a"], models["student_a2"], background, model=scoring)
     noted = score_pair(models["teacher_a"], models["student_a2"], background, model=measured)
-    assert noted.reasons[: len(plain.reasons)] == plain.reasons
-    assert noted.reasons[-1].startswith("p-value from 40 prompts") and "9.0%" in noted.reasons[-1]
+    added = [reason for reason in noted.reasons if reason not in plain.reasons]
+    assert len(added) == 1 and len(noted.reasons) == len(plain.reasons) + 1
+    assert added[0].startswith("p-value from 40 prompts") and "9.0%" in added[0]
     assert noted.verdict == plain.verdict and noted.p_value == plain.p_value
 
 
@@ -302,7 +303,7 @@ def test_a_verdict_must_hold_with_any_one_background_model_left_out(zoo) -> None
     minimal = score_pair(teacher, human, background[:3], model=scoring, policy=SHORT)
     assert minimal.probability is not None and minimal.probability <= 0.2
     assert minimal.verdict == "inconclusive"
-    assert "2 are too few to judge: use at least 4" in minimal.reasons[-1]
+    assert any("2 are too few to judge: use at least 4" in r for r in minimal.reasons)
 
 
 def test_the_leave_one_out_check_is_part_of_the_result(zoo) -> None:  # type: ignore[no-untyped-def]

@@ -159,7 +159,7 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path) -> None:
     assert ranking["none_of_these"] is not None and ranking["none_of_these"] < 0.1
     assert ranking["related_candidates"] == []
     # a versioned record of what was compared, which verify checks like a score report
-    assert (ranking["kind"], ranking["schema_version"]) == ("attribution", "1.1")
+    assert (ranking["kind"], ranking["schema_version"]) == ("attribution", "1.2")
     assert len(ranking["background"]) == ranking["n_background"] > 0
     assert {m["role"] for m in ranking["manifest"]["models"]} == {
         "suspect", "candidate", "background"}
@@ -304,6 +304,13 @@ def test_staged_budget_stops_when_distilled_and_goes_on_otherwise(tmp_path: Path
     unrelated = staged(bg / "bg1.jsonl", "unrelated")  # its own log is left out of the background
     assert [s["n_prompts"] for s in unrelated["stages"]] == [64, 128, 160]
     assert all(s["verdict"] != "distilled" for s in unrelated["stages"])
+    # each look says why, and the plan (the run's alpha, every look) is on record
+    assert all(s["verdict_reason"] for s in unrelated["stages"])
+    assert unrelated["stages"][-1]["verdict_reason"] == unrelated["verdict_reason"]
+    assert unrelated["stage_plan"] == {"alpha": 0.05, "looks": [64, 128, 160],
+                                       "stop_on": "distilled"}
+    assert unrelated["notes"] == [f"background {bg / 'bg1.jsonl'} left out: it is the "
+                                  "suspect's log"]
     assert "Budget grown in stages" in (tmp_path / "unrelated.md").read_text()
     assert 'id="stages"' in (tmp_path / "unrelated.html").read_text()
     bad = CliRunner().invoke(app, ["score", "--teacher", f"file:{logs['teacher']}",
@@ -397,7 +404,7 @@ def test_failures_never_exit_1_which_means_the_gate_fired(
 
 
 def test_max_background_counts_background_models_only(tmp_path: Path) -> None:
-    from distillprint.score_run import ModelSpec, _log_specs
+    from distillprint.score_run import ModelSpec, RunNotes, _log_specs
 
     folder = tmp_path / "logs"
     folder.mkdir()
@@ -405,10 +412,17 @@ def test_max_background_counts_background_models_only(tmp_path: Path) -> None:
         (folder / f"{name}.json").write_text(json.dumps([{"instruction": "p", "output": name}]))
     named = [ModelSpec(f"file:{folder / 'teacher.json'}", "teacher"),
              ModelSpec(f"file:{folder / 'suspect.json'}", "suspect")]
-    quiet = Console(file=io.StringIO())
+    notes = RunNotes(Console(file=io.StringIO()))
     for seed in range(5):  # whatever the draw, three background logs and never a named one
-        drawn = _log_specs([folder], 3, seed, named, quiet)
+        drawn = _log_specs([folder], 3, seed, named, notes)
         assert len(drawn) == 3 and not {s.spec for s in drawn} & {s.spec for s in named}
+    assert notes.messages == [f"background {folder / name}.json left out: it is the {name}'s log"
+                              for name in ("suspect", "teacher")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _log_specs([empty], 3, 0, named, notes) == []
+    assert notes.messages[-1] == f"--background-dir {empty}: no answer logs other than the " \
+        "named models' (AlpacaEval JSON or JSONL, gzipped or not)"
 
 
 def _declare_model(path: Path, name: str) -> Path:
@@ -499,7 +513,7 @@ def test_logs_scored_on_a_probe_set_they_never_answered_get_the_way_out(
     ])  # no --probes: core-v1, whose prompts this log never saw
     assert isinstance(result.exception, InputError) and result.exception.field == "suspect"
     assert "answers none of the 179 prompts of probe set 'core-v1'" in str(result.exception)
-    assert "pass --probes with one of the logs" in str(result.exception)
+    assert "pass --probes with the log itself" in str(result.exception)
     assert not store.exists()  # refused before the teacher was asked anything
     ranked = CliRunner().invoke(app, [
         "attribute", "--suspect", "echo:s", "--teacher", f"file:{logs['teacher']}",
@@ -679,3 +693,45 @@ def test_answers_of_the_diagnostic_echo_model_are_no_background(
     assert "echo-bg.jsonl left out: its answers come from the diagnostic echo: model" in \
         result.output
     assert len(json.loads(out.read_text())["background"]) == 6
+
+
+def test_a_teacher_or_candidate_that_gives_the_suspects_very_answers_is_flagged(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    """Identical answers are the same model (a proxy, a renamed copy), which style cannot tell
+    from a student: the verdict stands, with a reason that says so."""
+    copy = shutil.copy(logs["student"], tmp_path / "copy.jsonl")
+    shutil.copy(logs["student"], logs["background"] / "copy-in-background.jsonl")
+    out = tmp_path / "copy.json"
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{copy}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(logs["background"]), "--json", str(out),
+        "--markdown", str(tmp_path / "copy.md"),
+    ])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    copied = f"{N_PROMPTS} of {N_PROMPTS} of file:student's answers are word for word file:copy's"
+    assert copied in report["verdict_reason"]
+    # a background copy is left out as before, and the report itself now says so
+    assert any("copy-in-background.jsonl left out" in note for note in report["notes"])
+    assert "**Notes:**" in (tmp_path / "copy.md").read_text()
+
+    ranking = tmp_path / "ranking.json"
+    result = CliRunner().invoke(app, [
+        "attribute", "--suspect", f"file:{logs['student']}", "--teacher", f"file:{copy}",
+        "--teacher", f"file:{logs['teacher']}", "--teacher",
+        f"file:{shutil.copy(logs['teacher'], tmp_path / 'teacher-again.jsonl')}",
+        "--teacher", f"file:{write_log(tmp_path / 'canned.jsonl', ['No.'] * N_PROMPTS)}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(logs["background"]), "--json", str(ranking),
+    ])
+    assert result.exit_code == 0, result.output
+    written = json.loads(ranking.read_text())
+    notes = written["notes"]
+    canned = next(c for c in written["candidates"] if c["teacher"] == "file:canned")
+    # left out of the ranking: no figure of it is reported, as no rendering shows one
+    assert canned["unscored"] and canned["pair_probability"] is canned["p_value"] is None
+    assert any("word for word file:copy's" in note for note in notes)
+    assert any(note.startswith("candidates file:teacher and file:teacher-again give the same")
+               for note in notes)

@@ -3,7 +3,9 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,6 +83,10 @@ def test_training_script_writes_artifact_and_model_card(
     # the shipped model's measurements are not claimed for a model trained on other pairs
     assert "nothing beyond the cross-validated metrics above was measured for it" in card
     assert "calls 26 of" not in card
+    # a handful of unrelated pairs: the card says what that does to p-values and low FPRs
+    assert f"conformal against {negatives} out-of-fold scores" in card
+    assert "Fewer than 20 unrelated pairs make that fit, not data, decide" in card
+    assert f"({negatives} negative pairs: TPR@1%FPR is the share of positives" in card
     printed = json.loads(capsys.readouterr().out)
     assert printed["auroc"] >= 0.9 and printed["attribution_total"] == 4
 
@@ -195,6 +201,7 @@ def test_grouped_predictions_can_score_other_features_of_the_same_rows() -> None
         ({"validity_budgets": [0, 16]}, "validity_budgets.0", "greater than or equal to 1"),
         ({"seed": -1}, "seed", "greater than or equal to 0"),
         ({"C": "1.0"}, "C", "valid number"),  # a quoted number is a typo, not coerced
+        ({"name": "../../evil"}, "name", "should match pattern"),
         ({"positive": "yes"}, "positive", "valid boolean"),
         ({"calibration_cv": True}, "calibration_cv", "valid integer"),
         ({"pairs": "no/pairs.csv"}, "pairs", "no pairs file at 'no/pairs.csv'"),
@@ -247,3 +254,70 @@ def test_a_second_classifier_does_not_overwrite_anothers_model_card(
     assert "holds the card of another scoring model (Scoring model `default`)" in \
         capsys.readouterr().err
     assert card.read_text().endswith("The shipped one.\n")
+
+
+def test_budgets_that_leave_no_fewer_prompts_table_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The table would be dropped silently while the card pointed to it."""
+    config = _config(tmp_path, validity_budgets=[2000])
+    assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
+    said = capsys.readouterr().err
+    assert "every budget ([2000]) is at or above the 30 prompts" in said
+    assert "validity_budgets" in said
+
+
+def test_a_p_value_against_few_unrelated_pairs_says_how_thin_it_is() -> None:
+    import copy
+
+    from distillprint.score.api import thin_null_caveat
+
+    model = copy.deepcopy(default_model())
+    assert thin_null_caveat(model, 1e-4) is None  # the shipped model's 40 unrelated pairs
+    model.classifier.null_scores_ = model.classifier.null_scores_[:3]
+    extrapolated = thin_null_caveat(model, 1e-4)
+    assert extrapolated is not None and "rests on only 3 unrelated training pairs" in extrapolated
+    assert "below their rank floor 0.25 it is extrapolated" in extrapolated
+    assert "moves in steps of 0.25" in str(thin_null_caveat(model, 0.5))
+
+
+def _shipped_artifact() -> dict[str, object]:
+    path = ROOT / "src" / "distillprint" / "score" / "artifacts" / "default.json"
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("damage", "field", "message"),
+    [
+        (lambda d: d.update(classifier="x"), "classifier", "must be an object"),
+        (lambda d: d.update(features=[]), "features", "at least 1 item"),
+        (lambda d: d.update(features=["mean.glob", "mean.srnak", "mean.trank"]), None,
+         r"unknown feature\(s\) \['mean.srnak'\]"),
+        (lambda d: d["classifier"].update(coef=[1.0]), None, "coef has 1 values for 3 features"),
+        (lambda d: d["classifier"].update(classes=[0]), "classifier.classes", r"must be \[0, 1\]"),
+        (lambda d: d["classifier"]["params"].update(C="1"), "classifier.params.C", "valid number"),
+        (lambda d: d.update(metadata="x"), "metadata", "valid dictionary"),
+        (lambda d: d.update(schema_version="1"), "schema_version", "reads schema_version 1"),
+    ],
+)
+def test_a_damaged_scoring_model_is_bad_input_naming_the_field(
+    tmp_path: Path, damage: Callable[[dict[str, Any]], None], field: str | None, message: str
+) -> None:
+    data = _shipped_artifact()
+    damage(data)
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=message) as info:
+        ScoringModel.load(path)
+    assert info.value.field == field and info.value.path == str(path)
+    path.write_text("[]")
+    with pytest.raises(InputError, match="holds no JSON object"):
+        ScoringModel.load(path)
+
+
+def test_infinite_settings_are_refused(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    config.write_text(config.read_text().replace('"calibration_cv": 3', '"C": .inf'))
+    with pytest.raises(InputError, match="finite number") as info:
+        load_classifier_config(config)
+    assert info.value.field == "C"

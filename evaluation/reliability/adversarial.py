@@ -43,7 +43,7 @@ from distillprint.score.answers import ModelAnswers, shared_prompt_ids
 from distillprint.score.api import PairScore, compare, pair_score_from_features
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import choose_background, read_pairs_csv
-from distillprint.score_run import ModelSpec, Role, RunSettings, gather_evidence
+from distillprint.score_run import ModelSpec, Role, RunNotes, RunSettings, gather_evidence
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[2] / "shared" / "data" / "alpaca_eval"
@@ -195,7 +195,7 @@ def gather(
     roles: dict[str, Role] = {n: "background" if n in background else "suspect" for n in paths}
     specs = [ModelSpec(f"file:{p}", roles[n]) for n, p in paths.items()]
     settings = RunSettings(probes=str(files[PROBES]), store=store)
-    evidence = gather_evidence(specs, settings, console)
+    evidence = gather_evidence(specs, settings, RunNotes(console))
     by_spec = {entry.spec: evidence.answers[entry.label] for entry in evidence.entries}
     return {n: by_spec[f"file:{p}"] for n, p in paths.items()}
 

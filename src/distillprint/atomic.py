@@ -14,11 +14,24 @@ def replaced_atomically(target: Path) -> Iterator[Path]:
     """A temporary path beside ``target`` to write to; renamed onto ``target`` when the block
     succeeds, deleted when it fails. Each call gets its own hidden name, so two runs writing the
     same target never share a temporary file, and globs for the target's pattern skip it."""
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                        suffix=".tmp")
+    except OSError as exc:  # name the file asked for, not a hidden temporary one
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(handle)
     tmp = Path(name)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); the result should be as readable as any
+        # other file the user writes (the umask's mode), or keep the mode it replaces
+        os.chmod(tmp, target.stat().st_mode & 0o7777 if target.exists() else _new_file_mode())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _new_file_mode() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return 0o666 & ~mask

@@ -13,8 +13,10 @@ from rich.console import Console
 from tqdm import tqdm
 
 from distillprint.backends import Backend, BackendOptions, create_backend
+from distillprint.backends.files import FileBackend
 from distillprint.collect import CollectionPlan, CollectionSummary, collect, plan_collection
 from distillprint.core_types import SamplingParams
+from distillprint.errors import InputError
 from distillprint.probes import ProbeSet, load_probe_set
 from distillprint.store import ResponseStore, stored_identity
 
@@ -47,8 +49,24 @@ def run_collect(options: CollectOptions, console: Console) -> CollectionSummary:
             threads=options.threads, api_key_env=options.api_key_env,
         ),
     )
+    if isinstance(backend, FileBackend):
+        check_log_answers_some(options.model, backend, probe_set, field="model")
     with resumable(console):
         return asyncio.run(_collect(backend, probe_set, options, console))
+
+
+def check_log_answers_some(
+    spec: str, backend: FileBackend, probe_set: ProbeSet, field: str
+) -> None:
+    """Before anything is stored or asked: a named answer log that answers none of the probe
+    set's prompts was meant to be read on its own prompts."""
+    if not any(backend.has_answer(request) for request in probe_set.requests(1)):
+        raise InputError(
+            f"{spec} answers none of the {len(probe_set.probes)} prompts of "
+            f"probe set '{probe_set.name}'; to read a log on its own prompts, pass --probes with "
+            "the log itself (AlpacaEval JSON or the project's JSONL)",
+            field=field,
+        )
 
 
 @contextmanager

@@ -24,6 +24,9 @@ def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) 
     """Write ``records`` to ``out`` (format by suffix) through a temporary file, so a failed
     export leaves no half file and never touches the store it reads."""
     suffix = out.suffix.lower()
+    if out.is_dir():
+        raise InputError("is a folder: name the file to write (.jsonl or .parquet)", path=out,
+                         field="--out")
     if suffix not in FORMATS:
         raise InputError(f"unknown export format '{out.suffix}': use {' or '.join(FORMATS)}",
                          field="--out")

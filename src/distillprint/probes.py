@@ -232,6 +232,12 @@ def builtin_probe_sets() -> dict[str, Path]:
     return found
 
 
+def probe_set_file(name_or_path: str | Path) -> Path | None:
+    """The file a probe set is read from (a built-in set's by its name); None if unknown."""
+    path = Path(name_or_path)
+    return path if path.is_file() else builtin_probe_sets().get(str(name_or_path))
+
+
 def load_probe_set(name_or_path: str | Path) -> ProbeSet:
     """A built-in set by name, a YAML file, or an AlpacaEval JSON prompt list."""
     path = Path(name_or_path)

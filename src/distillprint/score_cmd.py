@@ -13,22 +13,30 @@ from rich.table import Table
 
 from distillprint.errors import EXIT_INCOMPLETE, InputError
 from distillprint.locations import check_outputs, store_files
+from distillprint.probes import probe_set_file
 from distillprint.report.junit import crosses_gate, is_failure, write_junit
 from distillprint.report.load import write_report_json
 from distillprint.report.render_html import render_attribution_html
 from distillprint.report.render_markdown import render_attribution_markdown
-from distillprint.report.schema import Stage
+from distillprint.report.schema import Stage, StagePlan
 from distillprint.score import display
 from distillprint.score.api import DEFAULT_POLICY, PairScore, attribute, score_pair
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.stats import Verdict, VerdictPolicy
-from distillprint.score_report import build_attribution_report, build_report, write_outputs
+from distillprint.score_report import (
+    build_attribution_report,
+    build_report,
+    stage_of,
+    write_outputs,
+)
 from distillprint.score_run import (
     Evidence,
     ModelSpec,
+    RunNotes,
     RunSettings,
     background_log_specs,
     gather_evidence,
+    is_a_copy,
     log_path,
 )
 
@@ -46,8 +54,9 @@ def _check_outputs(
     for spec in specs:
         if spec.spec.startswith("file:"):
             inputs[log_path(spec)] = f"the answer log of {spec.spec}"
-    if Path(settings.probes).is_file():
-        inputs[Path(settings.probes)] = "the probe set"
+    probe_file = probe_set_file(settings.probes)
+    if probe_file is not None:
+        inputs[probe_file] = "the probe set"
     if scoring_model is not None:
         inputs[scoring_model] = "the scoring model"
     check_outputs(outputs, inputs, {folder: f"--background-dir {folder}"
@@ -85,13 +94,12 @@ def _score_once(
     settings: RunSettings,
     scoring: ScoringModel,
     alpha: float,
-    console: Console,
-    said: set[str],
+    notes: RunNotes,
 ) -> tuple[PairScore, Evidence, list[str]]:
-    evidence = gather_evidence(specs, settings, console, said)
+    evidence = gather_evidence(specs, settings, notes)
     teacher_label, suspect_label = list(evidence.answers)[:2]
     background_labels = _background_labels(evidence, [teacher_label, suspect_label])
-    console.print(
+    notes.console.print(
         f"scoring {suspect_label} against {teacher_label} "
         f"with {len(background_labels)} background models",
         markup=False,
@@ -104,9 +112,9 @@ def _score_once(
         policy=VerdictPolicy(alpha=alpha),
         cache_dir=settings.cube_cache,
     )
-    caveat = evidence.truncation_caveat(suspect_label, teacher_label)
-    if caveat is not None:
-        pair = replace(pair, reasons=(*pair.reasons, caveat))
+    caveats = (evidence.identical_caveat(suspect_label, teacher_label),
+               evidence.truncation_caveat(suspect_label, teacher_label))
+    pair = replace(pair, reasons=(*pair.reasons, *filter(None, caveats)))
     return pair, evidence, background_labels
 
 
@@ -134,8 +142,9 @@ def score_command(
     _check_outputs({"--report": html, "--json": json_path, "--markdown": markdown,
                     "--junit": junit}, named, settings, scoring_model)
     scoring = _scoring(scoring_model)
+    run_notes = RunNotes(console)
     # the folders are read once, not once per look: their notes are said once too
-    specs = [*named, *background_log_specs(settings, named, console)]
+    specs = [*named, *background_log_specs(settings, named, run_notes)]
     settings = replace(settings, background_dirs=())
     if fail_above is not None:
         _check_gate_background(sum(spec.role == "background" for spec in specs),
@@ -147,19 +156,16 @@ def score_command(
         console.print(f"note: --stage {beyond[0]} is not below the probe set's {n_probes} "
                       "probes, so that look is the whole set", markup=False)
     stages: list[Stage] = []
-    said: set[str] = set()
     for look in looks:
         step = replace(settings, probe_limit=look)
         pair, evidence, background_labels = _score_once(
-            specs, step, scoring, alpha / len(looks), console, said
+            specs, step, scoring, alpha / len(looks), run_notes
         )
         if fail_above is not None:
             # logs left out while reading them (copies of the teacher's or suspect's answers,
             # names already taken) can leave fewer than the count checked before collection
             _check_gate_background(len(background_labels), fail_inconclusive, after_reading=True)
-        stages.append(Stage(n_prompts=pair.n_prompts, alpha=pair.alpha,
-                            probability=pair.probability, p_value=pair.p_value,
-                            verdict=pair.verdict))
+        stages.append(stage_of(pair))
         if len(looks) > 1:
             console.print(f"stage {len(stages)} of {len(looks)}: {pair.n_prompts} prompts, "
                           f"{pair.verdict} at alpha {pair.alpha:.4g}", markup=False)
@@ -170,8 +176,10 @@ def score_command(
     gate = {} if fail_above is None else {"fail_above": fail_above}
     pair = replace(pair, reasons=(*pair.reasons, *notes),
                    thresholds={**pair.thresholds, **gate})
-    report = build_report(pair, evidence, scoring, background_labels,
-                          stages=stages if len(looks) > 1 else None)
+    plan = StagePlan(alpha=alpha, looks=[look or n_probes for look in looks],
+                     stop_on=staging.stop_on) if len(looks) > 1 else None
+    report = build_report(pair, evidence, scoring, background_labels, notes=run_notes.messages,
+                          stages=stages if plan is not None else None, stage_plan=plan)
     # the CI system's files first: the HTML (plots) is the likeliest to fail, and must not
     # take the JUnit and JSON down with it
     if junit is not None:
@@ -234,6 +242,23 @@ def _check_gate_background(
         )
 
 
+def _candidate_caveats(evidence: Evidence, suspect: str, candidates: list[str]) -> list[str]:
+    """What weakens the ranking: a candidate that is the suspect itself, two candidates that
+    are one model (they split its weight between them), answers cut on one side only."""
+    remarks = [caveat for label in candidates for caveat in (
+        evidence.identical_caveat(suspect, label), evidence.truncation_caveat(suspect, label))
+        if caveat is not None]
+    for index, first in enumerate(candidates):
+        for second in candidates[index + 1:]:
+            same, shared = evidence.answers[first].identical_answers(evidence.answers[second])
+            if is_a_copy(same, shared):
+                remarks.append(
+                    f"candidates {first} and {second} give the same answer to {same} of "
+                    f"{shared} prompts: they are one model (or copies of one log), so the "
+                    "ranking splits that model's weight between them")
+    return remarks
+
+
 def attribute_command(
     *,
     suspect: ModelSpec,
@@ -252,7 +277,8 @@ def attribute_command(
     _check_outputs({"--report": html, "--json": json_path, "--markdown": markdown}, named,
                    settings, scoring_model)
     scoring = _scoring(scoring_model)
-    evidence = gather_evidence(named, settings, console)
+    run_notes = RunNotes(console)
+    evidence = gather_evidence(named, settings, run_notes)
     labels = list(evidence.answers)
     suspect_label, teacher_labels = labels[0], labels[1 : 1 + len(teachers)]
     background_labels = _background_labels(evidence, [suspect_label, *teacher_labels])
@@ -278,10 +304,9 @@ def attribute_command(
     none_of_these = result.none_of_these
     table.add_row("-", "none of these", display.fraction(none_of_these), "", "")
     out.print(table)
-    for label in teacher_labels:
-        caveat = evidence.truncation_caveat(suspect_label, label)
-        if caveat is not None:
-            out.print(f"note: {caveat}", markup=False)
+    remarks = _candidate_caveats(evidence, suspect_label, teacher_labels)
+    for remark in remarks:
+        out.print(f"note: {remark}", markup=False)
     for candidate in result.candidates:
         if candidate.unscored:
             out.print(f"note: {candidate.teacher} is left out of the ranking: "
@@ -308,7 +333,8 @@ def attribute_command(
                   "these' weighs only the candidates named, so it cannot rule these out; name "
                   "them with --teacher to rank them too", markup=False)
     report = build_attribution_report(result, evidence, scoring, teacher_labels,
-                                      background_labels, DEFAULT_POLICY)
+                                      background_labels, DEFAULT_POLICY,
+                                      [*run_notes.messages, *remarks])
     if json_path is not None:
         console.print(f"wrote {write_report_json(report, json_path)}")
     if markdown is not None:

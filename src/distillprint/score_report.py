@@ -41,12 +41,29 @@ def _finite(values: dict[str, float | None]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
 
 
+def _left_out_cases(pair: PairScore) -> list[schema.LeftOutCase] | None:
+    if pair.changed_without is None:
+        return None
+    return [schema.LeftOutCase(**asdict(case)) for case in pair.changed_without]
+
+
+def stage_of(pair: PairScore) -> schema.Stage:
+    """One look of a budget grown in stages, with the reasons for its verdict."""
+    return schema.Stage(n_prompts=pair.n_prompts, alpha=pair.alpha, probability=pair.probability,
+                        p_value=pair.p_value, verdict=pair.verdict,
+                        verdict_reason="; ".join(pair.reasons),
+                        changed_without=_left_out_cases(pair))
+
+
 def build_report(
     pair: PairScore,
     evidence: Evidence,
     scoring: ScoringModel,
     background: list[str],
+    *,
+    notes: list[str],
     stages: list[schema.Stage] | None = None,
+    stage_plan: schema.StagePlan | None = None,
 ) -> ScoreReport:
     labels = [pair.teacher, pair.suspect, *background]
     return seal_report(ScoreReport(
@@ -62,9 +79,7 @@ def build_report(
         alpha=pair.alpha,
         verdict=pair.verdict,
         verdict_reason="; ".join(pair.reasons),
-        changed_without=None if pair.changed_without is None else [
-            schema.LeftOutCase(**asdict(case)) for case in pair.changed_without
-        ],
+        changed_without=_left_out_cases(pair),
         background_p_value=pair.background_p_value,
         teacher_lookalikes=None if pair.teacher_lookalikes is None else [
             schema.Lookalike(**asdict(item)) for item in pair.teacher_lookalikes
@@ -85,6 +100,8 @@ def build_report(
         ],
         fingerprint_map=[schema.MapPoint(**asdict(p)) for p in pair.fingerprint_map],
         stages=stages,
+        stage_plan=stage_plan,
+        notes=notes,
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
     ))
 
@@ -96,6 +113,7 @@ def build_attribution_report(
     candidates: list[str],
     background: list[str],
     policy: VerdictPolicy,
+    notes: list[str],
 ) -> AttributionReport:
     labels = [result.suspect, *candidates, *background]
     return seal_report(AttributionReport(
@@ -107,9 +125,10 @@ def build_attribution_report(
         candidates=[
             schema.CandidateScore(
                 teacher=c.teacher,
+                # a candidate left out has figures that say nothing (as every rendering shows)
                 posterior=None if c.unscored else c.posterior,
-                pair_probability=c.pair_probability,
-                p_value=c.p_value,
+                pair_probability=None if c.unscored else c.pair_probability,
+                p_value=None if c.unscored else c.p_value,
                 unscored=c.unscored,
             )
             for c in result.candidates
@@ -121,6 +140,7 @@ def build_attribution_report(
         n_background=result.n_background,
         alpha=policy.alpha,
         thresholds=_finite({k: float(v) for k, v in asdict(policy).items()}),
+        notes=notes,
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
     ))
 

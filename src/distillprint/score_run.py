@@ -21,7 +21,7 @@ from distillprint.backends import Backend, BackendOptions, create_backend
 from distillprint.backends.files import FileBackend
 from distillprint.backends.keys import check_keys_stay_with_their_hosts
 from distillprint.collect import plan_collection
-from distillprint.collect_run import collect_with_progress, resumable
+from distillprint.collect_run import check_log_answers_some, collect_with_progress, resumable
 from distillprint.core_types import ModelIdentity, SamplingParams
 from distillprint.errors import InputError
 from distillprint.probes import ProbeSet, load_probe_set, sample_probe_set
@@ -81,6 +81,14 @@ class RunSettings:
         return probe_set.with_sampling(temperature=self.temperature, max_tokens=self.max_tokens)
 
 
+#: a model whose answers are this much identical to another's is that model (or a copy of it)
+DUPLICATE_SHARE = 0.5
+
+
+def is_a_copy(same: int, shared: int) -> bool:
+    return shared > 0 and same >= DUPLICATE_SHARE * shared
+
+
 # One side's answers mostly cut at the token limit while the other's rarely are: the
 # lengths differ by the limit, not by the models.
 MOSTLY_CUT = 0.5
@@ -116,6 +124,17 @@ class Evidence:
                 "stopped at the token limit: answers cut to different lengths look less alike "
                 "than the models are; collect both with the same --max-tokens")
 
+    def identical_caveat(self, first: str, second: str) -> str | None:
+        """A model that gives another's very answers is that model (the same weights behind
+        another name or endpoint, or a copy of its log), which no score of style can tell
+        from a student: say so beside the verdict."""
+        same, shared = self.answers[first].identical_answers(self.answers[second])
+        if not is_a_copy(same, shared):
+            return None
+        return (f"{same} of {shared} of {first}'s answers are word for word {second}'s: it may "
+                f"be {second} itself (the same model behind another name or endpoint, or a "
+                "copy of its answers) rather than a student of it")
+
     def manifest_for(self, labels: Sequence[str], classifier: ComponentVersion) -> Manifest:
         wanted = set(labels)
         return build_manifest(
@@ -129,17 +148,33 @@ class Evidence:
         )
 
 
+@dataclass
+class RunNotes:
+    """Inputs a run left out, and why: each said once on the console however many looks read
+    it, and kept for the report, so that the report alone names what it did not use."""
+
+    console: Console
+    said: dict[str, str] = field(default_factory=dict)
+
+    def say(self, about: str, message: str) -> None:
+        if about not in self.said:
+            self.said[about] = message
+            self.console.print(message, markup=False)
+
+    @property
+    def messages(self) -> list[str]:
+        return list(self.said.values())
+
+
 def gather_evidence(
-    specs: Sequence[ModelSpec], settings: RunSettings, console: Console,
-    said: set[str] | None = None,
+    specs: Sequence[ModelSpec], settings: RunSettings, notes: RunNotes,
 ) -> Evidence:
     """Validate every input first, then collect what the store lacks for each spec.
 
-    ``said`` carries the background models already said to be left out across calls (the
-    looks of a budget grown in stages), so each is said once."""
-    said = set() if said is None else said
+    ``notes`` is shared by the calls of one run (the looks of a budget grown in stages)."""
+    console = notes.console
     probe_set = settings.probe_set()
-    specs = [*specs, *background_log_specs(settings, specs, console)]
+    specs = [*specs, *background_log_specs(settings, specs, notes)]
     backends = [
         (spec, create_backend(spec.spec, BackendOptions(
             base_url=spec.base_url, timeout_s=settings.timeout_s, batch_size=settings.batch_size,
@@ -169,10 +204,10 @@ def gather_evidence(
             records = _in_sample_order(records)
             answers = _model_answers(label, records, probe_set)
             if spec.role == "background" and (
-                _is_diagnostic(backend, console, spec, said)
-                or _name_taken(evidence, spec, label, console, said)
-                or _repeats_a_candidate(evidence, records, console, spec, said)
-                or _carries_no_style(answers, probe_set, console, spec, said)
+                _is_diagnostic(backend, notes, spec)
+                or _name_taken(evidence, spec, label, notes)
+                or _repeats_a_candidate(evidence, answers, notes, spec)
+                or _carries_no_style(answers, probe_set, notes, spec)
             ):
                 continue
             _add_stored(evidence, spec, stored_identity(backend.identity), records, answers)
@@ -184,85 +219,65 @@ def _check_logs_answer_the_probes(
 ) -> None:
     """Before anything is collected (a paid API teacher, say): a named answer log that answers
     none of the probe set's prompts was meant to be scored on its own prompts."""
-    requests = list(probe_set.requests(1))
     for spec, backend in backends:
-        if spec.role == "background" or not isinstance(backend, FileBackend):
-            continue
-        if not any(backend.has_answer(request) for request in requests):
-            raise InputError(
-                f"{spec.spec} answers none of the {len(probe_set.probes)} prompts of probe set "
-                f"'{probe_set.name}'; to score logs on their own prompts, pass --probes with "
-                "one of the logs (AlpacaEval JSON or the project's JSONL)",
-                field=_OPTION_OF_ROLE.get(spec.role, spec.role),
-            )
+        if spec.role != "background" and isinstance(backend, FileBackend):
+            check_log_answers_some(spec.spec, backend, probe_set,
+                                   _OPTION_OF_ROLE.get(spec.role, spec.role))
 
 
 def background_log_specs(
-    settings: RunSettings, named: Sequence[ModelSpec], console: Console
+    settings: RunSettings, named: Sequence[ModelSpec], notes: RunNotes
 ) -> list[ModelSpec]:
     """The background models the settings' ``--background-dir`` folders contribute."""
     return _log_specs(settings.background_dirs, settings.max_background, settings.seed, named,
-                      console)
+                      notes)
 
 
-def _left_out(console: Console, said: set[str], spec: ModelSpec, why: str) -> None:
-    """Say why a background model is left out, once per run however many looks."""
-    if spec.spec not in said:
-        said.add(spec.spec)
-        console.print(f"background {spec.spec} left out: {why}", markup=False)
+def _left_out(notes: RunNotes, spec: ModelSpec, why: str) -> None:
+    notes.say(spec.spec, f"background {spec.spec} left out: {why}")
 
 
 def _name_taken(
-    evidence: Evidence, spec: ModelSpec, label: str, console: Console, said: set[str]
+    evidence: Evidence, spec: ModelSpec, label: str, notes: RunNotes
 ) -> bool:
     """Answers are keyed by model name, so a background log whose file declares a name
     already in use (another snapshot logged under the same API alias, say) cannot join."""
     if label not in evidence.answers:
         return False
     holder = next(entry.spec for entry in evidence.entries if entry.label == label)
-    _left_out(console, said, spec, f"it declares the model name of {holder} ('{label}')")
+    _left_out(notes, spec, f"it declares the model name of {holder} ('{label}')")
     return True
 
 
 # the command-line option that names a model in each role (``attribute``'s candidates)
 _OPTION_OF_ROLE = {"candidate": "teacher"}
 
-#: a background log this much identical to a teacher's or suspect's answers is that model
-DUPLICATE_SHARE = 0.5
-
-
 def _repeats_a_candidate(
-    evidence: Evidence, records: list[StoredResponse], console: Console, spec: ModelSpec,
-    said: set[str],
+    evidence: Evidence, answers: ModelAnswers, notes: RunNotes, spec: ModelSpec
 ) -> bool:
     """A copy of the suspect (or teacher) in the background folder would hide the very
     similarity the score measures; leave it out, loudly."""
-    answers = {(r.probe_id, r.sample_index): r.response for r in records}
     named = [entry.label for entry in evidence.entries if entry.role != "background"]
     for name in named:
-        model = evidence.answers[name]
-        shared = [(pid, i) for pid, samples in model.responses.items()
-                  for i, _ in enumerate(samples) if (pid, i) in answers]
-        same = sum(model.responses[pid][i] == answers[(pid, i)] for pid, i in shared)
-        if shared and same >= DUPLICATE_SHARE * len(shared):
-            _left_out(console, said, spec,
-                      f"{same} of {len(shared)} answers are identical to {name}'s")
+        same, shared = answers.identical_answers(evidence.answers[name])
+        if is_a_copy(same, shared):
+            _left_out(notes, spec, f"{same} of {shared} answers are identical to {name}'s")
             return True
     return False
 
 
-def _is_diagnostic(backend: Backend, console: Console, spec: ModelSpec, said: set[str]) -> bool:
+def _is_diagnostic(backend: Backend, notes: RunNotes, spec: ModelSpec) -> bool:
     """``echo:`` answers (or a log of them) are a hash of the request, written to test
     pipelines: no model's style, so no reference for one."""
     identity = backend.identity
     if identity.backend == "echo" or identity.model.startswith("echo:"):
-        _left_out(console, said, spec, "its answers come from the diagnostic echo: model")
+        _left_out(notes, spec, "its answers come from the diagnostic echo: model")
         return True
     return False
 
 
 def _carries_no_style(
-    model: ModelAnswers, probe_set: ProbeSet, console: Console, spec: ModelSpec, said: set[str],
+    model: ModelAnswers, probe_set: ProbeSet, notes: RunNotes, spec: ModelSpec
 ) -> bool:
     """A background model with no answers, or whose answers are mostly blank or one canned
     text (AlpacaEval's NullModel, a broken endpoint), is no reference for style: every pair
@@ -273,13 +288,13 @@ def _carries_no_style(
     else:
         why = degenerate_answers(model, model.responses)
     if why is not None:
-        _left_out(console, said, spec, why)
+        _left_out(notes, spec, why)
     return why is not None
 
 
 def _log_specs(
     directories: Sequence[Path], max_background: int | None, seed: int,
-    named: Sequence[ModelSpec], console: Console,
+    named: Sequence[ModelSpec], notes: RunNotes,
 ) -> list[ModelSpec]:
     """Each answer log in the folders is one background model, read like any ``file:`` spec.
     The logs of the models ``named`` (teacher, suspect, candidates) are left out before the
@@ -298,11 +313,15 @@ def _log_specs(
         else:
             given = log_path(named_as)
             via = "" if path == given else f" ({named_as.spec}, by another path)"
-            console.print(f"background {path} left out: it is the {named_as.role}'s log{via}",
-                          markup=False)
+            notes.say(str(path), f"background {path} left out: it is the {named_as.role}'s "
+                                 f"log{via}")
     for name, (first, second) in sorted(conflicts.items()):
-        console.print(f"background {name} left out: {first} and {second} hold different "
-                      "answers", markup=False)
+        notes.say(name, f"background {name} left out: {first} and {second} hold different "
+                        "answers")
+    if directories and not paths and not conflicts:
+        listed = ", ".join(map(str, directories))
+        notes.say(listed, f"--background-dir {listed}: no answer logs other than the named "
+                          "models' (AlpacaEval JSON or JSONL, gzipped or not)")
     if max_background is not None and len(paths) > max_background:
         paths = sorted(random.Random(seed).sample(paths, max_background))
     return [ModelSpec(f"file:{path}", "background") for path in paths]

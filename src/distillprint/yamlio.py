@@ -16,8 +16,8 @@ from distillprint.textio import decode_utf8, has_lone_surrogate
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 #: Configs are strict: ``C: "1.0"`` or ``steps: true`` is a typo to report, not a number to
-#: coerce. Unknown keys are errors too.
-STRICT_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True)
+#: coerce; ``.inf`` and ``.nan`` are no setting. Unknown keys are errors too.
+STRICT_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 #: A path is the one value YAML can only write as a string.
 ConfigPath = Annotated[Path, Strict(False)]
 

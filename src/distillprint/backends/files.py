@@ -5,7 +5,8 @@ request is answered by the record with the same probe id and prompt (two probes 
 user turn and differ in their system prompt), else by the record whose prompt equals the
 request's last user turn exactly; in both cases the sample index must match too,
 so a log with one answer per prompt never passes its sample 0 off as sample 1. When several
-records share a key the first one wins, as in ``AnswerLog.by_prompt``. No match raises
+records share a key the first one wins, as in ``AnswerLog.by_prompt`` (and the run warns when
+their answers differ). No match raises
 ``AnswerNotAvailable``. Logs do not say why an answer ended, so the finish reason is
 ``"unknown"``. The revision is a hash of the file's bytes: editing the log changes every key.
 A log may hold a key by accident (an echoed header, a pasted config): the values of the
@@ -16,6 +17,7 @@ backend, as the HTTP backends do, so they reach neither the store nor a report.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from distillprint.errors import InputError
 from distillprint.secrets import known_secrets, redact_values
 
 _REVISION_HEX_CHARS = 16
+logger = logging.getLogger(__name__)
 
 
 class FileBackend(Backend):
@@ -42,10 +45,17 @@ class FileBackend(Backend):
         self._secrets = known_secrets()
         self._by_probe: dict[tuple[str, int], AnswerRecord] = {}
         self._by_prompt: dict[tuple[str, int], AnswerRecord] = {}
+        conflicting = 0
         for record in log.records:
             if record.probe_id:
                 self._by_probe.setdefault((record.probe_id, record.sample_index), record)
-            self._by_prompt.setdefault((record.prompt, record.sample_index), record)
+            first = self._by_prompt.setdefault((record.prompt, record.sample_index), record)
+            conflicting += first.response != record.response and not record.probe_id
+        if conflicting:
+            # which answer a duplicated prompt gets is a choice the log's author may not expect
+            logger.warning("%s: %d records repeat a prompt and sample of an earlier record with "
+                           "another answer; the first answer of each is used", self.path,
+                           conflicting)
 
     def _find(self, request: GenerationRequest) -> AnswerRecord | None:
         index = request.sample_index

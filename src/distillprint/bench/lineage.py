@@ -231,7 +231,8 @@ def _baselines(
                 for p in labelled
             ],
         }
-        log(f"baseline {name}: AUROC {out[name]['auroc']}")
+        auroc = out[name]["auroc"]
+        log(f"baseline {name}: AUROC {'n/a' if auroc is None else f'{auroc:.3f}'}")
     return out
 
 

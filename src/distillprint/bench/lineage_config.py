@@ -61,6 +61,8 @@ def load_lineage_config(path: Path | None, overrides: dict[str, Any]) -> Lineage
     """A YAML config (or the defaults) with command-line values on top; an error in either
     names the file line or the option."""
     tree = load_mapping(path) if path is not None else {}
+    if tree.get("kind") == "lineage_benchmark" and isinstance(tree.get("config"), dict):
+        tree = tree["config"]  # a result file (JSON is YAML): rerun with the config it records
     tree.update(overrides)
     options = {key: "--" + _OPTION_NAMES.get(key, key).replace("_", "-") for key in overrides}
     return validate_located(LineageConfig, tree, path or Path("<command line>"),

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from distillprint.bench.metrics import fpr_resolution_note
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -44,6 +46,11 @@ def _method_rows(result: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _resolution_lines(n_negative: int | None) -> list[str]:
+    note = fpr_resolution_note(n_negative)
+    return [] if note is None else ["", f"({note}.)"]
+
+
 def markdown_summary(result: dict[str, Any]) -> str:
     data = result["data"]
     lines = [
@@ -56,6 +63,7 @@ def markdown_summary(result: dict[str, Any]) -> str:
         "| method | AUROC | TPR@1%FPR | TPR@5%FPR | ECE | attribution |",
         "|---|---|---|---|---|---|",
         *_method_rows(result),
+        *_resolution_lines(result.get("n_negative")),
         "",
         "## p-values (share of pairs with p <= alpha)",
         "",

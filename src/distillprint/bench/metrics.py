@@ -39,6 +39,17 @@ def tpr_at_fpr(labels: ArrayLike, scores: ArrayLike, max_fpr: float) -> float | 
     return float(tpr[fpr <= max_fpr + 1e-12].max())
 
 
+def fpr_resolution_note(n_negative: int | None) -> str | None:
+    """What TPR at a low FPR means when the negatives are too few to reach that FPR: with
+    40 negatives one false positive is already 2.5%, so TPR@1%FPR is the TPR at none."""
+    if not n_negative or n_negative >= 100:
+        return None
+    allowed = int(0.05 * n_negative + 1e-9)
+    at_5 = ("none" if allowed == 0 else f"{allowed}")
+    return (f"{n_negative} negative pairs: TPR@1%FPR is the share of positives ranked above "
+            f"every negative (zero false positives); TPR@5%FPR allows {at_5}")
+
+
 def expected_calibration_error(
     labels: ArrayLike, probabilities: ArrayLike, n_bins: int = 10
 ) -> float | None:

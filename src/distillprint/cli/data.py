@@ -74,10 +74,16 @@ def probes_sample(
     seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
 ) -> None:
     """Draw a seeded, category-stratified subset of a probe set (a query budget)."""
-    from distillprint.probes import load_probe_set, sample_probe_set, write_probe_set
+    from distillprint.probes import (
+        load_probe_set,
+        probe_set_file,
+        sample_probe_set,
+        write_probe_set,
+    )
     from distillprint.score.stats import VerdictPolicy
 
-    if Path(probes).exists() and out_path.resolve() == Path(probes).resolve():
+    source = probe_set_file(probes)
+    if source is not None and out_path.resolve() == source.resolve():
         raise InputError("is the probe set being sampled: write the subset elsewhere",
                          path=out_path, field="--out")
     subset = sample_probe_set(load_probe_set(probes), n, seed)

@@ -176,7 +176,10 @@ def verify(
             out.print("checked: the data embedded in the page and its visible text, which is "
                       "as distillprint wrote it", markup=False)
         return
-    if not result.manifest_intact:
+    if result.manifest_unhashed:
+        out.print("the manifest carries no hash (removed), so its record of the evidence "
+                  "cannot be checked", markup=False)
+    elif not result.manifest_intact:
         out.print("the manifest itself was edited (its hash does not match)", markup=False)
     if result.unhashed:
         out.print("the report carries no result hash (removed, or written by an older "

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ import numpy as np
 
 from distillprint import __version__
 from distillprint.answers import answer_log_paths, load_answer_log
-from distillprint.core_types import text_sha256
+from distillprint.core_types import ModelIdentity, text_sha256
 from distillprint.embed.base import Embedder, FloatArray
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.combined import CombinedEmbedder
@@ -109,14 +110,24 @@ def rows_from_store(path: Path, probe_set: str | None = None) -> list[ResponseRo
     from distillprint.store import ResponseStore
 
     with ResponseStore(path, read_only=True) as store:
-        rows = [
-            ResponseRow(r.identity.label, r.response, r.prompt, r.probe_id, r.sample_index)
-            for r in store.responses(probe_set=probe_set)
-        ]
+        records = list(store.responses(probe_set=probe_set))
+    names = _one_name_per_model({r.identity for r in records})
+    rows = [ResponseRow(names[r.identity], r.response, r.prompt, r.probe_id, r.sample_index)
+            for r in records]
     if not rows:
         which = "" if probe_set is None else f" to probe set '{probe_set}'"
         raise InputError(f"the response store holds no responses{which}", path=path)
     return rows
+
+
+def _one_name_per_model(identities: set[ModelIdentity]) -> dict[ModelIdentity, str]:
+    """Each model's label, or where several stored models share one (two revisions, two
+    endpoints) the label with its revision and endpoint: one mean vector per model, never a
+    mean over two."""
+    sharing = Counter(identity.label for identity in identities)
+    return {identity: identity.label if sharing[identity.label] == 1 else
+            f"{identity.label} (revision {identity.revision or '-'} at "
+            f"{identity.base_url or '-'})" for identity in identities}
 
 
 def process_state() -> PartialState | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from distillprint import __version__
-from distillprint.embed.train_config import TrainConfig
+from distillprint.embed.train_config import MIN_VALIDATION_PROMPTS, TrainConfig
 from distillprint.embed.train_data import TrainingData
 from distillprint.provenance import git_commit
 
@@ -31,6 +31,15 @@ def _bullets(pairs: dict[str, Any]) -> str:
     return "\n".join(f"- `{key}`: {value}" for key, value in pairs.items())
 
 
+def _validation_text(data: TrainingData, metrics: dict[str, Any]) -> str:
+    if data.validation is None or not metrics.get("validation_before"):
+        return ("Validation: not run (turned off, or fewer than "
+                f"{MIN_VALIDATION_PROMPTS} held-out prompts common to the validation models).")
+    return (f"Validation: top-1 identification among {len(data.validation.models)} training "
+            "models on held-out prompts (prompt-centred cosine to a fingerprint), before and "
+            "after fine-tuning.")
+
+
 def render_model_card(config: TrainConfig, data: TrainingData, metrics: dict[str, Any]) -> str:
     sources = [DATA_LICENCES["alpaca_eval"]]
     if data.sharegpt:
@@ -47,7 +56,9 @@ def render_model_card(config: TrainConfig, data: TrainingData, metrics: dict[str
 A sentence encoder fine-tuned so that responses of the same chat model land together
 whatever their content: supervised contrastive loss on model identity, with other models'
 answers to the same prompt as hard negatives. Use with mean pooling and L2 normalisation
-(`distillprint.embed.SentenceEncoder("{config.output_dir}")`).
+(`distillprint.embed.SentenceEncoder("{config.output_dir}")`). It was trained on answers cut
+to {config.model.max_length} tokens; the encoder reads up to 256 by default (`max_length`),
+as the identification benchmark does.
 
 ## Base model
 `{config.model.base_model}`. {BASE_LICENCE}
@@ -69,9 +80,7 @@ Data settings:
 {_bullets(hyper)}
 
 ## Metrics
-Validation: top-1 identification among {len(data.validation.models) if data.validation else 0}
-training models on held-out prompts (prompt-centred cosine to a fingerprint), before and
-after fine-tuning.
+{_validation_text(data, metrics)}
 
 {_bullets(metrics)}
 

@@ -28,7 +28,7 @@ from distillprint.embed.checkpoints import (
     save_checkpoint,
 )
 from distillprint.embed.modelcard import write_model_card
-from distillprint.embed.train_config import TrainConfig
+from distillprint.embed.train_config import MIN_VALIDATION_PROMPTS, TrainConfig
 from distillprint.embed.train_data import Batch, GridSampler, TrainingData, load_training_data
 from distillprint.errors import InputError
 from distillprint.tracking import start_wandb, uses_wandb
@@ -321,7 +321,8 @@ def _validate(
     from distillprint.embed.identify import identify, make_draws
 
     group = data.validation
-    if group is None or not accelerator.is_main_process or len(group.prompts) < 8:
+    if group is None or not accelerator.is_main_process or (
+            len(group.prompts) < MIN_VALIDATION_PROMPTS):
         return {}
     half = len(group.prompts) // 2
     # The bare module: a DDP wrapper would wait for a collective the other ranks never join.

@@ -25,6 +25,10 @@ class _Strict(BaseModel):
     model_config = STRICT_CONFIG
 
 
+#: validation fingerprints each model on half of its prompts and queries with the other half
+MIN_VALIDATION_PROMPTS = 8
+
+
 class DataConfig(_Strict):
     # Each directory is one group of models that answered the same prompts (a batch is drawn
     # from one group, so same-prompt hard negatives exist in every batch).
@@ -39,6 +43,15 @@ class DataConfig(_Strict):
     sharegpt_answers: int = Field(default=0, ge=0)
     validation_models: int = Field(default=12, ge=0)
     validation_prompts: int = Field(default=24, ge=0)
+
+    @field_validator("validation_prompts")
+    @classmethod
+    def _enough_to_validate(cls, prompts: int) -> int:
+        # fewer would skip validation silently, while the card describes it
+        if 0 < prompts < MIN_VALIDATION_PROMPTS:
+            raise ValueError(f"validation needs at least {MIN_VALIDATION_PROMPTS} prompts (half "
+                             "for fingerprints, half for queries); 0 turns it off")
+        return prompts
 
     @field_validator("response_dirs")
     @classmethod

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from distillprint.report.schema import CategoryEvidence, Echo
+from distillprint.report.schema import CategoryEvidence, Echo, ScoreReport
+from distillprint.score.pairwise import MIN_BACKGROUND
 
 
 def category_excess(item: CategoryEvidence) -> float:
@@ -21,3 +22,14 @@ def rank_categories(categories: list[CategoryEvidence]) -> list[CategoryEvidence
 def ranked_echoes(echoes: list[Echo]) -> list[Echo]:
     """Strongest echo first: closeness to the teacher beyond closeness to the background."""
     return sorted(echoes, key=lambda e: e.similarity - (e.background_mean or 0.0), reverse=True)
+
+
+def lookalikes_unassessed(report: ScoreReport) -> str:
+    """Why the teacher's look-alikes were not assessed (``teacher_lookalikes`` is None)."""
+    if report.n_prompts == 0:
+        return "the suspect and the teacher answered no prompt in common, so nothing was scored"
+    n_background = len(report.background)
+    if n_background <= MIN_BACKGROUND:
+        return (f"{n_background} background models; scoring one of them against the teacher "
+                f"needs {MIN_BACKGROUND} others")
+    return "no background model answered enough of the teacher's prompts to be scored against it"

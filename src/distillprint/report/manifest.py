@@ -58,6 +58,8 @@ class VerifyResult(BaseModel):
 
     ok: bool
     manifest_intact: bool
+    # the manifest carries no hash: removed (every report is written with one)
+    manifest_unhashed: bool = False
     report_intact: bool | None = None
     # HTML reports only: whether the page's visible text is as written; None for JSON reports
     page_intact: bool | None = None
@@ -96,8 +98,10 @@ def _redact_url(url: str) -> str:
 
 
 # Fields added after the report and manifest hashes were (schema 1.3): an older record was
-# hashed without them, so each counts only when it holds a value.
-_ADDED_AFTER_THE_HASH = frozenset({"changed_without", "base_url", "artifact_sha256"})
+# hashed without them, so each counts only when it holds a value (README, "Checking a
+# report's hashes by hand").
+_ADDED_AFTER_THE_HASH = frozenset({"changed_without", "base_url", "artifact_sha256", "notes",
+                                   "verdict_reason", "stage_plan"})
 
 
 def _without_absent_additions(value: Any) -> Any:
@@ -202,6 +206,7 @@ def verify_manifest(manifest: Manifest, current_digests: Iterable[ResponseDigest
     return VerifyResult(
         ok=intact and not (changed or missing),
         manifest_intact=intact,
+        manifest_unhashed=manifest.manifest_sha256 is None,
         changed=changed,
         missing=missing,
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from distillprint.report.evidence import rank_categories, ranked_echoes
+from distillprint.report.evidence import lookalikes_unassessed, rank_categories, ranked_echoes
 from distillprint.report.plots import render_plots
 from distillprint.report.schema import AttributionReport, Manifest, ScoreReport
 from distillprint.report.seal import BLANK_PAGE_SEAL, seal_page
@@ -119,6 +119,7 @@ def render_html(report: ScoreReport) -> str:
         verdict_style=VERDICT_STYLE[report.verdict],
         plots=render_plots(report),
         standing=background_standing(report),
+        lookalikes_unassessed=lookalikes_unassessed(report),
         categories=rank_categories(report.per_category),
         echoes=ranked_echoes(report.echoes),
         features=sorted(report.features.items()),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from distillprint.report.evidence import rank_categories, ranked_echoes
+from distillprint.report.evidence import lookalikes_unassessed, rank_categories, ranked_echoes
 from distillprint.report.render_html import format_number
 from distillprint.report.schema import AttributionReport, CategoryEvidence, Echo, ScoreReport
 from distillprint.score.display import fraction, p_value, percent, probability_cuts, setting
@@ -67,7 +67,13 @@ def _summary_lines(report: ScoreReport) -> list[str]:
         *_specificity_rows(report),
         "",
         f"**Why:** {plain(report.verdict_reason)}",
+        *_note_lines(report.notes),
     ]
+
+
+def _note_lines(notes: list[str] | None) -> list[str]:
+    """What the run left out or flagged beside the result, one bullet each."""
+    return ["", "**Notes:**", "", *(f"- {plain(note)}" for note in notes)] if notes else []
 
 
 def _named_at(report: ScoreReport, label: str) -> str:
@@ -100,7 +106,7 @@ def _specificity_rows(report: ScoreReport) -> list[str]:
         if report.schema_version in ("1.0", "1.1"):  # written before it was measured
             return []
         return ["| Background models that also score as the teacher's students | "
-                "not assessed: no background model could be scored against the teacher |"]
+                f"not assessed: {_cell(lookalikes_unassessed(report))} |"]
     lookalikes = [item.model for item in report.teacher_lookalikes]
     listed = f": {_named(lookalikes)}" if lookalikes else ""
     return [
@@ -151,15 +157,22 @@ def _stage_lines(report: ScoreReport) -> list[str]:
         "",
         "### Budget grown in stages",
         "",
-        "| Prompts | α | Probability | p-value | Verdict |",
-        "|---:|---:|---:|---:|---|",
+        "| Prompts | α | Probability | p-value | Verdict | Why |",
+        "|---:|---:|---:|---:|---|---|",
     ]
     for stage in report.stages:
         lines.append(
             f"| {stage.n_prompts} | {setting(stage.alpha)} | "
             f"{percent(stage.probability, probability_cuts(report.thresholds))} | "
-            f"{p_value(stage.p_value, [stage.alpha])} | {stage.verdict} |"
+            f"{p_value(stage.p_value, [stage.alpha])} | {stage.verdict} | "
+            f"{_cell(stage.verdict_reason or '')} |"
         )
+    plan = report.stage_plan
+    if plan is not None:
+        looks = ", ".join(map(str, plan.looks))
+        lines += ["", f"Planned looks at {looks} prompts, α {setting(plan.alpha)} for the whole "
+                      f"run split evenly between them; stop at the first "
+                      f"{'decisive' if plan.stop_on == 'any' else 'distilled'} verdict."]
     return lines
 
 
@@ -202,6 +215,7 @@ def render_attribution_markdown(report: AttributionReport) -> str:
         notes.append(f"the suspect also scores as distilled from {len(report.background_teachers)}"
                      f" background model(s) not among the candidates ({named}); 'none of these'"
                      " weighs only the candidates named")
+    notes += [plain(note) for note in report.notes or []]
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     lines += ["", f"{report.n_background} background models; manifest SHA-256 "

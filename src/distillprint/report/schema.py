@@ -19,9 +19,10 @@ from distillprint.score.stats import Verdict
 # ``teacher_lookalikes`` (how specific the match is to this teacher); 1.3 added
 # ``report_sha256`` (so that ``verify`` notices an edited verdict too); 1.4 added
 # ``changed_without`` (the leave-one-out check of a decisive verdict, as data), each API
-# model's ``base_url`` and the classifier's ``artifact_sha256`` in the manifest. Older reports
-# still load.
-REPORT_SCHEMA_VERSION: Final = "1.4"
+# model's ``base_url`` and the classifier's ``artifact_sha256`` in the manifest; 1.5 added
+# ``notes`` (inputs the run left out, and why), each stage's reason and leave-one-out cases,
+# and ``stage_plan``. Older reports still load.
+REPORT_SCHEMA_VERSION: Final = "1.5"
 
 Role = Literal["teacher", "suspect", "background", "candidate"]
 
@@ -102,7 +103,9 @@ class Manifest(_Strict):
     embedder: ComponentVersion
     package_version: str
     created_at: UtcTimestamp
-    manifest_sha256: Sha256Hex
+    # always written; a report whose hash was removed still loads, so that ``verify`` can say
+    # so and fail (exit 1) as for any other edit, rather than call the file invalid
+    manifest_sha256: Sha256Hex | None = None
 
     @model_validator(mode="after")
     def _digests_name_known_models(self) -> Manifest:
@@ -183,10 +186,23 @@ class Stage(_Strict):
     probability: Probability | None
     p_value: Probability | None
     verdict: Verdict
+    # why this look's verdict, and the background models that would change a decisive one, as
+    # for the report's own verdict; None in reports older than 1.5
+    verdict_reason: str | None = None
+    changed_without: list[LeftOutCase] | None = None
+
+
+class StagePlan(_Strict):
+    """How the budget was to grow: the alpha set for the whole run, split evenly between the
+    planned looks (Bonferroni), and when to stop."""
+
+    alpha: float = Field(gt=0.0, lt=1.0)
+    looks: list[int] = Field(min_length=2)  # prompts at each planned look, the last all of them
+    stop_on: Literal["distilled", "any"]
 
 
 class ScoreReport(_Strict):
-    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4"] = REPORT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"] = REPORT_SCHEMA_VERSION
     created_at: UtcTimestamp
     package_version: str
     teacher: Label
@@ -221,6 +237,10 @@ class ScoreReport(_Strict):
     attribution: list[Attribution] | None = None
     # every look when the budget was grown in stages; the report's own fields are the last
     stages: list[Stage] | None = None
+    stage_plan: StagePlan | None = None
+    # inputs the run left out and why (background logs that copy the teacher's answers, say):
+    # the models used are in ``background`` and the manifest; None in reports older than 1.5
+    notes: list[str] | None = None
     manifest: Manifest
     # SHA-256 of every other field (canonical JSON); None in reports older than 1.3
     report_sha256: Sha256Hex | None = None
@@ -237,8 +257,9 @@ class ScoreReport(_Strict):
 
 # An attribution ranks several candidate teachers where a score report judges one, so it has
 # its own record, verified like a score report (manifest and report hash). 1.1 added each API
-# model's ``base_url`` and the classifier's ``artifact_sha256`` in the manifest.
-ATTRIBUTION_SCHEMA_VERSION: Final = "1.1"
+# model's ``base_url`` and the classifier's ``artifact_sha256`` in the manifest; 1.2 added
+# ``notes`` (inputs left out, candidates that give the same answers, cut answers).
+ATTRIBUTION_SCHEMA_VERSION: Final = "1.2"
 
 
 class CandidateScore(_Strict):
@@ -261,7 +282,7 @@ class RelatedPair(_Strict):
 
 class AttributionReport(_Strict):
     kind: Literal["attribution"] = "attribution"
-    schema_version: Literal["1.0", "1.1"] = ATTRIBUTION_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2"] = ATTRIBUTION_SCHEMA_VERSION
     created_at: UtcTimestamp
     package_version: str
     suspect: Label
@@ -279,6 +300,8 @@ class AttributionReport(_Strict):
     # would be inconclusive for thin evidence)
     alpha: float = Field(gt=0.0, lt=1.0)
     thresholds: dict[str, float]
+    # what the run left out or found worth saying beside the ranking; None before 1.2
+    notes: list[str] | None = None
     manifest: Manifest
     report_sha256: Sha256Hex | None = None
 

@@ -46,6 +46,14 @@ class ModelAnswers:
             {p: self.prompts[p] for p in keep if p in self.prompts},
         )
 
+    def identical_answers(self, other: ModelAnswers) -> tuple[int, int]:
+        """(identical, shared): answers to the same prompt and sample, and how many of them
+        are the same text in both."""
+        shared = [(key, i) for key, samples in self.responses.items() if key in other.responses
+                  for i in range(min(len(samples), len(other.responses[key])))]
+        same = sum(self.responses[key][i] == other.responses[key][i] for key, i in shared)
+        return same, len(shared)
+
     @property
     def keyed_by_text(self) -> bool:
         """Joined on prompt text (a log without probe ids, such as AlpacaEval's)."""

@@ -198,6 +198,26 @@ def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str |
     )
 
 
+#: fewer unrelated training pairs than this make the p-value's null too thin to quote bare
+MIN_NULL_PAIRS = 20
+
+
+def thin_null_caveat(scoring: ScoringModel, p_value: float) -> str | None:
+    """A p-value below the rank floor 1 / (n + 1) of ``n`` unrelated training pairs is
+    extrapolated from a fit to those n scores; with few of them that fit, not data, decides
+    how small the p-value is (a custom model trained on a handful of pairs, say)."""
+    n_null = len(scoring.classifier.null_scores_)
+    if n_null >= MIN_NULL_PAIRS:
+        return None
+    floor = 1 / (n_null + 1)
+    where = (f"below their rank floor {floor:.3g} it is extrapolated from a fit to those "
+             f"{n_null} scores" if p_value < floor else "so it moves in steps of "
+             f"{floor:.3g}")
+    return (f"the scoring model's p-value rests on only {n_null} unrelated training pairs "
+            f"(fewer than {MIN_NULL_PAIRS}): {where}; train on more unrelated pairs for a "
+            "p-value to rely on")
+
+
 def _negatives_rejected(
     row: dict[str, Any], alpha: float, table_alpha: float | None
 ) -> float | None:
@@ -335,9 +355,9 @@ def pair_score_from_features(
     background_p = pair_background_p(scoring.classifier, feats, list(scoring.features), s, t)
     lookalikes = teacher_lookalikes(scoring, feats, t, policy)
     reasons = list(decision.reasons)
-    caveat = p_value_caveat(scoring, n_prompts, policy.alpha) if math.isfinite(pval) else None
-    if caveat is not None:
-        reasons.append(caveat)
+    if math.isfinite(pval):
+        reasons += filter(None, (p_value_caveat(scoring, n_prompts, policy.alpha),
+                                 thin_null_caveat(scoring, pval)))
     if lookalikes and decision.verdict is Verdict.DISTILLED:
         reasons.append(lookalike_caveat(lookalikes, len(bg), background_p))
     view = cube.views[0]

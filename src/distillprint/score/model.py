@@ -13,16 +13,18 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from distillprint.core_types import canonical_json
 from distillprint.errors import InputError
 from distillprint.score.classifier import DistillationClassifier
-from distillprint.score.pairwise import PairFeatures
+from distillprint.score.pairwise import PairFeatures, unknown_features_error
 from distillprint.score.stats import background_rank_p_value
 from distillprint.score.views import View, make_views
+from distillprint.yamlio import validate_located
 
 ARTIFACT_SCHEMA_VERSION = 1
 DEFAULT_ARTIFACT = "default.json"
@@ -74,6 +76,67 @@ def pair_background_p(
     )
 
 
+class ClassifierParamsRecord(BaseModel):
+    """``DistillationClassifier``'s constructor arguments, as its ``get_params`` writes them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    C: float = Field(gt=0)
+    positive: bool
+    calibration_cv: int = Field(ge=0)
+    calibration_C: float = Field(gt=0)
+    random_state: int | None
+
+
+class _ClassifierRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    params: ClassifierParamsRecord
+    classes: list[int]
+    mean: list[float]
+    scale: list[Annotated[float, Field(gt=0)]]
+    coef: list[float]
+    intercept: float
+    platt: list[float] = Field(min_length=2, max_length=2)
+    null_scores: list[float] = Field(min_length=1)
+
+    @field_validator("classes")
+    @classmethod
+    def _binary(cls, classes: list[int]) -> list[int]:
+        if classes != [0, 1]:
+            raise ValueError(f"must be [0, 1] (not distilled, distilled), not {classes}")
+        return classes
+
+
+class _ArtifactRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    schema_version: int
+    views: list[str] = Field(min_length=1)
+    features: list[str] = Field(min_length=1)
+    classifier: _ClassifierRecord
+    metadata: dict[str, Any] = {}
+
+    @field_validator("classifier", mode="before")
+    @classmethod
+    def _an_object(cls, value: Any) -> Any:
+        if not isinstance(value, dict):  # pydantic's own message names our private class
+            raise ValueError("must be an object of the fitted classifier's arrays")
+        return value
+
+    @model_validator(mode="after")
+    def _one_weight_per_feature(self) -> _ArtifactRecord:
+        error = unknown_features_error(self.views, self.features)
+        if error is not None:
+            raise ValueError(error)
+        n = len(self.features)
+        for name in ("mean", "scale", "coef"):
+            if len(getattr(self.classifier, name)) != n:
+                raise ValueError(f"classifier.{name} has {len(getattr(self.classifier, name))} "
+                                 f"values for {n} features")
+        return self
+
+
 @dataclass
 class ScoringModel:
     views: tuple[str, ...]
@@ -109,25 +172,24 @@ class ScoringModel:
         path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> ScoringModel:
-        version = data.get("schema_version")
+    def from_dict(cls, data: Any, source: str = "<dict>") -> ScoringModel:
+        """A model from its JSON form, checked field by field: a damaged or hand-edited
+        artifact is bad input naming the field, never a traceback mid-score."""
+        version = data.get("schema_version") if isinstance(data, dict) else None
         if version != ARTIFACT_SCHEMA_VERSION:
             raise InputError(
-                f"unsupported scoring-model schema {version!r} "
-                f"(this version reads {ARTIFACT_SCHEMA_VERSION})",
-                path=Path(source),
+                f"unsupported scoring-model schema {version!r}: this version reads "
+                f"schema_version {ARTIFACT_SCHEMA_VERSION} (a number)" if isinstance(data, dict)
+                else "not a scoring model: the file holds no JSON object",
+                path=Path(source), field="schema_version" if isinstance(data, dict) else None,
             )
-        try:
-            return cls(
-                views=tuple(data["views"]),
-                features=tuple(data["features"]),
-                classifier=DistillationClassifier.from_dict(data["classifier"]),
-                metadata=dict(data.get("metadata", {})),
-            )
-        except KeyError as exc:
-            raise InputError(
-                "scoring model lacks a field", path=Path(source), field=str(exc)
-            ) from None
+        record = validate_located(_ArtifactRecord, data, Path(source))
+        return cls(
+            views=tuple(record.views),
+            features=tuple(record.features),
+            classifier=DistillationClassifier.from_dict(record.classifier.model_dump()),
+            metadata=record.metadata,
+        )
 
     @classmethod
     def load(cls, path: Path) -> ScoringModel:

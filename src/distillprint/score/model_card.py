@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from distillprint.bench.metrics import fpr_resolution_note
 from distillprint.errors import InputError
+from distillprint.score.api import MIN_NULL_PAIRS
 from distillprint.score.model import ScoringModel
 from distillprint.score.stats import VerdictPolicy
 
@@ -17,6 +19,25 @@ def _fmt(value: Any) -> str:
 def _percent(entry: dict[str, Any]) -> str:
     low, high = entry["ci95"]
     return f"{entry['rate']:.1%} [{low:.1%}, {high:.1%}]"
+
+
+def _thin_null(n_null: int) -> str:
+    if n_null >= MIN_NULL_PAIRS:
+        return ""
+    return (f" Fewer than {MIN_NULL_PAIRS} unrelated pairs make that fit, not data, decide how "
+            "small a p-value gets: `score` says so beside each one; train on more unrelated "
+            "pairs for p-values to rely on.")
+
+
+def _resolution(metrics: dict[str, Any]) -> str:
+    note = fpr_resolution_note(metrics.get("n_negative"))
+    return "" if note is None else f"\n({note}.)\n"
+
+
+def _fewer_prompts_note(meta: dict[str, Any]) -> str:
+    if meta.get("budget_validity"):
+        return "the table above; `score` adds the measured rate to its reasons"
+    return "not measured for this model: `validity_budgets` was empty"
 
 
 def _budget_section(meta: dict[str, Any]) -> str:
@@ -111,7 +132,7 @@ Platt-recalibrated on out-of-fold scores (`DistillationClassifier`). Standardise
 p-values are conformal against {len(clf.null_scores_)} out-of-fold scores of the
 non-distilled training pairs (rank floor {1 / (1 + len(clf.null_scores_)):.3f}); beyond the
 largest null score the tail is extrapolated with a Student-t predictive fit to those scores,
-so stronger evidence gets smaller p-values.
+so stronger evidence gets smaller p-values.{_thin_null(len(clf.null_scores_))}
 
 ## Training data
 - labelled pairs: `{_fmt(data.get("pairs"))}` ({len(meta.get("training_pairs", []))} pairs used)
@@ -128,15 +149,15 @@ Licences of the training data:
 | {_fmt(metrics.get("auroc"))} | {_fmt(metrics.get("tpr_at_1pct_fpr"))} | \
 {_fmt(metrics.get("tpr_at_5pct_fpr"))} | {_fmt(metrics.get("ece"))} | \
 {_fmt(metrics.get("attribution_correct"))}/{_fmt(metrics.get("attribution_total"))} |
-{_budget_section(meta)}
+{_resolution(metrics)}{_budget_section(meta)}
 ## Limits
 {_limits(meta)}
 - Probabilities are calibrated on that label mix; a population with different base rates
   needs recalibration.
 - Features, calibration and the p-value's null all come from pairs scored on every shared
   prompt. A suspect that answered fewer has noisier features, so its p-value is optimistic
-  (the table above; `score` adds the measured rate to its reasons); verdicts need at least
-  {VerdictPolicy().min_prompts} shared prompts whatever this table covers.
+  ({_fewer_prompts_note(meta)}).
+  Verdicts need at least {VerdictPolicy().min_prompts} shared prompts.
 
 Package version {_fmt(meta.get("package_version"))}.
 """

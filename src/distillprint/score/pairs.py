@@ -54,7 +54,8 @@ def read_pairs_csv(path: Path) -> list[LabelledPair]:
         line = max(1, reader.line_num)  # 0 for an empty file
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
-            raise InputError(f"missing column(s) {missing}", path=path, line=line)
+            raise InputError(f"missing column(s) {missing}; the header has {header} (names "
+                             "are exact: lower case, no spaces)", path=path, line=line)
         repeated = sorted({c for c in header if header.count(c) > 1})
         if repeated:
             raise InputError(f"repeated column(s) {repeated}", path=path, line=line)
@@ -131,6 +132,12 @@ def _pair(row: dict[Any, Any], n_columns: int, path: Path, line: int) -> Labelle
     if raw not in LABELS:
         raise InputError("label must be 0, 1 or empty", path=path, line=line, field="label")
     relation = (row["relation"] or "").strip()
+    if row["relation"] is None and row["label"] is None:
+        # "t,s": a trailing empty label is how spreadsheets write an unlabelled pair, but a row
+        # cut before its relation is more likely a lost part than a pair meant to count for
+        # nothing but attribution
+        raise InputError(f"{n_columns - 2} cells missing: the pair has no relation and no label "
+                         "(write 't,s,RELATION,' for an unlabelled pair)", path=path, line=line)
     return LabelledPair(teacher, suspect, relation, LABELS[raw])
 
 

@@ -19,7 +19,7 @@ Matrices are indexed ``[suspect, teacher]``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,17 @@ import numpy as np
 from distillprint.score.cube import SimilarityCube
 
 FEATURE_KINDS = ("glob", "srank", "trank")
+
+
+def unknown_features_error(views: Sequence[str], features: Sequence[str]) -> str | None:
+    """Why ``features`` cannot be computed from ``views``, if they cannot."""
+    known = {f"{view}.{kind}" for view in [*views, "mean"] for kind in FEATURE_KINDS}
+    unknown = [name for name in features if name not in known]
+    if not unknown:
+        return None
+    return (f"unknown feature(s) {unknown}: each is VIEW.KIND with VIEW one of the views or "
+            f"'mean', and KIND one of {', '.join(FEATURE_KINDS)}")
+
 MIN_BACKGROUND = 3  # fewer background models cannot define a background-relative feature
 # A background whose pairs all answer alike under a view (a few near-identical models) has
 # almost no spread, and dividing by it would let that one view's z-score swamp the others.

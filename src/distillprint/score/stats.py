@@ -213,19 +213,26 @@ class AttributionPosterior:
     none_of_these: float
 
 
+#: pair probabilities enter the attribution held within [limit, 1 - limit]: a calibrated
+#: classifier's 1 - 1e-12 is not a million times surer than its 1 - 1e-6, and unheld odds would
+#: let one pair's rounding decide between two candidates that both score as certain
+ATTRIBUTION_P_LIMIT = 1e-6
+
+
 def attribution_posterior(teachers: list[str], pair_probs: list[float]) -> AttributionPosterior:
     """At most one candidate is the teacher; each pair probability is independent evidence.
 
     With odds o_k = p_k / (1 - p_k) against a 'none' baseline of 1, the posterior for candidate
-    k is o_k / (1 + sum o) and for 'none of these' 1 / (1 + sum o). Undefined pair probabilities
-    contribute nothing (odds 0).
+    k is o_k / (1 + sum o) and for 'none of these' 1 / (1 + sum o), each p_k first held within
+    [ATTRIBUTION_P_LIMIT, 1 - ATTRIBUTION_P_LIMIT]. Undefined pair probabilities contribute
+    nothing (odds 0).
     """
     odds = []
     for p in pair_probs:
         if _missing(p):
             odds.append(0.0)
             continue
-        clipped = min(max(p, 1e-6), 1 - 1e-6)
+        clipped = min(max(p, ATTRIBUTION_P_LIMIT), 1 - ATTRIBUTION_P_LIMIT)
         odds.append(clipped / (1 - clipped))
     total = 1.0 + sum(odds)
     return AttributionPosterior(tuple(teachers), tuple(o / total for o in odds), 1.0 / total)

@@ -31,7 +31,12 @@ from distillprint.score.pairs import (
     missing_label,
     read_pairs_csv,
 )
-from distillprint.score.pairwise import FEATURE_KINDS, MIN_BACKGROUND, PairFeatures, pair_features
+from distillprint.score.pairwise import (
+    MIN_BACKGROUND,
+    PairFeatures,
+    pair_features,
+    unknown_features_error,
+)
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
 from distillprint.score.views import VIEW_FACTORIES, make_views
@@ -80,7 +85,8 @@ class ClassifierHyperparameters(BaseModel):
 class ClassifierTrainConfig(ClassifierHyperparameters):
     """``configs/classifier/*.yaml``; relative paths resolve against the working directory."""
 
-    name: str = "default"
+    # names the model in its card and reports; no path separators, it is no path
+    name: str = Field(default="default", pattern=r"^[\w.+-]+$")
     pairs: ConfigPath
     responses: list[ConfigPath] = Field(min_length=1)
     views: list[str] = Field(default=["word", "template", "stylometry"], min_length=1)
@@ -125,12 +131,9 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
     @classmethod
     def _features_exist(cls, features: list[str], info: ValidationInfo) -> list[str]:
         # checked here, not after the similarity cube of every model has been computed
-        views = [*info.data.get("views", []), "mean"]
-        known = {f"{view}.{kind}" for view in views for kind in FEATURE_KINDS}
-        unknown = [name for name in features if name not in known]
-        if unknown:
-            raise ValueError(f"unknown feature(s) {unknown}: each is VIEW.KIND with VIEW one of "
-                             f"the views or 'mean', and KIND one of {', '.join(FEATURE_KINDS)}")
+        error = unknown_features_error(info.data.get("views", []), features)
+        if error is not None:
+            raise ValueError(error)
         return features
 
 
@@ -177,6 +180,13 @@ def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[
     train = training_data(cfg)
     feats, pairs, background = train.features, train.pairs, train.background
     features = tuple(cfg.features)
+    n_prompts = len(train.cube.prompt_ids)
+    if cfg.validity_budgets and min(cfg.validity_budgets) >= n_prompts:
+        # the table would be dropped, and the card's advice on fewer prompts with it
+        raise InputError(
+            f"every budget ({sorted(cfg.validity_budgets)}) is at or above the {n_prompts} "
+            "prompts the pairs share, so no fewer-prompts table can be measured: give "
+            "smaller budgets, or [] to skip the table", field="validity_budgets")
     preds = predict_cross_validated(feats, pairs, features, cfg.params())
     metrics = {
         **detection_metrics(pairs, preds.probability, preds.probability),

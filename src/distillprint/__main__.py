@@ -1,0 +1,5 @@
+"""``python -m distillprint``, the same as the ``distillprint`` command."""
+
+from distillprint.cli import main
+
+main()
