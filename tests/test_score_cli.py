@@ -309,8 +309,7 @@ def test_staged_budget_stops_when_distilled_and_goes_on_otherwise(tmp_path: Path
     assert unrelated["stages"][-1]["verdict_reason"] == unrelated["verdict_reason"]
     assert unrelated["stage_plan"] == {"alpha": 0.05, "looks": [64, 128, 160],
                                        "stop_on": "distilled"}
-    assert unrelated["notes"] == [f"background {bg / 'bg1.jsonl'} left out: it is the "
-                                  "suspect's log"]
+    assert unrelated["notes"] == []  # its own log, left out of the background, is no news
     assert "Budget grown in stages" in (tmp_path / "unrelated.md").read_text()
     assert 'id="stages"' in (tmp_path / "unrelated.html").read_text()
     bad = CliRunner().invoke(app, ["score", "--teacher", f"file:{logs['teacher']}",
@@ -416,8 +415,10 @@ def test_max_background_counts_background_models_only(tmp_path: Path) -> None:
     for seed in range(5):  # whatever the draw, three background logs and never a named one
         drawn = _log_specs([folder], 3, seed, named, notes)
         assert len(drawn) == 3 and not {s.spec for s in drawn} & {s.spec for s in named}
-    assert notes.messages == [f"background {folder / name}.json left out: it is the {name}'s log"
-                              for name in ("suspect", "teacher")]
+    assert list(notes.said.values()) == [
+        f"background {folder / name}.json left out: it is the {name}'s log"
+        for name in ("suspect", "teacher")]
+    assert notes.messages == []  # said, but no report needs to list the named models' own logs
     empty = tmp_path / "empty"
     empty.mkdir()
     assert _log_specs([empty], 3, 0, named, notes) == []

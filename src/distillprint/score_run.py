@@ -155,15 +155,19 @@ class RunNotes:
 
     console: Console
     said: dict[str, str] = field(default_factory=dict)
+    #: what the report lists: not the named models' own logs, which no one meant as background
+    kept: list[str] = field(default_factory=list)
 
-    def say(self, about: str, message: str) -> None:
+    def say(self, about: str, message: str, *, report: bool = True) -> None:
         if about not in self.said:
             self.said[about] = message
             self.console.print(message, markup=False)
+            if report:
+                self.kept.append(message)
 
     @property
     def messages(self) -> list[str]:
-        return list(self.said.values())
+        return list(self.kept)
 
 
 def gather_evidence(
@@ -314,7 +318,7 @@ def _log_specs(
             given = log_path(named_as)
             via = "" if path == given else f" ({named_as.spec}, by another path)"
             notes.say(str(path), f"background {path} left out: it is the {named_as.role}'s "
-                                 f"log{via}")
+                                 f"log{via}", report=bool(via))
     for name, (first, second) in sorted(conflicts.items()):
         notes.say(name, f"background {name} left out: {first} and {second} hold different "
                         "answers")
