@@ -125,3 +125,11 @@ def test_attribution_summary_says_how_many_background_teachers_it_does_not_name(
     text = render_attribution_markdown(report)
     assert "from 6 background model(s) not among the candidates (`bg-0`, `bg-1`, `bg-2` and 3 " \
         "more)" in text
+
+
+def test_a_near_identical_echo_is_not_shown_as_identical() -> None:
+    from distillprint.report.render_html import format_similarity
+
+    assert format_similarity(0.99971) == "> 0.999"  # "Arts & Culture." vs "Arts & Culture"
+    assert format_similarity(1.0 - 1e-15) == "1.000"  # the same text, up to float noise
+    assert format_similarity(0.5) == "0.500" and format_similarity(None) == "n/a"

@@ -736,3 +736,16 @@ def test_a_teacher_or_candidate_that_gives_the_suspects_very_answers_is_flagged(
     assert any("word for word file:copy's" in note for note in notes)
     assert any(note.startswith("candidates file:teacher and file:teacher-again give the same")
                for note in notes)
+
+
+def test_max_background_without_a_folder_to_draw_from_is_refused(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background", f"file:{logs['background'] / 'bg0.jsonl'}", "--max-background", "5",
+    ])
+    assert isinstance(result.exception, InputError), result.output
+    assert result.exception.field == "max-background"
+    assert not (tmp_path / "s.sqlite").exists()

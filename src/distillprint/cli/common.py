@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from distillprint.errors import InputError
 from distillprint.probes import MAX_TOKENS_RANGE, TEMPERATURE_RANGE
 from distillprint.score_run import RunSettings
 
@@ -105,6 +106,10 @@ def run_settings(
     max_tokens: int | None, background_dirs: list[Path] | None, max_background: int | None,
     seed: int,
 ) -> RunSettings:
+    if max_background is not None and not background_dirs:
+        # it draws from the folders; models named with --background are all used
+        raise InputError("--max-background draws from --background-dir folders, and none is "
+                         "given", field="max-background")
     return RunSettings(
         probes=probes, store=store, samples=samples, concurrency=concurrency,
         temperature=temperature, max_tokens=max_tokens,

@@ -62,6 +62,7 @@ def _environment() -> Environment:
     env.filters["frac"] = display.fraction
     env.filters["pval"] = display.p_value
     env.filters["num"] = format_number
+    env.filters["sim"] = format_similarity
     env.filters["setting"] = display.setting
     env.filters["clip"] = clip
     return env
@@ -69,6 +70,14 @@ def _environment() -> Environment:
 
 def format_number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def format_similarity(value: float | None) -> str:
+    """A cosine: 1.000 only for the same text, so that two answers that differ by a full stop
+    are not shown as identical next to texts the report says are shown exactly."""
+    if value is not None and 0.9995 <= value < 1.0 - 1e-9:  # float noise of identical texts
+        return "> 0.999"
+    return format_number(value)
 
 
 def model_summaries(manifest: Manifest) -> list[ModelSummary]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from distillprint.report.evidence import lookalikes_unassessed, rank_categories, ranked_echoes
-from distillprint.report.render_html import format_number
+from distillprint.report.render_html import format_number, format_similarity
 from distillprint.report.schema import AttributionReport, CategoryEvidence, Echo, ScoreReport
 from distillprint.score.display import fraction, p_value, percent, probability_cuts, setting
 
@@ -142,7 +142,8 @@ def _echo_lines(echoes: list[Echo]) -> list[str]:
     for rank, e in enumerate(ranked_echoes(echoes)[:TOP_ECHOES], start=1):
         lines += [
             f"{rank}. {_cell(e.category)} probe {_cell(e.probe_id)}: similarity "
-            f"{e.similarity:.3f} (background mean {format_number(e.background_mean)})",
+            f"{format_similarity(e.similarity)} (background mean "
+            f"{format_number(e.background_mean)})",
             f"   - Prompt: {code_span(e.prompt)}",
             f"   - Teacher: {code_span(e.teacher_response)}",
             f"   - Suspect: {code_span(e.suspect_response)}",
