@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -309,3 +310,23 @@ def test_collecting_a_log_that_answers_none_of_the_probes_is_bad_input(tmp_path:
     assert result.returncode == 2, result.stderr
     assert "answers none of the 179 prompts of probe set 'core-v1'" in result.stderr
     assert not store.exists()
+
+
+def test_a_probe_set_edited_under_its_version_is_noted_when_collected(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from distillprint.collect_run import CollectOptions, run_collect
+
+    def probe_set(prompt: str) -> Path:
+        path = tmp_path / f"set-{len(prompt)}.yaml"
+        path.write_text(f"name: t9\nversion: '1.0.0'\nprobes:\n  - {{id: a, category: "
+                        f"identity, prompt: '{prompt}', rationale: r}}\n")
+        return path
+
+    store = tmp_path / "s.sqlite"
+    said = io.StringIO()
+    for prompt in ("Who are you?", "What are you, then?"):
+        run_collect(CollectOptions(model="echo:x", store=store, probes=str(probe_set(prompt))),
+                    Console(file=said, width=400))
+    assert "the store holds answers to 1 probe(s) of t9 1.0.0 under other prompts (a)" in (
+        said.getvalue())

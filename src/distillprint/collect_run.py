@@ -112,9 +112,10 @@ async def collect_with_progress(
         f"{len(plan.missing)} to send"
     )
     if plan.missing:
-        note = _stored_under_other_settings(backend, probe_set, store, samples)
-        if note:
-            console.print(note, markup=False)
+        for note in (_stored_under_other_settings(backend, probe_set, store, samples),
+                     _edited_under_one_version(probe_set, store)):
+            if note:
+                console.print(note, markup=False)
     with tqdm(total=len(plan.missing), desc=backend.identity.model, unit="resp",
               dynamic_ncols=True, disable=not plan.missing) as bar:
         summary = await collect(
@@ -139,6 +140,20 @@ async def collect_with_progress(
     for error in last:
         console.print(f"  failed: {error}", markup=False)
     return summary
+
+
+def _edited_under_one_version(probe_set: ProbeSet, store: ResponseStore) -> str | None:
+    """A set's content must not change under one version: reports name the version as what
+    was asked, and answers to the old and new prompts would then pass for one set."""
+    stored = store.stored_prompts(probe_set.name, probe_set.version)
+    edited = sorted({request.probe_id for request in probe_set.requests(1)
+                     if stored.get(request.probe_id, {request.prompt}) != {request.prompt}})
+    if not edited:
+        return None
+    return (f"note: the store holds answers to {len(edited)} probe(s) of {probe_set.name} "
+            f"{probe_set.version} under other prompts ({', '.join(edited[:3])}"
+            f"{', ...' if len(edited) > 3 else ''}): an edited probe set needs a new version, "
+            "or its reports will name one version for two sets of prompts")
 
 
 def _stored_under_other_settings(

@@ -333,6 +333,16 @@ class ResponseStore:
         for row in self._db.execute(query, args):
             yield _row_to_record(row)
 
+    def stored_prompts(self, probe_set: str, version: str) -> dict[str, set[str]]:
+        """Probe id -> the prompts stored under it for one probe set version."""
+        found: dict[str, set[str]] = {}
+        for probe_id, prompt in self._db.execute(
+            "SELECT DISTINCT probe_id, prompt FROM responses "
+            "WHERE probe_set=? AND probe_set_version=?", (probe_set, version),
+        ):
+            found.setdefault(probe_id, set()).add(prompt)
+        return found
+
     def answered_settings(
         self, backend: str, model: str, probe_set: str
     ) -> list[tuple[str, str, SamplingParams, int]]:
