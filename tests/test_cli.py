@@ -330,3 +330,36 @@ def test_a_probe_set_edited_under_its_version_is_noted_when_collected(tmp_path: 
                     Console(file=said, width=400))
     assert "the store holds answers to 1 probe(s) of t9 1.0.0 under other prompts (a)" in (
         said.getvalue())
+
+
+@pytest.mark.integration
+def test_sigterm_stops_a_collection_as_ctrl_c_does(tmp_path: Path) -> None:
+    """A CI timeout's SIGTERM: answers so far kept, the note said, exit 143 (not a bare kill)."""
+    import signal
+    import time
+
+    from servers import Canned, ScriptedServer, Seen, chat_reply
+
+    from distillprint.store import ResponseStore
+
+    def slow(seen: Seen) -> Canned:
+        time.sleep(0.3)
+        return chat_reply(f"answer to {seen.body['messages'][-1]['content']}")
+
+    store = tmp_path / "s.sqlite"
+    with ScriptedServer(default=slow) as server:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "distillprint", "collect", "--model", "openai:m",
+             "--base-url", f"{server.url}/v1", "--api-key-env", "NO_KEY_FOR_LOOPBACK",
+             "--store", str(store), "--concurrency", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 60
+        while len(server.seen) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    assert run.returncode == 143, err
+    assert "interrupted: everything answered so far is stored" in err
+    with ResponseStore(store, read_only=True) as stored:
+        assert 1 <= stored.count() < 179

@@ -6,6 +6,7 @@ Each module holds one family of commands; this one assembles them and is the ent
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from typing import Annotated
@@ -66,6 +67,24 @@ def _configure_logging() -> None:
     logging.getLogger("distillprint").setLevel(logging.INFO)
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+def _stop_on_sigterm_as_on_ctrl_c() -> list[bool]:
+    """A CI job's timeout sends SIGTERM: stop as Ctrl-C stops a run (claims on the store
+    released, the "nothing is lost, rerun to resume" note said), not mid-write. The list
+    says whether it happened."""
+    terminated: list[bool] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        terminated.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    return terminated
+
+
 def main() -> None:
     """Console entry point: user errors print one clear line and exit 2, never a traceback."""
     # Before torch loads: busy-waiting OpenMP threads starve each other on shared cores.
@@ -73,8 +92,12 @@ def main() -> None:
     from distillprint.secrets import known_secrets, redact
 
     _configure_logging()
+    terminated = _stop_on_sigterm_as_on_ctrl_c()
     try:
         app()
+    except SystemExit as exc:
+        # the interrupt's exit status (130) would say Ctrl-C; a CI timeout's SIGTERM is 143
+        sys.exit(EXIT_TERMINATED if terminated and exc.code == EXIT_INTERRUPTED else exc.code)
     except DistillprintError as exc:
         console.print(f"error: {redact(str(exc), known_secrets())}", markup=False, highlight=False)
         sys.exit(2)
