@@ -338,9 +338,8 @@ def test_sigterm_stops_a_collection_as_ctrl_c_does(tmp_path: Path) -> None:
     import signal
     import time
 
-    from servers import Canned, ScriptedServer, Seen, chat_reply
-
     from distillprint.store import ResponseStore
+    from servers import Canned, ScriptedServer, Seen, chat_reply
 
     def slow(seen: Seen) -> Canned:
         time.sleep(0.3)

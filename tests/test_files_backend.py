@@ -142,4 +142,12 @@ def test_a_repeated_prompt_with_another_answer_is_said_and_the_first_answer_kept
     assert isinstance(backend, FileBackend)
     assert backend.lookup(ask("Name a fruit.")).response == "Apple."
     # the exact repeat of "Count to 3." is no conflict; the other answer to the fruit is one
-    assert f"{path}: 1 records repeat a prompt and sample" in caplog.text
+    assert f"{path}: 1 records repeat the probe id (or prompt) and sample" in caplog.text
+    ids = tmp_path / "dup-ids.jsonl"  # the same under a probe id
+    ids.write_text("".join(json.dumps({**JSONL_ROWS[0], "response": text}) + "\n"
+                           for text in ("A.", "B.")))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="distillprint"):
+        create_backend(f"file:{ids}", BackendOptions())
+        create_backend(f"file:{ids}", BackendOptions())  # a second look: said once
+    assert caplog.text.count(f"{ids}: 1 records repeat") == 1

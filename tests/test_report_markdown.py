@@ -75,8 +75,8 @@ def test_summary_says_how_specific_the_match_is() -> None:
     # the reason names what was missing: the pair's own answers, or enough background models
     nothing = unassessed.model_copy(update={"n_prompts": 0})
     assert "answered no prompt in common" in render_markdown(nothing)
-    few = unassessed.model_copy(update={"background": ["a", "b", "c"]})
-    assert "3 background models; scoring one of them" in render_markdown(few)
+    few = unassessed.model_copy(update={"background": ["a", "b"]})
+    assert "only 2 background models (scoring needs at least 3)" in render_markdown(few)
     older = unassessed.model_copy(update={"schema_version": "1.1"})
     assert "teacher's students" not in render_markdown(older)
 

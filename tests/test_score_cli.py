@@ -415,9 +415,7 @@ def test_max_background_counts_background_models_only(tmp_path: Path) -> None:
     for seed in range(5):  # whatever the draw, three background logs and never a named one
         drawn = _log_specs([folder], 3, seed, named, notes)
         assert len(drawn) == 3 and not {s.spec for s in drawn} & {s.spec for s in named}
-    assert list(notes.said.values()) == [
-        f"background {folder / name}.json left out: it is the {name}'s log"
-        for name in ("suspect", "teacher")]
+    assert notes.said == {str(folder / f"{name}.json") for name in ("suspect", "teacher")}
     assert notes.messages == []  # said, but no report needs to list the named models' own logs
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -749,3 +747,18 @@ def test_max_background_without_a_folder_to_draw_from_is_refused(
     assert isinstance(result.exception, InputError), result.output
     assert result.exception.field == "max-background"
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_run_notes_report_the_last_looks_exclusions_and_never_a_key() -> None:
+    from distillprint.score_run import RunNotes
+
+    printed = io.StringIO()
+    notes = RunNotes(Console(file=printed))
+    notes.say("folder", "--background-dir d: no answer logs", whole_run=True)
+    notes.next_look()
+    notes.say("file:copy", "background file:copy left out: 34 of 64 answers are identical")
+    notes.next_look()  # a later look uses file:copy: its note would contradict the report
+    assert notes.messages == ["--background-dir d: no answer logs"]
+    notes.say("echo:sk-ant-abcdefghijklmnop", "background echo:sk-ant-abcdefghijklmnop left out")
+    assert "sk-ant-abcdefghijklmnop" not in " ".join(notes.messages) + printed.getvalue()
+    assert printed.getvalue().count("file:copy") == 1  # said once on the console

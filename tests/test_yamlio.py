@@ -94,17 +94,24 @@ def test_a_list_is_not_also_reported_short_when_its_only_item_is_invalid(
 @pytest.mark.parametrize(
     ("text", "value"),
     [("5e-5", 5e-5), ("1.0e5", 1.0e5), ("-2E+3", -2000.0), (".5e1", 5.0), ("1e", "1e"),
-     ("v1e5", "v1e5"), ("12", 12)],
+     ("v1e5", "v1e5"), ("12", 12), ("._e5", "._e5"), ("1_0e1", 100.0)],
 )
 def test_exponent_numbers_read_as_yaml_1_2_does(tmp_path: Path, text: str, value: object) -> None:
     """Configs are strict, so PyYAML's YAML 1.1 reading of ``5e-5`` as a string would refuse
     a learning rate written the way everyone writes it."""
-    from distillprint.yamlio import parse_value
+    from distillprint.yamlio import load_mapping, parse_value
 
     path = tmp_path / "c.yaml"
     path.write_text(f"x: {text}\n")
-    assert load_yaml(path)["x"] == value == parse_value(text)
-    assert type(load_yaml(path)["x"]) is type(value)
+    assert load_mapping(path)["x"] == value == parse_value(text)
+    assert type(load_mapping(path)["x"]) is type(value)
+
+
+def test_other_yaml_keeps_yaml_1_1_strings(tmp_path: Path) -> None:
+    """A probe id written like an exponent stays the string it has always been."""
+    path = tmp_path / "p.yaml"
+    path.write_text("id: 2e10\n")
+    assert load_yaml(path)["id"] == "2e10"
 
 
 def test_a_quoted_number_is_refused_by_a_config_not_coerced(tmp_path: Path) -> None:

@@ -32,6 +32,18 @@ def replaced_atomically(target: Path) -> Iterator[Path]:
 
 
 def _new_file_mode() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """Read without setting it where the system allows: setting it (the portable way) would
+    change it for a moment for every thread of the process."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask

@@ -36,7 +36,6 @@ from distillprint.score_run import (
     RunSettings,
     background_log_specs,
     gather_evidence,
-    is_a_copy,
     log_path,
 )
 
@@ -250,11 +249,11 @@ def _candidate_caveats(evidence: Evidence, suspect: str, candidates: list[str]) 
         if caveat is not None]
     for index, first in enumerate(candidates):
         for second in candidates[index + 1:]:
-            same, shared = evidence.answers[first].identical_answers(evidence.answers[second])
-            if is_a_copy(same, shared):
+            copied = evidence.copies(first, second)
+            if copied is not None:
                 remarks.append(
-                    f"candidates {first} and {second} give the same answer to {same} of "
-                    f"{shared} prompts: they are one model (or copies of one log), so the "
+                    f"candidates {first} and {second} give the same answer to {copied[0]} of "
+                    f"{copied[1]} prompts: they are one model (or copies of one log), so the "
                     "ranking splits that model's weight between them")
     return remarks
 

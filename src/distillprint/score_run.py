@@ -25,7 +25,7 @@ from distillprint.collect_run import check_log_answers_some, collect_with_progre
 from distillprint.core_types import ModelIdentity, SamplingParams
 from distillprint.errors import InputError
 from distillprint.probes import ProbeSet, load_probe_set, sample_probe_set
-from distillprint.report.manifest import build_manifest, response_digest
+from distillprint.report.manifest import build_manifest, redact_spec, response_digest
 from distillprint.report.schema import (
     ComponentVersion,
     Manifest,
@@ -34,6 +34,7 @@ from distillprint.report.schema import (
     Role,
 )
 from distillprint.score.answers import ModelAnswers, degenerate_answers
+from distillprint.secrets import known_secrets
 from distillprint.store import ResponseStore, StoredResponse, stored_identity
 
 
@@ -124,13 +125,19 @@ class Evidence:
                 "stopped at the token limit: answers cut to different lengths look less alike "
                 "than the models are; collect both with the same --max-tokens")
 
+    def copies(self, first: str, second: str) -> tuple[int, int] | None:
+        """(identical, shared) answers when ``first`` gives ``second``'s very answers."""
+        same, shared = self.answers[first].identical_answers(self.answers[second])
+        return (same, shared) if is_a_copy(same, shared) else None
+
     def identical_caveat(self, first: str, second: str) -> str | None:
         """A model that gives another's very answers is that model (the same weights behind
         another name or endpoint, or a copy of its log), which no score of style can tell
         from a student: say so beside the verdict."""
-        same, shared = self.answers[first].identical_answers(self.answers[second])
-        if not is_a_copy(same, shared):
+        copied = self.copies(first, second)
+        if copied is None:
             return None
+        same, shared = copied
         return (f"{same} of {shared} of {first}'s answers are word for word {second}'s: it may "
                 f"be {second} itself (the same model behind another name or endpoint, or a "
                 "copy of its answers) rather than a student of it")
@@ -151,23 +158,37 @@ class Evidence:
 @dataclass
 class RunNotes:
     """Inputs a run left out, and why: each said once on the console however many looks read
-    it, and kept for the report, so that the report alone names what it did not use."""
+    it, and kept for the report, so that the report alone names what it did not use.
+
+    Folder notes hold for the whole run; a look's own (a background log that copies the
+    suspect on this look's prompts) hold for that look only, so the report lists the last
+    look's, the one whose models it names. Specs are redacted as in the manifest."""
 
     console: Console
-    said: dict[str, str] = field(default_factory=dict)
-    #: what the report lists: not the named models' own logs, which no one meant as background
-    kept: list[str] = field(default_factory=list)
+    said: set[str] = field(default_factory=set)
+    run: list[str] = field(default_factory=list)
+    look: list[str] = field(default_factory=list)
 
-    def say(self, about: str, message: str, *, report: bool = True) -> None:
+    def say(self, about: str, message: str, *, report: bool = True,
+            whole_run: bool = False) -> None:
+        """Said on the console once per ``about`` (a model); ``report=False``: the console
+        only (the named models' own logs found in the background folder, which no one meant
+        as background)."""
+        message = redact_spec(message, known_secrets())
         if about not in self.said:
-            self.said[about] = message
+            self.said.add(about)
             self.console.print(message, markup=False)
-            if report:
-                self.kept.append(message)
+        if report:
+            kept = self.run if whole_run else self.look
+            if message not in kept:
+                kept.append(message)
+
+    def next_look(self) -> None:
+        self.look = []
 
     @property
     def messages(self) -> list[str]:
-        return list(self.kept)
+        return [*self.run, *self.look]
 
 
 def gather_evidence(
@@ -177,6 +198,7 @@ def gather_evidence(
 
     ``notes`` is shared by the calls of one run (the looks of a budget grown in stages)."""
     console = notes.console
+    notes.next_look()
     probe_set = settings.probe_set()
     specs = [*specs, *background_log_specs(settings, specs, notes)]
     backends = [
@@ -318,14 +340,14 @@ def _log_specs(
             given = log_path(named_as)
             via = "" if path == given else f" ({named_as.spec}, by another path)"
             notes.say(str(path), f"background {path} left out: it is the {named_as.role}'s "
-                                 f"log{via}", report=bool(via))
+                      f"log{via}", report=bool(via), whole_run=True)
     for name, (first, second) in sorted(conflicts.items()):
         notes.say(name, f"background {name} left out: {first} and {second} hold different "
-                        "answers")
+                  "answers", whole_run=True)
     if directories and not paths and not conflicts:
         listed = ", ".join(map(str, directories))
         notes.say(listed, f"--background-dir {listed}: no answer logs other than the named "
-                          "models' (AlpacaEval JSON or JSONL, gzipped or not)")
+                  "models' (AlpacaEval JSON or JSONL, gzipped or not)", whole_run=True)
     if max_background is not None and len(paths) > max_background:
         paths = sorted(random.Random(seed).sample(paths, max_background))
     return [ModelSpec(f"file:{path}", "background") for path in paths]

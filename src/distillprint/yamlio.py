@@ -70,22 +70,27 @@ def _construct_located_mapping(loader: _LocatingLoader, node: yaml.MappingNode) 
 _LocatingLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_located_mapping
 )
+class _ConfigLoader(_LocatingLoader):
+    """Settings files: numbers as YAML 1.2 reads them."""
+
+
 # PyYAML follows YAML 1.1, where ``5e-5`` (no dot) and ``1.0e5`` (no exponent sign) are
 # strings; configs are strict, so they would be refused. YAML 1.2 and every other reader take
-# them as the numbers their authors meant.
-_LocatingLoader.add_implicit_resolver(
+# them as the numbers their authors meant. Only settings files: a probe id such as ``2e10``
+# stays the string it always was.
+_ConfigLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
     list("-+.0123456789"),
 )
 
 
 def parse_value(text: str) -> Any:
     """One value written as YAML (a command-line override), read as config files are."""
-    return yaml.load(text, Loader=_LocatingLoader)
+    return yaml.load(text, Loader=_ConfigLoader)
 
 
-def load_yaml(path: Path) -> Any:
+def load_yaml(path: Path, loader: type[_LocatingLoader] = _LocatingLoader) -> Any:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -95,7 +100,7 @@ def load_yaml(path: Path) -> Any:
     text = decode_utf8(raw, path)
     try:
         # A SafeLoader subclass: builds plain data only, never arbitrary objects.
-        return yaml.load(text, Loader=_LocatingLoader)
+        return yaml.load(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -145,7 +150,7 @@ def _override_at(loc: tuple[int | str, ...], overrides: Sequence[str]) -> str | 
 
 def load_mapping(path: Path) -> dict[str, Any]:
     """A config file: YAML whose top level is a mapping (an empty file is an empty mapping)."""
-    tree = load_yaml(path)
+    tree = load_yaml(path, _ConfigLoader)
     if tree is None:
         return {}
     if not isinstance(tree, dict):

@@ -29,6 +29,7 @@ from distillprint.secrets import known_secrets, redact_values
 
 _REVISION_HEX_CHARS = 16
 logger = logging.getLogger(__name__)
+_WARNED: set[Path] = set()
 
 
 class FileBackend(Backend):
@@ -48,14 +49,18 @@ class FileBackend(Backend):
         conflicting = 0
         for record in log.records:
             if record.probe_id:
-                self._by_probe.setdefault((record.probe_id, record.sample_index), record)
-            first = self._by_prompt.setdefault((record.prompt, record.sample_index), record)
-            conflicting += first.response != record.response and not record.probe_id
-        if conflicting:
-            # which answer a duplicated prompt gets is a choice the log's author may not expect
-            logger.warning("%s: %d records repeat a prompt and sample of an earlier record with "
-                           "another answer; the first answer of each is used", self.path,
-                           conflicting)
+                first = self._by_probe.setdefault((record.probe_id, record.sample_index), record)
+            else:
+                first = self._by_prompt.get((record.prompt, record.sample_index), record)
+            self._by_prompt.setdefault((record.prompt, record.sample_index), record)
+            conflicting += first.response != record.response
+        if conflicting and self.path not in _WARNED:
+            # which answer a duplicated key gets is a choice the log's author may not expect;
+            # said once per run, however many looks read the log
+            _WARNED.add(self.path)
+            logger.warning("%s: %d records repeat the probe id (or prompt) and sample of an "
+                           "earlier record with another answer; the first answer of each is "
+                           "used", self.path, conflicting)
 
     def _find(self, request: GenerationRequest) -> AnswerRecord | None:
         index = request.sample_index

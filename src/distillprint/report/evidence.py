@@ -29,7 +29,6 @@ def lookalikes_unassessed(report: ScoreReport) -> str:
     if report.n_prompts == 0:
         return "the suspect and the teacher answered no prompt in common, so nothing was scored"
     n_background = len(report.background)
-    if n_background <= MIN_BACKGROUND:
-        return (f"{n_background} background models; scoring one of them against the teacher "
-                f"needs {MIN_BACKGROUND} others")
+    if n_background < MIN_BACKGROUND:
+        return f"only {n_background} background models (scoring needs at least {MIN_BACKGROUND})"
     return "no background model answered enough of the teacher's prompts to be scored against it"

@@ -21,6 +21,7 @@ from distillprint.report.schema import AttributionReport, Manifest, ScoreReport
 from distillprint.report.seal import BLANK_PAGE_SEAL, seal_page
 from distillprint.score import display
 from distillprint.score.evidence import MAX_ECHO_CHARS, clip
+from distillprint.score.stats import ATTRIBUTION_P_LIMIT
 
 REPORT_DATA_ID = "distillprint-report"
 # posteriors closer than this name two candidates in the attribution banner, not one
@@ -151,4 +152,5 @@ def render_attribution_html(report: AttributionReport) -> str:
         top=top,
         runner_up=scored[1] if close else None,
         banner_style="warn" if report.none_of_these is None else "neutral",
+        p_limits=(f"{ATTRIBUTION_P_LIMIT:g}", f"{1 - ATTRIBUTION_P_LIMIT:g}"),
     )

@@ -11,6 +11,7 @@ out-of-fold scores of the negative pairs are kept as the null sample for p-value
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,20 @@ def _fit_logistic(
     bounds = [(0.0, None) if positive else (None, None)] * d + [(None, None)]
     result = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", bounds=bounds)
     return result.x[:d].copy(), float(result.x[d])
+
+
+@dataclass(frozen=True)
+class ClassifierParams:
+    """The classifier's constructor arguments: what training configs set and artifacts record."""
+
+    C: float = 1.0
+    positive: bool = True
+    calibration_cv: int = 5
+    calibration_C: float = 30.0  # as shipped (configs/classifier/default.yaml)
+    random_state: int = 0
+
+    def make(self) -> DistillationClassifier:
+        return DistillationClassifier(**asdict(self))
 
 
 class DistillationClassifier(ClassifierMixin, BaseEstimator):

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from distillprint.core_types import canonical_json
 from distillprint.errors import InputError
-from distillprint.score.classifier import DistillationClassifier
+from distillprint.score.classifier import ClassifierParams, DistillationClassifier
 from distillprint.score.pairwise import PairFeatures, unknown_features_error
 from distillprint.score.stats import background_rank_p_value
-from distillprint.score.views import View, make_views
+from distillprint.score.views import View, make_views, unknown_view_error
 from distillprint.yamlio import validate_located
 
 ARTIFACT_SCHEMA_VERSION = 1
@@ -76,22 +76,10 @@ def pair_background_p(
     )
 
 
-class ClassifierParamsRecord(BaseModel):
-    """``DistillationClassifier``'s constructor arguments, as its ``get_params`` writes them."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-    C: float = Field(gt=0)
-    positive: bool
-    calibration_cv: int = Field(ge=0)
-    calibration_C: float = Field(gt=0)
-    random_state: int | None
-
-
 class _ClassifierRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    params: ClassifierParamsRecord
+    params: dict[str, Any]  # fits only, never a prediction: names checked, not values
     classes: list[int]
     mean: list[float]
     scale: list[Annotated[float, Field(gt=0)]]
@@ -99,6 +87,15 @@ class _ClassifierRecord(BaseModel):
     intercept: float
     platt: list[float] = Field(min_length=2, max_length=2)
     null_scores: list[float] = Field(min_length=1)
+
+    @field_validator("params")
+    @classmethod
+    def _the_classifiers(cls, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            ClassifierParams(**params)
+        except TypeError as exc:
+            raise ValueError(f"not the classifier's parameters ({exc})") from None
+        return params
 
     @field_validator("classes")
     @classmethod
@@ -126,7 +123,8 @@ class _ArtifactRecord(BaseModel):
 
     @model_validator(mode="after")
     def _one_weight_per_feature(self) -> _ArtifactRecord:
-        error = unknown_features_error(self.views, self.features)
+        error = unknown_view_error(self.views) or unknown_features_error(self.views,
+                                                                           self.features)
         if error is not None:
             raise ValueError(error)
         n = len(self.features)

@@ -136,8 +136,10 @@ def _pair(row: dict[Any, Any], n_columns: int, path: Path, line: int) -> Labelle
         # "t,s": a trailing empty label is how spreadsheets write an unlabelled pair, but a row
         # cut before its relation is more likely a lost part than a pair meant to count for
         # nothing but attribution
-        raise InputError(f"{n_columns - 2} cells missing: the pair has no relation and no label "
-                         "(write 't,s,RELATION,' for an unlabelled pair)", path=path, line=line)
+        missing = sum(value is None for key, value in row.items() if key is not None)
+        raise InputError(f"{missing} cells missing: the pair has no relation and no label "
+                         "(an unlabelled pair still names its relation, with the label cell "
+                         "left empty)", path=path, line=line)
     return LabelledPair(teacher, suspect, relation, LABELS[raw])
 
 

@@ -8,22 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from distillprint.score.classifier import DistillationClassifier
+from distillprint.score.classifier import ClassifierParams, DistillationClassifier
 from distillprint.score.model import ScoringModel
 from distillprint.score.pairs import LabelledPair
 from distillprint.score.pairwise import PairFeatures
-
-
-@dataclass(frozen=True)
-class ClassifierParams:
-    C: float = 1.0
-    positive: bool = True
-    calibration_cv: int = 5
-    calibration_C: float = 30.0  # as shipped (configs/classifier/default.yaml)
-    random_state: int = 0
-
-    def make(self) -> DistillationClassifier:
-        return DistillationClassifier(**asdict(self))
 
 
 @dataclass(frozen=True)

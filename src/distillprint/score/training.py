@@ -39,7 +39,7 @@ from distillprint.score.pairwise import (
 )
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
-from distillprint.score.views import VIEW_FACTORIES, make_views
+from distillprint.score.views import make_views, unknown_view_error
 from distillprint.yamlio import (
     RELATIVE_PATHS,
     STRICT_CONFIG,
@@ -117,14 +117,9 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
     @field_validator("views")
     @classmethod
     def _views_exist(cls, views: list[str]) -> list[str]:
-        for name in views:  # building a view loads nothing; a typo fails here, not after loading
-            try:
-                make_views([name])
-            except InputError:
-                raise ValueError(
-                    f"unknown view '{name}': one of {', '.join(VIEW_FACTORIES)}, or a style "
-                    "embedder (minilm, pos, encoder:<path>, ...)"
-                ) from None
+        error = unknown_view_error(views)
+        if error is not None:
+            raise ValueError(error)
         return views
 
     @field_validator("features")
@@ -162,7 +157,14 @@ def training_data(cfg: ClassifierTrainConfig) -> ClassifierTrainingData:
     comparison = load_comparison(pairs, cfg.responses, cfg.max_background, cfg.seed, cfg.pairs)
     background = comparison.background
     models = comparison.ordered(pairs)
-    cube = cached_cube(models, make_views(cfg.views), shared_prompt_ids(models), cfg.cache_dir)
+    prompts = shared_prompt_ids(models)
+    if cfg.validity_budgets and min(cfg.validity_budgets) >= len(prompts):
+        # the table would be dropped, and the card's advice on fewer prompts with it
+        raise InputError(
+            f"every budget ({sorted(cfg.validity_budgets)}) is at or above the {len(prompts)} "
+            "prompts the pairs share, so no fewer-prompts table can be measured: give "
+            "smaller budgets, or [] to skip the table", field="validity_budgets")
+    cube = cached_cube(models, make_views(cfg.views), prompts, cfg.cache_dir)
     mask = np.array([n in set(background) for n in cube.models])
     return ClassifierTrainingData(cube, mask, pair_features(cube, mask), pairs, background)
 
@@ -180,13 +182,6 @@ def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[
     train = training_data(cfg)
     feats, pairs, background = train.features, train.pairs, train.background
     features = tuple(cfg.features)
-    n_prompts = len(train.cube.prompt_ids)
-    if cfg.validity_budgets and min(cfg.validity_budgets) >= n_prompts:
-        # the table would be dropped, and the card's advice on fewer prompts with it
-        raise InputError(
-            f"every budget ({sorted(cfg.validity_budgets)}) is at or above the {n_prompts} "
-            "prompts the pairs share, so no fewer-prompts table can be measured: give "
-            "smaller budgets, or [] to skip the table", field="validity_budgets")
     preds = predict_cross_validated(feats, pairs, features, cfg.params())
     metrics = {
         **detection_metrics(pairs, preds.probability, preds.probability),

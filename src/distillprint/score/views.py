@@ -21,6 +21,8 @@ from sklearn.feature_extraction.text import (
     TfidfTransformer,
 )
 
+from distillprint.errors import InputError
+
 Matrix: TypeAlias = np.ndarray | sp.csr_matrix
 
 # Long answers add little style evidence past a few thousand characters but cost linear time.
@@ -202,3 +204,15 @@ def _embedder_view(name: str) -> View:
 def make_views(names: Sequence[str]) -> list[View]:
     """Views by name: the scorer's own, else anything the style embedder's registry builds."""
     return [VIEW_FACTORIES[n]() if n in VIEW_FACTORIES else _embedder_view(n) for n in names]
+
+
+def unknown_view_error(names: Sequence[str]) -> str | None:
+    """Why a view name cannot be built, checked before any answer is read: building a view
+    loads nothing, so a typo fails at once."""
+    for name in names:
+        try:
+            make_views([name])
+        except InputError:
+            return (f"unknown view '{name}': one of {', '.join(VIEW_FACTORIES)}, or a style "
+                    "embedder (minilm, pos, encoder:<path>, ...)")
+    return None
