@@ -330,6 +330,10 @@ def test_a_probe_set_edited_under_its_version_is_noted_when_collected(tmp_path: 
                     Console(file=said, width=400))
     assert "the store holds answers to 1 probe(s) of t9 1.0.0 under other prompts (a)" in (
         said.getvalue())
+    export = run_cli("responses", "export", "--store", str(store), "--model", "echo:x",
+                     "--out", str(tmp_path / "x.jsonl"))
+    assert export.returncode == 2 and "the probe set was edited under one version" in (
+        export.stderr)
 
 
 @pytest.mark.integration
@@ -362,3 +366,23 @@ def test_sigterm_stops_a_collection_as_ctrl_c_does(tmp_path: Path) -> None:
     assert "interrupted: everything answered so far is stored" in err
     with ResponseStore(store, read_only=True) as stored:
         assert 1 <= stored.count() < 179
+
+
+def test_a_second_log_under_one_model_name_is_not_called_other_settings(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from distillprint.collect_run import CollectOptions, run_collect
+
+    probes = tmp_path / "p.yaml"
+    probes.write_text("name: t9\nversion: '1.0.0'\nprobes:\n  - {id: a, category: identity, "
+                      "prompt: 'Who are you?', rationale: r}\n")
+    said = io.StringIO()
+    for answer in ("I am A.", "I am B."):
+        log = tmp_path / f"{answer[5]}.jsonl"
+        log.write_text(json.dumps({"model": "twin", "prompt": "Who are you?",
+                                   "response": answer}) + "\n")
+        run_collect(CollectOptions(model=f"file:{log}", store=tmp_path / "s.sqlite",
+                                   probes=str(probes)), Console(file=said, width=400))
+    text = said.getvalue()
+    assert "another log file with this model name, or this log before an edit" in text
+    assert "this log's answers are stored beside them" in text and "rerun with" not in text

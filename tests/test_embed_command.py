@@ -108,7 +108,7 @@ def test_rows_from_store(tmp_path: Path) -> None:
         store.add(ModelIdentity("file", "m1", "v2"), request, Generation("Hi"),
                   ProbeContext("s", "1", {}))
     assert sorted({row.model for row in rows_from_store(path)}) == [
-        "file:m1 (revision - at -)", "file:m1 (revision v2 at -)"]
+        "file:m1 (revision none)", "file:m1 (revision v2)"]
 
 
 def test_answer_logs_are_named_by_their_files_as_in_the_benchmarks(tmp_path: Path) -> None:

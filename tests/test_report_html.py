@@ -355,6 +355,7 @@ def test_the_attribution_page_ranks_escapes_and_is_sealed() -> None:
 
 def test_the_attribution_banner_names_two_candidates_too_close_to_call() -> None:
     from distillprint.report.render_html import render_attribution_html
+    from distillprint.report.schema import CandidateScore
     from report_fixtures import sample_attribution
 
     report = sample_attribution()
@@ -364,6 +365,13 @@ def test_the_attribution_banner_names_two_candidates_too_close_to_call() -> None
         second.model_copy(update={"posterior": 0.4999997}), *rest]})
     page = render_attribution_html(tied)
     assert "<bdi>claude-2</bdi> (too close to call)" in page
+    third = CandidateScore(teacher="gpt-4", posterior=0.4999995, pair_probability=0.999999,
+                           p_value=0.001)
+    three = tied.model_copy(update={"candidates": [*tied.candidates[:2], third,
+                                                   *tied.candidates[2:]]})
+    banner = render_attribution_html(three).split('id="top-candidate">')[1].split("</div>")[0]
+    assert banner == ("<bdi>gpt4_1106_preview</bdi>, <bdi>claude-2</bdi> or <bdi>gpt-4</bdi> "
+                      "(too close to call)")
 
 
 def test_verify_reads_the_answers_of_the_endpoint_the_report_asked(tmp_path: Path) -> None:

@@ -166,6 +166,15 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path) -> None:
     store = tmp_path / "s.sqlite"
     runner = CliRunner()
     assert runner.invoke(app, ["verify", str(out), "--store", str(store)]).exit_code == 0
+    # a 1.0 report (no alpha, thresholds or notes: hashed without them) still verifies
+    from distillprint.report.load import parse_any_report
+    from distillprint.report.manifest import seal_report
+
+    old = {k: v for k, v in ranking.items() if k not in ("alpha", "thresholds", "notes")}
+    written_then = seal_report(parse_any_report(json.dumps({**old, "schema_version": "1.0"})))
+    (tmp_path / "old.json").write_text(written_then.model_dump_json(exclude_none=True))
+    assert runner.invoke(app, ["verify", str(tmp_path / "old.json"), "--store",
+                               str(store)]).exit_code == 0
     summary = (tmp_path / "attribution.md").read_text()
     assert "| 1 | `file:teacher` |" in summary and "| - | none of these |" in summary
     page = tmp_path / "a.html"

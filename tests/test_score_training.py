@@ -289,7 +289,7 @@ def _shipped_artifact() -> dict[str, object]:
 @pytest.mark.parametrize(
     ("damage", "field", "message"),
     [
-        (lambda d: d.update(classifier="x"), "classifier", "must be an object"),
+        (lambda d: d.update(classifier="x"), "classifier", "must be a JSON object"),
         (lambda d: d.update(features=[]), "features", "at least 1 item"),
         (lambda d: d.update(views=["bogus", "word"]), None, "unknown view 'bogus'"),
         (lambda d: d.update(features=["mean.glob", "mean.srnak", "mean.trank"]), None,
@@ -299,7 +299,11 @@ def _shipped_artifact() -> dict[str, object]:
         (lambda d: d["classifier"]["params"].update(Cee=1), "classifier.params",
          "not the classifier's parameters"),
         (lambda d: d["classifier"].update(intercept="0.5"), "classifier.intercept", "valid number"),
-        (lambda d: d.update(metadata="x"), "metadata", "valid dictionary"),
+        (lambda d: d.update(metadata="x"), "metadata", "must be a JSON object"),
+        (lambda d: d["metadata"]["budget_validity"]["rows"][0].update(n_prompts="sixty"),
+         "metadata.budget_validity.rows.0.n_prompts", "valid integer"),
+        (lambda d: d["metadata"].update(budget_validity="oops"), "metadata.budget_validity",
+         "valid dictionary"),
         (lambda d: d.update(schema_version="1"), "schema_version", "reads schema_version 1"),
     ],
 )
@@ -324,3 +328,15 @@ def test_infinite_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="finite number") as info:
         load_classifier_config(config)
     assert info.value.field == "C"
+
+
+def test_a_card_says_when_no_calibration_ran() -> None:
+    import copy
+
+    from distillprint.score.model_card import model_card
+
+    model = copy.deepcopy(default_model())
+    assert "Platt-recalibrated on out-of-fold scores" in model_card(model)
+    model.classifier.platt_ = np.array([1.0, 0.0])  # what a fit with fewer than 2 folds keeps
+    card = model_card(model)
+    assert "not recalibrated (calibration_cv below 2" in card and "Platt-recalibrated" not in card

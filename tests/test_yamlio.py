@@ -125,3 +125,33 @@ def test_a_quoted_number_is_refused_by_a_config_not_coerced(tmp_path: Path) -> N
     path.write_text(f"data: {{response_dirs: ['{tmp_path}'], lineage_csv: null}}\n"
                     "optim:\n  steps: 50\n  learning_rate: 5e-5\n")
     assert load_train_config(path).optim.learning_rate == 5e-5
+
+
+def test_config_paths_expand_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distillprint.embed.train_config import load_train_config
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "answers").mkdir()
+    path = tmp_path / "embedder.yaml"
+    path.write_text("output_dir: ~/encoder\n"
+                    "data: {response_dirs: [~/answers], lineage_csv: null}\n")
+    config = load_train_config(path)
+    assert config.output_dir == tmp_path / "encoder"
+    assert config.data.response_dirs == [tmp_path / "answers"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "hint"),
+    [("optim:\n  steps: 1e3\n", "(read as 1000.0: write 1000)"),
+     ("logging:\n  project: 123\n", "(read as 123: quote it to keep it text)")],
+)
+def test_a_refused_value_says_what_yaml_read(tmp_path: Path, setting: str, hint: str) -> None:
+    from distillprint.embed.train_config import load_train_config
+
+    path = tmp_path / "embedder.yaml"
+    path.write_text(setting)
+    with pytest.raises(InputError) as info:
+        load_train_config(path)
+    assert hint in str(info.value)

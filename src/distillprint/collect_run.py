@@ -172,15 +172,20 @@ def _stored_under_other_settings(
         if base_url != identity.base_url:
             differences.append(f"base URL {base_url or 'none'}")
         if revision != identity.revision:
-            differences.append(f"revision {revision[:12] or 'none'}")
+            # a log's revision is its content: another file, or this one edited
+            differences.append(f"revision {revision[:12] or 'none'}" + (
+                " (another log file with this model name, or this log before an edit)"
+                if identity.backend == "file" else ""))
         if params not in asked:
             differences += [f"{name} {value} (here {here[name]})"
                             for name, value in params.as_dict().items() if value != here[name]]
         if differences:
             answers = "answer" if count == 1 else "answers"
+            advice = ("this log's answers are stored beside them" if identity.backend == "file"
+                      else "these requests are sent anew (stop now and rerun with those "
+                      "settings to reuse them)")
             return (f"note: the store holds {count} {answers} of {identity.model} to "
                     f"{probe_set.name} under other settings ({', '.join(differences)}); "
-                    "answers are reused only under the settings they were asked with, so "
-                    "these requests are sent anew (stop now and rerun with those settings "
-                    "to reuse them)")
+                    f"answers are reused only under the settings they were asked with, so "
+                    f"{advice}")
     return None

@@ -72,15 +72,16 @@ def one_models_answers(
         raise InputError(f"'{model}' names {len(identities)} stored models ({listed}): their "
                          f"answers would mix in one log; pick one with {' or '.join(options)}",
                          field="model")
-    seen: set[tuple[str, str, int]] = set()
+    seen: dict[tuple[str, str, int], str] = {}
     for record in chosen:
         key = (record.probe_set, record.probe_id, record.sample_index)
         if key in seen:
+            why = ("collected with different sampling settings" if seen[key] == record.prompt
+                   else "under two prompts: the probe set was edited under one version")
             raise InputError(f"'{model}' answered probe '{record.probe_id}' sample "
-                             f"{record.sample_index} more than once (collected with different "
-                             "sampling settings): its answers would mix in one log",
-                             field="model")
-        seen.add(key)
+                             f"{record.sample_index} more than once ({why}): its answers "
+                             "would mix in one log", field="model")
+        seen[key] = record.prompt
     return chosen
 
 

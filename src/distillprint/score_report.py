@@ -22,7 +22,8 @@ from distillprint.score_run import Evidence
 
 
 def classifier_version(scoring: ScoringModel) -> ComponentVersion:
-    name = str(scoring.metadata.get("name", "distillprint-default"))
+    # a model without a name is not the shipped one, whose artifact names itself "default"
+    name = str(scoring.metadata.get("name", "unnamed"))
     return ComponentVersion(name=name, version=str(scoring.metadata.get("version", __version__)),
                             artifact_sha256=scoring.sha256())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Strict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, ValidationError
 
 from distillprint.errors import InputError
 from distillprint.textio import decode_utf8, has_lone_surrogate
@@ -18,8 +18,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 #: Configs are strict: ``C: "1.0"`` or ``steps: true`` is a typo to report, not a number to
 #: coerce; ``.inf`` and ``.nan`` are no setting. Unknown keys are errors too.
 STRICT_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-#: A path is the one value YAML can only write as a string.
-ConfigPath = Annotated[Path, Strict(False)]
+#: A path is the one value YAML can only write as a string; ``~`` is the home folder, as in a
+#: shell, not a folder named "~".
+ConfigPath = Annotated[Path, Strict(False), AfterValidator(Path.expanduser)]
 
 
 class LocatedDict(dict[str, Any]):
@@ -172,7 +173,7 @@ def validate_located(
     except ValidationError as exc:
         first, *others = _without_follow_ons(exc.errors())
         loc = tuple(first["loc"])
-        message = first["msg"] + _also(others, data)
+        message = first["msg"] + _hint(first) + _also(others, data)
         field = ".".join(str(part) for part in loc) or None
         given = overrides or {}
         override = _override_at(loc, list(given))
@@ -181,6 +182,16 @@ def validate_located(
             inner = f"{field}: " if field != override else ""
             raise InputError(inner + message, field=given[override]) from None
         raise InputError(message, path=path, line=locate(data, loc), field=field) from None
+
+
+def _hint(error: Any) -> str:
+    """What YAML read, where that is the surprise: ``1e3`` is a float, ``2024`` a number."""
+    given = error.get("input")
+    if error["type"] == "int_type" and isinstance(given, float) and given.is_integer():
+        return f" (read as {given!r}: write {int(given)})"
+    if error["type"] == "string_type" and isinstance(given, (bool, int, float)):
+        return f" (read as {given!r}: quote it to keep it text)"
+    return ""
 
 
 def _without_follow_ons(errors: list[Any]) -> list[Any]:

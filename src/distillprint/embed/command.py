@@ -45,7 +45,7 @@ from distillprint.locations import cache_root
 if TYPE_CHECKING:
     from accelerate import PartialState
 
-OUTPUT_SCHEMA = 1
+OUTPUT_SCHEMA = 2  # 2 added prompt_sha256
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,15 @@ def _one_name_per_model(identities: set[ModelIdentity]) -> dict[ModelIdentity, s
     mean over two."""
     sharing = Counter(identity.label for identity in identities)
     return {identity: identity.label if sharing[identity.label] == 1 else
-            f"{identity.label} (revision {identity.revision or '-'} at "
-            f"{identity.base_url or '-'})" for identity in identities}
+            _told_apart(identity) for identity in identities}
+
+
+def _told_apart(identity: ModelIdentity) -> str:
+    """The label with what sets it apart (``responses models`` lists the same columns)."""
+    parts = [f"revision {identity.revision or 'none'}"]
+    if identity.base_url:
+        parts.append(f"at {identity.base_url}")
+    return f"{identity.label} ({' '.join(parts)})"
 
 
 def process_state() -> PartialState | None:

@@ -21,7 +21,7 @@ from distillprint.report.schema import AttributionReport, Manifest, ScoreReport
 from distillprint.report.seal import BLANK_PAGE_SEAL, seal_page
 from distillprint.score import display
 from distillprint.score.evidence import MAX_ECHO_CHARS, clip
-from distillprint.score.stats import ATTRIBUTION_P_LIMIT
+from distillprint.score.stats import ATTRIBUTION_P_LIMIT, VerdictPolicy
 
 REPORT_DATA_ID = "distillprint-report"
 # posteriors closer than this name two candidates in the attribution banner, not one
@@ -111,7 +111,7 @@ def _render_sealed(
     data block and the seal."""
     page = _environment().get_template(template).render(
         r=report,
-        probability_cuts=display.probability_cuts(report.thresholds),
+        probability_cuts=display.probability_cuts(report.thresholds or {}),
         models=model_summaries(report.manifest),
         list_digests=len(report.manifest.responses) <= MAX_LISTED_DIGESTS,
         report_data=report.model_dump(mode="json"),
@@ -142,15 +142,16 @@ def render_attribution_html(report: AttributionReport) -> str:
     page is."""
     scored = [c for c in report.candidates if not c.unscored]
     top = scored[0] if scored and report.none_of_these is not None else None
-    # a second candidate within a few points of the first is not beaten by it
-    close = (top is not None and len(scored) > 1 and top.posterior is not None
-             and scored[1].posterior is not None
-             and top.posterior - scored[1].posterior < TOO_CLOSE_TO_CALL)
+    # every candidate within a few points of the first is not beaten by it
+    tied = [] if top is None or top.posterior is None else [
+        c for c in scored[1:]
+        if c.posterior is not None and top.posterior - c.posterior < TOO_CLOSE_TO_CALL]
     return _render_sealed(
         "attribution.html.j2",
         report,
         top=top,
-        runner_up=scored[1] if close else None,
+        tied=tied,
         banner_style="warn" if report.none_of_these is None else "neutral",
         p_limits=(f"{ATTRIBUTION_P_LIMIT:g}", f"{1 - ATTRIBUTION_P_LIMIT:g}"),
+        alpha=report.alpha or VerdictPolicy().alpha,  # 1.0 reports recorded none
     )

@@ -12,6 +12,7 @@ from distillprint.report.evidence import lookalikes_unassessed, rank_categories,
 from distillprint.report.render_html import format_number, format_similarity
 from distillprint.report.schema import AttributionReport, CategoryEvidence, Echo, ScoreReport
 from distillprint.score.display import fraction, p_value, percent, probability_cuts, setting
+from distillprint.score.stats import VerdictPolicy
 
 TOP_CATEGORIES = 5
 TOP_ECHOES = 3
@@ -190,7 +191,7 @@ def render_markdown(report: ScoreReport) -> str:
 
 
 def render_attribution_markdown(report: AttributionReport) -> str:
-    cuts = probability_cuts(report.thresholds)
+    cuts = probability_cuts(report.thresholds or {})
     lines = [
         f"## distillprint: who taught {code_span(report.suspect, limit=60)}?",
         "",
@@ -200,7 +201,7 @@ def render_attribution_markdown(report: AttributionReport) -> str:
     for rank, c in enumerate(report.candidates, start=1):
         figures = ("n/a",) * 3 if c.unscored else (  # left out: neither ranked nor cleared
             fraction(c.posterior), fraction(c.pair_probability, cuts),
-            p_value(c.p_value, [report.alpha]))
+            p_value(c.p_value, [report.alpha or VerdictPolicy().alpha]))
         lines.append(f"| {'-' if c.unscored else rank} | {_cell(c.teacher)} | "
                      f"{' | '.join(figures)} |")
     lines.append(f"| - | none of these | {fraction(report.none_of_these)} | | |")

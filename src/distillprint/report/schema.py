@@ -297,9 +297,9 @@ class AttributionReport(_Strict):
     background: list[str]
     n_background: int = Field(ge=0)
     # the verdict policy the pairs were judged by (a candidate is unscored where ``score``
-    # would be inconclusive for thin evidence)
-    alpha: float = Field(gt=0.0, lt=1.0)
-    thresholds: dict[str, float]
+    # would be inconclusive for thin evidence); None only in 1.0 reports, written before them
+    alpha: float | None = Field(default=None, gt=0.0, lt=1.0)
+    thresholds: dict[str, float] | None = None
     # what the run left out or found worth saying beside the ranking; None before 1.2
     notes: list[str] | None = None
     manifest: Manifest

@@ -105,6 +105,39 @@ class _ClassifierRecord(BaseModel):
         return classes
 
 
+class _Read(BaseModel):
+    """The metadata a score reads; the rest (cards, provenance) is free-form."""
+
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
+
+
+class _RateRecord(_Read):
+    rate: float | None = Field(ge=0, le=1)
+
+
+class _BudgetRowRecord(_Read):
+    n_prompts: int = Field(ge=1)
+    negatives_p_at_alpha: _RateRecord
+    negative_p_values: list[float] | None = None
+
+
+class _BudgetTableRecord(_Read):
+    alpha: float = Field(gt=0, lt=1)
+    rows: list[_BudgetRowRecord] = Field(min_length=1)
+
+
+class _TrainingDataRecord(_Read):
+    n_prompts: int | None = Field(default=None, ge=0)
+
+
+class _MetadataRecord(_Read):
+    name: str | None = None
+    version: str | None = None
+    budget_validity: _BudgetTableRecord | None = None
+    training_data: _TrainingDataRecord | None = None
+    training_pairs: list[Annotated[list[str], Field(min_length=2, max_length=2)]] = []
+
+
 class _ArtifactRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -112,13 +145,13 @@ class _ArtifactRecord(BaseModel):
     views: list[str] = Field(min_length=1)
     features: list[str] = Field(min_length=1)
     classifier: _ClassifierRecord
-    metadata: dict[str, Any] = {}
+    metadata: _MetadataRecord = _MetadataRecord()
 
-    @field_validator("classifier", mode="before")
+    @field_validator("classifier", "metadata", mode="before")
     @classmethod
     def _an_object(cls, value: Any) -> Any:
         if not isinstance(value, dict):  # pydantic's own message names our private class
-            raise ValueError("must be an object of the fitted classifier's arrays")
+            raise ValueError("must be a JSON object")
         return value
 
     @model_validator(mode="after")
@@ -186,7 +219,7 @@ class ScoringModel:
             views=tuple(record.views),
             features=tuple(record.features),
             classifier=DistillationClassifier.from_dict(record.classifier.model_dump()),
-            metadata=record.metadata,
+            metadata=dict(data.get("metadata", {})),  # as written: its hash names the model
         )
 
     @classmethod

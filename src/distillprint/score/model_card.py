@@ -21,6 +21,16 @@ def _percent(entry: dict[str, Any]) -> str:
     return f"{entry['rate']:.1%} [{low:.1%}, {high:.1%}]"
 
 
+def _calibration(model: ScoringModel) -> str:
+    # fewer than 2 folds (calibration_cv below 2, or a label with a single pair) fit no Platt
+    # step: the classifier keeps the identity (slope 1, offset 0)
+    if tuple(model.classifier.platt_) == (1.0, 0.0):
+        return ("not recalibrated (calibration_cv below 2, or too few pairs of a label for 2 "
+                "folds): its probabilities are the logistic fit's own, and the null scores "
+                "below are in-sample, not out-of-fold")
+    return "Platt-recalibrated on out-of-fold scores"
+
+
 def _thin_null(n_null: int) -> str:
     if n_null >= MIN_NULL_PAIRS:
         return ""
@@ -126,7 +136,7 @@ pair features (see `distillprint.score.pairwise`): views {", ".join(model.views)
 
 ## Model
 Logistic regression on standardised features, coefficients constrained to be non-negative,
-Platt-recalibrated on out-of-fold scores (`DistillationClassifier`). Standardised weights:
+{_calibration(model)} (`DistillationClassifier`). Standardised weights:
 {weights}; intercept {clf.intercept_:+.3f}; Platt slope/offset {clf.platt_[0]:.3f} /
 {clf.platt_[1]:+.3f}. Hyperparameters: {hyperparameters}.
 p-values are conformal against {len(clf.null_scores_)} out-of-fold scores of the
