@@ -334,6 +334,15 @@ def test_a_probe_set_edited_under_its_version_is_noted_when_collected(tmp_path: 
                      "--out", str(tmp_path / "x.jsonl"))
     assert export.returncode == 2 and "the probe set was edited under one version" in (
         export.stderr)
+    versioned = tmp_path / "v.sqlite"  # re-versioned, as it should be: not called an edit
+    for prompt, version in (("Who are you?", "1.0.0"), ("What are you, then?", "1.1.0")):
+        path = probe_set(prompt)
+        path.write_text(path.read_text().replace("'1.0.0'", f"'{version}'"))
+        run_collect(CollectOptions(model="echo:x", store=versioned, probes=str(path)),
+                    Console(file=io.StringIO()))
+    export = run_cli("responses", "export", "--store", str(versioned), "--model", "echo:x",
+                     "--out", str(tmp_path / "v.jsonl"))
+    assert export.returncode == 2 and "for versions 1.0.0 and 1.1.0 of t9" in export.stderr
 
 
 @pytest.mark.integration

@@ -304,6 +304,13 @@ def _shipped_artifact() -> dict[str, object]:
          "metadata.budget_validity.rows.0.n_prompts", "valid integer"),
         (lambda d: d["metadata"].update(budget_validity="oops"), "metadata.budget_validity",
          "valid dictionary"),
+        (lambda d: d["metadata"].update(training_data=None), "metadata.training_data",
+         "valid dictionary"),
+        (lambda d: d["metadata"].update(name=""), "metadata.name", "at least 1 character"),
+        (lambda d: d["metadata"].update(name=None), "metadata.name", "valid string"),
+        (lambda d: d["metadata"]["budget_validity"].update(
+            rows=d["metadata"]["budget_validity"]["rows"][::-1]), "metadata.budget_validity.rows",
+         "increasing n_prompts"),
         (lambda d: d.update(schema_version="1"), "schema_version", "reads schema_version 1"),
     ],
 )
@@ -340,3 +347,4 @@ def test_a_card_says_when_no_calibration_ran() -> None:
     model.classifier.platt_ = np.array([1.0, 0.0])  # what a fit with fewer than 2 folds keeps
     card = model_card(model)
     assert "not recalibrated (calibration_cv below 2" in card and "Platt-recalibrated" not in card
+    assert "in-sample scores" in card and "out-of-fold" not in card

@@ -140,6 +140,10 @@ def test_config_paths_expand_the_home_folder(
     config = load_train_config(path)
     assert config.output_dir == tmp_path / "encoder"
     assert config.data.response_dirs == [tmp_path / "answers"]
+    path.write_text("output_dir: ~nosuchuser-here/encoder\n")
+    with pytest.raises(InputError, match="names a home folder this machine does not have") as info:
+        load_train_config(path)
+    assert (info.value.field, info.value.line) == ("output_dir", 1)
 
 
 @pytest.mark.parametrize(

@@ -181,7 +181,8 @@ def _stored_under_other_settings(
                             for name, value in params.as_dict().items() if value != here[name]]
         if differences:
             answers = "answer" if count == 1 else "answers"
-            advice = ("this log's answers are stored beside them" if identity.backend == "file"
+            another_log = identity.backend == "file" and revision != identity.revision
+            advice = ("this log's answers are stored beside them" if another_log
                       else "these requests are sent anew (stop now and rerun with those "
                       "settings to reuse them)")
             return (f"note: the store holds {count} {answers} of {identity.model} to "

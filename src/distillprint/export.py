@@ -20,6 +20,15 @@ _ARROW_TYPES = {"str": "string", "int": "int64", "float": "float64", "int | None
 _JSON_COLUMNS = ("messages", "params")  # nested values, stored as JSON strings
 
 
+def _why_twice(first: StoredResponse, second: StoredResponse) -> str:
+    if first.probe_set_version != second.probe_set_version:
+        return (f"for versions {first.probe_set_version} and {second.probe_set_version} of "
+                f"{first.probe_set}; a log holds one version: keep each in its own store")
+    if first.prompt != second.prompt:
+        return "under two prompts: the probe set was edited under one version"
+    return "collected with different sampling settings"
+
+
 def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) -> int:
     """Write ``records`` to ``out`` (format by suffix) through a temporary file, so a failed
     export leaves no half file and never touches the store it reads."""
@@ -72,16 +81,14 @@ def one_models_answers(
         raise InputError(f"'{model}' names {len(identities)} stored models ({listed}): their "
                          f"answers would mix in one log; pick one with {' or '.join(options)}",
                          field="model")
-    seen: dict[tuple[str, str, int], str] = {}
+    seen: dict[tuple[str, str, int], StoredResponse] = {}
     for record in chosen:
         key = (record.probe_set, record.probe_id, record.sample_index)
-        if key in seen:
-            why = ("collected with different sampling settings" if seen[key] == record.prompt
-                   else "under two prompts: the probe set was edited under one version")
+        first = seen.setdefault(key, record)
+        if first is not record:
             raise InputError(f"'{model}' answered probe '{record.probe_id}' sample "
-                             f"{record.sample_index} more than once ({why}): its answers "
-                             "would mix in one log", field="model")
-        seen[key] = record.prompt
+                             f"{record.sample_index} more than once ({_why_twice(first, record)}):"
+                             " its answers would mix in one log", field="model")
     return chosen
 
 

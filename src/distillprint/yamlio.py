@@ -20,7 +20,14 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 STRICT_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 #: A path is the one value YAML can only write as a string; ``~`` is the home folder, as in a
 #: shell, not a folder named "~".
-ConfigPath = Annotated[Path, Strict(False), AfterValidator(Path.expanduser)]
+def _home_expanded(path: Path) -> Path:
+    try:
+        return path.expanduser()
+    except RuntimeError:  # ~nosuchuser, or no home folder at all
+        raise ValueError(f"'{path}' names a home folder this machine does not have") from None
+
+
+ConfigPath = Annotated[Path, Strict(False), AfterValidator(_home_expanded)]
 
 
 class LocatedDict(dict[str, Any]):

@@ -45,7 +45,7 @@ from distillprint.locations import cache_root
 if TYPE_CHECKING:
     from accelerate import PartialState
 
-OUTPUT_SCHEMA = 2  # 2 added prompt_sha256
+OUTPUT_SCHEMA = 2  # 2: prompt_sha256, and stored models that share a label named apart
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from distillprint.report.schema import AttributionReport, Manifest, ScoreReport
 from distillprint.report.seal import BLANK_PAGE_SEAL, seal_page
 from distillprint.score import display
 from distillprint.score.evidence import MAX_ECHO_CHARS, clip
-from distillprint.score.stats import ATTRIBUTION_P_LIMIT, VerdictPolicy
+from distillprint.score.stats import ATTRIBUTION_P_LIMIT
 
 REPORT_DATA_ID = "distillprint-report"
-# posteriors closer than this name two candidates in the attribution banner, not one
+# candidates whose posteriors are within this of the first share the attribution banner
 TOO_CLOSE_TO_CALL = 0.05
 MAX_LISTED_DIGESTS = 2000
 
@@ -153,5 +153,5 @@ def render_attribution_html(report: AttributionReport) -> str:
         tied=tied,
         banner_style="warn" if report.none_of_these is None else "neutral",
         p_limits=(f"{ATTRIBUTION_P_LIMIT:g}", f"{1 - ATTRIBUTION_P_LIMIT:g}"),
-        alpha=report.alpha or VerdictPolicy().alpha,  # 1.0 reports recorded none
+        alpha=report.judged_at(),
     )

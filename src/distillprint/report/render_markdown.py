@@ -12,7 +12,6 @@ from distillprint.report.evidence import lookalikes_unassessed, rank_categories,
 from distillprint.report.render_html import format_number, format_similarity
 from distillprint.report.schema import AttributionReport, CategoryEvidence, Echo, ScoreReport
 from distillprint.score.display import fraction, p_value, percent, probability_cuts, setting
-from distillprint.score.stats import VerdictPolicy
 
 TOP_CATEGORIES = 5
 TOP_ECHOES = 3
@@ -201,7 +200,7 @@ def render_attribution_markdown(report: AttributionReport) -> str:
     for rank, c in enumerate(report.candidates, start=1):
         figures = ("n/a",) * 3 if c.unscored else (  # left out: neither ranked nor cleared
             fraction(c.posterior), fraction(c.pair_probability, cuts),
-            p_value(c.p_value, [report.alpha or VerdictPolicy().alpha]))
+            p_value(c.p_value, [report.judged_at()]))
         lines.append(f"| {'-' if c.unscored else rank} | {_cell(c.teacher)} | "
                      f"{' | '.join(figures)} |")
     lines.append(f"| - | none of these | {fraction(report.none_of_these)} | | |")

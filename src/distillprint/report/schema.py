@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from distillprint.score.stats import Verdict
+from distillprint.score.stats import Verdict, VerdictPolicy
 
 # 1.1 added ``stages`` (a budget grown in stages); 1.2 added ``background_p_value`` and
 # ``teacher_lookalikes`` (how specific the match is to this teacher); 1.3 added
@@ -304,6 +304,11 @@ class AttributionReport(_Strict):
     notes: list[str] | None = None
     manifest: Manifest
     report_sha256: Sha256Hex | None = None
+
+    def judged_at(self) -> float:
+        """The alpha the p-values were judged at; 1.0 reports, which recorded none, used the
+        policy's default."""
+        return self.alpha if self.alpha is not None else VerdictPolicy().alpha
 
 
 def report_json_schema(model: type[BaseModel] = ScoreReport) -> dict[str, Any]:

@@ -125,16 +125,27 @@ class _BudgetTableRecord(_Read):
     alpha: float = Field(gt=0, lt=1)
     rows: list[_BudgetRowRecord] = Field(min_length=1)
 
+    @field_validator("rows")
+    @classmethod
+    def _by_budget(cls, rows: list[_BudgetRowRecord]) -> list[_BudgetRowRecord]:
+        # a score looks up the largest budget at or below its prompts, reading them in order
+        budgets = [row.n_prompts for row in rows]
+        if budgets != sorted(set(budgets)):
+            raise ValueError(f"rows must go by increasing n_prompts, not {budgets}")
+        return rows
+
 
 class _TrainingDataRecord(_Read):
     n_prompts: int | None = Field(default=None, ge=0)
 
 
 class _MetadataRecord(_Read):
-    name: str | None = None
-    version: str | None = None
+    # absent or text, never null or empty: a report names the model by them (the defaults
+    # only let an absent key pass; the model keeps its metadata as written)
+    name: str = Field(default="unnamed", min_length=1)
+    version: str = Field(default="unnamed", min_length=1)
     budget_validity: _BudgetTableRecord | None = None
-    training_data: _TrainingDataRecord | None = None
+    training_data: _TrainingDataRecord = _TrainingDataRecord()
     training_pairs: list[Annotated[list[str], Field(min_length=2, max_length=2)]] = []
 
 

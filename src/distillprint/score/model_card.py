@@ -21,13 +21,20 @@ def _percent(entry: dict[str, Any]) -> str:
     return f"{entry['rate']:.1%} [{low:.1%}, {high:.1%}]"
 
 
-def _calibration(model: ScoringModel) -> str:
+def _recalibrated(model: ScoringModel) -> bool:
     # fewer than 2 folds (calibration_cv below 2, or a label with a single pair) fit no Platt
-    # step: the classifier keeps the identity (slope 1, offset 0)
-    if tuple(model.classifier.platt_) == (1.0, 0.0):
+    # step: the classifier keeps the identity (slope 1, offset 0) and in-sample null scores
+    return tuple(model.classifier.platt_) != (1.0, 0.0)
+
+
+def _null_kind(model: ScoringModel) -> str:
+    return "out-of-fold" if _recalibrated(model) else "in-sample"
+
+
+def _calibration(model: ScoringModel) -> str:
+    if not _recalibrated(model):
         return ("not recalibrated (calibration_cv below 2, or too few pairs of a label for 2 "
-                "folds): its probabilities are the logistic fit's own, and the null scores "
-                "below are in-sample, not out-of-fold")
+                "folds): its probabilities are the logistic fit's own")
     return "Platt-recalibrated on out-of-fold scores"
 
 
@@ -139,7 +146,7 @@ Logistic regression on standardised features, coefficients constrained to be non
 {_calibration(model)} (`DistillationClassifier`). Standardised weights:
 {weights}; intercept {clf.intercept_:+.3f}; Platt slope/offset {clf.platt_[0]:.3f} /
 {clf.platt_[1]:+.3f}. Hyperparameters: {hyperparameters}.
-p-values are conformal against {len(clf.null_scores_)} out-of-fold scores of the
+p-values are conformal against {len(clf.null_scores_)} {_null_kind(model)} scores of the
 non-distilled training pairs (rank floor {1 / (1 + len(clf.null_scores_)):.3f}); beyond the
 largest null score the tail is extrapolated with a Student-t predictive fit to those scores,
 so stronger evidence gets smaller p-values.{_thin_null(len(clf.null_scores_))}
