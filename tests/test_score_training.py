@@ -303,9 +303,9 @@ def _shipped_artifact() -> dict[str, object]:
         (lambda d: d["metadata"]["budget_validity"]["rows"][0].update(n_prompts="sixty"),
          "metadata.budget_validity.rows.0.n_prompts", "valid integer"),
         (lambda d: d["metadata"].update(budget_validity="oops"), "metadata.budget_validity",
-         "valid dictionary"),
+         r"should be a mapping \(an object\)"),
         (lambda d: d["metadata"].update(training_data=None), "metadata.training_data",
-         "valid dictionary"),
+         "should be a mapping"),
         (lambda d: d["metadata"].update(name=""), "metadata.name", "at least 1 character"),
         (lambda d: d["metadata"].update(name=None), "metadata.name", "valid string"),
         (lambda d: d["metadata"]["budget_validity"].update(

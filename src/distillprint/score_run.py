@@ -339,8 +339,8 @@ def _log_specs(
         else:
             given = log_path(named_as)
             via = "" if path == given else f" ({named_as.spec}, by another path)"
-            notes.say(str(path), f"background {path} left out: it is the {named_as.role}'s "
-                      f"log{via}", report=bool(via), whole_run=True)
+            notes.say(str(path), f"background file:{path} left out: it is the "
+                      f"{named_as.role}'s log{via}", report=bool(via), whole_run=True)
     for name, (first, second) in sorted(conflicts.items()):
         notes.say(name, f"background {name} left out: {first} and {second} hold different "
                   "answers", whole_run=True)

@@ -180,7 +180,7 @@ def validate_located(
     except ValidationError as exc:
         first, *others = _without_follow_ons(exc.errors())
         loc = tuple(first["loc"])
-        message = first["msg"] + _hint(first) + _also(others, data)
+        message = _message(first) + _hint(first) + _also(others, data)
         field = ".".join(str(part) for part in loc) or None
         given = overrides or {}
         override = _override_at(loc, list(given))
@@ -189,6 +189,13 @@ def validate_located(
             inner = f"{field}: " if field != override else ""
             raise InputError(inner + message, field=given[override]) from None
         raise InputError(message, path=path, line=locate(data, loc), field=field) from None
+
+
+def _message(error: Any) -> str:
+    # pydantic names the model class it expected, which is ours, not the user's vocabulary
+    if error["type"] == "model_type":
+        return "should be a mapping (an object) of its own settings"
+    return str(error["msg"])
 
 
 def _hint(error: Any) -> str:
@@ -219,7 +226,7 @@ def _also(others: list[Any], data: Any, shown: int = 4) -> str:
         loc = tuple(error["loc"])
         line = locate(data, loc)
         where = ".".join(str(part) for part in loc) or "the file"
-        listed.append(f"{where}{f' (line {line})' if line else ''}: {error['msg']}")
+        listed.append(f"{where}{f' (line {line})' if line else ''}: {_message(error)}")
     more = f"; and {len(others) - shown} more" if len(others) > shown else ""
     return "; also " + "; ".join(listed) + more
 
