@@ -320,6 +320,10 @@ def test_the_shipped_lineage_config_is_the_default_and_errors_name_the_option(
     result.write_text(json.dumps({"kind": "lineage_benchmark", "auroc": 0.9,
                                   "config": ran.model_dump(mode="json")}))
     assert load_lineage_config(result, {"seed": 4}) == ran.model_copy(update={"seed": 4})
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"verdict": "distilled", "manifest": {}}))
+    with pytest.raises(InputError, match="a score or attribution report, not a lineage config"):
+        load_lineage_config(report, {})
     typo = tmp_path / "lineage.yaml"
     typo.write_text("seed: 1\nclasifier: cv\n")
     with pytest.raises(InputError, match="Extra inputs") as info:

@@ -63,6 +63,9 @@ def load_lineage_config(path: Path | None, overrides: dict[str, Any]) -> Lineage
     tree = load_mapping(path) if path is not None else {}
     if tree.get("kind") == "lineage_benchmark" and isinstance(tree.get("config"), dict):
         tree = tree["config"]  # a result file (JSON is YAML): rerun with the config it records
+    elif "manifest" in tree and path is not None:  # every score and attribution report has one
+        raise InputError("a score or attribution report, not a lineage config (a lineage "
+                         "result file also serves)", path=path)
     tree.update(overrides)
     options = {key: "--" + _OPTION_NAMES.get(key, key).replace("_", "-") for key in overrides}
     return validate_located(LineageConfig, tree, path or Path("<command line>"),
