@@ -291,3 +291,36 @@ def test_a_folder_that_is_no_checkpoint_is_a_clear_backend_error(tmp_path: Path)
         backend.load()
     with pytest.raises(BackendError, match=re.escape(str(tmp_path))):
         backend.tokenizer()  # transformers' own ValueError, translated
+
+
+def test_fingerprints_change_with_any_byte_of_the_weights(tmp_path: Path) -> None:
+    """Two fine-tunes of one base have the same sizes, config and header: a fingerprint of
+    those would reuse one's answers (and converted weights) for the other."""
+    from distillprint.backends.hf_loading import dir_fingerprint, file_fingerprint
+
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    weights = checkpoint / "model.safetensors"
+    weights.write_bytes(bytes(3 << 20))
+    before = (dir_fingerprint(checkpoint), file_fingerprint(weights))
+    (checkpoint / "optimizer.pt").write_bytes(b"training state only")
+    assert dir_fingerprint(checkpoint) == before[0]
+    with weights.open("r+b") as handle:  # same size, a change past the first MiB
+        handle.seek(2 << 20)
+        handle.write(b"\x01")
+    assert dir_fingerprint(checkpoint) != before[0] and file_fingerprint(weights) != before[1]
+
+
+def test_a_weights_file_cut_short_is_bad_input(chat_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from distillprint.errors import BackendError
+
+    cut = tmp_path / "cut"
+    shutil.copytree(chat_model_dir, cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    backend = create_backend(f"hf:{cut}", BackendOptions())
+    with pytest.raises(BackendError, match="cannot load model"):
+        _generate(backend, [_request("Say ok")])

@@ -231,6 +231,19 @@ def test_bad_base_urls_are_refused_without_echoing_credentials(url: str) -> None
     assert "sk-secret" not in str(info.value)
 
 
+def test_an_empty_base_url_is_refused_not_read_as_the_default_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--base-url "$UNSET"`: the default host would be sent the key."""
+    from distillprint.backends.anthropic import create_anthropic_backend
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789abcdef")
+    for create in (create_openai_backend, create_anthropic_backend):
+        with pytest.raises(InputError, match="expected an http"):
+            create("m", BackendOptions(base_url=""))
+
+
 async def test_unreachable_server_is_retryable(backend_for: list[OpenAIBackend]) -> None:
     with ScriptedServer() as server:
         url = server.url

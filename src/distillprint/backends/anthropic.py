@@ -38,7 +38,8 @@ class AnthropicBackend(Backend):
 
     def __init__(self, model: str, options: BackendOptions) -> None:
         base_url = normalise_base_url(
-            options.base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+            options.base_url if options.base_url is not None  # empty: refused, see openai_compat
+            else os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
         ).removesuffix("/v1")
         key_env = options.api_key_env or DEFAULT_KEY_ENV
         key = resolve_key(key_env, base_url, "anthropic backend")

@@ -43,7 +43,10 @@ class OpenAIBackend(Backend):
 
     def __init__(self, model: str, options: BackendOptions) -> None:
         base_url = normalise_base_url(
-            options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
+            # an empty --base-url (an unset shell variable) is a mistake to report, not a
+            # request for the default host, which would be sent the key
+            options.base_url if options.base_url is not None
+            else os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
             default_path="/v1",
         )
         key_env = options.api_key_env or DEFAULT_KEY_ENV
