@@ -267,3 +267,15 @@ async def test_a_server_that_recovers_is_not_given_up_on(tmp_path: Path) -> None
         backend = FakeBackend(transient_failures=3 * FAST.max_attempts)
         summary = await collect(backend, probe_set(12), store, retry=FAST, concurrency=1)
     assert (summary.stored_now, summary.failed) == (9, 3)
+
+
+def test_a_shortened_retry_after_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    from distillprint.collect import _log_retry
+    from distillprint.retry import RetryEvent
+
+    with caplog.at_level("WARNING", logger="distillprint"):
+        _log_retry(RetryEvent(1, RetryableError("429", retry_after=86400.0), 30.0))
+        _log_retry(RetryEvent(1, RetryableError("429", retry_after=2.0), 2.0))
+    lines = caplog.text.splitlines()
+    assert "retrying in 30.0 s (the server asked for 86400 s; waits are capped)" in lines[0]
+    assert "asked for" not in lines[1]

@@ -297,6 +297,9 @@ class _Collection:
 
 
 def _log_retry(event: RetryEvent) -> None:
-    log.warning(
-        "attempt %d failed (%s); retrying in %.1f s", event.attempt, event.error, event.delay_s
-    )
+    asked = event.error.retry_after
+    # waits are capped (RetryPolicy.max_delay_s): say so when the server asked for longer
+    shortened = (f" (the server asked for {asked:.0f} s; waits are capped)"
+                 if asked is not None and asked > event.delay_s else "")
+    log.warning("attempt %d failed (%s); retrying in %.1f s%s", event.attempt, event.error,
+                event.delay_s, shortened)
