@@ -224,9 +224,13 @@ def rambling_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _save(tmp_path_factory.mktemp("ramble"), tokenizer, _scripted_model(tokenizer, chain))
 
 
-def test_no_template_model_stops_at_end_token(eos_model_dir: Path) -> None:
+def test_no_template_model_stops_at_end_token(
+    eos_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     backend = create_backend(f"hf:{eos_model_dir}", BackendOptions())
-    assert isinstance(backend, HFBackend) and not backend.uses_chat_template
+    with caplog.at_level("INFO", logger="distillprint"):
+        assert isinstance(backend, HFBackend) and not backend.uses_chat_template
+    assert "has no chat template: probes go to it as a plain" in caplog.text
     (generation,) = _generate(backend, [_request("Say ok", max_tokens=20)])
     assert generation.text == "ok"
     assert generation.finish_reason == "stop"

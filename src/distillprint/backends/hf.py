@@ -18,6 +18,7 @@ every CPU core.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +49,8 @@ from distillprint.backends.hf_loading import (
 from distillprint.core_types import ChatMessage, Generation, GenerationRequest, ModelIdentity, Usage
 from distillprint.errors import InputError
 from distillprint.locations import written_as_path
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 16
 #: a base model that starts a new transcript turn has finished its answer
@@ -140,6 +143,11 @@ class HFBackend(Backend):
                 tokenizer.padding_side = "left"
                 if tokenizer.pad_token is None:
                     tokenizer.pad_token = tokenizer.eos_token
+                if tokenizer.chat_template is None:
+                    # right for a base model; for a chat model that lost its template, the
+                    # answers would measure another format than its users see
+                    logger.info("%s has no chat template: probes go to it as a plain "
+                                "'User: ... Assistant:' transcript", self.identity.label)
                 self._loaded = loaded
             return self._loaded
 
