@@ -6,6 +6,7 @@ from pathlib import Path
 from distillprint.report.junit import (
     FAILURE_TYPE,
     INCONCLUSIVE_FAILURE_TYPE,
+    is_failure,
     render_junit,
     write_junit,
 )
@@ -117,3 +118,8 @@ def test_an_outage_is_an_error_not_a_finding_even_with_fail_inconclusive() -> No
     suite = _suite(render_junit([above], fail_above=0.9, fail_inconclusive=True,
                                 incomplete=True))
     assert (suite.get("failures"), suite.get("errors")) == ("1", "0")
+    # ...unless it is fewer prompts than a verdict needs: P on 12 answers is noise
+    thin = above.model_copy(update={"thresholds": {**above.thresholds, "min_prompts": 64.0}})
+    suite = _suite(render_junit([thin], fail_above=0.9, incomplete=True))
+    assert (suite.get("failures"), suite.get("errors")) == ("0", "1")
+    assert not is_failure(thin, 0.9, incomplete=True) and is_failure(thin, 0.9)

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from distillprint.errors import InputError
 from distillprint.probes import MAX_TOKENS_RANGE, TEMPERATURE_RANGE
+from distillprint.retry import RetryPolicy
 from distillprint.score_run import RunSettings
 
 # emoji off: model labels such as ``echo:a:b`` hold ``:a:``, which rich would draw as an emoji
@@ -101,10 +102,16 @@ def seconds_option(value: float) -> float:
     return value
 
 
+TimeoutOption = Annotated[float, typer.Option(
+    help="Request timeout, seconds: a server that takes connections but never answers costs "
+         f"this times the {RetryPolicy().max_attempts} attempts per request.",
+    callback=seconds_option)]
+
+
 def run_settings(
     probes: str, store: Path, samples: int, concurrency: int, temperature: float | None,
     max_tokens: int | None, background_dirs: list[Path] | None, max_background: int | None,
-    seed: int,
+    seed: int, timeout_s: float,
 ) -> RunSettings:
     if max_background is not None and not background_dirs:
         # it draws from the folders; models named with --background are all used
@@ -114,4 +121,5 @@ def run_settings(
         probes=probes, store=store, samples=samples, concurrency=concurrency,
         temperature=temperature, max_tokens=max_tokens,
         background_dirs=tuple(background_dirs or ()), max_background=max_background, seed=seed,
+        timeout_s=timeout_s,
     )

@@ -14,9 +14,9 @@ from distillprint.cli.common import (
     MaxTokensOption,
     StoreOption,
     TemperatureOption,
+    TimeoutOption,
     console,
     out,
-    seconds_option,
 )
 from distillprint.errors import EXIT_INCOMPLETE, InputError
 
@@ -172,8 +172,7 @@ def collect(
     temperature: TemperatureOption = None,
     max_tokens: MaxTokensOption = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Local model batch size.")] = None,
-    timeout: Annotated[float, typer.Option(
-        help="Request timeout, seconds.", callback=seconds_option)] = 120.0,
+    timeout: TimeoutOption = 120.0,
     threads: Annotated[int | None, typer.Option(
         min=1, help="Torch threads for local models.")] = None,
 ) -> None:

@@ -24,6 +24,7 @@ from distillprint.cli.common import (
     SuspectKeyEnvOption,
     TeacherKeyEnvOption,
     TemperatureOption,
+    TimeoutOption,
     alpha_option,
     console,
     out,
@@ -61,6 +62,7 @@ def score(
     concurrency: ConcurrencyOption = 8,
     temperature: TemperatureOption = None,
     max_tokens: MaxTokensOption = None,
+    timeout: TimeoutOption = 120.0,
     alpha: Annotated[
         float, typer.Option(help="Significance level of the test.", callback=alpha_option)
     ] = 0.05,
@@ -111,7 +113,7 @@ def score(
         suspect=ModelSpec(suspect, "suspect", base_url, api_key_env),
         background=[ModelSpec(spec, "background") for spec in background or []],
         settings=run_settings(probes, store, samples, concurrency, temperature, max_tokens,
-                               background_dir, max_background, seed),
+                               background_dir, max_background, seed, timeout),
         alpha=alpha, scoring_model=scoring_model, html=report, json_path=json_out,
         markdown=markdown, junit=junit, fail_above=fail_above,
         fail_inconclusive=fail_inconclusive, console=console, out=out,
@@ -138,6 +140,7 @@ def attribute(
     concurrency: ConcurrencyOption = 8,
     temperature: TemperatureOption = None,
     max_tokens: MaxTokensOption = None,
+    timeout: TimeoutOption = 120.0,
     scoring_model: ScoringModelOption = None,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Write the attribution report here (JSON; `verify` checks it).")] = None,
@@ -154,7 +157,7 @@ def attribute(
                   for spec in teacher],
         background=[ModelSpec(spec, "background") for spec in background or []],
         settings=run_settings(probes, store, samples, concurrency, temperature, max_tokens,
-                               background_dir, max_background, seed),
+                               background_dir, max_background, seed, timeout),
         scoring_model=scoring_model, json_path=json_out, out=out, console=console,
         markdown=markdown, html=report,
     )

@@ -41,8 +41,11 @@ def is_failure(
     When collection was ``incomplete`` an inconclusive verdict is not a failure: the answers
     that did not arrive (an outage, a wrong URL) may be why it is undecided, so the run is an
     error to rerun, not a finding about the suspect. A probability above the gate still fails
-    on what did arrive."""
+    on what did arrive, unless that is fewer prompts than a verdict needs: a probability on a
+    handful of answers is noise, and an outage must not block a checkpoint on it."""
     if fail_above is None:
+        return False
+    if incomplete and report.n_prompts < report.thresholds.get("min_prompts", 0):
         return False
     if fail_inconclusive and not incomplete and report.verdict is Verdict.INCONCLUSIVE:
         return True
