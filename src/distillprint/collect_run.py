@@ -171,17 +171,17 @@ def _stored_under_other_settings(
         differences = []
         if base_url != identity.base_url:
             differences.append(f"base URL {base_url or 'none'}")
+        # a log's revision is its content: another file, or this one edited
+        another_log = identity.backend == "file" and revision != identity.revision
         if revision != identity.revision:
-            # a log's revision is its content: another file, or this one edited
             differences.append(f"revision {revision[:12] or 'none'}" + (
                 " (another log file with this model name, or this log before an edit)"
-                if identity.backend == "file" else ""))
+                if another_log else ""))
         if params not in asked:
             differences += [f"{name} {value} (here {here[name]})"
                             for name, value in params.as_dict().items() if value != here[name]]
         if differences:
             answers = "answer" if count == 1 else "answers"
-            another_log = identity.backend == "file" and revision != identity.revision
             advice = ("this log's answers are stored beside them" if another_log
                       else "these requests are sent anew (stop now and rerun with those "
                       "settings to reuse them)")

@@ -18,8 +18,8 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 #: Configs are strict: ``C: "1.0"`` or ``steps: true`` is a typo to report, not a number to
 #: coerce; ``.inf`` and ``.nan`` are no setting. Unknown keys are errors too.
 STRICT_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-#: A path is the one value YAML can only write as a string; ``~`` is the home folder, as in a
-#: shell, not a folder named "~".
+
+
 def _home_expanded(path: Path) -> Path:
     try:
         return path.expanduser()
@@ -27,6 +27,8 @@ def _home_expanded(path: Path) -> Path:
         raise ValueError(f"'{path}' names a home folder this machine does not have") from None
 
 
+#: A path is the one value YAML can only write as a string; ``~`` is the home folder, as in a
+#: shell, not a folder named "~".
 ConfigPath = Annotated[Path, Strict(False), AfterValidator(_home_expanded)]
 
 
@@ -78,6 +80,8 @@ def _construct_located_mapping(loader: _LocatingLoader, node: yaml.MappingNode) 
 _LocatingLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_located_mapping
 )
+
+
 class _ConfigLoader(_LocatingLoader):
     """Settings files: numbers as YAML 1.2 reads them."""
 

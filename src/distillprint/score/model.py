@@ -166,7 +166,7 @@ class _ArtifactRecord(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_weight_per_feature(self) -> _ArtifactRecord:
+    def _views_features_and_weights_agree(self) -> _ArtifactRecord:
         error = unknown_view_error(self.views) or unknown_features_error(self.views,
                                                                            self.features)
         if error is not None:
