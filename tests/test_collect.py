@@ -72,6 +72,16 @@ async def test_a_refused_prompt_fails_alone(tmp_path: Path) -> None:
         assert "prompt refused" in summary.errors[0]
 
 
+
+async def test_a_refused_prompt_does_not_take_its_batch_mates_with_it(tmp_path: Path) -> None:
+    # a local model refuses a prompt longer than its context for the whole batch call
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        backend = FakeBackend(batch_size=4, refused_prompts=frozenset({"prompt 1"}))
+        summary = await collect(backend, probe_set(4), store, retry=FAST, concurrency=1)
+        assert (summary.stored_now, summary.failed) == (3, 1)
+        assert summary.errors == ["simulated 400: prompt refused"]
+
+
 async def test_answers_claimed_by_a_stalled_collector_are_not_reported_as_done(
     tmp_path: Path,
 ) -> None:

@@ -151,3 +151,9 @@ def test_a_repeated_prompt_with_another_answer_is_said_and_the_first_answer_kept
         create_backend(f"file:{ids}", BackendOptions())
         create_backend(f"file:{ids}", BackendOptions())  # a second look: said once
     assert caplog.text.count(f"{ids}: 1 records repeat") == 1
+
+
+def test_an_exported_log_read_back_keeps_its_model_name(tmp_path: Path) -> None:
+    log = tmp_path / "export.jsonl"
+    log.write_text(json.dumps({"model": "file:teacher", "prompt": "p", "response": "r"}) + "\n")
+    assert load(log).identity.label == "file:teacher"

@@ -14,6 +14,7 @@ transformers = pytest.importorskip("transformers")
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 
 from distillprint.backends import BackendOptions, create_backend  # noqa: E402
+from distillprint.backends.base import generate_per_request  # noqa: E402
 from distillprint.backends.hf import HFBackend, cut_at_turn_marker, render_chat, render_plain  # noqa: E402
 from distillprint.backends.hf_generation import _inverse_cdf, row_seed  # noqa: E402
 from distillprint.core_types import (  # noqa: E402
@@ -187,6 +188,22 @@ def test_inverse_cdf_follows_weights_and_never_picks_zero_weight() -> None:
 def test_zero_max_tokens_is_rejected(chat_backend: HFBackend) -> None:
     with pytest.raises(InputError, match="max_tokens"):
         _generate(chat_backend, [_request("x", max_tokens=0)])
+
+
+
+def test_a_prompt_over_the_context_fails_alone_and_answers_stop_at_the_context(
+    chat_backend: HFBackend,
+) -> None:
+    # the tiny model attends over 512 positions; its tokenizer has one token per byte
+    near_limit = "x" * 490
+    results = asyncio.run(generate_per_request(chat_backend, [
+        _request("hi"), _request("y" * 600), _request(near_limit, max_tokens=40)]))
+    short, refused, cut = results
+    assert isinstance(short, Generation) and short.usage.completion_tokens == 6
+    assert isinstance(refused, BackendError) and refused.per_request
+    assert "512-token context" in str(refused) and "shorten the probe" in str(refused)
+    assert isinstance(cut, Generation) and cut.finish_reason == "length"
+    assert cut.usage.prompt_tokens + cut.usage.completion_tokens == 512
 
 
 def test_plain_transcript_format() -> None:

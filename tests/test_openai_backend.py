@@ -124,6 +124,11 @@ async def test_empty_and_null_completions_are_answers(backend_for: list[OpenAIBa
     with ScriptedServer([chat_reply(None, "content_filter")]) as scripted:
         generation = await generate(make(backend_for, scripted.url))
     assert (generation.text, generation.finish_reason) == ("", "content_filter")
+    refused = chat_reply(None)
+    refused.body["choices"][0]["message"]["refusal"] = "I can't help with that."
+    with ScriptedServer([refused]) as scripted:
+        generation = await generate(make(backend_for, scripted.url))
+    assert (generation.text, generation.finish_reason) == ("I can't help with that.", "stop")
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from distillprint.serve_faults import (
     parse_rates,
     parse_script,
 )
+from fakes import FakeBackend
 from servers import echo_server
 
 # most tests here talk HTTP to a real server on loopback
@@ -269,6 +270,23 @@ async def test_a_missing_logged_answer_fails_only_its_own_client(tmp_path: Path)
     assert max(server.batch_sizes) > 1
     assert [r.status_code for r in replies] == [200, 404, 200, 200]
     assert replies[2].json()["choices"][0]["message"]["content"] == "a1"
+
+
+
+async def test_a_refused_prompt_fails_only_its_own_client() -> None:
+    backend = FakeBackend("m", batch_size=4, refused_prompts=frozenset({"too long"}))
+    server = start_server_in_thread(backend, settings=ServeSettings(batch_window_s=0.2))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            replies = await asyncio.gather(*(
+                client.post("/v1/chat/completions", json=chat_body(prompt, model="m"))
+                for prompt in ("q0", "too long", "q1")
+            ))
+    finally:
+        server.stop()
+    assert max(server.batch_sizes) > 1
+    assert [r.status_code for r in replies] == [200, 400, 200]
+    assert "prompt refused" in replies[1].json()["error"]["message"]
 
 
 def test_upstream_refusals_keep_their_kind_and_hide_the_upstream_address() -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from distillprint.backends.base import AnswerNotAvailable, Backend, generate_or_missing
+from distillprint.backends.base import AnswerNotAvailable, Backend, generate_per_request
 from distillprint.core_types import Generation, GenerationRequest, SamplingParams
 from distillprint.errors import BackendError, RetryableError
 from distillprint.probes import ProbeSet
@@ -222,43 +222,48 @@ class _Collection:
         self.sent += len(batch)
         try:
             results = await call_with_retries(
-                lambda: generate_or_missing(self.backend, batch), self.policy,
+                lambda: generate_per_request(self.backend, batch), self.policy,
                 on_retry=_log_retry,
             )
-        except (RetryableError, BackendError) as exc:
-            if isinstance(exc, BackendError) and not exc.per_request:
-                raise  # a wrong key or model fails every request alike: stop asking
-            self.store.release(key for key, _ in claimed)  # another collector may try them
-            self.failed_keys.extend(key for key, _ in claimed)
-            summary.failed += len(batch)
-            summary.errors.append(str(exc))
-            if isinstance(exc, BackendError) and not self.answered_any:
-                self.refused += len(batch)
-                self.last_refusal = exc
-                if self.refused >= stop_after:
-                    self.refused_everything.set()
-            elif isinstance(exc, RetryableError):
-                self.unreached += len(batch)
-                if self.unreached >= stop_after:
-                    self.unreachable.set()
+        except RetryableError as exc:
+            self._fail([key for key, _ in claimed], exc)
+            self.unreached += len(batch)
+            if self.unreached >= stop_after:
+                self.unreachable.set()
             return
-        self.answered_any = True
-        self.unreached = 0
+        # any other BackendError (a wrong key or model) fails every request alike: it
+        # propagates, and the run stops asking
         answered: list[tuple[str | None, GenerationRequest, Generation]] = []
         unavailable = []
         for (key, request), result in zip(claimed, results, strict=True):
-            if isinstance(result, AnswerNotAvailable):
+            if isinstance(result, BackendError):  # this prompt refused; the others stand
+                self._fail([key], result)
+                if not self.answered_any:
+                    self.refused += 1
+                    self.last_refusal = result
+                    if self.refused >= stop_after:
+                        self.refused_everything.set()
+            elif isinstance(result, AnswerNotAvailable):
                 summary.unavailable += 1
                 unavailable.append(key)
             else:
                 answered.append((key, request, result))
                 summary.blank += not result.text.strip()
+        if len(answered) + len(unavailable):
+            self.answered_any = True
+            self.unreached = 0
         if unavailable:  # settled here: released, so that no other collector waits on them
             self.store.release(unavailable)
         stored = (self.store.add_many(self.backend.identity, answered, self.context)
                   if answered else 0)
         summary.stored_now += stored
         summary.duplicates += len(answered) - stored
+
+    def _fail(self, keys: list[str], exc: RetryableError | BackendError) -> None:
+        self.store.release(keys)  # another collector may try them
+        self.failed_keys.extend(keys)
+        self.summary.failed += len(keys)
+        self.summary.errors.append(str(exc))
 
     async def wait_for_others(self, timeout_s: float) -> None:
         """Held by another collector: its answers in flight land shortly; one that is stopped

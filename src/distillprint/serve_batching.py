@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from distillprint.backends.base import AnswerNotAvailable, Backend, generate_or_missing
+from distillprint.backends.base import Backend, generate_per_request
 from distillprint.core_types import Generation, GenerationRequest
 from distillprint.errors import BackendError
 
@@ -105,7 +105,7 @@ class MicroBatcher:
 
     async def _run(self, batch: list[_Pending]) -> None:
         try:
-            results = await generate_or_missing(self.backend, [item.request for item in batch])
+            results = await generate_per_request(self.backend, [item.request for item in batch])
             if len(results) != len(batch):
                 raise BackendError(
                     f"backend returned {len(results)} generations for {len(batch)} requests"
@@ -118,7 +118,7 @@ class MicroBatcher:
         for item, result in zip(batch, results, strict=True):
             if item.future.done():
                 continue
-            if isinstance(result, AnswerNotAvailable):  # only this client lacks an answer
+            if isinstance(result, Exception):  # only this client's request failed
                 item.future.set_exception(result)
             else:
                 item.future.set_result(result)

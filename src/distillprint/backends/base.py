@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from distillprint.core_types import Generation, GenerationRequest, ModelIdentity
-from distillprint.errors import DistillprintError
+from distillprint.errors import BackendError, DistillprintError
 
 
 class AnswerNotAvailable(DistillprintError):
@@ -52,21 +52,37 @@ class Backend(ABC):
         """Release connections or models."""
 
 
-async def generate_or_missing(
+#: what ``generate_per_request`` returns in place of a generation for one request
+RequestFailure = AnswerNotAvailable | BackendError
+
+
+def _settled_alone(exc: Exception) -> bool:
+    """A failure that concerns one request only: a missing logged answer, a refused prompt."""
+    return isinstance(exc, AnswerNotAvailable) or (
+        isinstance(exc, BackendError) and exc.per_request)
+
+
+async def generate_per_request(
     backend: Backend, requests: Sequence[GenerationRequest]
-) -> list[Generation | AnswerNotAvailable]:
-    """``backend.generate``, except that a batch with a missing logged answer is re-sent one
-    request at a time: the missing answer fails only its own request, never its batch mates.
-    Log lookups are instant, so batching them costs nothing and the retry is cheap."""
+) -> list[Generation | RequestFailure]:
+    """``backend.generate``, except that a failure of one request (a logged answer that is
+    missing, a prompt the model refuses, such as one longer than its context) is returned in
+    that request's place: a batch that raises one is re-sent a request at a time, so the
+    failure never takes its batch mates with it. Anything else (a wrong key, a transient
+    error) is raised for the whole call, as before."""
     try:
         return list(await backend.generate(requests))
-    except AnswerNotAvailable as missing:
+    except (AnswerNotAvailable, BackendError) as exc:
+        if not _settled_alone(exc):
+            raise
         if len(requests) == 1:
-            return [missing]
-    results: list[Generation | AnswerNotAvailable] = []
+            return [exc]
+    results: list[Generation | RequestFailure] = []
     for request in requests:
         try:
             results.extend(await backend.generate([request]))
-        except AnswerNotAvailable as missing:
-            results.append(missing)
+        except (AnswerNotAvailable, BackendError) as exc:
+            if not _settled_alone(exc):
+                raise
+            results.append(exc)
     return results

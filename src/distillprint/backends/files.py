@@ -34,14 +34,16 @@ _WARNED: set[Path] = set()
 
 class FileBackend(Backend):
     """A batch with a missing answer raises for the whole call; the collector and the server
-    then re-send it one request at a time (``generate_or_missing``), so the missing answer
+    then re-send it one request at a time (``generate_per_request``), so the missing answer
     fails only its own request. Batches are large because lookups are instant: the cost of
     ingesting a log is the store's commits, one per batch."""
 
     max_batch_size = 256
 
     def __init__(self, log: AnswerLog, revision: str) -> None:
-        self.identity = ModelIdentity("file", log.model, revision=revision)
+        # a log that `responses export` wrote from answers read out of a log names its model
+        # "file:NAME": read back, it is that model's log again, not "file:file:NAME"
+        self.identity = ModelIdentity("file", log.model.removeprefix("file:"), revision=revision)
         self.path = log.path
         self._secrets = known_secrets()
         self._by_probe: dict[tuple[str, int], AnswerRecord] = {}

@@ -47,7 +47,7 @@ from distillprint.backends.hf_loading import (
     load_tokenizer,
 )
 from distillprint.core_types import ChatMessage, Generation, GenerationRequest, ModelIdentity, Usage
-from distillprint.errors import InputError
+from distillprint.errors import BackendError, InputError
 from distillprint.locations import written_as_path
 
 logger = logging.getLogger(__name__)
@@ -102,8 +102,15 @@ def _end_token_ids(loaded: LoadedModel, templated: bool) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
-def _length_key(request: GenerationRequest) -> tuple[int, int]:
-    return request.params.max_tokens, sum(len(m.content) for m in request.messages)
+def context_length(loaded: LoadedModel) -> int | None:
+    """Tokens the model attends over (prompt and answer together), from its config; None when
+    the config does not say."""
+    config = loaded.model.config.get_text_config()
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 class HFBackend(Backend):
@@ -167,33 +174,54 @@ class HFBackend(Backend):
         return await asyncio.to_thread(self.generate_sync, list(requests))
 
     def generate_sync(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        """Blocking generation, in request order; batches group similar lengths to cut padding."""
+        """Blocking generation, in request order; batches group similar lengths to cut padding.
+
+        A prompt that leaves no room in the model's context is refused (a per-request
+        ``BackendError``) before anything is generated; an answer that would run past the
+        context ends there, with finish reason ``length``."""
         for request in requests:
             if request.params.max_tokens < 1:
                 raise InputError("max_tokens must be at least 1", field="max_tokens")
-        order = sorted(range(len(requests)), key=lambda i: _length_key(requests[i]))
-        results: dict[int, Generation] = {}
         loaded = self.load()
-        with self._run_lock:
-            for start in range(0, len(order), self.max_batch_size):
-                chunk = order[start : start + self.max_batch_size]
-                batch = self._run_batch(loaded, [requests[i] for i in chunk])
-                results.update(zip(chunk, batch, strict=True))
-        return [results[i] for i in range(len(requests))]
-
-    def _run_batch(self, loaded: LoadedModel, batch: list[GenerationRequest]) -> list[Generation]:
         tokenizer = loaded.tokenizer
         templated = tokenizer.chat_template is not None
         prompts = [
             render_chat(tokenizer, r.messages) if templated else render_plain(r.messages)
-            for r in batch
+            for r in requests
         ]
         # a chat template writes its own special tokens; the plain transcript needs BOS
+        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=not templated)[
+            "input_ids"]]
+        context = context_length(loaded)
+        if context is not None:
+            for length in lengths:
+                if length >= context:
+                    raise BackendError(
+                        f"{self.identity.label}: a prompt of {length} tokens leaves no room "
+                        f"for an answer in the model's {context}-token context; shorten the "
+                        "probe or use a model with a longer context", per_request=True)
+        order = sorted(range(len(requests)),
+                       key=lambda i: (requests[i].params.max_tokens, lengths[i]))
+        results: dict[int, Generation] = {}
+        with self._run_lock:
+            for start in range(0, len(order), self.max_batch_size):
+                chunk = order[start : start + self.max_batch_size]
+                limits = [requests[i].params.max_tokens if context is None
+                          else min(requests[i].params.max_tokens, context - lengths[i])
+                          for i in chunk]
+                batch = self._run_batch(loaded, [requests[i] for i in chunk],
+                                        [prompts[i] for i in chunk], limits)
+                results.update(zip(chunk, batch, strict=True))
+        return [results[i] for i in range(len(requests))]
+
+    def _run_batch(self, loaded: LoadedModel, batch: list[GenerationRequest],
+                   prompts: list[str], limits: list[int]) -> list[Generation]:
+        tokenizer = loaded.tokenizer
+        templated = tokenizer.chat_template is not None
         encoded = tokenizer(
             prompts, return_tensors="pt", padding=True, add_special_tokens=not templated
         ).to(loaded.model.device)
         width = int(encoded["input_ids"].shape[1])
-        limits = [r.params.max_tokens for r in batch]
         end_ids = _end_token_ids(loaded, templated)
         stopper = RowStopper(
             prompt_width=width,

@@ -7,7 +7,8 @@ without one.
 
 An empty completion is a valid answer, returned with its finish reason: models really do
 answer some probes with nothing, and that is part of their fingerprint. A ``null`` content
-(content filters, refusals) is stored as empty text for the same reason.
+is a refusal: the message's ``refusal`` text is the answer when the server gives one (OpenAI's
+structured refusals), and empty text otherwise (a content filter), for the same reason.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class OpenAIBackend(Backend):
         content = message["content"]
         if content is not None and not isinstance(content, str):
             raise self._api.malformed("a text choices[0].message.content", body)
+        refusal = message.get("refusal")
+        if content is None and isinstance(refusal, str):
+            content = refusal  # how the model refuses is as much its style as how it answers
         finish = choices[0].get("finish_reason")
         usage = json_object(body.get("usage"))
         return Generation(
