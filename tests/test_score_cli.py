@@ -95,6 +95,9 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert result.exit_code == 1, result.output  # the CI gate fires
     assert re.search(r"gate: P\(distilled\) (= 0\.\d+|> 0\.999) > 0\.5: exit 1", result.output)
     assert "<failure" in outputs["xml"].read_text()
+    # what a CI job branches on, as data
+    assert report["gate"] == {"fail_above": 0.5, "fail_inconclusive": False, "failed": True}
+    assert report["incomplete"] == []
 
     # a second score reads the similarity cube cached beside the store, same verdict
     cubes = list((tmp_path / "store.sqlite.cubes").glob("cube-*.npz"))
@@ -481,6 +484,14 @@ def test_a_gate_without_a_background_is_refused_before_any_collection(
     ])
     assert isinstance(result.exception, InputError) and result.exception.field == "fail-above"
     assert "at least 3 background models" in str(result.exception) and not store.exists()
+    # echo: models answer with a hash of the prompt and are left out once read
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(store), "--fail-above", "0.5",
+        *(option for n in range(4) for option in ("--background", f"echo:bg{n}")),
+    ])
+    assert isinstance(result.exception, InputError) and not store.exists()
+    assert "0 given besides 4 echo: models" in str(result.exception)
 
 
 @pytest.mark.integration
@@ -507,6 +518,7 @@ def test_score_exits_4_when_the_suspect_could_not_answer_everything(
     # every output says so, not only the exit code: CI reads the JUnit
     assert "collection incomplete: requests to anthropic:claude-test failed" in (
         written["verdict_reason"])
+    assert written["incomplete"] == ["anthropic:claude-test"] and written["gate"] is None
     junit = (tmp_path / "ci.xml").read_text()
     assert 'errors="1"' in junit and "CollectionIncomplete" in junit
 
@@ -771,3 +783,38 @@ def test_run_notes_report_the_last_looks_exclusions_and_never_a_key() -> None:
     notes.say("echo:sk-ant-abcdefghijklmnop", "background echo:sk-ant-abcdefghijklmnop left out")
     assert "sk-ant-abcdefghijklmnop" not in " ".join(notes.messages) + printed.getvalue()
     assert printed.getvalue().count("file:copy") == 1  # said once on the console
+
+
+def test_a_run_stopped_by_bad_input_still_leaves_its_junit_error(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    with logs["teacher"].open("a", encoding="utf-8") as handle:
+        handle.write("{not json\n")
+    xml = tmp_path / "ci" / "junit.xml"
+    result = score_logs(tmp_path, logs, "--junit", str(xml), "--fail-above", "0.5")
+    assert isinstance(result.exception, InputError), result.output
+    junit = xml.read_text(encoding="utf-8")
+    assert 'errors="1"' in junit and 'type="RunFailed"' in junit
+    assert f"{logs['teacher'].name}:{N_PROMPTS + 1}" in junit  # where the bad line is
+
+
+def test_an_interrupted_run_leaves_an_interrupted_junit_error(tmp_path: Path) -> None:
+    from distillprint.score_cmd import _junit_if_the_run_fails
+    from distillprint.score_run import ModelSpec
+
+    xml = tmp_path / "junit.xml"
+    with pytest.raises(KeyboardInterrupt), _junit_if_the_run_fails(
+            xml, ModelSpec("file:t.jsonl", "teacher"), ModelSpec("hf:/m", "suspect"), 0.5, False):
+        raise KeyboardInterrupt
+    junit = xml.read_text(encoding="utf-8")
+    assert 'type="Interrupted"' in junit and "rerun to resume" in junit
+    assert 'name="hf:/m vs file:t.jsonl"' in junit
+
+
+@pytest.mark.parametrize("command", [[], ["score"], ["attribute"], ["collect"], ["verify"]])
+def test_help_lists_the_exit_codes_ci_scripts_branch_on(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    said = " ".join(result.output.split())
+    assert "Exit codes: 0 passed; 1 the --fail-above gate fired" in said
+    assert "4 some requests failed" in said and "143 terminated" in said

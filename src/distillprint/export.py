@@ -72,7 +72,7 @@ def one_models_answers(
     identities = sorted({(r.identity.label, r.identity.revision, r.identity.base_url)
                          for r in chosen})
     if len(identities) > 1:
-        listed = "; ".join(f"{label} revision {rev or '-'} at {url or '-'}"
+        listed = "; ".join(f"{label} revision {rev or 'none'}" + (f" at {url}" if url else "")
                            for label, rev, url in identities[:4])
         options = [option for option, differs in (
             ("--revision", len({rev for _, rev, _ in identities}) > 1),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -11,11 +13,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from distillprint.errors import EXIT_INCOMPLETE, InputError
+from distillprint.errors import EXIT_INCOMPLETE, DistillprintError, InputError
 from distillprint.locations import check_outputs, store_files
 from distillprint.probes import probe_set_file
-from distillprint.report.junit import crosses_gate, is_failure, write_junit
+from distillprint.report.junit import (
+    INTERRUPTED_TYPE,
+    RUN_ERROR_TYPE,
+    crosses_gate,
+    write_junit,
+    write_run_error,
+)
 from distillprint.report.load import write_report_json
+from distillprint.report.manifest import redact_spec
 from distillprint.report.render_html import render_attribution_html
 from distillprint.report.render_markdown import render_attribution_markdown
 from distillprint.report.schema import Stage, StagePlan
@@ -24,6 +33,7 @@ from distillprint.score.api import DEFAULT_POLICY, PairScore, attribute, score_p
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.stats import Verdict, VerdictPolicy
 from distillprint.score_report import (
+    GateSettings,
     build_attribution_report,
     build_report,
     stage_of,
@@ -38,6 +48,7 @@ from distillprint.score_run import (
     gather_evidence,
     log_path,
 )
+from distillprint.secrets import known_secrets, redact
 
 
 def _background_labels(evidence: Evidence, named: Sequence[str]) -> list[str]:
@@ -140,71 +151,111 @@ def score_command(
     named = [teacher, suspect, *background]
     _check_outputs({"--report": html, "--json": json_path, "--markdown": markdown,
                     "--junit": junit}, named, settings, scoring_model)
-    scoring = _scoring(scoring_model)
-    run_notes = RunNotes(console)
-    # the folders are read once, not once per look: their notes are said once too
-    specs = [*named, *background_log_specs(settings, named, run_notes)]
-    settings = replace(settings, background_dirs=())
-    if fail_above is not None:
-        _check_gate_background(sum(spec.role == "background" for spec in specs),
-                               fail_inconclusive)
-    n_probes = len(settings.probe_set().probes)
-    looks = staging.looks(n_probes)
-    beyond = [size for size in staging.sizes if size >= n_probes]
-    if beyond:
-        console.print(f"note: --stage {beyond[0]} is not below the probe set's {n_probes} "
-                      "probes, so that look is the whole set", markup=False)
-    stages: list[Stage] = []
-    for look in looks:
-        step = replace(settings, probe_limit=look)
-        pair, evidence, background_labels = _score_once(
-            specs, step, scoring, alpha / len(looks), run_notes
-        )
+    with _junit_if_the_run_fails(junit, teacher, suspect, fail_above,
+                                 fail_inconclusive) as clock:
+        scoring = _scoring(scoring_model)
+        run_notes = RunNotes(console)
+        # the folders are read once, not once per look: their notes are said once too
+        specs = [*named, *background_log_specs(settings, named, run_notes)]
+        settings = replace(settings, background_dirs=())
         if fail_above is not None:
-            # logs left out while reading them (copies of the teacher's or suspect's answers,
-            # names already taken) can leave fewer than the count checked before collection
-            _check_gate_background(len(background_labels), fail_inconclusive, after_reading=True)
-        stages.append(stage_of(pair))
-        if len(looks) > 1:
-            console.print(f"stage {len(stages)} of {len(looks)}: {pair.n_prompts} prompts, "
-                          f"{pair.verdict} at alpha {pair.alpha:.4g}", markup=False)
-        if staging.stops(pair.verdict):
-            break
-    notes = _incomplete_notes(evidence)
-    # every output states the gate, so that none rounds a probability onto it
-    gate = {} if fail_above is None else {"fail_above": fail_above}
-    pair = replace(pair, reasons=(*pair.reasons, *notes),
-                   thresholds={**pair.thresholds, **gate})
-    plan = StagePlan(alpha=alpha, looks=[look or n_probes for look in looks],
-                     stop_on=staging.stop_on) if len(looks) > 1 else None
-    report = build_report(pair, evidence, scoring, background_labels, notes=run_notes.messages,
-                          stages=stages if plan is not None else None, stage_plan=plan)
-    # the CI system's files first: the HTML (plots) is the likeliest to fail, and must not
-    # take the JUnit and JSON down with it
-    if junit is not None:
-        write_junit([report], fail_above, junit, fail_inconclusive=fail_inconclusive,
-                    incomplete=bool(notes))
-        console.print(f"wrote {junit}")
-    for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
-        console.print(f"wrote {path}")
-    probability = display.fraction(report.probability,
-                                   display.probability_cuts(report.thresholds))
-    p_value = display.p_value(report.p_value, [report.alpha])
-    out.print(
-        f"verdict: {report.verdict}  P(distilled) {display.relation(probability)}  "
-        f"p-value {display.relation(p_value)}  "
-        f"({report.n_prompts} prompts, {len(background_labels)} background models)",
-        markup=False,
-    )
-    out.print(f"reason: {report.verdict_reason}", markup=False)
-    if fail_above is not None and is_failure(report, fail_above, fail_inconclusive,
-                                             incomplete=bool(notes)):
-        why = (f"P(distilled) {display.relation(probability)} > {fail_above}"
-               if crosses_gate(report, fail_above)
-               else "the verdict is inconclusive (--fail-inconclusive)")
-        out.print(f"gate: {why}: exit 1", markup=False)
-        return 1
-    return EXIT_INCOMPLETE if notes else 0
+            background = [spec for spec in specs if spec.role == "background"]
+            echoes = sum(spec.spec.startswith("echo:") for spec in background)
+            _check_gate_background(len(background) - echoes, fail_inconclusive, echoes=echoes)
+        n_probes = len(settings.probe_set().probes)
+        looks = staging.looks(n_probes)
+        beyond = [size for size in staging.sizes if size >= n_probes]
+        if beyond:
+            console.print(f"note: --stage {beyond[0]} is not below the probe set's {n_probes} "
+                          "probes, so that look is the whole set", markup=False)
+        stages: list[Stage] = []
+        for look in looks:
+            step = replace(settings, probe_limit=look)
+            pair, evidence, background_labels = _score_once(
+                specs, step, scoring, alpha / len(looks), run_notes
+            )
+            if fail_above is not None:
+                # logs left out while reading them (copies of the teacher's or suspect's answers,
+                # names already taken) can leave fewer than the count checked before collection
+                _check_gate_background(len(background_labels), fail_inconclusive,
+                                       after_reading=True)
+            stages.append(stage_of(pair))
+            if len(looks) > 1:
+                console.print(f"stage {len(stages)} of {len(looks)}: {pair.n_prompts} prompts, "
+                              f"{pair.verdict} at alpha {pair.alpha:.4g}", markup=False)
+            if staging.stops(pair.verdict):
+                break
+        notes = _incomplete_notes(evidence)
+        # every output states the gate, so that none rounds a probability onto it
+        stated = {} if fail_above is None else {"fail_above": fail_above}
+        pair = replace(pair, reasons=(*pair.reasons, *notes),
+                       thresholds={**pair.thresholds, **stated})
+        plan = StagePlan(alpha=alpha, looks=[look or n_probes for look in looks],
+                         stop_on=staging.stop_on) if len(looks) > 1 else None
+        report = build_report(pair, evidence, scoring, background_labels, notes=run_notes.messages,
+                              stages=stages if plan is not None else None, stage_plan=plan,
+                              gate=None if fail_above is None
+                              else GateSettings(fail_above, fail_inconclusive))
+        # the CI system's files first: the HTML (plots) is the likeliest to fail, and must not
+        # take the JUnit and JSON down with it
+        if junit is not None:
+            write_junit(report, fail_above, junit, fail_inconclusive=fail_inconclusive,
+                        incomplete=bool(notes), time_s=clock.elapsed())
+            console.print(f"wrote {junit}")
+        for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
+            console.print(f"wrote {path}")
+        probability = display.fraction(report.probability,
+                                       display.probability_cuts(report.thresholds))
+        p_value = display.p_value(report.p_value, [report.alpha])
+        out.print(
+            f"verdict: {report.verdict}  P(distilled) {display.relation(probability)}  "
+            f"p-value {display.relation(p_value)}  "
+            f"({report.n_prompts} prompts, {len(background_labels)} background models)",
+            markup=False,
+        )
+        out.print(f"reason: {report.verdict_reason}", markup=False)
+        if report.gate is not None and report.gate.failed:
+            why = (f"P(distilled) {display.relation(probability)} > {report.gate.fail_above}"
+                   if crosses_gate(report, report.gate.fail_above)
+                   else "the verdict is inconclusive (--fail-inconclusive)")
+            out.print(f"gate: {why}: exit 1", markup=False)
+            return 1
+        return EXIT_INCOMPLETE if notes else 0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+@contextmanager
+def _junit_if_the_run_fails(
+    junit: Path | None, teacher: ModelSpec, suspect: ModelSpec, fail_above: float | None,
+    fail_inconclusive: bool,
+) -> Iterator[_Clock]:
+    """A run that ends before its verdict (bad input found while reading the logs, an
+    interrupt, a CI timeout's SIGTERM) still leaves the JUnit file the CI system looks for,
+    with the reason as an error: a missing file reads as a broken pipeline, not as this run's
+    outcome. Entered only once the outputs are checked, so it never writes over an input."""
+    clock = _Clock()
+    try:
+        yield clock
+    except (DistillprintError, OSError, KeyboardInterrupt) as exc:
+        if junit is not None:
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            said = ("interrupted (Ctrl-C, or SIGTERM such as a CI timeout): the answers "
+                    "collected so far are stored; rerun to resume" if interrupted
+                    else redact(str(exc), known_secrets()))
+            hidden = known_secrets()
+            with suppress(OSError):  # the run's own error is the one to report
+                write_run_error(junit, redact_spec(suspect.spec, hidden),
+                                redact_spec(teacher.spec, hidden), said,
+                                INTERRUPTED_TYPE if interrupted else RUN_ERROR_TYPE,
+                                fail_above, fail_inconclusive, clock.elapsed())
+        raise
 
 
 def _incomplete_notes(evidence: Evidence) -> tuple[str, ...]:
@@ -216,7 +267,7 @@ def _incomplete_notes(evidence: Evidence) -> tuple[str, ...]:
 
 
 def _check_gate_background(
-    available: int, fail_inconclusive: bool, after_reading: bool = False
+    available: int, fail_inconclusive: bool, after_reading: bool = False, echoes: int = 0
 ) -> None:
     """Refuse a gate whose outcome the background size decides: below the policy's minimum no
     probability is computed, so it could never fire; at the minimum no verdict holds with one
@@ -225,6 +276,8 @@ def _check_gate_background(
     needed = DEFAULT_POLICY.min_background
     given = (f"{available} remain after the background models left out above (the answers "
              "collected are kept in the store)" if after_reading else f"{available} given")
+    if echoes:  # left out once read: their answers are a hash of the prompt, no style
+        given += f" besides {echoes} echo: models, which are never background"
     if available < needed:
         raise InputError(
             f"a gate needs at least {needed} background models (--background, or "

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from distillprint import __version__
 from distillprint.report import schema
+from distillprint.report.junit import is_failure
 from distillprint.report.load import write_report_json
-from distillprint.report.manifest import seal_report
+from distillprint.report.manifest import redact_spec, seal_report
 from distillprint.report.render_html import render_html
 from distillprint.report.render_markdown import render_markdown
 from distillprint.report.schema import AttributionReport, ComponentVersion, ScoreReport
@@ -19,6 +20,7 @@ from distillprint.score.evidence import CategoryEvidence, Echo
 from distillprint.score.model import ScoringModel
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score_run import Evidence
+from distillprint.secrets import known_secrets
 
 
 def classifier_version(scoring: ScoringModel) -> ComponentVersion:
@@ -65,9 +67,10 @@ def build_report(
     notes: list[str],
     stages: list[schema.Stage] | None = None,
     stage_plan: schema.StagePlan | None = None,
+    gate: GateSettings | None = None,
 ) -> ScoreReport:
     labels = [pair.teacher, pair.suspect, *background]
-    return seal_report(ScoreReport(
+    report = ScoreReport(
         created_at=schema.utc_now_iso(),
         package_version=__version__,
         teacher=pair.teacher,
@@ -103,8 +106,22 @@ def build_report(
         stages=stages,
         stage_plan=stage_plan,
         notes=notes,
+        incomplete=[redact_spec(spec, known_secrets()) for spec in evidence.incomplete],
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
-    ))
+    )
+    if gate is not None:
+        failed = is_failure(report, gate.fail_above, gate.fail_inconclusive,
+                            incomplete=bool(evidence.incomplete))
+        report = report.model_copy(update={"gate": schema.Gate(
+            fail_above=gate.fail_above, fail_inconclusive=gate.fail_inconclusive,
+            failed=failed)})
+    return seal_report(report)
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    fail_above: float
+    fail_inconclusive: bool
 
 
 def build_attribution_report(

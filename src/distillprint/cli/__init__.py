@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from distillprint import __version__
-from distillprint.cli.common import console, out
+from distillprint.cli.common import EXIT_CODES_HELP, console, out
 from distillprint.cli.data import collect, models_app, probes_app, responses_app
 from distillprint.cli.research import benchmark_app, embed, zoo_app
 from distillprint.cli.scoring import ATTRIBUTE_HELP, attribute, score, verify
@@ -25,17 +25,18 @@ app = typer.Typer(
     help="Decide, with evidence, whether a language model was distilled from a teacher.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    epilog=EXIT_CODES_HELP,
 )
 app.add_typer(probes_app, name="probes")
 app.add_typer(models_app, name="models")
 app.add_typer(responses_app, name="responses")
-app.command()(collect)
-app.command()(score)
-app.command(help=ATTRIBUTE_HELP)(attribute)
+app.command(epilog=EXIT_CODES_HELP)(collect)
+app.command(epilog=EXIT_CODES_HELP)(score)
+app.command(help=ATTRIBUTE_HELP, epilog=EXIT_CODES_HELP)(attribute)
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(zoo_app, name="zoo")
 app.command()(embed)
-app.command()(verify)
+app.command(epilog=EXIT_CODES_HELP)(verify)
 app.command()(serve)
 
 

@@ -18,6 +18,13 @@ from distillprint.score_run import RunSettings
 console = Console(stderr=True, soft_wrap=True, emoji=False)
 out = Console(soft_wrap=True, emoji=False)
 
+EXIT_CODES_HELP = (
+    "Exit codes: 0 passed; 1 the --fail-above gate fired (verify: a file changed, or holds no "
+    "hash to check); 2 bad input, named by file, line or field; 3 an internal error (a bug); "
+    "4 some requests failed or are pending: the result uses what arrived, and a rerun asks "
+    "only for the rest; 130 interrupted, 143 terminated (SIGTERM): what arrived is stored."
+)
+
 StoreOption = Annotated[Path, typer.Option("--store", help="SQLite response store.")]
 DefaultStoreOption = Annotated[Path, typer.Option(help="SQLite response store.")]
 DEFAULT_STORE = Path("distillprint.sqlite")

@@ -1,10 +1,9 @@
-"""JUnit XML for CI gates: one test case per teacher scored, failing above a probability."""
+"""JUnit XML for CI gates: one test case for the pair scored, failing above a probability."""
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
 from pathlib import Path
 
 from distillprint.report.schema import ScoreReport
@@ -23,6 +22,10 @@ FAILURE_TYPE = "DistillationThresholdExceeded"
 # --fail-inconclusive failing an abstention: not a finding that the gate was crossed
 INCONCLUSIVE_FAILURE_TYPE = "DistillationInconclusive"
 INCOMPLETE_TYPE = "CollectionIncomplete"
+#: a run that ended before any verdict: bad input (exit 2) or an interrupt (130, 143)
+RUN_ERROR_TYPE = "RunFailed"
+INTERRUPTED_TYPE = "Interrupted"
+CLASSNAME = f"{SUITE_NAME}.score"
 # XML 1.0 forbids these characters even when escaped; labels and reasons may carry them.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -83,19 +86,18 @@ def _failure_message(report: ScoreReport, fail_above: float) -> str:
     )
 
 
+def _case_name(suspect: str, teacher: str) -> dict[str, str]:
+    # model specs hold dots (paths, versions), at which Jenkins splits a classname into
+    # package and class: they go in the name, and the classname is the tool's alone
+    return {"classname": CLASSNAME, "name": _safe(f"{suspect} vs {teacher}")}
+
+
 def _testcase(
     suite: ET.Element, report: ScoreReport, fail_above: float | None, fail_inconclusive: bool,
-    incomplete: bool,
+    incomplete: bool, time_s: float,
 ) -> None:
-    case = ET.SubElement(
-        suite,
-        "testcase",
-        {
-            "classname": _safe(f"{SUITE_NAME}.{report.suspect}"),
-            "name": _safe(report.teacher),
-            "time": "0",
-        },
-    )
+    case = ET.SubElement(suite, "testcase", {**_case_name(report.suspect, report.teacher),
+                                            "time": _seconds(time_s)})
     if is_failure(report, fail_above, fail_inconclusive, incomplete):
         assert fail_above is not None
         failure = ET.SubElement(
@@ -119,23 +121,15 @@ def _testcase(
     )
 
 
-def render_junit(
-    reports: Sequence[ScoreReport], fail_above: float | None, fail_inconclusive: bool = False,
-    incomplete: bool = False,
-) -> str:
-    """JUnit XML with one ``testsuite`` named "distillprint"; a failure per report above
-    ``fail_above`` (and per inconclusive one with ``fail_inconclusive``), an error per other
-    report when collection was ``incomplete``."""
-    failures = sum(is_failure(report, fail_above, fail_inconclusive, incomplete)
-                   for report in reports)
-    errors = len(reports) - failures if incomplete else 0
-    counts = {
-        "tests": str(len(reports)),
-        "failures": str(failures),
-        "errors": str(errors),
-        "skipped": "0",
-        "time": "0",
-    }
+def _seconds(time_s: float) -> str:
+    return f"{time_s:.3f}"
+
+
+def _document(fail_above: float | None, fail_inconclusive: bool, failures: int, errors: int,
+              time_s: float) -> tuple[ET.Element, ET.Element]:
+    """The root and its one ``testsuite``, holding one test case, with the gate's settings."""
+    counts = {"tests": "1", "failures": str(failures), "errors": str(errors), "skipped": "0",
+              "time": _seconds(time_s)}
     root = ET.Element("testsuites", {"name": SUITE_NAME, **counts})
     suite = ET.SubElement(root, "testsuite", {"name": SUITE_NAME, **counts})
     properties = ET.SubElement(suite, "properties")
@@ -144,18 +138,60 @@ def render_junit(
         # whether an abstention fails too: the same report passes or fails by this setting
         ET.SubElement(properties, "property", {"name": "fail_inconclusive",
                                                "value": str(fail_inconclusive).lower()})
-    for report in reports:
-        _testcase(suite, report, fail_above, fail_inconclusive, incomplete)
+    return root, suite
+
+
+def _text(root: ET.Element) -> str:
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def render_junit(
+    report: ScoreReport, fail_above: float | None, fail_inconclusive: bool = False,
+    incomplete: bool = False, time_s: float = 0.0,
+) -> str:
+    """JUnit XML with one ``testsuite`` named "distillprint" holding the pair's test case: a
+    failure above ``fail_above`` (or when inconclusive, with ``fail_inconclusive``), else an
+    error when collection was ``incomplete``. ``time_s``: the run's wall time."""
+    failed = is_failure(report, fail_above, fail_inconclusive, incomplete)
+    root, suite = _document(fail_above, fail_inconclusive, int(failed),
+                            int(incomplete and not failed), time_s)
+    _testcase(suite, report, fail_above, fail_inconclusive, incomplete, time_s)
+    return _text(root)
+
+
+def render_run_error(
+    suspect: str, teacher: str, error: str, kind: str, fail_above: float | None,
+    fail_inconclusive: bool = False, time_s: float = 0.0,
+) -> str:
+    """JUnit XML for a run that ended before a verdict (bad input, an interrupt): the CI
+    system shows why as an error, instead of a missing file."""
+    root, suite = _document(fail_above, fail_inconclusive, 0, 1, time_s)
+    case = ET.SubElement(suite, "testcase", {**_case_name(suspect, teacher),
+                                            "time": _seconds(time_s)})
+    first_line = error.splitlines()[0] if error else kind
+    failure = ET.SubElement(case, "error", {"type": kind, "message": _safe(first_line)})
+    failure.text = _safe(error)
+    return _text(root)
+
+
 def write_junit(
-    reports: Sequence[ScoreReport], fail_above: float | None, path: str | Path,
-    fail_inconclusive: bool = False, incomplete: bool = False,
+    report: ScoreReport, fail_above: float | None, path: str | Path,
+    fail_inconclusive: bool = False, incomplete: bool = False, time_s: float = 0.0,
 ) -> Path:
+    return _write(path, render_junit(report, fail_above, fail_inconclusive, incomplete, time_s))
+
+
+def _write(path: str | Path, text: str) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_junit(reports, fail_above, fail_inconclusive, incomplete),
-                      encoding="utf-8")
+    target.write_text(text, encoding="utf-8")
     return target
+
+
+def write_run_error(
+    path: str | Path, suspect: str, teacher: str, error: str, kind: str,
+    fail_above: float | None, fail_inconclusive: bool = False, time_s: float = 0.0,
+) -> Path:
+    return _write(path, render_run_error(suspect, teacher, error, kind, fail_above,
+                                         fail_inconclusive, time_s))

@@ -101,7 +101,8 @@ def _redact_url(url: str) -> str:
 # hashed without them, so each counts only when it holds a value (README, "Checking a
 # report's hashes by hand").
 _ADDED_AFTER_THE_HASH = frozenset({"changed_without", "base_url", "artifact_sha256", "notes",
-                                   "verdict_reason", "stage_plan", "alpha", "thresholds"})
+                                   "verdict_reason", "stage_plan", "alpha", "thresholds",
+                                   "gate", "incomplete"})
 
 
 def _without_absent_additions(value: Any) -> Any:

@@ -21,8 +21,9 @@ from distillprint.score.stats import Verdict, VerdictPolicy
 # ``changed_without`` (the leave-one-out check of a decisive verdict, as data), each API
 # model's ``base_url`` and the classifier's ``artifact_sha256`` in the manifest; 1.5 added
 # ``notes`` (inputs the run left out, and why), each stage's reason and leave-one-out cases,
-# and ``stage_plan``. Older reports still load.
-REPORT_SCHEMA_VERSION: Final = "1.5"
+# and ``stage_plan``; 1.6 added ``gate`` and ``incomplete`` (what a CI job branches on, as
+# data rather than prose). Older reports still load.
+REPORT_SCHEMA_VERSION: Final = "1.6"
 
 Role = Literal["teacher", "suspect", "background", "candidate"]
 
@@ -201,8 +202,17 @@ class StagePlan(_Strict):
     stop_on: Literal["distilled", "any"]
 
 
+class Gate(_Strict):
+    """The CI gate the run applied (``--fail-above``), and whether this report fails it."""
+
+    fail_above: Probability
+    fail_inconclusive: bool
+    failed: bool
+
+
 class ScoreReport(_Strict):
-    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"] = REPORT_SCHEMA_VERSION
+    schema_version: Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6"] = (
+        REPORT_SCHEMA_VERSION)
     created_at: UtcTimestamp
     package_version: str
     teacher: Label
@@ -241,6 +251,11 @@ class ScoreReport(_Strict):
     # inputs the run left out and why (background logs that copy the teacher's answers, say):
     # the models used are in ``background`` and the manifest; None in reports older than 1.5
     notes: list[str] | None = None
+    # the gate, when the run had one; None without (and in reports older than 1.6)
+    gate: Gate | None = None
+    # the models whose collection left requests failed or pending (the result uses what
+    # arrived): empty when every request was answered; None in reports older than 1.6
+    incomplete: list[Label] | None = None
     manifest: Manifest
     # SHA-256 of every other field (canonical JSON); None in reports older than 1.3
     report_sha256: Sha256Hex | None = None
