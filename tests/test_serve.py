@@ -299,3 +299,6 @@ def test_upstream_refusals_keep_their_kind_and_hide_the_upstream_address() -> No
     assert prompt.status == 400 and "up.example" not in str(prompt)
     busy = _error_for(RetryableError("openai:m: HTTP 500 from http://10.0.0.5:8000/v1/chat"))
     assert busy.status == 503 and "10.0.0.5" not in str(busy) and "HTTP 500" in str(busy)
+    limited = _error_for(RetryableError("openai:m: HTTP 429 from http://10.0.0.5:8000/v1/chat",
+                                        retry_after=7.0, status=429))
+    assert (limited.status, limited.kind) == (429, "rate_limit_error")

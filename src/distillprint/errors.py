@@ -50,11 +50,14 @@ class BackendError(DistillprintError):
 
 
 class RetryableError(DistillprintError):
-    """A transient failure (429, 5xx, timeout, unparseable body); ``retry_after`` in seconds."""
+    """A transient failure (429, 5xx, timeout, unparseable body); ``retry_after`` in seconds,
+    ``status`` the HTTP status when a server answered with one."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 status: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
 
 
 class MissingSecretError(DistillprintError):

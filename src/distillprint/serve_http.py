@@ -164,6 +164,8 @@ def _error_for(exc: BaseException) -> RequestRejected:
         return RequestRejected(503, "server stopping", "overloaded_error")
     if isinstance(exc, RetryableError):
         logger.warning("upstream failed, retryable: %s", said)
+        if exc.status == 429:  # a client backs off from a rate limit as from the upstream's
+            return RequestRejected(429, said, "rate_limit_error")
         return RequestRejected(503, said, "overloaded_error")
     if isinstance(exc, BackendError):
         logger.warning("upstream failed: %s", said)

@@ -233,7 +233,7 @@ class JsonApi:
         said = self.clean(_readable(content))
         message = f"{self.label}: HTTP {status} from {self.clean(url)}: {said}"
         if status in RETRYABLE_STATUS or status >= 500:
-            return RetryableError(message, retry_after=parse_retry_after(headers))
+            return RetryableError(message, retry_after=parse_retry_after(headers), status=status)
         if 300 <= status < 400:
             target = urlsplit(headers.get("Location", ""))
             shown = urlunsplit((target.scheme, target.netloc, target.path, "", ""))
