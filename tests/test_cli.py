@@ -343,6 +343,12 @@ def test_a_probe_set_edited_under_its_version_is_noted_when_collected(tmp_path: 
     export = run_cli("responses", "export", "--store", str(versioned), "--model", "echo:x",
                      "--out", str(tmp_path / "v.jsonl"))
     assert export.returncode == 2 and "for versions 1.0.0 and 1.1.0 of t9" in export.stderr
+    assert "pick one with --probe-set-version" in " ".join(export.stderr.split())
+    picked = run_cli("responses", "export", "--store", str(versioned), "--model", "echo:x",
+                     "--probe-set-version", "1.1.0", "--out", str(tmp_path / "v.jsonl"))
+    assert picked.returncode == 0, picked.stderr
+    (row,) = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert (row["probe_set_version"], row["prompt"]) == ("1.1.0", "What are you, then?")
 
 
 @pytest.mark.integration

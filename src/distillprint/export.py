@@ -23,7 +23,8 @@ _JSON_COLUMNS = ("messages", "params")  # nested values, stored as JSON strings
 def _why_twice(first: StoredResponse, second: StoredResponse) -> str:
     if first.probe_set_version != second.probe_set_version:
         return (f"for versions {first.probe_set_version} and {second.probe_set_version} of "
-                f"{first.probe_set}; a log holds one version: keep each in its own store")
+                f"{first.probe_set}; a log holds one version: pick one with "
+                "--probe-set-version")
     if first.prompt != second.prompt:
         return "under two prompts: the probe set was edited under one version"
     return "collected with different sampling settings"

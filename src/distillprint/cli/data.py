@@ -197,6 +197,10 @@ def responses_export(
     store: StoreOption,
     out_path: Annotated[Path, typer.Option("--out", help="Output .jsonl or .parquet file.")],
     probe_set: Annotated[str | None, typer.Option("--probe-set", help="Only this set.")] = None,
+    probe_set_version: Annotated[str | None, typer.Option(
+        "--probe-set-version",
+        help="Only the answers to this version of the probe set, when the store holds several.")
+    ] = None,
     model: Annotated[str | None, typer.Option(
         help="Only this model (its label, e.g. file:teacher, as `responses models` lists it, "
              "or its bare name): one model's answer log, as `score` and benchmarks read.")
@@ -221,13 +225,17 @@ def responses_export(
 
     with ResponseStore(store, read_only=True) as db:
         records: Iterable[StoredResponse] = db.responses(probe_set=probe_set)
+        if probe_set_version is not None:
+            records = (r for r in records if r.probe_set_version == probe_set_version)
         if model is not None:
             records = one_models_answers(records, model, revision, base_url)
         count = export_responses(records, out_path, store)
     console.print(f"exported {count} responses to {out_path}", markup=False)
     if count == 0:
-        matched = " ".join(filter(None, [f"model '{model}'" if model else "",
-                                         f"probe set '{probe_set}'" if probe_set else ""]))
+        matched = " ".join(filter(None, [
+            f"model '{model}'" if model else "",
+            f"probe set '{probe_set}'" if probe_set else "",
+            f"version '{probe_set_version}'" if probe_set_version else ""]))
         matched = f" {matched}" if matched else ""
         console.print(f"note: nothing matched{matched}; `distillprint responses models` lists "
                       "what the store holds", markup=False)
