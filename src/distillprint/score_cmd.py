@@ -128,6 +128,47 @@ def _score_once(
     return pair, evidence, background_labels
 
 
+def _score_in_stages(
+    specs: Sequence[ModelSpec],
+    settings: RunSettings,
+    scoring: ScoringModel,
+    alpha: float,
+    staging: Staging,
+    notes: RunNotes,
+    gate: GateSettings | None,
+) -> tuple[PairScore, Evidence, list[str], list[Stage], StagePlan | None]:
+    """Each look of the budget, each at its share of alpha, until one stops the run: the last
+    look's score, evidence and background, every look, and the plan (None for one look). With
+    a gate, each look's background is checked against it."""
+    console = notes.console
+    n_probes = len(settings.probe_set().probes)
+    looks = staging.looks(n_probes)
+    beyond = [size for size in staging.sizes if size >= n_probes]
+    if beyond:
+        console.print(f"note: --stage {beyond[0]} is not below the probe set's {n_probes} "
+                      "probes, so that look is the whole set", markup=False)
+    stages: list[Stage] = []
+    for look in looks:
+        step = replace(settings, probe_limit=look)
+        pair, evidence, background_labels = _score_once(
+            specs, step, scoring, alpha / len(looks), notes
+        )
+        if gate is not None:
+            # logs left out while reading them (copies of the teacher's or suspect's answers,
+            # names already taken) can leave fewer than the count checked before collection
+            _check_gate_background(len(background_labels), gate.fail_inconclusive,
+                                   after_reading=True)
+        stages.append(stage_of(pair))
+        if len(looks) > 1:
+            console.print(f"stage {len(stages)} of {len(looks)}: {pair.n_prompts} prompts, "
+                          f"{pair.verdict} at alpha {pair.alpha:.4g}", markup=False)
+        if staging.stops(pair.verdict):
+            break
+    plan = StagePlan(alpha=alpha, looks=[look or n_probes for look in looks],
+                     stop_on=staging.stop_on) if len(looks) > 1 else None
+    return pair, evidence, background_labels, stages, plan
+
+
 def score_command(
     *,
     teacher: ModelSpec,
@@ -158,44 +199,21 @@ def score_command(
         # the folders are read once, not once per look: their notes are said once too
         specs = [*named, *background_log_specs(settings, named, run_notes)]
         settings = replace(settings, background_dirs=())
-        if fail_above is not None:
+        gate = None if fail_above is None else GateSettings(fail_above, fail_inconclusive)
+        if gate is not None:
             background = [spec for spec in specs if spec.role == "background"]
             echoes = sum(spec.spec.startswith("echo:") for spec in background)
             _check_gate_background(len(background) - echoes, fail_inconclusive, echoes=echoes)
-        n_probes = len(settings.probe_set().probes)
-        looks = staging.looks(n_probes)
-        beyond = [size for size in staging.sizes if size >= n_probes]
-        if beyond:
-            console.print(f"note: --stage {beyond[0]} is not below the probe set's {n_probes} "
-                          "probes, so that look is the whole set", markup=False)
-        stages: list[Stage] = []
-        for look in looks:
-            step = replace(settings, probe_limit=look)
-            pair, evidence, background_labels = _score_once(
-                specs, step, scoring, alpha / len(looks), run_notes
-            )
-            if fail_above is not None:
-                # logs left out while reading them (copies of the teacher's or suspect's answers,
-                # names already taken) can leave fewer than the count checked before collection
-                _check_gate_background(len(background_labels), fail_inconclusive,
-                                       after_reading=True)
-            stages.append(stage_of(pair))
-            if len(looks) > 1:
-                console.print(f"stage {len(stages)} of {len(looks)}: {pair.n_prompts} prompts, "
-                              f"{pair.verdict} at alpha {pair.alpha:.4g}", markup=False)
-            if staging.stops(pair.verdict):
-                break
+        pair, evidence, background_labels, stages, plan = _score_in_stages(
+            specs, settings, scoring, alpha, staging, run_notes, gate)
         notes = _incomplete_notes(evidence)
         # every output states the gate, so that none rounds a probability onto it
         stated = {} if fail_above is None else {"fail_above": fail_above}
         pair = replace(pair, reasons=(*pair.reasons, *notes),
                        thresholds={**pair.thresholds, **stated})
-        plan = StagePlan(alpha=alpha, looks=[look or n_probes for look in looks],
-                         stop_on=staging.stop_on) if len(looks) > 1 else None
         report = build_report(pair, evidence, scoring, background_labels, notes=run_notes.messages,
                               stages=stages if plan is not None else None, stage_plan=plan,
-                              gate=None if fail_above is None
-                              else GateSettings(fail_above, fail_inconclusive))
+                              gate=gate)
         # the CI system's files first: the HTML (plots) is the likeliest to fail, and must not
         # take the JUnit and JSON down with it
         if junit is not None:
