@@ -123,3 +123,18 @@ def test_a_background_at_the_minimum_cannot_give_a_verdict_that_holds() -> None:
     assert decision.verdict is Verdict.INCONCLUSIVE
     assert "use at least 4" in decision.reasons[-1]
     assert [case.left_out for case in decision.changed_without or ()] == ["b0", "b1", "b2"]
+
+
+def test_a_staged_look_clears_a_suspect_only_as_one_look_at_the_whole_alpha_would() -> None:
+    # four looks share alpha 0.05 for `distilled`: 0.0125 each; p = 0.03 is too close to the
+    # teacher to clear at the run's 0.05, whatever share of it a look has
+    look = VerdictPolicy(alpha=0.0125, clear_alpha=0.05)
+    staged = decide(0.1, 0.03, 200, 20, look)
+    assert staged.verdict is Verdict.INCONCLUSIVE
+    assert "p = 0.03 <= alpha 0.05" in staged.reasons[0]
+    assert decide(0.1, 0.03, 200, 20, VerdictPolicy()).verdict is Verdict.INCONCLUSIVE
+    cleared = decide(0.1, 0.3, 200, 20, look)
+    assert cleared.verdict is Verdict.NOT_DISTILLED and "> alpha 0.05" in cleared.reasons[1]
+    # `distilled` still needs the look's own share
+    assert decide(0.95, 0.03, 200, 20, look).verdict is Verdict.INCONCLUSIVE
+    assert decide(0.95, 0.01, 200, 20, look).verdict is Verdict.DISTILLED

@@ -37,6 +37,7 @@ from distillprint.embed.identify import (
     Draws,
     SelectionOptions,
     center_vectors,
+    identification_ceiling,
     identify,
     identify_by,
     make_draws,
@@ -105,17 +106,6 @@ def _unit(x: FloatArray) -> FloatArray:
     return np.asarray(x / np.linalg.norm(x, axis=1).mean())
 
 
-def _ceiling(data: BenchmarkSet, halves: Halves) -> tuple[int, list[str]]:
-    """Nearest fingerprint to the mean of *all* query answers: what averaging can reach."""
-    reference, query = center_vectors(data.models, *halves, "prompt")
-    prints = l2_normalize(np.stack([reference[m].mean(axis=0) for m in data.models]))
-    means = l2_normalize(np.stack([query[m].mean(axis=0) for m in data.models]))
-    guesses = np.argmax(means @ prints.T, axis=1)
-    wrong = [f"{m} -> {data.models[g]}" for m, g in zip(data.models, guesses, strict=True)
-             if m != data.models[g]]
-    return len(data.models) - len(wrong), wrong
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=Path, action="append", required=True)
@@ -174,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     rows["+ template and character n-gram views (SVD 384 each)"] = _row(
         data, split_vectors(data, combined), draws)
 
-    correct, wrong = _ceiling(data, halves)
+    wrong = identification_ceiling(data.models, *halves)
     lines = [
         "| method (stylometry + PoS vectors) | k = 1 | k = 8 | k = 32 |",
         "|---|---:|---:|---:|",
@@ -182,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
           for name, values in rows.items()),
         "",
         f"Ceiling: the mean of all {len(data.query_prompts)} query answers of each model goes to "
-        f"its own fingerprint for {correct} of {len(data.models)} models "
-        f"(wrong: {'; '.join(wrong) or 'none'}).",
+        f"its own fingerprint for {len(data.models) - len(wrong)} of {len(data.models)} models "
+        f"(wrong: {'; '.join(f'{a} -> {b}' for a, b in wrong) or 'none'}).",
         "",
     ]
     args.out.write_text("\n".join(lines), encoding="utf-8")

@@ -103,7 +103,7 @@ def _score_once(
     specs: Sequence[ModelSpec],
     settings: RunSettings,
     scoring: ScoringModel,
-    alpha: float,
+    policy: VerdictPolicy,
     notes: RunNotes,
 ) -> tuple[PairScore, Evidence, list[str]]:
     evidence = gather_evidence(specs, settings, notes)
@@ -119,7 +119,7 @@ def _score_once(
         evidence.answers[suspect_label],
         [evidence.answers[label] for label in background_labels],
         model=scoring,
-        policy=VerdictPolicy(alpha=alpha),
+        policy=policy,
         cache_dir=settings.cube_cache,
     )
     caveats = (evidence.identical_caveat(suspect_label, teacher_label),
@@ -150,9 +150,9 @@ def _score_in_stages(
     stages: list[Stage] = []
     for look in looks:
         step = replace(settings, probe_limit=look)
-        pair, evidence, background_labels = _score_once(
-            specs, step, scoring, alpha / len(looks), notes
-        )
+        # the looks share alpha for `distilled`; `not distilled` needs the run's own
+        policy = VerdictPolicy(alpha=alpha / len(looks), clear_alpha=alpha)
+        pair, evidence, background_labels = _score_once(specs, step, scoring, policy, notes)
         if gate is not None:
             # logs left out while reading them (copies of the teacher's or suspect's answers,
             # names already taken) can leave fewer than the count checked before collection

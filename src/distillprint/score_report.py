@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def _evidence_fields(item: CategoryEvidence | Echo, has_background: bool) -> dic
     return fields
 
 
-def _finite(values: dict[str, float | None]) -> dict[str, float]:
+def _finite(values: Mapping[str, float | None]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
 
 
@@ -157,7 +158,7 @@ def build_attribution_report(
         background=background,
         n_background=result.n_background,
         alpha=policy.alpha,
-        thresholds=_finite({k: float(v) for k, v in asdict(policy).items()}),
+        thresholds=_finite(policy.thresholds()),
         notes=notes,
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
     ))

@@ -85,8 +85,8 @@ def score(
         typer.Option(
             min=1,
             help="Grow the budget in stages (repeatable, e.g. --stage 64 --stage 128): score on "
-            "that many probes first (a nested stratified sample), then the whole set, each at "
-            "alpha / stages.",
+            "that many probes first (a nested stratified sample), then the whole set; each look "
+            "calls `distilled` at alpha / stages, `not distilled` at alpha.",
         ),
     ] = None,
     stop_on: Annotated[

@@ -193,6 +193,20 @@ def identify(
     return identify_by(models, query, draws, lambda means: l2_normalize(means) @ prints.T)
 
 
+def identification_ceiling(
+    models: Sequence[str], reference: dict[str, FloatArray], query: dict[str, FloatArray],
+    centering: Centering = "prompt",
+) -> list[tuple[str, str]]:
+    """The models whose *all* query answers, averaged, are nearest another model's fingerprint:
+    what no number of draws can fix for the nearest-fingerprint rule (empty: none)."""
+    reference, query = center_vectors(models, reference, query, centering)
+    prints = l2_normalize(np.stack([reference[m].mean(axis=0) for m in models]))
+    means = l2_normalize(np.stack([query[m].mean(axis=0) for m in models]))
+    guesses = np.argmax(means @ prints.T, axis=1)
+    return [(model, models[g]) for model, g in zip(models, guesses, strict=True)
+            if model != models[g]]
+
+
 def identify_by(
     models: Sequence[str], query: dict[str, FloatArray], draws: Draws, score: DrawScorer
 ) -> dict[int, KResult]:

@@ -374,7 +374,7 @@ def pair_score_from_features(
         changed_without=decision.changed_without,
         teacher_lookalikes=lookalikes,
         alpha=policy.alpha,
-        thresholds={k: float(v) for k, v in asdict(policy).items()},
+        thresholds=policy.thresholds(),
         n_prompts=n_prompts,
         n_background=len(bg),
         features={n: finite_or_none(float(v))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 import numpy as np
@@ -44,6 +44,19 @@ class VerdictPolicy:
     # prompts on, about 4% and 6%.
     min_prompts: int = 64
     min_background: int = 3
+    # The level ``not distilled`` is judged at (None: ``alpha``). A budget grown in stages
+    # splits the run's alpha between its looks, which bounds false ``distilled`` verdicts;
+    # judged at that smaller share, ``p > alpha`` would be easier to meet, and a later look
+    # would clear suspects that one look at the whole budget calls inconclusive.
+    clear_alpha: float | None = None
+
+    @property
+    def clearing_alpha(self) -> float:
+        return self.alpha if self.clear_alpha is None else self.clear_alpha
+
+    def thresholds(self) -> dict[str, float]:
+        """The settings as reports record them (a ``clear_alpha`` only when one is set)."""
+        return {k: float(v) for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -101,7 +114,7 @@ def _shown(
     cuts = (policy.distilled_above, policy.not_distilled_below)
     shown_p = display.fraction(probability, cuts, digits=2)
     shown_pv = "n/a" if p_value is None else display.on_its_side(
-        p_value, 3, (policy.alpha,), style="g")
+        p_value, 3, (policy.alpha, policy.clearing_alpha), style="g")
     return shown_p, shown_pv
 
 
@@ -121,23 +134,27 @@ def decide(
     assert probability is not None and p_value is not None
     shown_p, shown_pv = _shown(probability, p_value, policy)
     alpha = display.setting(policy.alpha)
+    clearing = display.setting(policy.clearing_alpha)
     if probability >= policy.distilled_above and p_value <= policy.alpha:
         reasons = (
             f"P(distilled) {shown_p} >= {display.setting(policy.distilled_above)}",
             f"p = {shown_pv} <= alpha {alpha}",
         )
         return Decision(Verdict.DISTILLED, reasons)
-    if probability <= policy.not_distilled_below and p_value > policy.alpha:
+    if probability <= policy.not_distilled_below and p_value > policy.clearing_alpha:
         reasons = (
             f"P(distilled) {shown_p} <= {display.setting(policy.not_distilled_below)}",
-            f"p = {shown_pv} > alpha {alpha}",
+            f"p = {shown_pv} > alpha {clearing}",
         )
         return Decision(Verdict.NOT_DISTILLED, reasons)
-    if (probability >= 0.5) != (p_value <= policy.alpha):
-        side = ">" if p_value > policy.alpha else "<="
+    if probability >= 0.5 and p_value > policy.alpha:
         return Decision(Verdict.INCONCLUSIVE, (
             f"probability and p-value disagree: P(distilled) {shown_p}, "
-            f"p = {shown_pv} {side} alpha {alpha}",))
+            f"p = {shown_pv} > alpha {alpha}",))
+    if probability < 0.5 and p_value <= policy.clearing_alpha:
+        return Decision(Verdict.INCONCLUSIVE, (
+            f"probability and p-value disagree: P(distilled) {shown_p}, "
+            f"p = {shown_pv} <= alpha {clearing}",))
     return Decision(Verdict.INCONCLUSIVE, (f"P(distilled) {shown_p} in the middle band",))
 
 
