@@ -64,12 +64,14 @@ async def test_fatal_error_keeps_what_was_stored(tmp_path: Path) -> None:
         assert (summary.stored_now, summary.already_stored) == (3, 2)
 
 
-async def test_a_refused_prompt_fails_alone(tmp_path: Path) -> None:
+async def test_a_refused_prompt_is_settled_alone(tmp_path: Path) -> None:
+    # asking again gets the same refusal: not a failure a rerun fixes, so not "incomplete"
     with ResponseStore(tmp_path / "s.sqlite") as store:
         backend = FakeBackend(refused_prompts=frozenset({"prompt 1"}))
         summary = await collect(backend, probe_set(4), store, retry=FAST, concurrency=2)
-        assert (summary.stored_now, summary.failed) == (3, 1) and not summary.complete
-        assert "prompt refused" in summary.errors[0]
+        assert (summary.stored_now, summary.refused, summary.failed) == (3, 1, 0)
+        assert summary.complete and not summary.errors
+        assert summary.refusals == ["probe p1: simulated 400: prompt refused"]
 
 
 
@@ -78,8 +80,8 @@ async def test_a_refused_prompt_does_not_take_its_batch_mates_with_it(tmp_path: 
     with ResponseStore(tmp_path / "s.sqlite") as store:
         backend = FakeBackend(batch_size=4, refused_prompts=frozenset({"prompt 1"}))
         summary = await collect(backend, probe_set(4), store, retry=FAST, concurrency=1)
-        assert (summary.stored_now, summary.failed) == (3, 1)
-        assert summary.errors == ["simulated 400: prompt refused"]
+        assert (summary.stored_now, summary.refused) == (3, 1)
+        assert summary.refusals == ["probe p1: simulated 400: prompt refused"]
 
 
 async def test_answers_claimed_by_a_stalled_collector_are_not_reported_as_done(
@@ -145,7 +147,7 @@ async def test_a_failure_that_another_collector_then_answered_is_not_missing(
                     store.add(self.identity, requests[0], Generation("from elsewhere"),
                               ProbeContext(probes.name, probes.version, {}),
                               key=store_key(self.identity, requests[0]))
-                    raise BackendError("simulated 400", per_request=True)
+                    raise RetryableError("simulated 503")
                 return await super().generate(requests)
 
         summary = await collect(AnsweredElsewhere(), probes, store, retry=FAST)
@@ -198,7 +200,7 @@ async def test_refusals_after_an_answer_fail_alone(tmp_path: Path) -> None:
         await collect(FakeBackend(), probe_set(1), store, retry=FAST)
         summary = await collect(FakeBackend(refused_prompts=refused), probe_set(40), store,
                                 retry=FAST, concurrency=1)
-    assert (summary.already_stored, summary.stored_now, summary.failed) == (1, 0, 39)
+    assert (summary.already_stored, summary.stored_now, summary.refused) == (1, 0, 39)
 
 
 
@@ -209,7 +211,7 @@ async def test_fast_refusals_do_not_stop_a_server_that_answers_the_rest(tmp_path
     backend = FakeBackend(refused_prompts=refused, answer_delay_s=0.05)
     with ResponseStore(tmp_path / "s.sqlite") as store:
         summary = await collect(backend, probe_set(40), store, retry=FAST, concurrency=16)
-    assert (summary.stored_now, summary.failed) == (30, 10)
+    assert (summary.stored_now, summary.refused) == (30, 10)
 
 
 async def test_an_answer_in_flight_when_refusals_reach_the_stop_resumes_the_run(
@@ -229,7 +231,7 @@ async def test_an_answer_in_flight_when_refusals_reach_the_stop_resumes_the_run(
     backend = FakeBackend(refused_prompts=refused, answer_delay_s=0.2)
     with ResponseStore(tmp_path / "s.sqlite") as store:
         summary = await collect(backend, probe_set(12), store, retry=FAST, concurrency=2)
-    assert (summary.stored_now, summary.failed) == (3, 9)
+    assert (summary.stored_now, summary.refused) == (3, 9)
 
 
 async def test_a_server_that_never_answers_is_given_up_on_not_retried_for_every_probe(

@@ -111,6 +111,10 @@ def test_bad_logs_fail_with_location(tmp_path: Path) -> None:
     broken = write(tmp_path / "broken.jsonl", '{"prompt": "a", "response": "b"}\n{"prompt": 1}\n')
     with pytest.raises(InputError, match=r"broken.jsonl:2"):
         load(broken)
+    table = tmp_path / "export.parquet"
+    table.write_bytes(b"PAR1" + bytes(range(256)) + b"PAR1")  # the format's magic at both ends
+    with pytest.raises(InputError, match=r"is a Parquet table, not an answer log: export"):
+        load(table)
 
 
 async def test_real_alpaca_eval_log(alpaca_outputs: Path) -> None:

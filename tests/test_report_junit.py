@@ -6,6 +6,7 @@ from pathlib import Path
 from distillprint.report.junit import (
     FAILURE_TYPE,
     INCONCLUSIVE_FAILURE_TYPE,
+    CaseName,
     is_failure,
     render_junit,
     render_run_error,
@@ -41,7 +42,7 @@ def test_the_pair_fails_above_the_threshold_and_passes_below() -> None:
 
 
 def test_a_run_that_ends_before_its_verdict_is_an_error_case() -> None:
-    suite = _suite(render_run_error("hf:/ckpt", "file:teacher.jsonl",
+    suite = _suite(render_run_error(CaseName("hf:/ckpt", "file:teacher.jsonl"),
                                     "teacher.jsonl:3: field 'prompt': missing\nmore", "RunFailed",
                                     fail_above=0.5, time_s=2.0))
     assert (suite.get("tests"), suite.get("errors"), suite.get("failures")) == ("1", "1", "0")

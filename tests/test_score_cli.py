@@ -8,6 +8,7 @@ import random
 import re
 import shutil
 import sqlite3
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,10 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert report["manifest"]["classifier"]["artifact_sha256"] == default_model().sha256()
     assert report["probability"] is not None and report["probability"] > 0.5
     assert result.exit_code == 1, result.output  # the CI gate fires
-    assert re.search(r"gate: P\(distilled\) (= 0\.\d+|> 0\.999) > 0\.5: exit 1", result.output)
+    assert re.search(r"gate: failed: P\(distilled\) (= 0\.\d+|> 0\.99\d*) is above 0\.5: exit 1",
+                     result.output)
+    assert "| CI gate | failed: P" in outputs["md"].read_text()
+    assert "<th>CI gate</th><td>failed: P(distilled)" in outputs["html"].read_text()
     assert "<failure" in outputs["xml"].read_text()
     # what a CI job branches on, as data
     assert report["gate"] == {"fail_above": 0.5, "fail_inconclusive": False, "failed": True}
@@ -352,7 +356,8 @@ def test_fail_inconclusive_makes_an_abstention_fail_the_gate(
     assert CliRunner().invoke(app, common).exit_code == 0  # P can never exceed 1
     strict = CliRunner().invoke(app, [*common, "--fail-inconclusive"])
     assert strict.exit_code == 1, strict.output
-    assert "gate: the verdict is inconclusive (--fail-inconclusive): exit 1" in strict.output
+    assert ("gate: failed: the verdict is inconclusive, which --fail-inconclusive fails: exit 1"
+            in strict.output)
     alone = CliRunner().invoke(app, [*common[:-2], "--fail-inconclusive"])  # no --fail-above
     assert isinstance(alone.exception, InputError)
     assert alone.exception.field == "fail-inconclusive"
@@ -491,36 +496,49 @@ def test_a_gate_without_a_background_is_refused_before_any_collection(
         *(option for n in range(4) for option in ("--background", f"echo:bg{n}")),
     ])
     assert isinstance(result.exception, InputError) and not store.exists()
-    assert "0 given besides 4 echo: models" in str(result.exception)
+    assert "0 given besides 4 echo: model(s)" in str(result.exception)
 
 
 @pytest.mark.integration
 def test_score_exits_4_when_the_suspect_could_not_answer_everything(
     tmp_path: Path, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import distillprint.collect as collect_module
+    from distillprint.retry import RetryPolicy
     from servers import Canned, ScriptedServer
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789abcdef")
+    attempts = RetryPolicy().max_attempts
+    monkeypatch.setattr(collect_module, "RetryPolicy",
+                        lambda: RetryPolicy(max_attempts=attempts, base_delay_s=0.0))
+    overloaded = Canned(503, {"type": "error", "error": {
+        "type": "overloaded_error", "message": "overloaded"}})
     refusal = Canned(400, {"type": "error", "error": {
         "type": "invalid_request_error", "message": "this prompt is not allowed"}})
     out = tmp_path / "report.json"
-    with ScriptedServer([refusal]) as server:  # one refusal, then answers
+    # one request fails every attempt, one is refused, then the server answers
+    with ScriptedServer([overloaded] * attempts + [refusal]) as server:
         result = CliRunner().invoke(app, [
             "score", "--teacher", f"file:{logs['teacher']}",
             "--suspect", "anthropic:claude-test", "--base-url", server.url,
             "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
             "--background-dir", str(logs["background"]), "--json", str(out),
-            "--concurrency", "1", "--junit", str(tmp_path / "ci.xml"),
+            "--concurrency", "1", "--junit", str(tmp_path / "ci.xml"), "--fail-above", "0.5",
         ], terminal_width=500)
     assert result.exit_code == 4, result.output
+    assert "gate: not decided: collection was incomplete" in result.output
     written = json.loads(out.read_text())
-    assert written["n_prompts"] == N_PROMPTS - 1  # what arrived is scored
+    assert written["n_prompts"] == N_PROMPTS - 2  # what arrived is scored
     # every output says so, not only the exit code: CI reads the JUnit
     assert "collection incomplete: requests to anthropic:claude-test failed" in (
         written["verdict_reason"])
-    assert written["incomplete"] == ["anthropic:claude-test"] and written["gate"] is None
+    assert written["incomplete"] == ["anthropic:claude-test"]
+    assert written["gate"] == {"fail_above": 0.5, "fail_inconclusive": False, "failed": False}
     junit = (tmp_path / "ci.xml").read_text()
     assert 'errors="1"' in junit and "CollectionIncomplete" in junit
+    # the refusal is not what makes it incomplete (asking again gets it again): it is a note
+    (refused,) = [note for note in written["notes"] if "refused 1 of the probes" in note]
+    assert "this prompt is not allowed" in refused and "a rerun gets the same" in refused
 
 
 def test_logs_scored_on_a_probe_set_they_never_answered_get_the_way_out(
@@ -657,6 +675,28 @@ def test_an_output_that_would_overwrite_an_input_is_refused_before_any_work(
     assert not (tmp_path / "background" / "report.json").exists()
 
 
+def test_an_output_hard_linked_to_an_input_is_refused_and_writes_never_go_through_links(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    import os
+
+    before = logs["teacher"].read_bytes()
+    link = tmp_path / "teacher-link.xml"
+    os.link(logs["teacher"], link)
+    result = score_logs(tmp_path, logs, "--junit", str(link))
+    assert isinstance(result.exception, InputError), result.output
+    assert "the answer log of file:" in str(result.exception)
+    assert logs["teacher"].read_bytes() == before
+    # an output that is another name of a file the run does not read: that file is kept too
+    bystander = tmp_path / "kept.txt"
+    bystander.write_text("kept", encoding="utf-8")
+    markdown = tmp_path / "summary.md"
+    os.link(bystander, markdown)
+    assert score_logs(tmp_path, logs, "--markdown", str(markdown)).exit_code == 0
+    assert bystander.read_text(encoding="utf-8") == "kept"
+    assert "## distillprint:" in markdown.read_text(encoding="utf-8")
+
+
 def test_outputs_that_no_run_reads_as_answers_may_sit_beside_the_logs(
     tmp_path: Path, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -788,6 +828,13 @@ def test_run_notes_report_the_last_looks_exclusions_and_never_a_key() -> None:
 def test_a_run_stopped_by_bad_input_still_leaves_its_junit_error(
     tmp_path: Path, logs: dict[str, Path]
 ) -> None:
+    def case_name(junit: Path) -> str:
+        case = ET.fromstring(junit.read_bytes()).find("testsuite/testcase")
+        assert case is not None
+        return case.get("name", "")
+
+    passed = tmp_path / "ci" / "passed.xml"
+    assert score_logs(tmp_path, logs, "--junit", str(passed)).exit_code == 0
     with logs["teacher"].open("a", encoding="utf-8") as handle:
         handle.write("{not json\n")
     xml = tmp_path / "ci" / "junit.xml"
@@ -796,6 +843,9 @@ def test_a_run_stopped_by_bad_input_still_leaves_its_junit_error(
     junit = xml.read_text(encoding="utf-8")
     assert 'errors="1"' in junit and 'type="RunFailed"' in junit
     assert f"{logs['teacher'].name}:{N_PROMPTS + 1}" in junit  # where the bad line is
+    # one case in the CI system's history, whether the run got to its report or not
+    assert case_name(xml) == case_name(passed) == (
+        f"file:{logs['student']} vs file:{logs['teacher']}")
 
 
 def test_an_interrupted_run_leaves_an_interrupted_junit_error(tmp_path: Path) -> None:
@@ -811,10 +861,17 @@ def test_an_interrupted_run_leaves_an_interrupted_junit_error(tmp_path: Path) ->
     assert 'name="hf:/m vs file:t.jsonl"' in junit
 
 
-@pytest.mark.parametrize("command", [[], ["score"], ["attribute"], ["collect"], ["verify"]])
-def test_help_lists_the_exit_codes_ci_scripts_branch_on(command: list[str]) -> None:
+@pytest.mark.parametrize(("command", "gate"), [
+    ([], "1 a gate fired (score --fail-above)"), (["score"], "1 the --fail-above gate fired"),
+    (["attribute"], None), (["collect"], None), (["verify"], "1 something changed")])
+def test_help_lists_the_exit_codes_ci_scripts_branch_on(command: list[str], gate: str | None
+                                                        ) -> None:
     result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
     assert result.exit_code == 0
     said = " ".join(result.output.split())
-    assert "Exit codes: 0 passed; 1 the --fail-above gate fired" in said
-    assert "4 some requests failed" in said and "143 terminated" in said
+    assert "Exit codes: 0" in said and "2 bad input" in said
+    if gate is None:
+        assert " 1 " not in said[said.index("Exit codes:"):]
+    else:
+        assert gate in said
+    assert ("143 terminated" in said) == (command != ["verify"])

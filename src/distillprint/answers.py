@@ -30,6 +30,7 @@ ANSWER_LOG_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 # AlpacaEval's results folder keeps each model's answers as <model>/model_outputs.json
 ALPACA_EVAL_FILE = "model_outputs"
 _GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -85,6 +86,11 @@ def read_text(path: Path) -> str:
         raise InputError("file not found", path=path) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read file ({exc})", path=path) from None
+    if raw.startswith(_PARQUET_MAGIC):
+        # `responses export` writes Parquet for datasets; answer logs are JSON or JSONL
+        raise InputError("is a Parquet table, not an answer log: export the model's answers as "
+                         ".jsonl (`distillprint responses export --model LABEL --out x.jsonl`)",
+                         path=path)
     return decode_utf8(raw.removeprefix(_BOM), path)
 
 

@@ -31,6 +31,16 @@ def replaced_atomically(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_text_atomically(target: Path, text: str) -> Path:
+    """``text`` written whole to ``target`` (its folders made), or not at all. A new file
+    replaces the old one instead of writing into it, so a name hard-linked to another file
+    (a log, the store) never changes that file; a symlink keeps pointing at the file written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with replaced_atomically(target.resolve()) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return target
+
+
 def _new_file_mode() -> int:
     return 0o666 & ~_umask()
 

@@ -44,11 +44,16 @@ class CollectionSummary:
     #: planned, but claimed by another collector that had not stored them when this one ended
     pending_elsewhere: int = 0
     unavailable: int = 0
+    #: prompts the model refused on their own (longer than its context, HTTP 400/413/422):
+    #: settled like answers missing from a log, since asking again gets the same refusal
+    refused: int = 0
     failed: int = 0
     #: answers received with no text (kept: a blank answer is part of a model's fingerprint,
     #: but a run that gets many has likely hit a content filter or a broken endpoint)
     blank: int = 0
     errors: list[str] = field(default_factory=list)
+    #: why each refused prompt was refused, with its probe id
+    refusals: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -237,7 +242,9 @@ class _Collection:
         unavailable = []
         for (key, request), result in zip(claimed, results, strict=True):
             if isinstance(result, BackendError):  # this prompt refused; the others stand
-                self._fail([key], result)
+                self.store.release([key])
+                summary.refused += 1
+                summary.refusals.append(f"probe {request.probe_id or '(no id)'}: {result}")
                 if not self.answered_any:
                     self.refused += 1
                     self.last_refusal = result

@@ -123,23 +123,30 @@ async def collect_with_progress(
             base=SamplingParams(), on_progress=bar.update, plan=plan,
         )
     blank = f" ({summary.blank} of the answers received were blank)" if summary.blank else ""
+    refused = (f", {summary.refused} refused by the model (asking again gets the same "
+               "refusal; scored without them)" if summary.refused else "")
     console.print(
         f"{summary.model}: stored {summary.stored_now} new{blank}, "
         f"{summary.already_stored + summary.stored_elsewhere} already stored, "
-        f"{summary.unavailable} not in the log, {summary.failed} failed"
+        f"{summary.unavailable} not in the log, {summary.failed} failed{refused}"
     )
     if summary.pending_elsewhere:
         console.print(f"  {summary.pending_elsewhere} requested by another collector on this "
                       "store and not stored yet: rerun once it has finished", markup=False)
-    errors = summary.errors
-    head, last = (errors, []) if len(errors) <= 5 else (errors[:4], errors[-1:])
-    for error in head:
-        console.print(f"  failed: {error}", markup=False)
-    if last:
-        console.print(f"  ... {len(errors) - 5} more failed; the last:", markup=False)
-    for error in last:
-        console.print(f"  failed: {error}", markup=False)
+    _print_some(console, "failed", summary.errors)
+    _print_some(console, "refused", summary.refusals)
     return summary
+
+
+def _print_some(console: Console, what: str, messages: list[str]) -> None:
+    """Up to five: the first four and the last."""
+    head, last = (messages, []) if len(messages) <= 5 else (messages[:4], messages[-1:])
+    for message in head:
+        console.print(f"  {what}: {message}", markup=False)
+    if last:
+        console.print(f"  ... {len(messages) - 5} more {what}; the last:", markup=False)
+    for message in last:
+        console.print(f"  {what}: {message}", markup=False)
 
 
 def _edited_under_one_version(probe_set: ProbeSet, store: ResponseStore) -> str | None:

@@ -64,13 +64,17 @@ def check_outputs(
     the append-only evidence store into a JSON file. ``outputs`` maps each option to its path
     (None: not asked for)."""
     guarded = {path.resolve(): what for path, what in inputs.items()}
+    # another name of the same file (a hard link) is the same input
+    linked = {identity: what for path, what in inputs.items()
+              if (identity := _file_identity(path)) is not None}
     taken: dict[Path, str] = {}
     for option, path in outputs.items():
         if path is None:
             continue
         target = path.resolve()
-        if target in guarded:
-            raise InputError(f"is {guarded[target]}, which this run reads: writing there would "
+        what = guarded.get(target) or linked.get(_file_identity(path) or (-1, -1))
+        if what is not None:
+            raise InputError(f"is {what}, which this run reads: writing there would "
                              "destroy it; choose another path", path=path, field=option)
         inside = next((what for folder, what in (folders or {}).items()
                        if read_from_folder(target, folder)), None)
@@ -82,6 +86,14 @@ def check_outputs(
                              "path", path=path, field=option)
         taken[target] = option
         check_result_path(path, option)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:  # not there yet (or unreadable): no other name can share it
+        return None
+    return status.st_dev, status.st_ino
 
 
 def store_files(store: Path) -> dict[Path, str]:

@@ -13,13 +13,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from distillprint.atomic import write_text_atomically
 from distillprint.errors import EXIT_INCOMPLETE, DistillprintError, InputError
 from distillprint.locations import check_outputs, store_files
 from distillprint.probes import probe_set_file
 from distillprint.report.junit import (
     INTERRUPTED_TYPE,
     RUN_ERROR_TYPE,
-    crosses_gate,
+    CaseName,
+    gate_outcome,
     write_junit,
     write_run_error,
 )
@@ -218,7 +220,8 @@ def score_command(
         # take the JUnit and JSON down with it
         if junit is not None:
             write_junit(report, fail_above, junit, fail_inconclusive=fail_inconclusive,
-                        incomplete=bool(notes), time_s=clock.elapsed())
+                        incomplete=bool(notes), time_s=clock.elapsed(),
+                        name=junit_case_name(suspect, teacher))
             console.print(f"wrote {junit}")
         for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
             console.print(f"wrote {path}")
@@ -232,11 +235,11 @@ def score_command(
             markup=False,
         )
         out.print(f"reason: {report.verdict_reason}", markup=False)
-        if report.gate is not None and report.gate.failed:
-            why = (f"P(distilled) {display.relation(probability)} > {report.gate.fail_above}"
-                   if crosses_gate(report, report.gate.fail_above)
-                   else "the verdict is inconclusive (--fail-inconclusive)")
-            out.print(f"gate: {why}: exit 1", markup=False)
+        failed = report.gate is not None and report.gate.failed
+        outcome = gate_outcome(report)
+        if outcome is not None:
+            out.print(f"gate: {outcome}{': exit 1' if failed else ''}", markup=False)
+        if failed:
             return 1
         return EXIT_INCOMPLETE if notes else 0
 
@@ -247,6 +250,12 @@ class _Clock:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+def junit_case_name(suspect: ModelSpec, teacher: ModelSpec) -> CaseName:
+    """The specs as given (redacted as in the manifest): known before any model is read."""
+    hidden = known_secrets()
+    return CaseName(redact_spec(suspect.spec, hidden), redact_spec(teacher.spec, hidden))
 
 
 @contextmanager
@@ -267,10 +276,8 @@ def _junit_if_the_run_fails(
             said = ("interrupted (Ctrl-C, or SIGTERM such as a CI timeout): the answers "
                     "collected so far are stored; rerun to resume" if interrupted
                     else redact(str(exc), known_secrets()))
-            hidden = known_secrets()
             with suppress(OSError):  # the run's own error is the one to report
-                write_run_error(junit, redact_spec(suspect.spec, hidden),
-                                redact_spec(teacher.spec, hidden), said,
+                write_run_error(junit, junit_case_name(suspect, teacher), said,
                                 INTERRUPTED_TYPE if interrupted else RUN_ERROR_TYPE,
                                 fail_above, fail_inconclusive, clock.elapsed())
         raise
@@ -295,7 +302,7 @@ def _check_gate_background(
     given = (f"{available} remain after the background models left out above (the answers "
              "collected are kept in the store)" if after_reading else f"{available} given")
     if echoes:  # left out once read: their answers are a hash of the prompt, no style
-        given += f" besides {echoes} echo: models, which are never background"
+        given += f" besides {echoes} echo: model(s), which are never background"
     if available < needed:
         raise InputError(
             f"a gate needs at least {needed} background models (--background, or "
@@ -408,12 +415,10 @@ def attribute_command(
     if json_path is not None:
         console.print(f"wrote {write_report_json(report, json_path)}")
     if markdown is not None:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(render_attribution_markdown(report), encoding="utf-8")
+        write_text_atomically(markdown, render_attribution_markdown(report))
         console.print(f"wrote {markdown}")
     if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_attribution_html(report), encoding="utf-8")
+        write_text_atomically(html, render_attribution_html(report))
         console.print(f"wrote {html}")
     for note in _incomplete_notes(evidence):
         out.print(f"note: {note}", markup=False)

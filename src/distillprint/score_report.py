@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from distillprint import __version__
+from distillprint.atomic import write_text_atomically
 from distillprint.report import schema
 from distillprint.report.junit import is_failure
 from distillprint.report.load import write_report_json
@@ -175,11 +176,7 @@ def write_outputs(
     if json_path is not None:  # the record first, the renderings after
         written.append(write_report_json(report, json_path))
     if markdown is not None:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(render_markdown(report), encoding="utf-8")
-        written.append(markdown)
+        written.append(write_text_atomically(markdown, render_markdown(report)))
     if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(render_html(report), encoding="utf-8")
-        written.append(html)
+        written.append(write_text_atomically(html, render_html(report)))
     return written

@@ -20,7 +20,7 @@ from distillprint.answers import answer_log_paths
 from distillprint.backends import Backend, BackendOptions, create_backend
 from distillprint.backends.files import FileBackend
 from distillprint.backends.keys import check_keys_stay_with_their_hosts
-from distillprint.collect import plan_collection
+from distillprint.collect import CollectionSummary, plan_collection
 from distillprint.collect_run import check_log_answers_some, collect_with_progress, resumable
 from distillprint.core_types import ModelIdentity, SamplingParams
 from distillprint.errors import InputError
@@ -103,7 +103,7 @@ class Evidence:
     answers: dict[str, ModelAnswers] = field(default_factory=dict)
     entries: list[ModelEntry] = field(default_factory=list)
     digests: list[ResponseDigest] = field(default_factory=list)
-    #: specs whose collection left requests failed or pending: a rerun sends only those
+    #: models (labels) whose collection left requests failed or pending: a rerun sends those
     incomplete: list[str] = field(default_factory=list)
     #: per model, the share of its answers that stopped at the token limit
     cut_share: dict[str, float] = field(default_factory=dict)
@@ -221,12 +221,17 @@ def gather_evidence(
     with ResponseStore(settings.store) as store:
         for spec, backend in backends:
             with resumable(console):
-                records, complete = asyncio.run(
+                records, summary = asyncio.run(
                     _collect_one(backend, probe_set, store, settings, console)
                 )
-            if not complete:
-                evidence.incomplete.append(spec.spec)
             label = backend.identity.label
+            if not summary.complete:  # named as the report names models
+                evidence.incomplete.append(label)
+            if summary.refused:
+                notes.say(f"{label} refused", (
+                    f"{label} refused {summary.refused} of the probes on their own (the first: "
+                    f"{summary.refusals[0]}); they are scored without, and a rerun gets the "
+                    "same refusals: shorten or leave out those probes to use them"))
             records = _in_sample_order(records)
             answers = _model_answers(label, records, probe_set)
             if spec.role == "background" and (
@@ -359,8 +364,8 @@ async def _collect_one(
     store: ResponseStore,
     settings: RunSettings,
     console: Console,
-) -> tuple[list[StoredResponse], bool]:
-    """The stored answers, and whether collection left nothing failed or pending."""
+) -> tuple[list[StoredResponse], CollectionSummary]:
+    """The stored answers, and how their collection went."""
     # One plan serves collection and lookup, so each request's key is hashed once, not twice.
     plan = plan_collection(backend, probe_set, store, settings.samples, SamplingParams())
     try:
@@ -371,7 +376,7 @@ async def _collect_one(
     finally:
         await backend.aclose()
     found = store.get_many(plan.keys)
-    return [found[key] for key in plan.keys if key in found], summary.complete
+    return [found[key] for key in plan.keys if key in found], summary
 
 
 def _add_stored(

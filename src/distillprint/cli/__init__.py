@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from distillprint import __version__
-from distillprint.cli.common import EXIT_CODES_HELP, console, out
+from distillprint.cli.common import EXIT_CODES, console, out
 from distillprint.cli.data import collect, models_app, probes_app, responses_app
 from distillprint.cli.research import benchmark_app, embed, zoo_app
 from distillprint.cli.scoring import ATTRIBUTE_HELP, attribute, score, verify
@@ -25,18 +25,18 @@ app = typer.Typer(
     help="Decide, with evidence, whether a language model was distilled from a teacher.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    epilog=EXIT_CODES_HELP,
+    epilog=EXIT_CODES["all"],
 )
 app.add_typer(probes_app, name="probes")
 app.add_typer(models_app, name="models")
 app.add_typer(responses_app, name="responses")
-app.command(epilog=EXIT_CODES_HELP)(collect)
-app.command(epilog=EXIT_CODES_HELP)(score)
-app.command(help=ATTRIBUTE_HELP, epilog=EXIT_CODES_HELP)(attribute)
+app.command(epilog=EXIT_CODES["collect"])(collect)
+app.command(epilog=EXIT_CODES["score"])(score)
+app.command(help=ATTRIBUTE_HELP, epilog=EXIT_CODES["attribute"])(attribute)
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(zoo_app, name="zoo")
 app.command()(embed)
-app.command(epilog=EXIT_CODES_HELP)(verify)
+app.command(epilog=EXIT_CODES["verify"])(verify)
 app.command()(serve)
 
 
@@ -99,6 +99,10 @@ def main() -> None:
     except SystemExit as exc:
         # the interrupt's exit status (130) would say Ctrl-C; a CI timeout's SIGTERM is 143
         sys.exit(EXIT_TERMINATED if terminated and exc.code == EXIT_INTERRUPTED else exc.code)
+    except KeyboardInterrupt:
+        # before the command runs (while the CLI is being built) the framework does not turn
+        # the interrupt into its exit status: nothing has started, so there is nothing to say
+        sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except DistillprintError as exc:
         console.print(f"error: {redact(str(exc), known_secrets())}", markup=False, highlight=False)
         sys.exit(2)

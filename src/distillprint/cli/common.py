@@ -18,12 +18,22 @@ from distillprint.score_run import RunSettings
 console = Console(stderr=True, soft_wrap=True, emoji=False)
 out = Console(soft_wrap=True, emoji=False)
 
-EXIT_CODES_HELP = (
-    "Exit codes: 0 passed; 1 the --fail-above gate fired (verify: a file changed, or holds no "
-    "hash to check); 2 bad input, named by file, line or field; 3 an internal error (a bug); "
-    "4 some requests failed or are pending: the result uses what arrived, and a rerun asks "
-    "only for the rest; 130 interrupted, 143 terminated (SIGTERM): what arrived is stored."
-)
+_INPUT_AND_BUGS = ("2 bad input, named by file, line or field; 3 an internal error (a bug, "
+                   "traceback printed)")
+_INCOMPLETE = ("4 some requests failed or are pending: the result uses what arrived, and a "
+               "rerun asks only for the rest; 130 interrupted, 143 terminated (SIGTERM): what "
+               "arrived is stored")
+#: each command's exit codes, for its --help (the README lists them all)
+EXIT_CODES = {
+    "score": f"Exit codes: 0 done; 1 the --fail-above gate fired; {_INPUT_AND_BUGS}; "
+             f"{_INCOMPLETE}.",
+    "collect": f"Exit codes: 0 done; {_INPUT_AND_BUGS}; {_INCOMPLETE}.",
+    "verify": "Exit codes: 0 the report matches its store; 1 something changed, or the report "
+              f"holds no hash to check; {_INPUT_AND_BUGS}.",
+    "all": "Exit codes: 0 done; 1 a gate fired (score --fail-above) or a check failed (verify); "
+           f"{_INPUT_AND_BUGS}; {_INCOMPLETE.replace('4 ', '4 (collect, score, attribute) ', 1)}.",
+}
+EXIT_CODES["attribute"] = EXIT_CODES["collect"]
 
 StoreOption = Annotated[Path, typer.Option("--store", help="SQLite response store.")]
 DefaultStoreOption = Annotated[Path, typer.Option(help="SQLite response store.")]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
+from distillprint.atomic import write_text_atomically
 from distillprint.report.schema import ScoreReport
 from distillprint.score.display import (
     fraction,
@@ -61,6 +63,22 @@ def crosses_gate(report: ScoreReport, fail_above: float) -> bool:
     return report.probability is not None and report.probability > fail_above
 
 
+def gate_outcome(report: ScoreReport) -> str | None:
+    """The gate's outcome in words, for every rendering; None when the run had no gate."""
+    gate = report.gate
+    if gate is None:
+        return None
+    shown = relation(fraction(report.probability, [gate.fail_above], digits=6, style="g"))
+    if gate.failed:
+        return (f"failed: P(distilled) {shown} is above {gate.fail_above}"
+                if crosses_gate(report, gate.fail_above)
+                else "failed: the verdict is inconclusive, which --fail-inconclusive fails")
+    if report.incomplete:
+        return (f"not decided: collection was incomplete and what arrived does not cross "
+                f"P > {gate.fail_above} on enough prompts to decide it; rerun (exit 4)")
+    return f"passed: P(distilled) {shown} is not above {gate.fail_above}"
+
+
 def _summary(report: ScoreReport) -> str:
     shown = percent(report.probability, probability_cuts(report.thresholds))
     return (
@@ -86,18 +104,25 @@ def _failure_message(report: ScoreReport, fail_above: float) -> str:
     )
 
 
-def _case_name(suspect: str, teacher: str) -> dict[str, str]:
-    # model specs hold dots (paths, versions), at which Jenkins splits a classname into
-    # package and class: they go in the name, and the classname is the tool's alone
-    return {"classname": CLASSNAME, "name": _safe(f"{suspect} vs {teacher}")}
+@dataclass(frozen=True)
+class CaseName:
+    """The pair as the test case names it: ``score`` passes the specs as given, so a run that
+    fails before its report has the same case as the runs that do not (one CI history)."""
+
+    suspect: str
+    teacher: str
+
+    def attributes(self) -> dict[str, str]:
+        # model specs hold dots (paths, versions), at which Jenkins splits a classname into
+        # package and class: they go in the name, and the classname is the tool's alone
+        return {"classname": CLASSNAME, "name": _safe(f"{self.suspect} vs {self.teacher}")}
 
 
 def _testcase(
     suite: ET.Element, report: ScoreReport, fail_above: float | None, fail_inconclusive: bool,
-    incomplete: bool, time_s: float,
+    incomplete: bool, time_s: float, name: CaseName,
 ) -> None:
-    case = ET.SubElement(suite, "testcase", {**_case_name(report.suspect, report.teacher),
-                                            "time": _seconds(time_s)})
+    case = ET.SubElement(suite, "testcase", {**name.attributes(), "time": _seconds(time_s)})
     if is_failure(report, fail_above, fail_inconclusive, incomplete):
         assert fail_above is not None
         failure = ET.SubElement(
@@ -148,7 +173,7 @@ def _text(root: ET.Element) -> str:
 
 def render_junit(
     report: ScoreReport, fail_above: float | None, fail_inconclusive: bool = False,
-    incomplete: bool = False, time_s: float = 0.0,
+    incomplete: bool = False, time_s: float = 0.0, name: CaseName | None = None,
 ) -> str:
     """JUnit XML with one ``testsuite`` named "distillprint" holding the pair's test case: a
     failure above ``fail_above`` (or when inconclusive, with ``fail_inconclusive``), else an
@@ -156,19 +181,19 @@ def render_junit(
     failed = is_failure(report, fail_above, fail_inconclusive, incomplete)
     root, suite = _document(fail_above, fail_inconclusive, int(failed),
                             int(incomplete and not failed), time_s)
-    _testcase(suite, report, fail_above, fail_inconclusive, incomplete, time_s)
+    _testcase(suite, report, fail_above, fail_inconclusive, incomplete, time_s,
+              name or CaseName(report.suspect, report.teacher))
     return _text(root)
 
 
 def render_run_error(
-    suspect: str, teacher: str, error: str, kind: str, fail_above: float | None,
+    name: CaseName, error: str, kind: str, fail_above: float | None,
     fail_inconclusive: bool = False, time_s: float = 0.0,
 ) -> str:
     """JUnit XML for a run that ended before a verdict (bad input, an interrupt): the CI
     system shows why as an error, instead of a missing file."""
     root, suite = _document(fail_above, fail_inconclusive, 0, 1, time_s)
-    case = ET.SubElement(suite, "testcase", {**_case_name(suspect, teacher),
-                                            "time": _seconds(time_s)})
+    case = ET.SubElement(suite, "testcase", {**name.attributes(), "time": _seconds(time_s)})
     first_line = error.splitlines()[0] if error else kind
     failure = ET.SubElement(case, "error", {"type": kind, "message": _safe(first_line)})
     failure.text = _safe(error)
@@ -178,20 +203,15 @@ def render_run_error(
 def write_junit(
     report: ScoreReport, fail_above: float | None, path: str | Path,
     fail_inconclusive: bool = False, incomplete: bool = False, time_s: float = 0.0,
+    name: CaseName | None = None,
 ) -> Path:
-    return _write(path, render_junit(report, fail_above, fail_inconclusive, incomplete, time_s))
-
-
-def _write(path: str | Path, text: str) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    return target
+    return write_text_atomically(Path(path), render_junit(report, fail_above, fail_inconclusive,
+                                                          incomplete, time_s, name))
 
 
 def write_run_error(
-    path: str | Path, suspect: str, teacher: str, error: str, kind: str,
-    fail_above: float | None, fail_inconclusive: bool = False, time_s: float = 0.0,
+    path: str | Path, name: CaseName, error: str, kind: str, fail_above: float | None,
+    fail_inconclusive: bool = False, time_s: float = 0.0,
 ) -> Path:
-    return _write(path, render_run_error(suspect, teacher, error, kind, fail_above,
-                                         fail_inconclusive, time_s))
+    return write_text_atomically(Path(path), render_run_error(
+        name, error, kind, fail_above, fail_inconclusive, time_s))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from distillprint.atomic import write_text_atomically
 from distillprint.errors import InputError
 from distillprint.report.render_html import REPORT_DATA_ID
 from distillprint.report.schema import AttributionReport, ScoreReport
@@ -18,10 +19,7 @@ _DATA_BLOCK = re.compile(
 
 
 def write_report_json(report: ScoreReport | AttributionReport, path: str | Path) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    return target
+    return write_text_atomically(Path(path), report.model_dump_json(indent=2) + "\n")
 
 
 def parse_report(text: str, *, source: str | Path = "<report>") -> ScoreReport:

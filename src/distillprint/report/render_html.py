@@ -16,6 +16,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from distillprint.report.evidence import lookalikes_unassessed, rank_categories, ranked_echoes
+from distillprint.report.junit import gate_outcome
 from distillprint.report.plots import render_plots
 from distillprint.report.schema import AttributionReport, Manifest, ScoreReport
 from distillprint.report.seal import BLANK_PAGE_SEAL, seal_page
@@ -134,6 +135,7 @@ def render_html(report: ScoreReport) -> str:
         echoes=ranked_echoes(report.echoes),
         features=sorted(report.features.items()),
         max_echo_chars=MAX_ECHO_CHARS,
+        gate=gate_outcome(report),
     )
 
 

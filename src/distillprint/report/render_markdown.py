@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from distillprint.report.evidence import lookalikes_unassessed, rank_categories, ranked_echoes
+from distillprint.report.junit import gate_outcome
 from distillprint.report.render_html import format_number, format_similarity
 from distillprint.report.schema import AttributionReport, CategoryEvidence, Echo, ScoreReport
 from distillprint.score.display import fraction, p_value, percent, probability_cuts, setting
@@ -65,6 +66,7 @@ def _summary_lines(report: ScoreReport) -> list[str]:
         f"{report.n_prompts} prompts, {len(report.background)} background models |",
         *_leave_one_out_rows(report),
         *_specificity_rows(report),
+        *([f"| CI gate | {plain(gate)} |"] if (gate := gate_outcome(report)) else []),
         "",
         f"**Why:** {plain(report.verdict_reason)}",
         *_note_lines(report.notes),
