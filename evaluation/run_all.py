@@ -61,6 +61,8 @@ BENCHMARKS: list[list[str]] = [
      "--models", "40", "--threads", "2", "--out", str(HERE / "identify" / "results-holdout.json")],
     [str(HERE / "identify" / "learned_metrics.py"), "--responses", str(DATA / "outputs"),
      "--out", str(HERE / "identify" / "learned_metrics.md")],
+    [str(HERE / "identify" / "all_prompts.py"), "--responses", str(DATA / "outputs"),
+     "--out", str(HERE / "identify" / "all_prompts.md")],
     [str(HERE / "identify" / "alternatives.py"), "--responses", str(DATA / "outputs"),
      "--finetuned", str(EMBEDDER), "--out", str(HERE / "identify" / "alternatives.md")],
 ]
