@@ -296,7 +296,8 @@ def _scored(
     cases = attribution_cases(pairs, preds.attribution_score)
     verdicts = ("distilled", "not distilled", "inconclusive")
     return {
-        **detection_metrics(pairs, preds.probability, preds.probability),
+        # ranked by the score, not P, which rounds the surest pairs alike to 1.0
+        **detection_metrics(pairs, preds.decision, preds.probability),
         **attribution_summary(cases),
         "p_value": _p_value_rates(records, "p_value"),
         "conformal_p_value": _p_value_rates(records, "conformal_p_value"),

@@ -36,6 +36,8 @@ class GridPredictions:
     p_value: dict[Key, float] = field(default_factory=dict)
     conformal_p_value: dict[Key, float] = field(default_factory=dict)
     background_p_value: dict[Key, float | None] = field(default_factory=dict)
+    # the calibrated score P is computed from: it ranks pairs whose P both round to 1.0
+    decision: dict[Key, float] = field(default_factory=dict)
     attribution_score: dict[Key, float] = field(default_factory=dict)
     # the classifier behind each pair's probability (a fold's, in cross-validation)
     classifier: dict[Key, DistillationClassifier] = field(default_factory=dict)
@@ -72,7 +74,10 @@ def predict_with_artifact(
         out.conformal_p_value[(t, s)] = (
             float(scoring.classifier.null_p_values(data.X[i : i + 1])[0]) if defined else math.nan
         )
-        out.attribution_score[(t, s)] = float(prob[i])
+        out.decision[(t, s)] = (
+            float(scoring.classifier.decision_function(data.X[i : i + 1])[0]) if defined
+            else math.nan)
+        out.attribution_score[(t, s)] = out.decision[(t, s)]
         out.classifier[(t, s)] = scoring.classifier
         out.background_p_value[(t, s)] = _background_p(
             scoring.classifier, feats, list(scoring.features), (t, s)
@@ -86,6 +91,7 @@ def _fill(out: GridPredictions, data: Design, preds: GroupedPredictions, rows: n
         out.probability[key] = float(preds.probability[i])
         out.p_value[key] = float(preds.p_value[i])
         out.conformal_p_value[key] = float(preds.conformal_p_value[i])
+        out.decision[key] = float(preds.decision[i])
 
 
 def predict_cross_validated(
@@ -113,7 +119,7 @@ def predict_cross_validated(
         skipped = np.isin(np.asarray(data.teachers), list(by_teacher.skipped_groups))
         _fill(out, data, by_suspect, np.flatnonzero(skipped))
     for i, key in enumerate(zip(data.teachers, data.suspects, strict=True)):
-        out.attribution_score[key] = float(by_suspect.probability[i])
+        out.attribution_score[key] = float(by_suspect.decision[i])
         # the classifier behind the probability: the teacher's fold, or for teachers whose
         # fold had one class (skipped, filled above), the suspect's
         model = by_teacher.models.get(key[0])

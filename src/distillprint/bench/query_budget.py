@@ -72,7 +72,7 @@ def _one_run(
 ) -> dict[str, Any]:
     feats = pair_features(cube, background)
     preds = scorer(feats)
-    detection = detection_metrics(pairs, preds.probability)
+    detection = detection_metrics(pairs, preds.decision)
     attribution = attribution_summary(attribution_cases(pairs, preds.attribution_score))
     run = {
         "auroc": detection["auroc"],

@@ -11,6 +11,7 @@ out-of-fold scores of the negative pairs are kept as the null sample for p-value
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -123,14 +124,25 @@ class DistillationClassifier(ClassifierMixin, BaseEstimator):
         self.null_scores_ = np.sort(self.platt_[0] * oof[target == 0] + self.platt_[1])
         return self
 
-    def _out_of_fold_logits(self, z: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-        """Logits of each sample from a model fitted without its fold; None if too few."""
+    def _calibration_folds(
+        self, z: np.ndarray, target: np.ndarray
+    ) -> Iterable[tuple[np.ndarray, np.ndarray]] | None:
+        """(train, test) indices of the out-of-fold step; None when the classes are too small.
+        Random, class-stratified folds (evaluation/families/grouped_calibration.py measures
+        folds grouped by teacher instead)."""
         folds = min(self.calibration_cv, int(min(target.sum(), len(target) - target.sum())))
         if folds < 2:
             return None
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        return StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(
+            z, target)
+
+    def _out_of_fold_logits(self, z: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        """Logits of each sample from a model fitted without its fold; None if too few."""
+        folds = self._calibration_folds(z, target)
+        if folds is None:
+            return None
         oof = np.zeros(len(target))
-        for train, test in splitter.split(z, target):
+        for train, test in folds:
             w, b = _fit_logistic(z[train], target[train], self.C, self.positive)
             oof[test] = z[test] @ w + b
         return oof

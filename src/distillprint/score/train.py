@@ -64,6 +64,8 @@ class GroupedPredictions:
     probability: np.ndarray
     p_value: np.ndarray  # conformal with the extrapolated tail (the one verdicts use)
     conformal_p_value: np.ndarray  # plain conformal rank, floored at 1 / (1 + n negatives)
+    # the calibrated score itself: it orders pairs whose probabilities round to 1.0 alike
+    decision: np.ndarray
     skipped_groups: tuple[str, ...]  # held-out groups whose training folds lacked a class
     models: dict[str, DistillationClassifier]  # the classifier that scored each group
 
@@ -83,6 +85,7 @@ def grouped_predictions(
     prob = np.full(len(data.y), np.nan)
     pval = np.full(len(data.y), np.nan)
     conformal = np.full(len(data.y), np.nan)
+    decision = np.full(len(data.y), np.nan)
     skipped: list[str] = []
     models: dict[str, DistillationClassifier] = {}
     for group in sorted(set(groups)):
@@ -98,7 +101,8 @@ def grouped_predictions(
         prob[test] = classifier.predict_proba(target.X[test])[:, 1]
         pval[test] = classifier.tail_p_values(target.X[test])
         conformal[test] = classifier.null_p_values(target.X[test])
-    return GroupedPredictions(prob, pval, conformal, tuple(skipped), models)
+        decision[test] = classifier.decision_function(target.X[test])
+    return GroupedPredictions(prob, pval, conformal, decision, tuple(skipped), models)
 
 
 def leave_one_teacher_out(

@@ -184,7 +184,7 @@ def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[
     features = tuple(cfg.features)
     preds = predict_cross_validated(feats, pairs, features, cfg.params())
     metrics = {
-        **detection_metrics(pairs, preds.probability, preds.probability),
+        **detection_metrics(pairs, preds.decision, preds.probability),
         **attribution_summary(attribution_cases(pairs, preds.attribution_score)),
         "protocol": "leave-one-teacher-out (detection), leave-one-suspect-out (attribution)",
     }
