@@ -49,3 +49,17 @@ def test_verdict_tally_counts_by_the_verdict_rule_without_the_minimums() -> None
         "negatives": 3, "negatives_p_at_alpha": 1, "negatives_distilled": 1,
         "positives": 3, "positives_distilled": 1, "positives_not_distilled": 1,
     }
+
+
+def test_the_ece_interval_resamples_whole_suspects() -> None:
+    from distillprint.bench.metrics import ece_interval_by_group, expected_calibration_error
+
+    labels = [1, 0, 1, 0, 1, 0, 1, 0]
+    probabilities = [0.9, 0.1, 0.6, 0.4, 0.95, 0.05, 0.7, 0.2]
+    suspects = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    interval = ece_interval_by_group(labels, probabilities, suspects, seed=0, resamples=500)
+    assert interval is not None
+    low, high = interval
+    assert low <= (expected_calibration_error(labels, probabilities) or 0.0) <= high
+    assert low < high
+    assert ece_interval_by_group(labels, probabilities, ["one"] * 8) is None

@@ -9,7 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from distillprint.bench.metrics import auroc, expected_calibration_error, tpr_at_fpr
+from distillprint.bench.metrics import (
+    auroc,
+    ece_interval_by_group,
+    expected_calibration_error,
+    tpr_at_fpr,
+)
 from distillprint.score.pairs import LabelledPair
 from distillprint.score.stats import Verdict, VerdictPolicy, decide
 
@@ -23,7 +28,8 @@ def _round(value: float | None) -> float | None:
 def detection_metrics(
     pairs: Sequence[LabelledPair], scores: Grid, probabilities: Grid | None = None
 ) -> dict[str, Any]:
-    """AUROC and TPR at 1%/5% FPR over labelled pairs (ECE when probabilities are given).
+    """AUROC and TPR at 1%/5% FPR over labelled pairs (ECE, with its 95% bootstrap interval
+    over suspects, when probabilities are given).
 
     A pair whose score is undefined counts as the least suspicious score, so a method cannot
     improve its numbers by declining to score hard pairs.
@@ -49,6 +55,9 @@ def detection_metrics(
         p = np.array([probabilities.get((q.teacher, q.suspect), math.nan) for q in labelled])
         ok = np.isfinite(p)
         out["ece"] = _round(expected_calibration_error(y[ok], p[ok])) if ok.any() else None
+        interval = ece_interval_by_group(
+            y[ok], p[ok], [q.suspect for q, kept in zip(labelled, ok, strict=True) if kept])
+        out["ece_ci95"] = None if interval is None else [_round(v) for v in interval]
     return out
 
 

@@ -29,11 +29,18 @@ def attribution_cell(scores: dict[str, Any]) -> str:
     return f"{scores['attribution_correct']}/{total}" if total else "n/a"
 
 
+def _ece_cell(result: dict[str, Any]) -> str:
+    """The ECE with its bootstrap interval over suspects, where the result has one."""
+    interval = result.get("ece_ci95")
+    shown = table_cell(result.get("ece"))
+    return shown if not interval else f"{shown} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
 def _method_rows(result: dict[str, Any]) -> list[str]:
     rows = [
         f"| {METHOD_LABEL} ({result['method']['mode']}) | {table_cell(result['auroc'])} | "
         f"{table_cell(result['tpr_at_1pct_fpr'])} | {table_cell(result['tpr_at_5pct_fpr'])} | "
-        f"{table_cell(result.get('ece'))} | {attribution_cell(result)} |"
+        f"{_ece_cell(result)} | {attribution_cell(result)} |"
     ]
     for name, base in result["baselines"].items():
         if "skipped" in base:

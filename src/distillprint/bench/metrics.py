@@ -66,6 +66,26 @@ def expected_calibration_error(
     return float(total)
 
 
+def ece_interval_by_group(
+    labels: ArrayLike, probabilities: ArrayLike, groups: Sequence[str], seed: int = 0,
+    resamples: int = 2000,
+) -> tuple[float, float] | None:
+    """95% bootstrap interval of the ECE, resampling whole groups (suspects) with replacement:
+    a suspect's pairs share its answers, so resampling pairs would understate the spread."""
+    y, p = _as_arrays(labels, probabilities)
+    names = sorted(set(groups))
+    if len(names) < 2:
+        return None
+    members = [np.flatnonzero(np.asarray(groups) == name) for name in names]
+    rng = np.random.default_rng(seed)
+    values: list[float] = []
+    for _ in range(resamples):
+        rows = np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))])
+        values.append(expected_calibration_error(y[rows], p[rows]) or 0.0)  # rows never empty
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def false_positive_rate(labels: Sequence[int], flagged: Sequence[bool]) -> float | None:
     """Share of negatives flagged (e.g. p-value at or below alpha)."""
     negatives = [f for y, f in zip(labels, flagged, strict=True) if y == 0]
