@@ -256,7 +256,7 @@ class _Collection:
             else:
                 answered.append((key, request, result))
                 summary.blank += not result.text.strip()
-        if len(answered) + len(unavailable):
+        if answered or unavailable:
             self.answered_any = True
             self.unreached = 0
         if unavailable:  # settled here: released, so that no other collector waits on them
