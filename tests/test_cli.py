@@ -267,8 +267,33 @@ def test_answers_stored_under_other_settings_are_named_before_asking_again(
     assert "note:" not in again.stderr  # everything reused: nothing to say
     other = run_cli(*args, "--max-tokens", "8")
     assert other.returncode == 0, other.stderr
-    assert "the store holds 3 answers of m to p under other settings (max_tokens 16 " \
-        "(here 8))" in " ".join(other.stderr.split())
+    assert "the store holds 3 answers of m to these probes of p under other settings " \
+        "(max_tokens 16 (here 8))" in " ".join(other.stderr.split())
+    back = run_cli(*args, "--max-tokens", "16")  # both stored now: all reused, nothing to say
+    assert back.returncode == 0 and "note:" not in back.stderr
+
+
+def test_the_other_settings_note_counts_every_probe_it_asks_and_only_those(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "s.sqlite"
+    probes = tmp_path / "set.yaml"
+    probes.write_text("name: s\nversion: '1'\nprobes:\n" + "".join(
+        f"  - {{id: p{i}, category: c, prompt: 'Q{i}?', rationale: r"
+        + (", sampling: {max_tokens: 12}" if i == 0 else "") + "}\n" for i in range(4)))
+    assert run_cli("collect", "--model", "echo:m", "--probes", str(probes),
+                   "--store", str(store)).returncode == 0
+    # every probe is asked anew at another temperature, the one with its own max_tokens too
+    colder = run_cli("collect", "--model", "echo:m", "--probes", str(probes), "--store",
+                     str(store), "--temperature", "0.1")
+    assert "holds 4 answers of m to these probes of s" in " ".join(colder.stderr.split())
+    # a sample of the set: answers to the probes it leaves out are no concern of this run
+    sample = tmp_path / "sample.yaml"
+    assert run_cli("probes", "sample", str(probes), "--n", "2", "--out",
+                   str(sample)).returncode == 0
+    sampled = run_cli("collect", "--model", "echo:m", "--probes", str(sample), "--store",
+                      str(store), "--temperature", "0.2")
+    assert "holds 4 answers of m to these probes of s" in " ".join(sampled.stderr.split())
 
 
 def test_a_label_picks_its_model_before_a_bare_name_that_equals_it(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -167,33 +166,47 @@ def _stored_under_other_settings(
     backend: Backend, probe_set: ProbeSet, store: ResponseStore, samples: int
 ) -> str | None:
     """Answers are reused only under the exact settings they were asked with; say so when the
-    store holds this model's answers to the set under others (another --temperature or
-    --max-tokens, another spelling of the base URL, an edited log), since the requests about
-    to be sent would otherwise look like a first collection."""
+    store holds this model's answers to these probes under others (another --temperature or
+    --max-tokens, another base URL, an edited log), since the requests about to be sent would
+    otherwise look like a first collection. Probes of the set that this run does not ask (a
+    sample of it) are not counted."""
     identity = stored_identity(backend.identity)
-    asked = Counter(request.params for request in probe_set.requests(samples, SamplingParams()))
-    here = asked.most_common(1)[0][0].as_dict()
-    for base_url, revision, params, count in store.answered_settings(
+    asked = {request.probe_id: request.params
+             for request in probe_set.requests(samples, SamplingParams())}
+    by_probe: dict[str, list[tuple[list[str], int]]] = {}
+    for probe_id, base_url, revision, params, answers in store.answered_settings(
             identity.backend, identity.model, probe_set.name):
-        differences = []
+        if probe_id not in asked:
+            continue
+        found = []
         if base_url != identity.base_url:
-            differences.append(f"base URL {base_url or 'none'}")
-        # a log's revision is its content: another file, or this one edited
-        another_log = identity.backend == "file" and revision != identity.revision
+            found.append(f"base URL {base_url or 'none'}")
         if revision != identity.revision:
-            differences.append(f"revision {revision[:12] or 'none'}" + (
+            # a log's revision is its content: another file, or this one edited
+            found.append(f"revision {revision[:12] or 'none'}" + (
                 " (another log file with this model name, or this log before an edit)"
-                if another_log else ""))
-        if params not in asked:
-            differences += [f"{name} {value} (here {here[name]})"
-                            for name, value in params.as_dict().items() if value != here[name]]
-        if differences:
-            answers = "answer" if count == 1 else "answers"
-            advice = ("this log's answers are stored beside them" if another_log
-                      else "these requests are sent anew (stop now and rerun with those "
-                      "settings to reuse them)")
-            return (f"note: the store holds {count} {answers} of {identity.model} to "
-                    f"{probe_set.name} under other settings ({', '.join(differences)}); "
-                    f"answers are reused only under the settings they were asked with, so "
-                    f"{advice}")
-    return None
+                if identity.backend == "file" else ""))
+        here = asked[probe_id].as_dict()
+        found += [f"{name} {value} (here {here[name]})"
+                  for name, value in params.as_dict().items() if value != here[name]]
+        by_probe.setdefault(probe_id, []).append((found, answers))
+    count = 0
+    differences: dict[str, None] = {}  # ordered, without repeats
+    for settings in by_probe.values():
+        if any(not found for found, _ in settings):
+            continue  # answered under this run's settings too: reused, nothing to say
+        for found, answers in settings:
+            count += answers
+            differences.update(dict.fromkeys(found))
+    if not count:
+        return None
+    another_log = identity.backend == "file" and any(d.startswith("revision") for d in differences)
+    shown = list(differences)
+    listed = ", ".join(shown[:4]) + (f" and {len(shown) - 4} more" if len(shown) > 4 else "")
+    advice = ("this log's answers are stored beside them" if another_log
+              else "these requests are sent anew (stop now and rerun with those settings to "
+              "reuse them)")
+    return (f"note: the store holds {count} {'answer' if count == 1 else 'answers'} of "
+            f"{identity.model} to these probes of {probe_set.name} under other settings "
+            f"({listed}); answers are reused only under the settings they were asked with, so "
+            f"{advice}")

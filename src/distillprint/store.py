@@ -345,16 +345,16 @@ class ResponseStore:
 
     def answered_settings(
         self, backend: str, model: str, probe_set: str
-    ) -> list[tuple[str, str, SamplingParams, int]]:
-        """(base URL, revision, sampling, answers) under which one model answered a probe set,
-        most answers first: the settings that answers are keyed by besides the prompt."""
+    ) -> list[tuple[str, str, str, SamplingParams, int]]:
+        """(probe id, base URL, revision, sampling, answers) under which one model answered
+        each probe of a set: the settings that answers are keyed by besides the prompt."""
         rows = self._db.execute(
-            "SELECT base_url, revision, params, COUNT(*) AS n FROM responses "
+            "SELECT probe_id, base_url, revision, params, COUNT(*) FROM responses "
             "WHERE backend=? AND model=? AND probe_set=? "
-            "GROUP BY base_url, revision, params ORDER BY n DESC",
+            "GROUP BY probe_id, base_url, revision, params",
             (backend, model, probe_set),
         )
-        return [(r[0], r[1], SamplingParams(**json.loads(r[2])), int(r[3])) for r in rows]
+        return [(r[0], r[1], r[2], SamplingParams(**json.loads(r[3])), int(r[4])) for r in rows]
 
     def models(self) -> list[tuple[ModelIdentity, int]]:
         rows = self._db.execute(

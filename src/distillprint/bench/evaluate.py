@@ -57,7 +57,8 @@ def detection_metrics(
         out["ece"] = _round(expected_calibration_error(y[ok], p[ok])) if ok.any() else None
         interval = ece_interval_by_group(
             y[ok], p[ok], [q.suspect for q, kept in zip(labelled, ok, strict=True) if kept])
-        out["ece_ci95"] = None if interval is None else [_round(v) for v in interval]
+        # three decimals, as shown: a fourth, rounded again for display, could move the third
+        out["ece_ci95"] = None if interval is None else [round(v, 3) for v in interval]
     return out
 
 

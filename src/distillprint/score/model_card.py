@@ -130,6 +130,13 @@ def _limits(meta: dict[str, Any]) -> str:
   family is new, the p-value is no guard against a false `distilled`."""
 
 
+def _ece(metrics: dict[str, Any]) -> str:
+    """The ECE, and its 95% bootstrap interval over suspects where the metrics hold one."""
+    interval = metrics.get("ece_ci95")
+    shown = _fmt(metrics.get("ece"))
+    return f"{shown} [{interval[0]}, {interval[1]}]" if interval else shown
+
+
 def model_card(model: ScoringModel) -> str:
     meta = model.metadata
     data = meta.get("training_data", {})
@@ -167,7 +174,7 @@ Licences of the training data:
 | AUROC | TPR@1%FPR | TPR@5%FPR | ECE | attribution |
 |---|---|---|---|---|
 | {_fmt(metrics.get("auroc"))} | {_fmt(metrics.get("tpr_at_1pct_fpr"))} | \
-{_fmt(metrics.get("tpr_at_5pct_fpr"))} | {_fmt(metrics.get("ece"))} | \
+{_fmt(metrics.get("tpr_at_5pct_fpr"))} | {_ece(metrics)} | \
 {_fmt(metrics.get("attribution_correct"))}/{_fmt(metrics.get("attribution_total"))} |
 {_resolution(metrics)}{_budget_section(meta)}
 ## Limits
