@@ -105,6 +105,16 @@ def test_probes_sample_writes_a_loadable_budget_and_warns_below_the_verdict_mini
     over = run_cli("probes", "sample", "core-v1", "--n", "16", "--out", str(shipped))
     assert over.returncode == 2 and "is the probe set being sampled" in over.stderr
     assert shipped.read_bytes() == before
+    # so is another name of the same file
+    import os
+
+    own = tmp_path / "set.yaml"
+    own.write_bytes(before)
+    os.link(own, tmp_path / "link.yaml")
+    linked = run_cli("probes", "sample", str(own), "--n", "16", "--out",
+                     str(tmp_path / "link.yaml"))
+    assert linked.returncode == 2 and "is the probe set being sampled" in linked.stderr
+    assert own.read_bytes() == before
 
 
 @pytest.mark.parametrize("spec", ["file:", "hf: "])
@@ -139,7 +149,7 @@ def test_sampling_a_probe_file_onto_itself_is_refused(tmp_path: Path) -> None:
     copy = tmp_path / "set.yaml"
     copy.write_bytes(source.read_bytes())
     result = run_cli("probes", "sample", str(copy), "--n", "64", "--out", str(copy))
-    assert result.returncode == 2 and "write the subset elsewhere" in result.stderr
+    assert result.returncode == 2 and "is the probe set being sampled" in result.stderr
     assert copy.read_bytes() == source.read_bytes()
 
 

@@ -71,7 +71,7 @@ async def test_a_refused_prompt_is_settled_alone(tmp_path: Path) -> None:
         summary = await collect(backend, probe_set(4), store, retry=FAST, concurrency=2)
         assert (summary.stored_now, summary.refused, summary.failed) == (3, 1, 0)
         assert summary.complete and not summary.errors
-        assert summary.refusals == ["probe p1: simulated 400: prompt refused"]
+        assert summary.refusals == {"p1": "simulated 400: prompt refused"}
 
 
 
@@ -81,7 +81,39 @@ async def test_a_refused_prompt_does_not_take_its_batch_mates_with_it(tmp_path: 
         backend = FakeBackend(batch_size=4, refused_prompts=frozenset({"prompt 1"}))
         summary = await collect(backend, probe_set(4), store, retry=FAST, concurrency=1)
         assert (summary.stored_now, summary.refused) == (3, 1)
-        assert summary.refusals == ["probe p1: simulated 400: prompt refused"]
+        assert summary.refusals == {"p1": "simulated 400: prompt refused"}
+
+
+
+async def test_a_probe_refused_for_each_of_its_samples_is_one_refused_probe(
+    tmp_path: Path,
+) -> None:
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        backend = FakeBackend(refused_prompts=frozenset({"prompt 1"}))
+        summary = await collect(backend, probe_set(3), store, samples=3, retry=FAST)
+        assert (summary.stored_now, summary.refused) == (6, 3)  # requests
+        assert list(summary.refusals) == ["p1"]  # probes
+
+
+
+async def test_prompts_too_long_for_the_model_never_read_as_a_refused_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import distillprint.collect as collect_module
+    from distillprint.errors import PromptTooLong
+
+    class ShortContext(FakeBackend):
+        async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+            if any(int(r.prompt.split()[-1]) < 10 for r in requests):  # the long ones first
+                raise PromptTooLong("a prompt of 900 tokens leaves no room")
+            return await super().generate(requests)
+
+    monkeypatch.setattr(collect_module, "_shuffled_batches",
+                        lambda requests, size: iter([[r] for r in requests]))
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        summary = await collect(ShortContext(), probe_set(14), store, retry=FAST,
+                                concurrency=1)
+    assert (summary.refused, summary.stored_now) == (10, 4)  # not stopped after 5
 
 
 async def test_answers_claimed_by_a_stalled_collector_are_not_reported_as_done(

@@ -201,7 +201,9 @@ def test_a_prompt_over_the_context_fails_alone_and_answers_stop_at_the_context(
     short, refused, cut = results
     assert isinstance(short, Generation) and short.usage.completion_tokens == 6
     assert isinstance(refused, BackendError) and refused.per_request
-    assert "512-token context" in str(refused) and "shorten the probe" in str(refused)
+    assert "512-token context" in str(refused) and "shorten the prompt" in str(refused)
+    assert str(chat_backend.identity.model) not in str(refused)  # serve passes it to clients
+    assert chat_backend.generate_sync([]) == []
     assert isinstance(cut, Generation) and cut.finish_reason == "length"
     assert cut.usage.prompt_tokens + cut.usage.completion_tokens == 512
 

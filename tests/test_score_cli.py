@@ -101,6 +101,7 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert "<failure" in outputs["xml"].read_text()
     # what a CI job branches on, as data
     assert report["gate"] == {"fail_above": 0.5, "fail_inconclusive": False, "failed": True}
+    assert "clear_alpha" not in report["thresholds"]  # one look: one alpha
     assert report["incomplete"] == []
 
     # a second score reads the similarity cube cached beside the store, same verdict
@@ -255,8 +256,11 @@ def test_a_copy_of_the_suspect_in_the_background_is_left_out(tmp_path: Path) -> 
         "--probes", str(logs["prompts"]), "--store", str(tmp_path / "store.sqlite"),
         "--background-dir", str(logs["background"]), "--json", str(out), "--stage", "64",
     ])
-    assert len(json.loads(out.read_text())["background"]) == 5  # bg1-bg5: no bg0, no copy
+    written = json.loads(out.read_text())
+    assert len(written["background"]) == 5  # bg1-bg5: no bg0, no copy
     assert "stage 2 of 2" in result.output, result.output
+    # the looks share alpha for `distilled` only
+    assert (written["alpha"], written["thresholds"]["clear_alpha"]) == (0.025, 0.05)
     # said once, though both looks leave it out
     assert result.output.count("suspect-copy.jsonl left out") == 1, result.output
 
@@ -875,3 +879,22 @@ def test_help_lists_the_exit_codes_ci_scripts_branch_on(command: list[str], gate
     else:
         assert gate in said
     assert ("143 terminated" in said) == (command != ["verify"])
+
+
+def test_a_failure_after_the_verdicts_junit_is_written_does_not_replace_it(
+    tmp_path: Path, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import distillprint.score_report as score_report
+
+    def disk_full(report: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(score_report, "render_html", disk_full)
+    xml = tmp_path / "ci.xml"
+    result = score_logs(tmp_path, logs, "--junit", str(xml), "--report",
+                        str(tmp_path / "r.html"))
+    assert isinstance(result.exception, OSError), result.output
+    junit = xml.read_text(encoding="utf-8")
+    assert "RunFailed" not in junit and 'errors="0"' in junit  # the verdict's case stands

@@ -272,10 +272,23 @@ def test_third_teacher_shares_the_zoos_prompts_and_settings() -> None:
     assert zoo.teachers == third.teachers[: len(zoo.teachers)]
 
 
-def _pair(teacher: str, suspect: str, relation: str, label: int, p: float, verdict: str
-          ) -> dict[str, object]:
+def _pair(teacher: str, suspect: str, relation: str, label: int, p: float, verdict: str,
+          decision: float | None = None) -> dict[str, object]:
+    import math
+
     return {"teacher": teacher, "suspect": suspect, "relation": relation, "label": label,
-            "probability": p, "p_value": 0.5, "verdict": verdict}
+            "probability": p, "p_value": 0.5, "verdict": verdict,
+            "decision": math.log(p / (1 - p)) if decision is None else decision}
+
+
+def test_variants_are_ranked_by_the_score_where_p_rounds_to_one() -> None:
+    from distillprint.zoo.results import variant_table
+
+    result = {"pairs": [_pair("t", "full", "distilled", 1, 1.0, "distilled", decision=41.0),
+                        _pair("u", "full", "other_teacher", 0, 1.0, "distilled", decision=37.0)],
+              "baselines": {}}
+    (plain, *_) = variant_table(result)
+    assert plain["distillprint"] == 1.0  # not the 0.5 of a tie at P = 1.0
 
 
 def test_variant_table_scores_each_kind_of_positive_against_all_negatives() -> None:

@@ -9,7 +9,7 @@ refit on each reference half, and the two concatenated) have no such constraint,
 script scores them on the same 32 models and draws both ways: the committed 128/128 halves,
 and every prompt the 32 share cut in two by the same seeded ranking. The fine-tuned encoder
 has no column here: about 400 of those prompts trained it (with other models' answers).
-A few minutes on 2 cores with the vectors cached; PoS-tagging 11k answers cold adds ~3 min.
+About a minute on 2 cores with the vectors cached; PoS-tagging 11k answers cold adds ~3 min.
 """
 
 from __future__ import annotations

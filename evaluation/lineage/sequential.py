@@ -5,12 +5,12 @@
 An investigator can grow a budget (``distillprint probes sample --n 64``, then 128, ...; with
 one seed every larger sample contains the smaller) and score after each stage at alpha
 divided by the number of stages for ``distilled`` (Bonferroni over the looks); clearing a
-suspect (``not distilled``) needs p above the whole alpha at every look. This script measures
-what that costs and gains: for 20 random prompt orders, every labelled development pair is scored on
-nested prefixes of the 805 prompts by classifiers fitted on all prompts (leave-one-teacher-out,
-as the shipped model meets a new suspect), stopping by the rule ``distillprint score --stage``
-applies (``Staging``), with its verdicts (one must hold with any one background model left
-out). Reads the classifier config for data, views and features.
+suspect (``not distilled``) needs p above the whole alpha at whichever look calls it. This
+script measures what that costs and gains: for 20 random prompt orders, every labelled
+development pair is scored on nested prefixes of the 805 prompts by classifiers fitted on all
+prompts (leave-one-teacher-out, as the shipped model meets a new suspect), stopping by the
+rule ``distillprint score --stage`` applies (``Staging``), with its verdicts (one must hold
+with any one background model left out). Reads the classifier config for data, views and features.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from distillprint.backends.base import AnswerNotAvailable, Backend, generate_per_request
 from distillprint.core_types import Generation, GenerationRequest, SamplingParams
-from distillprint.errors import BackendError, RetryableError
+from distillprint.errors import BackendError, PromptTooLong, RetryableError
 from distillprint.probes import ProbeSet
 from distillprint.retry import RetryEvent, RetryPolicy, call_with_retries
 from distillprint.store import ProbeContext, ResponseStore, store_key
@@ -52,8 +52,8 @@ class CollectionSummary:
     #: but a run that gets many has likely hit a content filter or a broken endpoint)
     blank: int = 0
     errors: list[str] = field(default_factory=list)
-    #: why each refused prompt was refused, with its probe id
-    refusals: list[str] = field(default_factory=list)
+    #: why each refused probe was refused (one entry per probe, whatever its samples)
+    refusals: dict[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -244,8 +244,9 @@ class _Collection:
             if isinstance(result, BackendError):  # this prompt refused; the others stand
                 self.store.release([key])
                 summary.refused += 1
-                summary.refusals.append(f"probe {request.probe_id or '(no id)'}: {result}")
-                if not self.answered_any:
+                summary.refusals.setdefault(request.probe_id or "(no id)", str(result))
+                # a prompt too long for the model says nothing about the run's settings
+                if not self.answered_any and not isinstance(result, PromptTooLong):
                     self.refused += 1
                     self.last_refusal = result
                     if self.refused >= stop_after:
@@ -266,7 +267,7 @@ class _Collection:
         summary.stored_now += stored
         summary.duplicates += len(answered) - stored
 
-    def _fail(self, keys: list[str], exc: RetryableError | BackendError) -> None:
+    def _fail(self, keys: list[str], exc: RetryableError) -> None:
         self.store.release(keys)  # another collector may try them
         self.failed_keys.extend(keys)
         self.summary.failed += len(keys)

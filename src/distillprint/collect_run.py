@@ -133,7 +133,8 @@ async def collect_with_progress(
         console.print(f"  {summary.pending_elsewhere} requested by another collector on this "
                       "store and not stored yet: rerun once it has finished", markup=False)
     _print_some(console, "failed", summary.errors)
-    _print_some(console, "refused", summary.refusals)
+    _print_some(console, "refused",
+                [f"probe {probe}: {why}" for probe, why in summary.refusals.items()])
     return summary
 
 

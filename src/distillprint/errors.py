@@ -49,6 +49,14 @@ class BackendError(DistillprintError):
         self.per_request = per_request
 
 
+class PromptTooLong(BackendError):
+    """A prompt that leaves no room for an answer in a local model's context: refused on its
+    own, and never evidence that the run's settings are wrong."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, per_request=True)
+
+
 class RetryableError(DistillprintError):
     """A transient failure (429, 5xx, timeout, unparseable body); ``retry_after`` in seconds,
     ``status`` the HTTP status when a server answered with one."""

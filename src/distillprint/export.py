@@ -44,7 +44,7 @@ def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) 
     write: Callable[[Iterable[StoredResponse], Path], int] = (
         write_parquet if suffix == ".parquet" else write_jsonl)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_atomically(out) as tmp:
+    with replaced_atomically(out.resolve()) as tmp:  # a symlinked --out keeps its link
         return write(records, tmp)
 
 

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from distillprint.answers import AnswerLog, load_answer_log, model_name_from_path, read_text
+from distillprint.atomic import write_text_atomically
 from distillprint.core_types import ChatMessage, GenerationRequest, SamplingParams, text_sha256
 from distillprint.errors import InputError
 from distillprint.textio import has_lone_surrogate
@@ -213,8 +214,8 @@ def write_probe_set(probe_set: ProbeSet, path: Path) -> None:
     data = probe_set.model_dump(mode="json", exclude_none=True)
     if not data.get("defaults"):
         data.pop("defaults", None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
+    write_text_atomically(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True,
+                                               width=100))
 
 
 def builtin_probe_dirs() -> list[Path]:

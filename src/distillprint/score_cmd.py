@@ -153,7 +153,8 @@ def _score_in_stages(
     for look in looks:
         step = replace(settings, probe_limit=look)
         # the looks share alpha for `distilled`; `not distilled` needs the run's own
-        policy = VerdictPolicy(alpha=alpha / len(looks), clear_alpha=alpha)
+        policy = VerdictPolicy(alpha=alpha / len(looks),
+                               clear_alpha=alpha if len(looks) > 1 else None)
         pair, evidence, background_labels = _score_once(specs, step, scoring, policy, notes)
         if gate is not None:
             # logs left out while reading them (copies of the teacher's or suspect's answers,
@@ -195,7 +196,7 @@ def score_command(
     _check_outputs({"--report": html, "--json": json_path, "--markdown": markdown,
                     "--junit": junit}, named, settings, scoring_model)
     with _junit_if_the_run_fails(junit, teacher, suspect, fail_above,
-                                 fail_inconclusive) as clock:
+                                 fail_inconclusive) as run:
         scoring = _scoring(scoring_model)
         run_notes = RunNotes(console)
         # the folders are read once, not once per look: their notes are said once too
@@ -220,8 +221,9 @@ def score_command(
         # take the JUnit and JSON down with it
         if junit is not None:
             write_junit(report, fail_above, junit, fail_inconclusive=fail_inconclusive,
-                        incomplete=bool(notes), time_s=clock.elapsed(),
+                        incomplete=bool(notes), time_s=run.elapsed(),
                         name=junit_case_name(suspect, teacher))
+            run.verdict_written = True
             console.print(f"wrote {junit}")
         for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
             console.print(f"wrote {path}")
@@ -244,9 +246,13 @@ def score_command(
         return EXIT_INCOMPLETE if notes else 0
 
 
-class _Clock:
+class _JUnitRun:
+    """The run's clock, and whether its verdict's JUnit file is written: after that, a later
+    failure (the HTML, a Ctrl-C while plotting) must not replace the verdict with an error."""
+
     def __init__(self) -> None:
         self.started = time.monotonic()
+        self.verdict_written = False
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -262,16 +268,16 @@ def junit_case_name(suspect: ModelSpec, teacher: ModelSpec) -> CaseName:
 def _junit_if_the_run_fails(
     junit: Path | None, teacher: ModelSpec, suspect: ModelSpec, fail_above: float | None,
     fail_inconclusive: bool,
-) -> Iterator[_Clock]:
+) -> Iterator[_JUnitRun]:
     """A run that ends before its verdict (bad input found while reading the logs, an
     interrupt, a CI timeout's SIGTERM) still leaves the JUnit file the CI system looks for,
     with the reason as an error: a missing file reads as a broken pipeline, not as this run's
     outcome. Entered only once the outputs are checked, so it never writes over an input."""
-    clock = _Clock()
+    run = _JUnitRun()
     try:
-        yield clock
+        yield run
     except (DistillprintError, OSError, KeyboardInterrupt) as exc:
-        if junit is not None:
+        if junit is not None and not run.verdict_written:
             interrupted = isinstance(exc, KeyboardInterrupt)
             said = ("interrupted (Ctrl-C, or SIGTERM such as a CI timeout): the answers "
                     "collected so far are stored; rerun to resume" if interrupted
@@ -279,7 +285,7 @@ def _junit_if_the_run_fails(
             with suppress(OSError):  # the run's own error is the one to report
                 write_run_error(junit, junit_case_name(suspect, teacher), said,
                                 INTERRUPTED_TYPE if interrupted else RUN_ERROR_TYPE,
-                                fail_above, fail_inconclusive, clock.elapsed())
+                                fail_above, fail_inconclusive, run.elapsed())
         raise
 
 

@@ -227,11 +227,12 @@ def gather_evidence(
             label = backend.identity.label
             if not summary.complete:  # named as the report names models
                 evidence.incomplete.append(label)
-            if summary.refused:
+            if summary.refusals:
+                probe, why = next(iter(summary.refusals.items()))
                 notes.say(f"{label} refused", (
-                    f"{label} refused {summary.refused} of the probes on their own (the first: "
-                    f"{summary.refusals[0]}); they are scored without, and a rerun gets the "
-                    "same refusals: shorten or leave out those probes to use them"))
+                    f"{label} refused {len(summary.refusals)} of the probes on their own (the "
+                    f"first: probe {probe}: {why}); they are scored without, and a rerun gets "
+                    "the same refusals: shorten or leave out those probes to use them"))
             records = _in_sample_order(records)
             answers = _model_answers(label, records, probe_set)
             if spec.role == "background" and (

@@ -47,7 +47,7 @@ from distillprint.backends.hf_loading import (
     load_tokenizer,
 )
 from distillprint.core_types import ChatMessage, Generation, GenerationRequest, ModelIdentity, Usage
-from distillprint.errors import BackendError, InputError
+from distillprint.errors import InputError, PromptTooLong
 from distillprint.locations import written_as_path
 
 logger = logging.getLogger(__name__)
@@ -179,6 +179,8 @@ class HFBackend(Backend):
         A prompt that leaves no room in the model's context is refused (a per-request
         ``BackendError``) before anything is generated; an answer that would run past the
         context ends there, with finish reason ``length``."""
+        if not requests:
+            return []
         for request in requests:
             if request.params.max_tokens < 1:
                 raise InputError("max_tokens must be at least 1", field="max_tokens")
@@ -196,10 +198,11 @@ class HFBackend(Backend):
         if context is not None:
             for length in lengths:
                 if length >= context:
-                    raise BackendError(
-                        f"{self.identity.label}: a prompt of {length} tokens leaves no room "
-                        f"for an answer in the model's {context}-token context; shorten the "
-                        "probe or use a model with a longer context", per_request=True)
+                    # no model path in the message: `serve` passes it on to its clients
+                    raise PromptTooLong(
+                        f"a prompt of {length} tokens leaves no room for an answer in the "
+                        f"model's {context}-token context: shorten the prompt, or use a model "
+                        "with a longer context")
         order = sorted(range(len(requests)),
                        key=lambda i: (requests[i].params.max_tokens, lengths[i]))
         results: dict[int, Generation] = {}

@@ -154,6 +154,8 @@ def _pair_records(
                 "relation": p.relation,
                 "label": p.label,
                 "probability": finite_or_none(prob),
+                # the score P is computed from: it still orders pairs whose P rounds to 1.0
+                "decision": finite_or_none(preds.decision.get(key)),
                 "p_value": finite_or_none(pval),
                 "conformal_p_value": finite_or_none(preds.conformal_p_value.get(key)),
                 "background_p_value": finite_or_none(preds.background_p_value.get(key)),

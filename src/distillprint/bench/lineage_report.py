@@ -230,7 +230,8 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
 
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()
-    methods = {METHOD_LABEL: [[p["teacher"], p["suspect"], p["probability"]] for p in labelled]}
+    # the classifier's score, as the metrics rank it (P rounds the surest pairs to 1.0)
+    methods = {METHOD_LABEL: [[p["teacher"], p["suspect"], p["decision"]] for p in labelled]}
     methods |= {n: b["pair_scores"] for n, b in result["baselines"].items() if "pair_scores" in b}
     for name, rows in methods.items():
         y, s = _labelled_scores(rows, labels)
@@ -243,7 +244,8 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
 
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()
-    y, p = _labelled_scores(methods[METHOD_LABEL], labels)
+    y, p = _labelled_scores([[q["teacher"], q["suspect"], q["probability"]] for q in labelled],
+                            labels)
     bins = np.clip((p * 5).astype(int), 0, 4)
     for b in sorted(set(bins.tolist())):
         inside = bins == b

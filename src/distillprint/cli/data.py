@@ -74,6 +74,7 @@ def probes_sample(
     seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
 ) -> None:
     """Draw a seeded, category-stratified subset of a probe set (a query budget)."""
+    from distillprint.locations import check_outputs
     from distillprint.probes import (
         load_probe_set,
         probe_set_file,
@@ -83,9 +84,8 @@ def probes_sample(
     from distillprint.score.stats import VerdictPolicy
 
     source = probe_set_file(probes)
-    if source is not None and out_path.resolve() == source.resolve():
-        raise InputError("is the probe set being sampled: write the subset elsewhere",
-                         path=out_path, field="--out")
+    if source is not None:  # by path or by another name of the same file (a hard link)
+        check_outputs({"--out": out_path}, {source: "the probe set being sampled"})
     subset = sample_probe_set(load_probe_set(probes), n, seed)
     write_probe_set(subset, out_path)
     counts = ", ".join(

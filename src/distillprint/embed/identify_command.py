@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distillprint import __version__
+from distillprint.atomic import write_text_atomically
 from distillprint.embed.cache import EmbeddingCache
 from distillprint.embed.combined import CombinedEmbedder
 from distillprint.embed.command import default_cache_path
@@ -126,8 +127,7 @@ def run_identify_command(
         git_commit=git_commit(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    out.with_suffix(".md").write_text(render_markdown(report), encoding="utf-8")
+    write_text_atomically(out, json.dumps(report, indent=2, default=str) + "\n")
+    write_text_atomically(out.with_suffix(".md"), render_markdown(report))
     plot_accuracy(report, out.with_suffix(".png"))
     return report

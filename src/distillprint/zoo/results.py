@@ -17,7 +17,8 @@ PLAIN = ("distilled", "distilled_half_data")
 
 
 def _scores(result: dict[str, Any]) -> dict[str, dict[tuple[str, str], float | None]]:
-    methods = {"distillprint": {(r["teacher"], r["suspect"]): r["probability"]
+    # ranked by the classifier's score, which P rounds to 1.0 for the surest pairs
+    methods = {"distillprint": {(r["teacher"], r["suspect"]): r["decision"]
                                 for r in result["pairs"]}}
     for name, base in result["baselines"].items():
         if "pair_scores" in base:
