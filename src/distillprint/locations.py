@@ -72,7 +72,8 @@ def check_outputs(
         if path is None:
             continue
         target = path.resolve()
-        what = guarded.get(target) or linked.get(_file_identity(path) or (-1, -1))
+        identity = _file_identity(path)
+        what = guarded.get(target) or (linked.get(identity) if identity is not None else None)
         if what is not None:
             raise InputError(f"is {what}, which this run reads: writing there would "
                              "destroy it; choose another path", path=path, field=option)

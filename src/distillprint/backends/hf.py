@@ -176,9 +176,9 @@ class HFBackend(Backend):
     def generate_sync(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         """Blocking generation, in request order; batches group similar lengths to cut padding.
 
-        A prompt that leaves no room in the model's context is refused (a per-request
-        ``BackendError``) before anything is generated; an answer that would run past the
-        context ends there, with finish reason ``length``."""
+        A prompt that leaves no room in the model's context is refused (``PromptTooLong``,
+        a per-request ``BackendError``) before anything is generated; an answer that would
+        run past the context ends there, with finish reason ``length``."""
         if not requests:
             return []
         for request in requests:

@@ -195,8 +195,8 @@ def render_run_error(
     root, suite = _document(fail_above, fail_inconclusive, 0, 1, time_s)
     case = ET.SubElement(suite, "testcase", {**name.attributes(), "time": _seconds(time_s)})
     first_line = error.splitlines()[0] if error else kind
-    failure = ET.SubElement(case, "error", {"type": kind, "message": _safe(first_line)})
-    failure.text = _safe(error)
+    element = ET.SubElement(case, "error", {"type": kind, "message": _safe(first_line)})
+    element.text = _safe(error)
     return _text(root)
 
 
