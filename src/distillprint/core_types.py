@@ -57,6 +57,13 @@ class ModelIdentity:
     def label(self) -> str:
         return f"{self.backend}:{self.model}"
 
+    @property
+    def variant(self) -> str:
+        """What tells two stored models of one label apart (``responses models`` lists the
+        same columns)."""
+        return f"revision {self.revision or 'none'}" + (
+            f" at {self.base_url}" if self.base_url else "")
+
 
 @dataclass(frozen=True)
 class GenerationRequest:

@@ -70,14 +70,13 @@ def one_models_answers(
         raise InputError(f"the store holds no answers of '{model}'{picked} (in the probe set "
                          "asked for, if any): `distillprint responses models` lists what it "
                          "holds", field="model")
-    identities = sorted({(r.identity.label, r.identity.revision, r.identity.base_url)
-                         for r in chosen})
+    identities = sorted({r.identity for r in chosen},
+                        key=lambda i: (i.label, i.revision, i.base_url))
     if len(identities) > 1:
-        listed = "; ".join(f"{label} revision {rev or 'none'}" + (f" at {url}" if url else "")
-                           for label, rev, url in identities[:4])
+        listed = "; ".join(f"{i.label} {i.variant}" for i in identities[:4])
         options = [option for option, differs in (
-            ("--revision", len({rev for _, rev, _ in identities}) > 1),
-            ("--base-url", len({url for _, _, url in identities}) > 1)) if differs] or [
+            ("--revision", len({i.revision for i in identities}) > 1),
+            ("--base-url", len({i.base_url for i in identities}) > 1)) if differs] or [
             "--model LABEL (as `responses models` lists it)"]
         raise InputError(f"'{model}' names {len(identities)} stored models ({listed}): their "
                          f"answers would mix in one log; pick one with {' or '.join(options)}",

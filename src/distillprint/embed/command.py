@@ -126,15 +126,7 @@ def _one_name_per_model(identities: set[ModelIdentity]) -> dict[ModelIdentity, s
     mean over two."""
     sharing = Counter(identity.label for identity in identities)
     return {identity: identity.label if sharing[identity.label] == 1 else
-            _told_apart(identity) for identity in identities}
-
-
-def _told_apart(identity: ModelIdentity) -> str:
-    """The label with what sets it apart (``responses models`` lists the same columns)."""
-    parts = [f"revision {identity.revision or 'none'}"]
-    if identity.base_url:
-        parts.append(f"at {identity.base_url}")
-    return f"{identity.label} ({' '.join(parts)})"
+            f"{identity.label} ({identity.variant})" for identity in identities}
 
 
 def process_state() -> PartialState | None:
