@@ -417,3 +417,16 @@ def test_a_report_stripped_of_its_manifest_hash_fails_verify_as_edited(tmp_path:
         assert result.manifest_unhashed and not result.manifest_intact and not result.ok
         shown = CliRunner().invoke(app, ["verify", str(path), "--store", str(store)])
         assert shown.exit_code == 1 and "carries no hash (removed)" in shown.output
+
+
+def test_both_pages_list_the_run_notes() -> None:
+    from distillprint.report.render_html import render_attribution_html, render_html
+    from report_fixtures import sample_attribution, sample_report
+
+    note = "background file:bg0.jsonl left out: it is the teacher's log"
+    score_page = render_html(sample_report().model_copy(update={"notes": [note]}))
+    ranking = render_attribution_html(sample_attribution().model_copy(update={"notes": [note]}))
+    for page in (score_page, ranking):
+        assert '<div id="notes"><strong>Notes:</strong>' in page
+        assert "<li>background file:bg0.jsonl left out: it is the teacher&#39;s log</li>" in page
+    assert 'id="notes"' not in render_html(sample_report())

@@ -63,12 +63,17 @@ def crosses_gate(report: ScoreReport, fail_above: float) -> bool:
     return report.probability is not None and report.probability > fail_above
 
 
+def _against_gate(report: ScoreReport, fail_above: float) -> str:
+    """P as it compares with the gate: digits enough that it never reads as equal to it."""
+    return relation(fraction(report.probability, [fail_above], digits=6, style="g"))
+
+
 def gate_outcome(report: ScoreReport) -> str | None:
     """The gate's outcome in words, for every rendering; None when the run had no gate."""
     gate = report.gate
     if gate is None:
         return None
-    shown = relation(fraction(report.probability, [gate.fail_above], digits=6, style="g"))
+    shown = _against_gate(report, gate.fail_above)
     if gate.failed:
         return (f"failed: P(distilled) {shown} is above {gate.fail_above}"
                 if crosses_gate(report, gate.fail_above)
@@ -94,8 +99,7 @@ def _failure_message(report: ScoreReport, fail_above: float) -> str:
     if not crosses_gate(report, fail_above):
         return (f"{report.suspect} vs {report.teacher} is inconclusive, which "
                 f"--fail-inconclusive fails: {report.verdict_reason}")
-    shown = fraction(report.probability, [fail_above], digits=6, style="g")
-    crossed = f"P(distilled) {relation(shown)} > {fail_above}"
+    crossed = f"P(distilled) {_against_gate(report, fail_above)} > {fail_above}"
     if report.verdict is Verdict.DISTILLED:
         return f"{report.suspect} looks distilled from {report.teacher}: {crossed}"
     return (
