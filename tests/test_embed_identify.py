@@ -165,3 +165,15 @@ def test_a_missing_finetuned_folder_says_how_to_make_one(tmp_path: Path) -> None
     with pytest.raises(InputError, match="train the encoder first") as info:
         standard_variants(IdentifyOptions(finetuned=missing))
     assert info.value.field == "finetuned" and str(missing) in str(info.value)
+
+
+def test_unit_mean_norm_evens_out_views_and_keeps_each_rows_length() -> None:
+    import numpy as np
+
+    from distillprint.embed.base import unit_mean_norm
+
+    small = np.array([[3.0, 4.0], [0.0, 10.0]])  # lengths 5 and 10
+    scaled = unit_mean_norm(small)
+    lengths = np.linalg.norm(scaled, axis=1)
+    assert np.allclose(lengths.mean(), 1.0) and np.allclose(lengths[1] / lengths[0], 2.0)
+    assert np.allclose(unit_mean_norm(1000 * small), scaled)

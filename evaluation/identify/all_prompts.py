@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distillprint.embed.base import FloatArray
+from distillprint.embed.base import FloatArray, unit_mean_norm
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.command import default_cache_path
 from distillprint.embed.data import (
@@ -57,11 +57,6 @@ def every_shared_prompt(responses_dirs: list[Path], models: list[str], seed: int
                         query={m: [responses[m][p] for p in query] for m in models})
 
 
-def _unit(x: FloatArray) -> FloatArray:
-    """Scaled to unit mean row norm, so that concatenated views weigh alike."""
-    return np.asarray(x / np.linalg.norm(x, axis=1).mean())
-
-
 def variant_vectors(data: BenchmarkSet, cache: EmbeddingCache) -> dict[str, FloatArray]:
     texts = data.all_texts()
     style = build_embedder("style")
@@ -71,7 +66,7 @@ def variant_vectors(data: BenchmarkSet, cache: EmbeddingCache) -> dict[str, Floa
     vectors = {"stylometry+pos": embed_texts(texts, style, cache, progress=True),
                "tfidf": embed_texts(texts, tfidf, None)}
     vectors["stylometry+pos + tfidf (1:1)"] = np.hstack(
-        [_unit(vectors["stylometry+pos"]), _unit(vectors["tfidf"])])
+        [unit_mean_norm(vectors["stylometry+pos"]), unit_mean_norm(vectors["tfidf"])])
     return vectors
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.linalg
 from sklearn.decomposition import TruncatedSVD
 
-from distillprint.embed.base import FloatArray, l2_normalize
+from distillprint.embed.base import FloatArray, l2_normalize, unit_mean_norm
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.command import default_cache_path
 from distillprint.embed.data import (
@@ -101,11 +101,6 @@ def _csls_scores(means: FloatArray, prints: FloatArray, penalty: FloatArray) -> 
     return np.asarray(l2_normalize(means) @ prints.T - penalty)
 
 
-def _unit(x: FloatArray) -> FloatArray:
-    """Scaled to unit mean row norm, so that concatenated views weigh alike."""
-    return np.asarray(x / np.linalg.norm(x, axis=1).mean())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=Path, action="append", required=True)
@@ -159,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         view.fit(data.reference_texts())
         counts = view.transform(texts)
         svd = TruncatedSVD(384, random_state=0).fit(counts[:n_reference])
-        extra.append(_unit(svd.transform(counts).astype(np.float32)))
-    combined = np.hstack([_unit(vectors), *extra])
+        extra.append(unit_mean_norm(svd.transform(counts).astype(np.float32)))
+    combined = np.hstack([unit_mean_norm(vectors), *extra])
     rows["+ template and character n-gram views (SVD 384 each)"] = _row(
         data, split_vectors(data, combined), draws)
 

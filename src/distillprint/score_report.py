@@ -60,6 +60,14 @@ def stage_of(pair: PairScore) -> schema.Stage:
                         changed_without=_left_out_cases(pair))
 
 
+@dataclass(frozen=True)
+class GateSettings:
+    """The CI gate a run applies (``score --fail-above``); the report records its outcome."""
+
+    fail_above: float
+    fail_inconclusive: bool
+
+
 def build_report(
     pair: PairScore,
     evidence: Evidence,
@@ -108,7 +116,7 @@ def build_report(
         stages=stages,
         stage_plan=stage_plan,
         notes=notes,
-        incomplete=[redact_spec(spec, known_secrets()) for spec in evidence.incomplete],
+        incomplete=[redact_spec(label, known_secrets()) for label in evidence.incomplete],
         manifest=evidence.manifest_for(sorted(set(labels)), classifier_version(scoring)),
     )
     if gate is not None:
@@ -118,12 +126,6 @@ def build_report(
             fail_above=gate.fail_above, fail_inconclusive=gate.fail_inconclusive,
             failed=failed)})
     return seal_report(report)
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    fail_above: float
-    fail_inconclusive: bool
 
 
 def build_attribution_report(

@@ -47,6 +47,13 @@ def l2_normalize(matrix: NDArray[np.floating[Any]]) -> FloatArray:
     return np.divide(values, norms, out=np.zeros_like(values), where=norms > 0)
 
 
+def unit_mean_norm(matrix: NDArray[np.floating[Any]]) -> FloatArray:
+    """Scaled so that its rows' mean length is one: views concatenated after this weigh alike
+    while each row keeps its own length."""
+    values = np.asarray(matrix)
+    return np.asarray(values / np.linalg.norm(values, axis=1).mean())
+
+
 def model_fingerprint(vectors: NDArray[np.floating[Any]]) -> FloatArray:
     """A model's style vector: the mean of its responses' vectors."""
     return np.asarray(np.mean(np.asarray(vectors, dtype=np.float32), axis=0), dtype=np.float32)
