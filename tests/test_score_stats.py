@@ -128,7 +128,9 @@ def test_a_background_at_the_minimum_cannot_give_a_verdict_that_holds() -> None:
 def test_a_staged_look_clears_a_suspect_only_as_one_look_at_the_whole_alpha_would() -> None:
     # four looks share alpha 0.05 for `distilled`: 0.0125 each; p = 0.03 is too close to the
     # teacher to clear at the run's 0.05, whatever share of it a look has
-    look = VerdictPolicy(alpha=0.0125, clear_alpha=0.05)
+    look = VerdictPolicy.for_looks(0.05, 4)
+    assert look == VerdictPolicy(alpha=0.0125, clear_alpha=0.05)
+    assert VerdictPolicy.for_looks(0.05, 1) == VerdictPolicy()  # one look: one alpha
     staged = decide(0.1, 0.03, 200, 20, look)
     assert staged.verdict is Verdict.INCONCLUSIVE
     assert "p = 0.03 <= alpha 0.05" in staged.reasons[0]

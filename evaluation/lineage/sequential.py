@@ -71,8 +71,7 @@ def _simulate(
     n_bg: int,
 ) -> dict[str, object]:
     looks = plan.looks(n_prompts)
-    alpha = VerdictPolicy().alpha
-    policy = VerdictPolicy(alpha=alpha / len(looks), clear_alpha=alpha)  # as `score --stage`
+    policy = VerdictPolicy.for_looks(VerdictPolicy().alpha, len(looks))  # as `score --stage`
     used: list[int] = []
     outcomes: dict[int, list[Verdict]] = {0: [], 1: []}
     for scores in orders:

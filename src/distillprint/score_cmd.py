@@ -153,9 +153,8 @@ def _score_in_stages(
     for look in looks:
         step = replace(settings, probe_limit=look)
         # the looks share alpha for `distilled`; `not distilled` needs the run's own
-        policy = VerdictPolicy(alpha=alpha / len(looks),
-                               clear_alpha=alpha if len(looks) > 1 else None)
-        pair, evidence, background_labels = _score_once(specs, step, scoring, policy, notes)
+        pair, evidence, background_labels = _score_once(
+            specs, step, scoring, VerdictPolicy.for_looks(alpha, len(looks)), notes)
         if gate is not None:
             # logs left out while reading them (copies of the teacher's or suspect's answers,
             # names already taken) can leave fewer than the count checked before collection

@@ -50,6 +50,11 @@ class VerdictPolicy:
     # would clear suspects that one look at the whole budget calls inconclusive.
     clear_alpha: float | None = None
 
+    @classmethod
+    def for_looks(cls, alpha: float, looks: int) -> VerdictPolicy:
+        """The policy of each look when a run's ``alpha`` is spent over ``looks`` looks."""
+        return cls(alpha=alpha / looks, clear_alpha=alpha if looks > 1 else None)
+
     @property
     def clearing_alpha(self) -> float:
         return self.alpha if self.clear_alpha is None else self.clear_alpha
