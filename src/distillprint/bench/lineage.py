@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from distillprint import __version__
+from distillprint.atomic import write_text_atomically
 from distillprint.bench import baselines as bl
 from distillprint.bench.evaluate import attribution_cases, attribution_summary, detection_metrics
 from distillprint.bench.lineage_config import LineageConfig, check_cv_labels
@@ -442,6 +443,5 @@ def run_lineage_benchmark(
         "timings": timings,
     }
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=1) + "\n")
+        write_text_atomically(Path(out), json.dumps(result, indent=1) + "\n")
     return result

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from distillprint.atomic import write_text_atomically
 from distillprint.bench.metrics import fpr_resolution_note
 
 if TYPE_CHECKING:
@@ -338,7 +339,5 @@ def _save(fig: Figure, path: Path) -> Path:
 def write_lineage_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
     """``results.md`` plus ``roc.png``, ``calibration.png``, ``query_budget.png`` and
     ``budget_validity.png``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md = out_dir / "results.md"
-    md.write_text(markdown_summary(result))
+    md = write_text_atomically(out_dir / "results.md", markdown_summary(result))
     return [md, *write_plots(result, out_dir)]
