@@ -79,11 +79,12 @@ async def test_non_retryable_errors_propagate_at_once() -> None:
 
 async def test_gives_up_after_max_attempts_with_a_retryable_error() -> None:
     policy = RetryPolicy(max_attempts=3, base_delay_s=0.0, jitter=0.0)
-    sleep, fn = FakeSleep(), Flaky(*[RetryableError("still busy", retry_after=2.0)] * 5)
+    busy = RetryableError("still busy", retry_after=2.0, status=429)
+    sleep, fn = FakeSleep(), Flaky(*[busy] * 5)
     with pytest.raises(RetryableError, match=r"still busy \(gave up after 3 attempts\)") as info:
         await call_with_retries(fn, policy, sleep=sleep)
     assert fn.calls == 3 and len(sleep.delays) == 2
-    assert info.value.retry_after == 2.0
+    assert (info.value.retry_after, info.value.status) == (2.0, 429)
 
 
 async def test_on_retry_sees_each_failure_and_its_delay() -> None:

@@ -73,8 +73,9 @@ async def call_with_retries(
     """Await ``fn()`` until it succeeds, retrying only on ``RetryableError``.
 
     When every attempt fails, the last error is raised again as a ``RetryableError`` whose
-    message says how many attempts were made, so callers can still tell "transient, gave up"
-    from a hard failure.
+    message says how many attempts were made and which keeps the server's status and
+    ``Retry-After``, so callers can still tell "transient, gave up" from a hard failure, and
+    a rate limit from an outage.
     """
     policy = policy or RetryPolicy()
     attempt = 1
@@ -84,7 +85,8 @@ async def call_with_retries(
         except RetryableError as error:
             if attempt >= policy.max_attempts:
                 raise RetryableError(
-                    f"{error} (gave up after {attempt} attempts)", retry_after=error.retry_after
+                    f"{error} (gave up after {attempt} attempts)",
+                    retry_after=error.retry_after, status=error.status,
                 ) from None
             delay = policy.delay_s(attempt, error.retry_after, rng)
             if on_retry is not None:
