@@ -162,6 +162,28 @@ def test_required_api_key_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
         )
 
 
+class ClosingEcho(EchoBackend):
+    closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def test_a_server_that_cannot_start_says_why_and_closes_its_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("UNSET_SERVE_KEY", raising=False)
+    unkeyed = ClosingEcho("m")
+    with pytest.raises(InputError, match="UNSET_SERVE_KEY"):
+        start_server_in_thread(unkeyed, settings=ServeSettings(api_key_env="UNSET_SERVE_KEY"))
+    taken = ClosingEcho("m")
+    with echo_server() as running:
+        port = int(running.url.rsplit(":", 1)[1])
+        with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1:{port}"):
+            start_server_in_thread(taken, port=port)
+    assert unkeyed.closed and taken.closed
+
+
 def test_latency_and_stall_and_prompt_stop() -> None:
     plan = FaultPlan(script=(Fault.STALL,), stall_s=30.0, latency_s=0.05)
     with echo_server(plan=plan) as server, httpx.Client(base_url=server.url, timeout=0.3) as client:

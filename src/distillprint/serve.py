@@ -27,7 +27,7 @@ from distillprint.errors import InputError
 from distillprint.secrets import Secret, read_secret
 from distillprint.serve_batching import MicroBatcher
 from distillprint.serve_faults import FaultInjector, FaultPlan
-from distillprint.serve_http import ChatHandler
+from distillprint.serve_http import CHAT_PATH, ChatHandler
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class RunningServer:
         return self.state.log.snapshot()
 
     def chat_requests(self) -> tuple[RequestRecord, ...]:
-        return tuple(r for r in self.request_log if r.path == "/v1/chat/completions")
+        return tuple(r for r in self.request_log if r.path == CHAT_PATH)
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -184,14 +184,6 @@ class RunningServer:
 def _build(
     backend: Backend, fault_plan: FaultPlan | None, host: str, port: int, settings: ServeSettings
 ) -> _Server:
-    api_key = None
-    if settings.api_key_env:
-        api_key = read_secret(settings.api_key_env)
-        if api_key is None:
-            raise InputError(
-                f"environment variable {settings.api_key_env} is unset or empty",
-                field="api_key_env",
-            )
     batcher = MicroBatcher(
         backend,
         max_batch=settings.max_batch,
@@ -199,13 +191,32 @@ def _build(
         concurrency=settings.concurrency,
     )
     name = settings.served_model_name or backend.identity.model
-    state = ServeState(batcher, fault_plan or FaultPlan(), name, api_key)
     try:
-        server = _Server(host, port, state)
-    except OSError as exc:
-        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror})", field="port") from None
+        state = ServeState(batcher, fault_plan or FaultPlan(), name, _api_key(settings))
+        server = _bind(host, port, state)
+    except BaseException:
+        batcher.stop()  # it owns the backend: a server that never ran still closes it
+        raise
     batcher.start()
     return server
+
+
+def _api_key(settings: ServeSettings) -> Secret | None:
+    if not settings.api_key_env:
+        return None
+    api_key = read_secret(settings.api_key_env)
+    if api_key is None:
+        raise InputError(
+            f"environment variable {settings.api_key_env} is unset or empty", field="api_key_env"
+        )
+    return api_key
+
+
+def _bind(host: str, port: int, state: ServeState) -> _Server:
+    try:
+        return _Server(host, port, state)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror})", field="port") from None
 
 
 def _url(server: _Server) -> str:
@@ -268,4 +279,5 @@ def run_server(
     finally:
         server.state.stopping.set()
         server.server_close()
+        server.state.batcher.stop()  # closes the backend: an upstream API's connections
         server.state.batcher.stop()

@@ -52,6 +52,7 @@ class MicroBatcher:
         )
         self._queue: asyncio.Queue[_Pending] | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._stopped = False
 
     def start(self) -> None:
         self._thread.start()
@@ -62,7 +63,14 @@ class MicroBatcher:
         return asyncio.run_coroutine_threadsafe(self._submit(requests), self._loop).result()
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Release waiting clients and close the backend; also for a batcher never started
+        (a server that could not bind its port), whose backend would otherwise stay open."""
+        if self._stopped:
+            return
+        self._stopped = True
         if not self._thread.is_alive():
+            self._loop.run_until_complete(self.backend.aclose())
+            self._loop.close()
             return
         asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout_s)
         self._loop.call_soon_threadsafe(self._loop.stop)
