@@ -865,6 +865,22 @@ def test_an_interrupted_run_leaves_an_interrupted_junit_error(tmp_path: Path) ->
     assert 'name="hf:/m vs file:t.jsonl"' in junit
 
 
+def test_a_run_stopped_by_a_bug_leaves_an_internal_error_in_its_junit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distillprint.score_cmd import _junit_if_the_run_fails
+    from distillprint.score_run import ModelSpec
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-junit-bug-secret-12345")
+    xml = tmp_path / "junit.xml"
+    with pytest.raises(ValueError), _junit_if_the_run_fails(
+            xml, ModelSpec("file:t.jsonl", "teacher"), ModelSpec("hf:/m", "suspect"), 0.5, False):
+        raise ValueError("shapes differ near sk-junit-bug-secret-12345")
+    junit = xml.read_text(encoding="utf-8")
+    assert 'type="InternalError"' in junit and "ValueError: shapes differ" in junit
+    assert "sk-junit-bug-secret-12345" not in junit
+
+
 @pytest.mark.parametrize(("command", "gate"), [
     ([], "1 a gate fired (score --fail-above)"), (["score"], "1 the --fail-above gate fired"),
     (["attribute"], None), (["collect"], None), (["verify"], "1 something changed")])

@@ -18,6 +18,7 @@ from distillprint.errors import EXIT_INCOMPLETE, DistillprintError, InputError
 from distillprint.locations import check_outputs, store_files
 from distillprint.probes import probe_set_file
 from distillprint.report.junit import (
+    INTERNAL_ERROR_TYPE,
     INTERRUPTED_TYPE,
     RUN_ERROR_TYPE,
     CaseName,
@@ -269,23 +270,29 @@ def _junit_if_the_run_fails(
     fail_inconclusive: bool,
 ) -> Iterator[_JUnitRun]:
     """A run that ends before its verdict (bad input found while reading the logs, an
-    interrupt, a CI timeout's SIGTERM) still leaves the JUnit file the CI system looks for,
+    interrupt, a CI timeout's SIGTERM, a bug) still leaves the JUnit file the CI system looks for,
     with the reason as an error: a missing file reads as a broken pipeline, not as this run's
     outcome. Entered only once the outputs are checked, so it never writes over an input."""
     run = _JUnitRun()
     try:
         yield run
-    except (DistillprintError, OSError, KeyboardInterrupt) as exc:
+    except (Exception, KeyboardInterrupt) as exc:
         if junit is not None and not run.verdict_written:
-            interrupted = isinstance(exc, KeyboardInterrupt)
-            said = ("interrupted (Ctrl-C, or SIGTERM such as a CI timeout): the answers "
-                    "collected so far are stored; rerun to resume" if interrupted
-                    else redact(str(exc), known_secrets()))
             with suppress(OSError):  # the run's own error is the one to report
-                write_run_error(junit, junit_case_name(suspect, teacher), said,
-                                INTERRUPTED_TYPE if interrupted else RUN_ERROR_TYPE,
+                write_run_error(junit, junit_case_name(suspect, teacher), *_junit_error(exc),
                                 fail_above, fail_inconclusive, run.elapsed())
         raise
+
+
+def _junit_error(exc: BaseException) -> tuple[str, str]:
+    """The JUnit error's message and type: what the console says about the same failure."""
+    if isinstance(exc, KeyboardInterrupt):
+        return ("interrupted (Ctrl-C, or SIGTERM such as a CI timeout): the answers collected "
+                "so far are stored; rerun to resume", INTERRUPTED_TYPE)
+    said = redact(str(exc), known_secrets())
+    if isinstance(exc, (DistillprintError, OSError)):
+        return said, RUN_ERROR_TYPE
+    return f"internal error (a bug): {type(exc).__name__}: {said}", INTERNAL_ERROR_TYPE
 
 
 def _incomplete_notes(evidence: Evidence) -> tuple[str, ...]:

@@ -24,9 +24,10 @@ FAILURE_TYPE = "DistillationThresholdExceeded"
 # --fail-inconclusive failing an abstention: not a finding that the gate was crossed
 INCONCLUSIVE_FAILURE_TYPE = "DistillationInconclusive"
 INCOMPLETE_TYPE = "CollectionIncomplete"
-#: a run that ended before any verdict: bad input (exit 2) or an interrupt (130, 143)
+#: a run that ended before any verdict: bad input (exit 2), an interrupt (130, 143), a bug (3)
 RUN_ERROR_TYPE = "RunFailed"
 INTERRUPTED_TYPE = "Interrupted"
+INTERNAL_ERROR_TYPE = "InternalError"
 CLASSNAME = f"{SUITE_NAME}.score"
 # XML 1.0 forbids these characters even when escaped; labels and reasons may carry them.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
