@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from distillprint.bench.metrics import (
     auroc,
+    calibration_bins,
     expected_calibration_error,
-    false_positive_rate,
+    floored_scores,
     tpr_at_fpr,
 )
 
@@ -33,9 +35,17 @@ def test_ece_zero_for_perfect_calibration_and_large_when_overconfident() -> None
     assert expected_calibration_error(np.zeros(10), np.full(10, 0.95)) > 0.9
 
 
-def test_false_positive_rate() -> None:
-    assert false_positive_rate([0, 0, 1, 0], [True, False, True, False]) == 1 / 3
-    assert false_positive_rate([1], [True]) is None
+def test_undefined_scores_rank_below_every_defined_one() -> None:
+    assert floored_scores([0.3, float("nan"), -2.0, None]).tolist() == [0.3, -3.0, -2.0, -3.0]
+    assert floored_scores([float("nan")]).tolist() == [0.0]
+
+
+def test_calibration_bins_are_what_the_ece_weighs() -> None:
+    labels, probabilities = [0, 1, 1, 0, 1], [0.05, 0.92, 0.98, 0.9, 0.5]
+    assert calibration_bins(labels, probabilities) == [
+        (0.05, 0.0, 1), (0.5, 1.0, 1), (pytest.approx(0.9333, abs=1e-4), 2 / 3, 3)]
+    assert expected_calibration_error(labels, probabilities) == pytest.approx(
+        (0.05 + 0.5 + 3 * abs(2 / 3 - 0.9333333)) / 5)
 
 
 def test_verdict_tally_counts_by_the_verdict_rule_without_the_minimums() -> None:

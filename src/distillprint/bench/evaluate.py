@@ -13,16 +13,18 @@ from distillprint.bench.metrics import (
     auroc,
     ece_interval_by_group,
     expected_calibration_error,
+    floored_scores,
     tpr_at_fpr,
 )
 from distillprint.score.pairs import LabelledPair
-from distillprint.score.stats import Verdict, VerdictPolicy, decide
+from distillprint.score.stats import Verdict, VerdictPolicy, decide, finite_or_none
 
 Grid = Mapping[tuple[str, str], float]  # (teacher, suspect) -> score, larger = more distilled
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else round(float(value), 4)
+    finite = finite_or_none(value)
+    return None if finite is None else round(finite, 4)
 
 
 def detection_metrics(
@@ -47,7 +49,7 @@ def detection_metrics(
     # with nothing scored every pair would tie at the floor: "0.5" would report a coin flip
     # for a method that gave no answer at all
     if scored.any():
-        s = np.where(scored, raw, np.nanmin(raw) - 1.0)
+        s = floored_scores(raw)
         out["auroc"] = _round(auroc(y, s))
         out["tpr_at_1pct_fpr"] = _round(tpr_at_fpr(y, s, 0.01))
         out["tpr_at_5pct_fpr"] = _round(tpr_at_fpr(y, s, 0.05))

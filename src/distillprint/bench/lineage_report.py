@@ -7,9 +7,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sklearn.metrics import roc_curve
 
 from distillprint.atomic import write_text_atomically
-from distillprint.bench.metrics import fpr_resolution_note
+from distillprint.bench.metrics import (
+    CALIBRATION_BINS,
+    calibration_bins,
+    floored_scores,
+    fpr_resolution_note,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -201,17 +207,17 @@ def _budget_validity_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(-scores, kind="stable")
-    y = labels[order]
-    tpr = np.concatenate([[0.0], np.cumsum(y) / max(y.sum(), 1)])
-    fpr = np.concatenate([[0.0], np.cumsum(1 - y) / max((1 - y).sum(), 1)])
-    return fpr, tpr
-
-
-def _labelled_scores(rows: list[list[Any]], labels: dict[tuple[str, str], int]) -> tuple[Any, Any]:
-    kept = [(labels[(t, s)], v) for t, s, v in rows if (t, s) in labels and v is not None]
-    return np.array([k for k, _ in kept]), np.array([v for _, v in kept], dtype=float)
+def method_scores(
+    result: dict[str, Any], scorer_label: str = METHOD_LABEL
+) -> dict[str, dict[tuple[str, str], float | None]]:
+    """Each method's score per (teacher, suspect): the classifier's decision score (P rounds
+    the surest pairs alike to 1.0, so the metrics rank by the score) and each baseline's."""
+    methods = {scorer_label: {(p["teacher"], p["suspect"]): p["decision"]
+                              for p in result["pairs"]}}
+    for name, base in result["baselines"].items():
+        if "pair_scores" in base:
+            methods[name] = {(t, s): v for t, s, v in base["pair_scores"]}
+    return methods
 
 
 def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -226,18 +232,16 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     labelled = [p for p in result["pairs"] if p["label"] is not None]
-    labels = {(p["teacher"], p["suspect"]): int(p["label"]) for p in labelled}
+    y = np.array([int(p["label"]) for p in labelled])
     paths = []
 
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()
-    # the classifier's score, as the metrics rank it (P rounds the surest pairs to 1.0)
-    methods = {METHOD_LABEL: [[p["teacher"], p["suspect"], p["decision"]] for p in labelled]}
-    methods |= {n: b["pair_scores"] for n, b in result["baselines"].items() if "pair_scores" in b}
-    for name, rows in methods.items():
-        y, s = _labelled_scores(rows, labels)
-        if len(set(y.tolist())) == 2:
-            ax.plot(*_roc(y, s), label=name)
+    for name, scores in method_scores(result).items() if len(set(y.tolist())) == 2 else ():
+        # ranked as the AUROC beside it ranks them: unscored pairs last, ties together
+        ranked = floored_scores([scores.get((p["teacher"], p["suspect"])) for p in labelled])
+        fpr, tpr, _ = roc_curve(y, ranked)
+        ax.plot(fpr, tpr, label=name)
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC")
     ax.legend(loc="lower right", fontsize=8)
@@ -245,27 +249,20 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
 
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()
-    y, p = _labelled_scores([[q["teacher"], q["suspect"], q["probability"]] for q in labelled],
-                            labels)
-    bins = np.clip((p * 5).astype(int), 0, 4)
-    for b in sorted(set(bins.tolist())):
-        inside = bins == b
-        x_mean, y_mean = p[inside].mean(), y[inside].mean()
-        ax.scatter(x_mean, y_mean, s=30 + 6 * inside.sum(), color="tab:blue", alpha=0.7)
-        ax.annotate(
-            f"n={inside.sum()}",
-            (x_mean, y_mean),
-            textcoords="offset points",
-            xytext=(8, -12),
-            fontsize=8,
-        )
+    probabilities = np.array([np.nan if q["probability"] is None else q["probability"]
+                              for q in labelled])
+    scored = np.isfinite(probabilities)
+    for predicted, rate, count in calibration_bins(y[scored], probabilities[scored]):
+        ax.scatter(predicted, rate, s=30 + 6 * count, color="tab:blue", alpha=0.7)
+        ax.annotate(f"n={count}", (predicted, rate), textcoords="offset points", xytext=(8, -12),
+                    fontsize=8)
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
     ax.set(
-        xlabel="predicted P(distilled), 5 bins",
+        xlabel=f"predicted P(distilled), {CALIBRATION_BINS} bins",
         ylabel="observed share distilled",
         xlim=(-0.05, 1.05),
         ylim=(-0.05, 1.1),
-        title=f"Calibration (ECE {result.get('ece')})",
+        title=f"Calibration (ECE {table_cell(result.get('ece'))})",
     )
     paths.append(_save(fig, out_dir / "calibration.png"))
 

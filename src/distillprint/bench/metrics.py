@@ -50,20 +50,37 @@ def fpr_resolution_note(n_negative: int | None) -> str | None:
             f"every negative (zero false positives); TPR@5%FPR allows {at_5}")
 
 
+CALIBRATION_BINS = 10
+
+
+def floored_scores(scores: Sequence[float | None] | np.ndarray) -> np.ndarray:
+    """Undefined scores (NaN, None) as one below the lowest defined one: a pair a method
+    could not score counts as its least suspicious, so declining hard pairs earns nothing."""
+    s = np.asarray(scores, dtype=float)
+    defined = np.isfinite(s)
+    floor = s[defined].min() - 1.0 if defined.any() else 0.0
+    return np.where(defined, s, floor)
+
+
+def calibration_bins(
+    labels: ArrayLike, probabilities: ArrayLike, n_bins: int = CALIBRATION_BINS
+) -> list[tuple[float, float, int]]:
+    """Equal-width bins that hold pairs: (mean predicted probability, observed rate, count)."""
+    y, p = _as_arrays(labels, probabilities)
+    bins = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
+    return [(float(p[bins == b].mean()), float(y[bins == b].mean()), int((bins == b).sum()))
+            for b in range(n_bins) if (bins == b).any()]
+
+
 def expected_calibration_error(
-    labels: ArrayLike, probabilities: ArrayLike, n_bins: int = 10
+    labels: ArrayLike, probabilities: ArrayLike, n_bins: int = CALIBRATION_BINS
 ) -> float | None:
     """Equal-width-bin ECE: weighted mean |observed rate - mean predicted probability|."""
-    y, p = _as_arrays(labels, probabilities)
+    y, _ = _as_arrays(labels, probabilities)
     if len(y) == 0:
         return None
-    bins = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
-    total = 0.0
-    for b in range(n_bins):
-        mask = bins == b
-        if mask.any():
-            total += mask.mean() * abs(float(y[mask].mean()) - float(p[mask].mean()))
-    return float(total)
+    return sum(count / len(y) * abs(rate - predicted)
+               for predicted, rate, count in calibration_bins(labels, probabilities, n_bins))
 
 
 def ece_interval_by_group(
@@ -84,14 +101,6 @@ def ece_interval_by_group(
         values.append(expected_calibration_error(y[rows], p[rows]) or 0.0)  # rows never empty
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
-
-
-def false_positive_rate(labels: Sequence[int], flagged: Sequence[bool]) -> float | None:
-    """Share of negatives flagged (e.g. p-value at or below alpha)."""
-    negatives = [f for y, f in zip(labels, flagged, strict=True) if y == 0]
-    if not negatives:
-        return None
-    return float(np.mean(negatives))
 
 
 def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:

@@ -84,7 +84,7 @@ class Decision:
 
 
 def _missing(value: float | None) -> bool:
-    return value is None or math.isnan(value)
+    return finite_or_none(value) is None
 
 
 def thin_evidence(

@@ -9,21 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from distillprint.bench.lineage_report import table_cell
-from distillprint.bench.metrics import auroc
+from distillprint.bench.lineage_report import method_scores, table_cell
+from distillprint.bench.metrics import auroc, floored_scores
 
 #: positive relations that are plain distillation; the others are the hard variants
 PLAIN = ("distilled", "distilled_half_data")
-
-
-def _scores(result: dict[str, Any]) -> dict[str, dict[tuple[str, str], float | None]]:
-    # ranked by the classifier's score, which P rounds to 1.0 for the surest pairs
-    methods = {"distillprint": {(r["teacher"], r["suspect"]): r["decision"]
-                                for r in result["pairs"]}}
-    for name, base in result["baselines"].items():
-        if "pair_scores" in base:
-            methods[name] = {(t, s): v for t, s, v in base["pair_scores"]}
-    return methods
 
 
 def _subset_auroc(pairs: Sequence[dict[str, Any]], scores: dict[tuple[str, str], float | None],
@@ -31,9 +21,7 @@ def _subset_auroc(pairs: Sequence[dict[str, Any]], scores: dict[tuple[str, str],
     chosen = [p for p in pairs if p["label"] == 0 or (p["label"] == 1 and p["relation"] in
                                                       relations)]
     values = [scores.get((p["teacher"], p["suspect"])) for p in chosen]
-    finite = [v for v in values if v is not None]
-    floor = min(finite) - 1.0 if finite else 0.0  # an unscored pair is the least suspicious
-    value = auroc([p["label"] for p in chosen], [floor if v is None else v for v in values])
+    value = auroc([p["label"] for p in chosen], floored_scores(values))
     return None if value is None else round(value, 4)
 
 
@@ -49,7 +37,7 @@ def variant_table(result: dict[str, Any]) -> list[dict[str, Any]]:
         if n_pos == 0:
             continue
         row: dict[str, Any] = {"positives": label, "n_positive": n_pos}
-        for method, scores in _scores(result).items():
+        for method, scores in method_scores(result, scorer_label="distillprint").items():
             row[method] = _subset_auroc(pairs, scores, relations)
         rows.append(row)
     return rows
