@@ -22,6 +22,7 @@ from distillprint.atomic import write_text_atomically
 from distillprint.bench import baselines as bl
 from distillprint.bench.evaluate import attribution_cases, attribution_summary, detection_metrics
 from distillprint.bench.lineage_config import LineageConfig, check_cv_labels
+from distillprint.bench.metrics import P_VALUE_ALPHAS
 from distillprint.bench.predict import (
     GridPredictions,
     grid_rows,
@@ -187,7 +188,7 @@ def _lookalike_shares(
 
 def _p_value_rates(records: list[dict[str, Any]], field: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for alpha in (0.001, 0.01, 0.05, 0.1):
+    for alpha in P_VALUE_ALPHAS:
         for label, name in ((0, "fpr"), (1, "tpr")):
             values = [r[field] for r in records if r["label"] == label]
             hits = [v is not None and v <= alpha for v in values]

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_curve
 from distillprint.atomic import write_text_atomically
 from distillprint.bench.metrics import (
     CALIBRATION_BINS,
+    P_VALUE_ALPHAS,
     calibration_bins,
     floored_scores,
     fpr_resolution_note,
@@ -81,16 +82,15 @@ def markdown_summary(result: dict[str, Any]) -> str:
         "",
         "## p-values (share of pairs with p <= alpha)",
         "",
-        "| p-value | FPR@0.001 | FPR@0.01 | FPR@0.05 | FPR@0.1 "
-        "| TPR@0.001 | TPR@0.01 | TPR@0.05 | TPR@0.1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| p-value | " + " | ".join(f"{k}@{a}" for k in ("FPR", "TPR") for a in P_VALUE_ALPHAS)
+        + " |",
+        "|---" * (1 + 2 * len(P_VALUE_ALPHAS)) + "|",
     ]
-    alphas = (0.001, 0.01, 0.05, 0.1)
     for field in ("p_value", "conformal_p_value", "background_p_value"):
         r = result.get(field)
         if r is None:
             continue
-        cells = [table_cell(r.get(f"{k}_at_{a}")) for k in ("fpr", "tpr") for a in alphas]
+        cells = [table_cell(r.get(f"{k}_at_{a}")) for k in ("fpr", "tpr") for a in P_VALUE_ALPHAS]
         lines.append(f"| {field} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -181,7 +181,7 @@ def _budget_validity_lines(result: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     cfg = result.get("config", {})
-    alpha, above = cfg.get("alpha", 0.05), cfg.get("distilled_above", 0.8)
+    alpha, above = cfg["alpha"], cfg["distilled_above"]
     lines = [
         "",
         "## Verdicts on fewer prompts, scored by the all-prompt classifier",
@@ -189,7 +189,7 @@ def _budget_validity_lines(result: dict[str, Any]) -> list[str]:
         f"A classifier fitted on all {result['data']['n_prompts']} prompts scores each "
         f"subset, as the shipped model scores a suspect that answered fewer: labelled pairs "
         f"with p <= {alpha}, and called `distilled` (P >= {above} and p <= {alpha}; the "
-        f"minimum of {cfg.get('min_prompts', '?')} prompts is not applied), pooled over the "
+        f"minimum of {cfg['min_prompts']} prompts is not applied), pooled over the "
         "draws, with 95% Wilson intervals.",
         "",
         "| prompts | negatives with p <= alpha | negatives called distilled "
@@ -313,9 +313,8 @@ def _plot_budget_validity(
         low = np.array([e["ci95"][0] for e in entries])
         high = np.array([e["ci95"][1] for e in entries])
         ax.errorbar(x, rate, yerr=[rate - low, high - rate], marker=marker, capsize=3, label=label)
-    ax.axhline(cfg.get("alpha", 0.05), ls=":", color="grey", lw=1, label="alpha")
-    if "min_prompts" in cfg:
-        ax.axvline(cfg["min_prompts"], ls="--", color="grey", lw=1, label="minimum for a verdict")
+    ax.axhline(cfg["alpha"], ls=":", color="grey", lw=1, label="alpha")
+    ax.axvline(cfg["min_prompts"], ls="--", color="grey", lw=1, label="minimum for a verdict")
     _budget_axis(ax, x.tolist())
     ax.set(
         xlabel="prompts answered",

@@ -51,6 +51,8 @@ def fpr_resolution_note(n_negative: int | None) -> str | None:
 
 
 CALIBRATION_BINS = 10
+#: the levels at which the benchmarks count p-values at or below alpha
+P_VALUE_ALPHAS = (0.001, 0.01, 0.05, 0.1)
 
 
 def floored_scores(scores: Sequence[float | None] | np.ndarray) -> np.ndarray:
