@@ -248,7 +248,7 @@ def test_no_template_model_stops_at_end_token(
 ) -> None:
     backend = create_backend(f"hf:{eos_model_dir}", BackendOptions())
     with caplog.at_level("INFO", logger="distillprint"):
-        assert isinstance(backend, HFBackend) and not backend.uses_chat_template
+        assert isinstance(backend, HFBackend) and backend.load().tokenizer.chat_template is None
     assert "has no chat template: probes go to it as a plain" in caplog.text
     (generation,) = _generate(backend, [_request("Say ok", max_tokens=20)])
     assert generation.text == "ok"

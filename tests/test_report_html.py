@@ -16,7 +16,7 @@ from distillprint.core_types import (
     ModelIdentity,
     SamplingParams,
 )
-from distillprint.report.load import parse_any_report, parse_report, write_report_json
+from distillprint.report.load import parse_any_report, write_report_json
 from distillprint.report.manifest import build_manifest, response_digest, seal_report
 from distillprint.report.render_html import MAX_ECHO_CHARS, render_html
 from distillprint.report.schema import (
@@ -92,7 +92,7 @@ def test_untrusted_text_is_escaped() -> None:
 
 def test_embedded_json_reproduces_the_report() -> None:
     report = sample_report()
-    assert parse_report(render_html(report)) == report
+    assert parse_any_report(render_html(report)) == report
 
 
 def test_minimal_report_renders_without_optional_evidence() -> None:
@@ -319,7 +319,7 @@ def test_the_seal_survives_hostile_names_that_mimic_it(tmp_path: Path) -> None:
     page, store = _written_page(tmp_path, suspect=hostile, verdict_reason=hostile)
     text = page.read_text(encoding="utf-8")
     assert text.count('<meta name="distillprint-page-sha256"') == 1
-    assert parse_report(text).suspect == hostile
+    assert parse_any_report(text).suspect == hostile
     result = verify_report(page, store)
     assert result.ok and result.page_intact is True
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from distillprint.errors import InputError
-from distillprint.report.load import parse_report, read_report, write_report_json
+from distillprint.report.load import parse_any_report, read_report_text, write_report_json
 from distillprint.report.schema import (
     REPORT_SCHEMA_VERSION,
     AttributionReport,
@@ -23,7 +23,7 @@ from report_fixtures import sample_report
 def test_json_round_trip_is_lossless(tmp_path: Path) -> None:
     report = sample_report()
     path = write_report_json(report, tmp_path / "report.json")
-    loaded = read_report(path)
+    loaded = parse_any_report(read_report_text(path), source=path)
     assert loaded == report
     assert loaded.schema_version == REPORT_SCHEMA_VERSION
     assert json.loads(path.read_text())["verdict"] == "distilled"
@@ -95,24 +95,24 @@ def test_committed_json_schemas_are_current(tmp_path: Path) -> None:
     assert set(attribution["required"]) >= {"candidates", "none_of_these", "manifest"}
 
 
-def test_parse_report_names_the_bad_field() -> None:
+def test_a_report_that_does_not_parse_names_the_bad_field() -> None:
     data = sample_report().model_dump(mode="json")
     data["probability"] = "high"
     with pytest.raises(InputError) as info:
-        parse_report(json.dumps(data), source="r.json")
+        parse_any_report(json.dumps(data), source="r.json")
     assert info.value.field == "probability"
     assert info.value.path == "r.json"
 
 
-def test_read_report_rejects_html_without_data(tmp_path: Path) -> None:
+def test_a_page_or_file_without_report_data_is_refused(tmp_path: Path) -> None:
     page = tmp_path / "other.html"
     page.write_text("<html><body>hello</body></html>")
     with pytest.raises(InputError, match="no embedded distillprint report"):
-        read_report(page)
+        parse_any_report(read_report_text(page), source=page)
     junit = tmp_path / "distillprint.xml"
     junit.write_text('<?xml version="1.0" encoding="utf-8"?>\n<testsuites/>\n')
     with pytest.raises(InputError, match="not a report: verify the --json or --report file"):
-        read_report(junit)
+        parse_any_report(read_report_text(junit), source=junit)
 
 
 def test_reports_of_schema_1_0_without_stages_still_load() -> None:

@@ -164,10 +164,6 @@ class HFBackend(Backend):
             return self._tokenizer_loader()
         return self.load().tokenizer
 
-    @property
-    def uses_chat_template(self) -> bool:
-        return self.load().tokenizer.chat_template is not None
-
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         if not requests:
             return []

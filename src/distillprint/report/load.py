@@ -22,14 +22,6 @@ def write_report_json(report: ScoreReport | AttributionReport, path: str | Path)
     return write_text_atomically(Path(path), report.model_dump_json(indent=2) + "\n")
 
 
-def parse_report(text: str, *, source: str | Path = "<report>") -> ScoreReport:
-    """Parse a score report from JSON text or from an HTML page made by ``render_html``."""
-    report = parse_any_report(text, source=source)
-    if not isinstance(report, ScoreReport):
-        raise InputError("an attribution report, not a score report", path=source)
-    return report
-
-
 def parse_any_report(
     text: str, *, source: str | Path = "<report>"
 ) -> ScoreReport | AttributionReport:
@@ -68,7 +60,3 @@ def read_report_text(path: str | Path) -> str:
         return source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read report: {exc}", path=source) from exc
-
-
-def read_report(path: str | Path) -> ScoreReport:
-    return parse_report(read_report_text(path), source=path)
