@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +19,8 @@ _SQLITE_READONLY = 8
 _SQLITE_CANTOPEN = 14
 _SQLITE_NOTADB = 26
 Tables = dict[str, list[str]]
+# SQLite caps the number of parameters one statement may bind (999 before 3.32).
+PARAMETER_CHUNK = 500
 #: None is autocommit; the others name the BEGIN that Python issues before a write
 IsolationLevel = Literal["DEFERRED", "EXCLUSIVE", "IMMEDIATE"] | None
 
@@ -168,3 +170,10 @@ def open_error(error: sqlite3.Error, path: Path, what: str, *, read_only: bool) 
     if code == _SQLITE_NOTADB:
         return InputError(f"not a {what} ({error})", path=path)
     return InputError(f"cannot open the {what} ({error})", path=path)
+
+
+def parameter_chunks(values: Iterable[str], size: int = PARAMETER_CHUNK) -> Iterator[list[str]]:
+    """Values in lists short enough to bind in one ``IN (...)`` clause."""
+    wanted = list(values)
+    for start in range(0, len(wanted), size):
+        yield wanted[start : start + size]

@@ -38,7 +38,13 @@ from distillprint.core_types import (
     text_sha256,
 )
 from distillprint.errors import InputError
-from distillprint.sqlite_files import column_mismatch, open_sqlite, prepare, read_tables
+from distillprint.sqlite_files import (
+    column_mismatch,
+    open_sqlite,
+    parameter_chunks,
+    prepare,
+    read_tables,
+)
 
 RECORD_SCHEMA_VERSION = 1
 #: a claim older than this is free again even if its process may live (another host, a hang)
@@ -251,7 +257,7 @@ class ResponseStore:
         if keys is None:
             self._db.execute(f"DELETE FROM claims WHERE {mine}", (_HOST, os.getpid()))
             return
-        for chunk in _chunks(keys):
+        for chunk in parameter_chunks(keys):
             self._db.execute(
                 f"DELETE FROM claims WHERE {mine} AND key IN ({','.join('?' * len(chunk))})",
                 (_HOST, os.getpid(), *chunk))
@@ -264,7 +270,7 @@ class ResponseStore:
     def _select_by_keys(
         self, columns: str, keys: Iterable[str], table: str = "responses"
     ) -> Iterator[Any]:
-        for chunk in _chunks(keys):
+        for chunk in parameter_chunks(keys):
             marks = ",".join("?" * len(chunk))
             query = f"SELECT {columns} FROM {table} WHERE key IN ({marks})"
             for row in self._db.execute(query, chunk):
@@ -428,13 +434,6 @@ def _response_row(
         created_at,
         __version__,
     )
-
-
-def _chunks(keys: Iterable[str], size: int = 500) -> Iterator[list[str]]:
-    """Keys in lists short enough for one statement's bound parameters (SQLite's limit)."""
-    wanted = list(keys)
-    for start in range(0, len(wanted), size):
-        yield wanted[start : start + size]
 
 
 def _row_to_record(row: sqlite3.Row) -> StoredResponse:

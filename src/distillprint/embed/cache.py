@@ -19,7 +19,13 @@ from distillprint.core_types import text_sha256
 from distillprint.embed.base import Embedder, FloatArray, model_fingerprint
 from distillprint.embed.combined import CombinedEmbedder
 from distillprint.errors import InputError
-from distillprint.sqlite_files import column_mismatch, open_sqlite, prepare, read_tables
+from distillprint.sqlite_files import (
+    column_mismatch,
+    open_sqlite,
+    parameter_chunks,
+    prepare,
+    read_tables,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (
@@ -42,8 +48,6 @@ _WHAT = "distillprint embedding cache"
 # Columns named: an accepted cache need only have the right columns, not in this order.
 _INSERT_VECTOR = (f"INSERT OR REPLACE INTO vectors ({', '.join(_VECTOR_COLUMNS)}) "
                   f"VALUES ({', '.join('?' * len(_VECTOR_COLUMNS))})")
-# SQLite caps the number of bound parameters per statement.
-LOOKUP_CHUNK = 500
 OPEN_TIMEOUT_S = 60.0
 
 
@@ -75,8 +79,7 @@ class EmbeddingCache:
     def get_many(self, keys: Sequence[str], name: str, version: str) -> dict[str, FloatArray]:
         found: dict[str, FloatArray] = {}
         unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), LOOKUP_CHUNK):
-            chunk = unique[start : start + LOOKUP_CHUNK]
+        for chunk in parameter_chunks(unique):
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
                 "SELECT text_sha256, dim, vector FROM vectors "
