@@ -30,6 +30,7 @@ from distillprint.score.pairwise import PairFeatures, pair_features
 from distillprint.score.stats import Decision, Verdict, VerdictPolicy, decide_steady
 from distillprint.score.training import load_classifier_config, training_data
 from distillprint.score_cmd import Staging
+from distillprint.score_run import StopOn
 
 Key = tuple[str, str]  # (teacher, suspect)
 
@@ -120,9 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         Plan(f"all {n} prompts", Staging()),
         Plan("64 prompts", Staging(), budget=64),
         Plan("128 prompts", Staging(), budget=128),
-        Plan(f"64 -> 128 -> 256 -> {n}, stop on any verdict", Staging((64, 128, 256), "any")),
+        Plan(f"64 -> 128 -> 256 -> {n}, stop on any verdict", Staging((64, 128, 256), StopOn.ANY)),
         Plan(f"64 -> 128 -> 256 -> {n}, stop only on distilled", Staging((64, 128, 256))),
-        Plan(f"128 -> {n}, stop on any verdict", Staging((128,), "any")),
+        Plan(f"128 -> {n}, stop on any verdict", Staging((128,), StopOn.ANY)),
     ]
     stages = sorted({look for plan in plans for look in plan.looks(n)})
     labels = {(p.teacher, p.suspect): p.label for p in data.pairs if p.label is not None}

@@ -7,7 +7,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 from rich.console import Console
 from rich.markup import escape
@@ -47,6 +46,7 @@ from distillprint.score_run import (
     ModelSpec,
     RunNotes,
     RunSettings,
+    StopOn,
     background_log_specs,
     gather_evidence,
     log_path,
@@ -80,9 +80,6 @@ def _scoring(path: Path | None) -> ScoringModel:
     return ScoringModel.load(path) if path is not None else default_model()
 
 
-StopOn = Literal["distilled", "any"]
-
-
 @dataclass(frozen=True)
 class Staging:
     """A budget grown in stages: score on the first ``sizes`` probes (a nested stratified
@@ -90,7 +87,7 @@ class Staging:
     verdict is ``distilled`` (or, with ``stop_on="any"``, any decisive verdict)."""
 
     sizes: tuple[int, ...] = ()
-    stop_on: StopOn = "distilled"
+    stop_on: StopOn = StopOn.DISTILLED
 
     def looks(self, n_probes: int) -> list[int | None]:
         """Stage sizes below the set's size, then ``None`` for the whole set."""
@@ -99,7 +96,7 @@ class Staging:
     def stops(self, verdict: str) -> bool:
         if verdict == Verdict.DISTILLED:
             return True
-        return self.stop_on == "any" and verdict == Verdict.NOT_DISTILLED
+        return self.stop_on is StopOn.ANY and verdict == Verdict.NOT_DISTILLED
 
 
 def _score_once(
@@ -168,7 +165,7 @@ def _score_in_stages(
         if staging.stops(pair.verdict):
             break
     plan = StagePlan(alpha=alpha, looks=[look or n_probes for look in looks],
-                     stop_on=staging.stop_on) if len(looks) > 1 else None
+                     stop_on=staging.stop_on.value) if len(looks) > 1 else None
     return pair, evidence, background_labels, stages, plan
 
 

@@ -11,6 +11,7 @@ import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 from rich.console import Console
@@ -36,6 +37,13 @@ from distillprint.report.schema import (
 from distillprint.score.answers import ModelAnswers, degenerate_answers
 from distillprint.secrets import known_secrets
 from distillprint.store import ResponseStore, StoredResponse, stored_identity
+
+
+class StopOn(StrEnum):
+    """When a budget grown in stages stops: at the first ``distilled``, or at any verdict."""
+
+    DISTILLED = "distilled"
+    ANY = "any"
 
 
 @dataclass(frozen=True)

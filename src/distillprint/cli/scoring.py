@@ -32,7 +32,7 @@ from distillprint.cli.common import (
     run_settings,
 )
 from distillprint.errors import InputError
-from distillprint.score_run import ModelSpec
+from distillprint.score_run import ModelSpec, StopOn
 
 ATTRIBUTE_HELP = (
     "Rank candidate teachers for a suspect, including 'none of these'.\n\n"
@@ -90,15 +90,13 @@ def score(
         ),
     ] = None,
     stop_on: Annotated[
-        str, typer.Option(help="Stop at the first stage that is 'distilled' or 'any' verdict.")
-    ] = "distilled",
+        StopOn, typer.Option(help="Stop at the first stage that is 'distilled' or 'any' verdict.")
+    ] = StopOn.DISTILLED,
 ) -> None:
     """Collect what is missing, then score how likely SUSPECT was distilled from TEACHER."""
     from distillprint.score.stats import VerdictPolicy
     from distillprint.score_cmd import Staging, score_command
 
-    if stop_on not in ("distilled", "any"):
-        raise InputError("must be 'distilled' or 'any'", field="stop-on")
     if fail_inconclusive and fail_above is None:
         raise InputError("gates nothing without --fail-above (the gate it widens)",
                          field="fail-inconclusive")
@@ -117,7 +115,7 @@ def score(
         alpha=alpha, scoring_model=scoring_model, html=report, json_path=json_out,
         markdown=markdown, junit=junit, fail_above=fail_above,
         fail_inconclusive=fail_inconclusive, console=console, out=out,
-        staging=Staging(tuple(sorted(set(stage or []))), stop_on),  # type: ignore[arg-type]
+        staging=Staging(tuple(sorted(set(stage or []))), stop_on),
     )
     raise typer.Exit(code=code)
 
