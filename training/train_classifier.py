@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from distillprint.atomic import write_text_atomically
 from distillprint.errors import DistillprintError
 from distillprint.locations import check_result_path
 from distillprint.score.model_card import CARD_FILE, check_card_is_ours, model_card
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         check_card_is_ours(cfg.out.parent, cfg.name)
         model, metrics = train_scoring_model(cfg)
         model.save(cfg.out)
-        (cfg.out.parent / CARD_FILE).write_text(model_card(model))
+        write_text_atomically(cfg.out.parent / CARD_FILE, model_card(model))
     except DistillprintError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

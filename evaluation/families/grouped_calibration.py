@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
+from distillprint.atomic import write_text_atomically
 from distillprint.bench.evaluate import verdict_tally
 from distillprint.bench.metrics import auroc, expected_calibration_error
 from distillprint.score.classifier import DistillationClassifier
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                          model.predict_proba(x_fam)[:, 1], model.tail_p_values(x_fam)))
     text = "\n".join([*lines, "", "Verdict counts are the thresholds' alone (P >= 0.8 and "
                       "p <= 0.05; no leave-one-background-out rule), as in specificity.md.", ""])
-    args.out.write_text(text, encoding="utf-8")
+    write_text_atomically(args.out, text)
     print(text)
     return 0
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from distillprint.answers import answer_log_paths
+from distillprint.atomic import write_text_atomically
 from distillprint.bench.evaluate import verdict_tally
 from distillprint.bench.metrics import auroc, expected_calibration_error
 from distillprint.score.answers import load_model_answers, shared_prompt_ids
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     dev_cells, family_cells = evaluate_joint(*shipped, params)
     lines.append(f"| `random`, trained on development **and families** pairs | {dev_cells} | "
                  f"{family_cells} |")
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomically(args.out, "\n".join(lines) + "\n")
     return 0
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distillprint.atomic import write_text_atomically
 from distillprint.embed.base import FloatArray, unit_mean_norm
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.command import default_cache_path
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Draws: {trials} per model and k (seed {seed}), as in results.json.", "",
         f"Top confusions at k = {ks[-1]} on all shared prompts (true -> guessed, of {trials} "
         "draws):", *confusions, ""])
-    args.out.write_text(text, encoding="utf-8")
+    write_text_atomically(args.out, text)
     print(text)
     return 0
 

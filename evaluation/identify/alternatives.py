@@ -19,6 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from distillprint.atomic import write_text_atomically
 from distillprint.embed.base import FloatArray, l2_normalize
 from distillprint.embed.cache import EmbeddingCache
 from distillprint.embed.command import default_cache_path
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = " | ".join(f"{v:.3f}" for v in char_ngram_row(data, draws))
     lines.append(f"| character 2-5-gram TF-IDF | logistic regression per response, summed "
                  f"log-probabilities | {cells} |")
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomically(args.out, "\n".join(lines) + "\n")
     print(lines[-1])
     return 0
 

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.linalg
 from sklearn.decomposition import TruncatedSVD
 
+from distillprint.atomic import write_text_atomically
 from distillprint.embed.base import FloatArray, l2_normalize, unit_mean_norm
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.command import default_cache_path
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(wrong: {'; '.join(f'{a} -> {b}' for a, b in wrong) or 'none'}).",
         "",
     ]
-    args.out.write_text("\n".join(lines), encoding="utf-8")
+    write_text_atomically(args.out, "\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from distillprint import __version__
 from distillprint.answers import answer_log_paths
+from distillprint.atomic import write_text_atomically
 from distillprint.provenance import command_line, git_commit
 from distillprint.score.answers import (
     ModelAnswers,
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {row.file} | {row.background} | {row.rule} | {' | '.join(cells)} | "
                      f"{row.reversed_pairs} of {sum(row.pairs.values())} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomically(args.out, "\n".join(lines) + "\n")
     result = {
         "rows": [asdict(row) for row in rows],
         "settings": {"sizes": args.sizes, "draws": args.draws, "seeds": "numpy default_rng(size)",
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "package_version": __version__,
         "git_commit": git_commit(),
     }
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    write_text_atomically(args.out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out} ({time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distillprint.atomic import write_text_atomically
 from distillprint.bench.metrics import wilson_interval
 from distillprint.bench.predict import GridPredictions, predict_cross_validated
 from distillprint.score.api import scores_without_each
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(lines[-1], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    write_text_atomically(args.out, "\n".join(lines) + "\n")
     return 0
 
 

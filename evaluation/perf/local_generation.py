@@ -29,6 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
+from distillprint.atomic import write_text_atomically
 from distillprint.backends import BackendOptions, create_backend
 from distillprint.backends.hf import HFBackend
 from distillprint.core_types import Generation, GenerationRequest
@@ -152,8 +153,8 @@ def main() -> None:
         "rows": rows,
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out_dir / f"{args.name}.md").write_text(_markdown(result))
+    write_text_atomically(args.out_dir / f"{args.name}.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomically(args.out_dir / f"{args.name}.md", _markdown(result))
     print(_markdown(result))
 
 

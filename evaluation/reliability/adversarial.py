@@ -31,6 +31,7 @@ from rich.console import Console
 
 from distillprint import __version__
 from distillprint.answers import answer_log_paths, load_answer_log, model_name_from_path
+from distillprint.atomic import write_text_atomically
 from distillprint.bench.adversarial import (
     TEACHER_IDENTITIES,
     Rewrite,
@@ -302,9 +303,9 @@ def main() -> int:
         "work_dir": str(args.work_dir), "elapsed_s": round(time.perf_counter() - started, 1),
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.md").write_text(markdown(table, meta), encoding="utf-8")
+    write_text_atomically(args.out_dir / f"{args.name}.md", markdown(table, meta))
     payload = {"settings": meta, "rows": table, "unattacked": list(_before(rows).values())}
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    write_text_atomically(args.out_dir / f"{args.name}.json", json.dumps(payload, indent=1) + "\n")
     console.print(f"wrote {args.out_dir / args.name}.md and .json")
     return 0
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from distillprint.atomic import write_text_atomically
 from distillprint.bench.lineage import run_lineage_benchmark
 from distillprint.bench.lineage_config import LineageConfig
 from distillprint.probes import Probe, ProbeSet, load_probe_set
@@ -91,7 +92,7 @@ def main() -> int:
             and r["suspect"] in {"gemma-chitchat", "gemma-smollm2", *variants}]
     keep = ("teacher", "suspect", "relation", "label", "probability", "p_value", "verdict")
     table = [{k: r[k] for k in keep} for r in rows]
-    (HERE / "adversarial_live.json").write_text(json.dumps(table, indent=1) + "\n")
+    write_text_atomically(HERE / "adversarial_live.json", json.dumps(table, indent=1) + "\n")
     lines = ["# Adversarial suspects on live zoo models", "",
              f"System prompt claiming the teacher's identity: \"{CLAIM}\". Regenerate with "
              "`python evaluation/reliability/adversarial_live.py` (needs the zoo's students).",
@@ -102,7 +103,7 @@ def main() -> int:
         q = "n/a" if r["p_value"] is None else f"{r['p_value']:.4f}"
         lines.append(f"| {r['suspect']} | {r['relation']} | {r['label']} | {p} | {q} | "
                      f"{r['verdict']} |")
-    (HERE / "adversarial_live.md").write_text("\n".join(lines) + "\n")
+    write_text_atomically(HERE / "adversarial_live.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from distillprint import __version__
+from distillprint.atomic import write_text_atomically
 from distillprint.backends import BackendOptions, create_backend
 from distillprint.backends._http import encode_json_body
 from distillprint.backends.echo import EchoBackend
@@ -330,9 +331,9 @@ def main() -> int:
         row["wall_ratio"] = round(row["wall_s"] / baseline, 2)
     env = _environment(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.json").write_text(
-        json.dumps({"environment": env, "rows": rows}, indent=2) + "\n", encoding="utf-8")
-    (args.out_dir / f"{args.name}.md").write_text(_markdown(rows, env), encoding="utf-8")
+    write_text_atomically(args.out_dir / f"{args.name}.json",
+                          json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
+    write_text_atomically(args.out_dir / f"{args.name}.md", _markdown(rows, env))
     # every row, two collectors included, must be exact
     bad = [r["scenario"] for r in rows if r["stored"] != args.probes or r["duplicates"]
            or r["failed"] or r["resent_after_stored"]]

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from distillprint.atomic import write_text_atomically
 from distillprint.bench.lineage import run_lineage_benchmark
 from distillprint.bench.lineage_config import LineageConfig
 from distillprint.bench.lineage_report import write_lineage_report
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for path in write_lineage_report(result, out_dir):
         print("wrote", path)
-    (out_dir / "zoo.md").write_text(zoo_markdown(result))
+    write_text_atomically(out_dir / "zoo.md", zoo_markdown(result))
     print("wrote", probability_heatmap(result, out_dir / "heatmap.png"))
     return 0
 

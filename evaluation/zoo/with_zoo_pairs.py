@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distillprint.atomic import write_text_atomically
 from distillprint.bench.evaluate import verdict_tally
 from distillprint.bench.metrics import auroc, expected_calibration_error
 from distillprint.score.stats import VerdictPolicy
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             ("zoo, every pair", _summary(pz, vz, y_zoo)),
         ):
             lines.append(f"| {name} | {label} | " + " | ".join(summary.values()) + " |")
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomically(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from distillprint.atomic import write_text_atomically
+
 
 def machine_load() -> str:
     """``uptime``'s line: the load averages the numbers were measured under."""
@@ -28,8 +30,8 @@ def write_results(
     """Write ``<name>.json``, ``<name>.md`` and (unless ``plot`` is None, for a table with
     no curve to draw) ``<name>.png``, and print the table."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / f"{name}.md").write_text(markdown)
+    write_text_atomically(out_dir / f"{name}.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomically(out_dir / f"{name}.md", markdown)
     if plot is not None:
         plot(out_dir / f"{name}.png")
     print(markdown)

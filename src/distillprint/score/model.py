@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from distillprint.atomic import write_text_atomically
 from distillprint.core_types import canonical_json
 from distillprint.errors import InputError
 from distillprint.score.classifier import ClassifierParams, DistillationClassifier
@@ -210,8 +211,8 @@ class ScoringModel:
         return hashlib.sha256(canonical_json(self.to_dict()).encode("utf-8")).hexdigest()
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+        # whole or not at all: a killed retrain must not leave the shipped model half written
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> ScoringModel:
