@@ -196,9 +196,7 @@ def score_command(
                                  fail_inconclusive) as run:
         scoring = _scoring(scoring_model)
         run_notes = RunNotes(console)
-        # the folders are read once, not once per look: their notes are said once too
         specs = [*named, *background_log_specs(settings, named, run_notes)]
-        settings = replace(settings, background_dirs=())
         gate = None if fail_above is None else GateSettings(fail_above, fail_inconclusive)
         if gate is not None:
             background = [spec for spec in specs if spec.role == "background"]
@@ -364,7 +362,8 @@ def attribute_command(
                    settings, scoring_model)
     scoring = _scoring(scoring_model)
     run_notes = RunNotes(console)
-    evidence = gather_evidence(named, settings, run_notes)
+    evidence = gather_evidence([*named, *background_log_specs(settings, named, run_notes)],
+                               settings, run_notes)
     labels = list(evidence.answers)
     suspect_label, teacher_labels = labels[0], labels[1 : 1 + len(teachers)]
     background_labels = _background_labels(evidence, [suspect_label, *teacher_labels])

@@ -204,11 +204,12 @@ def gather_evidence(
 ) -> Evidence:
     """Validate every input first, then collect what the store lacks for each spec.
 
-    ``notes`` is shared by the calls of one run (the looks of a budget grown in stages)."""
+    ``specs`` is every model of the run, the ``--background-dir`` folders' logs included
+    (``background_log_specs``, read once per run, not once per look); ``notes`` is shared by
+    the calls of one run (the looks of a budget grown in stages)."""
     console = notes.console
     notes.next_look()
     probe_set = settings.probe_set()
-    specs = [*specs, *background_log_specs(settings, specs, notes)]
     backends = [
         (spec, create_backend(spec.spec, BackendOptions(
             base_url=spec.base_url, timeout_s=settings.timeout_s, batch_size=settings.batch_size,
