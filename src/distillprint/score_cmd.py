@@ -31,7 +31,7 @@ from distillprint.report.render_html import render_attribution_html
 from distillprint.report.render_markdown import render_attribution_markdown
 from distillprint.report.schema import Stage, StagePlan
 from distillprint.score import display
-from distillprint.score.api import DEFAULT_POLICY, PairScore, attribute, score_pair
+from distillprint.score.api import DEFAULT_POLICY, Attribution, PairScore, attribute, score_pair
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.stats import Verdict, VerdictPolicy
 from distillprint.score_report import (
@@ -343,37 +343,12 @@ def _candidate_caveats(evidence: Evidence, suspect: str, candidates: list[str]) 
     return remarks
 
 
-def attribute_command(
-    *,
-    suspect: ModelSpec,
-    teachers: Sequence[ModelSpec],
-    background: Sequence[ModelSpec],
-    settings: RunSettings,
-    scoring_model: Path | None,
-    json_path: Path | None,
+def _print_attribution(
+    result: Attribution, evidence: Evidence, suspect_label: str, teacher_labels: list[str],
     out: Console,
-    console: Console,
-    markdown: Path | None = None,
-    html: Path | None = None,
-) -> int:
-    """Returns the exit code: 4 when collection left requests failed, else 0."""
-    named = [suspect, *teachers, *background]
-    _check_outputs({"--report": html, "--json": json_path, "--markdown": markdown}, named,
-                   settings, scoring_model)
-    scoring = _scoring(scoring_model)
-    run_notes = RunNotes(console)
-    evidence = gather_evidence([*named, *background_log_specs(settings, named, run_notes)],
-                               settings, run_notes)
-    labels = list(evidence.answers)
-    suspect_label, teacher_labels = labels[0], labels[1 : 1 + len(teachers)]
-    background_labels = _background_labels(evidence, [suspect_label, *teacher_labels])
-    result = attribute(
-        evidence.answers[suspect_label],
-        [evidence.answers[label] for label in teacher_labels],
-        [evidence.answers[label] for label in background_labels],
-        model=scoring,
-        cache_dir=settings.cube_cache,
-    )
+) -> list[str]:
+    """The ranking as a table and what weakens it as notes; returns the candidates' caveats,
+    which the report's notes carry too."""
     cuts = (DEFAULT_POLICY.distilled_above, DEFAULT_POLICY.not_distilled_below)
     table = Table("rank", "candidate teacher", "posterior", "P(distilled)", "p-value",
                   title=f"Who taught {suspect_label}?")
@@ -417,6 +392,41 @@ def attribute_command(
                   f"candidates: {listed}{f' and {more} more' if more > 0 else ''}. 'none of "
                   "these' weighs only the candidates named, so it cannot rule these out; name "
                   "them with --teacher to rank them too", markup=False)
+    return remarks
+
+
+def attribute_command(
+    *,
+    suspect: ModelSpec,
+    teachers: Sequence[ModelSpec],
+    background: Sequence[ModelSpec],
+    settings: RunSettings,
+    scoring_model: Path | None,
+    json_path: Path | None,
+    out: Console,
+    console: Console,
+    markdown: Path | None = None,
+    html: Path | None = None,
+) -> int:
+    """Returns the exit code: 4 when collection left requests failed, else 0."""
+    named = [suspect, *teachers, *background]
+    _check_outputs({"--report": html, "--json": json_path, "--markdown": markdown}, named,
+                   settings, scoring_model)
+    scoring = _scoring(scoring_model)
+    run_notes = RunNotes(console)
+    evidence = gather_evidence([*named, *background_log_specs(settings, named, run_notes)],
+                               settings, run_notes)
+    labels = list(evidence.answers)
+    suspect_label, teacher_labels = labels[0], labels[1 : 1 + len(teachers)]
+    background_labels = _background_labels(evidence, [suspect_label, *teacher_labels])
+    result = attribute(
+        evidence.answers[suspect_label],
+        [evidence.answers[label] for label in teacher_labels],
+        [evidence.answers[label] for label in background_labels],
+        model=scoring,
+        cache_dir=settings.cube_cache,
+    )
+    remarks = _print_attribution(result, evidence, suspect_label, teacher_labels, out)
     report = build_attribution_report(result, evidence, scoring, teacher_labels,
                                       background_labels, DEFAULT_POLICY,
                                       [*run_notes.messages, *remarks])
