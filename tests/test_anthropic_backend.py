@@ -167,6 +167,18 @@ async def test_malformed_success_is_retryable(made: list[AnthropicBackend]) -> N
     script = [Canned(200, {"type": "message"})]
     with ScriptedServer(script) as server, pytest.raises(RetryableError, match="content list"):
         await generate(make(made, server.url))
+    empty = [Canned(200, {"type": "message", "content": []})]
+    with ScriptedServer(empty) as server, pytest.raises(RetryableError, match="stop_reason"):
+        await generate(make(made, server.url))
+
+
+async def test_an_empty_answer_that_says_why_it_stopped_is_an_answer(
+    made: list[AnthropicBackend],
+) -> None:
+    body = {"type": "message", "content": [], "stop_reason": "end_turn"}
+    with ScriptedServer([Canned(200, body)]) as server:
+        generation = await generate(make(made, server.url))
+    assert (generation.text, generation.finish_reason) == ("", "stop")
 
 
 async def test_redirects_are_not_followed_so_the_key_stays_home(

@@ -83,10 +83,14 @@ class AnthropicBackend(Backend):
         blocks = body.get("content")
         if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
             raise self._api.malformed("a content list", body)
+        stop = body.get("stop_reason")
+        if not blocks and not isinstance(stop, str):
+            # the API sends an empty list for an empty answer, always with why it stopped:
+            # without that it is a broken reply (a proxy's), worth asking again
+            raise self._api.malformed("content or a stop_reason", body)
         text = "".join(
             b["text"] for b in blocks if b.get("type") == "text" and isinstance(b.get("text"), str)
         )
-        stop = body.get("stop_reason")
         usage = json_object(body.get("usage"))
         return Generation(
             text=self._api.answer_text(text),
