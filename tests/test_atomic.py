@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from distillprint.atomic import replaced_atomically
+from distillprint.atomic import replaced_atomically, write_text_atomically
 
 
 def test_a_failed_write_leaves_the_target_and_no_temporary_file(tmp_path: Path) -> None:
@@ -49,3 +54,28 @@ def test_an_unwritable_folder_names_the_target_not_the_temporary_file(tmp_path: 
     with pytest.raises(OSError) as info, replaced_atomically(target):
         pass
     assert info.value.filename == str(target)
+
+
+def test_a_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "report.md"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_text_atomically(fifo, "# report\n")
+    reader.join(10)
+    assert received == ["# report\n"] and stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_dev_stdout_appends_to_where_the_shell_sends_it(tmp_path: Path) -> None:
+    log = tmp_path / "ci.log"
+    log.write_text("earlier step\n")
+    script = ("from pathlib import Path; from distillprint.atomic import write_text_atomically; "
+              "print('collecting', flush=True); "
+              "write_text_atomically(Path('/dev/stdout'), '# report\\n'); print('verdict: x')")
+    with log.open("a") as appended:  # as `>> ci.log` opens it
+        subprocess.run([sys.executable, "-c", script], stdout=appended, check=True)
+    assert log.read_text() == "earlier step\ncollecting\n# report\nverdict: x\n"
+    with (tmp_path / "truncated.log").open("w") as replaced:  # as `> ci.log` opens it
+        subprocess.run([sys.executable, "-c", script], stdout=replaced, check=True)
+    assert (tmp_path / "truncated.log").read_text() == "collecting\n# report\nverdict: x\n"

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from distillprint.embed.command import default_cache_path
-from distillprint.locations import cache_root
+from distillprint.errors import InputError
+from distillprint.locations import cache_root, check_result_path
 from distillprint.models_catalog import model_cache_dir
 
 
@@ -36,3 +38,20 @@ def test_documented_variable_wins_and_the_old_one_still_works(
 def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISTILLPRINT_CACHE_DIR", "")
     assert cache_root() == Path.home() / ".cache" / "distillprint"
+
+
+def test_an_output_is_refused_before_any_work_where_it_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distillprint import locations
+
+    fifo = tmp_path / "stream.md"
+    os.mkfifo(fifo)
+    check_result_path(fifo, "--markdown")  # a stream is written into, where it is
+    # as a user without write permission sees it (root, which runs CI here, is never denied)
+    monkeypatch.setattr(locations.os, "access", lambda path, mode: False)
+    with pytest.raises(InputError, match="its folder is not writable") as info:
+        check_result_path(tmp_path / "report.md", "--markdown")
+    assert info.value.field == "--markdown"
+    with pytest.raises(InputError, match="permission denied"):
+        check_result_path(fifo, "--markdown")

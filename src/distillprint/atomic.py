@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +38,14 @@ def replaced_atomically(target: Path) -> Iterator[Path]:
 def write_text_atomically(target: Path, text: str) -> Path:
     """``text`` written whole to ``target`` (its folders made), or not at all. A new file
     replaces the old one instead of writing into it, so a name hard-linked to another file
-    (a log, the store) never changes that file; a symlink keeps pointing at the file written."""
+    (a log, the store) never changes that file; a symlink keeps pointing at the file written.
+
+    A name for a stream rather than a file (``/dev/stdout``, a FIFO, a terminal, a device) is
+    written into instead: replacing it would swap the device for a file, or the file a shell
+    redirects the output to (``--markdown /dev/stdout >> ci.log``) for a new one."""
+    if is_stream(target):
+        _write_to_stream(target, text)
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with replaced_atomically(target.resolve()) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -57,3 +68,33 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# the names of a process's open descriptors: whatever they lead to is the caller's stream
+_DESCRIPTOR_NAME = re.compile(r"/(dev/(stdout|stderr|fd/\d+)|proc/(self|\d+)/fd/\d+)")
+
+
+def is_stream(path: Path) -> bool:
+    """An existing name that is not a plain file to replace: a device, a FIFO, or one of the
+    process's descriptors (even one redirected to a plain file)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) or _DESCRIPTOR_NAME.fullmatch(str(path.absolute())) is not None
+
+
+def _write_to_stream(path: Path, text: str) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            same = os.path.samestat(path.stat(), os.fstat(stream.fileno()))
+        except (OSError, ValueError, io.UnsupportedOperation):  # a stream with no descriptor
+            same = False
+        if same:
+            # through the process's own stream: a second descriptor on the same file would
+            # write at its own offset, over what the process prints before or after
+            stream.write(text)
+            stream.flush()
+            return
+    with path.open("a", encoding="utf-8") as handle:  # "a": never truncate what it leads to
+        handle.write(text)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from distillprint.answers import read_from_folder
+from distillprint.atomic import is_stream
 from distillprint.errors import InputError
 
 #: documented in evaluation/identify/README.md; ``DISTILLPRINT_CACHE`` is still honoured.
@@ -46,11 +47,19 @@ def check_result_path(out: Path, field: str | None = None) -> None:
     or a file whose folder cannot be created."""
     if out.is_dir():
         raise InputError("the result path is a folder; name a file", path=out, field=field)
+    if is_stream(out):  # /dev/stdout, a FIFO: written into, where it is
+        if not os.access(out, os.W_OK):
+            raise InputError("cannot be written (permission denied)", path=out, field=field)
+        return
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create its folder ({exc.strerror or exc})", path=out,
                          field=field) from None
+    # the file is replaced by one made beside it: the folder is what must be writable
+    if not os.access(out.resolve().parent, os.W_OK | os.X_OK):
+        raise InputError("cannot be written: its folder is not writable", path=out,
+                         field=field)
 
 
 def check_outputs(
