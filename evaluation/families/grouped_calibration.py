@@ -26,6 +26,7 @@ from sklearn.model_selection import GroupKFold
 from distillprint.atomic import write_text_atomically
 from distillprint.bench.evaluate import verdict_tally
 from distillprint.bench.metrics import auroc, expected_calibration_error
+from distillprint.bench.result_types import LineageResult
 from distillprint.score.classifier import DistillationClassifier
 from distillprint.score.model import default_model
 from distillprint.score.stats import VerdictPolicy
@@ -46,7 +47,8 @@ class TeacherGroupedCalibration(DistillationClassifier):
 
 
 def labelled_rows(path: Path, features: list[str]) -> tuple[np.ndarray, ...]:
-    rows = [r for r in json.loads(path.read_text())["pairs"] if r["label"] is not None]
+    result: LineageResult = json.loads(path.read_text())
+    rows = [r for r in result["pairs"] if r["label"] is not None]
     x = np.array([[r["features"][name] for name in features] for r in rows], dtype=float)
     return (x, np.array([r["label"] for r in rows]), np.array([r["teacher"] for r in rows]))
 

@@ -91,7 +91,7 @@ def main() -> int:
     rows = [r for r in result["pairs"] if r["teacher"] == "smollm2-135m-instruct"
             and r["suspect"] in {"gemma-chitchat", "gemma-smollm2", *variants}]
     keep = ("teacher", "suspect", "relation", "label", "probability", "p_value", "verdict")
-    table = [{k: r[k] for k in keep} for r in rows]
+    table = [{k: value for k, value in r.items() if k in keep} for r in rows]
     write_text_atomically(HERE / "adversarial_live.json", json.dumps(table, indent=1) + "\n")
     lines = ["# Adversarial suspects on live zoo models", "",
              f"System prompt claiming the teacher's identity: \"{CLAIM}\". Regenerate with "

@@ -20,6 +20,7 @@ import numpy as np
 from distillprint.atomic import write_text_atomically
 from distillprint.bench.evaluate import verdict_tally
 from distillprint.bench.metrics import auroc, expected_calibration_error
+from distillprint.bench.result_types import LineageResult
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score.train import design, labelled_rows, leave_one_teacher_out
 from distillprint.score.training import load_classifier_config, training_data
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     dev = design(data.features, labelled_rows(data.pairs), cfg.features)
     keep = dev.y >= 0
     x_dev, y_dev, t_dev = dev.X[keep], dev.y[keep], np.asarray(dev.teachers)[keep]
-    zoo = [p for p in json.loads(args.zoo_results.read_text())["pairs"] if p["label"] is not None]
+    zoo_result: LineageResult = json.loads(args.zoo_results.read_text())
+    zoo = [p for p in zoo_result["pairs"] if p["label"] is not None]
     x_zoo = np.array([[p["features"][f] for f in cfg.features] for p in zoo], dtype=float)
     y_zoo = np.array([p["label"] for p in zoo])
     t_zoo = np.array([f"zoo:{p['teacher']}" for p in zoo])

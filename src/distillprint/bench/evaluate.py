@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from distillprint.bench.metrics import (
     floored_scores,
     tpr_at_fpr,
 )
+from distillprint.bench.result_types import AttributionSummary, DetectionMetrics, VerdictTally
 from distillprint.score.pairs import LabelledPair
 from distillprint.score.stats import Verdict, VerdictPolicy, decide, finite_or_none
 
@@ -29,7 +29,7 @@ def _round(value: float | None) -> float | None:
 
 def detection_metrics(
     pairs: Sequence[LabelledPair], scores: Grid, probabilities: Grid | None = None
-) -> dict[str, Any]:
+) -> DetectionMetrics:
     """AUROC and TPR at 1%/5% FPR over labelled pairs (ECE, with its 95% bootstrap interval
     over suspects, when probabilities are given).
 
@@ -40,7 +40,7 @@ def detection_metrics(
     y = np.array([p.label for p in labelled], dtype=int)
     raw = np.array([scores.get((p.teacher, p.suspect), math.nan) for p in labelled], dtype=float)
     scored = np.isfinite(raw)
-    out: dict[str, Any] = {
+    out: DetectionMetrics = {
         "auroc": None, "tpr_at_1pct_fpr": None, "tpr_at_5pct_fpr": None,
         "n_positive": int((y == 1).sum()),
         "n_negative": int((y == 0).sum()),
@@ -103,7 +103,7 @@ def attribution_cases(pairs: Sequence[LabelledPair], scores: Grid) -> list[Attri
     return cases
 
 
-def attribution_summary(cases: Sequence[AttributionCase]) -> dict[str, Any]:
+def attribution_summary(cases: Sequence[AttributionCase]) -> AttributionSummary:
     return {
         "attribution_correct": sum(c.correct for c in cases),
         "attribution_total": len(cases),
@@ -113,21 +113,24 @@ def attribution_summary(cases: Sequence[AttributionCase]) -> dict[str, Any]:
 def verdict_tally(
     labels: Sequence[int], probabilities: Sequence[float], p_values: Sequence[float],
     policy: VerdictPolicy,
-) -> dict[str, int]:
+) -> VerdictTally:
     """Labelled pairs by verdict under ``policy``'s thresholds, with its minimum prompt and
     background counts lifted (the callers measure where those minimums should sit) and without
     the rule that a verdict hold with any one background model left out: what the thresholds
     alone give."""
     ungated = replace(policy, min_prompts=0, min_background=0)
-    counts = dict.fromkeys(("negatives", "negatives_p_at_alpha", "negatives_distilled",
-                            "positives", "positives_distilled", "positives_not_distilled"), 0)
+    counts: VerdictTally = {
+        "negatives": 0, "negatives_p_at_alpha": 0, "negatives_distilled": 0,
+        "positives": 0, "positives_distilled": 0, "positives_not_distilled": 0,
+    }
     for label, probability, p_value in zip(labels, probabilities, p_values, strict=True):
         verdict = decide(float(probability), float(p_value), 0, 0, ungated).verdict
-        side = "negatives" if label == 0 else "positives"
-        counts[side] += 1
-        counts[f"{side}_distilled"] += verdict is Verdict.DISTILLED
         if label == 0:
+            counts["negatives"] += 1
+            counts["negatives_distilled"] += verdict is Verdict.DISTILLED
             counts["negatives_p_at_alpha"] += bool(p_value <= policy.alpha)
         else:
+            counts["positives"] += 1
+            counts["positives_distilled"] += verdict is Verdict.DISTILLED
             counts["positives_not_distilled"] += verdict is Verdict.NOT_DISTILLED
     return counts

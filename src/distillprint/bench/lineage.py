@@ -11,16 +11,21 @@ import json
 import math
 import platform
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from distillprint import __version__
 from distillprint.atomic import write_text_atomically
 from distillprint.bench import baselines as bl
-from distillprint.bench.evaluate import attribution_cases, attribution_summary, detection_metrics
+from distillprint.bench.evaluate import (
+    AttributionCase,
+    attribution_cases,
+    attribution_summary,
+    detection_metrics,
+)
 from distillprint.bench.lineage_config import LineageConfig, check_cv_labels
 from distillprint.bench.metrics import P_VALUE_ALPHAS
 from distillprint.bench.predict import (
@@ -30,6 +35,20 @@ from distillprint.bench.predict import (
     predict_with_artifact,
 )
 from distillprint.bench.query_budget import query_budget_curve
+from distillprint.bench.result_types import (
+    AttributionCaseRecord,
+    BaselineOutcome,
+    BaselineSettings,
+    DataProvenance,
+    LineageResult,
+    LookalikeShare,
+    MethodScores,
+    PairRecord,
+    Provenance,
+    PValueField,
+    PValueRates,
+    TeacherRelation,
+)
 from distillprint.locations import check_outputs
 from distillprint.provenance import git_commit
 from distillprint.score.answers import (
@@ -127,11 +146,11 @@ def _pair_records(
     cfg: LineageConfig,
     names: tuple[str, ...],
     answers: Mapping[str, ModelAnswers],
-) -> list[dict[str, Any]]:
+) -> list[PairRecord]:
     index = {m: i for i, m in enumerate(feats.models)}
     n_bg = int(feats.background.sum())
     policy = cfg.policy()
-    records = []
+    records: list[PairRecord] = []
     for p in pairs:
         key = (p.teacher, p.suspect)
         prob, pval = preds.probability.get(key), preds.p_value.get(key)
@@ -171,10 +190,10 @@ def _pair_records(
 
 def _lookalike_shares(
     feats: PairFeatures, scoring: ScoringModel, teachers: list[str], policy: VerdictPolicy
-) -> list[dict[str, Any]]:
+) -> list[LookalikeShare]:
     """Per teacher, the background models the shipped classifier calls its students."""
     n_background = int(feats.background.sum())
-    rows = []
+    rows: list[LookalikeShare] = []
     for teacher in teachers:
         found = teacher_lookalikes(scoring, feats, feats.models.index(teacher), policy) or ()
         rows.append({
@@ -186,8 +205,8 @@ def _lookalike_shares(
     return rows
 
 
-def _p_value_rates(records: list[dict[str, Any]], field: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _p_value_rates(records: list[PairRecord], field: PValueField) -> PValueRates:
+    out: PValueRates = {}
     for alpha in P_VALUE_ALPHAS:
         for label, name in ((0, "fpr"), (1, "tpr")):
             values = [r[field] for r in records if r["label"] == label]
@@ -204,7 +223,7 @@ def _baselines(
     cube: SimilarityCube,
     log: Log,
     disjoint: set[tuple[str, str]],
-) -> dict[str, Any]:
+) -> dict[str, BaselineOutcome]:
     """``disjoint``: pairs that answered no prompt in common, unscored by every baseline as by
     the scorer (a baseline would otherwise compare answers to different questions, or fill
     the missing answers with empty text)."""
@@ -212,7 +231,7 @@ def _baselines(
     teachers = sorted({p.teacher for p in pairs})
     rng = np.random.default_rng(cfg.seed)
     prompts = list(cube.prompt_ids)
-    out: dict[str, Any] = {}
+    out: dict[str, BaselineOutcome] = {}
     for name in cfg.baselines:
         started = time.perf_counter()
         try:
@@ -225,17 +244,18 @@ def _baselines(
         scores = {key: math.nan if key in disjoint else value for key, value in scores.items()}
         cases = attribution_cases(pairs, scores)
         labelled = [p for p in pairs if p.label is not None]
+        detection = detection_metrics(pairs, scores)
         out[name] = {
-            **detection_metrics(pairs, scores),
+            **detection,
             **attribution_summary(cases),
             **extra,
             "seconds": round(time.perf_counter() - started, 1),
             "pair_scores": [
-                [p.teacher, p.suspect, finite_or_none(scores.get((p.teacher, p.suspect)))]
+                (p.teacher, p.suspect, finite_or_none(scores.get((p.teacher, p.suspect))))
                 for p in labelled
             ],
         }
-        auroc = out[name]["auroc"]
+        auroc = detection["auroc"]
         log(f"baseline {name}: AUROC {'n/a' if auroc is None else f'{auroc:.3f}'}")
     return out
 
@@ -250,7 +270,7 @@ def _run_baseline(
     cube: SimilarityCube,
     prompts: list[str],
     rng: np.random.Generator,
-) -> tuple[dict[tuple[str, str], float], dict[str, Any]]:
+) -> tuple[dict[tuple[str, str], float], BaselineSettings]:
     if name == "tfidf_cosine":
         if "word" not in cube.views:
             raise ImportError("the scoring model has no 'word' view")
@@ -269,7 +289,7 @@ def _run_baseline(
 
 
 def _wrong_between_related(
-    cases: list[dict[str, Any]], relations: list[dict[str, Any]], threshold: float
+    cases: list[AttributionCaseRecord], relations: list[TeacherRelation], threshold: float
 ) -> int:
     """Wrong attributions whose predicted teacher and a true one score as related (either way
     round): the errors that ``attribute`` warns about."""
@@ -285,6 +305,16 @@ def _wrong_between_related(
     )
 
 
+def _attribution_record(case: AttributionCase) -> AttributionCaseRecord:
+    return {
+        "suspect": case.suspect,
+        "true_teachers": list(case.true_teachers),
+        "predicted": case.predicted,
+        "correct": case.correct,
+        "scores": case.scores,
+    }
+
+
 def _scored(
     pairs: list[LabelledPair],
     preds: GridPredictions,
@@ -293,12 +323,13 @@ def _scored(
     cfg: LineageConfig,
     scoring: ScoringModel,
     models: Sequence[ModelAnswers],
-) -> dict[str, Any]:
+    mode_reason: str,
+) -> MethodScores:
     """Headline metrics, per-pair records and attribution cases of the method itself."""
     answers = {model.name: model for model in models}
     records = _pair_records(pairs, preds, cube, feats, cfg, scoring.features, answers)
     cases = attribution_cases(pairs, preds.attribution_score)
-    verdicts = ("distilled", "not distilled", "inconclusive")
+    verdicts = Counter(r["verdict"] for r in records)
     return {
         # ranked by the score, not P, which rounds the surest pairs alike to 1.0
         **detection_metrics(pairs, preds.decision, preds.probability),
@@ -306,16 +337,21 @@ def _scored(
         "p_value": _p_value_rates(records, "p_value"),
         "conformal_p_value": _p_value_rates(records, "conformal_p_value"),
         "background_p_value": _p_value_rates(records, "background_p_value"),
-        "verdicts": {v: sum(r["verdict"] == v for r in records) for v in verdicts},
+        "verdicts": {
+            "distilled": verdicts["distilled"],
+            "not distilled": verdicts["not distilled"],
+            "inconclusive": verdicts["inconclusive"],
+        },
         "method": {
             "mode": preds.mode,
             "views": list(scoring.views),
             "features": list(scoring.features),
             "artifact": scoring.metadata.get("name"),
             "notes": preds.notes,
+            "mode_reason": mode_reason,
         },
         "pairs": records,
-        "attribution": [vars(c) | {"true_teachers": list(c.true_teachers)} for c in cases],
+        "attribution": [_attribution_record(c) for c in cases],
     }
 
 
@@ -325,22 +361,23 @@ def _provenance(
     n_prompts: int,
     pairs_csv: Path,
     response_dirs: list[Path],
-) -> dict[str, Any]:
+) -> Provenance:
+    data: DataProvenance = {
+        "pairs_csv": str(pairs_csv),
+        "response_dirs": [str(d) for d in response_dirs],
+        "n_models": comparison.n_available,
+        "n_models_used": len(comparison.answers),
+        "n_prompts": n_prompts,
+        "background": comparison.background,
+    }
+    # only when it happened, so that results without it stay byte-identical
+    if comparison.left_out:
+        data["left_out"] = {name: [str(a), str(b)]
+                            for name, (a, b) in sorted(comparison.left_out.items())}
+    if comparison.no_style:
+        data["left_out_no_style"] = dict(sorted(comparison.no_style.items()))
     return {
-        "data": {
-            "pairs_csv": str(pairs_csv),
-            "response_dirs": [str(d) for d in response_dirs],
-            "n_models": comparison.n_available,
-            "n_models_used": len(comparison.answers),
-            "n_prompts": n_prompts,
-            "background": comparison.background,
-            # only when it happened, so that results without it stay byte-identical
-            **({"left_out": {name: [str(a), str(b)]
-                             for name, (a, b) in sorted(comparison.left_out.items())}}
-               if comparison.left_out else {}),
-            **({"left_out_no_style": dict(sorted(comparison.no_style.items()))}
-               if comparison.no_style else {}),
-        },
+        "data": data,
         "config": cfg.model_dump(mode="json"),
         "seeds": {
             "background": cfg.seed,
@@ -360,7 +397,7 @@ def run_lineage_benchmark(
     *,
     config: LineageConfig | None = None,
     log: Log | None = None,
-) -> dict[str, Any]:
+) -> LineageResult:
     """Run the benchmark, write the result JSON to ``out`` (if given) and return it."""
     cfg = config or LineageConfig()
     say = log or (lambda _msg: None)
@@ -399,8 +436,7 @@ def run_lineage_benchmark(
     bg_mask = np.isin(np.array(cube.models), comparison.background)
     scorer = _scorer(mode, scoring, pairs, cfg)
     feats = pair_features(cube, bg_mask)
-    scored = _scored(pairs, scorer(feats), cube, feats, cfg, scoring, models)
-    scored["method"]["mode_reason"] = why_mode
+    scored = _scored(pairs, scorer(feats), cube, feats, cfg, scoring, models, why_mode)
     thin = [f"{r['teacher']} / {r['suspect']}" for r in scored["pairs"]
             if r["probability"] is None]
     if thin:
@@ -409,13 +445,13 @@ def run_lineage_benchmark(
             f"reasons say why), e.g. {', '.join(thin[:3])}")
     # with the shipped model in every mode: no teacher-vs-teacher pair is in its training data
     teachers = sorted({p.teacher for p in pairs})
-    scored["teacher_relations"] = [
+    relations: list[TeacherRelation] = [
         {"teacher": r.teacher, "suspect": r.suspect, "probability": finite_or_none(r.probability)}
         for r in candidate_relations(feats, scoring, teachers)
     ]
-    scored["teacher_lookalikes"] = _lookalike_shares(feats, scoring, teachers, cfg.policy())
-    scored["attribution_wrong_between_related"] = _wrong_between_related(
-        scored["attribution"], scored["teacher_relations"], cfg.policy().distilled_above
+    lookalikes = _lookalike_shares(feats, scoring, teachers, cfg.policy())
+    wrong_between_related = _wrong_between_related(
+        scored["attribution"], relations, cfg.policy().distilled_above
     )
     lap("score")
     disjoint = {(t, s) for t, s, _ in grid_rows(pairs)
@@ -434,10 +470,13 @@ def run_lineage_benchmark(
         policy=cfg.policy(),
     )
     lap("query_budget")
-    result = {
+    result: LineageResult = {
         "schema_version": RESULT_SCHEMA_VERSION,
         "kind": "lineage_benchmark",
         **scored,
+        "teacher_relations": relations,
+        "teacher_lookalikes": lookalikes,
+        "attribution_wrong_between_related": wrong_between_related,
         "baselines": base,
         "query_budget": budget,
         **_provenance(cfg, comparison, len(prompts), pairs_csv, response_dirs),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,14 @@ from distillprint.bench.metrics import (
     calibration_bins,
     floored_scores,
     fpr_resolution_note,
+)
+from distillprint.bench.result_types import (
+    AttributionSummary,
+    BudgetSummary,
+    LineageResult,
+    LookalikeShare,
+    PValueField,
+    Rate,
 )
 
 if TYPE_CHECKING:
@@ -31,20 +39,20 @@ def table_cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def attribution_cell(scores: dict[str, Any]) -> str:
+def attribution_cell(scores: AttributionSummary) -> str:
     """"correct/total", or "n/a" when no suspect had two candidate teachers to choose from."""
     total = scores["attribution_total"]
     return f"{scores['attribution_correct']}/{total}" if total else "n/a"
 
 
-def _ece_cell(result: dict[str, Any]) -> str:
+def _ece_cell(result: LineageResult) -> str:
     """The ECE with its bootstrap interval over suspects, where the result has one."""
     interval = result.get("ece_ci95")
     shown = table_cell(result.get("ece"))
     return shown if not interval else f"{shown} [{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
-def _method_rows(result: dict[str, Any]) -> list[str]:
+def _method_rows(result: LineageResult) -> list[str]:
     rows = [
         f"| {METHOD_LABEL} ({result['method']['mode']}) | {table_cell(result['auroc'])} | "
         f"{table_cell(result['tpr_at_1pct_fpr'])} | {table_cell(result['tpr_at_5pct_fpr'])} | "
@@ -66,7 +74,7 @@ def _resolution_lines(n_negative: int | None) -> list[str]:
     return [] if note is None else ["", f"({note}.)"]
 
 
-def markdown_summary(result: dict[str, Any]) -> str:
+def markdown_summary(result: LineageResult) -> str:
     data = result["data"]
     lines = [
         "# Lineage benchmark",
@@ -86,7 +94,8 @@ def markdown_summary(result: dict[str, Any]) -> str:
         + " |",
         "|---" * (1 + 2 * len(P_VALUE_ALPHAS)) + "|",
     ]
-    for field in ("p_value", "conformal_p_value", "background_p_value"):
+    fields: tuple[PValueField, ...] = ("p_value", "conformal_p_value", "background_p_value")
+    for field in fields:
         r = result.get(field)
         if r is None:
             continue
@@ -146,7 +155,7 @@ def markdown_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _lookalike_lines(rows: list[dict[str, Any]]) -> list[str]:
+def _lookalike_lines(rows: list[LookalikeShare]) -> list[str]:
     if not rows:
         return []
     lines = [
@@ -169,14 +178,14 @@ def _lookalike_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _rate_cell(entry: dict[str, Any]) -> str:
+def _rate_cell(entry: Rate) -> str:
     if entry["rate"] is None:
         return "n/a"
     low, high = entry["ci95"]
     return f"{entry['rate']:.3f} [{low:.2f}, {high:.2f}] ({entry['count']}/{entry['of']})"
 
 
-def _budget_validity_lines(result: dict[str, Any]) -> list[str]:
+def _budget_validity_lines(result: LineageResult) -> list[str]:
     rows = [s for s in result["query_budget"]["summary"] if "fixed_model" in s]
     if not rows:
         return []
@@ -208,7 +217,7 @@ def _budget_validity_lines(result: dict[str, Any]) -> list[str]:
 
 
 def method_scores(
-    result: dict[str, Any], scorer_label: str = METHOD_LABEL
+    result: LineageResult, scorer_label: str = METHOD_LABEL
 ) -> dict[str, dict[tuple[str, str], float | None]]:
     """Each method's score per (teacher, suspect): the classifier's decision score (P rounds
     the surest pairs alike to 1.0, so the metrics rank by the score) and each baseline's."""
@@ -220,19 +229,19 @@ def method_scores(
     return methods
 
 
-def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
+def write_plots(result: LineageResult, out_dir: Path) -> list[Path]:
     import matplotlib
 
     with matplotlib.rc_context({"text.parse_math": False}):  # '$' in model names is text
         return _write_plots(result, out_dir)
 
 
-def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
+def _write_plots(result: LineageResult, out_dir: Path) -> list[Path]:
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     out_dir.mkdir(parents=True, exist_ok=True)
     labelled = [p for p in result["pairs"] if p["label"] is not None]
-    y = np.array([int(p["label"]) for p in labelled])
+    y = np.array([p["label"] for p in labelled], dtype=int)
     paths = []
 
     fig = Figure(figsize=(5, 5))
@@ -270,8 +279,9 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     x = [s["n_prompts"] for s in summary]
-    ax.plot(x, [s["auroc_mean"] for s in summary], marker="o", label="AUROC (mean)")
-    ax.plot(x, [s["auroc_min"] for s in summary], ls="--", label="AUROC (min over seeds)")
+    ax.plot(x, _nan_for_none(s["auroc_mean"] for s in summary), marker="o", label="AUROC (mean)")
+    ax.plot(x, _nan_for_none(s["auroc_min"] for s in summary), ls="--",
+            label="AUROC (min over seeds)")
     total = max(summary[0]["attribution_total"], 1) if summary else 1
     accuracy = [s["attribution_correct_mean"] / total for s in summary]
     ax.plot(x, accuracy, marker="s", label="attribution accuracy")
@@ -286,6 +296,12 @@ def _write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     return paths
 
 
+def _nan_for_none(values: Iterable[float | None]) -> np.ndarray:
+    """An undefined metric as NaN: matplotlib leaves it out of a line, as it does None, which
+    its type hints do not admit."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
 def _budget_axis(ax: Any, budgets: Sequence[float]) -> None:
     """A log-2 axis ticked at the budgets themselves, as plain numbers: the default log ticks
     are mathtext ('$2^{3}$'), which the plots' parse_math=False (for '$' in model names)
@@ -296,19 +312,19 @@ def _budget_axis(ax: Any, budgets: Sequence[float]) -> None:
 
 
 def _plot_budget_validity(
-    summary: list[dict[str, Any]], cfg: dict[str, Any], out_dir: Path
+    summary: list[BudgetSummary], cfg: dict[str, Any], out_dir: Path
 ) -> Path:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     x = np.array([s["n_prompts"] for s in summary], dtype=float)
+    fixed = [s["fixed_model"] for s in summary]
     series = (
-        ("negatives_p_at_alpha", "negatives with p <= alpha", "o"),
-        ("negatives_distilled", "negatives called distilled", "s"),
+        ("negatives with p <= alpha", "o", [f["negatives_p_at_alpha"] for f in fixed]),
+        ("negatives called distilled", "s", [f["negatives_distilled"] for f in fixed]),
     )
-    for key, label, marker in series:
-        entries = [s["fixed_model"][key] for s in summary]
+    for label, marker, entries in series:
         rate = np.array([e["rate"] if e["rate"] is not None else np.nan for e in entries])
         low = np.array([e["ci95"][0] for e in entries])
         high = np.array([e["ci95"][1] for e in entries])
@@ -332,7 +348,7 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def write_lineage_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
+def write_lineage_report(result: LineageResult, out_dir: Path) -> list[Path]:
     """``results.md`` plus ``roc.png``, ``calibration.png``, ``query_budget.png`` and
     ``budget_validity.png``."""
     md = write_text_atomically(out_dir / "results.md", markdown_summary(result))

@@ -16,7 +16,6 @@ evidence for where that minimum sits.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -28,6 +27,16 @@ from distillprint.bench.evaluate import (
 )
 from distillprint.bench.metrics import expected_calibration_error, wilson_interval
 from distillprint.bench.predict import GridPredictions
+from distillprint.bench.result_types import (
+    BudgetRun,
+    BudgetSummary,
+    BudgetValidityRow,
+    FixedModelCounts,
+    FixedModelSummary,
+    QueryBudget,
+    Rate,
+    TallyKey,
+)
 from distillprint.score.cube import SimilarityCube
 from distillprint.score.pairs import LabelledPair
 from distillprint.score.pairwise import PairFeatures, pair_features
@@ -54,7 +63,7 @@ def _scored_labelled(
 
 def _verdict_counts(
     pairs: list[LabelledPair], preds: GridPredictions, policy: VerdictPolicy
-) -> dict[str, Any]:
+) -> FixedModelCounts:
     """Labelled pairs by outcome under the P / p thresholds (no minimum-prompt gate)."""
     labels, probabilities, p_values = _scored_labelled(pairs, preds)
     counts = verdict_tally(labels, probabilities, p_values, policy)
@@ -63,18 +72,23 @@ def _verdict_counts(
 
 
 def _one_run(
+    seed: int | None,
     cube: SimilarityCube,
     background: np.ndarray,
     pairs: list[LabelledPair],
     scorer: Scorer,
     fixed_scorer: Scorer | None,
     policy: VerdictPolicy,
-) -> dict[str, Any]:
+) -> BudgetRun:
+    """Every pair scored on ``cube``'s prompts, recorded with the ``seed`` that drew them (None:
+    all prompts, no draw)."""
     feats = pair_features(cube, background)
     preds = scorer(feats)
     detection = detection_metrics(pairs, preds.decision)
     attribution = attribution_summary(attribution_cases(pairs, preds.attribution_score))
-    run = {
+    run: BudgetRun = {
+        "n_prompts": len(cube.prompt_ids),
+        "seed": seed,
         "auroc": detection["auroc"],
         "tpr_at_5pct_fpr": detection["tpr_at_5pct_fpr"],
         **attribution,
@@ -85,7 +99,7 @@ def _one_run(
     return run
 
 
-def _rate(successes: int, total: int) -> dict[str, Any]:
+def _rate(successes: int, total: int) -> Rate:
     low, high = wilson_interval(successes, total)
     rate = successes / total if total else None
     return {
@@ -96,27 +110,29 @@ def _rate(successes: int, total: int) -> dict[str, Any]:
     }
 
 
-def _fixed_model_summary(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _fixed_model_summary(counted: list[FixedModelCounts]) -> FixedModelSummary | None:
     """Counts pooled over the seeds' draws, with 95% Wilson intervals."""
-    counted = [r["fixed_model"] for r in runs if "fixed_model" in r]
     if not counted:
         return None
-    total = {k: sum(c[k] for c in counted) for k in counted[0] if k != "ece"}
+
+    def total(key: TallyKey) -> int:
+        return sum(c[key] for c in counted)
+
     eces = [c["ece"] for c in counted if c["ece"] is not None]
     return {
-        "negatives_p_at_alpha": _rate(total["negatives_p_at_alpha"], total["negatives"]),
-        "negatives_distilled": _rate(total["negatives_distilled"], total["negatives"]),
-        "positives_distilled": _rate(total["positives_distilled"], total["positives"]),
-        "positives_not_distilled": _rate(total["positives_not_distilled"], total["positives"]),
+        "negatives_p_at_alpha": _rate(total("negatives_p_at_alpha"), total("negatives")),
+        "negatives_distilled": _rate(total("negatives_distilled"), total("negatives")),
+        "positives_distilled": _rate(total("positives_distilled"), total("positives")),
+        "positives_not_distilled": _rate(total("positives_not_distilled"), total("positives")),
         "ece_mean": round(float(np.mean(eces)), 4) if eces else None,
     }
 
 
-def _summary(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
+def _summary(runs: list[BudgetRun], budget: int) -> BudgetSummary:
     aurocs = [r["auroc"] for r in runs if r["auroc"] is not None]
     tprs = [r["tpr_at_5pct_fpr"] for r in runs if r["tpr_at_5pct_fpr"] is not None]
     attributed = [r["attribution_correct"] for r in runs]
-    summary = {
+    summary: BudgetSummary = {
         "n_prompts": budget,
         "runs": len(runs),
         "auroc_mean": round(float(np.mean(aurocs)), 4) if aurocs else None,
@@ -125,7 +141,7 @@ def _summary(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
         "attribution_correct_mean": round(float(np.mean(attributed)), 3),
         "attribution_total": runs[0]["attribution_total"] if runs else 0,
     }
-    fixed = _fixed_model_summary(runs)
+    fixed = _fixed_model_summary([r["fixed_model"] for r in runs if "fixed_model" in r])
     if fixed is not None:
         summary["fixed_model"] = fixed
     return summary
@@ -146,22 +162,22 @@ def verdict_validity(
     n_seeds: int,
     seed: int,
     policy: VerdictPolicy,
-) -> list[dict[str, Any]]:
+) -> list[BudgetValidityRow]:
     """Per budget below the cube's prompt count: ``fixed_scorer``'s verdict error rates pooled
     over ``n_seeds`` draws (the table a scoring model carries about suspects that answered
     fewer prompts than it was trained on)."""
     n_prompts = len(cube.prompt_ids)
-    rows = []
+    rows: list[BudgetValidityRow] = []
     for budget in sorted({b for b in budgets if 0 < b < n_prompts}):
-        runs = []
+        counted = []
         negative_p_values: list[float] = []
         for offset in range(n_seeds):
             subset = cube.subset_prompts(_draw(n_prompts, budget, seed + offset))
             preds = fixed_scorer(pair_features(subset, background))
-            runs.append({"fixed_model": _verdict_counts(pairs, preds, policy)})
+            counted.append(_verdict_counts(pairs, preds, policy))
             labels, _, p_values = _scored_labelled(pairs, preds)
             negative_p_values += [p for label, p in zip(labels, p_values, strict=True) if not label]
-        summary = _fixed_model_summary(runs)
+        summary = _fixed_model_summary(counted)
         assert summary is not None
         rows.append(
             {
@@ -186,7 +202,7 @@ def query_budget_curve(
     seed: int,
     fixed_scorer: Scorer | None = None,
     policy: VerdictPolicy | None = None,
-) -> dict[str, Any]:
+) -> QueryBudget:
     """Per budget (and 'all'): runs with seeds ``seed .. seed + n_seeds - 1`` and a summary.
 
     ``fixed_scorer`` scores a subset's features with classifiers fitted on all prompts (the
@@ -194,21 +210,20 @@ def query_budget_curve(
     """
     policy = policy or VerdictPolicy()
     n_prompts = len(cube.prompt_ids)
-    runs: list[dict[str, Any]] = []
-    summary: list[dict[str, Any]] = []
+    runs: list[BudgetRun] = []
+    summary: list[BudgetSummary] = []
     for budget in sorted({b for b in budgets if 0 < b < n_prompts}):
         per_budget = []
         for offset in range(n_seeds):
-            result = {"n_prompts": budget, "seed": seed + offset}
             subset = cube.subset_prompts(_draw(n_prompts, budget, seed + offset))
-            result.update(_one_run(subset, background, pairs, scorer, fixed_scorer, policy))
-            per_budget.append(result)
+            per_budget.append(
+                _one_run(seed + offset, subset, background, pairs, scorer, fixed_scorer, policy)
+            )
         runs += per_budget
         summary.append(_summary(per_budget, budget))
-    full = {"n_prompts": n_prompts, "seed": None}
     # on every prompt, classifiers fitted on all prompts are the scorer's own: score once
     on_all = None if fixed_scorer is None else scorer
-    full.update(_one_run(cube, background, pairs, scorer, on_all, policy))
+    full = _one_run(None, cube, background, pairs, scorer, on_all, policy)
     runs.append(full)
     summary.append(_summary([full], n_prompts))
     return {"budgets": [s["n_prompts"] for s in summary], "runs": runs, "summary": summary}

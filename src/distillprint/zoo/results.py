@@ -11,21 +11,22 @@ import numpy as np
 
 from distillprint.bench.lineage_report import method_scores, table_cell
 from distillprint.bench.metrics import auroc, floored_scores
+from distillprint.bench.result_types import LineageResult, PairRecord
 
 #: positive relations that are plain distillation; the others are the hard variants
 PLAIN = ("distilled", "distilled_half_data")
 
 
-def _subset_auroc(pairs: Sequence[dict[str, Any]], scores: dict[tuple[str, str], float | None],
+def _subset_auroc(pairs: Sequence[PairRecord], scores: dict[tuple[str, str], float | None],
                   relations: Sequence[str]) -> float | None:
     chosen = [p for p in pairs if p["label"] == 0 or (p["label"] == 1 and p["relation"] in
                                                       relations)]
     values = [scores.get((p["teacher"], p["suspect"])) for p in chosen]
-    value = auroc([p["label"] for p in chosen], floored_scores(values))
+    value = auroc([int(p["label"] == 1) for p in chosen], floored_scores(values))
     return None if value is None else round(value, 4)
 
 
-def variant_table(result: dict[str, Any]) -> list[dict[str, Any]]:
+def variant_table(result: LineageResult) -> list[dict[str, Any]]:
     """AUROC of each method for each kind of positive against every negative pair."""
     pairs = [p for p in result["pairs"] if p["label"] is not None]
     variants = sorted({p["relation"] for p in pairs if p["label"] == 1})
@@ -43,11 +44,11 @@ def variant_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def accused_controls(result: dict[str, Any]) -> list[dict[str, Any]]:
+def accused_controls(result: LineageResult) -> list[PairRecord]:
     return [p for p in result["pairs"] if p["label"] == 0 and p["verdict"] == "distilled"]
 
 
-def zoo_markdown(result: dict[str, Any]) -> str:
+def zoo_markdown(result: LineageResult) -> str:
     variants = variant_table(result)
     methods = [k for k in variants[0] if k not in ("positives", "n_positive")] if variants else []
     lines = ["## Detection by distillation variant (AUROC against every negative pair)", "",
@@ -70,7 +71,7 @@ def zoo_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def probability_heatmap(result: dict[str, Any], path: Path) -> Path:
+def probability_heatmap(result: LineageResult, path: Path) -> Path:
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
     teachers = sorted({p["teacher"] for p in result["pairs"]})
