@@ -853,6 +853,24 @@ def test_a_run_stopped_by_bad_input_still_leaves_its_junit_error(
         f"file:{logs['student']} vs file:{logs['teacher']}")
 
 
+def test_answers_reused_from_a_set_of_another_name_verify(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    assert score_logs(tmp_path, logs).exit_code == 0  # stored under the set "prompts"
+    renamed = tmp_path / "renamed.json"
+    renamed.write_bytes(logs["prompts"].read_bytes())
+    report = tmp_path / "renamed-report.json"
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(renamed), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(logs["background"]), "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["manifest"]["probe_set"] == "renamed"
+    verified = CliRunner().invoke(app, ["verify", str(report), "--store",
+                                        str(tmp_path / "s.sqlite")])
+    assert verified.exit_code == 0, verified.output
+
+
 def test_an_interrupted_run_leaves_an_interrupted_junit_error(tmp_path: Path) -> None:
     from distillprint.score_cmd import _junit_if_the_run_fails
     from distillprint.score_run import ModelSpec
