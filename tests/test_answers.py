@@ -114,6 +114,20 @@ def test_logs_with_and_without_probe_ids_join_on_the_prompt_text(tmp_path: Path)
     assert shared_prompt_ids(list(probed_only.values())) == ["p0"]  # ids kept when all have them
 
 
+def test_a_prompt_written_with_other_line_ends_or_trailing_space_is_the_same_prompt(
+    tmp_path: Path,
+) -> None:
+    asked = ["Write a poem.\nMake it short.", "Name a colour."]
+    (tmp_path / "alpaca.json").write_text(json.dumps(
+        [{"instruction": prompt, "output": "answer"} for prompt in asked]))
+    (tmp_path / "windows.json").write_text(json.dumps(
+        [{"instruction": prompt.replace("\n", "\r\n") + " \n", "output": "mine"}
+         for prompt in asked]))
+    joined = load_model_answers(answer_log_paths([tmp_path]))
+    assert shared_prompt_ids(list(joined.values())) == sorted(asked)
+    assert joined["windows"].prompts["Name a colour."] == "Name a colour. \n"  # as logged
+
+
 def test_a_log_file_given_instead_of_a_folder_counts_as_itself(tmp_path: Path) -> None:
     log = tmp_path / "solo.jsonl"
     log.write_text('{"prompt": "p", "response": "r"}\n')

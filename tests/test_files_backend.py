@@ -82,7 +82,9 @@ async def test_missing_answers_are_not_invented(tmp_path: Path) -> None:
     with pytest.raises(AnswerNotAvailable, match="probe 'nope'"):
         await answer(backend, ask("Not in the log", probe_id="nope"))
     with pytest.raises(AnswerNotAvailable):
-        await answer(backend, ask("pick a colour."))  # exact match only
+        await answer(backend, ask("pick a colour."))  # the words as written
+    # but not the line ends or the space around them, which tools write differently
+    assert await answer(backend, ask("Pick a colour.\r\n")) == "Blue."
 
 
 @pytest.mark.parametrize("name", ["gpt-x.json", "gpt-x.json.gz"])

@@ -57,6 +57,12 @@ class AnswerLog:
         return joined
 
 
+def prompt_join_key(prompt: str) -> str:
+    """The prompt as logs are joined on when they carry no probe ids: the same question
+    written out by another tool (CRLF line ends, a trailing newline or space) is one prompt."""
+    return "\n".join(prompt.splitlines()).strip()
+
+
 def is_answer_log(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(ANSWER_LOG_SUFFIXES)
 

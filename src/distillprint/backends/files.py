@@ -21,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from distillprint.answers import AnswerLog, AnswerRecord, load_answer_log
+from distillprint.answers import AnswerLog, AnswerRecord, load_answer_log, prompt_join_key
 from distillprint.backends.base import AnswerNotAvailable, Backend, BackendOptions
 from distillprint.core_types import Generation, GenerationRequest, ModelIdentity
 from distillprint.errors import InputError
@@ -50,11 +50,12 @@ class FileBackend(Backend):
         self._by_prompt: dict[tuple[str, int], AnswerRecord] = {}
         conflicting = 0
         for record in log.records:
+            by_prompt = (prompt_join_key(record.prompt), record.sample_index)
             if record.probe_id:
                 first = self._by_probe.setdefault((record.probe_id, record.sample_index), record)
             else:
-                first = self._by_prompt.get((record.prompt, record.sample_index), record)
-            self._by_prompt.setdefault((record.prompt, record.sample_index), record)
+                first = self._by_prompt.get(by_prompt, record)
+            self._by_prompt.setdefault(by_prompt, record)
             conflicting += first.response != record.response
         if conflicting and self.path not in _WARNED:
             # which answer a duplicated key gets is a choice the log's author may not expect;
@@ -69,9 +70,10 @@ class FileBackend(Backend):
         record = self._by_probe.get((request.probe_id, index)) if request.probe_id else None
         # An id names one exact prompt: a record under the same id with another prompt comes
         # from another probe set (prompt lists number their items alpaca-0, alpaca-1, ...).
-        if record is not None and record.prompt == request.prompt:
+        prompt = prompt_join_key(request.prompt)
+        if record is not None and prompt_join_key(record.prompt) == prompt:
             return record
-        return self._by_prompt.get((request.prompt, index))
+        return self._by_prompt.get((prompt, index))
 
     def has_answer(self, request: GenerationRequest) -> bool:
         return self._find(request) is not None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -140,6 +141,9 @@ def mmd_two_sample(
     scores: dict[Key, float] = {}
     pvalues: dict[Key, float] = {}
     for t, s in keys:
+        if min(len(scaled[s]), len(scaled[t])) < 2:  # the unbiased estimate needs two a side
+            scores[(t, s)] = pvalues[(t, s)] = math.nan
+            continue
         x = np.concatenate([scaled[s], scaled[t]])
         gram = _rbf_gram(x, bandwidth)
         first = np.arange(len(x)) < len(scaled[s])

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distillprint.answers import AnswerLog, load_answer_log
+from distillprint.answers import AnswerLog, load_answer_log, prompt_join_key
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,8 @@ class ModelAnswers:
     """A model's answers: prompt id -> samples, plus optional category and prompt text.
 
     Prompt ids are how models are joined; for answer logs without probe ids the prompt text
-    itself is the id (AlpacaEval logs are joined on the instruction).
+    itself is the id (AlpacaEval logs are joined on the instruction, as ``prompt_join_key``
+    writes it; ``prompts`` keeps the text as logged).
     """
 
     name: str
@@ -29,7 +30,7 @@ class ModelAnswers:
         categories: dict[str, str] = {}
         prompts: dict[str, str] = {}
         for record in sorted(log.records, key=lambda r: r.sample_index):
-            key = record.probe_id or record.prompt
+            key = record.probe_id or prompt_join_key(record.prompt)
             responses.setdefault(key, []).append(record.response)
             prompts.setdefault(key, record.prompt)
             if record.category:
@@ -57,20 +58,23 @@ class ModelAnswers:
     @property
     def keyed_by_text(self) -> bool:
         """Joined on prompt text (a log without probe ids, such as AlpacaEval's)."""
-        return all(self.prompts.get(key, key) == key for key in self.responses)
+        return all(prompt_join_key(self.prompts.get(key, key)) == key for key in self.responses)
 
     def by_prompt_text(self) -> ModelAnswers:
         """The same answers keyed by prompt text; probes that share a text keep the first."""
         responses: dict[str, Sequence[str]] = {}
         categories: dict[str, str] = {}
+        prompts: dict[str, str] = {}
         for key, samples in self.responses.items():
             text = self.prompts.get(key, key)
-            if text in responses:
+            joined = prompt_join_key(text)
+            if joined in responses:
                 continue
-            responses[text] = samples
+            responses[joined] = samples
+            prompts[joined] = text
             if key in self.categories:
-                categories[text] = self.categories[key]
-        return ModelAnswers(self.name, responses, categories, {t: t for t in responses})
+                categories[joined] = self.categories[key]
+        return ModelAnswers(self.name, responses, categories, prompts)
 
 
 # Above this share of blank or identical answers a model has no style left to compare.
