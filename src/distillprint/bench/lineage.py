@@ -91,7 +91,9 @@ def _resolve_mode(
     # Scoring pairs the artifact was trained on would leak: refit by cross-validation then.
     if seen:
         return "cv", (f"auto: {in_training}, so the classifier is refitted by cross-validation "
-                      "(a pair scored only by classifiers fitted without its teacher)")
+                      "on this file's labels for every pair (each scored only by classifiers "
+                      "fitted without its teacher), not the shipped model; --classifier "
+                      "artifact scores with the shipped model as is")
     return "artifact", ("auto: no labelled pair is in the scoring model's training data, so "
                         "it scores them as is")
 
@@ -442,7 +444,8 @@ def run_lineage_benchmark(
     if thin:
         # usually logs that answered different prompts; every such pair is inconclusive
         say(f"warning: {len(thin)} of {len(pairs)} pairs could not be scored (each pair's "
-            f"reasons say why), e.g. {', '.join(thin[:3])}")
+            f"reasons say why), e.g. {', '.join(thin[:3])}; they rank lowest in AUROC and "
+            "TPR, count as wrong in attribution and are left out of ECE")
     # with the shipped model in every mode: no teacher-vs-teacher pair is in its training data
     teachers = sorted({p.teacher for p in pairs})
     relations: list[TeacherRelation] = [

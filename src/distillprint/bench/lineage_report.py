@@ -74,6 +74,23 @@ def _resolution_lines(n_negative: int | None) -> list[str]:
     return [] if note is None else ["", f"({note}.)"]
 
 
+RANKING_NOTE = ("AUROC and TPR rank the pairs by the classifier's score (`decision` in the "
+                "JSON; P rounds the surest pairs alike to 1.0), a pair nobody could score "
+                "lowest (and wrong in attribution); ECE is over the scored pairs.")
+
+
+def labelled_verdicts(result: LineageResult) -> str:
+    """The verdicts on the labelled pairs, by label: what a headline AUROC does not show (a
+    ranking can be perfect while unrelated pairs are still called ``distilled``)."""
+    order = ("distilled", "inconclusive", "not distilled")
+    parts = []
+    for label, name in ((1, "positives"), (0, "negatives")):
+        verdicts = [p["verdict"] for p in result["pairs"] if p["label"] == label]
+        counts = ", ".join(f"{verdicts.count(verdict)} {verdict}" for verdict in order)
+        parts.append(f"{len(verdicts)} {name}: {counts}")
+    return "; ".join(parts)
+
+
 def markdown_summary(result: LineageResult) -> str:
     data = result["data"]
     lines = [
@@ -81,11 +98,14 @@ def markdown_summary(result: LineageResult) -> str:
         "",
         f"{data['n_models']} models in the folders, {len(data['background'])} of them "
         f"background, {data['n_prompts']} prompts. Verdicts: "
-        f"{', '.join(f'{n} {verdict}' for verdict, n in result['verdicts'].items())}.",
+        f"{', '.join(f'{n} {verdict}' for verdict, n in result['verdicts'].items())}. "
+        f"Labelled pairs: {labelled_verdicts(result)}.",
         "",
         "| method | AUROC | TPR@1%FPR | TPR@5%FPR | ECE | attribution |",
         "|---|---|---|---|---|---|",
         *_method_rows(result),
+        "",
+        RANKING_NOTE,
         *_resolution_lines(result.get("n_negative")),
         "",
         "## p-values (share of pairs with p <= alpha)",

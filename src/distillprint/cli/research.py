@@ -59,6 +59,7 @@ def benchmark_lineage(
     from distillprint.bench.lineage_config import load_lineage_config
     from distillprint.bench.lineage_report import (
         attribution_cell,
+        labelled_verdicts,
         table_cell,
         write_lineage_report,
     )
@@ -86,6 +87,7 @@ def benchmark_lineage(
         f"  -> {out_path}",
         markup=False,
     )
+    out.print(f"labelled pairs: {labelled_verdicts(result)}", markup=False)
 
 
 @benchmark_app.command("identify")
