@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 from distillprint.cli import app
 from distillprint.errors import InputError
 from distillprint.score.model import default_model
+from distillprint.store import ResponseStore
 
 N_PROMPTS = 40
 VOCAB = [f"word{index}" for index in range(24)]
@@ -379,6 +380,21 @@ def test_a_model_named_as_teacher_and_suspect_is_refused(
     ])
     assert isinstance(result.exception, InputError)
     assert "model 'file:teacher' is named twice" in str(result.exception)
+    # two logs that declare one model name: refused before either is stored
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(logs["teacher"].read_bytes().replace(b'"response": "', b'"response": "x'))
+    (tmp_path / "copy-dir").mkdir()
+    renamed = tmp_path / "copy-dir" / "teacher.jsonl"  # the file name is the model's name
+    copy.rename(renamed)
+    store = tmp_path / "clash.sqlite"
+    clash = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{renamed}",
+        "--probes", str(logs["prompts"]), "--store", str(store)])
+    assert isinstance(clash.exception, InputError)
+    assert "both name their model 'file:teacher'" in str(clash.exception)
+    if store.exists():
+        with ResponseStore(store, read_only=True) as stored:
+            assert stored.count() == 0
 
 
 @pytest.mark.parametrize(

@@ -225,6 +225,7 @@ def gather_evidence(
     # the whole set, not a staged look's sample: a log may answer only later looks' probes
     full = probe_set if settings.probe_limit is None else replace(
         settings, probe_limit=None).probe_set()
+    _check_named_models_differ(backends)
     _check_logs_answer_the_probes(backends, full)
     evidence = Evidence(probe_set)
     with ResponseStore(settings.store) as store:
@@ -389,6 +390,30 @@ async def _collect_one(
     return [found[key] for key in plan.keys if key in found], summary
 
 
+def _name_clash(spec: ModelSpec, holder: str, label: str) -> InputError:
+    if holder == spec.spec:
+        return InputError(f"model '{label}' is named twice", field=spec.role)
+    return InputError(
+        f"{spec.spec} and {holder} both name their model '{label}'; answers are kept by "
+        "model name, so give one log another name (its 'model' field, or 'generator' in "
+        "AlpacaEval JSON)",
+        field=spec.role,
+    )
+
+
+def _check_named_models_differ(backends: Sequence[tuple[ModelSpec, Backend]]) -> None:
+    """Before anything is stored: the models a run names (not its background, whose clashes
+    leave the later one out) must carry names of their own."""
+    holders: dict[str, str] = {}
+    for spec, backend in backends:
+        if spec.role == "background":
+            continue
+        label = stored_identity(backend.identity).label
+        if label in holders:
+            raise _name_clash(spec, holders[label], label)
+        holders[label] = spec.spec
+
+
 def _add_stored(
     evidence: Evidence, spec: ModelSpec, identity: ModelIdentity, records: list[StoredResponse],
     answers: ModelAnswers,
@@ -397,14 +422,7 @@ def _add_stored(
     label = identity.label
     if label in evidence.answers:
         holder = next(entry.spec for entry in evidence.entries if entry.label == label)
-        if holder == spec.spec:
-            raise InputError(f"model '{label}' is named twice", field=spec.role)
-        raise InputError(
-            f"{spec.spec} and {holder} both name their model '{label}'; answers are kept by "
-            "model name, so give one log another name (its 'model' field, or 'generator' in "
-            "AlpacaEval JSON)",
-            field=spec.role,
-        )
+        raise _name_clash(spec, holder, label)
     if records:
         cut = sum(record.finish_reason == "length" for record in records)
         evidence.cut_share[label] = cut / len(records)
