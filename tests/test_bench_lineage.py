@@ -171,6 +171,20 @@ def test_artifact_mode_is_deterministic(tmp_path: Path) -> None:
     assert first["auroc"] >= 0.9
 
 
+def test_a_suspect_that_is_a_copy_of_its_teacher_is_said_to_be_one(tmp_path: Path) -> None:
+    pairs_csv, answers = _write_zoo(tmp_path)
+    teacher, suspect = next((r["teacher"], r["suspect"]) for r in csv.DictReader(pairs_csv.open())
+                            if r["label"] == "1")
+    (answers / f"{suspect}.jsonl").write_bytes((answers / f"{teacher}.jsonl").read_bytes())
+    cfg = _config(tmp_path, classifier="artifact", baselines=[], budgets=[])
+    result = run_lineage_benchmark(pairs_csv, [answers], None, config=cfg)
+    copied = next(r for r in result["pairs"] if (r["teacher"], r["suspect"]) == (teacher, suspect))
+    assert any("word for word" in reason and "the same model" in reason
+               for reason in copied["reasons"])
+    unrelated = [r for r in result["pairs"] if r["label"] == 0]
+    assert not any("word for word" in reason for r in unrelated for reason in r["reasons"])
+
+
 def test_auto_mode_refits_when_the_artifact_saw_the_pairs(tmp_path: Path) -> None:
     pairs_csv, answers = _write_zoo(tmp_path)  # same pair names as the artifact's training set
     cfg = _config(tmp_path, baselines=[], budgets=[])

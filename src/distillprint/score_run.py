@@ -34,7 +34,7 @@ from distillprint.report.schema import (
     ResponseDigest,
     Role,
 )
-from distillprint.score.answers import ModelAnswers, degenerate_answers
+from distillprint.score.answers import ModelAnswers, copy_caveat, degenerate_answers
 from distillprint.secrets import known_secrets
 from distillprint.store import ResponseStore, StoredResponse, stored_identity
 
@@ -90,14 +90,6 @@ class RunSettings:
         return probe_set.with_sampling(temperature=self.temperature, max_tokens=self.max_tokens)
 
 
-#: a model whose answers are this much identical to another's is that model (or a copy of it)
-DUPLICATE_SHARE = 0.5
-
-
-def is_a_copy(same: int, shared: int) -> bool:
-    return shared > 0 and same >= DUPLICATE_SHARE * shared
-
-
 # One side's answers mostly cut at the token limit while the other's rarely are: the
 # lengths differ by the limit, not by the models.
 MOSTLY_CUT = 0.5
@@ -135,20 +127,10 @@ class Evidence:
 
     def copies(self, first: str, second: str) -> tuple[int, int] | None:
         """(identical, shared) answers when ``first`` gives ``second``'s very answers."""
-        same, shared = self.answers[first].identical_answers(self.answers[second])
-        return (same, shared) if is_a_copy(same, shared) else None
+        return self.answers[first].copy_of(self.answers[second])
 
     def identical_caveat(self, first: str, second: str) -> str | None:
-        """A model that gives another's very answers is that model (the same weights behind
-        another name or endpoint, or a copy of its log), which no score of style can tell
-        from a student: say so beside the verdict."""
-        copied = self.copies(first, second)
-        if copied is None:
-            return None
-        same, shared = copied
-        return (f"{same} of {shared} of {first}'s answers are word for word {second}'s: it may "
-                f"be {second} itself (the same model behind another name or endpoint, or a "
-                "copy of its answers) rather than a student of it")
+        return copy_caveat(self.answers[first], self.answers[second])
 
     def manifest_for(self, labels: Sequence[str], classifier: ComponentVersion) -> Manifest:
         wanted = set(labels)
@@ -301,9 +283,10 @@ def _repeats_a_candidate(
     similarity the score measures; leave it out, loudly."""
     named = [entry.label for entry in evidence.entries if entry.role != "background"]
     for name in named:
-        same, shared = answers.identical_answers(evidence.answers[name])
-        if is_a_copy(same, shared):
-            _left_out(notes, spec, f"{same} of {shared} answers are identical to {name}'s")
+        copied = answers.copy_of(evidence.answers[name])
+        if copied is not None:
+            _left_out(notes, spec, f"{copied[0]} of {copied[1]} answers are identical to "
+                                   f"{name}'s")
             return True
     return False
 

@@ -53,6 +53,7 @@ from distillprint.locations import check_outputs
 from distillprint.provenance import git_commit
 from distillprint.score.answers import (
     ModelAnswers,
+    copy_caveat,
     shared_prompt_ids,
 )
 from distillprint.score.api import (
@@ -170,6 +171,9 @@ def _pair_records(
         if reasons == ["features undefined"] and None not in features.values():
             # cross-validation fitted no classifier for this pair's fold (method.notes says why)
             reasons = ["no classifier could be fitted for this pair (see method.notes)"]
+        copied = copy_caveat(answers[p.suspect], answers[p.teacher])
+        if copied is not None:
+            reasons.append(copied)
         records.append(
             {
                 "teacher": p.teacher,

@@ -55,6 +55,12 @@ class ModelAnswers:
         same = sum(self.responses[key][i] == other.responses[key][i] for key, i in shared)
         return same, len(shared)
 
+    def copy_of(self, other: ModelAnswers) -> tuple[int, int] | None:
+        """(identical, shared) when this model gives ``other``'s very answers to at least
+        ``DUPLICATE_SHARE`` of their shared prompts: it is that model, or a copy of its log."""
+        same, shared = self.identical_answers(other)
+        return (same, shared) if shared > 0 and same >= DUPLICATE_SHARE * shared else None
+
     @property
     def keyed_by_text(self) -> bool:
         """Joined on prompt text (a log without probe ids, such as AlpacaEval's)."""
@@ -75,6 +81,23 @@ class ModelAnswers:
             if key in self.categories:
                 categories[joined] = self.categories[key]
         return ModelAnswers(self.name, responses, categories, prompts)
+
+
+#: a model whose answers are this much identical to another's is that model (or a copy of it)
+DUPLICATE_SHARE = 0.5
+
+
+def copy_caveat(first: ModelAnswers, second: ModelAnswers) -> str | None:
+    """A model that gives another's very answers is that model (the same weights behind
+    another name or endpoint, or a copy of its log), which no score of style can tell from a
+    student: the reason said beside the verdict."""
+    copied = first.copy_of(second)
+    if copied is None:
+        return None
+    same, shared = copied
+    return (f"{same} of {shared} of {first.name}'s answers are word for word {second.name}'s: "
+            f"it may be {second.name} itself (the same model behind another name or endpoint, "
+            "or a copy of its answers) rather than a student of it")
 
 
 # Above this share of blank or identical answers a model has no style left to compare.
