@@ -137,6 +137,14 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     tampered = runner.invoke(app, ["verify", str(outputs["json"]), "--store", str(store)])
     assert tampered.exit_code == 1
     assert "changed" in tampered.output and "alpaca-3" in tampered.output
+    # the answer kept, but the question it answered rewritten
+    db.execute("UPDATE responses SET messages = replace(messages, 'number 5?', 'number 50?') "
+               "WHERE model = 'student'")
+    db.commit()
+    rewritten = runner.invoke(app, ["verify", str(outputs["json"]), "--store", str(store)])
+    assert rewritten.exit_code == 1
+    assert "request edited: file:student alpaca-5 #0" in rewritten.output
+    assert "1 stored under an edited request" in rewritten.output
 
     db.execute("DROP TRIGGER responses_no_delete")
     db.execute("DELETE FROM responses WHERE model = 'student'")  # the suspect's evidence, gone

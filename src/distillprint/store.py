@@ -165,6 +165,13 @@ class StoredResponse:
     def identity(self) -> ModelIdentity:
         return ModelIdentity(self.backend, self.model, self.revision, self.base_url)
 
+    @property
+    def key_matches(self) -> bool:
+        """Whether the row is still the request it was stored under: its key is the hash of
+        the model, messages, settings and sample, so an edit of any of them shows here."""
+        request = GenerationRequest(self.messages, self.params, sample_index=self.sample_index)
+        return request_key(self.identity, request) == self.key
+
     def export_row(self) -> dict[str, object]:
         row = asdict(self)
         row["messages"] = [message.as_dict() for message in self.messages]

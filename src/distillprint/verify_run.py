@@ -25,6 +25,7 @@ def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
     # one model name may be stored from several endpoints: the one the report asked counts
     endpoints = {entry.label: entry.base_url for entry in manifest.models}
     current: list[ResponseDigest] = []
+    rekeyed: list[ResponseDigest] = []
     with ResponseStore(store_path, read_only=True) as store:
         # every probe set's rows: a run reuses answers stored under another set's name when
         # its prompts are the same (a renamed copy of a set, a second log of the same prompts)
@@ -34,10 +35,14 @@ def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
             endpoint = endpoints.get(label, "")
             # Only the evidence the report used: answers collected later are not a change.
             if key in wanted and endpoint in (None, record.base_url):
-                current.append(
-                    response_digest(label, record.probe_id, record.sample_index, record.response)
-                )
+                digest = response_digest(label, record.probe_id, record.sample_index,
+                                         record.response)
+                current.append(digest)
+                if not record.key_matches:
+                    rekeyed.append(digest)
     result = verify_manifest(manifest, current)
+    if rekeyed:
+        result = result.model_copy(update={"rekeyed": rekeyed, "ok": False})
     # A report without its hash (or a page without its seal) cannot show that its verdict is
     # as written: whether the hash was removed or the report predates it (schema < 1.3), the
     # report's own claim about its version could be edited too, so neither passes.

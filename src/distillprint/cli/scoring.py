@@ -196,9 +196,11 @@ def verify(
                   "matches what distillprint wrote", markup=False)
     problems = [("changed", c.model, c.probe_id, c.sample_index) for c in result.changed]
     problems += [("missing", d.model, d.probe_id, d.sample_index) for d in result.missing]
+    problems += [("request edited", d.model, d.probe_id, d.sample_index) for d in result.rekeyed]
     for kind, model, probe_id, sample_index in problems[:20]:
         out.print(f"{kind}: {model} {probe_id} #{sample_index}", markup=False)
     if len(problems) > 20:
         out.print(f"... and {len(problems) - 20} more", markup=False)
-    out.print(f"{len(result.changed)} changed, {len(result.missing)} missing answers")
+    edited = f", {len(result.rekeyed)} stored under an edited request" if result.rekeyed else ""
+    out.print(f"{len(result.changed)} changed, {len(result.missing)} missing answers{edited}")
     raise typer.Exit(code=1)

@@ -68,6 +68,8 @@ class VerifyResult(BaseModel):
     unsealed: bool = False
     changed: list[DigestChange]
     missing: list[ResponseDigest]
+    # answers whose stored request (prompt, settings, model) no longer hashes to its key
+    rekeyed: list[ResponseDigest] = []
 
 
 def response_digest(model: str, probe_id: str, sample_index: int, text: str) -> ResponseDigest:
