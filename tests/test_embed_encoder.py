@@ -52,6 +52,10 @@ def test_version_depends_on_settings_and_weights(encoder: SentenceEncoder) -> No
 def test_unknown_path_fails_clearly() -> None:
     with pytest.raises(InputError, match="no such encoder folder: /nonexistent/checkpoint"):
         SentenceEncoder("/nonexistent/checkpoint")  # at once, not after the run has started
+    for empty in ("encoder:", "combined:"):  # "encoder:$CHECKPOINT" with the variable unset
+        with pytest.raises(InputError, match="names no encoder") as info:
+            build_embedder(empty)
+        assert info.value.field == "embedder"
 
 
 def test_a_folder_left_by_an_interrupted_run_fails_clearly(tmp_path: Path) -> None:

@@ -395,6 +395,9 @@ def test_empty_configs_and_file_outputs_are_refused_and_no_means_no(tmp_path: Pa
     with pytest.raises(InputError, match="is a file; name the folder") as info:
         load_train_config(path, [f"output_dir={tmp_path / 'a-file'}"])
     assert info.value.field == "--set output_dir"
+    answers = load_train_config(path).data.response_dirs[0]
+    with pytest.raises(InputError, match="would be read as answer logs"):
+        load_train_config(path, [f"output_dir={answers}"])
     path.write_text(path.read_text() + "mixed_precision: no\n")  # YAML reads false
     assert load_train_config(path).mixed_precision == "no"
 

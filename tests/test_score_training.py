@@ -229,6 +229,15 @@ def test_an_artifact_path_that_cannot_be_written_is_refused_before_training(
     assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
     said = capsys.readouterr()
     assert "the result path is a folder" in said.err and said.out == ""  # nothing trained
+    for out, what in ((tmp_path / "answers" / "model.json", "read as a model's answers"),
+                      (tmp_path / "pairs.csv", "is the pairs CSV"),
+                      (tmp_path / "config.yaml", "is the config")):
+        config.write_text(json.dumps({**json.loads(config.read_text()), "out": str(out)}))
+        before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+        assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
+        assert what in capsys.readouterr().err
+        assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} \
+            == before
 
 
 def test_pairs_of_one_label_are_refused_before_any_feature_is_computed(

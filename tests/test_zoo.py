@@ -246,6 +246,18 @@ def test_a_build_stops_before_any_work_when_a_local_base_model_is_missing(
     assert info.value.field == "base" and not (tmp_path / "work").exists()
 
 
+def test_a_build_stops_before_any_work_when_its_out_dir_is_a_file(mini_config: Path) -> None:
+    from rich.console import Console
+
+    config = load_zoo_config(mini_config)
+    taken = mini_config.parent / "taken"
+    taken.write_text("a file, not a folder")
+    config = config.model_copy(update={"out_dir": taken})
+    with pytest.raises(InputError, match="cannot create its folder") as info:
+        build_zoo(config, Console(quiet=True))
+    assert info.value.field == "out_dir" and not config.work_dir.exists()
+
+
 def test_a_build_stops_before_any_work_when_a_packaged_model_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

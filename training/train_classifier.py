@@ -13,7 +13,7 @@ from pathlib import Path
 
 from distillprint.atomic import write_text_atomically
 from distillprint.errors import DistillprintError
-from distillprint.locations import check_result_path
+from distillprint.locations import check_outputs
 from distillprint.score.model_card import CARD_FILE, check_card_is_ours, model_card
 from distillprint.score.training import load_classifier_config, train_scoring_model
 
@@ -24,11 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_classifier_config(args.config)
-        check_result_path(cfg.out, field="out")  # before training, which the save would lose
+        # before training, which the save would lose; never over what the training reads
+        inputs = {args.config: "the config", cfg.pairs: "the pairs CSV",
+                  **{path: f"the answer log {path}" for path in cfg.responses if path.is_file()}}
+        check_outputs({"out": cfg.out, "out's model card": cfg.out.parent / CARD_FILE}, inputs,
+                      {path: f"responses {path}" for path in cfg.responses if path.is_dir()})
         check_card_is_ours(cfg.out.parent, cfg.name)
         model, metrics = train_scoring_model(cfg)
         model.save(cfg.out)
         write_text_atomically(cfg.out.parent / CARD_FILE, model_card(model))
+    except KeyboardInterrupt:
+        print("interrupted: rerun to train", file=sys.stderr)
+        return 130
     except DistillprintError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

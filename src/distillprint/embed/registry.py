@@ -69,7 +69,11 @@ def build_embedder(
             device=options.device,
         )
 
-    if spec == "minilm" or (prefix == "encoder" and not rest):
+    if spec in ("encoder:", "combined:"):  # a path variable left empty, not a choice
+        raise InputError(f"'{spec}' names no encoder: give its folder or hub id after the "
+                         f"colon, or '{prefix}' alone for the packaged all-MiniLM-L6-v2",
+                         field="embedder")
+    if spec in ("minilm", "encoder"):
         return encoder(None)
     if prefix == "encoder":
         return encoder(rest)

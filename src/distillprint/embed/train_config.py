@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from distillprint.answers import read_from_folder
 from distillprint.embed.data import DEFAULT_EXCLUDED, DEFAULT_SALT
 from distillprint.errors import InputError
 from distillprint.yamlio import (
@@ -115,6 +116,16 @@ class TrainConfig(_Strict):
         if path.exists() and not path.is_dir():
             raise ValueError(f"'{path}' is a file; name the folder the encoder is saved in")
         return path
+
+    @model_validator(mode="after")
+    def _output_is_no_answer_folder(self) -> TrainConfig:
+        # the encoder's JSON files would be read as answer logs there, breaking every later read
+        for folder in self.data.response_dirs:
+            if read_from_folder(self.output_dir / "config.json", folder):
+                raise ValueError(f"output_dir '{self.output_dir}' is data.response_dirs' "
+                                 f"'{folder}': the encoder's files would be read as answer "
+                                 "logs; name another folder")
+        return self
 
     @model_validator(mode="after")
     def _precision_runs_where_asked(self) -> TrainConfig:

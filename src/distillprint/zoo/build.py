@@ -17,10 +17,12 @@ from rich.console import Console
 
 from distillprint import __version__
 from distillprint.answers import load_answer_log
+from distillprint.atomic import write_text_atomically
 from distillprint.backends import BackendOptions, create_backend
 from distillprint.backends.hf import HFBackend
 from distillprint.core_types import text_sha256
 from distillprint.errors import InputError
+from distillprint.locations import check_result_path
 from distillprint.packaged_data import TextPair, chitchat_pairs, wiki_pairs
 from distillprint.probes import ProbeSet, builtin_probe_sets, load_probe_set
 from distillprint.store import StoredResponse
@@ -187,6 +189,8 @@ def build_zoo(config: ZooConfig, console: Console) -> dict[str, Any]:
     if absent:
         field, spec = absent[0]
         raise InputError(f"no model at '{spec}'", field=field)
+    for name in ("pairs.csv", "zoo.json", "responses/x.jsonl"):  # hours before they are written
+        check_result_path(config.out_dir / name, field="out_dir")
     build = ZooBuild(config, console)
     config.work_dir.mkdir(parents=True, exist_ok=True)
     collector = Collector(build.store, console, threads=config.training.threads,
@@ -236,7 +240,7 @@ def build_zoo(config: ZooConfig, console: Console) -> dict[str, Any]:
         "timings": build.timings,
         "package_version": __version__,
     }
-    (config.out_dir / "zoo.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    write_text_atomically(config.out_dir / "zoo.json", json.dumps(manifest, indent=1) + "\n")
     _say_foreign_answers(config.out_dir / "responses", set(build.models), console)
     return manifest
 
