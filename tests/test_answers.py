@@ -41,10 +41,11 @@ def test_jsonl_and_alpaca_gz(tmp_path: Path) -> None:
         ),
         ('[\n{"instruction": "i", "output": "o"},\n', 3, None, "truncated"),
         ("", 1, None, "empty"),
+        ('{\n "hidden_size": 384\n}\n', None, None, "one JSON object, not an answer log"),
     ],
 )
 def test_errors_name_line_and_field(
-    tmp_path: Path, content: str, line: int, field: str | None, message: str
+    tmp_path: Path, content: str, line: int | None, field: str | None, message: str
 ) -> None:
     path = tmp_path / "log.jsonl"
     path.write_text(content, encoding="utf-8")

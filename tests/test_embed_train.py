@@ -101,6 +101,7 @@ def check_artifact(output: Path) -> None:
     card = (output / "MODEL_CARD.md").read_text()
     assert "CC BY-NC 4.0" in card and "learning_rate" in card and "validation_after" in card
     assert "Validation: top-1 identification among" in card
+    assert "no lineage file named: labelled models included" in card  # lineage_csv: null
     commit = git_commit()  # the checkout that trained it, where there is one
     assert f"commit {commit}." in card if commit else "commit unknown" in card
     manifest = TrainingManifest.load(output)

@@ -146,9 +146,21 @@ def _iter_jsonl(text: str, path: Path) -> Iterator[tuple[int, Any]]:
         try:
             yield line_number, json.loads(line)
         except json.JSONDecodeError as exc:
+            if _is_one_json_value(text):  # an indented object (a config, a report) is no log
+                raise InputError("one JSON object, not an answer log: a log is a JSON list of "
+                                 "answer objects or one object per line (JSONL)",
+                                 path=path) from None
             raise InputError(f"invalid JSON ({exc.msg})", path=path, line=line_number) from None
         except RecursionError:
             raise InputError("JSON nested too deeply", path=path, line=line_number) from None
+
+
+def _is_one_json_value(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return False
+    return True
 
 
 def _iter_json_array(text: str, path: Path) -> Iterator[tuple[int, Any]]:

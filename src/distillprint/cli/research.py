@@ -159,7 +159,9 @@ def embed(
         str, typer.Option(help="minilm|encoder:<path>|stylometry|pos|style|tfidf|combined")
     ] = "combined",
     probe_set: Annotated[str | None, typer.Option(help="Only this probe set (store).")] = None,
-    cache: Annotated[Path | None, typer.Option(help="Embedding cache (SQLite).")] = None,
+    cache: Annotated[Path | None, typer.Option(
+        help="Embedding cache (SQLite; default $DISTILLPRINT_CACHE_DIR/embeddings.sqlite, "
+        "else ~/.cache/distillprint/embeddings.sqlite).")] = None,
     device: Annotated[
         str,
         typer.Option(help="Torch device of the neural encoder: auto (each process's "

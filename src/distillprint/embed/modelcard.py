@@ -51,6 +51,9 @@ def render_model_card(config: TrainConfig, data: TrainingData, metrics: dict[str
     }
     data_settings = json.loads(config.data.model_dump_json())
     models = ", ".join(data.train_models)
+    lineage = config.data.lineage_csv
+    unlabelled = ("models of no pair in `" + lineage.name + "`, not held out" if lineage
+                  else "models not held out (no lineage file named: labelled models included)")
     return f"""# distillprint style embedder
 
 A sentence encoder fine-tuned so that responses of the same chat model land together
@@ -66,7 +69,7 @@ as the identification benchmark does.
 ## Training data and licences
 {chr(10).join(f"- {source}" for source in sources)}
 
-Only unlabelled development models (not in `lineage_dev.csv`, not held out) and only the
+Only {unlabelled} and only the
 training split of the prompts (salted hash, fraction {data.prompt_split.train_fraction},
 salt `{data.prompt_split.salt}`) were used. `training_data.json` lists them; the
 identification benchmark reads it and leaves these models and prompts out.
