@@ -127,6 +127,14 @@ def test_a_prompt_written_with_other_line_ends_or_trailing_space_is_the_same_pro
     joined = load_model_answers(answer_log_paths([tmp_path]))
     assert shared_prompt_ids(list(joined.values())) == sorted(asked)
     assert joined["windows"].prompts["Name a colour."] == "Name a colour. \n"  # as logged
+    # other separators are text, and a repeated record is no second sample
+    (tmp_path / "alpaca.json").unlink()
+    (tmp_path / "windows.json").unlink()
+    (tmp_path / "apart.json").write_text(json.dumps([
+        {"instruction": "a\u2028b", "output": "1"}, {"instruction": "a\nb", "output": "2"},
+        {"instruction": "a\fb", "output": "3"}, {"instruction": "a\nb", "output": "again"}]))
+    apart = load_model_answers(answer_log_paths([tmp_path]))["apart"]
+    assert apart.responses == {"a\u2028b": ["1"], "a\nb": ["2"], "a\fb": ["3"]}
 
 
 def test_a_log_file_given_instead_of_a_folder_counts_as_itself(tmp_path: Path) -> None:

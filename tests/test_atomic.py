@@ -79,3 +79,9 @@ def test_dev_stdout_appends_to_where_the_shell_sends_it(tmp_path: Path) -> None:
     with (tmp_path / "truncated.log").open("w") as replaced:  # as `> ci.log` opens it
         subprocess.run([sys.executable, "-c", script], stdout=replaced, check=True)
     assert (tmp_path / "truncated.log").read_text() == "collecting\n# report\nverdict: x\n"
+    ascii_console = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    with (tmp_path / "utf8.log").open("w") as plain:  # a report's 🔴 and α on an ASCII stdout
+        subprocess.run([sys.executable, "-c", script.replace("# report", "# α 🔴")],
+                       stdout=plain, check=True, env=ascii_console)
+    assert (tmp_path / "utf8.log").read_text(encoding="utf-8") == (
+        "collecting\n# α 🔴\nverdict: x\n")

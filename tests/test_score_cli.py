@@ -145,6 +145,12 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert rewritten.exit_code == 1
     assert "request edited: file:student alpaca-5 #0" in rewritten.output
     assert "1 stored under an edited request" in rewritten.output
+    db.execute("UPDATE responses SET prompt = 'another question?' "  # the question shown
+               "WHERE model = 'student' AND probe_id = 'alpaca-6'")
+    db.commit()
+    reshown = runner.invoke(app, ["verify", str(outputs["json"]), "--store", str(store)])
+    assert "request edited: file:student alpaca-6 #0" in reshown.output
+    assert "2 stored under an edited request" in reshown.output
 
     db.execute("DROP TRIGGER responses_no_delete")
     db.execute("DELETE FROM responses WHERE model = 'student'")  # the suspect's evidence, gone

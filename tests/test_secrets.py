@@ -38,6 +38,16 @@ def test_read_and_known_secrets() -> None:
     assert known_secrets(env) == ["  value-123456 "]
 
 
+def test_a_key_read_from_a_variable_of_any_name_is_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MY_VLLM_CREDENTIAL", "vllm-credential-8472")
+    assert "vllm-credential-8472" not in known_secrets()  # not named like a key
+    assert read_secret("MY_VLLM_CREDENTIAL") is not None  # as --api-key-env reads it
+    assert "vllm-credential-8472" in known_secrets()
+    assert "vllm-credential-8472" not in redact("failed: vllm-credential-8472", known_secrets())
+
+
 def test_redacting_filter_covers_messages_args_and_tracebacks(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -15,6 +15,7 @@ import filecmp
 import gzip
 import json
 import logging
+import re
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ ALPACA_EVAL_FILE = "model_outputs"
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
 _BOM = b"\xef\xbb\xbf"
+_LINE_END = re.compile(r"\r\n?")
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,10 @@ class AnswerLog:
 
 def prompt_join_key(prompt: str) -> str:
     """The prompt as logs are joined on when they carry no probe ids: the same question
-    written out by another tool (CRLF line ends, a trailing newline or space) is one prompt."""
-    return "\n".join(prompt.splitlines()).strip()
+    written out by another tool (CRLF or CR line ends, a newline or space around it) is one
+    prompt. Only those: ``splitlines`` would also break at form feeds and U+2028, which a
+    prompt may hold as text."""
+    return _LINE_END.sub("\n", prompt).strip()
 
 
 def is_answer_log(path: Path) -> bool:

@@ -92,8 +92,15 @@ def _write_to_stream(path: Path, text: str) -> None:
             same = False
         if same:
             # through the process's own stream: a second descriptor on the same file would
-            # write at its own offset, over what the process prints before or after
-            stream.write(text)
+            # write at its own offset, over what the process prints before or after; as UTF-8
+            # whatever the stream's encoding, as every output file is
+            stream.flush()
+            buffer = getattr(stream, "buffer", None)
+            if buffer is None:
+                stream.write(text)
+            else:
+                buffer.write(text.encode("utf-8"))
+                buffer.flush()
             stream.flush()
             return
     with path.open("a", encoding="utf-8") as handle:  # "a": never truncate what it leads to

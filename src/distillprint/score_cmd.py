@@ -96,7 +96,7 @@ class Staging:
     def stops(self, verdict: str) -> bool:
         if verdict == Verdict.DISTILLED:
             return True
-        return self.stop_on is StopOn.ANY and verdict == Verdict.NOT_DISTILLED
+        return self.stop_on == StopOn.ANY and verdict == Verdict.NOT_DISTILLED
 
 
 def _score_once(

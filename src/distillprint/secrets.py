@@ -55,21 +55,33 @@ def redact_values(text: str, secrets: Iterable[str | Secret | None]) -> str:
     return text
 
 
+# Keys this process has read (``read_secret``), whatever their variables are called: a key a
+# user keeps in MY_VLLM_KEY is as secret as one in OPENAI_API_KEY.
+_READ_KEYS: set[str] = set()
+
+
 def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Values of environment variables named like keys (``*_API_KEY``, ``*_TOKEN``...)."""
+    """Values of environment variables named like keys (``*_API_KEY``, ``*_TOKEN``...), and,
+    for this process's environment, every key it has read."""
     env = os.environ if environ is None else environ
-    return [
+    named = [
         value
         for name, value in env.items()
         if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LENGTH
     ]
+    read = sorted(_READ_KEYS - set(named)) if environ is None else []
+    return [*named, *read]
 
 
 def read_secret(variable: str, environ: Mapping[str, str] | None = None) -> Secret | None:
     """The key in ``variable``, or ``None`` when it is unset or blank."""
     env = os.environ if environ is None else environ
     value = env.get(variable, "").strip()
-    return Secret(value) if value else None
+    if not value:
+        return None
+    if environ is None and len(value) >= _MIN_SECRET_LENGTH:
+        _READ_KEYS.add(value)
+    return Secret(value)
 
 
 class RedactingFilter(logging.Filter):
@@ -80,18 +92,20 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] | None = None) -> None:
         super().__init__()
-        self._secrets = list(secrets) if secrets is not None else known_secrets()
+        # None: the keys known when each record is logged, those read since the start too
+        self._secrets = list(secrets) if secrets is not None else None
 
     def filter(self, record: logging.LogRecord) -> bool:
+        secrets = known_secrets() if self._secrets is None else self._secrets
         message = record.getMessage()
-        cleaned = redact(message, self._secrets)
+        cleaned = redact(message, secrets)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info:
             # Formatters reuse ``exc_text`` when set (another handler may have set it already),
             # so redacting it here covers the traceback too.
             text = record.exc_text or _FORMATTER.formatException(record.exc_info)
-            record.exc_text = redact(text, self._secrets)
+            record.exc_text = redact(text, secrets)
         return True
 
 

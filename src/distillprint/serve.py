@@ -279,5 +279,4 @@ def run_server(
     finally:
         server.state.stopping.set()
         server.server_close()
-        server.state.batcher.stop()  # closes the backend: an upstream API's connections
         server.state.batcher.stop()

@@ -168,9 +168,10 @@ class StoredResponse:
     @property
     def key_matches(self) -> bool:
         """Whether the row is still the request it was stored under: its key is the hash of
-        the model, messages, settings and sample, so an edit of any of them shows here."""
+        the model, messages, settings and sample, so an edit of any of them shows here, and
+        the prompt shown beside the answer must be the one its messages asked."""
         request = GenerationRequest(self.messages, self.params, sample_index=self.sample_index)
-        return request_key(self.identity, request) == self.key
+        return request_key(self.identity, request) == self.key and request.prompt == self.prompt
 
     def export_row(self) -> dict[str, object]:
         row = asdict(self)

@@ -21,7 +21,8 @@ def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
     text = read_report_text(report_path)  # once: the seal and the data are of one text
     report = parse_any_report(text, source=report_path)
     manifest = report.manifest
-    wanted = {DigestKey(d.model, d.probe_id, d.sample_index) for d in manifest.responses}
+    wanted = {DigestKey(d.model, d.probe_id, d.sample_index): d.sha256
+              for d in manifest.responses}
     # one model name may be stored from several endpoints: the one the report asked counts
     endpoints = {entry.label: entry.base_url for entry in manifest.models}
     current: list[ResponseDigest] = []
@@ -38,7 +39,9 @@ def verify_report(report_path: Path, store_path: Path) -> VerifyResult:
                 digest = response_digest(label, record.probe_id, record.sample_index,
                                          record.response)
                 current.append(digest)
-                if not record.key_matches:
+                # the row that is the report's evidence (others under its key, of other
+                # settings or sets, are no part of this report)
+                if digest.sha256 == wanted[key] and not record.key_matches:
                     rekeyed.append(digest)
     result = verify_manifest(manifest, current)
     if rekeyed:

@@ -29,8 +29,12 @@ class ModelAnswers:
         responses: dict[str, list[str]] = {}
         categories: dict[str, str] = {}
         prompts: dict[str, str] = {}
+        seen: set[tuple[str, int]] = set()
         for record in sorted(log.records, key=lambda r: r.sample_index):
             key = record.probe_id or prompt_join_key(record.prompt)
+            if (key, record.sample_index) in seen:
+                continue  # a repeated record is no second sample: the first answer counts
+            seen.add((key, record.sample_index))
             responses.setdefault(key, []).append(record.response)
             prompts.setdefault(key, record.prompt)
             if record.category:
