@@ -84,6 +84,29 @@ def test_collect_export_and_embed(tmp_path: Path) -> None:
     assert {json.loads(line)["model"] for line in one.read_text().splitlines()} == {"echo:other"}
 
 
+def test_a_sample_written_among_the_built_in_sets_says_it_is_listed_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import distillprint.probes
+    from distillprint.cli import app
+
+    shipped = distillprint.probes.probe_set_file("core-v1")
+    monkeypatch.setattr(distillprint.probes, "builtin_probe_dirs",
+                        lambda: [tmp_path, *([shipped.parent] if shipped else [])])
+    result = CliRunner().invoke(app, ["probes", "sample", "core-v1", "--n", "64",
+                                      "--out", str(tmp_path / "budget-64.yaml")],
+                                terminal_width=200)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "holds the built-in probe sets, so this subset is now listed as one, 'budget-64'" \
+        in said
+    elsewhere = CliRunner().invoke(app, ["probes", "sample", "core-v1", "--n", "64", "--out",
+                                         str(tmp_path / "own" / "b.yaml")])
+    assert "built-in" not in elsewhere.output
+
+
 def test_probes_sample_writes_a_loadable_budget_and_warns_below_the_verdict_minimum(
     tmp_path: Path,
 ) -> None:

@@ -76,6 +76,7 @@ def probes_sample(
     """Draw a seeded, category-stratified subset of a probe set (a query budget)."""
     from distillprint.locations import check_outputs
     from distillprint.probes import (
+        builtin_probe_dirs,
         load_probe_set,
         probe_set_file,
         sample_probe_set,
@@ -95,6 +96,10 @@ def probes_sample(
         f"wrote {out_path}: {len(subset.probes)} of the probes of {subset.name} "
         f"{subset.version}, seed {seed} ({counts})"
     )
+    if out_path.resolve().parent in {folder.resolve() for folder in builtin_probe_dirs()}:
+        out.print(f"[yellow]note:[/yellow] {escape(str(out_path.parent))} holds the built-in "
+                  f"probe sets, so this subset is now listed as one, "
+                  f"'{escape(out_path.stem)}'")
     minimum = VerdictPolicy().min_prompts
     if n < minimum:
         out.print(
