@@ -43,6 +43,11 @@ BENCHMARKS: list[list[str]] = [
      "--extra-responses", str(HERE / "zoo" / "extra-background" / "responses"),
      "--out-dir", str(HERE / "zoo" / "extra-background")],
     [str(HERE / "zoo" / "with_zoo_pairs.py"), "--out", str(HERE / "zoo" / "with_zoo_pairs.md")],
+    # these two read the lineage, families, other-vendors and zoo results written above
+    [str(HERE / "families" / "background_gate.py"),
+     "--out", str(HERE / "families" / "background_gate.md")],
+    [str(HERE / "families" / "grouped_calibration.py"),
+     "--out", str(HERE / "families" / "grouped_calibration.md")],
     [str(HERE / "reliability" / "adversarial.py")],
     [str(HERE / "reliability" / "faults.py")],
     [str(HERE / "perf" / "collection_throughput.py")],
