@@ -95,6 +95,24 @@ def test_exports(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir() if ".tmp" in p.name) == []
 
 
+def test_an_export_to_a_fifo_streams_into_it(tmp_path: Path) -> None:
+    import stat
+    import threading
+
+    path = tmp_path / "s.sqlite"
+    fifo = tmp_path / "answers.jsonl"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    with ResponseStore(path) as store:
+        store.add(ModelIdentity("fake", "m"), request(0), Generation("streamed"), CTX)
+        assert export_responses(store.responses(), fifo, path) == 1
+    reader.join(10)
+    assert json.loads(received[0])["response"] == "streamed"
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # not replaced by a file
+
+
 @pytest.mark.parametrize("out", ["s.sqlite", "s.sqlite-wal", "out.csv"])
 def test_an_export_never_overwrites_its_store_or_guesses_a_format(
     tmp_path: Path, out: str

@@ -17,7 +17,12 @@ from pathlib import Path
 def replaced_atomically(target: Path) -> Iterator[Path]:
     """A temporary path beside ``target`` to write to; renamed onto ``target`` when the block
     succeeds, deleted when it fails. Each call gets its own hidden name, so two runs writing the
-    same target never share a temporary file, and globs for the target's pattern skip it."""
+    same target never share a temporary file, and globs for the target's pattern skip it.
+    A stream (a FIFO, a device: ``is_stream``) is no file to replace: the block writes to it
+    where it is."""
+    if is_stream(target):
+        yield target
+        return
     try:
         handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                         suffix=".tmp")

@@ -43,7 +43,6 @@ def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) 
     check_outputs({"--out": out}, store_files(store))
     write: Callable[[Iterable[StoredResponse], Path], int] = (
         write_parquet if suffix == ".parquet" else write_jsonl)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with replaced_atomically(out.resolve()) as tmp:  # a symlinked --out keeps its link
         return write(records, tmp)
 
