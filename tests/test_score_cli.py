@@ -585,6 +585,7 @@ def test_logs_scored_on_a_probe_set_they_never_answered_get_the_way_out(
         "--store", str(store), "--background-dir", str(logs["background"]),
     ])  # no --probes: core-v1, whose prompts this log never saw
     assert isinstance(result.exception, InputError) and result.exception.field == "suspect"
+    assert result.exception.path == str(logs["student"])  # the log named, as bad input is
     assert "answers none of the 179 prompts of probe set 'core-v1'" in str(result.exception)
     assert "pass --probes with the log itself" in str(result.exception)
     assert not store.exists()  # refused before the teacher was asked anything

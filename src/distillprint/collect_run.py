@@ -49,22 +49,20 @@ def run_collect(options: CollectOptions, console: Console) -> CollectionSummary:
         ),
     )
     if isinstance(backend, FileBackend):
-        check_log_answers_some(options.model, backend, probe_set, field="model")
+        check_log_answers_some(backend, probe_set, field="model")
     with resumable(console):
         return asyncio.run(_collect(backend, probe_set, options, console))
 
 
-def check_log_answers_some(
-    spec: str, backend: FileBackend, probe_set: ProbeSet, field: str
-) -> None:
+def check_log_answers_some(backend: FileBackend, probe_set: ProbeSet, field: str) -> None:
     """Before anything is stored or asked: a named answer log that answers none of the probe
     set's prompts was meant to be read on its own prompts."""
     if not any(backend.has_answer(request) for request in probe_set.requests(1)):
         raise InputError(
-            f"{spec} answers none of the {len(probe_set.probes)} prompts of "
-            f"probe set '{probe_set.name}'; to read a log on its own prompts, pass --probes with "
-            "the log itself (AlpacaEval JSON or the project's JSONL)",
-            field=field,
+            f"the log answers none of the {len(probe_set.probes)} prompts of probe set "
+            f"'{probe_set.name}'; to read a log on its own prompts, pass --probes with the log "
+            "itself (AlpacaEval JSON or the project's JSONL)",
+            path=backend.path, field=field,
         )
 
 

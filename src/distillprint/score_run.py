@@ -245,7 +245,7 @@ def _check_logs_answer_the_probes(
     none of the probe set's prompts was meant to be scored on its own prompts."""
     for spec, backend in backends:
         if spec.role != "background" and isinstance(backend, FileBackend):
-            check_log_answers_some(spec.spec, backend, probe_set,
+            check_log_answers_some(backend, probe_set,
                                    _OPTION_OF_ROLE.get(spec.role, spec.role))
 
 
