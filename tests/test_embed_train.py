@@ -399,6 +399,9 @@ def test_empty_configs_and_file_outputs_are_refused_and_no_means_no(tmp_path: Pa
     answers = load_train_config(path).data.response_dirs[0]
     with pytest.raises(InputError, match="would be read as answer logs"):
         load_train_config(path, [f"output_dir={answers}"])
+    (tmp_path / "configs" / "zoo").mkdir(parents=True)  # a folder of the user's own
+    with pytest.raises(InputError, match="holds 'zoo', which no training run writes"):
+        load_train_config(path, [f"output_dir={tmp_path / 'configs'}"])
     path.write_text(path.read_text() + "mixed_precision: no\n")  # YAML reads false
     assert load_train_config(path).mixed_precision == "no"
 

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from distillprint.atomic import replaced_atomically
-from distillprint.embed.train_config import TrainConfig
+from distillprint.embed.train_config import CHECKPOINTS_DIR, TrainConfig
 from distillprint.errors import InputError
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-CHECKPOINTS_DIR = "checkpoints"
 PROGRESS_NAME = "progress.json"
 #: Settings that may change between a run and its resumption without changing what it learns
 #: (a moved output folder is the same run).

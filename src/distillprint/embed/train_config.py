@@ -98,6 +98,26 @@ class LoggingConfig(_Strict):
     log_every: int = Field(default=10, ge=1)
 
 
+#: where a run keeps its checkpoints (``checkpoints.py``), inside output_dir
+CHECKPOINTS_DIR = "checkpoints"
+#: what a run, stopped or finished, leaves in output_dir besides the saved encoder's files
+_RUN_FOLDERS = frozenset({CHECKPOINTS_DIR, "wandb"})
+#: the saved encoder: weights, its config, tokenizer, metrics and card
+_SAVED_SUFFIXES = frozenset({".json", ".safetensors", ".txt", ".md", ".model"})
+
+
+def _foreign_entry(output_dir: Path) -> Path | None:
+    """The first entry of an existing ``output_dir`` that no training run writes there."""
+    if not output_dir.is_dir():
+        return None
+    for entry in sorted(output_dir.iterdir()):
+        ours = (entry.name in _RUN_FOLDERS if entry.is_dir()
+                else entry.is_file() and entry.suffix in _SAVED_SUFFIXES)
+        if not ours:
+            return entry
+    return None
+
+
 class TrainConfig(_Strict):
     output_dir: ConfigPath = Path("artifacts/embedder")
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
@@ -118,13 +138,19 @@ class TrainConfig(_Strict):
         return path
 
     @model_validator(mode="after")
-    def _output_is_no_answer_folder(self) -> TrainConfig:
+    def _output_is_the_encoders_own(self) -> TrainConfig:
         # the encoder's JSON files would be read as answer logs there, breaking every later read
         for folder in self.data.response_dirs:
             if read_from_folder(self.output_dir / "config.json", folder):
                 raise ValueError(f"output_dir '{self.output_dir}' is data.response_dirs' "
                                  f"'{folder}': the encoder's files would be read as answer "
                                  "logs; name another folder")
+        foreign = _foreign_entry(self.output_dir)
+        if foreign is not None:
+            # the encoder's files would land among someone else's, replacing any of the
+            # same name (a config.json), and a later run would read the mixture
+            raise ValueError(f"output_dir '{self.output_dir}' holds '{foreign.name}', which no "
+                             "training run writes: name a new or empty folder")
         return self
 
     @model_validator(mode="after")
