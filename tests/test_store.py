@@ -23,7 +23,7 @@ from distillprint.core_types import (
 )
 from distillprint.errors import InputError
 from distillprint.export import export_responses
-from distillprint.store import ProbeContext, ResponseStore, store_key
+from distillprint.store import ProbeContext, ResponseStore, public_url, store_key
 
 CTX = ProbeContext("set", "1.0", {"p1": "identity"})
 
@@ -44,6 +44,12 @@ def test_key_covers_everything_that_changes_an_answer() -> None:
     assert base != store_key(ModelIdentity("openai", "m", "", "http://other/v1"), request())
     # Credentials in a URL are not part of what answered.
     assert base == store_key(ModelIdentity("openai", "m", "", "http://user:pw@h/v1?k=1"), request())
+
+
+def test_an_ipv6_base_url_is_stored_as_a_url() -> None:
+    # its port must not read as part of the address: [::1]:8000 is not [::1:8000]
+    assert public_url("http://user:pw@[::1]:8000/v1/") == "http://[::1]:8000/v1"
+    assert public_url(public_url("http://[::1:8000]/v1")) == "http://[::1:8000]/v1"
 
 
 def test_append_only_and_idempotent(tmp_path: Path) -> None:
