@@ -94,6 +94,7 @@ async def test_top_p_sent_when_not_default_and_no_system(made: list[AnthropicBac
         ("stop_sequence", "stop"),
         ("refusal", "refusal"),
         (None, "unknown"),
+        ("\ud800" + "x" * 99, "\ufffd" + "x" * 39),  # what the store can encode, label-sized
     ],
 )
 async def test_stop_reasons_and_non_text_blocks(

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import traceback
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -318,6 +320,8 @@ async def test_a_lone_surrogate_in_an_answer_is_stored_as_a_replacement_characte
         generation = await generate(make(backend_for, server.url))
     assert generation.text == "a \ufffd b \U0001f600"
     generation.text.encode("utf-8")
+    with ScriptedServer([chat_reply("a", finish_reason="\ud800")]) as server:
+        assert (await generate(make(backend_for, server.url))).finish_reason == "\ufffd"
 
 
 async def test_a_server_that_wants_max_completion_tokens_gets_it(
@@ -335,6 +339,23 @@ async def test_a_server_that_wants_max_completion_tokens_gets_it(
     bodies = [seen.body for seen in server.seen]
     assert [("max_tokens" in b, b.get("max_completion_tokens")) for b in bodies] == [
         (True, None), (False, 64), (False, 64)]
+
+
+async def test_requests_in_flight_when_the_field_switches_are_sent_again(
+    backend_for: list[OpenAIBackend],
+) -> None:
+    def refuse_max_tokens(seen: Seen) -> Canned:
+        if "max_tokens" not in seen.body:
+            return chat_reply("fine")
+        time.sleep(0.2)  # every request is sent before the first refusal comes back
+        return Canned(400, {"error": {"message": "Unsupported parameter: 'max_tokens'. Use "
+                                                 "'max_completion_tokens' instead."}})
+
+    with ScriptedServer(default=refuse_max_tokens) as server:
+        backend = make(backend_for, server.url)
+        answers = await asyncio.gather(*(generate(backend) for _ in range(4)))
+    assert [answer.text for answer in answers] == ["fine"] * 4
+    assert sum("max_tokens" in seen.body for seen in server.seen) == 4
 
 
 async def test_other_refusals_are_not_retried_with_another_field(

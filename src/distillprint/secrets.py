@@ -16,6 +16,8 @@ REDACTED = "[REDACTED]"
 
 # Short values would redact ordinary words ("test", "1234"); no real key is this short.
 _MIN_SECRET_LENGTH = 6
+# In stored answers: provider keys are 40 or more characters; placeholder keys are words.
+_MIN_ANSWER_SECRET_LENGTH = 16
 # Names of environment variables whose values are treated as secrets by ``known_secrets``.
 _SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
 # Shapes of common provider keys, redacted even when the value itself is unknown to us
@@ -45,14 +47,25 @@ def redact(text: str, secrets: Iterable[str | Secret | None] = ()) -> str:
     return _KEY_SHAPES.sub(REDACTED, redact_values(text, secrets))
 
 
-def redact_values(text: str, secrets: Iterable[str | Secret | None]) -> str:
-    """Replace the given secrets only: for a model's answers, where text merely shaped like a
-    key (a model writing an example ``sk-...``) is part of the answer."""
+def redact_values(
+    text: str, secrets: Iterable[str | Secret | None], min_length: int = _MIN_SECRET_LENGTH
+) -> str:
+    """Replace the given secrets (those of at least ``min_length`` characters) only."""
     for secret in secrets:
         value = secret.reveal() if isinstance(secret, Secret) else secret
-        if value and len(value) >= _MIN_SECRET_LENGTH:
+        if value and len(value) >= min_length:
             text = text.replace(value, REDACTED)
     return text
+
+
+def redact_answer(text: str, secrets: Iterable[str | Secret | None]) -> str:
+    """A model's answer without the given keys, where a hostile or broken server echoed one.
+
+    Text merely shaped like a key (a model writing an example ``sk-...``) is part of the
+    answer, and so are the words that local servers take as placeholder keys (Ollama's
+    ``ollama``, ``lm-studio``): replacing those would corrupt the evidence, while no provider's
+    key is that short."""
+    return redact_values(text, secrets, _MIN_ANSWER_SECRET_LENGTH)
 
 
 # Keys this process has read (``read_secret``), whatever their variables are called: a key a

@@ -24,7 +24,7 @@ import aiohttp
 
 from distillprint.errors import BackendError, InputError, MissingSecretError, RetryableError
 from distillprint.retry import parse_retry_after
-from distillprint.secrets import Secret, known_secrets, read_secret, redact, redact_values
+from distillprint.secrets import Secret, known_secrets, read_secret, redact, redact_answer
 from distillprint.textio import LONE_SURROGATE
 
 # 408/409/425 are transient by definition; 529 is Anthropic's "overloaded".
@@ -32,6 +32,8 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 529})
 # Refusals of one request (its prompt, its size): the collection goes on without it.
 REQUEST_STATUS = frozenset({400, 413, 422})
 _EXCERPT_CHARS = 300
+#: longer than any stop reason an API defines ("content_filter", "tool_calls")
+_STOP_REASON_CHARS = 40
 
 
 @functools.cache
@@ -64,9 +66,10 @@ def normalise_base_url(url: str, *, default_path: str = "") -> str:
             "environment variable",
             field="base_url",
         )
-    if redact_values(url, secrets) != url or redact(parts.path) != parts.path:
+    if redact(parts.path, secrets) != parts.path:
         # the base URL is stored, listed and shown in errors: a key in it would be too (a host
-        # named like a key, sk-gateway.example, is a host)
+        # named like a key, sk-gateway.example or ollama beside the key "ollama", is a host;
+        # credentials and queries are refused above)
         raise InputError("the base URL carries a key (the value of a key variable, or "
                          "text shaped like one); keys go in environment variables only",
                          field="base_url")
@@ -178,7 +181,14 @@ class JsonApi:
         """A model's answer as it can be stored and shared: without our own key (a hostile or
         misconfigured server may echo it) and with lone UTF-16 surrogates, which JSON allows
         (``"\\ud800"``) but UTF-8 cannot encode, replaced by U+FFFD."""
-        return LONE_SURROGATE.sub("\ufffd", redact_values(text, self._secrets))
+        return LONE_SURROGATE.sub("\ufffd", redact_answer(text, self._secrets))
+
+    def stop_reason(self, value: object) -> str:
+        """A short word the server chose (why it stopped), as it can be stored: cleaned as an
+        answer is, cut to a label's length; ``unknown`` when the server gave no text."""
+        if not isinstance(value, str):
+            return "unknown"
+        return self.answer_text(value)[:_STOP_REASON_CHARS]
 
     async def post(self, url: str, payload: dict[str, Any]) -> JsonReply:
         data = encode_json_body(payload)

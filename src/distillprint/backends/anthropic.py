@@ -94,7 +94,8 @@ class AnthropicBackend(Backend):
         usage = json_object(body.get("usage"))
         return Generation(
             text=self._api.answer_text(text),
-            finish_reason=_STOP_REASONS.get(stop, stop) if isinstance(stop, str) else "unknown",
+            finish_reason=self._api.stop_reason(
+                _STOP_REASONS.get(stop, stop) if isinstance(stop, str) else None),
             usage=Usage(
                 prompt_tokens=optional_int(usage.get("input_tokens")),
                 completion_tokens=optional_int(usage.get("output_tokens")),

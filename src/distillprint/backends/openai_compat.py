@@ -79,10 +79,13 @@ class OpenAIBackend(Backend):
         return [await self._generate_one(request) for request in requests]
 
     async def _generate_one(self, request: GenerationRequest) -> Generation:
+        # what this request sent, not what the field holds when its reply comes: concurrent
+        # requests sent with max_tokens are refused after the first refusal has switched it
+        sent_field = self._max_tokens_field
         try:
             reply = await self._api.post(self._url, self.payload(request))
         except BackendError as exc:
-            if not (exc.per_request and self._max_tokens_field == "max_tokens"
+            if not (exc.per_request and sent_field == "max_tokens"
                     and "max_completion_tokens" in str(exc)):
                 raise
             # "Unsupported parameter: 'max_tokens' ... Use 'max_completion_tokens' instead."
@@ -105,7 +108,7 @@ class OpenAIBackend(Backend):
         usage = json_object(body.get("usage"))
         return Generation(
             text=self._api.answer_text(content or ""),
-            finish_reason=finish if isinstance(finish, str) else "unknown",
+            finish_reason=self._api.stop_reason(finish),
             usage=Usage(
                 prompt_tokens=optional_int(usage.get("prompt_tokens")),
                 completion_tokens=optional_int(usage.get("completion_tokens")),
