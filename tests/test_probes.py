@@ -250,4 +250,10 @@ def test_two_probes_asking_the_same_are_refused_by_line(tmp_path: Path) -> None:
     assert info.value.line == 5
     path.write_text(path.read_text().replace("  - {id: b, category: c, prompt: hi, rationale: r}\n",
                                              ""))
-    assert len(load_probe_set(path).probes) == 2  # other sampling: another request
+    probes = load_probe_set(path)
+    assert len(probes.probes) == 2  # other sampling: another request
+    assert len(probes.with_sampling(max_tokens=32).probes) == 2
+    with pytest.raises(InputError, match=r"'a' and 'c' of dup differ only in the sampling this "
+                       r"run replaces \(temperature 0.5\)") as info:
+        probes.with_sampling(temperature=0.5)  # one request: the store would keep one answer
+    assert info.value.field == "temperature"

@@ -149,7 +149,29 @@ class ProbeSet(BaseModel):
             for probe in self.probes
         )
         defaults = SamplingOverrides(**{**self.defaults.as_overrides(), **overrides})
-        return self.model_copy(update={"defaults": defaults, "probes": probes})
+        overridden = self.model_copy(update={"defaults": defaults, "probes": probes})
+        repeated = overridden.repeated_request()
+        if repeated is not None:
+            earlier, later = (self.probes[index].id for index in repeated)
+            settings = ", ".join(f"{key} {value}" for key, value in overrides.items())
+            raise InputError(
+                f"probes '{earlier}' and '{later}' of {self.name} differ only in the sampling "
+                f"this run replaces ({settings}), so they would be one request with one stored "
+                "answer: leave that setting as the set has it, or drop one of the probes",
+                field=next(iter(overrides)))
+        return overridden
+
+    def repeated_request(self) -> tuple[int, int] | None:
+        """The indexes of the first two probes that send the same messages with the same
+        sampling: one request, so the store keeps one answer and the second probe never has
+        its own."""
+        first: dict[tuple[object, ...], int] = {}
+        for index, probe in enumerate(self.probes):
+            request = (probe.chat(), self.sampling_for(probe, SamplingParams()))
+            if request in first:
+                return first[request], index
+            first[request] = index
+        return None
 
     def requests(
         self, samples: int, base: SamplingParams | None = None
@@ -267,20 +289,15 @@ def _load_yaml_set(path: Path) -> ProbeSet:
 
 
 def _check_distinct_requests(probe_set: ProbeSet, data: LocatedDict, path: Path) -> None:
-    """Two probes that send the same messages with the same sampling are one request: the
-    store keeps one answer, and the second probe would never have its own."""
-    first: dict[tuple[object, ...], int] = {}
-    for index, probe in enumerate(probe_set.probes):
-        request = (probe.chat(), probe_set.sampling_for(probe, SamplingParams()))
-        if request in first:
-            earlier = first[request]
-            raise InputError(
-                f"probe '{probe.id}' asks exactly what '{probe_set.probes[earlier].id}' (line "
-                f"{locate(data, ('probes', earlier, 'id'))}) asks: give it another prompt or "
-                "other sampling, or drop it",
-                path=path, line=locate(data, ("probes", index, "id")), field=f"probes.{index}",
-            )
-        first[request] = index
+    repeated = probe_set.repeated_request()
+    if repeated is not None:
+        earlier, index = repeated
+        raise InputError(
+            f"probe '{probe_set.probes[index].id}' asks exactly what "
+            f"'{probe_set.probes[earlier].id}' (line {locate(data, ('probes', earlier, 'id'))}) "
+            "asks: give it another prompt or other sampling, or drop it",
+            path=path, line=locate(data, ("probes", index, "id")), field=f"probes.{index}",
+        )
 
 
 def _check_unique_ids(data: LocatedDict, path: Path) -> None:
