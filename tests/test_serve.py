@@ -88,6 +88,11 @@ def test_n_choices_are_distinct_samples() -> None:
         # options the server cannot honour are refused, not ignored
         (b'{"messages": [{"role": "user", "content": "x"}], "stream": true}', "streaming"),
         (b'{"messages": [{"role": "user", "content": "x"}], "stop": ["\\n"]}', "'stop'"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "logprobs": true}', "'logprobs'"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "presence_penalty": 1.5}',
+         "'presence_penalty' is not supported"),
+        (b'{"messages": [{"role": "user", "content": "x"}], '
+         b'"response_format": {"type": "json_object"}}', "'response_format'"),
         (b'{"messages": [{"role": "user", "content": "x"}], "temperature": NaN}', "temperature"),
         (b'{"messages": [{"role": "user", "content": "x"}], "top_p": 7}', "top_p"),
         (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
@@ -112,7 +117,8 @@ def test_content_parts_and_max_completion_tokens_are_understood() -> None:
         choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
     assert choice["finish_reason"] == "length" and len(choice["message"]["content"].split()) == 1
     body = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 1,
-            "max_completion_tokens": None}  # a null one does not hide max_tokens
+            "max_completion_tokens": None,  # a null one does not hide max_tokens
+            "frequency_penalty": 0.0, "logprobs": False, "response_format": {"type": "text"}}
     with echo_server() as server, httpx.Client(base_url=server.url) as client:
         choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
     assert len(choice["message"]["content"].split()) == 1

@@ -75,6 +75,19 @@ def _integer(payload: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
+#: OpenAI options that change what comes back, with the values that ask for nothing
+_UNSUPPORTED_UNLESS_DEFAULT: dict[str, tuple[object, ...]] = {
+    "frequency_penalty": (None, 0),
+    "presence_penalty": (None, 0),
+    "logit_bias": (None, {}),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "response_format": (None, {"type": "text"}),
+    "tools": (None, []),
+    "functions": (None, []),
+}
+
+
 def _refuse_unsupported(payload: dict[str, Any]) -> None:
     """Options this server cannot honour are refused: ignoring them would answer something
     other than what the client asked for (a stream client gets no stream, text runs past a
@@ -83,6 +96,10 @@ def _refuse_unsupported(payload: dict[str, Any]) -> None:
         raise RequestRejected(400, "streaming is not supported: send 'stream': false")
     if payload.get("stop") not in (None, [], ""):
         raise RequestRejected(400, "'stop' sequences are not supported")
+    for option, defaults in _UNSUPPORTED_UNLESS_DEFAULT.items():
+        if payload.get(option) not in defaults:
+            raise RequestRejected(400, f"'{option}' is not supported: leave it out")
+
 
 
 def parse_chat_request(payload: Any) -> list[GenerationRequest]:
