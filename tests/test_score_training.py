@@ -273,7 +273,7 @@ def test_budgets_that_leave_no_fewer_prompts_table_are_refused(
     assert _train_main()(["--config", str(config)]) == 2  # type: ignore[operator]
     said = capsys.readouterr().err
     assert "every budget ([2000]) is at or above the 30 prompts" in said
-    assert "validity_budgets" in said
+    assert f"{config}:1, field 'validity_budgets'" in said  # the file and line to fix
 
 
 def test_a_p_value_against_few_unrelated_pairs_says_how_thin_it_is() -> None:

@@ -159,3 +159,32 @@ def test_a_refused_value_says_what_yaml_read(tmp_path: Path, setting: str, hint:
     with pytest.raises(InputError) as info:
         load_train_config(path)
     assert hint in str(info.value)
+
+
+def test_errors_found_after_loading_name_the_settings_line(tmp_path: Path) -> None:
+    from pydantic import BaseModel
+
+    from distillprint.yamlio import located_in
+
+    class Section(BaseModel):
+        size: int = 1
+
+    class Config(BaseModel):
+        name: str = "x"
+        items: list[Section] = []
+
+    path = tmp_path / "run.yaml"
+    path.write_text("name: demo\nitems:\n  - size: 1\n  - size: 2\n")
+    config = Config.model_validate(load_yaml(path))
+
+    def raised(error: InputError, overridden: tuple[str, ...] = ()) -> InputError:
+        with pytest.raises(InputError) as info, located_in(config, path, overridden):
+            raise error
+        return info.value
+
+    found = raised(InputError("too big for the data", field="items[1].size"))
+    assert (found.path, found.line, found.field) == (str(path), 4, "items[1].size")
+    assert raised(InputError("x", field="items.1"), ("items",)).field == "--set items.1"
+    # about other inputs, or located already: left as they are
+    assert raised(InputError("x", field="model spec")).path is None
+    assert raised(InputError("x", path="p.csv", field="name")).path == "p.csv"

@@ -16,6 +16,7 @@ from distillprint.errors import DistillprintError
 from distillprint.locations import check_outputs
 from distillprint.score.model_card import CARD_FILE, check_card_is_ours, model_card
 from distillprint.score.training import load_classifier_config, train_scoring_model
+from distillprint.yamlio import located_in
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,13 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_classifier_config(args.config)
-        # before training, which the save would lose; never over what the training reads
-        inputs = {args.config: "the config", cfg.pairs: "the pairs CSV",
-                  **{path: f"the answer log {path}" for path in cfg.responses if path.is_file()}}
-        check_outputs({"out": cfg.out, "out's model card": cfg.out.parent / CARD_FILE}, inputs,
-                      {path: f"responses {path}" for path in cfg.responses if path.is_dir()})
-        check_card_is_ours(cfg.out.parent, cfg.name)
-        model, metrics = train_scoring_model(cfg)
+        with located_in(cfg, args.config):
+            # before training, which the save would lose; never over what the training reads
+            inputs = {args.config: "the config", cfg.pairs: "the pairs CSV",
+                      **{path: f"the answer log {path}" for path in cfg.responses
+                         if path.is_file()}}
+            check_outputs({"out": cfg.out, "out's model card": cfg.out.parent / CARD_FILE},
+                          inputs,
+                          {path: f"responses {path}" for path in cfg.responses if path.is_dir()})
+            check_card_is_ours(cfg.out.parent, cfg.name)
+            model, metrics = train_scoring_model(cfg)
         model.save(cfg.out)
         write_text_atomically(cfg.out.parent / CARD_FILE, model_card(model))
     except KeyboardInterrupt:

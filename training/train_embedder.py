@@ -23,6 +23,7 @@ from distillprint.embed.launch import relaunch_multi_cpu
 from distillprint.embed.train import train_embedder
 from distillprint.embed.train_config import TrainConfig, load_train_config
 from distillprint.errors import DistillprintError
+from distillprint.yamlio import located_in
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_train_config(args.config, args.set)
         if argv is None:
             relaunch_multi_cpu(sys.argv)
-        result = train_embedder(config)
+        with located_in(config, args.config, [key.partition("=")[0].strip() for key in args.set]):
+            result = train_embedder(config)
     except DistillprintError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

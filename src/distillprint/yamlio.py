@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -193,6 +194,30 @@ def validate_located(
             inner = f"{field}: " if field != override else ""
             raise InputError(inner + message, field=given[override]) from None
         raise InputError(message, path=path, line=locate(data, loc), field=field) from None
+
+
+@contextmanager
+def located_in(config: BaseModel, path: Path, overridden: Collection[str] = ()) -> Iterator[None]:
+    """Errors a run finds later in its config's values (a budget too large for the data, a
+    model path gone since loading) name the config's file and the setting's line, as errors
+    found while loading do; a setting given on the command line (``overridden``) is named as
+    ``--set KEY``, since no line of the file holds it."""
+    try:
+        yield
+    except InputError as exc:
+        loc = _field_loc(exc.field) if exc.path is None and exc.field else ()
+        if not loc or loc[0] not in type(config).model_fields:
+            raise  # located already, or about another input than the config
+        if any(exc.field == key or str(exc.field).startswith(f"{key}.") for key in overridden):
+            raise InputError(exc.reason, field=f"--set {exc.field}") from None
+        line = locate(load_yaml(path, _ConfigLoader), loc)
+        raise InputError(exc.reason, path=path, line=line, field=exc.field) from None
+
+
+def _field_loc(field: str) -> tuple[int | str, ...]:
+    """``models[2].teacher`` as the location ``("models", 2, "teacher")``."""
+    return tuple(int(part) if part.isdigit() else part
+                 for part in re.split(r"[.\[\]]+", field) if part)
 
 
 def _message(error: Any) -> str:

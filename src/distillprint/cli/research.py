@@ -136,12 +136,14 @@ def zoo_build(
 ) -> None:
     """Collect teacher answers, distil students with LoRA, probe every model, write the files
     ``benchmark lineage`` reads. Resumable: reruns reuse stored answers and trained students."""
+    from distillprint.yamlio import located_in
     from distillprint.zoo.build import build_zoo
     from distillprint.zoo.config import load_zoo_config
 
     recipe = load_zoo_config(config)
     try:
-        manifest = build_zoo(recipe, console)
+        with located_in(recipe, config):
+            manifest = build_zoo(recipe, console)
     except KeyboardInterrupt:
         console.print("interrupted: rerun the same command to resume (stored answers and "
                       "trained students are kept)", markup=False)
