@@ -43,8 +43,8 @@ class RetryPolicy:
         """Seconds to wait before retry ``retry_number`` (1 for the first retry).
 
         Backoff shrinks by a random fraction up to ``jitter`` so clients that failed together
-        spread out. A server's ``Retry-After`` is a floor (never retry earlier than asked),
-        capped at ``max_delay_s`` so one bad header cannot stall a run for hours.
+        spread out. A server's ``Retry-After`` is a floor up to ``max_delay_s``: a wait asked
+        for beyond that is cut to it, so one bad header cannot stall a run for hours.
         """
         backoff = min(self.max_delay_s, self.base_delay_s * self.multiplier ** (retry_number - 1))
         backoff *= 1.0 - self.jitter * (rng or random).random()
