@@ -7,6 +7,7 @@ free port and is stopped when its ``with`` block ends.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -152,3 +153,11 @@ class ScriptedServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(5.0)
+
+
+def free_port() -> int:
+    """A port free now, for a process that binds it itself (accelerate's rendezvous): a fixed
+    one collides with another run on the machine."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,16 +38,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from servers import free_port
+
 TOLERANCE = 1e-5
 HERE = Path(__file__).resolve()
 BIN = Path(sys.executable).parent
 MICRO_BATCHES = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -73,7 +68,7 @@ def _launch(processes: int, command: list[str], stderr: Path) -> Launch:
     launcher = [
         accelerate, "launch", "--num_processes", str(processes), "--cpu", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()),
+        "--main_process_port", str(free_port()),
     ]  # fmt: skip
     with stderr.open("wb") as sink:
         process = subprocess.Popen(

@@ -111,8 +111,10 @@ def test_cross_validated_benchmark_writes_the_documented_fields(tmp_path: Path) 
     scored = [r for r in result["pairs"] if r["p_value"] is not None]
     assert scored and all(r["p_value"] <= r["conformal_p_value"] + 1e-12 for r in scored)
     assert "fpr_at_0.001" in result["p_value"] and "tpr_at_0.01" in result["conformal_p_value"]
-    assert result["baselines"]["tfidf_cosine"]["auroc"] is not None
-    assert result["baselines"]["mmd"]["auroc"] is not None
+    # the synthetic students copy their teachers' words: a baseline scoring the wrong way
+    # round (or not at all) would fall far below this
+    assert result["baselines"]["tfidf_cosine"]["auroc"] >= 0.9
+    assert result["baselines"]["mmd"]["auroc"] >= 0.9
     summary = result["query_budget"]["summary"]
     assert [s["n_prompts"] for s in summary] == [8, 16, 40]
     # every budget is also scored by the classifiers fitted on all 40 prompts; on all 40 that

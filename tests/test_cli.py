@@ -329,6 +329,21 @@ def test_the_other_settings_note_counts_every_probe_it_asks_and_only_those(
     assert "holds 4 answers of m to these probes of s" in " ".join(sampled.stderr.split())
 
 
+def test_collect_samples_asks_each_probe_that_many_times(tmp_path: Path) -> None:
+    store, out = tmp_path / "s.sqlite", tmp_path / "out.jsonl"
+    probes = tmp_path / "set.yaml"
+    probes.write_text("name: s\nversion: '1'\nprobes:\n" + "".join(
+        f"  - {{id: p{i}, category: c, prompt: 'Q{i}?', rationale: r}}\n" for i in range(3)))
+    result = run_cli("collect", "--model", "echo:m", "--probes", str(probes), "--store",
+                     str(store), "--samples", "2", "--temperature", "0.7")
+    assert result.returncode == 0, result.stderr
+    assert run_cli("responses", "export", "--store", str(store), "--out", str(out)).returncode == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((row["probe_id"], row["sample_index"]) for row in rows) == [
+        (f"p{i}", sample) for i in range(3) for sample in (0, 1)]
+    assert len({row["response"] for row in rows}) == 6  # each sample answered on its own
+
+
 def test_a_label_picks_its_model_before_a_bare_name_that_equals_it(tmp_path: Path) -> None:
     store = tmp_path / "s.sqlite"
     assert run_cli("collect", "--model", "echo:m", "--store", str(store)).returncode == 0

@@ -17,6 +17,7 @@ from distillprint.embed.train import supcon_loss, train_embedder
 from distillprint.embed.train_config import load_train_config
 from distillprint.errors import InputError
 from distillprint.provenance import git_commit
+from servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 STYLES = {
@@ -314,7 +315,8 @@ def test_accelerate_launch_two_cpu_processes(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
     command = [
         accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29561",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()),
         str(REPO / "training" / "train_embedder.py"), "--config", str(config),
         "--set", "optim.checkpoint_every=2",  # both ranks save their state mid-run
     ]  # fmt: skip

@@ -129,6 +129,15 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     assert noticed.exit_code == 1 and "report itself was edited" in noticed.output
     db = sqlite3.connect(store)
     db.execute("DROP TRIGGER responses_no_update")  # a forger with write access to the store
+    # the answer kept, but the question it answered rewritten: the only change, so it alone
+    # must fail the check
+    db.execute("UPDATE responses SET messages = replace(messages, 'number 5?', 'number 50?') "
+               "WHERE model = 'student'")
+    db.commit()
+    rewritten = runner.invoke(app, ["verify", str(outputs["json"]), "--store", str(store)])
+    assert rewritten.exit_code == 1
+    assert "request edited: file:student alpaca-5 #0" in rewritten.output
+    assert "0 changed, 0 missing answers, 1 stored under an edited request" in rewritten.output
     forged = db.execute(
         "UPDATE responses SET response = 'forged' WHERE prompt = 'question number 3?'"
     )
@@ -137,14 +146,6 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     tampered = runner.invoke(app, ["verify", str(outputs["json"]), "--store", str(store)])
     assert tampered.exit_code == 1
     assert "changed" in tampered.output and "alpaca-3" in tampered.output
-    # the answer kept, but the question it answered rewritten
-    db.execute("UPDATE responses SET messages = replace(messages, 'number 5?', 'number 50?') "
-               "WHERE model = 'student'")
-    db.commit()
-    rewritten = runner.invoke(app, ["verify", str(outputs["json"]), "--store", str(store)])
-    assert rewritten.exit_code == 1
-    assert "request edited: file:student alpaca-5 #0" in rewritten.output
-    assert "1 stored under an edited request" in rewritten.output
     db.execute("UPDATE responses SET prompt = 'another question?' "  # the question shown
                "WHERE model = 'student' AND probe_id = 'alpaca-6'")
     db.commit()
@@ -161,6 +162,28 @@ def test_score_report_gate_and_verify(tmp_path: Path, logs: dict[str, Path]) -> 
     # the 7 other models' forged answers are still changed; 20 problems are listed
     assert f"... and {7 + N_PROMPTS - 20} more" in erased.output
     assert f"7 changed, {N_PROMPTS} missing answers" in erased.output
+
+
+def test_a_scoring_model_of_ones_own_scores_and_is_named_in_the_report(
+    tmp_path: Path, logs: dict[str, Path]
+) -> None:
+    from distillprint.score.model import ScoringModel
+
+    record = json.loads(json.dumps(default_model().to_dict()))  # a copy: it holds its metadata
+    record["metadata"]["name"] = "retrained"  # another model, as a researcher's would be
+    own = tmp_path / "retrained.json"
+    own.write_text(json.dumps(record))
+    result = CliRunner().invoke(app, [
+        "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{logs['student']}",
+        "--probes", str(logs["prompts"]), "--store", str(tmp_path / "s.sqlite"),
+        "--background-dir", str(logs["background"]), "--json", str(tmp_path / "r.json"),
+        "--scoring-model", str(own),
+    ])
+    assert result.exit_code == 0, result.output
+    classifier = json.loads((tmp_path / "r.json").read_text())["manifest"]["classifier"]
+    assert classifier["name"] == "retrained"
+    assert classifier["artifact_sha256"] == ScoringModel.load(own).sha256()
+    assert classifier["artifact_sha256"] != default_model().sha256()
 
 
 def test_attribute_ranks_the_true_teacher_first(tmp_path: Path) -> None:

@@ -36,6 +36,12 @@ def test_read_and_known_secrets() -> None:
     assert read_secret("OPENAI_API_KEY", env).reveal() == "value-123456"  # type: ignore[union-attr]
     assert read_secret("EMPTY_API_KEY", env) is None and read_secret("NOPE", env) is None
     assert known_secrets(env) == ["  value-123456 "]
+    # every credential a user may hold for the services a run talks to, not only API keys
+    named = {"HF_TOKEN": "hf-token-value", "AWS_SECRET": "aws-secret-value",
+             "DB_PASSWORD": "db-password-value", "ANTHROPIC_APIKEY": "anthropic-value",
+             "TOKENIZERS_PARALLELISM": "false-ish-value"}
+    assert sorted(known_secrets(named)) == [
+        "anthropic-value", "aws-secret-value", "db-password-value", "hf-token-value"]
 
 
 def test_a_key_read_from_a_variable_of_any_name_is_known(

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -330,3 +335,29 @@ def test_upstream_refusals_keep_their_kind_and_hide_the_upstream_address() -> No
     limited = _error_for(RetryableError("openai:m: HTTP 429 from http://10.0.0.5:8000/v1/chat",
                                         retry_after=7.0, status=429))
     assert (limited.status, limited.kind) == (429, "rate_limit_error")
+
+
+def test_the_serve_command_serves_with_its_options_until_terminated() -> None:
+    """The README's `distillprint serve`, as a process: the options reach the server."""
+    command = [sys.executable, "-m", "distillprint", "serve", "--model", "echo:x", "--port", "0",
+               "--served-model-name", "suspect", "--fault-script", "503",
+               "--batch-window-ms", "5", "--max-batch", "4"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert process.stdout is not None
+        announced = process.stdout.readline()
+        found = re.search(r"at (http://127\.0\.0\.1:\d+)/v1", announced)
+        assert found, announced
+        with httpx.Client(base_url=found.group(1), timeout=10) as client:
+            assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["suspect"]
+            assert client.post("/v1/chat/completions",
+                               json=chat_body(model="suspect")).status_code == 503
+            started = time.perf_counter()
+            answered = client.post("/v1/chat/completions", json=chat_body(model="suspect"))
+            assert answered.status_code == 200
+            assert time.perf_counter() - started < 5  # a 5 ms window, not 5 s
+    finally:
+        process.send_signal(signal.SIGTERM)
+        remaining, _ = process.communicate(timeout=30)
+    assert process.returncode == 0 and "stopping" in remaining
