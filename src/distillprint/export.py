@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from distillprint.atomic import replaced_atomically
+from distillprint.core_types import SamplingParams
 from distillprint.errors import InputError
 from distillprint.locations import check_outputs, store_files
 from distillprint.store import StoredResponse, public_url
@@ -27,7 +28,10 @@ def _why_twice(first: StoredResponse, second: StoredResponse) -> str:
                 "--probe-set-version")
     if first.prompt != second.prompt:
         return "under two prompts: the probe set was edited under one version"
-    return "collected with different sampling settings"
+    before, after = first.params.as_dict(), second.params.as_dict()
+    differ = ", ".join(f"{name} {before[name]} and {after[name]}" for name in before
+                       if before[name] != after[name])
+    return f"collected with {differ}: pick one with --temperature or --max-tokens"
 
 
 def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) -> int:
@@ -47,14 +51,26 @@ def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) 
         return write(records, tmp)
 
 
+@dataclass(frozen=True)
+class SamplingChoice:
+    """The sampling settings an export keeps (``None``: any)."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    def matches(self, params: SamplingParams) -> bool:
+        return ((self.temperature is None or params.temperature == self.temperature)
+                and (self.max_tokens is None or params.max_tokens == self.max_tokens))
+
+
 def one_models_answers(
     records: Iterable[StoredResponse], model: str, revision: str | None = None,
-    base_url: str | None = None,
+    base_url: str | None = None, sampling: SamplingChoice = SamplingChoice(),
 ) -> list[StoredResponse]:
     """The records of one model (its label or bare name; ``revision``, a prefix of the stored
-    one, and ``base_url`` pick among several), refused when that would still mix answers: two
-    identities under the name (another revision, base URL or backend), or two answers to one
-    prompt and sample (collected under different sampling settings)."""
+    one, ``base_url`` and ``sampling`` pick among several), refused when that would still mix
+    answers: two identities under the name (another revision, base URL or backend), or two
+    answers to one prompt and sample (collected under different sampling settings)."""
     rows = list(records)
     # the label first: an exported log re-collected as file:echo:m has the bare name echo:m
     chosen = [r for r in rows if r.identity.label == model] or [
@@ -63,9 +79,11 @@ def one_models_answers(
         chosen = [r for r in chosen if r.identity.revision.startswith(revision)]
     if base_url is not None:
         chosen = [r for r in chosen if r.identity.base_url == public_url(base_url)]
+    chosen = [r for r in chosen if sampling.matches(r.params)]
     if not chosen:  # an empty log would read as a model that answered nothing
         picked = "".join(f" {what} {value}" for what, value in (
-            ("revision", revision), ("at", base_url)) if value is not None)
+            ("revision", revision), ("at", base_url), ("at temperature", sampling.temperature),
+            ("with max_tokens", sampling.max_tokens)) if value is not None)
         raise InputError(f"the store holds no answers of '{model}'{picked} (in the probe set "
                          "asked for, if any): `distillprint responses models` lists what it "
                          "holds", field="model")

@@ -218,12 +218,17 @@ def responses_export(
         help="With --model: only the answers collected from this base URL, when the store "
              "holds the model from several endpoints.")
     ] = None,
+    temperature: Annotated[float | None, typer.Option(
+        help="With --model: only the answers collected at this temperature.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        help="With --model: only the answers collected with this max_tokens.")] = None,
 ) -> None:
     """Export stored responses as JSONL (one object per line) or a Parquet table."""
-    from distillprint.export import export_responses, one_models_answers
+    from distillprint.export import SamplingChoice, export_responses, one_models_answers
     from distillprint.store import ResponseStore
 
-    for option, value in (("revision", revision), ("base-url", base_url)):
+    for option, value in (("revision", revision), ("base-url", base_url),
+                          ("temperature", temperature), ("max-tokens", max_tokens)):
         if value is not None and model is None:
             raise InputError("picks among one model's answers: name it with --model",
                              field=option)
@@ -233,7 +238,8 @@ def responses_export(
         if probe_set_version is not None:
             records = (r for r in records if r.probe_set_version == probe_set_version)
         if model is not None:
-            records = one_models_answers(records, model, revision, base_url)
+            records = one_models_answers(records, model, revision, base_url,
+                                         SamplingChoice(temperature, max_tokens))
         count = export_responses(records, out_path, store)
     console.print(f"exported {count} responses to {out_path}", markup=False)
     if count == 0:
