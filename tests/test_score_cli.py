@@ -374,6 +374,9 @@ def test_staged_budget_stops_when_distilled_and_goes_on_otherwise(tmp_path: Path
                                    "--suspect", f"file:{logs['student']}", "--stop-on", "never"])
     said = " ".join(bad.output.replace("│", " ").split())
     assert bad.exit_code == 2 and "'never' is not one of 'distilled', 'any'" in said, said
+    alone = CliRunner().invoke(app, ["score", "--teacher", f"file:{logs['teacher']}",
+                                     "--suspect", f"file:{logs['student']}", "--stop-on", "any"])
+    assert isinstance(alone.exception, InputError) and alone.exception.field == "stop-on"
 
 
 def test_staging_rules() -> None:

@@ -90,8 +90,10 @@ def score(
         ),
     ] = None,
     stop_on: Annotated[
-        StopOn, typer.Option(help="Stop at the first stage that is 'distilled' or 'any' verdict.")
-    ] = StopOn.DISTILLED,
+        StopOn | None, typer.Option(
+            help="With --stage: stop at the first stage whose verdict is 'distilled' (the "
+            "default) or 'any' decisive one.")
+    ] = None,
 ) -> None:
     """Collect what is missing, then score how likely SUSPECT was distilled from TEACHER."""
     from distillprint.score.stats import VerdictPolicy
@@ -100,6 +102,9 @@ def score(
     if fail_inconclusive and fail_above is None:
         raise InputError("gates nothing without --fail-above (the gate it widens)",
                          field="fail-inconclusive")
+    if stop_on is not None and not stage:
+        raise InputError("stops nothing without --stage (a run of one look has no stage to "
+                         "stop at)", field="stop-on")
     needed = VerdictPolicy().min_prompts
     too_few = [n for n in stage or [] if n < needed]
     if too_few:
@@ -115,7 +120,7 @@ def score(
         alpha=alpha, scoring_model=scoring_model, html=report, json_path=json_out,
         markdown=markdown, junit=junit, fail_above=fail_above,
         fail_inconclusive=fail_inconclusive, console=console, out=out,
-        staging=Staging(tuple(sorted(set(stage or []))), stop_on),
+        staging=Staging(tuple(sorted(set(stage or []))), stop_on or StopOn.DISTILLED),
     )
     raise typer.Exit(code=code)
 
