@@ -358,6 +358,17 @@ async def test_requests_in_flight_when_the_field_switches_are_sent_again(
     assert sum("max_tokens" in seen.body for seen in server.seen) == 4
 
 
+async def test_a_refused_request_sent_without_a_key_says_which_variable_is_unset(
+    backend_for: list[OpenAIBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # a loopback server may need none
+    refusal = Canned(401, {"error": {"message": "invalid API key"}})
+    with ScriptedServer([refusal]) as server, pytest.raises(BackendError) as info:
+        await generate(make(backend_for, server.url))
+    assert "HTTP 401" in str(info.value)
+    assert "(no key was sent: OPENAI_API_KEY is unset or empty)" in str(info.value)
+
+
 async def test_other_refusals_are_not_retried_with_another_field(
     backend_for: list[OpenAIBackend],
 ) -> None:

@@ -31,6 +31,7 @@ from distillprint.textio import LONE_SURROGATE
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 529})
 # Refusals of one request (its prompt, its size): the collection goes on without it.
 REQUEST_STATUS = frozenset({400, 413, 422})
+_AUTH_STATUS = frozenset({401, 403})
 _EXCERPT_CHARS = 300
 #: longer than any stop reason an API defines ("content_filter", "tool_calls")
 _STOP_REASON_CHARS = 40
@@ -142,9 +143,11 @@ class JsonApi:
     """
 
     def __init__(
-        self, label: str, timeout_s: float, headers: Mapping[str, str], key: Secret | None
+        self, label: str, timeout_s: float, headers: Mapping[str, str], key: Secret | None,
+        key_env: str,
     ) -> None:
         self.label = label
+        self._key_env = key_env
         self.timeout_s = timeout_s
         self._secrets = [key] if key is not None else []
         self._headers = {**headers, "Content-Type": "application/json"}
@@ -242,6 +245,10 @@ class JsonApi:
     ) -> BackendError | RetryableError:
         said = self.clean(_readable(content))
         message = f"{self.label}: HTTP {status} from {self.clean(url)}: {said}"
+        if status in _AUTH_STATUS and not self._secrets:
+            # a loopback server may run without a key, so none was required: the likeliest
+            # cause is a variable the CI job did not pass on
+            message += f" (no key was sent: {self._key_env} is unset or empty)"
         if status in RETRYABLE_STATUS or status >= 500:
             return RetryableError(message, retry_after=parse_retry_after(headers), status=status)
         if 300 <= status < 400:

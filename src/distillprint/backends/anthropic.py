@@ -49,7 +49,7 @@ class AnthropicBackend(Backend):
             headers["x-api-key"] = key.reveal()
         self.identity = ModelIdentity("anthropic", model, options.revision or "", base_url)
         self._url = f"{base_url}/v1/messages"
-        self._api = JsonApi(f"anthropic:{model}", options.timeout_s, headers, key)
+        self._api = JsonApi(f"anthropic:{model}", options.timeout_s, headers, key, key_env)
 
     def __repr__(self) -> str:
         return f"AnthropicBackend({self.identity.model!r}, base_url={self.identity.base_url!r})"

@@ -59,7 +59,7 @@ class OpenAIBackend(Backend):
         # OpenAI's reasoning models accept only ``max_completion_tokens``, which many other
         # servers do not know: start with the common field, switch when told (see below).
         self._max_tokens_field = "max_tokens"
-        self._api = JsonApi(f"openai:{model}", options.timeout_s, headers, key)
+        self._api = JsonApi(f"openai:{model}", options.timeout_s, headers, key, key_env)
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.identity.model!r}, base_url={self.identity.base_url!r})"
