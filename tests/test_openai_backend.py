@@ -305,11 +305,13 @@ async def test_a_key_echoed_in_an_answer_is_not_stored(
     backend_for: list[OpenAIBackend], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CANARY_KEY", "plain-canary-value-0123456789")
-    answer = "the key was plain-canary-value-0123456789; a key looks like sk-abcdefgh12"
+    answer = ("the key was plain-canary-value-0123456789 (PLAIN-CANARY-VALUE-0123456789 in an "
+              "uppercasing proxy's echo); a key looks like sk-abcdefgh12")
     with ScriptedServer([chat_reply(answer)]) as server:
         generation = await generate(make(backend_for, server.url, api_key_env="CANARY_KEY"))
     # only our own key is removed: key-shaped text a model writes is part of its answer
-    assert generation.text == "the key was [REDACTED]; a key looks like sk-abcdefgh12"
+    assert generation.text == ("the key was [REDACTED] ([REDACTED] in an uppercasing proxy's "
+                               "echo); a key looks like sk-abcdefgh12")
 
 
 async def test_a_lone_surrogate_in_an_answer_is_stored_as_a_replacement_character(

@@ -50,11 +50,12 @@ def redact(text: str, secrets: Iterable[str | Secret | None] = ()) -> str:
 def redact_values(
     text: str, secrets: Iterable[str | Secret | None], min_length: int = _MIN_SECRET_LENGTH
 ) -> str:
-    """Replace the given secrets (those of at least ``min_length`` characters) only."""
+    """Replace the given secrets (those of at least ``min_length`` characters) only, in any
+    letter case: a server that echoes a header may have lowercased it."""
     for secret in secrets:
         value = secret.reveal() if isinstance(secret, Secret) else secret
         if value and len(value) >= min_length:
-            text = text.replace(value, REDACTED)
+            text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
     return text
 
 
