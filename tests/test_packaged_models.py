@@ -248,6 +248,7 @@ def test_smollm2_reloads_from_the_converted_cache(monkeypatch: pytest.MonkeyPatc
     assert reloaded.model.num_parameters() > 100_000_000
 
 
+@pytest.mark.slow  # converting Gemma's GGUF file takes most of a minute on 2 cores
 @pytest.mark.integration
 def test_gemma3_base_answers_through_the_plain_transcript() -> None:
     backend = _backend_or_skip("gemma3-270m")
