@@ -422,7 +422,9 @@ def test_metrics_are_undefined_when_no_pair_is_scored_and_one_teacher_attributes
     pairs = [LabelledPair("t", "s1", "primary", 1), LabelledPair("t", "s2", "human_data", 0)]
     metrics = detection_metrics(pairs, {})
     assert (metrics["auroc"], metrics["tpr_at_5pct_fpr"], metrics["n_unscored"]) == (None, None, 2)
-    assert detection_metrics(pairs, {("t", "s1"): 0.9})["auroc"] == 1.0  # s2 at the floor
+    # an unrelated pair left unscored counts against the method, a student likewise
+    assert detection_metrics(pairs, {("t", "s1"): 0.9})["auroc"] == 0.0
+    assert detection_metrics(pairs, {("t", "s2"): 0.1})["auroc"] == 0.0
     assert attribution_cases(pairs, {("t", "s1"): 0.9}) == []  # a single candidate: no choice
 
 

@@ -7,8 +7,8 @@ from distillprint.bench.metrics import (
     auroc,
     calibration_bins,
     expected_calibration_error,
-    floored_scores,
     tpr_at_fpr,
+    worst_case_scores,
 )
 
 
@@ -35,9 +35,13 @@ def test_ece_zero_for_perfect_calibration_and_large_when_overconfident() -> None
     assert expected_calibration_error(np.zeros(10), np.full(10, 0.95)) > 0.9
 
 
-def test_undefined_scores_rank_below_every_defined_one() -> None:
-    assert floored_scores([0.3, float("nan"), -2.0, None]).tolist() == [0.3, -3.0, -2.0, -3.0]
-    assert floored_scores([float("nan")]).tolist() == [0.0]
+def test_undefined_scores_count_against_the_method() -> None:
+    # a student nobody scored ranks lowest, an unrelated pair highest: declining earns nothing
+    assert worst_case_scores([0.3, float("nan"), -2.0, None], [1, 1, 0, 0]).tolist() == [
+        0.3, -3.0, -2.0, 1.3]
+    assert worst_case_scores([float("nan")], [1]).tolist() == [0.0]
+    hard_negative_declined = worst_case_scores([2.0, 3.0, None, 0.0], [1, 1, 0, 0])
+    assert auroc([1, 1, 0, 0], hard_negative_declined) == 0.5
 
 
 def test_calibration_bins_are_what_the_ece_weighs() -> None:

@@ -12,8 +12,8 @@ from distillprint.bench.metrics import (
     auroc,
     ece_interval_by_group,
     expected_calibration_error,
-    floored_scores,
     tpr_at_fpr,
+    worst_case_scores,
 )
 from distillprint.bench.result_types import AttributionSummary, DetectionMetrics, VerdictTally
 from distillprint.score.pairs import LabelledPair
@@ -46,10 +46,10 @@ def detection_metrics(
         "n_negative": int((y == 0).sum()),
         "n_unscored": int((~scored).sum()),
     }
-    # with nothing scored every pair would tie at the floor: "0.5" would report a coin flip
-    # for a method that gave no answer at all
+    # with nothing scored the ranking would be the labels' worst order: a number for a method
+    # that gave no answer at all
     if scored.any():
-        s = floored_scores(raw)
+        s = worst_case_scores(raw, y)
         out["auroc"] = _round(auroc(y, s))
         out["tpr_at_1pct_fpr"] = _round(tpr_at_fpr(y, s, 0.01))
         out["tpr_at_5pct_fpr"] = _round(tpr_at_fpr(y, s, 0.05))

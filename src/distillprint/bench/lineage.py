@@ -448,8 +448,9 @@ def run_lineage_benchmark(
     if thin:
         # usually logs that answered different prompts; every such pair is inconclusive
         say(f"warning: {len(thin)} of {len(pairs)} pairs could not be scored (each pair's "
-            f"reasons say why), e.g. {', '.join(thin[:3])}; they rank lowest in AUROC and "
-            "TPR, count as wrong in attribution and are left out of ECE")
+            f"reasons say why), e.g. {', '.join(thin[:3])}; they count against the scorer "
+            "in AUROC and TPR (a student lowest, an unrelated pair highest), count as wrong "
+            "in attribution and are left out of ECE")
     # with the shipped model in every mode: no teacher-vs-teacher pair is in its training data
     teachers = sorted({p.teacher for p in pairs})
     relations: list[TeacherRelation] = [

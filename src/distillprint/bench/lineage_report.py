@@ -14,8 +14,8 @@ from distillprint.bench.metrics import (
     CALIBRATION_BINS,
     P_VALUE_ALPHAS,
     calibration_bins,
-    floored_scores,
     fpr_resolution_note,
+    worst_case_scores,
 )
 from distillprint.bench.result_types import (
     AttributionSummary,
@@ -75,8 +75,9 @@ def _resolution_lines(n_negative: int | None) -> list[str]:
 
 
 RANKING_NOTE = ("AUROC and TPR rank the pairs by the classifier's score (`decision` in the "
-                "JSON; P rounds the surest pairs alike to 1.0), a pair nobody could score "
-                "lowest (and wrong in attribution); ECE is over the scored pairs.")
+                "JSON; P rounds the surest pairs alike to 1.0); a pair a method could not "
+                "score counts against it (a student lowest, an unrelated pair highest, and "
+                "wrong in attribution); ECE is over the scored pairs.")
 
 
 def labelled_verdicts(result: LineageResult) -> str:
@@ -267,8 +268,9 @@ def _write_plots(result: LineageResult, out_dir: Path) -> list[Path]:
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()
     for name, scores in method_scores(result).items() if len(set(y.tolist())) == 2 else ():
-        # ranked as the AUROC beside it ranks them: unscored pairs last, ties together
-        ranked = floored_scores([scores.get((p["teacher"], p["suspect"])) for p in labelled])
+        # ranked as the AUROC beside it ranks them: unscored pairs at their worst, ties together
+        ranked = worst_case_scores(
+            [scores.get((p["teacher"], p["suspect"])) for p in labelled], y)
         fpr, tpr, _ = roc_curve(y, ranked)
         ax.plot(fpr, tpr, label=name)
     ax.plot([0, 1], [0, 1], ls=":", color="grey")

@@ -55,13 +55,17 @@ CALIBRATION_BINS = 10
 P_VALUE_ALPHAS = (0.001, 0.01, 0.05, 0.1)
 
 
-def floored_scores(scores: Sequence[float | None] | np.ndarray) -> np.ndarray:
-    """Undefined scores (NaN, None) as one below the lowest defined one: a pair a method
-    could not score counts as its least suspicious, so declining hard pairs earns nothing."""
+def worst_case_scores(
+    scores: Sequence[float | None] | np.ndarray, labels: ArrayLike
+) -> np.ndarray:
+    """Undefined scores (NaN, None) as the method's worst answer: a positive it could not score
+    one below the lowest defined score, a negative one above the highest, so that declining
+    hard pairs of either label earns nothing."""
     s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=int)
     defined = np.isfinite(s)
-    floor = s[defined].min() - 1.0 if defined.any() else 0.0
-    return np.where(defined, s, floor)
+    low, high = (s[defined].min() - 1.0, s[defined].max() + 1.0) if defined.any() else (0.0, 0.0)
+    return np.where(defined, s, np.where(y == 1, low, high))
 
 
 def calibration_bins(

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from distillprint.bench.lineage_report import method_scores, table_cell
-from distillprint.bench.metrics import auroc, floored_scores
+from distillprint.bench.metrics import auroc, worst_case_scores
 from distillprint.bench.result_types import LineageResult, PairRecord
 
 #: positive relations that are plain distillation; the others are the hard variants
@@ -22,7 +22,8 @@ def _subset_auroc(pairs: Sequence[PairRecord], scores: dict[tuple[str, str], flo
     chosen = [p for p in pairs if p["label"] == 0 or (p["label"] == 1 and p["relation"] in
                                                       relations)]
     values = [scores.get((p["teacher"], p["suspect"])) for p in chosen]
-    value = auroc([int(p["label"] == 1) for p in chosen], floored_scores(values))
+    labels = [int(p["label"] == 1) for p in chosen]
+    value = auroc(labels, worst_case_scores(values, labels))
     return None if value is None else round(value, 4)
 
 
