@@ -320,3 +320,27 @@ def test_the_leave_one_out_check_is_part_of_the_result(zoo) -> None:  # type: ig
     assert left_out == [b.name for b in background[:3]]
     undecided = score_pair(models["teacher_a"], models["student_a2"], background, model=scoring)
     assert undecided.changed_without is None  # too few prompts: nothing decisive to check
+
+
+def test_a_pairs_own_models_are_not_their_own_background_stand_ins() -> None:
+    """Where suspects stand in as each other's background, the tested suspect is one of them:
+    (suspect, suspect) and the pair itself must not join the pair's null."""
+    import numpy as np
+
+    from distillprint.score.model import pair_background_p
+
+    class Scores:  # the decision is the row's one feature
+        def decision_function(self, rows: np.ndarray) -> np.ndarray:
+            return rows[:, 0]
+
+    similarity = {(0, 4): 5.0, (1, 4): 1.0, (2, 4): 2.0, (3, 4): 3.0,
+                  (0, 1): 0.0, (0, 2): 0.0, (0, 3): 0.0, (0, 0): 9.0}
+
+    class Features:
+        background = np.array([True, True, True, True, False])  # 0 is the suspect, 4 the teacher
+
+        def matrix(self, pairs: list[tuple[int, int]], names: list[str]) -> np.ndarray:
+            return np.array([[similarity[pair]] for pair in pairs])
+
+    p = pair_background_p(Scores(), Features(), ["f"], suspect=0, teacher=4)  # type: ignore[arg-type]
+    assert p == pytest.approx(1 / 7)  # above the 6 stand-in pairs; (0, 0) and (0, 4) not among them

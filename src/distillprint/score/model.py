@@ -68,8 +68,11 @@ def pair_background_p(
     suspect: int,
     teacher: int,
 ) -> float | None:
-    """The pair's rank among pairs with a background model standing in for either side."""
-    background = [int(b) for b in np.flatnonzero(feats.background)]
+    """The pair's rank among pairs with a background model standing in for either side; where
+    the pair's own models are in the background (the suspects stand in for a missing one),
+    they are not their own stand-ins: (suspect, suspect) and the pair itself would join its
+    null."""
+    background = [int(b) for b in np.flatnonzero(feats.background) if b not in (suspect, teacher)]
     return background_rank_p_value(
         float(pair_decisions(classifier, feats, [(suspect, teacher)], names)[0]),
         pair_decisions(classifier, feats, [(suspect, b) for b in background], names),
