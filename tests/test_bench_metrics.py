@@ -7,7 +7,9 @@ from distillprint.bench.metrics import (
     auroc,
     calibration_bins,
     expected_calibration_error,
+    rate_interval_over_groups,
     tpr_at_fpr,
+    wilson_interval,
     worst_case_scores,
 )
 
@@ -77,3 +79,12 @@ def test_the_ece_interval_resamples_whole_suspects() -> None:
     assert low <= (expected_calibration_error(labels, probabilities) or 0.0) <= high
     assert low < high
     assert ece_interval_by_group(labels, probabilities, ["one"] * 8) is None
+
+
+def test_repeated_draws_of_the_same_pairs_count_as_those_pairs() -> None:
+    # 40 pairs scored identically on 20 draws are 40 trials, not 800
+    rate, low, high = rate_interval_over_groups([[False] * 20] * 40)
+    assert (rate, low) == (0.0, 0.0) and high == pytest.approx(wilson_interval(0, 40)[1])
+    assert high > 0.08 > wilson_interval(0, 800)[1]
+    rate, *_ = rate_interval_over_groups([[True, False], [False, False]])
+    assert rate == 0.25

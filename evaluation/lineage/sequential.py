@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from distillprint.atomic import write_text_atomically
-from distillprint.bench.metrics import wilson_interval
+from distillprint.bench.metrics import rate_interval_over_groups
 from distillprint.bench.predict import GridPredictions, predict_cross_validated
 from distillprint.score.api import scores_without_each
 from distillprint.score.cube import SimilarityCube
@@ -75,20 +75,21 @@ def _simulate(
     looks = plan.looks(n_prompts)
     policy = VerdictPolicy.for_looks(VerdictPolicy().alpha, len(looks))  # as `score --stage`
     used: list[int] = []
-    outcomes: dict[int, list[Verdict]] = {0: [], 1: []}
+    outcomes: dict[Key, list[Verdict]] = {key: [] for key in labels}
     for scores in orders:
-        for key, label in labels.items():
+        for key in labels:
             for stage in looks:
                 verdict = scores[stage][key].decision(stage, n_bg, policy).verdict
                 if plan.staging.stops(verdict):
                     break
             used.append(stage)
-            outcomes[label].append(verdict)
+            outcomes[key].append(verdict)
 
     def share(label: int, verdict: Verdict) -> str:
-        hits = sum(v is verdict for v in outcomes[label])
-        low, high = wilson_interval(hits, len(outcomes[label]))
-        return f"{hits / len(outcomes[label]):.3f} [{low:.3f}, {high:.3f}]"
+        rate, low, high = rate_interval_over_groups(
+            [[v is verdict for v in verdicts] for key, verdicts in outcomes.items()
+             if labels[key] == label])
+        return f"{rate:.3f} [{low:.3f}, {high:.3f}]"
 
     return {
         "mean_prompts": float(np.mean(used)),
@@ -148,7 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.orders} random prompt orders x {sum(v == 0 for v in labels.values())} negative "
         f"and {sum(v == 1 for v in labels.values())} positive pairs; classifiers fitted on all "
         f"{n} prompts, leave-one-teacher-out; alpha {VerdictPolicy().alpha} split evenly over "
-        "the stages; 95% Wilson intervals. Command: `python evaluation/lineage/sequential.py "
+        "the stages; 95% Wilson intervals over the pairs (each pair counted once, not once "
+        "per order: its orders are not independent trials). Command: `python "
+        "evaluation/lineage/sequential.py "
         f"--out {args.out}`.",
         "",
         "| plan | mean prompts | negatives called distilled | positives called distilled "

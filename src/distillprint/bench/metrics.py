@@ -109,7 +109,20 @@ def ece_interval_by_group(
     return float(low), float(high)
 
 
-def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+def rate_interval_over_groups(hits: Sequence[Sequence[bool]]) -> tuple[float, float, float]:
+    """The pooled rate of repeated trials on a few groups (pairs scored on many prompt draws),
+    with a 95% Wilson interval that counts each group once: the draws of one pair are not
+    independent trials (on the whole prompt set they are copies), and counting each as one
+    would narrow the interval by the square root of the draws. Conservative where the draws
+    do vary."""
+    rates = [sum(group) / len(group) for group in hits if len(group)]
+    if not rates:
+        return (math.nan, 0.0, 1.0)
+    rate = sum(rates) / len(rates)
+    return (rate, *wilson_interval(rate * len(rates), len(rates)))
+
+
+def wilson_interval(successes: float, total: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of a proportion (sensible at 0 and at small counts)."""
     if total == 0:
         return (0.0, 1.0)

@@ -66,7 +66,8 @@ def _budget_section(meta: dict[str, Any]) -> str:
         "",
         "## On fewer prompts than training used",
         f"{table['protocol']}; {table['rows'][0]['draws']} draws per budget, 95% Wilson "
-        "intervals.",
+        "intervals over the pooled draws (each counted as a trial: the draws reuse the same "
+        "pairs, so the intervals are narrower than the pairs alone support).",
         "",
         f"| prompts | unrelated pairs with p <= {alpha} | unrelated pairs called distilled "
         "| distilled pairs called not distilled |",

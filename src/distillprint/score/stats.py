@@ -3,8 +3,10 @@
 Two p-values answer two questions, and the report shows both:
 
 * ``p_value`` (conformal, from the classifier): among known non-distilled pairs (the training
-  negatives, scored out of fold), how many score at least as high as this pair? Exact when an
-  unrelated pair is exchangeable with those negatives. The verdict uses it.
+  negatives, scored out of fold), how many score at least as high as this pair? A rank, exact
+  when an unrelated pair is exchangeable with those negatives, down to 1 / (n + 1); below
+  that it extrapolates the negatives' tail with a Student-t fit (``tail_p_values``), a model
+  that understates p where the real tail is heavier. The verdict uses it.
 * ``background_p_value`` (rank test against the background): treating every background model as
   a stand-in teacher for the suspect and as a stand-in suspect for the teacher, how many of
   those 2|B| pairs score at least as high? Exact under exchangeability with the background, but
@@ -45,9 +47,13 @@ class VerdictPolicy:
     min_prompts: int = 64
     min_background: int = 3
     # The level ``not distilled`` is judged at (None: ``alpha``). A budget grown in stages
-    # splits the run's alpha between its looks, which bounds false ``distilled`` verdicts;
-    # judged at that smaller share, ``p > alpha`` would be easier to meet, and a later look
-    # would clear suspects that one look at the whole budget calls inconclusive.
+    # splits the run's alpha between its looks (Bonferroni), which would bound false
+    # ``distilled`` verdicts if each look's p-value were exact. On fewer prompts they are not:
+    # in the shipped model's budget table 2.75% of unrelated pairs reach p <= 0.0125 at 64
+    # prompts. The split is approximate, and the verdict's other conditions (P, the
+    # leave-one-out rule) carry part of the control (evaluation/lineage/sequential measures
+    # the whole rule). Judged at the smaller share, ``p > alpha`` would be easier to meet, and
+    # a later look would clear suspects that one look at the whole budget calls inconclusive.
     clear_alpha: float | None = None
 
     @classmethod
