@@ -505,3 +505,11 @@ def test_an_interrupt_before_the_command_runs_exits_with_its_status_not_a_traceb
     finally:
         signal.signal(signal.SIGTERM, handler)
     assert stopped.value.code == 130 and "Traceback" not in capsys.readouterr().err
+
+
+def test_version_names_the_installed_package() -> None:
+    from importlib.metadata import version
+
+    shown = run_cli("--version")
+    assert shown.returncode == 0
+    assert shown.stdout.strip() == f"distillprint {version('distillprint')}"
