@@ -251,12 +251,16 @@ def test_cli_runs_the_budgets_it_is_given(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     args = ["benchmark", "lineage", "--pairs", str(pairs_csv), "--responses", str(answers),
             "--out", str(out), "--classifier", "artifact", "--artifact", str(_artifact(tmp_path)),
-            "--budget", "16", "--budget", "8", "--budget-seeds", "2"]
+            "--budget", "16", "--budget", "8", "--budget-seeds", "2",
+            "--cache-dir", str(tmp_path / "cubes"), "--report-dir", str(tmp_path / "report")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, (result.output, result.exception)
     summary = json.loads(out.read_text())["query_budget"]["summary"]
     assert [s["n_prompts"] for s in summary] == [8, 16, 40]
     assert [s["runs"] for s in summary] == [2, 2, 1]
+    assert list((tmp_path / "cubes").glob("cube-*.npz"))  # the next run reads it
+    assert {"results.md", "roc.png", "calibration.png"} <= {
+        path.name for path in (tmp_path / "report").iterdir()}
 
 
 def test_folders_of_paired_models_only_let_the_suspects_stand_in_as_background(
