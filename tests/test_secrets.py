@@ -151,14 +151,14 @@ def test_a_base_url_error_never_shows_a_key_and_a_key_shaped_host_is_a_host(
         normalise_base_url("http://127.0.0.1:8000/Zq8v7XwP2mK9rT4yL6nB/v1")
 
 
-def test_a_placeholder_key_is_kept_out_of_logs_not_out_of_answers_or_host_names(
+def test_a_placeholder_key_is_no_secret_but_a_short_key_of_ones_own_is(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Ollama takes the key "ollama": the word stays in what models say, and in its host's name
     from distillprint.backends._http import normalise_base_url
-    from distillprint.secrets import redact_answer
 
-    monkeypatch.setenv("OPENAI_API_KEY", "ollama")
+    monkeypatch.setenv("OPENAI_API_KEY", "Ollama")
     assert normalise_base_url("http://ollama:11434/v1") == "http://ollama:11434/v1"
-    assert redact_answer("served via ollama serve", known_secrets()) == "served via ollama serve"
-    assert redact("key ollama refused", known_secrets()) == f"key {REDACTED} refused"
+    assert redact("served via ollama serve", known_secrets()) == "served via ollama serve"
+    monkeypatch.setenv("OPENAI_API_KEY", "mysecret123")  # a short key of one's own is a key
+    assert redact("echoed MySecret123", known_secrets()) == f"echoed {REDACTED}"

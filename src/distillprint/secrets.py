@@ -16,8 +16,12 @@ REDACTED = "[REDACTED]"
 
 # Short values would redact ordinary words ("test", "1234"); no real key is this short.
 _MIN_SECRET_LENGTH = 6
-# In stored answers: provider keys are 40 or more characters; placeholder keys are words.
-_MIN_ANSWER_SECRET_LENGTH = 16
+# Keys that servers which check none are given (their documentation's own values): no secret
+# to keep, but words a model writes ("served via ollama serve") and a host may be named, so
+# replacing them would corrupt answers and refuse good URLs. Compared in lower case.
+PLACEHOLDER_KEYS = frozenset({
+    "ollama", "lm-studio", "empty", "none", "dummy", "not-needed", "no-key", "sk-no-key-required",
+})
 # Names of environment variables whose values are treated as secrets by ``known_secrets``.
 _SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
 # Shapes of common provider keys, redacted even when the value itself is unknown to us
@@ -47,26 +51,15 @@ def redact(text: str, secrets: Iterable[str | Secret | None] = ()) -> str:
     return _KEY_SHAPES.sub(REDACTED, redact_values(text, secrets))
 
 
-def redact_values(
-    text: str, secrets: Iterable[str | Secret | None], min_length: int = _MIN_SECRET_LENGTH
-) -> str:
-    """Replace the given secrets (those of at least ``min_length`` characters) only, in any
-    letter case: a server that echoes a header may have lowercased it."""
+def redact_values(text: str, secrets: Iterable[str | Secret | None]) -> str:
+    """Replace the given secrets only, in any letter case (a server that echoes a header may
+    have lowercased it): for a model's answers, where text merely shaped like a key (a model
+    writing an example ``sk-...``) is part of the answer."""
     for secret in secrets:
         value = secret.reveal() if isinstance(secret, Secret) else secret
-        if value and len(value) >= min_length:
+        if value and len(value) >= _MIN_SECRET_LENGTH and value.lower() not in PLACEHOLDER_KEYS:
             text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
     return text
-
-
-def redact_answer(text: str, secrets: Iterable[str | Secret | None]) -> str:
-    """A model's answer without the given keys, where a hostile or broken server echoed one.
-
-    Text merely shaped like a key (a model writing an example ``sk-...``) is part of the
-    answer, and so are the words that local servers take as placeholder keys (Ollama's
-    ``ollama``, ``lm-studio``): replacing those would corrupt the evidence, while no provider's
-    key is that short."""
-    return redact_values(text, secrets, _MIN_ANSWER_SECRET_LENGTH)
 
 
 # Keys this process has read (``read_secret``), whatever their variables are called: a key a

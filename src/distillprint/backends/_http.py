@@ -24,7 +24,7 @@ import aiohttp
 
 from distillprint.errors import BackendError, InputError, MissingSecretError, RetryableError
 from distillprint.retry import parse_retry_after
-from distillprint.secrets import Secret, known_secrets, read_secret, redact, redact_answer
+from distillprint.secrets import Secret, known_secrets, read_secret, redact, redact_values
 from distillprint.textio import LONE_SURROGATE
 
 # 408/409/425 are transient by definition; 529 is Anthropic's "overloaded".
@@ -67,10 +67,9 @@ def normalise_base_url(url: str, *, default_path: str = "") -> str:
             "environment variable",
             field="base_url",
         )
-    if redact(parts.path, secrets) != parts.path:
+    if redact_values(url, secrets) != url or redact(parts.path) != parts.path:
         # the base URL is stored, listed and shown in errors: a key in it would be too (a host
-        # named like a key, sk-gateway.example or ollama beside the key "ollama", is a host;
-        # credentials and queries are refused above)
+        # named like a key, sk-gateway.example, is a host)
         raise InputError("the base URL carries a key (the value of a key variable, or "
                          "text shaped like one); keys go in environment variables only",
                          field="base_url")
@@ -184,7 +183,7 @@ class JsonApi:
         """A model's answer as it can be stored and shared: without our own key (a hostile or
         misconfigured server may echo it) and with lone UTF-16 surrogates, which JSON allows
         (``"\\ud800"``) but UTF-8 cannot encode, replaced by U+FFFD."""
-        return LONE_SURROGATE.sub("\ufffd", redact_answer(text, self._secrets))
+        return LONE_SURROGATE.sub("\ufffd", redact_values(text, self._secrets))
 
     def stop_reason(self, value: object) -> str:
         """A short word the server chose (why it stopped), as it can be stored: cleaned as an

@@ -25,7 +25,7 @@ from distillprint.answers import AnswerLog, AnswerRecord, load_answer_log, promp
 from distillprint.backends.base import AnswerNotAvailable, Backend, BackendOptions
 from distillprint.core_types import Generation, GenerationRequest, ModelIdentity
 from distillprint.errors import InputError
-from distillprint.secrets import known_secrets, redact_answer
+from distillprint.secrets import known_secrets, redact_values
 
 _REVISION_HEX_CHARS = 16
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class FileBackend(Backend):
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         return [
-            Generation(text=redact_answer(self.lookup(r).response, self._secrets),
+            Generation(text=redact_values(self.lookup(r).response, self._secrets),
                        finish_reason="unknown")
             for r in requests
         ]
