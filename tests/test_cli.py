@@ -281,7 +281,7 @@ def test_exporting_one_model_refuses_to_mix_its_revisions_or_sampling_settings(
     twice = run_cli("responses", "export", "--store", str(store), "--out", str(out),
                     "--model", "echo:m")
     assert twice.returncode == 2 and "more than once" in twice.stderr
-    assert "max_tokens 16 and 8: pick one with --temperature or --max-tokens" in " ".join(
+    assert "max_tokens 16 and 8: pick one with --max-tokens" in " ".join(
         twice.stderr.split())
     one_setting = run_cli("responses", "export", "--store", str(store), "--out", str(out),
                           "--model", "echo:m", "--max-tokens", "8")

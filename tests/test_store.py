@@ -319,3 +319,23 @@ def test_one_endpoints_answers_are_exported_alone(tmp_path: Path) -> None:
         one_models_answers(rows, "openai:m")
     picked = one_models_answers(rows, "openai:m", base_url="http://127.0.0.1:8002/v1/")
     assert [row.response for row in picked] == ["http://127.0.0.1:8002/v1"]
+
+
+def test_a_model_answering_one_probe_twice_is_told_what_differs_and_how_to_pick(
+    tmp_path: Path,
+) -> None:
+    from distillprint.export import one_models_answers
+
+    ident = ModelIdentity("fake", "m")
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        store.add(ident, request(), Generation("plain"), CTX)
+        other_top_p = dataclasses.replace(request(), params=SamplingParams(top_p=0.5))
+        store.add(ident, other_top_p, Generation("nucleus"), CTX)
+        system = dataclasses.replace(request(), messages=(
+            ChatMessage("system", "Be brief."), ChatMessage("user", "hi")))
+        store.add(ident, system, Generation("brief"), CTX)
+        rows = list(store.responses())
+    with pytest.raises(InputError, match=r"top_p 1\.0 and 0\.5: no export option picks by that"):
+        one_models_answers(rows[:2], "fake:m")
+    with pytest.raises(InputError, match="their messages differ"):
+        one_models_answers([rows[0], rows[2]], "fake:m")

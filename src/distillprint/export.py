@@ -19,6 +19,8 @@ FORMATS = (".jsonl", ".parquet")
 # counts stay integers where some are missing.
 _ARROW_TYPES = {"str": "string", "int": "int64", "float": "float64", "int | None": "int64"}
 _JSON_COLUMNS = ("messages", "params")  # nested values, stored as JSON strings
+#: sampling settings ``responses export`` can pick answers by (``SamplingChoice``)
+_PICKABLE = ("temperature", "max_tokens")
 
 
 def _why_twice(first: StoredResponse, second: StoredResponse) -> str:
@@ -29,9 +31,14 @@ def _why_twice(first: StoredResponse, second: StoredResponse) -> str:
     if first.prompt != second.prompt:
         return "under two prompts: the probe set was edited under one version"
     before, after = first.params.as_dict(), second.params.as_dict()
-    differ = ", ".join(f"{name} {before[name]} and {after[name]}" for name in before
-                       if before[name] != after[name])
-    return f"collected with {differ}: pick one with --temperature or --max-tokens"
+    differ = [name for name in before if before[name] != after[name]]
+    if not differ:
+        return "under two requests: their messages differ (a system prompt, say)"
+    settings = ", ".join(f"{name} {before[name]} and {after[name]}" for name in differ)
+    options = [f"--{name.replace('_', '-')}" for name in differ if name in _PICKABLE]
+    pick = (f"pick one with {' or '.join(options)}" if options
+            else "no export option picks by that: export the store and filter its rows")
+    return f"collected with {settings}: {pick}"
 
 
 def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) -> int:
