@@ -402,8 +402,14 @@ def test_empty_configs_and_file_outputs_are_refused_and_no_means_no(tmp_path: Pa
     with pytest.raises(InputError, match="would be read as answer logs"):
         load_train_config(path, [f"output_dir={answers}"])
     (tmp_path / "configs" / "zoo").mkdir(parents=True)  # a folder of the user's own
-    with pytest.raises(InputError, match="holds 'zoo', which no training run writes"):
+    (tmp_path / "configs" / ".gitkeep").write_text("")
+    with pytest.raises(InputError, match="holds 'zoo' and is no training run's folder"):
         load_train_config(path, [f"output_dir={tmp_path / 'configs'}"])
+    base = load_train_config(path).model.base_model  # another model's saved folder
+    with pytest.raises(InputError, match="is no training run's folder"):
+        load_train_config(path, [f"output_dir={base}"])
+    (tmp_path / "configs" / "zoo").rmdir()
+    assert load_train_config(path, [f"output_dir={tmp_path / 'configs'}"])  # hidden files only
     path.write_text(path.read_text() + "mixed_precision: no\n")  # YAML reads false
     assert load_train_config(path).mixed_precision == "no"
 

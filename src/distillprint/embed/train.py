@@ -357,10 +357,12 @@ def _save(
 
     output = config.output_dir
     output.mkdir(parents=True, exist_ok=True)
+    # First: it marks the folder as a run's (RUN_MARKERS), so a run stopped while saving
+    # can be rerun into it.
+    (output / "train_config.json").write_text(config.model_dump_json(indent=2) + "\n")
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (output / "train_config.json").write_text(config.model_dump_json(indent=2) + "\n")
     write_model_card(output, config, data, metrics)
     # Last: its presence marks the encoder finished (a rerun then refuses to overwrite it),
     # so a run stopped while saving resumes from its checkpoint instead.

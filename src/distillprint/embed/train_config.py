@@ -100,22 +100,19 @@ class LoggingConfig(_Strict):
 
 #: where a run keeps its checkpoints (``checkpoints.py``), inside output_dir
 CHECKPOINTS_DIR = "checkpoints"
-#: what a run, stopped or finished, leaves in output_dir besides the saved encoder's files
-_RUN_FOLDERS = frozenset({CHECKPOINTS_DIR, "wandb"})
-#: the saved encoder: weights, its config, tokenizer, metrics and card
-_SAVED_SUFFIXES = frozenset({".json", ".safetensors", ".txt", ".md", ".model"})
+#: written into output_dir as a run starts or saves, and only by a run: a folder holding one of
+#: them is a run's (stopped or finished), and may be resumed or refused as such
+RUN_MARKERS = (CHECKPOINTS_DIR, "wandb", "train_config.json")
 
 
 def _foreign_entry(output_dir: Path) -> Path | None:
-    """The first entry of an existing ``output_dir`` that no training run writes there."""
-    if not output_dir.is_dir():
+    """An entry of an existing ``output_dir`` that is not a training run's: the first visible
+    one, when the folder holds none of a run's markers (hidden files such as .gitkeep are no
+    one's)."""
+    if not output_dir.is_dir() or any((output_dir / name).exists() for name in RUN_MARKERS):
         return None
-    for entry in sorted(output_dir.iterdir()):
-        ours = (entry.name in _RUN_FOLDERS if entry.is_dir()
-                else entry.is_file() and entry.suffix in _SAVED_SUFFIXES)
-        if not ours:
-            return entry
-    return None
+    return next((entry for entry in sorted(output_dir.iterdir())
+                 if not entry.name.startswith(".")), None)
 
 
 class TrainConfig(_Strict):
@@ -149,8 +146,8 @@ class TrainConfig(_Strict):
         if foreign is not None:
             # the encoder's files would land among someone else's, replacing any of the
             # same name (a config.json), and a later run would read the mixture
-            raise ValueError(f"output_dir '{self.output_dir}' holds '{foreign.name}', which no "
-                             "training run writes: name a new or empty folder")
+            raise ValueError(f"output_dir '{self.output_dir}' holds '{foreign.name}' and is no "
+                             "training run's folder: name a new or empty folder")
         return self
 
     @model_validator(mode="after")
