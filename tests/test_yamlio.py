@@ -184,7 +184,9 @@ def test_errors_found_after_loading_name_the_settings_line(tmp_path: Path) -> No
 
     found = raised(InputError("too big for the data", field="items[1].size"))
     assert (found.path, found.line, found.field) == (str(path), 4, "items[1].size")
-    assert raised(InputError("x", field="items.1"), ("items",)).field == "--set items.1"
+    within = raised(InputError("too big", field="items[1].size"), ("items",))
+    assert (within.field, within.reason) == ("--set items", "items[1].size: too big")
+    assert raised(InputError("x", field="items"), ("items",)).field == "--set items"
     # about other inputs, or located already: left as they are
     assert raised(InputError("x", field="model spec")).path is None
     assert raised(InputError("x", path="p.csv", field="name")).path == "p.csv"

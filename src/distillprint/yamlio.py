@@ -208,8 +208,10 @@ def located_in(config: BaseModel, path: Path, overridden: Collection[str] = ()) 
         loc = _field_loc(exc.field) if exc.path is None and exc.field else ()
         if not loc or loc[0] not in type(config).model_fields:
             raise  # located already, or about another input than the config
-        if any(exc.field == key or str(exc.field).startswith(f"{key}.") for key in overridden):
-            raise InputError(exc.reason, field=f"--set {exc.field}") from None
+        override = _override_at(loc, list(overridden))
+        if override is not None:
+            inner = f"{exc.field}: " if exc.field != override else ""
+            raise InputError(inner + exc.reason, field=f"--set {override}") from None
         line = locate(load_yaml(path, _ConfigLoader), loc)
         raise InputError(exc.reason, path=path, line=line, field=exc.field) from None
 
