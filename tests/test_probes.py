@@ -254,6 +254,6 @@ def test_two_probes_asking_the_same_are_refused_by_line(tmp_path: Path) -> None:
     assert len(probes.probes) == 2  # other sampling: another request
     assert len(probes.with_sampling(max_tokens=32).probes) == 2
     with pytest.raises(InputError, match=r"'a' and 'c' of dup differ only in the sampling this "
-                       r"run replaces \(temperature 0.5\)") as info:
-        probes.with_sampling(temperature=0.5)  # one request: the store would keep one answer
-    assert info.value.field == "temperature"
+                       r"run sets for every probe \(temperature 0\.5, max_tokens 9\)") as info:
+        probes.with_sampling(temperature=0.5, max_tokens=9)  # the store would keep one answer
+    assert info.value.field == "temperature, max-tokens"

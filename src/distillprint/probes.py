@@ -156,9 +156,10 @@ class ProbeSet(BaseModel):
             settings = ", ".join(f"{key} {value}" for key, value in overrides.items())
             raise InputError(
                 f"probes '{earlier}' and '{later}' of {self.name} differ only in the sampling "
-                f"this run replaces ({settings}), so they would be one request with one stored "
-                "answer: leave that setting as the set has it, or drop one of the probes",
-                field=next(iter(overrides)))
+                f"this run sets for every probe ({settings}), so they would be one request "
+                "with one stored answer: drop one of them from the set (or, where a "
+                "command-line option sets it, leave the option out)",
+                field=", ".join(key.replace("_", "-") for key in overrides))
         return overridden
 
     def repeated_request(self) -> tuple[int, int] | None:
