@@ -507,9 +507,12 @@ def test_an_interrupt_before_the_command_runs_exits_with_its_status_not_a_traceb
     assert stopped.value.code == 130 and "Traceback" not in capsys.readouterr().err
 
 
-def test_version_names_the_installed_package() -> None:
-    from importlib.metadata import version
+def test_version_is_the_packages_own() -> None:
+    import tomllib
 
+    from distillprint import __version__
+
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert __version__ == declared["project"]["version"]
     shown = run_cli("--version")
-    assert shown.returncode == 0
-    assert shown.stdout.strip() == f"distillprint {version('distillprint')}"
+    assert shown.returncode == 0 and shown.stdout.strip() == f"distillprint {__version__}"
