@@ -101,7 +101,6 @@ def _refuse_unsupported(payload: dict[str, Any]) -> None:
             raise RequestRejected(400, f"'{option}' is not supported: leave it out")
 
 
-
 def parse_chat_request(payload: Any) -> list[GenerationRequest]:
     """One request per choice asked for; absent parameters take OpenAI's defaults."""
     if not isinstance(payload, dict):
