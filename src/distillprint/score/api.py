@@ -241,7 +241,7 @@ def teacher_lookalikes(
     the teacher's style is common (a vendor's other releases, or models trained on the same
     synthetic data), several background models pass that test too, and a ``distilled`` verdict
     then places the suspect in that lineage rather than singling out this teacher."""
-    return _background_above(scoring, feats, policy, lambda b: (b, teacher))
+    return _background_above(scoring, feats, policy, lambda b: (b, teacher), own=teacher)
 
 
 def background_teachers(
@@ -249,7 +249,7 @@ def background_teachers(
 ) -> tuple[Lookalike, ...] | None:
     """Background models the suspect would be called distilled from: teachers worth naming as
     candidates when the ones given are not it."""
-    return _background_above(scoring, feats, policy, lambda b: (suspect, b))
+    return _background_above(scoring, feats, policy, lambda b: (suspect, b), own=suspect)
 
 
 def _background_above(
@@ -257,11 +257,14 @@ def _background_above(
     feats: PairFeatures,
     policy: VerdictPolicy,
     pair_with: Callable[[int], tuple[int, int]],
+    own: int,
 ) -> tuple[Lookalike, ...] | None:
     """Background models whose pair (``pair_with(b)``: suspect, teacher) scores P(distilled) at
     or above the verdict's threshold, highest first; None when no such pair could be scored
-    (too small a background, or answers to other prompts), which is not the same as none."""
-    indices = [int(b) for b in np.flatnonzero(feats.background)]
+    (too small a background, or answers to other prompts), which is not the same as none.
+    The model asked about (``own``) is never its own look-alike, where suspects stand in as
+    the background."""
+    indices = [int(b) for b in np.flatnonzero(feats.background) if b != own]
     if not indices:
         return None
     names = [feats.models[b] for b in indices]
