@@ -115,11 +115,11 @@ def rate_interval_over_groups(hits: Sequence[Sequence[bool]]) -> tuple[float, fl
     independent trials (on the whole prompt set they are copies), and counting each as one
     would narrow the interval by the square root of the draws. Conservative where the draws
     do vary."""
-    rates = [sum(group) / len(group) for group in hits if len(group)]
-    if not rates:
+    groups = [group for group in hits if len(group)]
+    if not groups:
         return (math.nan, 0.0, 1.0)
-    rate = sum(rates) / len(rates)
-    return (rate, *wilson_interval(rate * len(rates), len(rates)))
+    rate = sum(sum(group) for group in groups) / sum(len(group) for group in groups)
+    return (rate, *wilson_interval(rate * len(groups), len(groups)))
 
 
 def wilson_interval(successes: float, total: int, z: float = 1.96) -> tuple[float, float]:
