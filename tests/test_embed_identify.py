@@ -147,11 +147,16 @@ def test_identify_command_on_short_answers_with_the_packaged_encoder(tmp_path: P
     one = runner.invoke(app, ["benchmark", "identify", "--responses", str(tmp_path / "logs"),
                               "--out", str(out), "--models", "1"])
     assert one.exit_code == 2 and not out.exists()  # one candidate identifies trivially
+    lineage = tmp_path / "lineage.csv"  # a labelled model is left out of identification
+    lineage.write_text("teacher,suspect,relation,label\neager,sorry,primary,1\n")
     result = runner.invoke(app, ["benchmark", "identify", "--responses", str(tmp_path / "logs"),
-                                 "--out", str(out), "--k", "1", "--k", "4"],
+                                 "--out", str(out), "--k", "1", "--k", "4", "--prompts", "8",
+                                 "--exclude-lineage", str(lineage)],
                            env={"DISTILLPRINT_CACHE_DIR": str(tmp_path / "cache")})
     assert result.exit_code == 0, (result.output, result.exception)
     report = json.loads(out.read_text())
+    assert sorted(report["models"]) == ["formal", "terse"]
+    assert (report["reference_prompts_per_model"], report["query_prompts_per_model"]) == (4, 4)
     assert set(report["results"]) == {"tfidf", "minilm-base", "stylometry+pos", "combined"}
     assert "skipped" in report["throughput"]
     assert report["command"].startswith("distillprint ")
