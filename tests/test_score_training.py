@@ -276,18 +276,21 @@ def test_budgets_that_leave_no_fewer_prompts_table_are_refused(
     assert f"{config}:1, field 'validity_budgets'" in said  # the file and line to fix
 
 
-def test_a_p_value_against_few_unrelated_pairs_says_how_thin_it_is() -> None:
+def test_a_p_value_says_what_it_rests_on_where_it_is_no_count() -> None:
     import copy
 
-    from distillprint.score.api import thin_null_caveat
+    from distillprint.score.api import null_caveat
 
     model = copy.deepcopy(default_model())
-    assert thin_null_caveat(model, 1e-4) is None  # the shipped model's 40 unrelated pairs
+    assert null_caveat(model, 0.03) is None  # the shipped model's 40 pairs count to 1/41
+    beyond = null_caveat(model, 1e-4)
+    assert beyond is not None and "below 0.0244, the smallest a count of" in beyond
+    assert "a Student-t fit to their scores, not a count" in beyond
     model.classifier.null_scores_ = model.classifier.null_scores_[:3]
-    extrapolated = thin_null_caveat(model, 1e-4)
+    extrapolated = null_caveat(model, 1e-4)
     assert extrapolated is not None and "rests on only 3 unrelated training pairs" in extrapolated
     assert "below their rank floor 0.25 it is extrapolated" in extrapolated
-    assert "moves in steps of 0.25" in str(thin_null_caveat(model, 0.5))
+    assert "moves in steps of 0.25" in str(null_caveat(model, 0.5))
 
 
 def _shipped_artifact() -> dict[str, object]:

@@ -202,14 +202,21 @@ def p_value_caveat(scoring: ScoringModel, n_prompts: int, alpha: float) -> str |
 MIN_NULL_PAIRS = 20
 
 
-def thin_null_caveat(scoring: ScoringModel, p_value: float) -> str | None:
-    """A p-value below the rank floor 1 / (n + 1) of ``n`` unrelated training pairs is
-    extrapolated from a fit to those n scores; with few of them that fit, not data, decides
-    how small the p-value is (a custom model trained on a handful of pairs, say)."""
+def null_caveat(scoring: ScoringModel, p_value: float) -> str | None:
+    """What the p-value rests on, where a reader could take it for more. Below the rank floor
+    1 / (n + 1) of ``n`` unrelated training pairs it is extrapolated from a Student-t fit to
+    their scores, which understates p where the real tail is heavier; with few pairs that fit,
+    not data, decides how small the p-value is (a custom model trained on a handful of pairs,
+    say)."""
     n_null = len(scoring.classifier.null_scores_)
-    if n_null >= MIN_NULL_PAIRS:
-        return None
     floor = 1 / (n_null + 1)
+    if n_null >= MIN_NULL_PAIRS:
+        if p_value >= floor:
+            return None
+        return (f"the p-value is below {floor:.3g}, the smallest a count of the scoring "
+                f"model's {n_null} unrelated training pairs gives: this pair scores above every "
+                "one of them, and how far below that the p-value lies is a Student-t fit to "
+                "their scores, not a count")
     where = (f"below their rank floor {floor:.3g} it is extrapolated from a fit to those "
              f"{n_null} scores" if p_value < floor else "so it moves in steps of "
              f"{floor:.3g}")
@@ -360,7 +367,7 @@ def pair_score_from_features(
     reasons = list(decision.reasons)
     if math.isfinite(pval):
         reasons += filter(None, (p_value_caveat(scoring, n_prompts, policy.alpha),
-                                 thin_null_caveat(scoring, pval)))
+                                 null_caveat(scoring, pval)))
     if lookalikes and decision.verdict is Verdict.DISTILLED:
         reasons.append(lookalike_caveat(lookalikes, len(bg), background_p))
     view = cube.views[0]
