@@ -408,8 +408,12 @@ def test_empty_configs_and_file_outputs_are_refused_and_no_means_no(tmp_path: Pa
     base = load_train_config(path).model.base_model  # another model's saved folder
     with pytest.raises(InputError, match="is no training run's folder"):
         load_train_config(path, [f"output_dir={base}"])
+    (tmp_path / "configs" / "checkpoints").mkdir()  # a run's marker beside the user's folder
+    with pytest.raises(InputError, match="holds 'zoo' and is no training run's folder") as info:
+        load_train_config(path, [f"output_dir={tmp_path / 'configs'}"])
+    assert info.value.field == "--set output_dir"  # the value's origin, not a line of the file
     (tmp_path / "configs" / "zoo").rmdir()
-    assert load_train_config(path, [f"output_dir={tmp_path / 'configs'}"])  # hidden files only
+    assert load_train_config(path, [f"output_dir={tmp_path / 'configs'}"])  # a run's own
     path.write_text(path.read_text() + "mixed_precision: no\n")  # YAML reads false
     assert load_train_config(path).mixed_precision == "no"
 

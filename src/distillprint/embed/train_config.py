@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from distillprint.answers import read_from_folder
 from distillprint.embed.data import DEFAULT_EXCLUDED, DEFAULT_SALT
@@ -106,17 +106,19 @@ RUN_MARKERS = (CHECKPOINTS_DIR, "wandb", "train_config.json")
 
 
 def _foreign_entry(output_dir: Path) -> Path | None:
-    """An entry of an existing ``output_dir`` that is not a training run's: the first visible
-    one, when the folder holds none of a run's markers (hidden files such as .gitkeep are no
-    one's)."""
-    if not output_dir.is_dir() or any((output_dir / name).exists() for name in RUN_MARKERS):
+    """An entry of an existing ``output_dir`` that is not a training run's. A run's folder holds
+    one of its markers and, besides them, files only (the saved encoder's); hidden files such
+    as .gitkeep are no one's."""
+    if not output_dir.is_dir():
         return None
-    return next((entry for entry in sorted(output_dir.iterdir())
-                 if not entry.name.startswith(".")), None)
+    visible = [entry for entry in sorted(output_dir.iterdir()) if not entry.name.startswith(".")]
+    if not any(entry.name in RUN_MARKERS for entry in visible):
+        return next(iter(visible), None)
+    return next((entry for entry in visible
+                 if entry.is_dir() and entry.name not in RUN_MARKERS), None)
 
 
 class TrainConfig(_Strict):
-    output_dir: ConfigPath = Path("artifacts/embedder")
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     cpu: bool = False
     num_threads: int | None = Field(default=None, ge=1)
@@ -124,31 +126,30 @@ class TrainConfig(_Strict):
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
     logging: LoggingConfig = LoggingConfig()
+    # after data: its check reads data.response_dirs, and as a field's own check its errors
+    # name output_dir (or the --set that gave it), not the config as a whole
+    output_dir: ConfigPath = Path("artifacts/embedder")
 
     _mixed_precision = field_validator("mixed_precision", mode="before")(no_means_no)
 
     @field_validator("output_dir")
     @classmethod
-    def _output_is_a_folder(cls, path: Path) -> Path:
+    def _output_is_the_encoders_own(cls, path: Path, info: ValidationInfo) -> Path:
         if path.exists() and not path.is_dir():
             raise ValueError(f"'{path}' is a file; name the folder the encoder is saved in")
-        return path
-
-    @model_validator(mode="after")
-    def _output_is_the_encoders_own(self) -> TrainConfig:
+        data = info.data.get("data")
         # the encoder's JSON files would be read as answer logs there, breaking every later read
-        for folder in self.data.response_dirs:
-            if read_from_folder(self.output_dir / "config.json", folder):
-                raise ValueError(f"output_dir '{self.output_dir}' is data.response_dirs' "
-                                 f"'{folder}': the encoder's files would be read as answer "
-                                 "logs; name another folder")
-        foreign = _foreign_entry(self.output_dir)
+        for folder in data.response_dirs if isinstance(data, DataConfig) else []:
+            if read_from_folder(path / "config.json", folder):
+                raise ValueError(f"'{path}' is data.response_dirs' '{folder}': the encoder's "
+                                 "files would be read as answer logs; name another folder")
+        foreign = _foreign_entry(path)
         if foreign is not None:
             # the encoder's files would land among someone else's, replacing any of the
             # same name (a config.json), and a later run would read the mixture
-            raise ValueError(f"output_dir '{self.output_dir}' holds '{foreign.name}' and is no "
-                             "training run's folder: name a new or empty folder")
-        return self
+            raise ValueError(f"'{path}' holds '{foreign.name}' and is no training run's "
+                             "folder: name a new or empty folder")
+        return path
 
     @model_validator(mode="after")
     def _precision_runs_where_asked(self) -> TrainConfig:
