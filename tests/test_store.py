@@ -339,3 +339,22 @@ def test_a_model_answering_one_probe_twice_is_told_what_differs_and_how_to_pick(
         one_models_answers(rows[:2], "fake:m")
     with pytest.raises(InputError, match="their messages differ"):
         one_models_answers([rows[0], rows[2]], "fake:m")
+
+
+def test_picking_a_setting_says_which_probes_it_leaves_out(tmp_path: Path) -> None:
+    from distillprint.export import SamplingChoice, one_models_answers
+
+    ident = ModelIdentity("fake", "m")
+    short = SamplingParams(max_tokens=16)
+    with ResponseStore(tmp_path / "s.sqlite") as store:
+        store.add(ident, request(), Generation("default"), CTX)
+        store.add(ident, dataclasses.replace(request(), params=short), Generation("short"), CTX)
+        own = dataclasses.replace(request(content="other"), probe_id="p2", params=short)
+        store.add(ident, own, Generation("p2"), CTX)
+        rows = list(store.responses())
+    said: list[str] = []
+    kept = one_models_answers(rows, "fake:m", sampling=SamplingChoice(max_tokens=256),
+                              say=said.append)
+    assert [row.response for row in kept] == ["default"]
+    assert said == ["note: 1 probe(s) of 'fake:m' have answers only under other settings and "
+                    "are left out: p2"]

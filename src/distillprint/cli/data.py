@@ -239,7 +239,8 @@ def responses_export(
             records = (r for r in records if r.probe_set_version == probe_set_version)
         if model is not None:
             records = one_models_answers(records, model, revision, base_url,
-                                         SamplingChoice(temperature, max_tokens))
+                                         SamplingChoice(temperature, max_tokens),
+                                         say=lambda note: console.print(note, markup=False))
         count = export_responses(records, out_path, store)
     console.print(f"exported {count} responses to {out_path}", markup=False)
     if count == 0:
