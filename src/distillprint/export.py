@@ -87,15 +87,15 @@ def one_models_answers(
         chosen = [r for r in chosen if r.identity.revision.startswith(revision)]
     if base_url is not None:
         chosen = [r for r in chosen if r.identity.base_url == public_url(base_url)]
-    picked = [r for r in chosen if sampling.matches(r.params)]
-    left_out = sorted({r.probe_id for r in chosen} - {r.probe_id for r in picked})
-    if picked and left_out:
+    matching = [r for r in chosen if sampling.matches(r.params)]
+    left_out = sorted({r.probe_id for r in chosen} - {r.probe_id for r in matching})
+    if matching and left_out:
         # a probe with sampling of its own (core-v1's shorter answers) never matches a run's
         # setting: the log would lack it without a word
         shown = ", ".join(left_out[:5]) + (", ..." if len(left_out) > 5 else "")
         say(f"note: {len(left_out)} probe(s) of '{model}' have answers only under other "
             f"settings and are left out: {shown}")
-    chosen = picked
+    chosen = matching
     if not chosen:  # an empty log would read as a model that answered nothing
         picked = "".join(f" {what} {value}" for what, value in (
             ("revision", revision), ("at", base_url), ("at temperature", sampling.temperature),
