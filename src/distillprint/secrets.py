@@ -19,7 +19,7 @@ _MIN_SECRET_LENGTH = 6
 # Keys that servers which check none are given (their documentation's own values): no secret
 # to keep, but words a model writes ("served via ollama serve") and a host may be named, so
 # replacing them would corrupt answers and refuse good URLs. Compared in lower case.
-PLACEHOLDER_KEYS = frozenset({
+_PLACEHOLDER_KEYS = frozenset({
     "ollama", "lm-studio", "empty", "none", "dummy", "not-needed", "no-key", "sk-no-key-required",
 })
 # Names of environment variables whose values are treated as secrets by ``known_secrets``.
@@ -57,7 +57,7 @@ def redact_values(text: str, secrets: Iterable[str | Secret | None]) -> str:
     writing an example ``sk-...``) is part of the answer."""
     for secret in secrets:
         value = secret.reveal() if isinstance(secret, Secret) else secret
-        if value and len(value) >= _MIN_SECRET_LENGTH and value.lower() not in PLACEHOLDER_KEYS:
+        if value and len(value) >= _MIN_SECRET_LENGTH and value.lower() not in _PLACEHOLDER_KEYS:
             text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
     return text
 
