@@ -82,11 +82,11 @@ def expected_calibration_error(
     labels: ArrayLike, probabilities: ArrayLike, n_bins: int = CALIBRATION_BINS
 ) -> float | None:
     """Equal-width-bin ECE: weighted mean |observed rate - mean predicted probability|."""
-    y, _ = _as_arrays(labels, probabilities)
-    if len(y) == 0:
+    bins = calibration_bins(labels, probabilities, n_bins)
+    total = sum(count for _, _, count in bins)
+    if total == 0:
         return None
-    return sum(count / len(y) * abs(rate - predicted)
-               for predicted, rate, count in calibration_bins(labels, probabilities, n_bins))
+    return sum(count / total * abs(rate - predicted) for predicted, rate, count in bins)
 
 
 def ece_interval_by_group(
