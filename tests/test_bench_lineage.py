@@ -9,6 +9,7 @@ import pytest
 from distillprint.bench.lineage import _wrong_between_related, run_lineage_benchmark
 from distillprint.bench.lineage_config import LineageConfig
 from distillprint.bench.lineage_report import markdown_summary
+from distillprint.bench.metrics import wilson_interval
 from distillprint.errors import InputError
 from distillprint.score.api import compare
 from distillprint.score.model import ScoringModel
@@ -130,7 +131,10 @@ def test_cross_validated_benchmark_writes_the_documented_fields(tmp_path: Path) 
     for row in summary[:-1]:
         rate = row["fixed_model"]["negatives_p_at_alpha"]
         assert rate["of"] == 2 * len(negatives)  # two seeds' draws pooled
-        assert rate["ci95"][0] <= rate["rate"] <= rate["ci95"][1]
+        # ... but the interval counts each pair once, not each pair-draw
+        assert rate["pairs"] == len(negatives)
+        assert rate["ci95"] == pytest.approx(
+            wilson_interval(rate["rate"] * len(negatives), len(negatives)), abs=1e-4)
     assert "Verdicts on fewer prompts" in markdown_summary(result)
     teachers = {p["teacher"] for p in result["pairs"]}
     relations = {(r["teacher"], r["suspect"]) for r in result["teacher_relations"]}

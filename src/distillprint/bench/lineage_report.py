@@ -220,8 +220,8 @@ def _budget_validity_lines(result: LineageResult) -> list[str]:
         f"subset, as the shipped model scores a suspect that answered fewer: labelled pairs "
         f"with p <= {alpha}, and called `distilled` (P >= {above} and p <= {alpha}; the "
         f"minimum of {cfg['min_prompts']} prompts is not applied), pooled over the "
-        "draws, with 95% Wilson intervals that count each draw as a trial (the draws reuse "
-        "the same pairs, so the intervals are narrower than the pairs alone support).",
+        "draws (hits / pair-draws), with 95% Wilson intervals that count each pair once: a "
+        "pair's draws share its two models, so they are not independent trials.",
         "",
         "| prompts | negatives with p <= alpha | negatives called distilled "
         "| positives called distilled | positives called not distilled | ECE mean |",

@@ -119,7 +119,13 @@ def rate_interval_over_groups(hits: Sequence[Sequence[bool]]) -> tuple[float, fl
     if not groups:
         return (math.nan, 0.0, 1.0)
     rate = sum(sum(group) for group in groups) / sum(len(group) for group in groups)
-    return (rate, *wilson_interval(rate * len(groups), len(groups)))
+    return (rate, *pooled_rate_interval(rate, len(groups)))
+
+
+def pooled_rate_interval(rate: float, n_groups: int) -> tuple[float, float]:
+    """95% Wilson interval of a rate pooled over repeated trials of ``n_groups`` groups, each
+    group counted once (see ``rate_interval_over_groups``)."""
+    return wilson_interval(rate * n_groups, n_groups)
 
 
 def wilson_interval(successes: float, total: int, z: float = 1.96) -> tuple[float, float]:

@@ -25,7 +25,7 @@ from distillprint.bench.evaluate import (
     detection_metrics,
     verdict_tally,
 )
-from distillprint.bench.metrics import expected_calibration_error, wilson_interval
+from distillprint.bench.metrics import expected_calibration_error, pooled_rate_interval
 from distillprint.bench.predict import GridPredictions
 from distillprint.bench.result_types import (
     BudgetRun,
@@ -99,31 +99,34 @@ def _one_run(
     return run
 
 
-def _rate(successes: int, total: int) -> Rate:
-    low, high = wilson_interval(successes, total)
+def _rate(successes: int, total: int, pairs: int) -> Rate:
     rate = successes / total if total else None
+    low, high = pooled_rate_interval(rate, pairs) if rate is not None else (0.0, 1.0)
     return {
         "rate": None if rate is None else round(rate, 4),
         "ci95": [round(low, 4), round(high, 4)],
         "count": successes,
         "of": total,
+        "pairs": pairs,
     }
 
 
 def _fixed_model_summary(counted: list[FixedModelCounts]) -> FixedModelSummary | None:
-    """Counts pooled over the seeds' draws, with 95% Wilson intervals."""
+    """Counts pooled over the seeds' draws. The 95% Wilson intervals count each pair once: one
+    pair's draws share its models, so they are not independent trials."""
     if not counted:
         return None
 
-    def total(key: TallyKey) -> int:
-        return sum(c[key] for c in counted)
+    def pooled(hits: TallyKey, of: TallyKey) -> Rate:
+        return _rate(sum(c[hits] for c in counted), sum(c[of] for c in counted),
+                     max(c[of] for c in counted))
 
     eces = [c["ece"] for c in counted if c["ece"] is not None]
     return {
-        "negatives_p_at_alpha": _rate(total("negatives_p_at_alpha"), total("negatives")),
-        "negatives_distilled": _rate(total("negatives_distilled"), total("negatives")),
-        "positives_distilled": _rate(total("positives_distilled"), total("positives")),
-        "positives_not_distilled": _rate(total("positives_not_distilled"), total("positives")),
+        "negatives_p_at_alpha": pooled("negatives_p_at_alpha", "negatives"),
+        "negatives_distilled": pooled("negatives_distilled", "negatives"),
+        "positives_distilled": pooled("positives_distilled", "positives"),
+        "positives_not_distilled": pooled("positives_not_distilled", "positives"),
         "ece_mean": round(float(np.mean(eces)), 4) if eces else None,
     }
 

@@ -154,12 +154,14 @@ class FixedModelCounts(VerdictTally):
 
 
 class Rate(TypedDict):
-    """A share with its 95% Wilson interval."""
+    """A share pooled over draws (``count`` of ``of``) with its 95% Wilson interval over the
+    ``pairs`` the draws rescore."""
 
     rate: float | None
     ci95: list[float]
     count: int
     of: int
+    pairs: int
 
 
 class FixedModelSummary(TypedDict):

@@ -65,9 +65,9 @@ def _budget_section(meta: dict[str, Any]) -> str:
     lines = [
         "",
         "## On fewer prompts than training used",
-        f"{table['protocol']}; {table['rows'][0]['draws']} draws per budget, 95% Wilson "
-        "intervals over the pooled draws (each counted as a trial: the draws reuse the same "
-        "pairs, so the intervals are narrower than the pairs alone support).",
+        f"{table['protocol']}; {table['rows'][0]['draws']} draws per budget, pooled, with 95% "
+        "Wilson intervals that count each pair once (a pair's draws share its two models, so "
+        "they are not independent trials).",
         "",
         f"| prompts | unrelated pairs with p <= {alpha} | unrelated pairs called distilled "
         "| distilled pairs called not distilled |",
