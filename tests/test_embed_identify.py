@@ -52,6 +52,8 @@ def test_identify_on_separable_vectors() -> None:
     assert results[8].accuracy > results[1].accuracy
     assert results[8].accuracy > 0.9
     assert results[1].trials == 60 and results[8].trials == 90
+    # 90 draws of 3 models: the interval is as wide as 3 trials allow, not 90
+    assert results[8].ci95 == pytest.approx(wilson_interval(results[8].accuracy * 3, 3))
 
 
 def test_prompt_centering_removes_shared_content() -> None:

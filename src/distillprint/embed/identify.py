@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from distillprint.bench.metrics import wilson_interval
+from distillprint.bench.metrics import rate_interval_over_groups
 from distillprint.embed.base import Embedder, FloatArray, l2_normalize
 from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.data import (
@@ -216,16 +216,19 @@ def identify_by(
     mean, so they pass as query vectors with ``score`` the identity."""
     results: dict[int, KResult] = {}
     for k, indices in draws.items():
-        correct, total, confusions = 0, 0, Counter[tuple[str, str]]()
+        hits: list[list[bool]] = []
+        confusions = Counter[tuple[str, str]]()
         for position, model in enumerate(models):
             guesses = np.argmax(score(query[model][indices].mean(axis=1)), axis=1)
-            correct += int(np.sum(guesses == position))
-            total += len(guesses)
+            hits.append((guesses == position).tolist())
             confusions.update((model, models[g]) for g in guesses if g != position)
+        # one model's draws reuse its few query answers (and its k = 1 answers share its
+        # style), so the interval counts models, not draws
+        accuracy, low, high = rate_interval_over_groups(hits)
         results[k] = KResult(
-            accuracy=correct / total,
-            trials=total,
-            ci95=wilson_interval(correct, total),
+            accuracy=accuracy,
+            trials=sum(map(len, hits)),
+            ci95=(low, high),
             confusions=[(a, b, n) for (a, b), n in confusions.most_common(5)],
         )
     return results

@@ -61,7 +61,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{report['n_models']} models; fingerprints from {report['reference_prompts_per_model']} "
         f"prompts per model, queries of k responses drawn from {report['query_prompts_per_model']} "
         f"other prompts ({report['trials_per_model']} draws per model for k > 1; every query "
-        "response once for k = 1). Top-1 accuracy with 95% Wilson intervals.",
+        "response once for k = 1). Top-1 accuracy with 95% Wilson intervals that count each "
+        "model once (a model's draws share its answers, so they are not independent trials).",
         "",
     ]
     for centering, title in CENTERING_TITLES.items():
