@@ -172,7 +172,20 @@ def test_names_with_dollars_and_direction_marks_render_as_text() -> None:
     # matplotlib reads '$...$' as a formula; '$x^$' made the whole score run fail
     report = sample_report().model_copy(update={"teacher": "m$x^$", "suspect": "s\u202eevil"})
     page = render_html(report)
-    assert "<bdi>m$x^$</bdi>" in page and "<bdi>s\u202eevil</bdi>" in page
+    # the override would show "evil" as "live": its code point is shown instead
+    assert "<bdi>m$x^$</bdi>" in page and "<bdi>s&lt;U+202E&gt;evil</bdi>" in page
+
+
+def test_control_characters_in_answers_are_shown_not_acted_on() -> None:
+    echo = sample_report().echoes[0].model_copy(
+        update={"suspect_response": "a\x00b\x1b[31mred\x07 tab\tkept"})
+    report = sample_report().model_copy(update={"echoes": [echo]})
+    page = render_html(report)
+    shown, data = page.split('<script type="application/json"')
+    assert "a&lt;U+0000&gt;b&lt;U+001B&gt;[31mred&lt;U+0007&gt; tab\tkept" in shown
+    assert not re.search("[\x00-\x08\x1b]", page)
+    # the embedded report keeps the answer exactly (as JSON escapes)
+    assert parse_any_report(page) == report
 
 
 def test_an_answer_cut_when_scored_is_marked_once() -> None:

@@ -37,6 +37,9 @@ def test_code_span_handles_backticks_newlines_and_length() -> None:
     assert code_span("line one\n\nline two") == "`line one line two`"
     assert code_span("y" * 500, limit=10) == "`" + "y" * 9 + "…`"
     assert code_span("  ") == "*(empty)*"
+    # an escape sequence would recolour the terminal or CI log printing the summary
+    assert code_span("a\x1b[31mred\x00") == "`a<U+001B>[31mred<U+0000>`"
+    assert plain("model\u202eevil") == "model\\<U+202E\\>evil"
 
 
 def test_plain_prose_is_neutralised_and_still_reads_as_itself() -> None:

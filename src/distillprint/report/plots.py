@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from distillprint.report.evidence import rank_categories
 from distillprint.report.schema import ScoreReport
+from distillprint.report.visible import visible
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -56,6 +57,7 @@ def render_plots(report: ScoreReport) -> PlotSet:
 
 
 def _short(label: str, width: int = 28) -> str:
+    label = visible(label)
     return label if len(label) <= width else label[: width - 1] + "…"
 
 

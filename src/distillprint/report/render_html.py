@@ -14,12 +14,14 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from distillprint.report.evidence import lookalikes_unassessed, rank_categories, ranked_echoes
 from distillprint.report.junit import gate_outcome
 from distillprint.report.plots import render_plots
 from distillprint.report.schema import AttributionReport, Manifest, ScoreReport
 from distillprint.report.seal import BLANK_PAGE_SEAL, seal_page
+from distillprint.report.visible import visible
 from distillprint.score import display
 from distillprint.score.evidence import MAX_ECHO_CHARS, clip
 from distillprint.score.stats import ATTRIBUTION_P_LIMIT
@@ -59,6 +61,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
     env.filters["pct"] = display.percent
     env.filters["frac"] = display.fraction
@@ -68,6 +71,14 @@ def _environment() -> Environment:
     env.filters["setting"] = display.setting
     env.filters["clip"] = clip
     return env
+
+
+def _shown(value: Any) -> Any:
+    # every text the page prints, except what the template already made markup (the
+    # embedded JSON, which must stay byte for byte the report's)
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
 
 
 def format_number(value: float | None) -> str:

@@ -12,6 +12,7 @@ from distillprint.report.evidence import lookalikes_unassessed, rank_categories,
 from distillprint.report.junit import gate_outcome
 from distillprint.report.render_html import format_number, format_similarity
 from distillprint.report.schema import AttributionReport, CategoryEvidence, Echo, ScoreReport
+from distillprint.report.visible import visible
 from distillprint.score.display import fraction, p_value, percent, probability_cuts, setting
 
 TOP_CATEGORIES = 5
@@ -26,7 +27,7 @@ VERDICT_MARK = {"distilled": "🔴", "not distilled": "🟢", "inconclusive": "�
 
 def code_span(text: str, limit: int = ECHO_CHARS) -> str:
     """Untrusted text as a single-line inline code span, truncated to ``limit`` characters."""
-    flat = " ".join(text.split())
+    flat = " ".join(visible(text).split())
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
     if not flat:
@@ -39,7 +40,7 @@ def code_span(text: str, limit: int = ECHO_CHARS) -> str:
 
 def plain(text: str) -> str:
     """Scorer-written prose on one line with Markdown and HTML syntax neutralised."""
-    flat = " ".join(text.split()).replace("<=", "≤").replace(">=", "≥")
+    flat = " ".join(visible(text).split()).replace("<=", "≤").replace(">=", "≥")
     return _MARKDOWN_SYNTAX.sub(r"\\\g<0>", flat)
 
 
