@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from distillprint.score import pairwise
+from distillprint.score.answers import ModelAnswers
 from distillprint.score.cube import SimilarityCube, build_cube
+from distillprint.score.evidence import top_echoes
 from distillprint.score.pairwise import pair_features, reference_percentiles
 from distillprint.score.views import WordTfidfView, make_views, template_tokens
 from synthetic import synthetic_zoo
@@ -188,3 +190,18 @@ def test_a_cube_of_some_models_is_that_block_of_the_whole_cube() -> None:
         np.testing.assert_array_equal(sub.fingerprint_sims[view],
                                       cube.fingerprint_sims[view][np.ix_(idx, idx)])
     np.testing.assert_array_equal(sub.present, cube.present[idx])
+
+
+def test_an_echo_needs_a_background_answer_to_be_beyond() -> None:
+    # prompt 0: the suspect copies the teacher where no background model answered;
+    # prompt 1: it is close to the teacher and far from the background that answered
+    sims = np.full((2, 4, 4), np.nan, dtype=np.float32)
+    sims[:, 0, 1] = sims[:, 1, 0] = [1.0, 0.8]
+    sims[1, 0, 2:] = sims[1, 2:, 0] = 0.1
+    names = ("suspect", "teacher", "b1", "b2")
+    cube = SimilarityCube(names, ("p0", "p1"), {"word": sims}, {},
+                          np.ones((4, 2), dtype=bool))
+    answers = [ModelAnswers(name, {"p0": [f"{name} 0"], "p1": [f"{name} 1"]}) for name in names]
+    echoes = top_echoes(cube, "word", answers[1], answers[0], np.array([0, 0, 1, 1], bool))
+    assert [e.probe_id for e in echoes] == ["p1"]
+    assert echoes[0].background_mean == pytest.approx(0.1)

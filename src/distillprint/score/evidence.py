@@ -115,13 +115,15 @@ def top_echoes(
 ) -> list[Echo]:
     """Prompts where the suspect's answer is closest to the teacher's beyond the background;
     only those where it is closer to the teacher than to the background on average, so a
-    suspect that echoes nothing shows nothing."""
+    suspect that echoes nothing shows nothing. A prompt that no background model answered has
+    no background to be beyond, so it is never one (with no background at all, the plain
+    similarity ranks)."""
     s, t = cube.index(suspect.name), cube.index(teacher.name)
     sims = cube.sims[view]
     st = sims[:, s, t]
     bg = np.flatnonzero(background)
     bg_mean = _nanmean(sims[:, s, bg], axis=1) if len(bg) else np.zeros(len(st))
-    excess = np.where(np.isnan(st), -np.inf, st - np.nan_to_num(bg_mean))
+    excess = np.where(np.isnan(st) | np.isnan(bg_mean), -np.inf, st - bg_mean)
     order = [int(i) for i in np.argsort(-excess) if np.isfinite(excess[i]) and excess[i] > 0][:k]
     return [_echo(cube.prompt_ids[i], teacher, suspect, st[i], bg_mean[i]) for i in order]
 
