@@ -56,6 +56,15 @@ def test_errors_name_line_and_field(
     assert info.value.field == field
 
 
+def test_a_json_fault_names_its_column_where_python_would(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"prompt": "p", "response": "r"}\n{"prompt": "p", "response": "cut\n')
+    with pytest.raises(InputError) as info:
+        load_answer_log(path)
+    assert "invalid JSON (Unterminated string starting at: column 29)" in str(info.value)
+    assert info.value.line == 2
+
+
 def test_invalid_utf8_is_located(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     path.write_bytes(b'{"prompt": "p", "response": "r"}\n{"prompt": "\xff"}\n')

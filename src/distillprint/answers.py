@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from distillprint.errors import InputError
-from distillprint.textio import decode_utf8, has_lone_surrogate
+from distillprint.textio import decode_utf8, has_lone_surrogate, invalid_json
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _iter_jsonl(text: str, path: Path) -> Iterator[tuple[int, Any]]:
                 raise InputError("one JSON object, not an answer log: a log is a JSON list of "
                                  "answer objects or one object per line (JSONL)",
                                  path=path) from None
-            raise InputError(f"invalid JSON ({exc.msg})", path=path, line=line_number) from None
+            raise InputError(invalid_json(exc), path=path, line=line_number) from None
         except RecursionError:
             raise InputError("JSON nested too deeply", path=path, line=line_number) from None
 
@@ -191,7 +191,7 @@ def _iter_json_array(text: str, path: Path) -> Iterator[tuple[int, Any]]:
         try:
             value, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+            raise InputError(invalid_json(exc), path=path, line=exc.lineno) from None
         except RecursionError:
             raise InputError("JSON nested too deeply", path=path, line=line) from None
         yield line, value

@@ -30,7 +30,7 @@ from distillprint.answers import AnswerLog, load_answer_log, model_name_from_pat
 from distillprint.atomic import write_text_atomically
 from distillprint.core_types import ChatMessage, GenerationRequest, SamplingParams, text_sha256
 from distillprint.errors import InputError
-from distillprint.textio import has_lone_surrogate
+from distillprint.textio import has_lone_surrogate, invalid_json
 from distillprint.yamlio import LocatedDict, load_yaml, locate, validate_located
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -396,7 +396,7 @@ def _json_list(text: str, path: Path) -> list[Any]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON ({exc.msg})", path=path, line=exc.lineno) from None
+        raise InputError(invalid_json(exc), path=path, line=exc.lineno) from None
     except RecursionError:
         raise InputError("JSON nested too deeply", path=path) from None
     if not isinstance(items, list) or not items:

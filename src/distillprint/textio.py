@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -26,3 +27,9 @@ def decode_utf8(raw: bytes, path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path, line=line) from None
+
+
+def invalid_json(exc: json.JSONDecodeError) -> str:
+    """The parser's complaint with its column, as Python's own message gives it ("Unterminated
+    string starting at" is cut short without it); the caller names the file and line."""
+    return f"invalid JSON ({exc.msg}: column {exc.colno})"

@@ -25,6 +25,7 @@ from distillprint.score.classifier import ClassifierParams, DistillationClassifi
 from distillprint.score.pairwise import PairFeatures, unknown_features_error
 from distillprint.score.stats import background_rank_p_value
 from distillprint.score.views import View, make_views, unknown_view_error
+from distillprint.textio import invalid_json
 from distillprint.yamlio import validate_located
 
 ARTIFACT_SCHEMA_VERSION = 1
@@ -245,7 +246,7 @@ class ScoringModel:
             raise InputError("scoring model not found", path=Path(path)) from None
         except json.JSONDecodeError as exc:
             raise InputError(
-                f"invalid JSON ({exc.msg})", path=Path(path), line=exc.lineno
+                invalid_json(exc), path=Path(path), line=exc.lineno
             ) from None
         return cls.from_dict(data, source=str(path))
 
