@@ -344,3 +344,21 @@ def test_a_pairs_own_models_are_not_their_own_background_stand_ins() -> None:
 
     p = pair_background_p(Scores(), Features(), ["f"], suspect=0, teacher=4)  # type: ignore[arg-type]
     assert p == pytest.approx(1 / 7)  # above the 6 stand-in pairs; (0, 0) and (0, 4) not among them
+
+
+def test_the_lookalike_caveat_says_when_the_background_p_value_is_at_its_floor() -> None:
+    from distillprint.score.api import Lookalike, lookalike_caveat
+
+    alike = [Lookalike("b1", 0.99), Lookalike("b2", 0.95)]
+    # 8 background models: 16 stand-in pairs, so p cannot go below 1/17 = 0.059 > 0.05
+    at_floor = lookalike_caveat(alike, 8, 1 / 17, alpha=0.05)
+    assert "yet this pair outscores every pair with a background model" in at_floor
+    assert "the lowest 8 background models allow, 0.059: at least 10 are needed" in at_floor
+    above = lookalike_caveat(alike, 8, 2 / 17, alpha=0.05)
+    assert "not specific to this teacher; background p = 0.12 (it cannot go below" in above
+    # with enough background models the floor is below alpha, and goes unsaid
+    assert lookalike_caveat(alike, 20, 2 / 41, alpha=0.05).endswith(
+        "not specific to this teacher; background p = 0.049")
+    assert lookalike_caveat(alike, 20, 1 / 41, alpha=0.05).endswith(
+        "in the suspect's or the teacher's place; background p = 0.024")
+    assert lookalike_caveat(alike, 8, None, alpha=0.05).endswith("not specific to this teacher")

@@ -333,16 +333,26 @@ def pair_decision(
 
 def lookalike_caveat(
     lookalikes: Sequence[Lookalike], n_background: int, background_p: float | None,
-    shown: int = 3,
+    alpha: float, shown: int = 3,
 ) -> str:
     names = ", ".join(item.model for item in lookalikes[:shown])
     more = f" and {len(lookalikes) - shown} more" if len(lookalikes) > shown else ""
-    specificity = "" if background_p is None else f"; background p = {background_p:.2g}"
-    return (
-        f"{len(lookalikes)} of {n_background} background models also score as the teacher's "
-        f"students ({names}{more}): the suspect shares a lineage with the teacher that they "
-        f"share too, so the match is not specific to this teacher{specificity}"
-    )
+    caveat = (f"{len(lookalikes)} of {n_background} background models also score as the "
+              f"teacher's students ({names}{more}): the suspect shares a lineage with the "
+              "teacher that they share too")
+    if background_p is None:
+        return f"{caveat}, so the match is not specific to this teacher"
+    # each background model stands in once for the suspect and once for the teacher
+    floor = 1 / (1 + 2 * n_background)
+    at_floor = background_p <= floor * (1 + 1e-9)
+    verdict = ("yet this pair outscores every pair with a background model in the suspect's or "
+               "the teacher's place" if at_floor
+               else "so the match is not specific to this teacher")
+    limit = "" if floor <= alpha else (
+        f" ({'the' if at_floor else 'it cannot go below the'} lowest {n_background} background "
+        f"models allow, {floor:.2g}: at least {math.ceil((1 / alpha - 1) / 2)} are needed for "
+        f"it to reach α = {display.setting(alpha)})")
+    return f"{caveat}, {verdict}; background p = {background_p:.2g}{limit}"
 
 
 def pair_score_from_features(
@@ -369,7 +379,7 @@ def pair_score_from_features(
         reasons += filter(None, (p_value_caveat(scoring, n_prompts, policy.alpha),
                                  null_caveat(scoring, pval)))
     if lookalikes and decision.verdict is Verdict.DISTILLED:
-        reasons.append(lookalike_caveat(lookalikes, len(bg), background_p))
+        reasons.append(lookalike_caveat(lookalikes, len(bg), background_p, policy.alpha))
     view = cube.views[0]
     raw = feats.raw[view]
     roles = {teacher.name: "teacher", suspect.name: "suspect"}
