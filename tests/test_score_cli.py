@@ -859,6 +859,32 @@ def test_a_teacher_or_candidate_that_gives_the_suspects_very_answers_is_flagged(
                for note in notes)
 
 
+def test_the_report_says_how_the_scored_answers_differ_from_the_suspects_log(
+    tmp_path: Path, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An investigator hashing the log's answers, or asking why some prompts are missing,
+    must find the answer in the report, not only on a console that is gone."""
+    rows = [json.loads(line) for line in logs["student"].read_text().splitlines()]
+    rows = rows[: N_PROMPTS - 4]  # leaves four prompts out
+    rows[0]["response"] += " my token is tok-9f8e7d6c5b"
+    rows.append({**rows[1], "response": "a second, different answer"})  # repeats q1
+    logs["student"].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-9f8e7d6c5b")
+    out = tmp_path / "r.json"
+    for _ in range(2):  # the second run reads the stored answers: the notes still hold
+        result = score_logs(tmp_path, logs, "--json", str(out))
+        assert result.exit_code == 0, result.output
+        notes = json.loads(out.read_text())["notes"]
+        assert f"file:student's log answers {N_PROMPTS - 4} of the {N_PROMPTS} requests" in \
+            " ".join(notes)
+        assert any(note.startswith("1 records of file:student's log repeat") for note in notes)
+        assert any(note.startswith("1 of file:student's logged answers held the value of a "
+                                   "secret") for note in notes)
+        assert "tok-9f8e7d6c5b" not in out.read_text()
+    # the teacher's log answers everything: no note about it
+    assert not any(note.startswith("file:teacher") for note in notes)
+
+
 def test_max_background_without_a_folder_to_draw_from_is_refused(
     tmp_path: Path, logs: dict[str, Path]
 ) -> None:

@@ -160,12 +160,13 @@ class RunNotes:
     look: list[str] = field(default_factory=list)
 
     def say(self, about: str, message: str, *, report: bool = True,
-            whole_run: bool = False) -> None:
+            whole_run: bool = False, console: bool = True) -> None:
         """Said on the console once per ``about`` (a model); ``report=False``: the console
         only (the named models' own logs found in the background folder, which no one meant
-        as background)."""
+        as background); ``console=False``: the report only (what a backend has already
+        warned about)."""
         message = redact_spec(message, known_secrets())
-        if about not in self.said:
+        if console and about not in self.said:
             self.said.add(about)
             self.console.print(message, markup=False)
         if report:
@@ -234,8 +235,33 @@ def gather_evidence(
                 or _carries_no_style(answers, probe_set, notes, spec)
             ):
                 continue
+            if spec.role != "background" and summary.unavailable:
+                notes.say(f"{label} unanswered", (
+                    f"{label}'s log answers {summary.requested - summary.unavailable} of the "
+                    f"{summary.requested} requests of the probe set: only prompts that both "
+                    "the teacher and the suspect answered are scored, so a log that leaves "
+                    "prompts out chooses what the score sees"))
+            if isinstance(backend, FileBackend):
+                _note_what_reading_changed(backend, label, records, notes)
             _add_stored(evidence, spec, stored_identity(backend.identity), records, answers)
     return evidence
+
+
+def _note_what_reading_changed(
+    backend: FileBackend, label: str, stored: list[StoredResponse], notes: RunNotes
+) -> None:
+    """What the scored answers of a log differ from it by, for the report: a reader who hashes
+    the log's answers would otherwise find a mismatch no one explained."""
+    if backend.conflicting_repeats:
+        notes.say(f"{label} repeats", (
+            f"{backend.conflicting_repeats} records of {label}'s log repeat an earlier record's "
+            "probe id (or prompt) and sample with another answer: the first answer of each is "
+            "the one scored"), console=False)  # the backend has warned on reading the log
+    if altered := backend.altered(stored):
+        notes.say(f"{label} altered", (
+            f"{altered} of {label}'s logged answers held the value of a secret variable of "
+            "the environment they were stored in, and are stored and shown with it replaced "
+            "by [REDACTED]: their hashes differ from the log's"))
 
 
 def _check_logs_answer_the_probes(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from distillprint.answers import AnswerLog, AnswerRecord, load_answer_log, prompt_join_key
@@ -26,6 +26,7 @@ from distillprint.backends.base import AnswerNotAvailable, Backend, BackendOptio
 from distillprint.core_types import Generation, GenerationRequest, ModelIdentity
 from distillprint.errors import InputError
 from distillprint.secrets import known_secrets, redact_values
+from distillprint.store import StoredResponse
 
 _REVISION_HEX_CHARS = 16
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class FileBackend(Backend):
                 first = self._by_prompt.get(by_prompt, record)
             self._by_prompt.setdefault(by_prompt, record)
             conflicting += first.response != record.response
+        #: records that repeat an earlier record's key with another answer (the first is used)
+        self.conflicting_repeats = conflicting
         if conflicting and self.path not in _WARNED:
             # which answer a duplicated key gets is a choice the log's author may not expect;
             # said once per run, however many looks read the log
@@ -65,22 +68,21 @@ class FileBackend(Backend):
                            "earlier record with another answer; the first answer of each is "
                            "used", self.path, conflicting)
 
-    def _find(self, request: GenerationRequest) -> AnswerRecord | None:
-        index = request.sample_index
-        record = self._by_probe.get((request.probe_id, index)) if request.probe_id else None
+    def _find(self, probe_id: str, prompt: str, index: int) -> AnswerRecord | None:
+        record = self._by_probe.get((probe_id, index)) if probe_id else None
         # An id names one exact prompt: a record under the same id with another prompt comes
         # from another probe set (prompt lists number their items alpaca-0, alpaca-1, ...).
-        prompt = prompt_join_key(request.prompt)
-        if record is not None and prompt_join_key(record.prompt) == prompt:
+        key = prompt_join_key(prompt)
+        if record is not None and prompt_join_key(record.prompt) == key:
             return record
-        return self._by_prompt.get((prompt, index))
+        return self._by_prompt.get((key, index))
 
     def has_answer(self, request: GenerationRequest) -> bool:
-        return self._find(request) is not None
+        return self._find(request.probe_id, request.prompt, request.sample_index) is not None
 
     def lookup(self, request: GenerationRequest) -> AnswerRecord:
         index = request.sample_index
-        record = self._find(request)
+        record = self._find(request.probe_id, request.prompt, index)
         if record is None:
             what = f"probe '{request.probe_id}'" if request.probe_id else "this prompt"
             raise AnswerNotAvailable(
@@ -95,6 +97,16 @@ class FileBackend(Backend):
                        finish_reason="unknown")
             for r in requests
         ]
+
+    def altered(self, stored: Iterable[StoredResponse]) -> int:
+        """How many of this log's ``stored`` answers differ from its text (a secret's value
+        redacted, in this run or an earlier one): they no longer hash as the log's answers
+        do, which a reader checking a report against the log must be told."""
+        return sum(
+            (record := self._find(answer.probe_id, answer.prompt, answer.sample_index)) is not None
+            and record.response != answer.response
+            for answer in stored
+        )
 
 
 def create_file_backend(path: str, options: BackendOptions) -> Backend:
