@@ -22,6 +22,8 @@ ECHO_CHARS = 160
 # CommonMark lets a backslash escape any ASCII punctuation; escaping '<', '>' and '&' this way
 # neutralises HTML and entities while the text still reads as itself in a plain terminal.
 _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]()#!|~@<>&]")
+DIRECTION_NOTE = ("*Not shown:* which model learned from which. The score reads the same with "
+                  "the two swapped: the verdict says they share a lineage.")
 VERDICT_MARK = {"distilled": "🔴", "not distilled": "🟢", "inconclusive": "🟡"}
 
 
@@ -70,6 +72,7 @@ def _summary_lines(report: ScoreReport) -> list[str]:
         *([f"| CI gate | {plain(gate)} |"] if (gate := gate_outcome(report)) else []),
         "",
         f"**Why:** {plain(report.verdict_reason)}",
+        *(["", DIRECTION_NOTE] if report.verdict == "distilled" else []),
         *_note_lines(report.notes),
     ]
 
