@@ -77,7 +77,8 @@ def test_verdict_probability_and_explanations_are_shown() -> None:
     page = render_html(sample_report())
     assert _parse(page).verdict_text.strip() == "distilled"
     assert 'id="probability">93.0%<' in page and 'id="p-value">0.004<' in page
-    for heading in ("What the probability means", "What the p-value means", "inconclusive"):
+    for heading in ("What the probability means", "What the p-value means", "inconclusive",
+                    "What it does not show"):
         assert heading in page
 
 

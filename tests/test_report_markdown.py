@@ -17,6 +17,13 @@ def test_summary_has_the_verdict_numbers_and_hash() -> None:
     assert "### Top categories" in text
 
 
+def test_a_distilled_verdict_says_it_shows_no_direction() -> None:
+    report = sample_report()
+    assert "*Not shown:* which model learned from which" in render_markdown(report)
+    cleared = report.model_copy(update={"verdict": Verdict.NOT_DISTILLED})
+    assert "Not shown" not in render_markdown(cleared)
+
+
 def test_only_top_echoes_appear_strongest_first() -> None:
     text = render_markdown(sample_report())
     ranks = re.findall(r"^(\d+)\. .*probe `(probe-\d+)`", text, re.MULTILINE)
