@@ -134,12 +134,19 @@ def test_attribution_names_candidates_that_are_related_to_each_other(zoo) -> Non
                      model=scoring).related_candidates == ()
     # a student of teacher_b offered as a candidate teacher is teacher_b's relative
     candidates = [models["teacher_a"], models["teacher_b"], models["student_b1"]]
-    result = attribute(models["student_b2"], candidates, background, model=scoring)
+    result = attribute(models["student_b2"], candidates, background, model=scoring,
+                       policy=SHORT)
     pairs = {(r.teacher, r.suspect) for r in result.related_candidates}
     assert ("teacher_b", "student_b1") in pairs
     assert not any("teacher_a" in pair for pair in pairs)
     assert all(r.probability >= 0.8 for r in result.related_candidates)
     json.dumps(result.to_dict(), allow_nan=False)
+    # on fewer shared prompts than a verdict needs, a relation is no evidence either
+    few = ModelAnswers("student_b1_short",
+                       dict(list(models["student_b1"].responses.items())[:10]))
+    thin = attribute(models["student_b2"], [models["teacher_b"], few], background,
+                     model=scoring, policy=SHORT)
+    assert thin.related_candidates == ()
 
 
 def test_duplicate_names_are_rejected(zoo) -> None:  # type: ignore[no-untyped-def]

@@ -481,8 +481,11 @@ def attribute(
                                list(scoring.features))
     raw = dict(zip(names, decisions, strict=True))
     candidates.sort(key=lambda c: (-c.posterior, -np.nan_to_num(raw[c.teacher], nan=-np.inf)))
+    # as for the suspect, a relation on fewer prompts than a verdict needs is no evidence
     related = tuple(r for r in candidate_relations(feats, scoring, names)
-                    if r.probability >= policy.distilled_above)  # NaN compares false
+                    if r.probability >= policy.distilled_above  # NaN compares false
+                    and feats.shared_prompts[cube.index(r.suspect), cube.index(r.teacher)]
+                    >= policy.min_prompts)
     none_of_these = None if all(unscored) else posterior.none_of_these
     # a suspect whose answers carry no style is "close" to whatever else is blank or canned
     blank = degenerate_answers(suspect, cube.prompt_ids) is not None
