@@ -257,6 +257,16 @@ def test_read_only_open_never_writes(tmp_path: Path) -> None:
         assert store.count() == 1
 
 
+def test_reading_leaves_no_side_files_where_it_could_remove_them(tmp_path: Path) -> None:
+    # a read-only SQLite connection cannot remove the -wal and -shm files it makes; a store
+    # that was clean before `responses models` or `export` should be clean after them
+    path = stored_store(tmp_path / "s.sqlite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+    with ResponseStore(path, read_only=True) as store:
+        assert store.count() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+
+
 def without_write_access() -> list[str]:
     """A command prefix under which a file mode without ``w`` really prevents writing."""
     if os.geteuid() != 0:

@@ -7,6 +7,7 @@ one ``InputError`` that names the file.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -53,6 +54,13 @@ def open_sqlite(
 def _connect_read_only(
     path: Path, timeout: float, isolation_level: IsolationLevel
 ) -> sqlite3.Connection:
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        # A read-only connection to a WAL file makes its -wal and -shm files and cannot remove
+        # them, so every read would leave them beside the file. A connection that may write
+        # but is refused every write removes them on closing, as the last connection does.
+        db = sqlite3.connect(path, timeout=timeout, isolation_level=isolation_level)
+        db.execute("PRAGMA query_only = ON")
+        return db
     uri = f"{path.absolute().as_uri()}?mode=ro"
     db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=isolation_level)
     try:
