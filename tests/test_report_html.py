@@ -182,7 +182,7 @@ def test_control_characters_in_answers_are_shown_not_acted_on() -> None:
         update={"suspect_response": "a\x00b\x1b[31mred\x07 tab\tkept"})
     report = sample_report().model_copy(update={"echoes": [echo]})
     page = render_html(report)
-    shown, data = page.split('<script type="application/json"')
+    shown = page.split('<script type="application/json"')[0]
     assert "a&lt;U+0000&gt;b&lt;U+001B&gt;[31mred&lt;U+0007&gt; tab\tkept" in shown
     assert not re.search("[\x00-\x08\x1b]", page)
     # the embedded report keeps the answer exactly (as JSON escapes)

@@ -238,9 +238,9 @@ def test_attribute_ranks_the_true_teacher_first(tmp_path: Path) -> None:
     assert edited.exit_code == 1 and "the report itself was edited" in edited.output
 
 
-def test_attribute_warns_when_two_candidates_are_related(
-    tmp_path: Path, logs: dict[str, Path]
-) -> None:
+def test_attribute_warns_when_two_candidates_are_related(tmp_path: Path) -> None:
+    # as many prompts as a verdict needs: on fewer, a relation is no evidence
+    logs = make_logs(tmp_path, n_prompts=64)
     out = tmp_path / "attribution.json"
     result = CliRunner().invoke(app, [
         "attribute", "--suspect", f"file:{logs['background'] / 'bg0.jsonl'}",
