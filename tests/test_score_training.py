@@ -360,3 +360,26 @@ def test_a_card_says_when_no_calibration_ran() -> None:
     card = model_card(model)
     assert "not recalibrated (calibration_cv below 2" in card and "Platt-recalibrated" not in card
     assert "in-sample scores" in card and "out-of-fold" not in card
+
+
+def test_training_leaves_out_a_background_copy_and_names_thin_pairs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, validity_budgets=[])
+    answers = tmp_path / "answers"
+    # a background log that is really the teacher's, as a careless gathering makes one
+    (answers / "background_0.json").write_text((answers / "teacher_a.json").read_text())
+    assert _train_main()(["--config", str(config)]) == 0  # type: ignore[operator]
+    model = ScoringModel.load(tmp_path / "artifact" / "model.json")
+    data = model.metadata["training_data"]
+    assert "background_0" not in data["background"]
+    assert data["left_out_background"] == {
+        "background_0": "30 of 30 answers are identical to teacher_a's"}
+    # the synthetic logs answer 30 prompts: every pair is below a verdict's 64
+    labelled = sum(p.label is not None for p in read_pairs_csv(tmp_path / "pairs.csv"))
+    assert len(data["thin_pairs"]) == labelled and data["min_prompts"] == 64
+    card = (tmp_path / "artifact" / "MODEL_CARD.md").read_text()
+    printed = capsys.readouterr().err
+    for said in (card, printed):
+        assert "background model background_0 left out: 30 of 30 answers are identical" in said
+        assert f"{labelled} labelled pairs share fewer prompts than the 64 a verdict needs" in said

@@ -14,7 +14,12 @@ from pathlib import Path
 from distillprint.atomic import write_text_atomically
 from distillprint.errors import DistillprintError
 from distillprint.locations import check_outputs
-from distillprint.score.model_card import CARD_FILE, check_card_is_ours, model_card
+from distillprint.score.model_card import (
+    CARD_FILE,
+    check_card_is_ours,
+    model_card,
+    training_notes,
+)
 from distillprint.score.training import load_classifier_config, train_scoring_model
 from distillprint.yamlio import located_in
 
@@ -35,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                           {path: f"responses {path}" for path in cfg.responses if path.is_dir()})
             check_card_is_ours(cfg.out.parent, cfg.name)
             model, metrics = train_scoring_model(cfg)
+        for note in training_notes(model.metadata):
+            print(f"note: {note}", file=sys.stderr)
         model.save(cfg.out)
         write_text_atomically(cfg.out.parent / CARD_FILE, model_card(model))
     except KeyboardInterrupt:

@@ -34,7 +34,7 @@ from distillprint.report.schema import (
     ResponseDigest,
     Role,
 )
-from distillprint.score.answers import ModelAnswers, copy_caveat, degenerate_answers
+from distillprint.score.answers import ModelAnswers, copy_caveat, copy_of_any, degenerate_answers
 from distillprint.secrets import known_secrets
 from distillprint.store import ResponseStore, StoredResponse, stored_identity
 
@@ -307,14 +307,12 @@ def _repeats_a_candidate(
 ) -> bool:
     """A copy of the suspect (or teacher) in the background folder would hide the very
     similarity the score measures; leave it out, loudly."""
-    named = [entry.label for entry in evidence.entries if entry.role != "background"]
-    for name in named:
-        copied = answers.copy_of(evidence.answers[name])
-        if copied is not None:
-            _left_out(notes, spec, f"{copied[0]} of {copied[1]} answers are identical to "
-                                   f"{name}'s")
-            return True
-    return False
+    named = [evidence.answers[entry.label] for entry in evidence.entries
+             if entry.role != "background"]
+    if (why := copy_of_any(answers, named)) is None:
+        return False
+    _left_out(notes, spec, why)
+    return True
 
 
 def _is_diagnostic(backend: Backend, notes: RunNotes, spec: ModelSpec) -> bool:

@@ -382,6 +382,8 @@ def _provenance(
                             for name, (a, b) in sorted(comparison.left_out.items())}
     if comparison.no_style:
         data["left_out_no_style"] = dict(sorted(comparison.no_style.items()))
+    if comparison.copies:
+        data["left_out_copies"] = dict(sorted(comparison.copies.items()))
     return {
         "data": data,
         "config": cfg.model_dump(mode="json"),
@@ -429,7 +431,7 @@ def run_lineage_benchmark(
     lap("load")
     for name, (first, second) in sorted(comparison.left_out.items()):
         say(f"background model '{name}' left out: {first} and {second} hold different answers")
-    for name, why in sorted(comparison.no_style.items()):
+    for name, why in sorted({**comparison.no_style, **comparison.copies}.items()):
         say(f"background model '{name}' left out: {why}")
     say(f"{len(pairs)} pairs, {len(comparison.background)} background models, mode {mode} "
         f"({why_mode})")

@@ -218,6 +218,7 @@ class DataProvenance(TypedDict):
     background: list[str]
     left_out: NotRequired[dict[str, list[str]]]  # model -> the two files that disagree
     left_out_no_style: NotRequired[dict[str, str]]  # model -> why
+    left_out_copies: NotRequired[dict[str, str]]  # model -> whose answers it gives
 
 
 class Seeds(TypedDict):

@@ -147,3 +147,15 @@ def load_model_answers(files: Mapping[str, Path]) -> dict[str, ModelAnswers]:
     if any(a.keyed_by_text for a in answers.values()):
         answers = {n: a if a.keyed_by_text else a.by_prompt_text() for n, a in answers.items()}
     return answers
+
+
+def copy_of_any(model: ModelAnswers, others: Sequence[ModelAnswers]) -> str | None:
+    """Why ``model`` is no model of its own but a copy of one of ``others`` (the one it
+    copies most), or None: a background that holds the teacher's or suspect's very answers
+    would hide the similarity a score measures."""
+    copies = [(copied[0] / copied[1], copied, other.name) for other in others
+              if (copied := model.copy_of(other))]
+    if not copies:
+        return None
+    _, (same, shared), name = max(copies, key=lambda c: c[0])
+    return f"{same} of {shared} answers are identical to {name}'s"

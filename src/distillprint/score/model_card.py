@@ -138,6 +138,22 @@ def _ece(metrics: dict[str, Any]) -> str:
     return f"{shown} [{interval[0]}, {interval[1]}]" if interval else shown
 
 
+def training_notes(meta: dict[str, Any]) -> list[str]:
+    """What training left out or used on thin evidence: said by the run, kept in the card."""
+    data = meta.get("training_data", {})
+    notes = [f"background model {name} left out: {why}"
+             for name, why in data.get("left_out_background", {}).items()]
+    thin = data.get("thin_pairs", [])
+    if thin:
+        shown = ", ".join(f"{teacher} / {suspect} ({n})" for teacher, suspect, n in thin[:5])
+        more = f" and {len(thin) - 5} more" if len(thin) > 5 else ""
+        notes.append(
+            f"{len(thin)} labelled pairs share fewer prompts than the {data['min_prompts']} a "
+            f"verdict needs: {shown}{more}; they were trained on all the same, on noisier "
+            "features (a log cut short, or joined on few prompts?)")
+    return notes
+
+
 def model_card(model: ScoringModel) -> str:
     meta = model.metadata
     data = meta.get("training_data", {})
@@ -155,8 +171,8 @@ pair features (see `distillprint.score.pairwise`): views {", ".join(model.views)
 ## Model
 Logistic regression on standardised features, coefficients constrained to be non-negative,
 {_calibration(model)} (`DistillationClassifier`). Standardised weights:
-{weights}; intercept {clf.intercept_:+.3f}; Platt slope/offset {clf.platt_[0]:.3f} /
-{clf.platt_[1]:+.3f}. Hyperparameters: {hyperparameters}.
+{weights}; intercept {clf.intercept_:+.3f};
+Platt slope/offset {clf.platt_[0]:.3f} / {clf.platt_[1]:+.3f}. Hyperparameters: {hyperparameters}.
 p-values are conformal against {len(clf.null_scores_)} {_null_kind(model)} scores of the
 non-distilled training pairs (rank floor {1 / (1 + len(clf.null_scores_)):.3f}); beyond the
 largest null score the tail is extrapolated with a Student-t predictive fit to those scores,
@@ -167,7 +183,7 @@ so stronger evidence gets smaller p-values.{_thin_null(len(clf.null_scores_))}
 - answers: {", ".join(f"`{r}`" for r in data.get("responses", []))}
 - background: {_fmt(data.get("n_background"))} unlabelled models (seed {_fmt(meta.get("seed"))}),
   {_fmt(data.get("n_prompts"))} prompts
-
+{"".join(f"- {note}{chr(10)}" for note in training_notes(meta))}
 Licences of the training data:
 {licences}
 

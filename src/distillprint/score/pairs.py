@@ -15,7 +15,12 @@ import numpy as np
 
 from distillprint.answers import answer_log_paths
 from distillprint.errors import InputError
-from distillprint.score.answers import ModelAnswers, degenerate_answers, load_model_answers
+from distillprint.score.answers import (
+    ModelAnswers,
+    copy_of_any,
+    degenerate_answers,
+    load_model_answers,
+)
 from distillprint.score.pairwise import MIN_BACKGROUND
 
 logger = logging.getLogger(__name__)
@@ -206,6 +211,9 @@ class Comparison:
     left_out: dict[str, tuple[Path, Path]] = field(default_factory=dict)
     # drawn background models whose answers carry no style (model -> why), left out
     no_style: dict[str, str] = field(default_factory=dict)
+    # drawn background models that give a paired model's very answers (model -> why), left
+    # out: a copy of the teacher in the background is no unrelated model
+    copies: dict[str, str] = field(default_factory=dict)
 
     def ordered(self, pairs: list[LabelledPair]) -> list[ModelAnswers]:
         paired = sorted(pair_models(pairs))
@@ -237,7 +245,11 @@ def load_comparison(
     wanted = pair_models(pairs) | set(background)
     answers = load_model_answers({n: p for n, p in files.items() if n in wanted})
     # as ``score`` does: mostly blank or canned answers are no reference for style
-    no_style = {name: why for name in background if name not in pair_models(pairs)
+    paired = sorted(pair_models(pairs))
+    no_style = {name: why for name in background if name not in paired
                 and (why := degenerate_answers(answers[name], answers[name].responses))}
-    return Comparison(answers, [n for n in background if n not in no_style],
-                      len(files) + len(conflicts), conflicts, no_style)
+    copies = {name: why for name in background if name not in paired and name not in no_style
+              and (why := copy_of_any(answers[name], [answers[p] for p in paired]))}
+    return Comparison(answers, [n for n in background if n not in no_style | copies],
+                      len(files) + len(conflicts), conflicts, no_style, copies)
+

@@ -145,6 +145,8 @@ class ClassifierTrainingData:
     features: PairFeatures
     pairs: list[LabelledPair]
     background: list[str]
+    #: drawn background models left out, and why (no style of their own, or a copy)
+    left_out: dict[str, str]
 
 
 def training_data(cfg: ClassifierTrainConfig) -> ClassifierTrainingData:
@@ -166,7 +168,8 @@ def training_data(cfg: ClassifierTrainConfig) -> ClassifierTrainingData:
             "smaller budgets, or [] to skip the table", field="validity_budgets")
     cube = cached_cube(models, make_views(cfg.views), prompts, cfg.cache_dir)
     mask = np.array([n in set(background) for n in cube.models])
-    return ClassifierTrainingData(cube, mask, pair_features(cube, mask), pairs, background)
+    return ClassifierTrainingData(cube, mask, pair_features(cube, mask), pairs, background,
+                                  {**comparison.no_style, **comparison.copies})
 
 
 def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[str, Any]]:
@@ -199,6 +202,7 @@ def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[
             "background": sorted(background),  # the draw itself, for provenance
             "n_prompts": int(feats.shared_prompts.max()) if len(background) else 0,
             "licences": cfg.data_licences,
+            **_what_training_could_not_use(train, VerdictPolicy().min_prompts),
         },
         "seed": cfg.seed,
         "cv_metrics": metrics,
@@ -226,3 +230,18 @@ def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[
         }
     model = fit_scoring_model(data, cfg.views, cfg.features, cfg.params(), metadata)
     return model, metrics
+
+
+def _what_training_could_not_use(
+    train: ClassifierTrainingData, min_prompts: int
+) -> dict[str, Any]:
+    """The background models left out, and the labelled pairs sharing fewer prompts than a
+    verdict needs (a log cut short by a bad join): each trains on noisy features, which the
+    card and the run name. Absent when there are none, so cards without them stay as they were."""
+    cube, feats = train.cube, train.features
+    thin = [[p.teacher, p.suspect, shared] for p in train.pairs if p.label is not None
+            and (shared := int(feats.shared_prompts[cube.index(p.suspect),
+                                                    cube.index(p.teacher)])) < min_prompts]
+    return {**({"left_out_background": dict(sorted(train.left_out.items()))}
+               if train.left_out else {}),
+            **({"thin_pairs": thin, "min_prompts": min_prompts} if thin else {})}
