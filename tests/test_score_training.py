@@ -383,3 +383,17 @@ def test_training_leaves_out_a_background_copy_and_names_thin_pairs(
     for said in (card, printed):
         assert "background model background_0 left out: 30 of 30 answers are identical" in said
         assert f"{labelled} labelled pairs share fewer prompts than the 64 a verdict needs" in said
+
+
+def test_the_training_script_takes_set_overrides_and_names_them_in_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, validity_budgets=[])
+    assert load_classifier_config(config, ["seed=7", "max_background=all"]).seed == 7
+    main = _train_main()
+    assert main(["--config", str(config), "--set", "seed=-1"]) == 2  # type: ignore[operator]
+    assert "--set seed" in capsys.readouterr().err
+    # a value that only fails once the data is read is named as given too
+    assert main(["--config", str(config), "--set",  # type: ignore[operator]
+                 "validity_budgets=[500]"]) == 2
+    assert "--set validity_budgets" in capsys.readouterr().err

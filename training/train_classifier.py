@@ -1,4 +1,5 @@
-"""Train the pair classifier: ``python training/train_classifier.py --config CONFIG.yaml``.
+"""Train the pair classifier: ``python training/train_classifier.py --config CONFIG.yaml
+[--set KEY=VALUE ...]``.
 
 Reads a validated YAML config (``configs/classifier/*.yaml``), fits the scoring model on the
 labelled pairs, and writes the JSON artifact plus ``MODEL_CARD.md`` next to it.
@@ -21,16 +22,18 @@ from distillprint.score.model_card import (
     training_notes,
 )
 from distillprint.score.training import load_classifier_config, train_scoring_model
-from distillprint.yamlio import located_in
+from distillprint.yamlio import located_in, overridden_keys
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of the config, e.g. seed=1")
     args = parser.parse_args(argv)
     try:
-        cfg = load_classifier_config(args.config)
-        with located_in(cfg, args.config):
+        cfg = load_classifier_config(args.config, args.set)
+        with located_in(cfg, args.config, overridden_keys(args.set)):
             # before training, which the save would lose; never over what the training reads
             inputs = {args.config: "the config", cfg.pairs: "the pairs CSV",
                       **{path: f"the answer log {path}" for path in cfg.responses

@@ -23,7 +23,7 @@ from distillprint.embed.launch import relaunch_multi_cpu
 from distillprint.embed.train import train_embedder
 from distillprint.embed.train_config import TrainConfig, load_train_config
 from distillprint.errors import DistillprintError
-from distillprint.yamlio import located_in
+from distillprint.yamlio import located_in, overridden_keys
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_train_config(args.config, args.set)
         if argv is None:
             relaunch_multi_cpu(sys.argv)
-        with located_in(config, args.config, [key.partition("=")[0].strip() for key in args.set]):
+        with located_in(config, args.config, overridden_keys(args.set)):
             result = train_embedder(config)
     except DistillprintError as exc:
         print(f"error: {exc}", file=sys.stderr)

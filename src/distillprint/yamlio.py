@@ -103,6 +103,43 @@ def parse_value(text: str) -> Any:
     return yaml.load(text, Loader=_ConfigLoader)
 
 
+def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> dict[str, str]:
+    """Set each ``section.key=value`` of a training script's ``--set`` options in a config's
+    ``tree`` (values read as YAML), and return how each key was given, for
+    ``validate_located`` to name an error in one as ``--set KEY``."""
+    given: dict[str, str] = {}
+    for item in overrides:
+        dotted, value = _parse_override(item)
+        *parents, leaf = dotted.split(".")
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise InputError(f"'{key}' is not a section", field=f"--set {dotted}")
+        node[leaf] = value
+        given[dotted] = f"--set {dotted}"
+    return given
+
+
+def overridden_keys(overrides: Sequence[str]) -> list[str]:
+    """The keys of ``--set KEY=VALUE`` options, for ``located_in``."""
+    return [item.partition("=")[0].strip() for item in overrides]
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    """``section.key=value`` as (dotted key, value read as YAML)."""
+    key, sep, raw = item.partition("=")
+    dotted = key.strip()
+    if not sep or any(not part for part in dotted.split(".")):
+        raise InputError(f"malformed override --set '{item}': expected KEY=VALUE, the KEY "
+                         "dotted for a section's setting (seed=1, optim.steps=50)")
+    try:
+        return dotted, parse_value(raw)
+    except (yaml.YAMLError, RecursionError):
+        raise InputError(f"the value '{raw}' is not valid YAML",
+                         field=f"--set {dotted}") from None
+
+
 def load_yaml(path: Path, loader: type[_LocatingLoader] = _LocatingLoader) -> Any:
     try:
         raw = path.read_bytes()

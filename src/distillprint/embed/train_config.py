@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from distillprint.answers import read_from_folder
@@ -14,10 +13,10 @@ from distillprint.errors import InputError
 from distillprint.yamlio import (
     STRICT_CONFIG,
     ConfigPath,
+    apply_overrides,
     existing_path,
     load_mapping,
     no_means_no,
-    parse_value,
     validate_located,
 )
 
@@ -160,40 +159,11 @@ class TrainConfig(_Strict):
         return self
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = tree
-    for key in parents:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise InputError(f"'{key}' is not a section", field=f"--set {dotted}")
-    node[leaf] = value
-
-
-def _parse_override(item: str) -> tuple[str, Any]:
-    """``section.key=value`` as (dotted key, YAML scalar value)."""
-    key, sep, raw = item.partition("=")
-    dotted = key.strip()
-    if not sep or any(not part for part in dotted.split(".")):
-        raise InputError(f"malformed override --set '{item}': expected KEY=VALUE with a "
-                         "dotted KEY such as optim.steps=50")
-    try:
-        return dotted, parse_value(raw)
-    except (yaml.YAMLError, RecursionError):
-        raise InputError(f"the value '{raw}' is not valid YAML",
-                         field=f"--set {dotted}") from None
-
-
 def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
     """YAML file plus ``section.key=value`` overrides (values parsed as YAML scalars)."""
     tree = load_mapping(path)
     if not tree and not overrides:
         # every field has a default, so an empty file would start the default 200-step run
         raise InputError("the config is empty", path=path, line=1)
-    keys: list[str] = []
-    for item in overrides or []:
-        dotted, value = _parse_override(item)
-        _set_dotted(tree, dotted, value)
-        keys.append(dotted)
     return validate_located(TrainConfig, tree, path,
-                            overrides={key: f"--set {key}" for key in keys})
+                            overrides=apply_overrides(tree, overrides or []))

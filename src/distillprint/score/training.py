@@ -6,6 +6,7 @@ leave-one-teacher-out procedure as ``distillprint benchmark lineage`` in ``cv`` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +45,7 @@ from distillprint.yamlio import (
     RELATIVE_PATHS,
     STRICT_CONFIG,
     ConfigPath,
+    apply_overrides,
     existing_path,
     load_mapping,
     validate_located,
@@ -132,10 +134,15 @@ class ClassifierTrainConfig(ClassifierHyperparameters):
         return features
 
 
-def load_classifier_config(path: Path) -> ClassifierTrainConfig:
-    # The shared YAML reader turns unreadable, non-UTF-8 and malformed files into located
-    # InputErrors, and validation errors name the offending key's line.
-    return validate_located(ClassifierTrainConfig, load_mapping(Path(path)), Path(path))
+def load_classifier_config(
+    path: Path, overrides: Sequence[str] = ()
+) -> ClassifierTrainConfig:
+    """The YAML file plus ``key=value`` overrides (``--set``). The shared YAML reader turns
+    unreadable, non-UTF-8 and malformed files into located InputErrors, and validation
+    errors name the offending key's line (or its ``--set``)."""
+    tree = load_mapping(Path(path))
+    return validate_located(ClassifierTrainConfig, tree, Path(path),
+                            overrides=apply_overrides(tree, overrides))
 
 
 @dataclass(frozen=True)
