@@ -65,6 +65,16 @@ def test_a_json_fault_names_its_column_where_python_would(tmp_path: Path) -> Non
     assert info.value.line == 2
 
 
+def test_a_bad_record_of_a_one_line_list_is_named_by_its_number(tmp_path: Path) -> None:
+    path = tmp_path / "log.json"
+    rows = [{"instruction": f"i{n}", "output": "o"} for n in range(5)]
+    rows.append({"instruction": "i5"})
+    path.write_text(json.dumps(rows))  # one line, as json.dump writes it
+    with pytest.raises(InputError, match="record 6 of the list: missing") as info:
+        load_answer_log(path)
+    assert (info.value.line, info.value.field) == (1, "output")
+
+
 def test_invalid_utf8_is_located(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     path.write_bytes(b'{"prompt": "p", "response": "r"}\n{"prompt": "\xff"}\n')

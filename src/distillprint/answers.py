@@ -251,8 +251,15 @@ def load_answer_log(
     rows = _iter_json_array(text, path) if listed else _iter_jsonl(text, path)
     records: list[AnswerRecord] = []
     names: set[str] = set()
-    for line, obj in rows:
-        records.append(_record(obj, path, line))
+    for number, (line, obj) in enumerate(rows, start=1):
+        try:
+            records.append(_record(obj, path, line))
+        except InputError as error:
+            if not listed:
+                raise
+            # a list written on one line has one line number for every record
+            raise InputError(f"record {number} of the list: {error.reason}", path=path,
+                             line=line, field=error.field) from None
         key = "generator" if _is_alpaca_record(obj) else "model"
         name = obj.get(key)
         if isinstance(name, str) and name:
