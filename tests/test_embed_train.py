@@ -461,3 +461,24 @@ def test_wandb_online_without_an_account_is_bad_input_naming_the_setting(
         start_wandb(accelerator, "p", "online", tmp_path / "out", {},
                     mode_field="logging.wandb_mode")
     assert info.value.field == "logging.wandb_mode"
+
+
+def test_settings_the_data_cannot_honour_are_named(tmp_path: Path) -> None:
+    from distillprint.embed.data import PromptSplit
+    from distillprint.embed.train_data import Group, TrainingData, capped_settings
+
+    path = tmp_path / "config.yaml"
+    path.write_text("cpu: true\n")
+    responses = {m: {f"p{i}": f"{m} {i}" for i in range(6)} for m in ("a", "b")}
+    group = Group(["a", "b"], [f"p{i}" for i in range(6)], responses)
+    data = TrainingData([group], PromptSplit(0.5), validation=Group(["a", "b"], ["p0"], {}))
+    config = load_train_config(path, ["optim.models_per_batch=4", "data.validation_models=4"])
+    notes = capped_settings(data, config)
+    assert notes[0] == ("optim.models_per_batch is 4, but there are only 2 models of a training "
+                        "group: 2 are used")
+    assert any(n.startswith("data.validation_models is 4, but there are only 2") for n in notes)
+    fitting = load_train_config(path, ["optim.models_per_batch=2", "optim.prompts_per_batch=6",
+                                       "data.validation_models=2", "data.validation_prompts=8"])
+    assert capped_settings(data, fitting) == [
+        "data.validation_prompts is 8, but there are only 1 held-out prompts to validate on: "
+        "1 are used"]

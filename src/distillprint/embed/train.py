@@ -29,7 +29,13 @@ from distillprint.embed.checkpoints import (
 )
 from distillprint.embed.modelcard import write_model_card
 from distillprint.embed.train_config import MIN_VALIDATION_PROMPTS, TrainConfig
-from distillprint.embed.train_data import Batch, GridSampler, TrainingData, load_training_data
+from distillprint.embed.train_data import (
+    Batch,
+    GridSampler,
+    TrainingData,
+    capped_settings,
+    load_training_data,
+)
 from distillprint.errors import InputError
 from distillprint.tracking import start_wandb, uses_wandb
 
@@ -197,6 +203,8 @@ def train_embedder(
     _start_tracking(accelerator, config, run_id)
     set_seed(config.optim.seed)
     data = data or load_training_data(config.data)
+    for note in capped_settings(data, config):
+        accelerator.print(f"note: {note}")
     model, tokenizer = load_base(base or config.model.base_model)
     _check_max_length(model, config.model.max_length)
     trainable = freeze_lower_layers(model, config.model.train_layers)

@@ -22,7 +22,7 @@ from distillprint.embed.data import (
     model_files,
     split_models,
 )
-from distillprint.embed.train_config import DataConfig
+from distillprint.embed.train_config import DataConfig, TrainConfig
 from distillprint.errors import InputError
 
 
@@ -139,3 +139,23 @@ class GridSampler:
             labels.extend([len(models)] * len(picked))
             prompt_ids.extend([-1] * len(picked))
         return Batch(texts, labels, prompt_ids)
+
+
+def capped_settings(data: TrainingData, config: TrainConfig) -> list[str]:
+    """Settings the data is too small to honour, which the sampler and the validation split
+    quietly cap: said, so that a run is not read as the batch or check its config names."""
+    asked = [
+        ("optim.models_per_batch", config.optim.models_per_batch,
+         max((len(g.models) for g in data.groups), default=0), "models of a training group"),
+        ("optim.prompts_per_batch", config.optim.prompts_per_batch,
+         max((len(g.prompts) for g in data.groups), default=0), "prompts of a training group"),
+    ]
+    if data.validation is not None:
+        asked += [
+            ("data.validation_models", config.data.validation_models,
+             len(data.validation.models), "training models to validate on"),
+            ("data.validation_prompts", config.data.validation_prompts,
+             len(data.validation.prompts), "held-out prompts to validate on"),
+        ]
+    return [f"{key} is {wanted}, but there are only {have} {what}: {have} are used"
+            for key, wanted, have, what in asked if wanted > have]

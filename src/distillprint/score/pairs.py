@@ -135,7 +135,8 @@ def _pair(row: dict[Any, Any], n_columns: int, path: Path, line: int) -> Labelle
                          field="suspect")
     raw = (row["label"] or "").strip()
     if raw not in LABELS:
-        raise InputError("label must be 0, 1 (or 0.0, 1.0) or empty", path=path, line=line, field="label")
+        raise InputError("label must be 0, 1 (or 0.0, 1.0) or empty", path=path, line=line,
+                         field="label")
     relation = (row["relation"] or "").strip()
     if row["relation"] is None and row["label"] is None:
         # "t,s": a trailing empty label is how spreadsheets write an unlabelled pair, but a row
