@@ -444,3 +444,22 @@ def test_both_pages_list_the_run_notes() -> None:
         assert '<div id="notes"><strong>Notes:</strong>' in page
         assert "<li>background file:bg0.jsonl left out: it is the teacher&#39;s log</li>" in page
     assert 'id="notes"' not in render_html(sample_report())
+
+
+def test_map_labels_of_a_suspect_sitting_on_its_teacher_do_not_overlap() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from distillprint.report.plots import fingerprint_map_figure
+
+    report = sample_report()
+    teacher = next(p for p in report.fingerprint_map if p.role == "teacher")
+    # few enough to label every model: the suspect, the candidate and two background models
+    # crowd the teacher, far from the last background model
+    points = [p.model_copy(update={"x": teacher.x + (10.0 if i == 5 else 0.001 * i),
+                                   "y": teacher.y + (10.0 if i == 5 else 0.0)})
+              for i, p in enumerate(report.fingerprint_map[:6])]
+    figure = fingerprint_map_figure(report.model_copy(update={"fingerprint_map": points}))
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in figure.axes[0].texts]
+    assert len(boxes) == 6
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

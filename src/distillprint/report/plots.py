@@ -30,8 +30,6 @@ LABEL_ALL_BELOW = 12
 FIG_WIDTH = 10.0
 # The teacher is drawn last and largest so a suspect sitting on it cannot hide it.
 MARKER_SIZE = {"background": 40, "candidate": 120, "suspect": 120, "teacher": 260}
-# Label offsets in points, per role, so a suspect sitting on its teacher stays readable.
-LABEL_OFFSET = {"teacher": (7, 5), "suspect": (7, -12), "candidate": (7, 4), "background": (5, 3)}
 
 
 @dataclass(frozen=True)
@@ -164,12 +162,15 @@ def category_plot(report: ScoreReport) -> str | None:
 
 def fingerprint_map_plot(report: ScoreReport) -> str | None:
     """2-D map of model fingerprints; every role has its own colour and marker shape."""
+    return _to_base64(fingerprint_map_figure(report)) if report.fingerprint_map else None
+
+
+def fingerprint_map_figure(report: ScoreReport) -> Figure:
     points = report.fingerprint_map
-    if not points:
-        return None
     fig = _new_figure(FIG_WIDTH, 5.0)
     ax = fig.add_subplot()
     label_all = len(points) <= LABEL_ALL_BELOW
+    labels = []
     for role in ("background", "candidate", "suspect", "teacher"):
         chosen = [p for p in points if p.role == role]
         if not chosen:
@@ -192,16 +193,14 @@ def fingerprint_map_plot(report: ScoreReport) -> str | None:
                 # role-coloured and named, so a suspect sitting on its teacher cannot swap
                 # the two labels in a reader's eye
                 named = role in ("teacher", "suspect")
-                ax.annotate(
+                labels.append(ax.text(
+                    p.x, p.y,
                     f"{role}: {_short(p.model, 22)}" if named else _short(p.model, 22),
-                    (p.x, p.y),
-                    xytext=LABEL_OFFSET[role],
                     fontsize=8,
-                    textcoords="offset points",
                     color=colour if named else "#222222",
                     fontweight="bold" if named else "normal",
                     zorder=4,
-                )
+                ))
     ax.margins(0.12)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -209,4 +208,10 @@ def fingerprint_map_plot(report: ScoreReport) -> str | None:
     ax.set_ylabel("map axis 2")
     ax.set_title("Map of model fingerprints", fontsize=10)
     ax.legend(loc="best", fontsize=8, frameon=True)
-    return _to_base64(fig)
+    if labels:
+        from adjustText import adjust_text
+
+        # nearby models (a student on its teacher) would print their names over each other
+        adjust_text(labels, x=[p.x for p in points], y=[p.y for p in points], ax=ax,
+                    arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.5})
+    return fig
