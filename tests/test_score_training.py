@@ -87,8 +87,10 @@ def test_training_script_writes_artifact_and_model_card(
     assert f"conformal against {negatives} out-of-fold scores" in card
     assert "Fewer than 20 unrelated pairs make that fit, not data, decide" in card
     assert f"({negatives} negative pairs: TPR@1%FPR is the share of positives" in card
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
     assert printed["auroc"] >= 0.9 and printed["attribution_total"] == 4
+    assert "validity budgets [64] are not below the 30 prompts of the comparison" in captured.err
 
 
 def test_unknown_config_keys_are_rejected(tmp_path: Path) -> None:

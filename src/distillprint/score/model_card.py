@@ -151,6 +151,10 @@ def training_notes(meta: dict[str, Any]) -> list[str]:
             f"{len(thin)} labelled pairs share fewer prompts than the {data['min_prompts']} a "
             f"verdict needs: {shown}{more}; they were trained on all the same, on noisier "
             "features (a log cut short, or joined on few prompts?)")
+    if unmeasured := data.get("unmeasured_budgets"):
+        notes.append(f"validity budgets {unmeasured['budgets']} are not below the "
+                     f"{unmeasured['prompts']} prompts of the comparison, so the fewer-prompts "
+                     "table leaves them out")
     return notes
 
 

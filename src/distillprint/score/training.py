@@ -209,7 +209,8 @@ def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[
             "background": sorted(background),  # the draw itself, for provenance
             "n_prompts": int(feats.shared_prompts.max()) if len(background) else 0,
             "licences": cfg.data_licences,
-            **_what_training_could_not_use(train, VerdictPolicy().min_prompts),
+            **_what_training_could_not_use(train, VerdictPolicy().min_prompts,
+                                           cfg.validity_budgets),
         },
         "seed": cfg.seed,
         "cv_metrics": metrics,
@@ -240,15 +241,20 @@ def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[
 
 
 def _what_training_could_not_use(
-    train: ClassifierTrainingData, min_prompts: int
+    train: ClassifierTrainingData, min_prompts: int, budgets: list[int]
 ) -> dict[str, Any]:
-    """The background models left out, and the labelled pairs sharing fewer prompts than a
-    verdict needs (a log cut short by a bad join): each trains on noisy features, which the
-    card and the run name. Absent when there are none, so cards without them stay as they were."""
+    """The background models left out, the labelled pairs sharing fewer prompts than a
+    verdict needs (a log cut short by a bad join: each trains on noisy features), and the
+    validity budgets too large to measure: named by the card and the run. Absent when there
+    are none, so cards without them stay as they were."""
     cube, feats = train.cube, train.features
     thin = [[p.teacher, p.suspect, shared] for p in train.pairs if p.label is not None
             and (shared := int(feats.shared_prompts[cube.index(p.suspect),
                                                     cube.index(p.teacher)])) < min_prompts]
+    n_prompts = len(cube.prompt_ids)
+    unmeasured = sorted({b for b in budgets if b >= n_prompts})
     return {**({"left_out_background": dict(sorted(train.left_out.items()))}
                if train.left_out else {}),
-            **({"thin_pairs": thin, "min_prompts": min_prompts} if thin else {})}
+            **({"thin_pairs": thin, "min_prompts": min_prompts} if thin else {}),
+            **({"unmeasured_budgets": {"budgets": unmeasured, "prompts": n_prompts}}
+               if unmeasured else {})}
