@@ -280,7 +280,7 @@ def test_exporting_one_model_refuses_to_mix_its_revisions_or_sampling_settings(
                        str(store), "--max-tokens", tokens).returncode == 0
     twice = run_cli("responses", "export", "--store", str(store), "--out", str(out),
                     "--model", "echo:m")
-    assert twice.returncode == 2 and "more than once" in twice.stderr
+    assert twice.returncode == 2 and "2 times" in twice.stderr
     assert "max_tokens 16 and 8: pick one with --max-tokens" in " ".join(
         twice.stderr.split())
     one_setting = run_cli("responses", "export", "--store", str(store), "--out", str(out),
@@ -288,6 +288,14 @@ def test_exporting_one_model_refuses_to_mix_its_revisions_or_sampling_settings(
     assert one_setting.returncode == 0, one_setting.stderr
     assert json.loads(out.read_text())["params"]["max_tokens"] == 8
     out.unlink()
+    # a third answer differs from the first two in another setting: all of them are named
+    assert run_cli("collect", "--model", "echo:m", "--probes", str(prompts), "--store",
+                   str(store), "--max-tokens", "8", "--temperature", "0.5").returncode == 0
+    thrice = " ".join(run_cli("responses", "export", "--store", str(store), "--out", str(out),
+                              "--model", "echo:m").stderr.split())
+    assert "3 times" in thrice and "max_tokens 16 and 8" in thrice
+    assert "temperature " in thrice and "and 0.5" in thrice
+    assert "pick one with --temperature or --max-tokens" in thrice
     unknown = run_cli("responses", "export", "--store", str(store), "--out", str(out),
                       "--model", "echo:nosuch")
     assert unknown.returncode == 2 and "holds no answers of 'echo:nosuch'" in unknown.stderr

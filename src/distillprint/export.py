@@ -23,22 +23,33 @@ _JSON_COLUMNS = ("messages", "params")  # nested values, stored as JSON strings
 _PICKABLE = ("temperature", "max_tokens")
 
 
-def _why_twice(first: StoredResponse, second: StoredResponse) -> str:
-    if first.probe_set_version != second.probe_set_version:
-        return (f"for versions {first.probe_set_version} and {second.probe_set_version} of "
-                f"{first.probe_set}; a log holds one version: pick one with "
-                "--probe-set-version")
-    if first.prompt != second.prompt:
+def _why_repeated(records: list[StoredResponse]) -> str:
+    """How the answers of one probe and sample differ, over all of them: what to pick by."""
+    def values(read: Callable[[StoredResponse], object]) -> list[object]:
+        return list(dict.fromkeys(read(record) for record in records))
+
+    first = records[0]
+    versions = values(lambda r: r.probe_set_version)
+    if len(versions) > 1:
+        return (f"for versions {_and(versions)} of {first.probe_set}; a log holds one "
+                "version: pick one with --probe-set-version")
+    if len(values(lambda r: r.prompt)) > 1:
         return "under two prompts: the probe set was edited under one version"
-    before, after = first.params.as_dict(), second.params.as_dict()
-    differ = [name for name in before if before[name] != after[name]]
+    settings_of = [record.params.as_dict() for record in records]
+    differ = {name: shown for name in settings_of[0]
+              if len(shown := list(dict.fromkeys(s[name] for s in settings_of))) > 1}
     if not differ:
         return "under two requests: their messages differ (a system prompt, say)"
-    settings = ", ".join(f"{name} {before[name]} and {after[name]}" for name in differ)
+    settings = ", ".join(f"{name} {_and(shown)}" for name, shown in differ.items())
     options = [f"--{name.replace('_', '-')}" for name in differ if name in _PICKABLE]
     pick = (f"pick one with {' or '.join(options)}" if options
             else "no export option picks by that: export the store and filter its rows")
     return f"collected with {settings}: {pick}"
+
+
+def _and(values: list[object]) -> str:
+    shown = [str(value) for value in values]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
 
 
 def export_responses(records: Iterable[StoredResponse], out: Path, store: Path) -> int:
@@ -114,14 +125,16 @@ def one_models_answers(
         raise InputError(f"'{model}' names {len(identities)} stored models ({listed}): their "
                          f"answers would mix in one log; pick one with {' or '.join(options)}",
                          field="model")
-    seen: dict[tuple[str, str, int], StoredResponse] = {}
+    answers: dict[tuple[str, str, int], list[StoredResponse]] = {}
     for record in chosen:
-        key = (record.probe_set, record.probe_id, record.sample_index)
-        first = seen.setdefault(key, record)
-        if first is not record:
-            raise InputError(f"'{model}' answered probe '{record.probe_id}' sample "
-                             f"{record.sample_index} more than once ({_why_twice(first, record)}):"
-                             " its answers would mix in one log", field="model")
+        answers.setdefault((record.probe_set, record.probe_id, record.sample_index),
+                           []).append(record)
+    repeated = next((same for same in answers.values() if len(same) > 1), None)
+    if repeated is not None:
+        raise InputError(f"'{model}' answered probe '{repeated[0].probe_id}' sample "
+                         f"{repeated[0].sample_index} {len(repeated)} times "
+                         f"({_why_repeated(repeated)}): its answers would mix in one log",
+                         field="model")
     return chosen
 
 
