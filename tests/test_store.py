@@ -257,6 +257,27 @@ def test_read_only_open_never_writes(tmp_path: Path) -> None:
         assert store.count() == 1
 
 
+def test_a_foreign_wal_database_with_pending_pages_is_not_changed_by_a_read(
+    tmp_path: Path,
+) -> None:
+    # as a writer that crashed leaves one: pages in its -wal file, no connection open
+    source = tmp_path / "source.sqlite"
+    writer = sqlite3.connect(source)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE people (id INTEGER, name TEXT)")
+    writer.execute("INSERT INTO people VALUES (1, 'ada')")
+    writer.commit()
+    path = tmp_path / "other.sqlite"
+    shutil.copy(source, path)
+    shutil.copy(f"{source}-wal", f"{path}-wal")
+    writer.close()
+    before = (path.read_bytes(), Path(f"{path}-wal").read_bytes())
+    with pytest.raises(InputError, match="not a distillprint response store"):
+        ResponseStore(path, read_only=True)
+    assert (path.read_bytes(), Path(f"{path}-wal").read_bytes()) == before
+
+
 def test_reading_leaves_no_side_files_where_it_could_remove_them(tmp_path: Path) -> None:
     # a read-only SQLite connection cannot remove the -wal and -shm files it makes; a store
     # that was clean before `responses models` or `export` should be clean after them

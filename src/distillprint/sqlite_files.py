@@ -54,10 +54,13 @@ def open_sqlite(
 def _connect_read_only(
     path: Path, timeout: float, isolation_level: IsolationLevel
 ) -> sqlite3.Connection:
-    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+    wal = Path(f"{path}-wal")
+    if not wal.exists() and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
         # A read-only connection to a WAL file makes its -wal and -shm files and cannot remove
         # them, so every read would leave them beside the file. A connection that may write
         # but is refused every write removes them on closing, as the last connection does.
+        # Only where no -wal file exists yet: closing would copy one's pages into the file,
+        # and a reader must change no byte (of a database not even ours, say).
         db = sqlite3.connect(path, timeout=timeout, isolation_level=isolation_level)
         db.execute("PRAGMA query_only = ON")
         return db
@@ -71,7 +74,7 @@ def _connect_read_only(
         # A WAL file in a read-only directory cannot get its shared-memory file. Without a
         # ``-wal`` file no writer is active, so reading it as immutable misses nothing.
         if _error_code(error) not in (_SQLITE_READONLY, _SQLITE_CANTOPEN) \
-                or Path(f"{path}-wal").exists():
+                or wal.exists():
             raise
     return sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=timeout,
                            isolation_level=isolation_level)
