@@ -358,14 +358,16 @@ def test_the_lookalike_caveat_says_when_the_background_p_value_is_at_its_floor()
 
     alike = [Lookalike("b1", 0.99), Lookalike("b2", 0.95)]
     # 8 background models: 16 stand-in pairs, so p cannot go below 1/17 = 0.059 > 0.05
-    at_floor = lookalike_caveat(alike, 8, 1 / 17, alpha=0.05)
+    at_floor = lookalike_caveat(alike, 8, 1 / 17, 16, alpha=0.05)
     assert "yet this pair outscores every pair with a background model" in at_floor
-    assert "the lowest 8 background models allow, 0.059: at least 10 are needed" in at_floor
-    above = lookalike_caveat(alike, 8, 2 / 17, alpha=0.05)
+    assert "(the lowest 16 stand-in pairs allow, 0.059: at least 10 background models" in at_floor
+    above = lookalike_caveat(alike, 8, 2 / 17, 16, alpha=0.05)
     assert "not specific to this teacher; background p = 0.12 (it cannot go below" in above
+    # a stand-in pair with no score raises the floor: 1/16 is at it, not above it
+    assert "yet this pair outscores" in lookalike_caveat(alike, 8, 1 / 16, 15, alpha=0.05)
     # with enough background models the floor is below alpha, and goes unsaid
-    assert lookalike_caveat(alike, 20, 2 / 41, alpha=0.05).endswith(
+    assert lookalike_caveat(alike, 20, 2 / 41, 40, alpha=0.05).endswith(
         "not specific to this teacher; background p = 0.049")
-    assert lookalike_caveat(alike, 20, 1 / 41, alpha=0.05).endswith(
+    assert lookalike_caveat(alike, 20, 1 / 41, 40, alpha=0.05).endswith(
         "in the suspect's or the teacher's place; background p = 0.024")
-    assert lookalike_caveat(alike, 8, None, alpha=0.05).endswith("not specific to this teacher")
+    assert lookalike_caveat(alike, 8, None, 0, alpha=0.05).endswith("not specific to this teacher")

@@ -32,7 +32,7 @@ from distillprint.score.evidence import (
 from distillprint.score.model import (
     ScoringModel,
     default_model,
-    pair_background_p,
+    pair_background_test,
     pair_decisions,
     predict_rows,
 )
@@ -333,7 +333,7 @@ def pair_decision(
 
 def lookalike_caveat(
     lookalikes: Sequence[Lookalike], n_background: int, background_p: float | None,
-    alpha: float, shown: int = 3,
+    n_standins: int, alpha: float, shown: int = 3,
 ) -> str:
     names = ", ".join(item.model for item in lookalikes[:shown])
     more = f" and {len(lookalikes) - shown} more" if len(lookalikes) > shown else ""
@@ -342,16 +342,17 @@ def lookalike_caveat(
               "teacher that they share too")
     if background_p is None:
         return f"{caveat}, so the match is not specific to this teacher"
-    # each background model stands in once for the suspect and once for the teacher
-    floor = 1 / (1 + 2 * n_background)
+    # each background model stands in for the suspect and for the teacher, where scored
+    floor = 1 / (1 + n_standins)
     at_floor = background_p <= floor * (1 + 1e-9)
     verdict = ("yet this pair outscores every pair with a background model in the suspect's or "
                "the teacher's place" if at_floor
                else "so the match is not specific to this teacher")
     limit = "" if floor <= alpha else (
-        f" ({'the' if at_floor else 'it cannot go below the'} lowest {n_background} background "
-        f"models allow, {floor:.2g}: at least {math.ceil((1 / alpha - 1) / 2)} are needed for "
-        f"it to reach α = {display.setting(alpha)})")
+        f" ({'the' if at_floor else 'it cannot go below the'} lowest {n_standins} stand-in "
+        f"pairs allow, {floor:.2g}: at least {math.ceil((1 / alpha - 1) / 2)} background "
+        f"models, each standing in for either side, are needed for it to reach α = "
+        f"{display.setting(alpha)})")
     return f"{caveat}, {verdict}; background p = {background_p:.2g}{limit}"
 
 
@@ -372,14 +373,16 @@ def pair_score_from_features(
     decision = pair_decision(finite_or_none(prob), finite_or_none(pval), cube, feats,
                              scoring.classifier, scoring.features, (s, t), policy,
                              pair_degenerate(teacher, suspect))
-    background_p = pair_background_p(scoring.classifier, feats, list(scoring.features), s, t)
+    background_p, n_standins = pair_background_test(scoring.classifier, feats,
+                                                    list(scoring.features), s, t)
     lookalikes = teacher_lookalikes(scoring, feats, t, policy)
     reasons = list(decision.reasons)
     if math.isfinite(pval):
         reasons += filter(None, (p_value_caveat(scoring, n_prompts, policy.alpha),
                                  null_caveat(scoring, pval)))
     if lookalikes and decision.verdict is Verdict.DISTILLED:
-        reasons.append(lookalike_caveat(lookalikes, len(bg), background_p, policy.alpha))
+        reasons.append(lookalike_caveat(lookalikes, len(bg), background_p, n_standins,
+                                         policy.alpha))
     view = cube.views[0]
     raw = feats.raw[view]
     roles = {teacher.name: "teacher", suspect.name: "suspect"}

@@ -73,12 +73,26 @@ def pair_background_p(
     the pair's own models are in the background (the suspects stand in for a missing one),
     they are not their own stand-ins: (suspect, suspect) and the pair itself would join its
     null."""
+    return pair_background_test(classifier, feats, names, suspect, teacher)[0]
+
+
+def pair_background_test(
+    classifier: DistillationClassifier,
+    feats: PairFeatures,
+    names: list[str],
+    suspect: int,
+    teacher: int,
+) -> tuple[float | None, int]:
+    """``pair_background_p`` and how many stand-in pairs had a score to rank against: the
+    p-value cannot go below 1 / (1 + that many)."""
     background = [int(b) for b in np.flatnonzero(feats.background) if b not in (suspect, teacher)]
+    as_suspect = pair_decisions(classifier, feats, [(suspect, b) for b in background], names)
+    as_teacher = pair_decisions(classifier, feats, [(b, teacher) for b in background], names)
+    defined = int(np.sum(~np.isnan(as_suspect)) + np.sum(~np.isnan(as_teacher)))
     return background_rank_p_value(
         float(pair_decisions(classifier, feats, [(suspect, teacher)], names)[0]),
-        pair_decisions(classifier, feats, [(suspect, b) for b in background], names),
-        pair_decisions(classifier, feats, [(b, teacher) for b in background], names),
-    )
+        as_suspect, as_teacher,
+    ), defined
 
 
 class _ClassifierRecord(BaseModel):
