@@ -295,7 +295,11 @@ def test_exporting_one_model_refuses_to_mix_its_revisions_or_sampling_settings(
                               "--model", "echo:m").stderr.split())
     assert "3 times" in thrice and "max_tokens 16 and 8" in thrice
     assert "temperature " in thrice and "and 0.5" in thrice
-    assert "pick one with --temperature or --max-tokens" in thrice
+    assert "pick one with --temperature and --max-tokens" in thrice
+    both = run_cli("responses", "export", "--store", str(store), "--out", str(out),
+                   "--model", "echo:m", "--temperature", "0.5", "--max-tokens", "8")
+    assert both.returncode == 0, both.stderr
+    out.unlink()
     unknown = run_cli("responses", "export", "--store", str(store), "--out", str(out),
                       "--model", "echo:nosuch")
     assert unknown.returncode == 2 and "holds no answers of 'echo:nosuch'" in unknown.stderr

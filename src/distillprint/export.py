@@ -33,16 +33,17 @@ def _why_repeated(records: list[StoredResponse]) -> str:
     if len(versions) > 1:
         return (f"for versions {_and(versions)} of {first.probe_set}; a log holds one "
                 "version: pick one with --probe-set-version")
-    if len(values(lambda r: r.prompt)) > 1:
-        return "under two prompts: the probe set was edited under one version"
+    if (prompts := len(values(lambda r: r.prompt))) > 1:
+        return f"under {prompts} prompts: the probe set was edited under one version"
     settings_of = [record.params.as_dict() for record in records]
     differ = {name: shown for name in settings_of[0]
               if len(shown := list(dict.fromkeys(s[name] for s in settings_of))) > 1}
     if not differ:
-        return "under two requests: their messages differ (a system prompt, say)"
+        return "under different requests: their messages differ (a system prompt, say)"
     settings = ", ".join(f"{name} {_and(shown)}" for name, shown in differ.items())
     options = [f"--{name.replace('_', '-')}" for name in differ if name in _PICKABLE]
-    pick = (f"pick one with {' or '.join(options)}" if options
+    # every differing setting named picks one answer; fewer may leave two
+    pick = (f"pick one with {' and '.join(options)}" if options
             else "no export option picks by that: export the store and filter its rows")
     return f"collected with {settings}: {pick}"
 
