@@ -474,11 +474,12 @@ def test_settings_the_data_cannot_honour_are_named(tmp_path: Path) -> None:
     data = TrainingData([group], PromptSplit(0.5), validation=Group(["a", "b"], ["p0"], {}))
     config = load_train_config(path, ["optim.models_per_batch=4", "data.validation_models=4"])
     notes = capped_settings(data, config)
-    assert notes[0] == ("optim.models_per_batch is 4, but there are only 2 models of a training "
-                        "group: 2 are used")
-    assert any(n.startswith("data.validation_models is 4, but there are only 2") for n in notes)
+    assert notes[0] == ("optim.models_per_batch is 4, but the data has models in its largest "
+                        "training group: 2, all used")
+    assert any(n.startswith("data.validation_models is 4, but the data has training models to "
+                            "validate on: 2") for n in notes)
     fitting = load_train_config(path, ["optim.models_per_batch=2", "optim.prompts_per_batch=6",
                                        "data.validation_models=2", "data.validation_prompts=8"])
     assert capped_settings(data, fitting) == [
-        "data.validation_prompts is 8, but there are only 1 held-out prompts to validate on: "
-        "1 are used"]
+        "data.validation_prompts is 8, but the data has held-out prompts to validate on: 1, "
+        "all used"]

@@ -877,7 +877,8 @@ def test_the_report_says_how_the_scored_answers_differ_from_the_suspects_log(
         notes = json.loads(out.read_text())["notes"]
         assert f"file:student's log answers {N_PROMPTS - 4} of the {N_PROMPTS} requests" in \
             " ".join(notes)
-        assert any(note.startswith("1 records of file:student's log repeat") for note in notes)
+        assert any(note.startswith("records of file:student's log that repeat")
+                   and "sample with another answer: 1;" in note for note in notes)
         assert any(note.startswith("1 of file:student's logged answers held the value of a "
                                    "secret") for note in notes)
         assert "tok-9f8e7d6c5b" not in out.read_text()

@@ -254,16 +254,16 @@ def load_answer_log(
     for number, (line, obj) in enumerate(rows, start=1):
         try:
             records.append(_record(obj, path, line))
+            key = "generator" if _is_alpaca_record(obj) else "model"
+            name = obj.get(key)
+            if isinstance(name, str) and name:
+                names.add(_text(name, key, path, line))
         except InputError as error:
             if not listed:
                 raise
             # a list written on one line has one line number for every record
             raise InputError(f"record {number} of the list: {error.reason}", path=path,
                              line=line, field=error.field) from None
-        key = "generator" if _is_alpaca_record(obj) else "model"
-        name = obj.get(key)
-        if isinstance(name, str) and name:
-            names.add(_text(name, key, path, line))
     if not records:
         raise InputError("answer log holds no answers", path=path, line=1)
     if len(names) > 1 and not prompts_only:

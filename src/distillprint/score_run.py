@@ -252,11 +252,11 @@ def _note_what_reading_changed(
 ) -> None:
     """What the scored answers of a log differ from it by, for the report: a reader who hashes
     the log's answers would otherwise find a mismatch no one explained."""
-    if backend.conflicting_repeats:
+    if backend.conflicting_repeats:  # the backend warned on reading the log: report only
         notes.say(f"{label} repeats", (
-            f"{backend.conflicting_repeats} records of {label}'s log repeat an earlier record's "
-            "probe id (or prompt) and sample with another answer: the first answer of each is "
-            "the one scored"), console=False)  # the backend has warned on reading the log
+            f"records of {label}'s log that repeat an earlier record's probe id (or prompt) "
+            f"and sample with another answer: {backend.conflicting_repeats}; the first answer "
+            "of each is the one scored"), console=False)
     if altered := backend.altered(stored):
         notes.say(f"{label} altered", (
             f"{altered} of {label}'s logged answers held the value of a secret variable of "

@@ -431,7 +431,7 @@ def run_lineage_benchmark(
     lap("load")
     for name, (first, second) in sorted(comparison.left_out.items()):
         say(f"background model '{name}' left out: {first} and {second} hold different answers")
-    for name, why in sorted({**comparison.no_style, **comparison.copies}.items()):
+    for name, why in sorted(comparison.left_out_reasons.items()):
         say(f"background model '{name}' left out: {why}")
     say(f"{len(pairs)} pairs, {len(comparison.background)} background models, mode {mode} "
         f"({why_mode})")

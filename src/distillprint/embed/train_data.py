@@ -146,9 +146,11 @@ def capped_settings(data: TrainingData, config: TrainConfig) -> list[str]:
     quietly cap: said, so that a run is not read as the batch or check its config names."""
     asked = [
         ("optim.models_per_batch", config.optim.models_per_batch,
-         max((len(g.models) for g in data.groups), default=0), "models of a training group"),
+         max((len(g.models) for g in data.groups), default=0),
+         "models in its largest training group"),
         ("optim.prompts_per_batch", config.optim.prompts_per_batch,
-         max((len(g.prompts) for g in data.groups), default=0), "prompts of a training group"),
+         max((len(g.prompts) for g in data.groups), default=0),
+         "prompts in its largest training group"),
     ]
     if data.validation is not None:
         asked += [
@@ -157,5 +159,5 @@ def capped_settings(data: TrainingData, config: TrainConfig) -> list[str]:
             ("data.validation_prompts", config.data.validation_prompts,
              len(data.validation.prompts), "held-out prompts to validate on"),
         ]
-    return [f"{key} is {wanted}, but there are only {have} {what}: {have} are used"
+    return [f"{key} is {wanted}, but the data has {what}: {have}, all used"
             for key, wanted, have, what in asked if wanted > have]

@@ -22,8 +22,9 @@ ECHO_CHARS = 160
 # CommonMark lets a backslash escape any ASCII punctuation; escaping '<', '>' and '&' this way
 # neutralises HTML and entities while the text still reads as itself in a plain terminal.
 _MARKDOWN_SYNTAX = re.compile(r"[\\`*_\[\]()#!|~@<>&]")
-DIRECTION_NOTE = ("*Not shown:* which model learned from which. The score reads the same with "
-                  "the two swapped: the verdict says they share a lineage.")
+DIRECTION_NOTE = ("*Not shown:* which model learned from which. The evidence is symmetric "
+                  "(swapping the two swaps only which side each feature is measured from): the "
+                  "verdict says they share a lineage.")
 VERDICT_MARK = {"distilled": "🔴", "not distilled": "🟢", "inconclusive": "🟡"}
 
 

@@ -216,6 +216,11 @@ class Comparison:
     # out: a copy of the teacher in the background is no unrelated model
     copies: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def left_out_reasons(self) -> dict[str, str]:
+        """Every drawn background model left out, and why."""
+        return {**self.no_style, **self.copies}
+
     def ordered(self, pairs: list[LabelledPair]) -> list[ModelAnswers]:
         paired = sorted(pair_models(pairs))
         rest = [n for n in self.background if n not in set(paired)]
@@ -251,6 +256,7 @@ def load_comparison(
                 and (why := degenerate_answers(answers[name], answers[name].responses))}
     copies = {name: why for name in background if name not in paired and name not in no_style
               and (why := copy_of_any(answers[name], [answers[p] for p in paired]))}
-    return Comparison(answers, [n for n in background if n not in no_style | copies],
+    unusable = no_style | copies
+    return Comparison(answers, [n for n in background if n not in unusable],
                       len(files) + len(conflicts), conflicts, no_style, copies)
 

@@ -176,7 +176,7 @@ def training_data(cfg: ClassifierTrainConfig) -> ClassifierTrainingData:
     cube = cached_cube(models, make_views(cfg.views), prompts, cfg.cache_dir)
     mask = np.array([n in set(background) for n in cube.models])
     return ClassifierTrainingData(cube, mask, pair_features(cube, mask), pairs, background,
-                                  {**comparison.no_style, **comparison.copies})
+                                  comparison.left_out_reasons)
 
 
 def train_scoring_model(cfg: ClassifierTrainConfig) -> tuple[ScoringModel, dict[str, Any]]:
