@@ -154,8 +154,9 @@ class FixedModelCounts(VerdictTally):
 
 
 class Rate(TypedDict):
-    """A share pooled over draws (``count`` of ``of``) with its 95% Wilson interval over the
-    ``pairs`` the draws rescore."""
+    """A share pooled over draws (``count`` of ``of``) with its 95% Wilson interval over
+    ``pairs``: the most pairs one draw scored (every pair, unless a draw leaves some
+    unscored)."""
 
     rate: float | None
     ci95: list[float]
