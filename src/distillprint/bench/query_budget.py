@@ -15,7 +15,7 @@ evidence for where that minimum sits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -101,7 +101,7 @@ def _one_run(
 
 def _rate(successes: int, total: int, pairs: int) -> Rate:
     rate = successes / total if total else None
-    low, high = pooled_rate_interval(rate, pairs) if rate is not None else (0.0, 1.0)
+    low, high = pooled_rate_interval(rate or 0.0, pairs)  # no pairs: (0, 1)
     return {
         "rate": None if rate is None else round(rate, 4),
         "ci95": [round(low, 4), round(high, 4)],
@@ -156,6 +156,11 @@ def _draw(n_prompts: int, budget: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_prompts, size=budget, replace=False))
 
 
+def budgets_below(budgets: Iterable[int], n_prompts: int) -> list[int]:
+    """The budgets a draw can measure: fewer prompts than all ``n_prompts``, in order."""
+    return sorted({b for b in budgets if 0 < b < n_prompts})
+
+
 def verdict_validity(
     cube: SimilarityCube,
     background: np.ndarray,
@@ -171,7 +176,7 @@ def verdict_validity(
     fewer prompts than it was trained on)."""
     n_prompts = len(cube.prompt_ids)
     rows: list[BudgetValidityRow] = []
-    for budget in sorted({b for b in budgets if 0 < b < n_prompts}):
+    for budget in budgets_below(budgets, n_prompts):
         counted = []
         negative_p_values: list[float] = []
         for offset in range(n_seeds):
@@ -215,7 +220,7 @@ def query_budget_curve(
     n_prompts = len(cube.prompt_ids)
     runs: list[BudgetRun] = []
     summary: list[BudgetSummary] = []
-    for budget in sorted({b for b in budgets if 0 < b < n_prompts}):
+    for budget in budgets_below(budgets, n_prompts):
         per_budget = []
         for offset in range(n_seeds):
             subset = cube.subset_prompts(_draw(n_prompts, budget, seed + offset))

@@ -259,4 +259,3 @@ def load_comparison(
     unusable = no_style | copies
     return Comparison(answers, [n for n in background if n not in unusable],
                       len(files) + len(conflicts), conflicts, no_style, copies)
-

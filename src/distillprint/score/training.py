@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from distillprint import __version__
+from distillprint.bench.query_budget import budgets_below
 from distillprint.errors import InputError
 from distillprint.score.answers import shared_prompt_ids
 from distillprint.score.cube import SimilarityCube
@@ -167,7 +168,7 @@ def training_data(cfg: ClassifierTrainConfig) -> ClassifierTrainingData:
     background = comparison.background
     models = comparison.ordered(pairs)
     prompts = shared_prompt_ids(models)
-    if cfg.validity_budgets and min(cfg.validity_budgets) >= len(prompts):
+    if cfg.validity_budgets and not budgets_below(cfg.validity_budgets, len(prompts)):
         # the table would be dropped, and the card's advice on fewer prompts with it
         raise InputError(
             f"every budget ({sorted(cfg.validity_budgets)}) is at or above the {len(prompts)} "
@@ -252,7 +253,7 @@ def _what_training_could_not_use(
             and (shared := int(feats.shared_prompts[cube.index(p.suspect),
                                                     cube.index(p.teacher)])) < min_prompts]
     n_prompts = len(cube.prompt_ids)
-    unmeasured = sorted({b for b in budgets if b >= n_prompts})
+    unmeasured = sorted(set(budgets) - set(budgets_below(budgets, n_prompts)))
     return {**({"left_out_background": dict(sorted(train.left_out.items()))}
                if train.left_out else {}),
             **({"thin_pairs": thin, "min_prompts": min_prompts} if thin else {}),
