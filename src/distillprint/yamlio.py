@@ -123,13 +123,17 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 def overridden_keys(overrides: Sequence[str]) -> list[str]:
     """The keys of ``--set KEY=VALUE`` options, for ``located_in``."""
-    return [item.partition("=")[0].strip() for item in overrides]
+    return [_override_key(item) for item in overrides]
+
+
+def _override_key(item: str) -> str:
+    return item.partition("=")[0].strip()
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
     """``section.key=value`` as (dotted key, value read as YAML)."""
-    key, sep, raw = item.partition("=")
-    dotted = key.strip()
+    _, sep, raw = item.partition("=")
+    dotted = _override_key(item)
     if not sep or any(not part for part in dotted.split(".")):
         raise InputError(f"malformed override --set '{item}': expected KEY=VALUE, the KEY "
                          "dotted for a section's setting (seed=1, optim.steps=50)")
