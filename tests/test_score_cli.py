@@ -886,6 +886,28 @@ def test_the_report_says_how_the_scored_answers_differ_from_the_suspects_log(
     assert not any(note.startswith("file:teacher") for note in notes)
 
 
+def test_a_key_set_after_its_answers_were_stored_is_redacted_in_every_report(
+    tmp_path: Path, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "tok-5a4b3c2d1e0f"
+    for side in ("teacher", "student"):
+        rows = [json.loads(line) for line in logs[side].read_text().splitlines()]
+        text = "".join(json.dumps({**r, "response": f"{r['response']} {key}"}) + "\n"
+                       for r in rows)
+        logs[side].write_text(text, encoding="utf-8")
+    outputs = [tmp_path / name for name in ("r.json", "r.md", "r.html")]
+    options = ["--json", str(outputs[0]), "--markdown", str(outputs[1]),
+               "--report", str(outputs[2])]
+    assert score_logs(tmp_path, logs, *options).exit_code == 0
+    assert key in outputs[0].read_text()  # no key was known: the echoes show the answers
+
+    monkeypatch.setenv("MY_SERVICE_TOKEN", key)  # the stored answers still hold it
+    assert score_logs(tmp_path, logs, *options).exit_code == 0
+    assert json.loads(outputs[0].read_text())["echoes"]
+    for output in outputs:
+        assert key not in output.read_text(), output.name
+
+
 def test_max_background_without_a_folder_to_draw_from_is_refused(
     tmp_path: Path, logs: dict[str, Path]
 ) -> None:

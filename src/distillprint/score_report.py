@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from distillprint.score.evidence import CategoryEvidence, Echo
 from distillprint.score.model import ScoringModel
 from distillprint.score.stats import VerdictPolicy
 from distillprint.score_run import Evidence
-from distillprint.secrets import known_secrets
+from distillprint.secrets import known_secrets, redact_values
 
 
 def classifier_version(scoring: ScoringModel) -> ComponentVersion:
@@ -40,6 +40,19 @@ def _evidence_fields(item: CategoryEvidence | Echo, has_background: bool) -> dic
         if undefined or (key.startswith("background_") and not has_background):
             fields[key] = None
     return fields
+
+
+def _shown_echoes(echoes: Iterable[Echo], has_background: bool) -> list[schema.Echo]:
+    """Texts as stored, except keys: one put in the environment only after its answer was
+    collected was not redacted when the answer was stored."""
+    secrets = known_secrets()
+    shown = []
+    for echo in echoes:
+        fields = _evidence_fields(echo, has_background)
+        for text in ("prompt", "teacher_response", "suspect_response"):
+            fields[text] = redact_values(fields[text], secrets)
+        shown.append(schema.Echo.model_validate(fields))
+    return shown
 
 
 def _finite(values: Mapping[str, float | None]) -> dict[str, float]:
@@ -109,9 +122,7 @@ def build_report(
             schema.CategoryEvidence.model_validate(_evidence_fields(c, bool(background)))
             for c in pair.categories
         ],
-        echoes=[
-            schema.Echo.model_validate(_evidence_fields(e, bool(background))) for e in pair.echoes
-        ],
+        echoes=_shown_echoes(pair.echoes, bool(background)),
         fingerprint_map=[schema.MapPoint(**asdict(p)) for p in pair.fingerprint_map],
         stages=stages,
         stage_plan=stage_plan,
