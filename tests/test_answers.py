@@ -81,6 +81,11 @@ def test_invalid_utf8_is_located(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="UTF-8") as info:
         load_answer_log(path)
     assert info.value.line == 2
+    # the byte is counted in the file as it is, a byte-order mark included
+    path.write_bytes(b'\xef\xbb\xbf{"prompt": "p\xff"}\n')
+    with pytest.raises(InputError, match="invalid UTF-8 at byte 16") as info:
+        load_answer_log(path)
+    assert info.value.line == 1
 
 
 def test_real_alpaca_eval_log(alpaca_outputs: Path) -> None:

@@ -448,6 +448,10 @@ def test_pairs_csv_extremes(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
     header = b"teacher,suspect,relation,label\r\n"
     bom = write(tmp_path / "bom.csv", b"\xef\xbb\xbf" + header + b"a,b,primary,1\r\n")
     assert read_pairs_csv(bom)[0].teacher == "a"  # spreadsheet exports start with a BOM
+    bad_byte = write(tmp_path / "bad.csv", b"\xef\xbb\xbf" + header + b"a,b\xff,primary,1\r\n")
+    with pytest.raises(InputError, match="invalid UTF-8 at byte 38") as info:
+        read_pairs_csv(bad_byte)
+    assert info.value.line == 2
     floats = write(tmp_path / "floats.csv", header + b"a,b,primary,1.0\r\na,c,x,0.0\r\na,d,y,\r\n")
     assert [p.label for p in read_pairs_csv(floats)] == [1, 0, None]  # as pandas writes them
     repeat = write(tmp_path / "repeat.csv", header + b"a,b,p,1\r\na,c,p,0\r\na,b,p,1\r\n")
@@ -462,7 +466,7 @@ def test_pairs_csv_extremes(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
     assert "unusual.csv:3: relation 'human_data' has label 1 here, 0 in the development" in said
     cases = {
         "huge.csv": (header + b"a" * 10_000_000 + b",b,primary,1\r\n", 2, "malformed"),
-        "utf8.csv": (header + b"\xff,b,p,1\r\n", None, "UTF-8"),
+        "utf8.csv": (header + b"\xff,b,p,1\r\n", 2, "UTF-8"),
         "header.csv": (header, None, "no rows"),
         "columns.csv": (b"teacher,suspect\na,b\n", 1, "missing column"),
         "blank.csv": (header + b"\r\n\r\n,b,p,1\r\n", 4, "non-empty"),

@@ -344,6 +344,14 @@ def test_a_page_written_with_windows_line_ends_still_verifies(tmp_path: Path) ->
     assert verify_report(page, store).page_intact is True
 
 
+def test_a_page_showing_carriage_returns_still_verifies(tmp_path: Path) -> None:
+    """Reading the page back in text mode turns a CR into LF: the page shows it as one, as a
+    browser does, so what was sealed is what is read."""
+    page, store = _written_page(tmp_path, verdict_reason="one\rtwo\r\nthree")
+    assert b"\r" not in page.read_bytes()
+    assert verify_report(page, store).page_intact is True
+
+
 def test_a_repeated_or_garbled_seal_counts_as_an_edit_not_as_an_unsealed_page() -> None:
     page = render_html(sample_report())
     seal = SEAL_TAG.search(page)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from distillprint.errors import InputError
-from distillprint.textio import decode_utf8, has_lone_surrogate, invalid_json
+from distillprint.textio import decode_utf8, has_lone_surrogate, invalid_json, read_user_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,6 @@ ANSWER_LOG_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 ALPACA_EVAL_FILE = "model_outputs"
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
-_BOM = b"\xef\xbb\xbf"
 _LINE_END = re.compile(r"\r\n?")
 
 
@@ -87,21 +86,19 @@ def model_name_from_path(path: Path) -> str:
 
 
 def read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-        # by content, not suffix: a gzipped log renamed to .json is still a gzipped log
-        if raw.startswith(_GZIP_MAGIC):
+    raw = read_user_bytes(path)
+    # by content, not suffix: a gzipped log renamed to .json is still a gzipped log
+    if raw.startswith(_GZIP_MAGIC):
+        try:
             raw = gzip.decompress(raw)
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
-    except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"cannot read file ({exc})", path=path) from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"cannot read file ({exc})", path=path) from None
     if raw.startswith(_PARQUET_MAGIC):
         # `responses export` writes Parquet for datasets; answer logs are JSON or JSONL
         raise InputError("is a Parquet table, not an answer log: export the model's answers as "
                          ".jsonl (`distillprint responses export --model LABEL --out x.jsonl`)",
                          path=path)
-    return decode_utf8(raw.removeprefix(_BOM), path)
+    return decode_utf8(raw, path)
 
 
 def _text(value: str, key: str, path: Path, line: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from pathlib import Path
@@ -20,13 +21,34 @@ def has_lone_surrogate(text: str) -> bool:
     return LONE_SURROGATE.search(text) is not None
 
 
-def decode_utf8(raw: bytes, path: Path) -> str:
-    """``raw`` as UTF-8; otherwise an ``InputError`` naming the byte and line of the fault."""
+def read_user_bytes(path: Path, what: str = "file") -> bytes:
+    """The bytes of a file the user named; a missing or unreadable one is an ``InputError``
+    that names it."""
     try:
-        return raw.decode("utf-8")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} ({exc.strerror or exc})", path=path) from None
+
+
+def read_user_text(path: Path, what: str = "file") -> str:
+    """A user's UTF-8 file, decoded without newline translation (a quoted CSV field or a
+    report's hashed text keeps its ``\\r\\n``)."""
+    return decode_utf8(read_user_bytes(path, what), path)
+
+
+def decode_utf8(raw: bytes, path: Path) -> str:
+    """``raw`` as UTF-8 without the byte-order mark that spreadsheet exports and Windows editors
+    put first; otherwise an ``InputError`` naming the byte (counted in the file, mark
+    included) and line of the fault."""
+    body = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        return body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path, line=line) from None
+        at = exc.start + len(raw) - len(body)
+        line = raw[:at].count(b"\n") + 1
+        raise InputError(f"invalid UTF-8 at byte {at}", path=path, line=line) from None
 
 
 def invalid_json(exc: json.JSONDecodeError) -> str:

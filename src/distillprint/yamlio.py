@@ -12,7 +12,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, ValidationError
 
 from distillprint.errors import InputError
-from distillprint.textio import decode_utf8, has_lone_surrogate
+from distillprint.textio import has_lone_surrogate, read_user_text
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -145,13 +145,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
 
 
 def load_yaml(path: Path, loader: type[_LocatingLoader] = _LocatingLoader) -> Any:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror or exc})", path=path) from None
-    text = decode_utf8(raw, path)
+    text = read_user_text(path)
     try:
         # A SafeLoader subclass: builds plain data only, never arbitrary objects.
         return yaml.load(text, Loader=loader)

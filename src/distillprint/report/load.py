@@ -12,6 +12,7 @@ from distillprint.atomic import write_text_atomically
 from distillprint.errors import InputError
 from distillprint.report.render_html import REPORT_DATA_ID
 from distillprint.report.schema import AttributionReport, ScoreReport
+from distillprint.textio import read_user_text
 
 _DATA_BLOCK = re.compile(
     rf'<script type="application/json" id="{REPORT_DATA_ID}">(.*?)</script>', re.DOTALL
@@ -55,8 +56,7 @@ def parse_any_report(
 
 
 def read_report_text(path: str | Path) -> str:
-    source = Path(path)
-    try:
-        return source.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read report: {exc}", path=source) from exc
+    """The report's text with line ends read as text mode reads them: a page saved with
+    Windows line ends still matches its seal (``seal.page_intact``)."""
+    text = read_user_text(Path(path), "report")
+    return text.replace("\r\n", "\n").replace("\r", "\n")

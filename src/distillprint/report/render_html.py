@@ -77,7 +77,9 @@ def _shown(value: Any) -> Any:
     # every text the page prints, except what the template already made markup (the
     # embedded JSON, which must stay byte for byte the report's)
     if isinstance(value, str) and not isinstance(value, Markup):
-        return visible(value)
+        # line ends as a browser reads them (CR and CRLF are LF): a page holding none but LF
+        # reads back in text mode as it was sealed
+        return visible(value).replace("\r\n", "\n").replace("\r", "\n")
     return value
 
 

@@ -25,7 +25,7 @@ from distillprint.score.classifier import ClassifierParams, DistillationClassifi
 from distillprint.score.pairwise import PairFeatures, unknown_features_error
 from distillprint.score.stats import background_rank_p_value
 from distillprint.score.views import View, make_views, unknown_view_error
-from distillprint.textio import invalid_json
+from distillprint.textio import invalid_json, read_user_text
 from distillprint.yamlio import validate_located
 
 ARTIFACT_SCHEMA_VERSION = 1
@@ -255,9 +255,7 @@ class ScoringModel:
     @classmethod
     def load(cls, path: Path) -> ScoringModel:
         try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise InputError("scoring model not found", path=Path(path)) from None
+            data = json.loads(read_user_text(Path(path), "scoring model"))
         except json.JSONDecodeError as exc:
             raise InputError(
                 invalid_json(exc), path=Path(path), line=exc.lineno

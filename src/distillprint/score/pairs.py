@@ -22,6 +22,7 @@ from distillprint.score.answers import (
     load_model_answers,
 )
 from distillprint.score.pairwise import MIN_BACKGROUND
+from distillprint.textio import read_user_text
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +41,7 @@ class LabelledPair:
 
 def read_pairs_csv(path: Path) -> list[LabelledPair]:
     """Read and validate a pairs CSV; errors name the file, line and column."""
-    try:
-        # Bytes, decoded without newline translation (the csv module handles line ends, and
-        # quoted fields keep theirs); utf-8-sig because spreadsheet exports start with a BOM.
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise InputError("pairs file not found", path=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror or exc})", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"invalid UTF-8 at byte {exc.start}", path=path) from None
+    text = read_user_text(Path(path), "pairs file")
     # newline="" as the csv module asks: quoted fields may hold line breaks, and
     # ``line_num`` then counts physical lines, which is what an error should name.
     # strict: an unterminated quote is an error instead of swallowing the rest of the file
