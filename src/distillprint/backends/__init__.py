@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from distillprint.backends.base import AnswerNotAvailable, Backend, BackendOptions
-from distillprint.backends.registry import BACKEND_PREFIXES, create_backend, register_backend
+from distillprint.backends.registry import create_backend
 
 __all__ = [
-    "BACKEND_PREFIXES",
     "AnswerNotAvailable",
     "Backend",
     "BackendOptions",
     "create_backend",
-    "register_backend",
 ]

@@ -24,9 +24,9 @@ from pathlib import Path
 from distillprint.answers import AnswerLog, AnswerRecord, load_answer_log, prompt_join_key
 from distillprint.backends.base import AnswerNotAvailable, Backend, BackendOptions
 from distillprint.core_types import Generation, GenerationRequest, ModelIdentity
-from distillprint.errors import InputError
 from distillprint.secrets import known_secrets, redact_values
 from distillprint.store import StoredResponse
+from distillprint.textio import read_user_bytes
 
 _REVISION_HEX_CHARS = 16
 logger = logging.getLogger(__name__)
@@ -112,8 +112,5 @@ class FileBackend(Backend):
 def create_file_backend(path: str, options: BackendOptions) -> Backend:
     file_path = Path(path).expanduser()
     log = load_answer_log(file_path)
-    try:
-        digest = hashlib.sha256(file_path.read_bytes()).hexdigest()
-    except OSError as exc:  # the file vanished between the two reads
-        raise InputError(f"cannot read file ({exc})", path=file_path) from None
+    digest = hashlib.sha256(read_user_bytes(file_path)).hexdigest()  # it may be gone by now
     return FileBackend(log, digest[:_REVISION_HEX_CHARS])

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from distillprint.errors import InputError
 
 if TYPE_CHECKING:
     from distillprint.backends.base import Backend, BackendOptions
-
-BackendFactory = Callable[[str, "BackendOptions"], "Backend"]
 
 # prefix -> "module:function"; modules load lazily so an optional SDK is imported only when used.
 _BUILTIN: dict[str, str] = {
@@ -25,23 +22,11 @@ _BUILTIN: dict[str, str] = {
     # Deterministic text from a hash of the request: a diagnostic model for serve and tests.
     "echo": "distillprint.backends.echo:create_echo_backend",
 }
-_REGISTERED: dict[str, BackendFactory] = {}
-
-BACKEND_PREFIXES: tuple[str, ...] = tuple(_BUILTIN)
-
-
-def register_backend(prefix: str, factory: BackendFactory) -> None:
-    """Add a backend (a plugin, or a fake one in tests) under a new prefix."""
-    _REGISTERED[prefix] = factory
-
-
-def _known_prefixes() -> list[str]:
-    return [*_BUILTIN, *_REGISTERED]
 
 
 def split_spec(spec: str) -> tuple[str, str]:
     prefix, sep, rest = spec.partition(":")
-    known = _known_prefixes()
+    known = list(_BUILTIN)
     if sep and prefix in known and not rest.strip():
         raise InputError(f"model spec '{spec}' names no model: expected {prefix}:NAME",
                          field="model spec")
@@ -60,8 +45,7 @@ def create_backend(spec: str, options: BackendOptions | None = None) -> Backend:
     from distillprint.backends.base import BackendOptions
 
     prefix, rest = split_spec(spec)
-    factory = _REGISTERED.get(prefix)
-    if factory is None:
-        module_name, _, function_name = _BUILTIN[prefix].partition(":")
-        factory = getattr(importlib.import_module(module_name), function_name)
-    return factory(rest, options or BackendOptions())
+    module_name, _, function_name = _BUILTIN[prefix].partition(":")
+    factory = getattr(importlib.import_module(module_name), function_name)
+    backend: Backend = factory(rest, options or BackendOptions())
+    return backend
