@@ -102,16 +102,6 @@ def test_no_cache_computes_directly() -> None:
     assert embedder.embedded == ["x", "y"]
 
 
-def test_embed_models_means_per_model(tmp_path: Path) -> None:
-    from distillprint.embed.cache import embed_models
-
-    with EmbeddingCache(tmp_path / "cache.sqlite") as cache:
-        means = embed_models({"m1": ["aa", "aaaa"], "m2": ["b"]}, CountingEmbedder(), cache)
-    assert list(means) == ["m1", "m2"]
-    assert means["m1"][0] == pytest.approx(3.0) and means["m1"][1] == pytest.approx(3.0)
-    assert means["m2"][0] == pytest.approx(1.0)
-
-
 def test_a_file_that_is_not_sqlite_is_refused_unchanged(tmp_path: Path) -> None:
     path = tmp_path / "notes.sqlite"
     path.write_bytes(b"not a database, just notes\n" * 40)

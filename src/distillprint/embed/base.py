@@ -52,8 +52,3 @@ def unit_mean_norm(matrix: NDArray[np.floating[Any]]) -> FloatArray:
     while each row keeps its own length."""
     values = np.asarray(matrix)
     return np.asarray(values / np.linalg.norm(values, axis=1).mean())
-
-
-def model_fingerprint(vectors: NDArray[np.floating[Any]]) -> FloatArray:
-    """A model's style vector: the mean of its responses' vectors."""
-    return np.asarray(np.mean(np.asarray(vectors, dtype=np.float32), axis=0), dtype=np.float32)

