@@ -13,7 +13,8 @@ from distillprint.bench.metrics import wilson_interval
 from distillprint.errors import InputError
 from distillprint.score.api import compare
 from distillprint.score.model import ScoringModel
-from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
+from distillprint.score.train import design, fit_scoring_model, labelled_rows
+from distillprint.score.training import ClassifierHyperparameters
 from synthetic import synthetic_zoo
 
 VIEWS = ("word", "template")
@@ -58,11 +59,12 @@ def _positives_only(pairs_csv: Path) -> Path:
 
 def _artifact(root: Path) -> Path:
     models, pairs = synthetic_zoo(n_prompts=40, n_background=8, seed=7)
-    blank = ScoringModel(VIEWS, FEATURES, ClassifierParams().make())
+    blank = ScoringModel(VIEWS, FEATURES, ClassifierHyperparameters().params().make())
     background = [n for n in models if n.startswith("background")]
     _, feats = compare(list(models.values()), background, blank)
     data = design(feats, labelled_rows(pairs), FEATURES)
-    model = fit_scoring_model(data, VIEWS, FEATURES, ClassifierParams(calibration_cv=3), {})
+    params = ClassifierHyperparameters(calibration_cv=3).params()
+    model = fit_scoring_model(data, VIEWS, FEATURES, params, {})
     path = root / "synthetic.json"
     model.save(path)
     return path

@@ -8,7 +8,8 @@ from distillprint.score.answers import ModelAnswers
 from distillprint.score.api import attribute, compare, score_pair
 from distillprint.score.model import ScoringModel
 from distillprint.score.stats import VerdictPolicy
-from distillprint.score.train import ClassifierParams, design, fit_scoring_model, labelled_rows
+from distillprint.score.train import design, fit_scoring_model, labelled_rows
+from distillprint.score.training import ClassifierHyperparameters
 from synthetic import synthetic_zoo
 
 VIEWS = ("word", "template")
@@ -19,9 +20,9 @@ FEATURES = ("mean.glob", "mean.srank", "mean.trank")
 def zoo() -> tuple[dict[str, ModelAnswers], list[ModelAnswers], ScoringModel]:
     models, pairs = synthetic_zoo(n_prompts=40, n_background=8, seed=1)
     background = [m for n, m in models.items() if n.startswith("background")]
-    blank = ScoringModel(VIEWS, FEATURES, ClassifierParams().make())
+    blank = ScoringModel(VIEWS, FEATURES, ClassifierHyperparameters().params().make())
     _, feats = compare(list(models.values()), [b.name for b in background], blank)
-    params = ClassifierParams(calibration_cv=3)
+    params = ClassifierHyperparameters(calibration_cv=3).params()
     data = design(feats, labelled_rows(pairs), FEATURES)
     scoring = fit_scoring_model(data, VIEWS, FEATURES, params, {"name": "synthetic"})
     return models, background, scoring

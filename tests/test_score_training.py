@@ -14,7 +14,7 @@ from distillprint.errors import InputError
 from distillprint.score.api import p_value_caveat
 from distillprint.score.model import ScoringModel, default_model
 from distillprint.score.pairs import read_pairs_csv
-from distillprint.score.training import load_classifier_config
+from distillprint.score.training import ClassifierHyperparameters, load_classifier_config
 from synthetic import synthetic_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,6 @@ def test_grouped_predictions_can_score_other_features_of_the_same_rows() -> None
     non-negative weights, features moved up by one can only raise every probability."""
     from distillprint.score.api import compare
     from distillprint.score.train import (
-        ClassifierParams,
         Design,
         design,
         grouped_predictions,
@@ -178,10 +177,10 @@ def test_grouped_predictions_can_score_other_features_of_the_same_rows() -> None
 
     models, pairs = synthetic_zoo(n_prompts=30, n_background=6, seed=2)
     background = [n for n in models if n.startswith("background")]
-    blank = ScoringModel(("word",), ("mean.glob", "mean.srank"), ClassifierParams().make())
+    params = ClassifierHyperparameters(positive=True, calibration_cv=3).params()
+    blank = ScoringModel(("word",), ("mean.glob", "mean.srank"), params.make())
     _, feats = compare(list(models.values()), background, blank)
     data = design(feats, labelled_rows(pairs), ("mean.glob", "mean.srank"))
-    params = ClassifierParams(positive=True, calibration_cv=3)
     same = grouped_predictions(data, data.teachers, params)
     again = grouped_predictions(data, data.teachers, params, scored=data)
     assert np.array_equal(same.probability, again.probability, equal_nan=True)

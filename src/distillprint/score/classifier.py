@@ -50,13 +50,14 @@ def _fit_logistic(
 
 @dataclass(frozen=True)
 class ClassifierParams:
-    """The classifier's constructor arguments: what training configs set and artifacts record."""
+    """The classifier's constructor arguments: what training configs set and artifacts record
+    (the shipped defaults are ``training.ClassifierHyperparameters``')."""
 
-    C: float = 1.0
-    positive: bool = True
-    calibration_cv: int = 5
-    calibration_C: float = 30.0  # as shipped (configs/classifier/default.yaml)
-    random_state: int = 0
+    C: float
+    positive: bool
+    calibration_cv: int
+    calibration_C: float
+    random_state: int
 
     def make(self) -> DistillationClassifier:
         return DistillationClassifier(**asdict(self))
@@ -75,6 +76,9 @@ class DistillationClassifier(ClassifierMixin, BaseEstimator):
         unpenalised slope toward infinity (probabilities of exactly 0 or 1); the penalty keeps
         probabilities honest for pairs unlike the training set.
     random_state : seeds the fold shuffle.
+
+    The defaults are scikit-learn's plain ones (no sign constraint, a weak slope penalty);
+    the shipped scoring model's settings are ``ClassifierParams``' as its config gives them.
     """
 
     def __init__(
