@@ -13,6 +13,7 @@ import numpy as np
 
 from distillprint.score.answers import ModelAnswers
 from distillprint.score.cube import SimilarityCube
+from distillprint.score.pairwise import nan_mean
 
 MAX_ECHO_CHARS = 4000  # per answer shown side by side; a longer one says how much is cut
 UNCATEGORISED = "uncategorised"
@@ -46,13 +47,6 @@ class MapPoint:
     y: float
 
 
-def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray:
-    valid = ~np.isnan(values)
-    total = np.where(valid, values, 0.0).sum(axis=axis)
-    count = valid.sum(axis=axis)
-    return np.asarray(np.where(count > 0, total / np.maximum(count, 1), np.nan))
-
-
 def _finite(value: float) -> float:
     return float(value) if np.isfinite(value) else float("nan")
 
@@ -73,13 +67,13 @@ def category_evidence(
         n = int((~np.isnan(st)).sum())
         if n == 0:
             continue
-        per_bg = _nanmean(sims[rows][:, s, bg], axis=0) if len(bg) else np.array([])
+        per_bg = nan_mean(sims[rows][:, s, bg], axis=0) if len(bg) else np.array([])
         per_bg = per_bg[~np.isnan(per_bg)]
         out.append(
             CategoryEvidence(
                 category=category,
                 n=n,
-                suspect_teacher=_finite(float(_nanmean(st))),
+                suspect_teacher=_finite(float(nan_mean(st))),
                 background_mean=_finite(per_bg.mean()) if len(per_bg) else float("nan"),
                 # one background model has no spread; NaN would break strict-JSON reports
                 background_std=_finite(per_bg.std()) if len(per_bg) > 1 else 0.0,
@@ -122,7 +116,7 @@ def top_echoes(
     sims = cube.sims[view]
     st = sims[:, s, t]
     bg = np.flatnonzero(background)
-    bg_mean = _nanmean(sims[:, s, bg], axis=1) if len(bg) else np.zeros(len(st))
+    bg_mean = nan_mean(sims[:, s, bg], axis=1) if len(bg) else np.zeros(len(st))
     excess = np.where(np.isnan(st) | np.isnan(bg_mean), -np.inf, st - bg_mean)
     order = [int(i) for i in np.argsort(-excess) if np.isfinite(excess[i]) and excess[i] > 0][:k]
     return [_echo(cube.prompt_ids[i], teacher, suspect, st[i], bg_mean[i]) for i in order]

@@ -19,6 +19,7 @@ Matrices are indexed ``[suspect, teacher]``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -71,12 +72,12 @@ class PairFeatures:
         return np.column_stack([self.values[n][s_idx, t_idx] for n in names])
 
 
-def mean_similarity(sims: np.ndarray) -> np.ndarray:
-    """Mean over prompts of the per-prompt cosine, ignoring prompts either model skipped."""
-    counts = (~np.isnan(sims)).sum(axis=0)
-    totals = np.nansum(sims, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+def nan_mean(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """``np.nanmean`` without its warning where every value is NaN: a pair that shares no
+    prompt has no similarity, which is expected, not a fault."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmean(values, axis=axis, dtype=np.float64))
 
 
 def _z_scale(background_raw: np.ndarray) -> tuple[float, float] | None:
@@ -211,7 +212,7 @@ def pair_features(cube: SimilarityCube, background: np.ndarray) -> PairFeatures:
     values: dict[str, np.ndarray] = {}
     enough = background.sum() >= MIN_BACKGROUND
     for view, sims in cube.sims.items():
-        raw[view] = mean_similarity(sims)
+        raw[view] = nan_mean(sims, axis=0)  # over the prompts both models answered
         values[f"{view}.glob"] = _global_z(raw[view], background)
         ranks = reference_percentiles(sims, background) if enough else None
         nan = np.full_like(raw[view], np.nan)
