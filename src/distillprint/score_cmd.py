@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from distillprint.atomic import write_text_atomically
 from distillprint.errors import EXIT_INCOMPLETE, DistillprintError, InputError
 from distillprint.locations import check_outputs, store_files
 from distillprint.probes import probe_set_file
@@ -25,10 +24,7 @@ from distillprint.report.junit import (
     write_junit,
     write_run_error,
 )
-from distillprint.report.load import write_report_json
 from distillprint.report.manifest import redact_spec
-from distillprint.report.render_html import render_attribution_html
-from distillprint.report.render_markdown import render_attribution_markdown
 from distillprint.report.schema import Stage, StagePlan
 from distillprint.score import display
 from distillprint.score.api import DEFAULT_POLICY, Attribution, PairScore, attribute, score_pair
@@ -430,14 +426,8 @@ def attribute_command(
     report = build_attribution_report(result, evidence, scoring, teacher_labels,
                                       background_labels, DEFAULT_POLICY,
                                       [*run_notes.messages, *remarks])
-    if json_path is not None:
-        console.print(f"wrote {write_report_json(report, json_path)}")
-    if markdown is not None:
-        write_text_atomically(markdown, render_attribution_markdown(report))
-        console.print(f"wrote {markdown}")
-    if html is not None:
-        write_text_atomically(html, render_attribution_html(report))
-        console.print(f"wrote {html}")
+    for path in write_outputs(report, html=html, json_path=json_path, markdown=markdown):
+        console.print(f"wrote {path}")
     for note in _incomplete_notes(evidence):
         out.print(f"note: {note}", markup=False)
     return EXIT_INCOMPLETE if evidence.incomplete else 0

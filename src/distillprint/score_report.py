@@ -14,8 +14,8 @@ from distillprint.report import schema
 from distillprint.report.junit import is_failure
 from distillprint.report.load import write_report_json
 from distillprint.report.manifest import redact_spec, seal_report
-from distillprint.report.render_html import render_html
-from distillprint.report.render_markdown import render_markdown
+from distillprint.report.render_html import render_attribution_html, render_html
+from distillprint.report.render_markdown import render_attribution_markdown, render_markdown
 from distillprint.report.schema import AttributionReport, ComponentVersion, ScoreReport
 from distillprint.score.api import Attribution, PairScore
 from distillprint.score.evidence import CategoryEvidence, Echo
@@ -179,7 +179,7 @@ def build_attribution_report(
 
 
 def write_outputs(
-    report: ScoreReport,
+    report: ScoreReport | AttributionReport,
     *,
     html: Path | None = None,
     json_path: Path | None = None,
@@ -189,7 +189,11 @@ def write_outputs(
     if json_path is not None:  # the record first, the renderings after
         written.append(write_report_json(report, json_path))
     if markdown is not None:
-        written.append(write_text_atomically(markdown, render_markdown(report)))
+        written.append(write_text_atomically(markdown, render_attribution_markdown(report)
+                                              if isinstance(report, AttributionReport)
+                                              else render_markdown(report)))
     if html is not None:
-        written.append(write_text_atomically(html, render_html(report)))
+        written.append(write_text_atomically(html, render_attribution_html(report)
+                                              if isinstance(report, AttributionReport)
+                                              else render_html(report)))
     return written
