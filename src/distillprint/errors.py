@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Exit codes: 0 pass, 1 a gate crossed (score --fail-above, verify), 2 bad input,
-# 130 interrupted, and these two.
-EXIT_INTERNAL_ERROR = 3
+# Exit codes (0: done). CI scripts branch on them, so each means one thing only.
+EXIT_GATE = 1  # score --fail-above fired, or verify found a change
+EXIT_INPUT = 2  # bad input, as the framework's own usage errors
+EXIT_INTERNAL_ERROR = 3  # a bug: never 1, which a gate would read as "above the threshold"
 # collect, score, attribute: some requests failed or are still pending; a rerun retries them
 EXIT_INCOMPLETE = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class DistillprintError(Exception):

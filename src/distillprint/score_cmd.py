@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from distillprint.errors import EXIT_INCOMPLETE, DistillprintError, InputError
+from distillprint.errors import EXIT_GATE, EXIT_INCOMPLETE, DistillprintError, InputError
 from distillprint.locations import check_outputs, store_files
 from distillprint.probes import probe_set_file
 from distillprint.report.junit import (
@@ -231,9 +231,9 @@ def score_command(
         failed = report.gate is not None and report.gate.failed
         outcome = gate_outcome(report)
         if outcome is not None:
-            out.print(f"gate: {outcome}{': exit 1' if failed else ''}", markup=False)
+            out.print(f"gate: {outcome}{f': exit {EXIT_GATE}' if failed else ''}", markup=False)
         if failed:
-            return 1
+            return EXIT_GATE
         return EXIT_INCOMPLETE if notes else 0
 
 

@@ -19,7 +19,13 @@ from distillprint.cli.data import collect, models_app, probes_app, responses_app
 from distillprint.cli.research import benchmark_app, embed, zoo_app
 from distillprint.cli.scoring import ATTRIBUTE_HELP, attribute, score, verify
 from distillprint.cli.serving import serve
-from distillprint.errors import EXIT_INTERNAL_ERROR, DistillprintError
+from distillprint.errors import (
+    EXIT_INPUT,
+    EXIT_INTERNAL_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    DistillprintError,
+)
 
 app = typer.Typer(
     help="Decide, with evidence, whether a language model was distilled from a teacher.",
@@ -68,10 +74,6 @@ def _configure_logging() -> None:
     logging.getLogger("distillprint").setLevel(logging.INFO)
 
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
-EXIT_TERMINATED = 143  # 128 + SIGTERM
-
-
 def _stop_on_sigterm_as_on_ctrl_c() -> list[bool]:
     """A CI job's timeout sends SIGTERM: stop as Ctrl-C stops a run (claims on the store
     released, the "nothing is lost, rerun to resume" note said), not mid-write. The list
@@ -105,13 +107,13 @@ def main() -> None:
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except DistillprintError as exc:
         console.print(f"error: {redact(str(exc), known_secrets())}", markup=False, highlight=False)
-        sys.exit(2)
+        sys.exit(EXIT_INPUT)
     except OSError as exc:
         # a path the user named: a folder where a file should be, no permission, a full disk
         where = f"{exc.filename}: " if exc.filename else ""
         message = f"error: {where}{exc.strerror or exc}"
         console.print(redact(message, known_secrets()), markup=False, highlight=False)
-        sys.exit(2)
+        sys.exit(EXIT_INPUT)
     except Exception:
         # Exit 1 means "above the threshold" to a CI gate, so a bug must not exit 1 as Python
         # would; the traceback is kept (redacted) for the bug report.

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from distillprint.errors import InputError
+from distillprint.errors import (
+    EXIT_GATE,
+    EXIT_INCOMPLETE,
+    EXIT_INPUT,
+    EXIT_INTERNAL_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    InputError,
+)
 from distillprint.probes import MAX_TOKENS_RANGE, TEMPERATURE_RANGE
 from distillprint.retry import RetryPolicy
 from distillprint.score_run import RunSettings
@@ -18,20 +26,26 @@ from distillprint.score_run import RunSettings
 console = Console(stderr=True, soft_wrap=True, emoji=False)
 out = Console(soft_wrap=True, emoji=False)
 
-_INPUT_AND_BUGS = ("2 bad input, named by file, line or field; 3 an internal error (a bug, "
-                   "traceback printed)")
-_INCOMPLETE = ("4 some requests failed or are pending: the result uses what arrived, and a "
-               "rerun asks only for the rest; 130 interrupted, 143 terminated (SIGTERM): what "
-               "arrived is stored")
+_INPUT_AND_BUGS = (f"{EXIT_INPUT} bad input, named by file, line or field; "
+                   f"{EXIT_INTERNAL_ERROR} an internal error (a bug, traceback printed)")
+
+
+def _incomplete(commands: str = "") -> str:
+    return (f"{EXIT_INCOMPLETE}{commands} some requests failed or are pending: the result uses "
+            "what arrived, and a rerun asks only for the rest; "
+            f"{EXIT_INTERRUPTED} interrupted, {EXIT_TERMINATED} terminated (SIGTERM): what "
+            "arrived is stored")
+
+
 #: each command's exit codes, for its --help (the README lists them all)
 EXIT_CODES = {
-    "score": f"Exit codes: 0 done; 1 the --fail-above gate fired; {_INPUT_AND_BUGS}; "
-             f"{_INCOMPLETE}.",
-    "collect": f"Exit codes: 0 done; {_INPUT_AND_BUGS}; {_INCOMPLETE}.",
-    "verify": "Exit codes: 0 the report matches its store; 1 something changed, or the report "
-              f"holds no hash to check; {_INPUT_AND_BUGS}.",
-    "all": "Exit codes: 0 done; 1 a gate fired (score --fail-above) or a check failed (verify); "
-           f"{_INPUT_AND_BUGS}; {_INCOMPLETE.replace('4 ', '4 (collect, score, attribute) ', 1)}.",
+    "score": f"Exit codes: 0 done; {EXIT_GATE} the --fail-above gate fired; {_INPUT_AND_BUGS}; "
+             f"{_incomplete()}.",
+    "collect": f"Exit codes: 0 done; {_INPUT_AND_BUGS}; {_incomplete()}.",
+    "verify": f"Exit codes: 0 the report matches its store; {EXIT_GATE} something changed, or "
+              f"the report holds no hash to check; {_INPUT_AND_BUGS}.",
+    "all": f"Exit codes: 0 done; {EXIT_GATE} a gate fired (score --fail-above) or a check "
+           f"failed (verify); {_INPUT_AND_BUGS}; {_incomplete(' (collect, score, attribute)')}.",
 }
 EXIT_CODES["attribute"] = EXIT_CODES["collect"]
 

@@ -31,7 +31,7 @@ from distillprint.cli.common import (
     probability_option,
     run_settings,
 )
-from distillprint.errors import InputError
+from distillprint.errors import EXIT_GATE, InputError
 from distillprint.score_run import ModelSpec, StopOn
 
 ATTRIBUTE_HELP = (
@@ -208,4 +208,4 @@ def verify(
         out.print(f"... and {len(problems) - 20} more", markup=False)
     edited = f", {len(result.rekeyed)} stored under an edited request" if result.rekeyed else ""
     out.print(f"{len(result.changed)} changed, {len(result.missing)} missing answers{edited}")
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=EXIT_GATE)
