@@ -20,7 +20,7 @@ from distillprint.report.schema import AttributionReport, ComponentVersion, Scor
 from distillprint.score.api import Attribution, PairScore
 from distillprint.score.evidence import CategoryEvidence, Echo
 from distillprint.score.model import ScoringModel
-from distillprint.score.stats import VerdictPolicy
+from distillprint.score.stats import VerdictPolicy, finite_or_none
 from distillprint.score_run import Evidence
 from distillprint.secrets import known_secrets, redact_values
 
@@ -36,8 +36,9 @@ def _evidence_fields(item: CategoryEvidence | Echo, has_background: bool) -> dic
     """Undefined evidence (NaN, or background statistics without a background) becomes None."""
     fields = asdict(item)
     for key, value in fields.items():
-        undefined = isinstance(value, float) and not math.isfinite(value)
-        if undefined or (key.startswith("background_") and not has_background):
+        if isinstance(value, float):
+            fields[key] = finite_or_none(value)
+        if key.startswith("background_") and not has_background:
             fields[key] = None
     return fields
 

@@ -56,7 +56,7 @@ DEFAULT_POLICY = VerdictPolicy()
 def _clean(value: Any) -> Any:
     """NaN and infinities become None so results are strict JSON."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return finite_or_none(value)
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
