@@ -123,7 +123,7 @@ def _best_rates(
     runs: dict[str, Callable[[], object]], count: int, repeats: int
 ) -> dict[str, float]:
     times = interleaved_times(runs, repeats)
-    return {name: count / min(s.wall for s in samples) for name, samples in times.items()}
+    return {name: _rate(count, samples) for name, samples in times.items()}
 
 
 def bare_forward(encoder: SentenceEncoder, texts: Sequence[str]) -> Callable[[], None]:
@@ -182,9 +182,9 @@ def measure_point(
         texts=count,
         threads=threads,
         rounds=repeats,
-        bare_per_s=_rate(count, times["bare"]),
-        encoder_per_s=_rate(count, times["encoder"]),
-        embed_per_s=_rate(count, times["embed"]),
+        bare_per_s=round(_rate(count, times["bare"]), 2),
+        encoder_per_s=round(_rate(count, times["encoder"]), 2),
+        embed_per_s=round(_rate(count, times["embed"]), 2),
         encoder_ratio=encoder_ratios[0],
         encoder_ratio_median=encoder_ratios[1],
         encoder_cpu_ratio=encoder_ratios[2],
@@ -196,7 +196,8 @@ def measure_point(
 
 
 def _rate(count: int, samples: list[Sample]) -> float:
-    return round(count / min(s.wall for s in samples), 2)
+    """Answers per second in the fastest run: the one least slowed by other jobs."""
+    return count / min(s.wall for s in samples)
 
 
 def measure_throughput(
