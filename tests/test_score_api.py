@@ -372,3 +372,12 @@ def test_the_lookalike_caveat_says_when_the_background_p_value_is_at_its_floor()
     assert lookalike_caveat(alike, 20, 1 / 41, 40, alpha=0.05).endswith(
         "in the suspect's or the teacher's place; background p = 0.024")
     assert lookalike_caveat(alike, 8, None, 0, alpha=0.05).endswith("not specific to this teacher")
+
+
+def test_answers_that_differ_only_in_what_a_reader_cannot_see_are_a_copy() -> None:
+    teacher = ModelAnswers("t", {"a": ["Sure. Here it is."], "b": ["Two\nlines"], "c": ["x"]})
+    proxy = ModelAnswers("p", {"a": ["\u200bSure.  Here it is.\n"], "b": ["Two\r\nlines\x00"],
+                                "c": ["y"]})
+    assert proxy.copy_of(teacher) == (2, 3)
+    reworded = ModelAnswers("r", {"a": ["Sure, here it is."], "b": ["Two lines."], "c": ["x"]})
+    assert reworded.copy_of(teacher) is None  # 1 of 3: punctuation is part of the text

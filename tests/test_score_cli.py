@@ -288,6 +288,10 @@ def test_a_copy_of_the_suspect_in_the_background_is_left_out(tmp_path: Path) -> 
     logs = make_logs(tmp_path, n_prompts=80)  # two looks: 64 prompts, then 80
     suspect = logs["background"] / "bg0.jsonl"  # unrelated: no look stops early
     (logs["background"] / "suspect-copy.jsonl").write_bytes(suspect.read_bytes())
+    # a proxy's answers: the same as shown, not byte for byte
+    rows = [json.loads(line) for line in suspect.read_text().splitlines()]
+    write_log(logs["background"] / "suspect-proxy.jsonl",
+              [f"\u200b{row['response']}  \n" for row in rows])
     out = tmp_path / "report.json"
     result = CliRunner().invoke(app, [
         "score", "--teacher", f"file:{logs['teacher']}", "--suspect", f"file:{suspect}",
@@ -295,12 +299,13 @@ def test_a_copy_of_the_suspect_in_the_background_is_left_out(tmp_path: Path) -> 
         "--background-dir", str(logs["background"]), "--json", str(out), "--stage", "64",
     ])
     written = json.loads(out.read_text())
-    assert len(written["background"]) == 5  # bg1-bg5: no bg0, no copy
+    assert len(written["background"]) == 5  # bg1-bg5: no bg0, no copy, no proxy
     assert "stage 2 of 2" in result.output, result.output
     # the looks share alpha for `distilled` only
     assert (written["alpha"], written["thresholds"]["clear_alpha"]) == (0.025, 0.05)
     # said once, though both looks leave it out
     assert result.output.count("suspect-copy.jsonl left out") == 1, result.output
+    assert result.output.count("suspect-proxy.jsonl left out") == 1, result.output
 
 
 def test_a_background_model_in_two_folders_counts_once(tmp_path: Path) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache, cached_property
 from pathlib import Path
 
 from distillprint.answers import AnswerLog, load_answer_log, prompt_join_key
@@ -53,11 +56,19 @@ class ModelAnswers:
 
     def identical_answers(self, other: ModelAnswers) -> tuple[int, int]:
         """(identical, shared): answers to the same prompt and sample, and how many of them
-        are the same text in both."""
+        are the same text in both, as a reader sees it (``shown_text``)."""
         shared = [(key, i) for key, samples in self.responses.items() if key in other.responses
                   for i in range(min(len(samples), len(other.responses[key])))]
-        same = sum(self.responses[key][i] == other.responses[key][i] for key, i in shared)
+        mine, theirs = self.shown_responses, other.shown_responses
+        same = sum(mine[key][i] == theirs[key][i] for key, i in shared)
         return same, len(shared)
+
+    @cached_property
+    def shown_responses(self) -> dict[str, list[str]]:
+        """Every answer as ``shown_text`` gives it, worked out once per model: copy checks
+        compare each model with many others."""
+        return {key: [shown_text(text) for text in samples]
+                for key, samples in self.responses.items()}
 
     def copy_of(self, other: ModelAnswers) -> tuple[int, int] | None:
         """(identical, shared) when this model gives ``other``'s very answers to at least
@@ -91,6 +102,20 @@ class ModelAnswers:
 DUPLICATE_SHARE = 0.5
 
 
+def shown_text(text: str) -> str:
+    """The text without what a reader cannot see: runs of white space as one space, none at
+    the ends, no control or format characters (NUL, zero-width space). A proxy that appends a
+    newline to every answer of the model behind it gives that model's answers."""
+    return " ".join(text.translate(_invisible_characters()).split())
+
+
+@cache
+def _invisible_characters() -> dict[int, None]:
+    # Unicode's control and format characters, white space aside (0.1 s, once)
+    return {code: None for code in range(sys.maxunicode + 1)
+            if unicodedata.category(chr(code)) in ("Cc", "Cf") and not chr(code).isspace()}
+
+
 def copy_caveat(first: ModelAnswers, second: ModelAnswers) -> str | None:
     """A model that gives another's very answers is that model (the same weights behind
     another name or endpoint, or a copy of its log), which no score of style can tell from a
@@ -119,7 +144,7 @@ def degenerate_answers(model: ModelAnswers, prompt_ids: Iterable[str]) -> str | 
     blank = sum(1 for text in texts if not any(ch.isalnum() for ch in text))
     if blank > DEGENERATE_SHARE * len(texts):
         return f"{blank} of {len(texts)} of {model.name}'s answers have no words in them"
-    _, repeats = Counter(" ".join(text.split()) for text in texts).most_common(1)[0]
+    _, repeats = Counter(shown_text(text) for text in texts).most_common(1)[0]
     if repeats > DEGENERATE_SHARE * len(texts):
         return f"{repeats} of {len(texts)} of {model.name}'s answers are one and the same text"
     return None
