@@ -389,3 +389,23 @@ def test_picking_a_setting_says_which_probes_it_leaves_out(tmp_path: Path) -> No
     assert [row.response for row in kept] == ["default"]
     assert said == ["note: 1 probe(s) of 'fake:m' have answers only under other settings and "
                     "are left out: p2"]
+
+
+def test_a_store_damaged_past_its_first_pages_is_named_by_every_query(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    ident = ModelIdentity("fake", "m")
+    with ResponseStore(path) as store:
+        batch = [(None, request(content=f"prompt {i}"), Generation("answer " * 200))
+                 for i in range(200)]
+        store.add_many(ident, batch, CTX)
+    with path.open("r+b") as handle:  # pages of answers overwritten, the schema intact
+        handle.seek(50_000)
+        handle.write(b"\xff" * 30_000)
+    with ResponseStore(path, read_only=True) as store, pytest.raises(
+            InputError, match="the distillprint response store is damaged") as caught:
+        list(store.responses())
+    assert caught.value.path == str(path)
+    result = run_cli("responses", "export", "--store", str(path), "--out",
+                     str(tmp_path / "out.jsonl"))
+    assert result.returncode == 2, result.stderr
+    assert "damaged" in result.stderr and "Traceback" not in result.stderr

@@ -12,11 +12,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 
 from distillprint.errors import InputError
 
 _SQLITE_READONLY = 8
+_SQLITE_CORRUPT = 11
 _SQLITE_CANTOPEN = 14
 _SQLITE_NOTADB = 26
 Tables = dict[str, list[str]]
@@ -24,6 +25,78 @@ Tables = dict[str, list[str]]
 PARAMETER_CHUNK = 500
 #: None is autocommit; the others name the BEGIN that Python issues before a write
 IsolationLevel = Literal["DEFERRED", "EXCLUSIVE", "IMMEDIATE"] | None
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose queries name the file when they find it damaged, as a failure to
+    open it does: the damage may lie in pages that no check at opening reads."""
+
+    path: Path
+    what: str
+
+    def cursor(self, factory: Any = None) -> Any:
+        return super().cursor(factory or _Cursor)
+
+    def execute(self, *args: Any) -> Any:
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args: Any) -> Any:
+        return self.cursor().executemany(*args)
+
+
+class _Cursor(sqlite3.Cursor):
+    """Every call that steps a statement, wrapped (``fetchall`` does not go through
+    ``__next__``)."""
+
+    def execute(self, *args: Any) -> Self:
+        try:
+            return super().execute(*args)
+        except sqlite3.DatabaseError as error:
+            raise _damage_named(error, self.connection) from None
+
+    def executemany(self, *args: Any) -> Self:
+        try:
+            return super().executemany(*args)
+        except sqlite3.DatabaseError as error:
+            raise _damage_named(error, self.connection) from None
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as error:
+            raise _damage_named(error, self.connection) from None
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as error:
+            raise _damage_named(error, self.connection) from None
+
+    def fetchmany(self, *args: Any) -> list[Any]:
+        try:
+            return super().fetchmany(*args)
+        except sqlite3.DatabaseError as error:
+            raise _damage_named(error, self.connection) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as error:
+            raise _damage_named(error, self.connection) from None
+
+
+def _damage_named(error: sqlite3.DatabaseError, db: sqlite3.Connection) -> Exception:
+    """A damaged file as an ``InputError`` naming it; any other failure as it was."""
+    if _error_code(error) != _SQLITE_CORRUPT or not isinstance(db, _Connection):
+        return error
+    return InputError(f"the {db.what} is damaged ({error}): `sqlite3 FILE .recover` may save "
+                      "what it holds", path=db.path)
+
+
+def _connect(target: str | Path, path: Path, what: str, **options: Any) -> sqlite3.Connection:
+    db = sqlite3.connect(target, factory=_Connection, **options)
+    db.path, db.what = path, what
+    return db
 
 
 def open_sqlite(
@@ -42,9 +115,9 @@ def open_sqlite(
         raise InputError(f"no such {what}", path=path)
     try:
         if read_only:
-            return _connect_read_only(path, timeout, isolation_level)
+            return _connect_read_only(path, what, timeout, isolation_level)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return sqlite3.connect(path, timeout=timeout, isolation_level=isolation_level)
+        return _connect(path, path, what, timeout=timeout, isolation_level=isolation_level)
     except sqlite3.Error as error:
         raise open_error(error, path, what, read_only=read_only) from None
     except OSError as error:  # the folder for a new file cannot be made
@@ -52,7 +125,7 @@ def open_sqlite(
 
 
 def _connect_read_only(
-    path: Path, timeout: float, isolation_level: IsolationLevel
+    path: Path, what: str, timeout: float, isolation_level: IsolationLevel
 ) -> sqlite3.Connection:
     wal = Path(f"{path}-wal")
     if not wal.exists() and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
@@ -61,11 +134,11 @@ def _connect_read_only(
         # but is refused every write removes them on closing, as the last connection does.
         # Only where no -wal file exists yet: closing would copy one's pages into the file,
         # and a reader must change no byte (of a database not even ours, say).
-        db = sqlite3.connect(path, timeout=timeout, isolation_level=isolation_level)
+        db = _connect(path, path, what, timeout=timeout, isolation_level=isolation_level)
         db.execute("PRAGMA query_only = ON")
         return db
     uri = f"{path.absolute().as_uri()}?mode=ro"
-    db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=isolation_level)
+    db = _connect(uri, path, what, uri=True, timeout=timeout, isolation_level=isolation_level)
     try:
         db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         return db
@@ -76,8 +149,8 @@ def _connect_read_only(
         if _error_code(error) not in (_SQLITE_READONLY, _SQLITE_CANTOPEN) \
                 or wal.exists():
             raise
-    return sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=timeout,
-                           isolation_level=isolation_level)
+    return _connect(f"{uri}&immutable=1", path, what, uri=True, timeout=timeout,
+                    isolation_level=isolation_level)
 
 
 def _error_code(error: sqlite3.Error) -> int:
