@@ -213,8 +213,14 @@ async def test_a_key_echoed_in_an_answer_is_not_stored(
     assert generation.text == "your key is [REDACTED]"
 
 
-def test_a_key_with_a_line_break_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_key_with_a_line_break_or_a_non_ascii_character_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "canary-first-line\ncanary-second-line")
     with pytest.raises(InputError, match=r"ANTHROPIC_API_KEY.*control character") as info:
+        create_anthropic_backend("claude-x", BackendOptions())
+    assert "canary" not in str(info.value)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "canary\u2013dash-123456")  # an en dash
+    with pytest.raises(InputError, match=r"ANTHROPIC_API_KEY.*outside ASCII") as info:
         create_anthropic_backend("claude-x", BackendOptions())
     assert "canary" not in str(info.value)

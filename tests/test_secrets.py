@@ -12,6 +12,7 @@ from distillprint.secrets import (
     known_secrets,
     read_secret,
     redact,
+    redact_values,
 )
 
 
@@ -20,6 +21,9 @@ def test_redact_known_values_and_key_shapes() -> None:
     cleaned = redact(text, ["my-own-secret-value"])
     assert cleaned == f"key={REDACTED}, other={REDACTED}, hf={REDACTED}"
     assert redact("a short one: abc", ["abc", None, ""]) == "a short one: abc"  # too short
+    # as a URL carries it, in either case of hex digit
+    encoded = redact_values("url ?k=tok%2FSEC%2bRET%3D123 and tok/SEC+RET=123", ["tok/SEC+RET=123"])
+    assert encoded == f"url ?k={REDACTED} and {REDACTED}"
 
 
 def test_secret_hides_itself() -> None:

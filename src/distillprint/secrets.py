@@ -11,6 +11,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
+from urllib.parse import quote
 
 REDACTED = "[REDACTED]"
 
@@ -58,7 +59,9 @@ def redact_values(text: str, secrets: Iterable[str | Secret | None]) -> str:
     for secret in secrets:
         value = secret.reveal() if isinstance(secret, Secret) else secret
         if value and len(value) >= _MIN_SECRET_LENGTH and value.lower() not in _PLACEHOLDER_KEYS:
-            text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
+            # and as a URL carries it: a key with "/", "+" or "=" (base64-style) changes
+            for form in dict.fromkeys((value, quote(value, safe=""))):
+                text = re.sub(re.escape(form), REDACTED, text, flags=re.IGNORECASE)
     return text
 
 

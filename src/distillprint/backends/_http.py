@@ -98,6 +98,13 @@ def resolve_key(variable: str, base_url: str, backend: str) -> Secret | None:
             "error?); HTTP headers cannot carry it",
             field=variable,
         )
+    if secret is not None and not secret.reveal().isascii():
+        # sent as UTF-8, a server may read it as Latin-1 and echo a form no redaction knows
+        raise InputError(
+            "the key holds a character outside ASCII (a copy-paste error, such as a "
+            "typographic dash?); API keys are ASCII",
+            field=variable,
+        )
     return secret
 
 
