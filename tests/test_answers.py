@@ -86,6 +86,9 @@ def test_invalid_utf8_is_located(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="invalid UTF-8 at byte 16") as info:
         load_answer_log(path)
     assert info.value.line == 1
+    path.write_bytes('{"prompt": "p"}\n'.encode("utf-16"))  # with its byte-order mark
+    with pytest.raises(InputError, match="is UTF-16 text"):
+        load_answer_log(path)
 
 
 def test_real_alpaca_eval_log(alpaca_outputs: Path) -> None:

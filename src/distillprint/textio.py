@@ -42,6 +42,10 @@ def decode_utf8(raw: bytes, path: Path) -> str:
     """``raw`` as UTF-8 without the byte-order mark that spreadsheet exports and Windows editors
     put first; otherwise an ``InputError`` naming the byte (counted in the file, mark
     included) and line of the fault."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # as Windows tools save "Unicode" text
+        raise InputError("is UTF-16 text (it starts with a UTF-16 byte-order mark): save it "
+                         "as UTF-8", path=path, line=1)
     body = raw.removeprefix(codecs.BOM_UTF8)
     try:
         return body.decode("utf-8")
